@@ -1,0 +1,407 @@
+"""The city's configuration: one TOML file, validated at start-up into `Settings` and `Rules`.
+
+A mistake stops start-up with a `ConfigError` naming the file, the key and the reason, e.g.
+`examples/padova.toml: gates.G01.zone: unknown zone 'Z' (known: A, B)`. Unknown keys are
+errors too, so a misspelt key never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from .localtime import HolidayCalendar, LocalClock
+from .rules import (
+    ALWAYS,
+    DAY_NAMES,
+    Duration,
+    Gate,
+    HolidayMode,
+    PermitType,
+    Rules,
+    Suspension,
+    Window,
+    Zone,
+    compile_windows,
+    format_window,
+)
+
+Role = Literal["camera", "police", "admin"]
+MAX_ZONES: Final = 32  # zone sets are uint32 bit masks in the index
+
+
+class ConfigError(Exception):
+    """A configuration mistake: which file, which key, and why."""
+
+    def __init__(self, file: str | os.PathLike[str], key: str, reason: str) -> None:
+        self.file, self.key, self.reason = str(file), key, reason
+        super().__init__(f"{self.file}: {key or '(top level)'}: {reason}")
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Config sections: unknown keys are errors."""
+
+
+class WindowSpec(_Strict, kw_only=True):
+    days: str = "mon-sun"
+    # `from` and `to` in the file; renamed because they are Python keywords.
+    start: str = msgspec.field(name="from")
+    end: str = msgspec.field(name="to")
+
+
+class SuspensionSpec(_Strict, kw_only=True):
+    start: str = msgspec.field(name="from")  # "MM-DD"
+    end: str = msgspec.field(name="to")
+
+
+class CitySpec(_Strict, kw_only=True):
+    name: str = "Varco"
+    timezone: str = "Europe/Rome"
+    patron_saint: str | None = None  # "MM-DD", e.g. "06-13" for Sant'Antonio in Padova
+    extra_holidays: list[dt.date] = []
+
+
+class ServerSpec(_Strict, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1 << 20
+    max_batch: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    snapshot_poll_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+
+
+class EnforcementSpec(_Strict, kw_only=True):
+    # Reads below this confidence (0-1) are `review` unless a permit covers them anyway.
+    review_confidence: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.6
+    # A transit stamped further in the future than this means the camera clock is wrong.
+    max_clock_skew: str = "5m"
+    # An index older than this cannot back a `pending` verdict (it may miss new permits).
+    index_max_age: str = "26h"
+
+
+class StorageSpec(_Strict, kw_only=True):
+    data_dir: str = "data"
+    database: str = "permits.sqlite"  # relative to data_dir
+    snapshot_dir: str = "snapshots"  # relative to data_dir
+    # Ended permits stay in the index this long, to judge late re-uploads and police queries.
+    history_days: Annotated[int, msgspec.Meta(ge=0)] = 30
+
+
+class ZoneSpec(_Strict, kw_only=True):
+    name: str = ""
+    grace: str = "72h"
+    covers: list[str] = []
+
+
+class GateSpec(_Strict, kw_only=True):
+    zone: str
+    name: str = ""
+    schedule: list[WindowSpec] | None = None  # None: active around the clock
+    holidays: HolidayMode = HolidayMode.NORMAL
+    suspended: list[SuspensionSpec] = []
+
+
+class TypeSpec(_Strict, kw_only=True):
+    name: str = ""
+    zones: list[str]
+    windows: list[WindowSpec] | None = None  # None: no time-slot restriction
+    holidays: HolidayMode = HolidayMode.NORMAL
+    max_duration: str = "unlimited"
+    cude: bool = False
+
+
+class ApiKeySpec(_Strict, kw_only=True):
+    id: str
+    role: Role
+    key: str | None = None  # plain text (demo); prefer key_sha256 in production
+    key_sha256: str | None = None
+
+
+class RawConfig(_Strict, kw_only=True):
+    city: CitySpec = CitySpec()
+    server: ServerSpec = ServerSpec()
+    enforcement: EnforcementSpec = EnforcementSpec()
+    storage: StorageSpec = StorageSpec()
+    zones: dict[str, ZoneSpec]
+    gates: dict[str, GateSpec]
+    types: dict[str, TypeSpec]
+    api_keys: list[ApiKeySpec] = []
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    id: str  # what logs and audit records name; the key itself is never logged
+    role: Role
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything start-up derives from the config file and the environment."""
+
+    config_path: Path
+    city_name: str
+    host: str
+    port: int
+    max_body_bytes: int
+    max_batch: int
+    snapshot_poll_s: float
+    review_confidence: float
+    max_clock_skew_s: int
+    index_max_age_s: int
+    data_dir: Path
+    database_path: Path
+    snapshot_dir: Path
+    history_days: int
+    api_keys: dict[str, ApiKey]  # sha256 hex of the key -> key id and role
+
+    @property
+    def current_snapshot(self) -> Path:
+        return self.snapshot_dir / "current.vidx"
+
+
+_DURATION: Final = re.compile(r"(\d+)\s*(mo|y|d|h|m|s)")
+_UNITS_S: Final = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_HHMM: Final = re.compile(r"([01]\d|2[0-4]):([0-5]\d)")
+_MMDD: Final = re.compile(r"(\d\d)-(\d\d)")
+
+
+def parse_duration(text: str, *, allow_months: bool = True) -> Duration | None:
+    """'2h', '6mo', '3y', '1d12h', 'unlimited' -> Duration (None for unlimited)."""
+    text = text.strip().lower()
+    if text in ("unlimited", "none", "0"):
+        return None
+    pos, months, seconds = 0, 0, 0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        n, unit = int(m.group(1)), m.group(2)
+        if unit in ("mo", "y"):
+            if not allow_months:
+                raise ValueError(f"{text!r}: months and years are not allowed here")
+            months += n * (12 if unit == "y" else 1)
+        else:
+            seconds += n * _UNITS_S[unit]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"{text!r} is not a duration (examples: 2h, 90m, 5d, 6mo, 3y, unlimited)")
+    return Duration(months, seconds)
+
+
+def _seconds(text: str) -> int:
+    d = parse_duration(text, allow_months=False)
+    return 0 if d is None else d.seconds
+
+
+def _parse_days(text: str) -> tuple[int, ...]:
+    """'mon-fri', 'fri,sat', 'sat-mon', 'daily' -> weekday numbers (Monday = 0)."""
+    text = text.strip().lower()
+    if text in ("daily", "all", "mon-sun", "*"):
+        return tuple(range(7))
+    days: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            a, b = (p.strip() for p in part.split("-", 1))
+            if a not in DAY_NAMES or b not in DAY_NAMES:
+                raise ValueError(f"{part!r}: days are mon, tue, wed, thu, fri, sat, sun")
+            i, j = DAY_NAMES.index(a), DAY_NAMES.index(b)
+            days.extend((i + k) % 7 for k in range((j - i) % 7 + 1))
+        elif part in DAY_NAMES:
+            days.append(DAY_NAMES.index(part))
+        else:
+            raise ValueError(f"{part!r}: days are mon, tue, wed, thu, fri, sat, sun")
+    return tuple(sorted(set(days)))
+
+
+def _parse_hhmm(text: str) -> int:
+    m = _HHMM.fullmatch(text.strip())
+    if not m or (m.group(1) == "24" and m.group(2) != "00"):
+        raise ValueError(f"{text!r} is not a time of day HH:MM (00:00-24:00)")
+    return int(m.group(1)) * 60 + int(m.group(2))
+
+
+def _parse_window(spec: WindowSpec) -> Window:
+    start, end = _parse_hhmm(spec.start), _parse_hhmm(spec.end)
+    if start == 1440:
+        raise ValueError("a window cannot start at 24:00")
+    if start == end:
+        raise ValueError(f"window {spec.start}-{spec.end} is empty; use 00:00-24:00 for all day")
+    return Window(_parse_days(spec.days), start, end % 1440)
+
+
+def _parse_month_day(text: str) -> tuple[int, int]:
+    m = _MMDD.fullmatch(text.strip())
+    if m:
+        month, day = int(m.group(1)), int(m.group(2))
+        try:
+            dt.date(2024, month, day)  # a leap year, so 02-29 is accepted
+            return month, day
+        except ValueError:
+            pass
+    raise ValueError(f"{text!r} is not a date MM-DD")
+
+
+def _msgspec_key(exc: msgspec.ValidationError) -> tuple[str, str]:
+    """Split msgspec's "reason - at `$.a.b[0]`" into ("a.b[0]", "reason")."""
+    text = str(exc)
+    m = re.search(r" - at `\$(.*)`$", text)
+    if not m:
+        return "", text
+    return m.group(1).lstrip("."), text[: m.start()]
+
+
+def load_config(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> tuple[Settings, Rules]:
+    """Read, validate and compile the configuration file. Raises ConfigError."""
+    env = os.environ if env is None else env
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, "", f"cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from exc
+    try:
+        raw = msgspec.convert(data, RawConfig, strict=True)
+    except msgspec.ValidationError as exc:
+        key, reason = _msgspec_key(exc)
+        raise ConfigError(path, key, reason) from exc
+    return _compile(path, raw, env)
+
+
+def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settings, Rules]:
+    def fail(key: str, reason: str) -> ConfigError:
+        return ConfigError(path, key, reason)
+
+    def attempt(key: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except ValueError as exc:
+            raise fail(key, str(exc)) from None
+
+    if not raw.zones:
+        raise fail("zones", "at least one zone is required")
+    if len(raw.zones) > MAX_ZONES:
+        raise fail("zones", f"at most {MAX_ZONES} zones are supported, got {len(raw.zones)}")
+    known_zones = ", ".join(raw.zones)
+
+    def check_zone(key: str, code: str) -> None:
+        if code not in raw.zones:
+            raise fail(key, f"unknown zone {code!r} (known: {known_zones})")
+
+    zones = {}
+    for code, z in raw.zones.items():
+        for i, sub in enumerate(z.covers):
+            check_zone(f"zones.{code}.covers[{i}]", sub)
+        grace = attempt(f"zones.{code}.grace", _seconds, z.grace)
+        zones[code] = Zone(code, z.name or code, grace, tuple(z.covers))
+
+    gates = {}
+    for code, g in raw.gates.items():
+        check_zone(f"gates.{code}.zone", g.zone)
+        if g.schedule is None:
+            schedule = ALWAYS
+        else:
+            wins = [
+                attempt(f"gates.{code}.schedule[{i}]", _parse_window, w)
+                for i, w in enumerate(g.schedule)
+            ]
+            schedule = compile_windows(wins)
+        suspensions = tuple(
+            Suspension(
+                attempt(f"gates.{code}.suspended[{i}].from", _parse_month_day, s.start),
+                attempt(f"gates.{code}.suspended[{i}].to", _parse_month_day, s.end),
+            )
+            for i, s in enumerate(g.suspended)
+        )
+        gates[code] = Gate(code, g.zone, schedule, g.holidays, suspensions, g.name or code)
+    if not gates:
+        raise fail("gates", "at least one gate is required")
+
+    types = {}
+    for code, t in raw.types.items():
+        if not t.zones:
+            raise fail(f"types.{code}.zones", "a permit type needs at least one zone")
+        for i, zone_code in enumerate(t.zones):
+            check_zone(f"types.{code}.zones[{i}]", zone_code)
+        text: tuple[str, ...] = ()
+        if t.windows is None:
+            windows = ALWAYS
+        else:
+            if not t.windows:
+                raise fail(f"types.{code}.windows", "empty list: omit the key for no restriction")
+            wins = [
+                attempt(f"types.{code}.windows[{i}]", _parse_window, w)
+                for i, w in enumerate(t.windows)
+            ]
+            windows, text = compile_windows(wins), tuple(format_window(w) for w in wins)
+        max_duration = attempt(f"types.{code}.max_duration", parse_duration, t.max_duration)
+        types[code] = PermitType(code, t.name or code, tuple(t.zones), windows, t.holidays,
+                                 max_duration, t.cude, text)  # fmt: skip
+    if not types:
+        raise fail("types", "at least one permit type is required")
+
+    patron = None
+    if raw.city.patron_saint is not None:
+        patron = attempt("city.patron_saint", _parse_month_day, raw.city.patron_saint)
+    try:
+        clock = LocalClock(raw.city.timezone)
+    except Exception:
+        raise fail("city.timezone", f"unknown time zone {raw.city.timezone!r}") from None
+
+    api_keys: dict[str, ApiKey] = {}
+    for i, k in enumerate(raw.api_keys):
+        if (k.key is None) == (k.key_sha256 is None):
+            raise fail(f"api_keys[{i}]", "give exactly one of key or key_sha256")
+        digest = k.key_sha256.lower() if k.key_sha256 else hash_key(k.key or "")
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise fail(f"api_keys[{i}].key_sha256", "not a sha256 hex digest")
+        if digest in api_keys:
+            raise fail(f"api_keys[{i}]", "the same key is listed twice")
+        api_keys[digest] = ApiKey(k.id, k.role)
+
+    e = raw.enforcement
+    base = path.parent
+    data_dir = Path(env.get("VARCO_DATA_DIR") or raw.storage.data_dir)
+    if not data_dir.is_absolute():
+        data_dir = ((Path.cwd() if env.get("VARCO_DATA_DIR") else base) / data_dir).resolve()
+    port = raw.server.port
+    if env.get("VARCO_PORT"):
+        port = attempt("VARCO_PORT (environment)", int, env["VARCO_PORT"])
+    settings = Settings(
+        config_path=path,
+        city_name=raw.city.name,
+        host=env.get("VARCO_HOST") or raw.server.host,
+        port=port,
+        max_body_bytes=raw.server.max_body_bytes,
+        max_batch=raw.server.max_batch,
+        snapshot_poll_s=raw.server.snapshot_poll_s,
+        review_confidence=e.review_confidence,
+        max_clock_skew_s=attempt("enforcement.max_clock_skew", _seconds, e.max_clock_skew),
+        index_max_age_s=attempt("enforcement.index_max_age", _seconds, e.index_max_age),
+        data_dir=data_dir,
+        database_path=data_dir / raw.storage.database,
+        snapshot_dir=data_dir / raw.storage.snapshot_dir,
+        history_days=raw.storage.history_days,
+        api_keys=api_keys,
+    )
+    rules = Rules(
+        clock=clock,
+        holidays=HolidayCalendar(patron, raw.city.extra_holidays),
+        zones=zones,
+        gates=gates,
+        types=types,
+    )
+    return settings, rules
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,96 @@
+"""The index in service: a verified snapshot bound to the city's rules, and its holder.
+
+A snapshot names its permit types and zones by code; the running configuration may list them
+in another order or lack one. `LiveIndex` translates once, at activation: snapshot type number
+-> `PermitType` (None when the configuration no longer knows it: such a permit covers nothing
+and the police view says so), and gate -> bit mask of snapshot zones whose permits cover it.
+`IndexHolder.current` is swapped whole; a request reads it once and keeps that one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from .index import PermitIndex
+from .localtime import MINUTES_PER_WEEK
+from .rules import HolidayMode, PermitType, Rules
+
+log = logging.getLogger(__name__)
+
+_MODE_CODE = {HolidayMode.NORMAL: 0, HolidayMode.INACTIVE: 1, HolidayMode.AS_SUNDAY: 2}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LiveIndex:
+    index: PermitIndex
+    types: tuple[PermitType | None, ...]  # by snapshot type number
+    gate_masks: dict[str, int]  # gate code -> snapshot zone bits that cover its zone
+    zone_masks: dict[str, int]  # zone code -> snapshot zone bits that cover it
+    source: str  # file it came from, for /readyz
+    activated_at: float
+    unknown_types: tuple[str, ...]
+    # Vectorised rule tables for batch checks, by snapshot type number.
+    type_windows: npt.NDArray[np.uint8] = field(repr=False)  # [types, minute of week]
+    type_modes: npt.NDArray[np.uint8] = field(repr=False)
+    type_cude: npt.NDArray[np.bool_] = field(repr=False)
+    type_known: npt.NDArray[np.bool_] = field(repr=False)
+
+    @property
+    def revision(self) -> int:
+        return self.index.meta.revision
+
+    @property
+    def built_at(self) -> int:
+        return self.index.meta.built_at
+
+    def zone_codes(self, mask: int) -> list[str]:
+        return [z for i, z in enumerate(self.index.meta.zone_codes) if mask >> i & 1]
+
+
+def bind(index: PermitIndex, rules: Rules, source: str | Path = "") -> LiveIndex:
+    """Translate a snapshot's type and zone codes to the running rules."""
+    types = tuple(rules.types.get(code) for code in index.meta.type_codes)
+    unknown = tuple(c for c, t in zip(index.meta.type_codes, types, strict=True) if t is None)
+    if unknown:
+        log.warning("snapshot names permit types the configuration lacks: %s", ", ".join(unknown))
+    zone_bit = {z: 1 << i for i, z in enumerate(index.meta.zone_codes)}
+    zone_masks = {}
+    for code, covering in rules.covered_by.items():
+        mask = 0
+        for z in covering:
+            mask |= zone_bit.get(z, 0)
+        zone_masks[code] = mask
+    gate_masks = {code: zone_masks[gate.zone] for code, gate in rules.gates.items()}
+    n = max(len(types), 1)
+    windows = np.zeros((n, MINUTES_PER_WEEK), dtype=np.uint8)
+    modes = np.zeros(n, dtype=np.uint8)
+    cude = np.zeros(n, dtype=bool)
+    known = np.zeros(n, dtype=bool)
+    for i, t in enumerate(types):
+        if t is not None:
+            windows[i] = np.frombuffer(t.windows, dtype=np.uint8)
+            modes[i] = _MODE_CODE[t.holidays]
+            cude[i] = t.cude
+            known[i] = True
+    return LiveIndex(index, types, gate_masks, zone_masks, str(source), time.time(), unknown,
+                     windows, modes, cude, known)  # fmt: skip
+
+
+class IndexHolder:
+    """Holds the index being served; `current` is None until a verified one is activated."""
+
+    def __init__(self) -> None:
+        self.current: LiveIndex | None = None
+        self.swaps = 0
+        self.rejected = 0
+        self.last_error: str | None = None
+
+    def activate(self, live: LiveIndex) -> None:
+        self.current = live
+        self.swaps += 1

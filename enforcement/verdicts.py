@@ -1,0 +1,230 @@
+"""Verdicts: did this plate hold a valid permit at this instant at this gate?
+
+- `allowed`: at least one permit covers the transit (its ids are returned).
+- `not_enforced`: the gate was not active at that instant; no permit is needed.
+- `pending`: no permit covers it now; a violation candidate until the zone's grace period
+  ends (`grace_until`), because permits may still be registered after the fact.
+- `review`: a person must look: unreadable or low-confidence read, a near-match with a
+  permitted plate, a camera clock that cannot be right, or an index too old to trust.
+
+A camera must never receive a verdict that could turn into an unlawful fine, so every doubt
+ends in `review`, never `pending`. Intervals are [valid_from, valid_to); windows and schedules
+are evaluated in local time (`Rules`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Final
+
+import msgspec
+import numpy as np
+
+from .live import LiveIndex
+from .plates import Plate, confusable_variants, normalise_text, plate_key
+from .rules import Gate, Rules
+
+ALLOWED: Final = "allowed"
+NOT_ENFORCED: Final = "not_enforced"
+PENDING: Final = "pending"
+REVIEW: Final = "review"
+
+
+class Miss(IntEnum):
+    """Why a plate's permits do not cover a transit; higher = closer to covering it."""
+
+    no_permit = 0
+    not_yet_valid = 1
+    expired = 2
+    wrong_zone = 3
+    unknown_type = 4
+    outside_window = 5
+    not_primary_plate = 6
+
+
+class Verdict(msgspec.Struct, omit_defaults=True, gc=False):
+    """The answer to one transit (also the JSON body returned to cameras)."""
+
+    verdict: str
+    reason: str
+    plate: str  # normalised plate the verdict is about ("" when unreadable)
+    permits: list[str] = []
+    index_revision: int = 0
+    grace_until: dt.datetime | None = None
+    event_id: str | None = None
+
+
+class Checker:
+    """Computes verdicts from the rules and whatever index is live when called."""
+
+    def __init__(
+        self, rules: Rules, *, review_confidence: float, max_clock_skew_s: int,
+        index_max_age_s: int,
+    ) -> None:  # fmt: skip
+        self.rules = rules
+        self.review_confidence = review_confidence
+        self.max_clock_skew_s = max_clock_skew_s
+        self.index_max_age_s = index_max_age_s
+
+    # -- one transit -----------------------------------------------------------------------
+
+    def check(
+        self, live: LiveIndex, plate: Plate, ts: float, gate: Gate, confidence: float | None,
+        now: float, event_id: str | None = None,
+    ) -> Verdict:  # fmt: skip
+        """The verdict for one transit at epoch seconds `ts` (camera time)."""
+        t = int(ts)
+        early = self._precheck(live, plate, t, gate, now, event_id)
+        if early is not None:
+            return early
+        covering, miss = self.scan(live, plate.text, t, gate)
+        if covering:
+            return Verdict(ALLOWED, "permit", plate.text, self._ids(live, covering),
+                           live.revision, event_id=event_id)  # fmt: skip
+        return self._uncovered(live, plate, t, gate, confidence, now, miss, event_id)
+
+    def _precheck(
+        self, live: LiveIndex, plate: Plate, t: int, gate: Gate, now: float,
+        event_id: str | None,
+    ) -> Verdict | None:  # fmt: skip
+        if not self.rules.gate_active(gate, t):
+            return Verdict(NOT_ENFORCED, "gate_inactive", plate.text,
+                           index_revision=live.revision, event_id=event_id)  # fmt: skip
+        if not plate.text:
+            return Verdict(REVIEW, "unreadable", "", index_revision=live.revision,
+                           event_id=event_id)  # fmt: skip
+        if t > now + self.max_clock_skew_s:
+            return Verdict(REVIEW, "clock_skew", plate.text, index_revision=live.revision,
+                           event_id=event_id)  # fmt: skip
+        return None
+
+    def scan(self, live: LiveIndex, text: str, t: int, gate: Gate) -> tuple[list[int], Miss]:
+        """Permit rows of `text` that cover instant `t` at `gate`, and else the closest miss."""
+        return self.scan_mask(live, text, t, live.gate_masks[gate.code])
+
+    def scan_mask(self, live: LiveIndex, text: str, t: int, mask: int) -> tuple[list[int], Miss]:
+        """As `scan`, for any zone mask (snapshot zone bits that count)."""
+        covering: list[int] = []
+        miss = Miss.no_permit
+        types = live.types
+        for start, end, zones, permit, type_no, flags in live.index.plate_records(plate_key(text)):
+            if t < start:
+                why = Miss.not_yet_valid
+            elif t >= end:
+                why = Miss.expired
+            elif not zones & mask:
+                why = Miss.wrong_zone
+            elif (ptype := types[type_no]) is None:
+                why = Miss.unknown_type
+            elif not self.rules.in_window(ptype, t):
+                why = Miss.outside_window
+            elif ptype.cude and not flags & 1:
+                why = Miss.not_primary_plate
+            else:
+                covering.append(permit)
+                continue
+            if why > miss:
+                miss = why
+        return covering, miss
+
+    def _uncovered(
+        self, live: LiveIndex, plate: Plate, t: int, gate: Gate, confidence: float | None,
+        now: float, miss: Miss, event_id: str | None,
+    ) -> Verdict:  # fmt: skip
+        rev = live.revision
+        if confidence is not None and confidence < self.review_confidence:
+            return Verdict(REVIEW, "low_confidence", plate.text, index_revision=rev,
+                           event_id=event_id)  # fmt: skip
+        if self.near_matches(live, plate, t, gate):
+            return Verdict(REVIEW, "near_match", plate.text, index_revision=rev,
+                           event_id=event_id)  # fmt: skip
+        if now - live.built_at > self.index_max_age_s:
+            return Verdict(REVIEW, "index_stale", plate.text, index_revision=rev,
+                           event_id=event_id)  # fmt: skip
+        grace = self.rules.zones[gate.zone].grace_s
+        return Verdict(PENDING, miss.name, plate.text, index_revision=rev,
+                       grace_until=self.rules.clock.to_datetime(t + grace),
+                       event_id=event_id)  # fmt: skip
+
+    def near_matches(self, live: LiveIndex, plate: Plate, t: int, gate: Gate) -> list[str]:
+        """Plates one OCR confusion away (or the uncorrected read) whose permits cover `t`."""
+        candidates = confusable_variants(plate.text)
+        if plate.corrected:
+            raw = normalise_text(plate.raw)
+            if raw and raw != plate.text:
+                candidates.append(raw)
+        return [c for c in candidates if self.scan(live, c, t, gate)[0]]
+
+    @staticmethod
+    def _ids(live: LiveIndex, rows: Sequence[int]) -> list[str]:
+        return [live.index.permit_id(r) for r in rows]
+
+    # -- many transits -----------------------------------------------------------------------
+
+    def check_batch(
+        self, live: LiveIndex, items: Sequence[tuple[Plate, float, Gate, float | None, str | None]],
+        now: float,
+    ) -> list[Verdict]:  # fmt: skip
+        """Verdicts for many transits; the permit scan is vectorised with numpy.
+
+        Gate schedules and plate reads are screened one by one (cheap); plates still in play
+        are looked up together; only transits no permit covers take the scalar path, which
+        explains the miss and looks for near-matches.
+        """
+        out: list[Verdict | None] = [None] * len(items)
+        todo: list[int] = []
+        for i, (plate, ts, gate, _conf, event_id) in enumerate(items):
+            early = self._precheck(live, plate, int(ts), gate, now, event_id)
+            if early is None:
+                todo.append(i)
+            else:
+                out[i] = early
+        if todo:
+            covering = self._cover_vectorised(live, [items[i] for i in todo])
+            for i, rows in zip(todo, covering, strict=True):
+                plate, ts, gate, conf, event_id = items[i]
+                if rows:
+                    out[i] = Verdict(ALLOWED, "permit", plate.text, self._ids(live, rows),
+                                     live.revision, event_id=event_id)  # fmt: skip
+                else:
+                    t = int(ts)
+                    _, miss = self.scan(live, plate.text, t, gate)
+                    out[i] = self._uncovered(live, plate, t, gate, conf, now, miss, event_id)
+        return out  # type: ignore[return-value]
+
+    def _cover_vectorised(
+        self, live: LiveIndex, items: Sequence[tuple[Plate, float, Gate, float | None, str | None]]
+    ) -> list[list[int]]:
+        n = len(items)
+        keys = np.fromiter((plate_key(it[0].text) for it in items), dtype=np.int64, count=n)
+        ts = np.fromiter((int(it[1]) for it in items), dtype=np.int64, count=n)
+        masks = np.fromiter((live.gate_masks[it[2].code] for it in items), dtype=np.uint32,
+                            count=n)  # fmt: skip
+        clock, holidays = self.rules.clock, self.rules.holidays
+        day_min = [clock.day_and_minute_of_week(int(t)) for t in ts.tolist()]
+        minute = np.fromiter((m for _, m in day_min), dtype=np.intp, count=n)
+        holiday = np.fromiter((holidays.is_holiday(d) for d, _ in day_min), dtype=bool, count=n)
+
+        index = live.index
+        lo, hi = index.find_batch(keys)
+        counts = hi - lo
+        item = np.repeat(np.arange(n), counts)
+        first = np.cumsum(counts) - counts
+        rec = np.arange(len(item)) - np.repeat(first, counts) + np.repeat(lo, counts)
+        r = index.records[rec]
+        t = ts[item]
+        tno = r["type"].astype(np.intp)
+        mode = live.type_modes[tno]
+        hol = holiday[item]
+        m = minute[item]
+        m = np.where((mode == 2) & hol, 6 * 1440 + m % 1440, m)
+        ok = (r["start"] <= t) & (t < r["end"])  # END_UNLIMITED exceeds any uint32 instant
+        ok &= (r["zones"] & masks[item]) != 0
+        ok &= live.type_known[tno] & (live.type_windows[tno, m] == 1) & ~((mode == 1) & hol)
+        ok &= ~live.type_cude[tno] | ((r["flags"] & 1) == 1)
+        result: list[list[int]] = [[] for _ in range(n)]
+        for i, p in zip(item[ok].tolist(), r["permit"][ok].tolist(), strict=True):
+            result[i].append(p)
+        return result
