@@ -40,7 +40,7 @@ _SECTIONS: Final[dict[str, np.dtype[Any]]] = {
     "buckets": np.dtype("<u4"),
     "order": np.dtype("<u4"),
     "id_blob": np.dtype("u1"),
-    "id_offsets": np.dtype("<u8"),
+    "id_offsets": np.dtype("<u4"),
 }
 SUFFIX: Final = ".vidx"
 
@@ -161,4 +161,13 @@ def open_snapshot(path: str | os.PathLike[str], *, verify: bool = True) -> Permi
             or len(arrays["offsets"]) != head["plates"] + 1
             or len(arrays["id_offsets"]) != head["permits"] + 1):  # fmt: skip
         raise SnapshotError(f"{path}: section sizes disagree with the header")
-    return PermitIndex(index_meta, **arrays)
+    return PermitIndex(
+        index_meta,
+        arrays["keys"],
+        arrays["offsets"],
+        arrays["records"],
+        arrays["buckets"],
+        arrays["order"],
+        arrays["id_blob"],
+        arrays["id_offsets"],
+    )

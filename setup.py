@@ -1,0 +1,18 @@
+"""Builds the optional C lookup kernel; everything else is in pyproject.toml.
+
+`optional=True`: on a machine without a C compiler the install still succeeds and the index
+uses its pure-Python lookups (slower; `/readyz` reports `lookup_kernel`).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "enforcement._lookup",
+            ["enforcement/_lookup.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        )
+    ]
+)
