@@ -125,10 +125,10 @@ class ApiKeySpec(_Strict, kw_only=True):
 
 
 class RawConfig(_Strict, kw_only=True):
-    city: CitySpec = CitySpec()
-    server: ServerSpec = ServerSpec()
-    enforcement: EnforcementSpec = EnforcementSpec()
-    storage: StorageSpec = StorageSpec()
+    city: CitySpec = msgspec.field(default_factory=CitySpec)
+    server: ServerSpec = msgspec.field(default_factory=ServerSpec)
+    enforcement: EnforcementSpec = msgspec.field(default_factory=EnforcementSpec)
+    storage: StorageSpec = msgspec.field(default_factory=StorageSpec)
     zones: dict[str, ZoneSpec]
     gates: dict[str, GateSpec]
     types: dict[str, TypeSpec]
