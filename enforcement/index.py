@@ -101,6 +101,8 @@ class PermitIndex:
         self._buckets_b = buckets.view(np.uint8).data
         self._offsets_b = offsets.view(np.uint8).data
         self._records_b = records.view(np.uint8).data
+        self._id_offsets_b = id_offsets.view(np.uint8).data
+        self._id_blob_b = id_blob.data
         self.kernel = "python"
         if Kernel is not None and use_kernel:
             # The same lookups in C, bound over these very buffers (instance attributes
@@ -175,8 +177,8 @@ class PermitIndex:
         return lo, hi
 
     def permit_id(self, row: int) -> str:
-        a, b = int(self.id_offsets[row]), int(self.id_offsets[row + 1])
-        return self.id_blob[a:b].tobytes().decode()
+        a, b = _PAIR.unpack_from(self._id_offsets_b, row * 4)
+        return str(self._id_blob_b[a:b], "utf-8")
 
 
 def bucket_count(n_keys: int) -> int:

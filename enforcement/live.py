@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from .index import PermitIndex
 from .localtime import MINUTES_PER_WEEK
-from .rules import HolidayMode, PermitType, Rules
+from .rules import ALWAYS, HolidayMode, PermitType, Rules
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ _MODE_CODE = {HolidayMode.NORMAL: 0, HolidayMode.INACTIVE: 1, HolidayMode.AS_SUN
 class LiveIndex:
     index: PermitIndex
     types: tuple[PermitType | None, ...]  # by snapshot type number
+    type_always: tuple[bool, ...]  # by snapshot type number: no time-slot or holiday rule
     gate_masks: dict[str, int]  # gate code -> snapshot zone bits that cover its zone
     zone_masks: dict[str, int]  # zone code -> snapshot zone bits that cover it
     source: str  # file it came from, for /readyz
@@ -78,8 +79,10 @@ def bind(index: PermitIndex, rules: Rules, source: str | Path = "") -> LiveIndex
             modes[i] = _MODE_CODE[t.holidays]
             cude[i] = t.cude
             known[i] = True
-    return LiveIndex(index, types, gate_masks, zone_masks, str(source), time.time(), unknown,
-                     windows, modes, cude, known)  # fmt: skip
+    always = tuple(t is not None and t.windows is ALWAYS and t.holidays is HolidayMode.NORMAL
+                   for t in types)  # fmt: skip
+    return LiveIndex(index, types, always, gate_masks, zone_masks, str(source), time.time(),
+                     unknown, windows, modes, cude, known)  # fmt: skip
 
 
 class IndexHolder:

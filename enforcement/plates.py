@@ -38,8 +38,7 @@ _SEPARATORS: Final = re.compile(r"[\s\-._·•/\\|,:;'\"]+")
 
 # Letters Italian plates never use (confusable with digits or each other).
 _IT_FORBIDDEN: Final = frozenset("IOQU")
-_IT_CAR: Final = re.compile(r"[A-HJ-NPR-TV-Z]{2}[0-9]{3}[A-HJ-NPR-TV-Z]{2}")
-_IT_MOTO: Final = re.compile(r"[A-HJ-NPR-TV-Z]{2}[0-9]{5}")
+_IT_ANY: Final = re.compile(r"[A-HJ-NPR-TV-Z]{2}[0-9]{3}(?:[A-HJ-NPR-TV-Z]{2}|[0-9]{2})")
 
 # OCR confusions, per the character class a position needs.
 _TO_DIGIT: Final = {"O": "0", "D": "0", "Q": "0", "I": "1", "L": "1", "B": "8", "S": "5",
@@ -84,7 +83,8 @@ def normalise_text(raw: str) -> str:
 
 
 def is_italian(text: str) -> bool:
-    return bool(_IT_CAR.fullmatch(text) or _IT_MOTO.fullmatch(text))
+    """A current Italian car (`LL DDD LL`) or motorcycle (`LL DDDDD`) plate."""
+    return _IT_ANY.fullmatch(text) is not None
 
 
 def fix_italian(text: str) -> str | None:

@@ -9,7 +9,7 @@ from .live import LiveIndex
 from .plates import confusable_variants, plate_key
 from .rules import Rules
 from .schemas import NearMatch, PermitView, PlateView, ZoneVerdict
-from .verdicts import Checker, Miss
+from .verdicts import MISS_REASONS, Checker
 
 
 def _status(iv: Interval, t: int) -> str:
@@ -48,7 +48,7 @@ def plate_view(checker: Checker, live: LiveIndex, text: str, at: dt.datetime,
             verdicts.append(ZoneVerdict(zone, "allowed", "permit",
                                         [index.permit_id(r) for r in rows]))  # fmt: skip
         else:
-            verdicts.append(ZoneVerdict(zone, "not_allowed", Miss(miss).name, []))
+            verdicts.append(ZoneVerdict(zone, "not_allowed", MISS_REASONS[miss], []))
     near = []
     for variant in confusable_variants(text):
         ivs = index.intervals(plate_key(variant))
