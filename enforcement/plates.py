@@ -122,6 +122,8 @@ def fix_italian(text: str) -> str | None:
 
 def normalise(raw: str, country: str | None = None) -> Plate:
     """Normalise a camera read. Italian fixes apply unless the camera says it is foreign."""
+    if _CLEAN.fullmatch(raw) and (len(raw) != 7 or _IT_ANY.fullmatch(raw)):
+        return Plate(raw, raw)  # the usual read: clean, and nothing a fix could change
     text = normalise_text(raw)
     if text and (country is None or country.upper() in ("IT", "I", "ITA")):
         fixed = fix_italian(text)

@@ -112,6 +112,11 @@ class Gate:
     suspensions: tuple[Suspension, ...]
     name: str = ""
 
+    @property
+    def always_active(self) -> bool:
+        return (self.schedule is ALWAYS and self.holidays is HolidayMode.NORMAL
+                and not self.suspensions)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class PermitType:

@@ -61,6 +61,7 @@ class Checker:
         self.review_confidence = review_confidence
         self.max_clock_skew_s = max_clock_skew_s
         self.index_max_age_s = index_max_age_s
+        self._always_active = frozenset(c for c, g in rules.gates.items() if g.always_active)
 
     # -- one transit -----------------------------------------------------------------------
 
@@ -84,7 +85,7 @@ class Checker:
         self, live: LiveIndex, plate: Plate, t: int, gate: Gate, now: float,
         event_id: str | None,
     ) -> Verdict | None:  # fmt: skip
-        if not self.rules.gate_active(gate, t):
+        if gate.code not in self._always_active and not self.rules.gate_active(gate, t):
             return Verdict(NOT_ENFORCED, "gate_inactive", plate.text,
                            index_revision=live.revision, event_id=event_id)  # fmt: skip
         if not plate.text:
