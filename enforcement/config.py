@@ -255,6 +255,25 @@ def _msgspec_key(exc: msgspec.ValidationError) -> tuple[str, str]:
     return m.group(1).lstrip("."), text[: m.start()]
 
 
+_TABLES: Final = {"zones": ZoneSpec, "gates": GateSpec, "types": TypeSpec}
+
+
+def _locate(data: dict[str, Any], exc: msgspec.ValidationError) -> tuple[str, str]:
+    """The key of a validation error; msgspec says `gates[...]` for a table entry, so
+    validate the entries one by one to name it (`gates.PD-01.zone`)."""
+    key, reason = _msgspec_key(exc)
+    section = key.split("[...]")[0]
+    spec = _TABLES.get(section)
+    if "[...]" in key and spec is not None and isinstance(data.get(section), dict):
+        for code, entry in data[section].items():
+            try:
+                msgspec.convert(entry, spec, strict=True)
+            except msgspec.ValidationError as inner:
+                sub, reason = _msgspec_key(inner)
+                return f"{section}.{code}" + (f".{sub}" if sub else ""), reason
+    return key, reason
+
+
 def load_config(
     path: str | os.PathLike[str], env: Mapping[str, str] | None = None
 ) -> tuple[Settings, Rules]:
@@ -272,7 +291,7 @@ def load_config(
     try:
         raw = msgspec.convert(data, RawConfig, strict=True)
     except msgspec.ValidationError as exc:
-        key, reason = _msgspec_key(exc)
+        key, reason = _locate(data, exc)
         raise ConfigError(path, key, reason) from exc
     return _compile(path, raw, env)
 

@@ -169,11 +169,13 @@ class PermitIndex:
             lo_c, hi_c = np.empty(len(q), np.int64), np.empty(len(q), np.int64)
             self._ranges(q, lo_c, hi_c)
             return lo_c.astype(np.intp, copy=False), hi_c.astype(np.intp, copy=False)
-        pos = np.searchsorted(self.keys, keys)
-        pos_c = np.minimum(pos, len(self.keys) - 1) if len(self.keys) else pos
-        found = (self.keys[pos_c] == keys) if len(self.keys) else np.zeros(len(keys), bool)
-        lo = np.where(found, self.offsets[pos_c], 0).astype(np.intp)
-        hi = np.where(found, self.offsets[pos_c + 1], 0).astype(np.intp)
+        if not len(self.keys):
+            none = np.zeros(len(keys), dtype=np.intp)
+            return none, none.copy()
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        found = self.keys[pos] == keys
+        lo = np.where(found, self.offsets[pos], 0).astype(np.intp)
+        hi = np.where(found, self.offsets[pos + 1], 0).astype(np.intp)
         return lo, hi
 
     def permit_id(self, row: int) -> str:

@@ -66,7 +66,7 @@ class Plate(NamedTuple):
 
 def normalise_text(raw: str) -> str:
     """Normalise a plate string; returns "" when it cannot be a plate (sentinel, bad chars)."""
-    if _CLEAN.fullmatch(raw):  # fast path: cameras usually send clean upper-case plates
+    if _CLEAN.fullmatch(raw) and raw not in SENTINELS:  # the usual, clean upper-case read
         return raw
     text = unicodedata.normalize("NFKC", raw).upper().strip()
     if text in SENTINELS:
@@ -122,7 +122,7 @@ def fix_italian(text: str) -> str | None:
 
 def normalise(raw: str, country: str | None = None) -> Plate:
     """Normalise a camera read. Italian fixes apply unless the camera says it is foreign."""
-    if _CLEAN.fullmatch(raw) and (len(raw) != 7 or _IT_ANY.fullmatch(raw)):
+    if _CLEAN.fullmatch(raw) and raw not in SENTINELS and (len(raw) != 7 or _IT_ANY.fullmatch(raw)):
         return Plate(raw, raw)  # the usual read: clean, and nothing a fix could change
     text = normalise_text(raw)
     if text and (country is None or country.upper() in ("IT", "I", "ITA")):

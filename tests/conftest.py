@@ -1,0 +1,72 @@
+"""Shared fixtures: the demo configuration on a temporary data directory, and index builders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pytest
+
+from enforcement.config import Settings, load_config
+from enforcement.live import IndexHolder, LiveIndex
+from enforcement.rules import Rules
+from enforcement.verdicts import Checker
+from enforcement.watcher import load_initial
+from loader.db import PermitDB, PermitRow
+from loader.rebuild import rebuild
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CONFIG = ROOT / "examples" / "demo.toml"
+
+
+def at(text: str) -> int:
+    """Epoch seconds of an ISO 8601 instant with offset."""
+    value = dt.datetime.fromisoformat(text)
+    assert value.tzinfo is not None, "give test instants an offset"
+    return int(value.timestamp())
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> tuple[Settings, Rules]:
+    return load_config(DEMO_CONFIG, {"VARCO_DATA_DIR": str(tmp_path / "data")})
+
+
+def publish_permits(settings: Settings, rules: Rules, permits: Iterable[PermitRow],
+                    history_days: int = 100_000) -> LiveIndex:  # fmt: skip
+    """Upsert permits into the settings' database, publish a snapshot, return it live."""
+    with PermitDB(settings.database_path) as db:
+        db.upsert(permits)
+        rebuild(db, rules, settings.snapshot_dir, history_days, max_shrink=1.0)
+    holder = IndexHolder()
+    assert load_initial(holder, rules, settings.snapshot_dir)
+    assert holder.current is not None
+    return holder.current
+
+
+@pytest.fixture
+def checker(demo: tuple[Settings, Rules]) -> Checker:
+    settings, rules = demo
+    return Checker(rules, review_confidence=settings.review_confidence,
+                   max_clock_skew_s=settings.max_clock_skew_s,
+                   index_max_age_s=10**10)  # fmt: skip
+
+
+Publish = Callable[[list[PermitRow]], LiveIndex]
+
+
+@pytest.fixture
+def publish(demo: tuple[Settings, Rules]) -> Publish:
+    settings, rules = demo
+    return lambda permits: publish_permits(settings, rules, permits)
+
+
+def permit(permit_id: str, plate: str, type_: str, valid_from: str, valid_to: str | None = None,
+           zones: tuple[str, ...] = (), source: str = "municipal",
+           plates: tuple[tuple[str, bool], ...] | None = None) -> PermitRow:  # fmt: skip
+    return PermitRow(permit_id, type_, at(valid_from), at(valid_to) if valid_to else None, zones,
+                     source, plates if plates is not None else ((plate, True),))  # fmt: skip
+
+
+os.environ.pop("VARCO_CONFIG", None)  # tests name their configuration explicitly
