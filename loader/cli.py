@@ -71,7 +71,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         write_rejects(report, rejects)
         print(f"rejected rows written to {rejects}")
     if not args.no_rebuild:
-        return _rebuild(settings, rules, args.accept_shrink)
+        code = _rebuild(settings, rules, args.accept_shrink)
+        if code:
+            return code
+    # 0: all imported; 1: some rows rejected (the rest imported); 2: file unusable;
+    # 3: rebuild refused. A scheduled import notices rejects by its exit code.
     return 1 if report.rejects else 0
 
 
