@@ -130,7 +130,7 @@ def test_low_confidence(checker: Checker, live: LiveIndex) -> None:
 
 
 def test_stale_index_is_review(demo: tuple[Settings, Rules], live: LiveIndex) -> None:
-    settings, rules = demo
+    _, rules = demo
     strict = Checker(rules, review_confidence=0.6, max_clock_skew_s=300, index_max_age_s=3600)
     later = live.built_at + 7200
     v = strict.check(live, normalise("ZZ999ZZ"), later, rules.gates["PD-03"], 0.9, later)
