@@ -1,4 +1,4 @@
-"""The HTTP application: routes, the error/metrics middleware, roles, and the handlers.
+"""The HTTP application: routes, the error and metrics wrapper, roles, and the handlers.
 
 `create_app(settings, rules)` builds it; the snapshot watcher is one cleanup_ctx resource.
 Handlers are bytes in, bytes out: msgspec decoders and the encoder are built once.
@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -119,11 +119,7 @@ class Api:
 
     async def post_transit(self, request: web.Request) -> web.Response:
         self.require(request, CAMERA)
-        body = await _json_body(request)
-        try:
-            t = TRANSIT_DECODER.decode(body)
-        except msgspec.MsgspecError as exc:
-            raise errors.from_msgspec(exc) from None
+        t = await _decode(request, TRANSIT_DECODER)
         live = self.live()
         gate = self.gates.get(t.gate)
         if gate is None:
@@ -135,11 +131,7 @@ class Api:
 
     async def post_batch(self, request: web.Request) -> web.Response:
         self.require(request, CAMERA)
-        body = await _json_body(request)
-        try:
-            batch = BATCH_DECODER.decode(body)
-        except msgspec.MsgspecError as exc:
-            raise errors.from_msgspec(exc) from None
+        batch = await _decode(request, BATCH_DECODER)
         limit = self.settings.max_batch
         if len(batch.transits) > limit:
             raise errors.TooLarge(
@@ -196,11 +188,18 @@ class Api:
 API = web.AppKey("api", Api)
 
 
-async def _json_body(request: web.Request) -> bytes:
+T = TypeVar("T")
+
+
+async def _decode(request: web.Request, decoder: msgspec.json.Decoder[T]) -> T:
+    """The JSON body as a struct; 415, 413, 400 or 422 (naming the field) otherwise."""
     # Compare the raw header first: parsing it costs more than the verdict's lookup.
     if request.headers.get("Content-Type") != JSON and request.content_type != JSON:
         raise errors.UnsupportedMediaType(f"send Content-Type: {JSON}")
-    return await request.read()
+    try:
+        return decoder.decode(await request.read())
+    except msgspec.MsgspecError as exc:
+        raise errors.from_msgspec(exc) from None
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ a time, so revisions are handed out in commit order. Writing an unchanged permit
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -93,16 +94,26 @@ class PermitDB:
         ).fetchall()
         return _row(row, tuple((p, bool(f)) for p, f in plates))
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction, taken at once (IMMEDIATE): revisions follow commit order."""
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
     def upsert(self, permits: Iterable[PermitRow]) -> int:
         """Insert or replace permits in one transaction; returns how many changed.
 
         A permit identical to the stored one is left alone (no new revision).
         """
-        cur = self.conn.cursor()
         changed = 0
         now = int(time.time())
-        cur.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as cur:
             rev = self.revision
             for p in permits:
                 old = self.get(p.permit_id)
@@ -127,17 +138,11 @@ class PermitDB:
                     [(p.permit_id, plate, int(primary)) for plate, primary in p.plates],
                 )
             cur.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (rev,))
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
         return changed
 
     def bulk_insert_new(self, permits: Iterable[PermitRow], batch: int = 50_000) -> int:
         """Fast path for an empty database (demo, first load): no comparison, plain inserts."""
-        cur = self.conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as cur:
             rev = self.revision
             now = int(time.time())
             n = 0
@@ -154,10 +159,6 @@ class PermitDB:
                     rows, plates = [], []
             self._insert(cur, rows, plates)
             cur.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (rev,))
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
         return n
 
     @staticmethod
