@@ -186,6 +186,187 @@ static PyTypeObject KernelType = {
     .tp_methods = Kernel_methods,
 };
 
+
+/* ---------------------------------------------------------------------------------------
+ * Scanner: the verdict's record scan with the rule tables (see verdicts.Checker.scan_mask,
+ * the Python reference this must match). Bound once per live index:
+ *   Scanner(kernel, type_always, type_known, type_cude, type_modes, type_windows,
+ *           clock_starts, clock_offsets, holidays)
+ * scan(text, t, mask) -> (covering permit rows, closest miss code)
+ * --------------------------------------------------------------------------------------- */
+
+enum { NO_PERMIT, NOT_YET_VALID, EXPIRED, WRONG_ZONE, UNKNOWN_TYPE, OUTSIDE_WINDOW, NOT_PRIMARY };
+#define MINUTES_PER_WEEK 10080
+
+typedef struct {
+    PyObject_HEAD
+    Kernel *kernel;
+    Py_buffer always, known, cude, modes, windows, starts, offsets, holidays;
+    Py_ssize_t n_types, n_starts;
+    int have_buffers;
+} Scanner;
+
+static void Scanner_release(Scanner *s) {
+    if (s->have_buffers) {
+        Py_buffer *b[] = {&s->always, &s->known, &s->cude, &s->modes, &s->windows, &s->starts,
+                          &s->offsets, &s->holidays};
+        for (size_t i = 0; i < sizeof b / sizeof *b; i++) PyBuffer_Release(b[i]);
+        s->have_buffers = 0;
+    }
+    Py_CLEAR(s->kernel);
+}
+
+static void Scanner_dealloc(Scanner *s) {
+    Scanner_release(s);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static int Scanner_init(Scanner *s, PyObject *args, PyObject *kw) {
+    PyObject *kernel, *o[8];
+    if (!PyArg_ParseTuple(args, "O!OOOOOOOO", &KernelType, &kernel, &o[0], &o[1], &o[2], &o[3],
+                          &o[4], &o[5], &o[6], &o[7]))
+        return -1;
+    Scanner_release(s);
+    Py_buffer *b[] = {&s->always, &s->known, &s->cude, &s->modes, &s->windows, &s->starts,
+                      &s->offsets, &s->holidays};
+    for (int i = 0; i < 8; i++) {
+        if (PyObject_GetBuffer(o[i], b[i], PyBUF_C_CONTIGUOUS) < 0) {
+            for (int j = 0; j < i; j++) PyBuffer_Release(b[j]);
+            return -1;
+        }
+    }
+    s->have_buffers = 1;
+    Py_INCREF(kernel);
+    s->kernel = (Kernel *)kernel;
+    s->n_types = s->always.len;
+    if (s->known.len != s->n_types || s->cude.len != s->n_types || s->modes.len != s->n_types ||
+        s->windows.len != s->n_types * MINUTES_PER_WEEK)
+        return fail("type tables disagree in length");
+    if (s->starts.len % 8 || s->starts.len != s->offsets.len || s->starts.len == 0)
+        return fail("clock tables: int64 arrays of equal, non-zero length expected");
+    s->n_starts = s->starts.len / 8;
+    return 0;
+}
+
+/* Local minute of week (Monday 00:00 = 0) and holiday flag at epoch second t. */
+static void local_minute(const Scanner *s, int64_t t, int *minute, int *holiday) {
+    const int64_t *starts = s->starts.buf, *offsets = s->offsets.buf;
+    Py_ssize_t lo = 0, hi = s->n_starts; /* last start <= t */
+    while (hi - lo > 1) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (starts[mid] <= t) lo = mid; else hi = mid;
+    }
+    int64_t local = t + offsets[lo];
+    int64_t day = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
+    int64_t sec = local - day * 86400;
+    int64_t weekday = ((day + 3) % 7 + 7) % 7; /* 1970-01-01 was a Thursday */
+    *minute = (int)(weekday * 1440 + sec / 60);
+    *holiday = day >= 0 && day < s->holidays.len && ((const unsigned char *)s->holidays.buf)[day];
+}
+
+static int plate_to_key(PyObject *text, int64_t *key) {
+    Py_ssize_t len;
+    const char *p = PyUnicode_AsUTF8AndSize(text, &len);
+    if (!p) return -1;
+    *key = -1;
+    if (len < 1 || len > 11) return 0;
+    int64_t k = 1;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        char c = p[i];
+        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'A' && c <= 'Z') ? c - 'A' + 10 : -1;
+        if (d < 0) return 0;
+        k = k * 36 + d;
+    }
+    *key = k;
+    return 0;
+}
+
+static PyObject *Scanner_scan(Scanner *s, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "scan(text: str, t: int, mask: int)");
+        return NULL;
+    }
+    int64_t key;
+    if (plate_to_key(args[0], &key) < 0) return NULL;
+    long long t = PyLong_AsLongLong(args[1]);
+    if (t == -1 && PyErr_Occurred()) return NULL;
+    unsigned long long mask = PyLong_AsUnsignedLongLong(args[2]);
+    if (mask == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+
+    Py_ssize_t p = find(s->kernel, key);
+    int miss = NO_PERMIT, have_minute = 0, minute = 0, holiday = 0;
+    uint32_t rows[64];
+    Py_ssize_t n_rows = 0;
+    PyObject *out = NULL;
+    if (p >= 0) {
+        const uint32_t *off = s->kernel->offsets.buf;
+        const unsigned char *base = s->kernel->records.buf;
+        const unsigned char *always = s->always.buf, *known = s->known.buf, *cude = s->cude.buf,
+                            *modes = s->modes.buf, *windows = s->windows.buf;
+        for (uint32_t i = off[p]; i < off[p + 1]; i++) {
+            const unsigned char *r = base + (size_t)i * RECORD_SIZE;
+            uint32_t start = u32(r), end = u32(r + 4), zones = u32(r + 8), permit = u32(r + 12);
+            unsigned char type = r[16], flags = r[17];
+            int why;
+            if (t < (long long)start) why = NOT_YET_VALID;
+            else if (t >= (long long)end) why = EXPIRED;
+            else if (!(zones & mask)) why = WRONG_ZONE;
+            else if (type >= s->n_types || !known[type]) why = UNKNOWN_TYPE;
+            else {
+                int inside = 1;
+                if (!always[type]) {
+                    if (!have_minute) {
+                        local_minute(s, t, &minute, &holiday);
+                        have_minute = 1;
+                    }
+                    int m = minute;
+                    if (holiday && modes[type] == 1) inside = 0;          /* inactive */
+                    else if (holiday && modes[type] == 2) m = 6 * 1440 + minute % 1440;
+                    if (inside) inside = windows[(size_t)type * MINUTES_PER_WEEK + m];
+                }
+                if (!inside) why = OUTSIDE_WINDOW;
+                else if (cude[type] && !(flags & 1)) why = NOT_PRIMARY;
+                else {
+                    if (n_rows == 64) { /* more than 64 covering permits: not seen in practice */
+                        PyErr_SetString(PyExc_OverflowError, "over 64 covering permits");
+                        return NULL;
+                    }
+                    rows[n_rows++] = permit;
+                    continue;
+                }
+            }
+            if (why > miss) miss = why;
+        }
+    }
+    PyObject *list = PyList_New(n_rows);
+    if (!list) return NULL;
+    for (Py_ssize_t i = 0; i < n_rows; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(rows[i]);
+        if (!v) { Py_DECREF(list); return NULL; }
+        PyList_SET_ITEM(list, i, v);
+    }
+    out = Py_BuildValue("(Ni)", list, miss);
+    return out;
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_FASTCALL,
+     "scan(text, t, mask) -> (covering permit rows, closest miss code)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "enforcement._lookup.Scanner",
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The verdict's record scan with the rule tables, in C.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Scanner_init,
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_methods = Scanner_methods,
+};
+
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_lookup", NULL, -1, NULL};
 
 PyMODINIT_FUNC PyInit__lookup(void) {
@@ -194,12 +375,13 @@ PyMODINIT_FUNC PyInit__lookup(void) {
         PyErr_SetString(PyExc_ImportError, "the lookup kernel needs a little-endian host");
         return NULL;
     }
-    if (PyType_Ready(&KernelType) < 0) return NULL;
+    if (PyType_Ready(&KernelType) < 0 || PyType_Ready(&ScannerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&KernelType);
-    if (PyModule_AddObject(m, "Kernel", (PyObject *)&KernelType) < 0) {
-        Py_DECREF(&KernelType);
+    Py_INCREF(&ScannerType);
+    if (PyModule_AddObject(m, "Kernel", (PyObject *)&KernelType) < 0 ||
+        PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -6,3 +6,18 @@ class Kernel:
     def position(self, key: int, /) -> int: ...
     def records(self, key: int, /) -> tuple[tuple[int, int, int, int, int, int], ...]: ...
     def ranges(self, keys: object, lo_out: object, hi_out: object, /) -> None: ...
+
+class Scanner:
+    def __init__(
+        self,
+        kernel: Kernel,
+        type_always: object,
+        type_known: object,
+        type_cude: object,
+        type_modes: object,
+        type_windows: object,
+        clock_starts: object,
+        clock_offsets: object,
+        holidays: object,
+    ) -> None: ...
+    def scan(self, text: str, t: int, mask: int, /) -> tuple[list[int], int]: ...

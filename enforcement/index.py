@@ -104,10 +104,12 @@ class PermitIndex:
         self._id_offsets_b = id_offsets.view(np.uint8).data
         self._id_blob_b = id_blob.data
         self.kernel = "python"
+        self.c_kernel: Kernel | None = None
         if Kernel is not None and use_kernel:
             # The same lookups in C, bound over these very buffers (instance attributes
             # shadow the Python methods below).
             k = Kernel(keys, order, buckets, offsets, records.view(np.uint8))
+            self.c_kernel = k
             self.position = k.position  # type: ignore[method-assign,assignment]
             self.plate_records = k.records  # type: ignore[method-assign,assignment]
             self._ranges = k.ranges

@@ -18,6 +18,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .index import PermitIndex
+
+try:
+    from ._lookup import Scanner
+except ImportError:  # not built: Checker scans in Python
+    Scanner = None  # type: ignore[assignment,misc]
 from .localtime import MINUTES_PER_WEEK
 from .rules import ALWAYS, HolidayMode, PermitType, Rules
 
@@ -41,6 +46,8 @@ class LiveIndex:
     type_modes: npt.NDArray[np.uint8] = field(repr=False)
     type_cude: npt.NDArray[np.bool_] = field(repr=False)
     type_known: npt.NDArray[np.bool_] = field(repr=False)
+    # The record scan with these tables in C (None without the kernel): see Checker.scan_mask.
+    scanner: Scanner | None = field(repr=False, default=None)
 
     @property
     def revision(self) -> int:
@@ -79,10 +86,19 @@ def bind(index: PermitIndex, rules: Rules, source: str | Path = "") -> LiveIndex
             modes[i] = _MODE_CODE[t.holidays]
             cude[i] = t.cude
             known[i] = True
+    scanner = None
+    if index.c_kernel is not None and Scanner is not None:
+        starts, offsets = rules.clock.transitions()
+        scanner = Scanner(index.c_kernel, np.array([t is not None and t.windows is ALWAYS and
+                                                    t.holidays is HolidayMode.NORMAL for t in types]
+                                                   + [False] * (n - len(types)), np.uint8),
+                          known.astype(np.uint8), cude.astype(np.uint8), modes, windows,
+                          np.array(starts, np.int64), np.array(offsets, np.int64),
+                          rules.holidays.flags)  # fmt: skip
     always = tuple(t is not None and t.windows is ALWAYS and t.holidays is HolidayMode.NORMAL
                    for t in types)  # fmt: skip
     return LiveIndex(index, types, always, gate_masks, zone_masks, str(source), time.time(),
-                     unknown, windows, modes, cude, known)  # fmt: skip
+                     unknown, windows, modes, cude, known, scanner)  # fmt: skip
 
 
 class IndexHolder:

@@ -62,6 +62,10 @@ class LocalClock:
         assert delta is not None
         return int(delta.total_seconds())
 
+    def transitions(self) -> tuple[list[int], list[int]]:
+        """(UTC instants at which an offset begins, the offsets in seconds), ascending."""
+        return list(self._starts), list(self._offsets)
+
     def offset(self, ts: int) -> int:
         """UTC offset in seconds at epoch second `ts`."""
         return self._offsets[bisect.bisect_right(self._starts, ts) - 1]
@@ -156,6 +160,11 @@ class HolidayCalendar:
         for year in range(_FIRST_YEAR, _LAST_YEAR + 1):
             for d in italian_holidays(year, patron_saint, extra):
                 self._flags[day_number(d)] = 1
+
+    @property
+    def flags(self) -> bytes:
+        """One byte per local day number from 1970-01-01: 1 on a holiday."""
+        return bytes(self._flags)
 
     def is_holiday(self, day: int) -> bool:
         return 0 <= day < len(self._flags) and self._flags[day] == 1

@@ -101,7 +101,14 @@ class Checker:
         return self.scan_mask(live, text, t, live.gate_masks[gate.code])
 
     def scan_mask(self, live: LiveIndex, text: str, t: int, mask: int) -> tuple[list[int], int]:
-        """As `scan`, for any zone mask (snapshot zone bits that count). The hot loop."""
+        """As `scan`, for any zone mask (snapshot zone bits that count). The hot loop: in C
+        when the kernel is built (`_lookup.Scanner`), else `scan_python`, its reference."""
+        if live.scanner is not None:
+            return live.scanner.scan(text, t, mask)
+        return self.scan_python(live, text, t, mask)
+
+    def scan_python(self, live: LiveIndex, text: str, t: int, mask: int) -> tuple[list[int], int]:
+        """The record scan in Python; `_lookup.Scanner.scan` must give the same answers."""
         covering: list[int] = []
         miss = NO_PERMIT
         types, always = live.types, live.type_always

@@ -155,3 +155,22 @@ def test_batch_equals_single(checker: Checker, live: LiveIndex) -> None:
         plate, ts, gate, conf, event_id = item
         assert b == checker.check(live, plate, ts, gate, conf, now, event_id), item
     assert {v.verdict for v in batch} == {"allowed", "pending", "review", "not_enforced"}
+
+
+def test_c_scan_equals_python_scan(checker: Checker, live: LiveIndex) -> None:
+    """The C scanner (used when built) against its Python reference, field by field."""
+    if live.scanner is None:
+        pytest.skip("C kernel not built")
+    rng = random.Random(7)
+    plates = ["AB123CD", "RN111RN", "EN222DS", "EF456GH", "PE333PE", "FA001CU", "FA002CU",
+              "M1234", "ZZ999ZZ"]  # fmt: skip
+    special = [at(s) for s in ("2026-03-29T01:00:00+00:00", "2026-10-25T01:00:00+00:00",
+                               "2026-12-25T10:30:00+01:00", "2026-11-02T10:00:00+01:00",
+                               "2026-11-01T09:59:59+01:00")]  # fmt: skip
+    masks = sorted(set(live.gate_masks.values()) | set(live.zone_masks.values()) | {0})
+    for _ in range(3000):
+        t = rng.choice(special) + rng.randrange(-7200, 7200) if rng.random() < 0.3 else (
+            at("2019-01-01T00:00:00+01:00") + rng.randrange(0, 12 * 365 * 86400))
+        plate, mask = rng.choice(plates), rng.choice(masks)
+        assert live.scanner.scan(plate, t, mask) == checker.scan_python(live, plate, t, mask), (
+            plate, t, mask)
