@@ -60,7 +60,7 @@ class Api:
                                index_max_age_s=settings.index_max_age_s)  # fmt: skip
         self.metrics = Metrics()
         self.verdict_counts = self.metrics.verdicts
-        self._keys: dict[str, ApiKey] = {}  # raw bearer token -> key, filled on first use
+        self._keys: dict[str, ApiKey] = {}  # Authorization header -> key, filled on first use
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
         """Wrap a handler: every failure becomes a JSON error; counts and latency per route.
@@ -97,16 +97,16 @@ class Api:
     def require(self, request: web.Request, roles: frozenset[str]) -> ApiKey:
         """The caller's key, if its role is one of `roles`; 401/403 otherwise."""
         header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise errors.Unauthorized("missing API key: send 'Authorization: Bearer KEY'")
-        key = self._keys.get(token)
+        key = self._keys.get(header)  # a camera sends the same header every time
         if key is None:
-            key = self.settings.api_keys.get(hash_key(token))
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise errors.Unauthorized("missing API key: send 'Authorization: Bearer KEY'")
+            key = self.settings.api_keys.get(hash_key(token.strip()))
             if key is None:
                 raise errors.Unauthorized("unknown API key")
-            if len(self._keys) < 10_000:  # bounded: unknown tokens are never cached
-                self._keys[token] = key
+            if len(self._keys) < 10_000:  # bounded: unknown keys are never cached
+                self._keys[header] = key
         if key.role not in roles:
             raise errors.Forbidden(f"role {key.role!r} may not call this endpoint")
         return key
