@@ -197,6 +197,7 @@ static PyTypeObject KernelType = {
 
 enum { NO_PERMIT, NOT_YET_VALID, EXPIRED, WRONG_ZONE, UNKNOWN_TYPE, OUTSIDE_WINDOW, NOT_PRIMARY };
 #define MINUTES_PER_WEEK 10080
+#define MAX_COVERING 64
 
 typedef struct {
     PyObject_HEAD
@@ -204,6 +205,7 @@ typedef struct {
     Py_buffer always, known, cude, modes, windows, starts, offsets, holidays;
     Py_ssize_t n_types, n_starts;
     int have_buffers;
+    char confusable[36][8]; /* per [0-9A-Z]: its OCR look-alikes, NUL-terminated */
 } Scanner;
 
 static void Scanner_release(Scanner *s) {
@@ -222,10 +224,23 @@ static void Scanner_dealloc(Scanner *s) {
 }
 
 static int Scanner_init(Scanner *s, PyObject *args, PyObject *kw) {
-    PyObject *kernel, *o[8];
-    if (!PyArg_ParseTuple(args, "O!OOOOOOOO", &KernelType, &kernel, &o[0], &o[1], &o[2], &o[3],
-                          &o[4], &o[5], &o[6], &o[7]))
+    PyObject *kernel, *o[8], *confusable;
+    if (!PyArg_ParseTuple(args, "O!OOOOOOOOO!", &KernelType, &kernel, &o[0], &o[1], &o[2], &o[3],
+                          &o[4], &o[5], &o[6], &o[7], &PyDict_Type, &confusable))
         return -1;
+    memset(s->confusable, 0, sizeof s->confusable);
+    PyObject *ch, *subs;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(confusable, &pos, &ch, &subs)) {
+        Py_ssize_t n_ch, n_subs;
+        const char *c = PyUnicode_AsUTF8AndSize(ch, &n_ch);
+        const char *v = PyUnicode_AsUTF8AndSize(subs, &n_subs);
+        if (!c || !v) return -1;
+        int d = n_ch != 1 ? -1 : (c[0] >= '0' && c[0] <= '9') ? c[0] - '0'
+              : (c[0] >= 'A' && c[0] <= 'Z') ? c[0] - 'A' + 10 : -1;
+        if (d < 0 || n_subs > 7) return fail("confusable: [0-9A-Z] -> at most 7 look-alikes");
+        memcpy(s->confusable[d], v, (size_t)n_subs);
+    }
     Scanner_release(s);
     Py_buffer *b[] = {&s->always, &s->known, &s->cude, &s->modes, &s->windows, &s->starts,
                       &s->offsets, &s->holidays};
@@ -264,40 +279,11 @@ static void local_minute(const Scanner *s, int64_t t, int *minute, int *holiday)
     *holiday = day >= 0 && day < s->holidays.len && ((const unsigned char *)s->holidays.buf)[day];
 }
 
-static int plate_to_key(PyObject *text, int64_t *key) {
-    Py_ssize_t len;
-    const char *p = PyUnicode_AsUTF8AndSize(text, &len);
-    if (!p) return -1;
-    *key = -1;
-    if (len < 1 || len > 11) return 0;
-    int64_t k = 1;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        char c = p[i];
-        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'A' && c <= 'Z') ? c - 'A' + 10 : -1;
-        if (d < 0) return 0;
-        k = k * 36 + d;
-    }
-    *key = k;
-    return 0;
-}
-
-static PyObject *Scanner_scan(Scanner *s, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyUnicode_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "scan(text: str, t: int, mask: int)");
-        return NULL;
-    }
-    int64_t key;
-    if (plate_to_key(args[0], &key) < 0) return NULL;
-    long long t = PyLong_AsLongLong(args[1]);
-    if (t == -1 && PyErr_Occurred()) return NULL;
-    unsigned long long mask = PyLong_AsUnsignedLongLong(args[2]);
-    if (mask == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
-
-    Py_ssize_t p = find(s->kernel, key);
+/* Scan the records of key position p: covering permit rows into rows[], closest miss. */
+static int scan_records(const Scanner *s, Py_ssize_t p, long long t, unsigned long long mask,
+                        uint32_t *rows, Py_ssize_t *n_rows, int *miss_out) {
     int miss = NO_PERMIT, have_minute = 0, minute = 0, holiday = 0;
-    uint32_t rows[64];
-    Py_ssize_t n_rows = 0;
-    PyObject *out = NULL;
+    *n_rows = 0;
     if (p >= 0) {
         const uint32_t *off = s->kernel->offsets.buf;
         const unsigned char *base = s->kernel->records.buf;
@@ -327,17 +313,61 @@ static PyObject *Scanner_scan(Scanner *s, PyObject *const *args, Py_ssize_t narg
                 if (!inside) why = OUTSIDE_WINDOW;
                 else if (cude[type] && !(flags & 1)) why = NOT_PRIMARY;
                 else {
-                    if (n_rows == 64) { /* more than 64 covering permits: not seen in practice */
+                    if (*n_rows == MAX_COVERING) { /* not seen in practice */
                         PyErr_SetString(PyExc_OverflowError, "over 64 covering permits");
-                        return NULL;
+                        return -1;
                     }
-                    rows[n_rows++] = permit;
+                    rows[(*n_rows)++] = permit;
                     continue;
                 }
             }
             if (why > miss) miss = why;
         }
     }
+    *miss_out = miss;
+    return 0;
+}
+
+static int digit36(char c) {
+    return (c >= '0' && c <= '9') ? c - '0' : (c >= 'A' && c <= 'Z') ? c - 'A' + 10 : -1;
+}
+
+static int args3(PyObject *const *args, Py_ssize_t nargs, const char **text, Py_ssize_t *len,
+                 long long *t, unsigned long long *mask) {
+    if (nargs != 3 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "expected (text: str, t: int, mask: int)");
+        return -1;
+    }
+    *text = PyUnicode_AsUTF8AndSize(args[0], len);
+    if (!*text) return -1;
+    *t = PyLong_AsLongLong(args[1]);
+    if (*t == -1 && PyErr_Occurred()) return -1;
+    *mask = PyLong_AsUnsignedLongLong(args[2]);
+    if (*mask == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    return 0;
+}
+
+static int64_t key_of(const char *p, Py_ssize_t len) {
+    if (len < 1 || len > 11) return -1;
+    int64_t k = 1;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        int d = digit36(p[i]);
+        if (d < 0) return -1;
+        k = k * 36 + d;
+    }
+    return k;
+}
+
+static PyObject *Scanner_scan(Scanner *s, PyObject *const *args, Py_ssize_t nargs) {
+    const char *text;
+    Py_ssize_t len, n_rows;
+    long long t;
+    unsigned long long mask;
+    if (args3(args, nargs, &text, &len, &t, &mask) < 0) return NULL;
+    uint32_t rows[MAX_COVERING];
+    int miss;
+    if (scan_records(s, find(s->kernel, key_of(text, len)), t, mask, rows, &n_rows, &miss) < 0)
+        return NULL;
     PyObject *list = PyList_New(n_rows);
     if (!list) return NULL;
     for (Py_ssize_t i = 0; i < n_rows; i++) {
@@ -345,13 +375,52 @@ static PyObject *Scanner_scan(Scanner *s, PyObject *const *args, Py_ssize_t narg
         if (!v) { Py_DECREF(list); return NULL; }
         PyList_SET_ITEM(list, i, v);
     }
-    out = Py_BuildValue("(Ni)", list, miss);
+    return Py_BuildValue("(Ni)", list, miss);
+}
+
+
+/* near(text, t, mask) -> plates one OCR confusion away whose permits cover (t, mask), in the
+ * order plates.confusable_variants lists them. */
+static PyObject *Scanner_near(Scanner *s, PyObject *const *args, Py_ssize_t nargs) {
+    const char *text;
+    Py_ssize_t len, n_rows;
+    long long t;
+    unsigned long long mask;
+    if (args3(args, nargs, &text, &len, &t, &mask) < 0) return NULL;
+    PyObject *out = PyList_New(0);
+    if (!out || len < 1 || len > 11) return out;
+    char buf[12];
+    memcpy(buf, text, (size_t)len);
+    uint32_t rows[MAX_COVERING];
+    int miss;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        int d = digit36(text[i]);
+        if (d < 0) return out;
+        for (const char *sub = s->confusable[d]; *sub; sub++) {
+            buf[i] = *sub;
+            Py_ssize_t p = find(s->kernel, key_of(buf, len));
+            if (p >= 0) {
+                if (scan_records(s, p, t, mask, rows, &n_rows, &miss) < 0) goto error;
+                if (n_rows) {
+                    PyObject *v = PyUnicode_FromStringAndSize(buf, len);
+                    if (!v || PyList_Append(out, v) < 0) { Py_XDECREF(v); goto error; }
+                    Py_DECREF(v);
+                }
+            }
+        }
+        buf[i] = text[i];
+    }
     return out;
+error:
+    Py_DECREF(out);
+    return NULL;
 }
 
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_FASTCALL,
      "scan(text, t, mask) -> (covering permit rows, closest miss code)"},
+    {"near", (PyCFunction)(void (*)(void))Scanner_near, METH_FASTCALL,
+     "near(text, t, mask) -> covered plates one OCR confusion away"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .index import PermitIndex
+from .plates import CONFUSABLE
 
 try:
     from ._lookup import Scanner
@@ -94,7 +95,7 @@ def bind(index: PermitIndex, rules: Rules, source: str | Path = "") -> LiveIndex
                                                    + [False] * (n - len(types)), np.uint8),
                           known.astype(np.uint8), cude.astype(np.uint8), modes, windows,
                           np.array(starts, np.int64), np.array(offsets, np.int64),
-                          rules.holidays.flags)  # fmt: skip
+                          rules.holidays.flags, CONFUSABLE)  # fmt: skip
     always = tuple(t is not None and t.windows is ALWAYS and t.holidays is HolidayMode.NORMAL
                    for t in types)  # fmt: skip
     return LiveIndex(index, types, always, gate_masks, zone_masks, str(source), time.time(),

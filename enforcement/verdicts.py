@@ -153,15 +153,24 @@ class Checker:
 
     def near_matches(self, live: LiveIndex, plate: Plate, t: int, gate: Gate) -> list[str]:
         """Plates one OCR confusion away (or the uncorrected read) whose permits cover `t`."""
-        candidates = confusable_variants(plate.text)
+        mask = live.gate_masks[gate.code]
+        if live.scanner is not None:
+            found = live.scanner.near(plate.text, t, mask)
+        else:
+            found = self.near_python(live, plate.text, t, mask)
         if plate.corrected:
             raw = normalise_text(plate.raw)
-            if raw and raw != plate.text:
-                candidates.append(raw)
-        # Most variants are no plate at all: probe positions (C, ~0.3 us) before scanning.
+            if raw and raw != plate.text and self.scan_mask(live, raw, t, mask)[0]:
+                found.append(raw)
+        return found
+
+    def near_python(self, live: LiveIndex, text: str, t: int, mask: int) -> list[str]:
+        """Reference for `_lookup.Scanner.near`: covered single-confusion variants, in order."""
+        # Most variants are no plate at all: probe positions before scanning.
         position = live.index.position
-        return [c for c in candidates
-                if position(plate_key(c)) >= 0 and self.scan(live, c, t, gate)[0]]  # fmt: skip
+        scan = self.scan_python
+        return [c for c in confusable_variants(text)
+                if position(plate_key(c)) >= 0 and scan(live, c, t, mask)[0]]  # fmt: skip
 
     @staticmethod
     def _ids(live: LiveIndex, rows: Sequence[int]) -> list[str]:

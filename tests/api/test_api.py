@@ -100,7 +100,9 @@ async def test_transit_verdicts(api: Client) -> None:
 async def test_batch_matches_single(api: Client) -> None:
     plates = ["AB123CD", "ZZ999ZZ", "unknown", "FA001CU", "FA002CU", "AB123CO", "a b 1 2 3 c d"]
     items = [transit(p, event_id=f"b{i}") for i, p in enumerate(plates)]
-    status, body, _ = await api.request("POST", "/v1/transits/batch", ADMIN, json={"transits": items})
+    status, body, _ = await api.request(
+        "POST", "/v1/transits/batch", ADMIN, json={"transits": items}
+    )
     assert status == 200
     singles = [(await api.request("POST", "/v1/transits", CAMERA, json=it))[1] for it in items]
     assert body["results"] == singles
@@ -168,29 +170,42 @@ async def test_bad_input(api: Client, body: bytes, content_type: str, status: in
         assert "gate" in reply["detail"] or "Expected" in reply["detail"]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(body=st.binary(max_size=300) | st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=10).map(lambda v: json.dumps(v).encode()))  # fmt: skip
 async def test_never_500(api: Client, body: bytes) -> None:
     for path in ("/v1/transits", "/v1/transits/batch"):
-        status, reply, _ = await api.request("POST", path, {**ADMIN, "Content-Type": "application/json"}, data=body)
+        status, reply, _ = await api.request(
+            "POST", path, {**ADMIN, "Content-Type": "application/json"}, data=body
+        )
         assert status in (400, 413, 422), (body, reply)
         assert reply["error"] in ("malformed_json", "invalid", "too_large")
 
 
 async def test_police_view(api: Client) -> None:
     at = "2026-11-22T12:00:00+01:00"
-    status, body, _ = await api.request("GET", f"/v1/plates/fa002cu?at={at.replace('+', '%2B')}", POLICE)
+    status, body, _ = await api.request(
+        "GET", f"/v1/plates/fa002cu?at={at.replace('+', '%2B')}", POLICE
+    )
     assert status == 200
     assert body["plate"] == "FA002CU"
     [p] = body["permits"]
     assert (p["permit_id"], p["type"], p["primary"], p["source"], p["status"]) == (
-        "CUDE-1", "CUDE", False, "cude", "valid")
+        "CUDE-1",
+        "CUDE",
+        False,
+        "cude",
+        "valid",
+    )
     assert p["zones"] == ["ZTL", "PEDONALE"]
     assert {z["zone"]: (z["verdict"], z["reason"]) for z in body["zones"]} == {
-        "ZTL": ("not_allowed", "not_primary_plate"), "PEDONALE": ("not_allowed", "not_primary_plate")}
+        "ZTL": ("not_allowed", "not_primary_plate"),
+        "PEDONALE": ("not_allowed", "not_primary_plate"),
+    }
     status, body, _ = await api.request("GET", "/v1/plates/AB123C0?zone=ZTL", POLICE)
     assert [n["plate"] for n in body["near_matches"]] == ["AB123CD"]
     assert [z["zone"] for z in body["zones"]] == ["ZTL"]
@@ -205,7 +220,11 @@ async def test_police_view(api: Client) -> None:
 async def test_operations_endpoints(api: Client) -> None:
     assert (await api.request("GET", "/healthz"))[0] == 200
     ready = await wait_ready(api)
-    assert ready["index_revision"] == 2 and ready["permits"] == 2 and ready["lookup_kernel"] in ("c", "python")
+    assert (
+        ready["index_revision"] == 2
+        and ready["permits"] == 2
+        and ready["lookup_kernel"] in ("c", "python")
+    )
     await api.request("POST", "/v1/transits", CAMERA, json=transit("ZZ999ZZ"))
     _, metrics, _ = await api.request("GET", "/metrics")
     assert 'varco_transits_total{verdict="pending",reason="no_permit"}' in metrics
@@ -231,7 +250,9 @@ async def test_hot_swap_and_refusal(api: Client) -> None:
     async def traffic() -> None:
         nonlocal answered
         while not stop.is_set():
-            status, body, _ = await api.request("POST", "/v1/transits", CAMERA, json=transit("AB123CD"))
+            status, body, _ = await api.request(
+                "POST", "/v1/transits", CAMERA, json=transit("AB123CD")
+            )
             if status != 200 or body["verdict"] != "allowed":
                 failures.append((status, body))
             answered += 1
@@ -279,7 +300,9 @@ async def test_not_ready_without_snapshot(demo: tuple[Settings, Rules], tmp_path
             client = Client(session, str(server.make_url("")).rstrip("/"))
             status, body, _ = await client.request("GET", "/readyz")
             assert (status, body["ready"]) == (503, False)
-            status, body, _ = await client.request("POST", "/v1/transits", CAMERA, json=transit("AB123CD"))
+            status, body, _ = await client.request(
+                "POST", "/v1/transits", CAMERA, json=transit("AB123CD")
+            )
             assert (status, body["error"]) == (503, "not_ready")
     finally:
         await server.close()

@@ -18,7 +18,9 @@ from typing import Any
 from tests.conftest import DEMO_CONFIG, ROOT
 
 
-def varco(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def varco(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "loader.cli", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
@@ -29,7 +31,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def http(
+    url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     req = urllib.request.Request(url, data=body, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
@@ -84,7 +88,12 @@ def test_demo_then_serve(tmp_path: Path) -> None:
 
 def test_check_command(tmp_path: Path) -> None:
     env = {**os.environ, "VARCO_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
-    assert varco("--config", str(DEMO_CONFIG), "demo", "--permits", "500", "--no-serve", env=env).returncode == 0
+    assert (
+        varco(
+            "--config", str(DEMO_CONFIG), "demo", "--permits", "500", "--no-serve", env=env
+        ).returncode
+        == 0
+    )
     out = varco("--config", str(DEMO_CONFIG), "check", "AB123CD", "--gate", "PD-03", env=env)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -95,6 +104,8 @@ def test_check_command(tmp_path: Path) -> None:
 def test_bad_config_stops_startup(tmp_path: Path) -> None:
     bad = tmp_path / "city.toml"
     bad.write_text(DEMO_CONFIG.read_text().replace('zone = "ZTL"', 'zone = "ZTX"', 1))
-    out = varco("--config", str(bad), "serve", env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=30)
+    out = varco(
+        "--config", str(bad), "serve", env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=30
+    )
     assert out.returncode == 2
     assert f"{bad}: gates.PD-01.zone: unknown zone 'ZTX'" in out.stderr

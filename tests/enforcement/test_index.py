@@ -95,4 +95,6 @@ def test_kernel_refuses_inconsistent_buffers() -> None:
     bad_order = idx.order.copy()
     bad_order[0] = 99
     with pytest.raises(ValueError, match="order"):
-        index_module.Kernel(idx.keys, bad_order, idx.buckets, idx.offsets, idx.records.view(np.uint8))
+        index_module.Kernel(
+            idx.keys, bad_order, idx.buckets, idx.offsets, idx.records.view(np.uint8)
+        )

@@ -28,8 +28,15 @@ PERMITS = [
     permit("DAY-1", "EN222DS", "TEMP", "2026-11-01T10:00:00+01:00", "2026-11-02T10:00:00+01:00"),
     permit("LOAD-1", "EF456GH", "4", "2026-01-01T00:00:00+01:00", "2026-12-31T00:00:00+01:00"),
     permit("PED-1", "PE333PE", "5", "2020-01-01T00:00:00+01:00", zones=("PEDONALE",)),
-    permit("CUDE-1", "", "CUDE", "2025-01-01T00:00:00+01:00", "2030-01-01T00:00:00+01:00",
-           source="cude", plates=(("FA001CU", True), ("FA002CU", False))),
+    permit(
+        "CUDE-1",
+        "",
+        "CUDE",
+        "2025-01-01T00:00:00+01:00",
+        "2030-01-01T00:00:00+01:00",
+        source="cude",
+        plates=(("FA001CU", True), ("FA002CU", False)),
+    ),
     permit("DE-1", "M1234", "1", "2020-01-01T00:00:00+01:00"),  # a foreign plate
 ]
 
@@ -169,8 +176,28 @@ def test_c_scan_equals_python_scan(checker: Checker, live: LiveIndex) -> None:
                                "2026-11-01T09:59:59+01:00")]  # fmt: skip
     masks = sorted(set(live.gate_masks.values()) | set(live.zone_masks.values()) | {0})
     for _ in range(3000):
-        t = rng.choice(special) + rng.randrange(-7200, 7200) if rng.random() < 0.3 else (
-            at("2019-01-01T00:00:00+01:00") + rng.randrange(0, 12 * 365 * 86400))
+        t = (
+            rng.choice(special) + rng.randrange(-7200, 7200)
+            if rng.random() < 0.3
+            else (at("2019-01-01T00:00:00+01:00") + rng.randrange(0, 12 * 365 * 86400))
+        )
         plate, mask = rng.choice(plates), rng.choice(masks)
         assert live.scanner.scan(plate, t, mask) == checker.scan_python(live, plate, t, mask), (
-            plate, t, mask)
+            plate,
+            t,
+            mask,
+        )
+
+
+def test_c_near_equals_python_near(checker: Checker, live: LiveIndex) -> None:
+    if live.scanner is None:
+        pytest.skip("C kernel not built")
+    reads = ["AB123C0", "AB123CO", "A8123CD", "RN1I1RN", "MI234", "M1Z34", "EF4S6GH", "F4001CU",
+             "FA0O1CU", "ZZ999ZZ", "0", "AB123CD"]  # fmt: skip
+    masks = sorted(set(live.gate_masks.values()) | {0})
+    rng = random.Random(11)
+    for _ in range(1000):
+        text, mask = rng.choice(reads), rng.choice(masks)
+        t = at("2026-01-01T00:00:00+01:00") + rng.randrange(0, 365 * 86400)
+        assert live.scanner.near(text, t, mask) == checker.near_python(live, text, t, mask)
+    assert live.scanner.near("AB123CO", NOW, live.zone_masks["ZTL"]) == ["AB123CD"]
