@@ -182,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{k:8}{m['rps']:>10.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['rps'] / e['rps']:>8.2f}"
         )
+    pair = [b["rps"] / a["rps"] for a, b in zip(results["empty"], results["varco"], strict=True)]
+    print(f"per-round ratios {', '.join(f'{r:.2f}' for r in pair)}: median "
+          f"{statistics.median(pair):.2f} (the two runs of a round are seconds apart, so host "
+          "drift cancels better than in the ratio of medians)")
     print(
         f"\nthroughput ratio {v['rps'] / e['rps']:.2f} (target >= 0.85); "
         f"p99 ratio {v['p99_ms'] / e['p99_ms']:.2f} (target <= 1.5)"
