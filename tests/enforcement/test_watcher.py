@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -68,7 +69,5 @@ async def test_sighup_checks_at_once(demo: tuple[Settings, Rules]) -> None:
             await asyncio.sleep(0.05)
         assert holder.current.revision == 2
     finally:
-        try:  # the cleanup half, as aiohttp's cleanup_ctx runs it
+        with contextlib.suppress(StopAsyncIteration):  # the cleanup half, as aiohttp runs it
             await resource.__anext__()
-        except StopAsyncIteration:
-            pass
