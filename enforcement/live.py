@@ -87,17 +87,16 @@ def bind(index: PermitIndex, rules: Rules, source: str | Path = "") -> LiveIndex
             modes[i] = _MODE_CODE[t.holidays]
             cude[i] = t.cude
             known[i] = True
+    always = tuple(t is not None and t.windows is ALWAYS and t.holidays is HolidayMode.NORMAL
+                   for t in types)  # fmt: skip
     scanner = None
     if index.c_kernel is not None and Scanner is not None:
         starts, offsets = rules.clock.transitions()
-        scanner = Scanner(index.c_kernel, np.array([t is not None and t.windows is ALWAYS and
-                                                    t.holidays is HolidayMode.NORMAL for t in types]
-                                                   + [False] * (n - len(types)), np.uint8),
-                          known.astype(np.uint8), cude.astype(np.uint8), modes, windows,
-                          np.array(starts, np.int64), np.array(offsets, np.int64),
+        always_u8 = np.zeros(n, dtype=np.uint8)
+        always_u8[: len(always)] = always
+        scanner = Scanner(index.c_kernel, always_u8, known.astype(np.uint8), cude.astype(np.uint8),
+                          modes, windows, np.array(starts, np.int64), np.array(offsets, np.int64),
                           rules.holidays.flags, CONFUSABLE)  # fmt: skip
-    always = tuple(t is not None and t.windows is ALWAYS and t.holidays is HolidayMode.NORMAL
-                   for t in types)  # fmt: skip
     return LiveIndex(index, types, always, gate_masks, zone_masks, str(source), time.time(),
                      unknown, windows, modes, cude, known, scanner)  # fmt: skip
 
