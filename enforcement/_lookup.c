@@ -1,7 +1,10 @@
 /*
- * Lookup kernel for enforcement.index: the same hash-directory walk and record reads as the
- * pure-Python path in index.py, without the interpreter's per-step cost (~10x fewer ns on a
- * lookup). Optional: index.py falls back to Python when this module is not built.
+ * Lookup kernel for enforcement.index, optional (index.py and verdicts.py fall back to Python
+ * when this module is not built):
+ *   Kernel   the hash-directory walk and record reads of index.PermitIndex
+ *   Scanner  the verdict's record scan with the rule tables, and the near-match search, of
+ *            verdicts.Checker (scan_python and near_python are the references; tests compare)
+ * Both do what the Python does without the interpreter's per-step cost.
  *
  * The buffers are the snapshot's arrays (memory-mapped, read-only). They are validated once
  * at construction (every bucket, order and offset entry in range), so a lookup never reads
