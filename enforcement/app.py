@@ -55,9 +55,7 @@ class Api:
     def __init__(self, settings: Settings, rules: Rules, holder: IndexHolder) -> None:
         self.settings, self.rules, self.holder = settings, rules, holder
         self.gates = rules.gates
-        self.checker = Checker(rules, review_confidence=settings.review_confidence,
-                               max_clock_skew_s=settings.max_clock_skew_s,
-                               index_max_age_s=settings.index_max_age_s)  # fmt: skip
+        self.checker = Checker.from_settings(rules, settings)
         self.metrics = Metrics()
         self.verdict_counts = self.metrics.verdicts
         self._keys: dict[str, ApiKey] = {}  # Authorization header -> key, filled on first use
@@ -168,6 +166,10 @@ class Api:
                 raise errors.Invalid(f"{at_text!r} is not an RFC 3339 date-time", "at") from None
             if at.tzinfo is None:
                 raise errors.Invalid("give the offset, e.g. 2026-11-22T10:00:00+01:00", "at")
+            if at.timestamp() < time.time() - self.checker.max_transit_age_s:
+                raise errors.Invalid(
+                    f"older than the index's history ({self.settings.history_days} days): "
+                    "permits that ended before then are not in it", "at")  # fmt: skip
         else:
             at = dt.datetime.now(dt.UTC)
         zone = request.query.get("zone")

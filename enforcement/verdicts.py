@@ -5,7 +5,8 @@
 - `pending`: no permit covers it now; a violation candidate until the zone's grace period
   ends (`grace_until`), because permits may still be registered after the fact.
 - `review`: a person must look: unreadable or low-confidence read, a near-match with a
-  permitted plate, a camera clock that cannot be right, or an index too old to trust.
+  permitted plate, a camera clock that cannot be right, a transit older than the index's
+  history (ended permits older than that are not in it), or an index too old to trust.
 
 A camera must never receive a verdict that could turn into an unlawful fine, so every doubt
 ends in `review`, never `pending`. Intervals are [valid_from, valid_to); windows and schedules
@@ -21,6 +22,7 @@ from typing import Final
 import msgspec
 import numpy as np
 
+from .config import Settings
 from .live import LiveIndex
 from .plates import Plate, confusable_variants, normalise_text, plate_key
 from .rules import Gate, Rules
@@ -55,13 +57,22 @@ class Checker:
 
     def __init__(
         self, rules: Rules, *, review_confidence: float, max_clock_skew_s: int,
-        index_max_age_s: int,
+        index_max_age_s: int, max_transit_age_s: int,
     ) -> None:  # fmt: skip
         self.rules = rules
         self.review_confidence = review_confidence
         self.max_clock_skew_s = max_clock_skew_s
         self.index_max_age_s = index_max_age_s
+        # Older transits cannot be judged: the index keeps ended permits only this long.
+        self.max_transit_age_s = max_transit_age_s
         self._always_active = frozenset(c for c, g in rules.gates.items() if g.always_active)
+
+    @classmethod
+    def from_settings(cls, rules: Rules, settings: Settings) -> Checker:
+        return cls(rules, review_confidence=settings.review_confidence,
+                   max_clock_skew_s=settings.max_clock_skew_s,
+                   index_max_age_s=settings.index_max_age_s,
+                   max_transit_age_s=settings.history_days * 86400)  # fmt: skip
 
     # -- one transit -----------------------------------------------------------------------
 
@@ -93,6 +104,9 @@ class Checker:
                            event_id=event_id)  # fmt: skip
         if t > now + self.max_clock_skew_s:
             return Verdict(REVIEW, "clock_skew", plate.text, index_revision=live.revision,
+                           event_id=event_id)  # fmt: skip
+        if t < now - self.max_transit_age_s:  # a camera clock reset to 1970 lands here too
+            return Verdict(REVIEW, "too_old", plate.text, index_revision=live.revision,
                            event_id=event_id)  # fmt: skip
         return None
 

@@ -110,9 +110,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     at = dt.datetime.fromisoformat(args.at) if args.at else dt.datetime.now(dt.UTC)
     if at.tzinfo is None:
         at = at.replace(tzinfo=rules.clock.tz)
-    checker = Checker(rules, review_confidence=settings.review_confidence,
-                      max_clock_skew_s=settings.max_clock_skew_s,
-                      index_max_age_s=settings.index_max_age_s)  # fmt: skip
+    checker = Checker.from_settings(rules, settings)
     plate = normalise(args.plate)
     out: dict[str, object] = {}
     if args.gate:

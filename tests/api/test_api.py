@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -92,7 +93,12 @@ async def test_transit_verdicts(api: Client) -> None:
     assert (body["verdict"], body["reason"], body["plate"]) == ("review", "unreadable", "")
     _, body, _ = await api.request("POST", "/v1/transits", CAMERA, json=transit("FA002CU"))
     assert (body["verdict"], body["reason"]) == ("pending", "not_primary_plate")
-    sunday = transit("ZZ999ZZ", gate="PD-01", ts="2026-11-22T12:00:00+01:00")
+    # The most recent Sunday noon, local time: PD-01 rests on Sundays.
+    local = NOW.astimezone(ZoneInfo("Europe/Rome"))
+    last_sunday = (local - dt.timedelta(days=(local.weekday() + 1) % 7 or 7)).replace(
+        hour=12, minute=0, second=0
+    )
+    sunday = transit("ZZ999ZZ", gate="PD-01", ts=last_sunday.isoformat())
     _, body, _ = await api.request("POST", "/v1/transits", CAMERA, json=sunday)
     assert (body["verdict"], body["reason"]) == ("not_enforced", "gate_inactive")
 
@@ -210,6 +216,7 @@ async def test_police_view(api: Client) -> None:
     assert [n["plate"] for n in body["near_matches"]] == ["AB123CD"]
     assert [z["zone"] for z in body["zones"]] == ["ZTL"]
     for query, field in (("at=tomorrow", "at"), ("at=2026-11-22T12:00:00", "at"),
+                         ("at=1970-01-01T00:00:00%2B00:00", "at"),
                          ("zone=NOWHERE", "zone"), ("colour=red", "colour")):  # fmt: skip
         status, body, _ = await api.request("GET", f"/v1/plates/AB123CD?{query}", POLICE)
         assert (status, body["field"]) == (422, field)

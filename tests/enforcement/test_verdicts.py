@@ -115,6 +115,17 @@ def test_clock_skew(checker: Checker, live: LiveIndex) -> None:
     assert late.verdict == "pending"  # a late re-upload is judged at its capture time
 
 
+def test_too_old_is_review(demo: tuple[Settings, Rules], live: LiveIndex) -> None:
+    settings, rules = demo
+    checker = Checker.from_settings(rules, settings)  # history_days = 30
+    gate = rules.gates["PD-03"]
+    for ts in (5, at("2026-10-01T12:00:00+02:00")):  # a clock reset to 1970; 52 days late
+        v = checker.check(live, normalise("ZZ999ZZ"), ts, gate, 0.9, NOW)
+        assert (v.verdict, v.reason) == ("review", "too_old")
+    recent = checker.check(live, normalise("ZZ999ZZ"), NOW - 29 * 86400, gate, 0.9, NOW)
+    assert recent.verdict == "pending"  # a late re-upload within the history is judged
+
+
 def test_pending_names_grace_end(checker: Checker, live: LiveIndex) -> None:
     v = verdict(checker, live, "ZZ999ZZ", "2026-11-22T12:00:00+01:00")
     assert v.grace_until is not None
@@ -138,7 +149,8 @@ def test_low_confidence(checker: Checker, live: LiveIndex) -> None:
 
 def test_stale_index_is_review(demo: tuple[Settings, Rules], live: LiveIndex) -> None:
     _, rules = demo
-    strict = Checker(rules, review_confidence=0.6, max_clock_skew_s=300, index_max_age_s=3600)
+    strict = Checker(rules, review_confidence=0.6, max_clock_skew_s=300, index_max_age_s=3600,
+                     max_transit_age_s=10**10)  # fmt: skip
     later = live.built_at + 7200
     v = strict.check(live, normalise("ZZ999ZZ"), later, rules.gates["PD-03"], 0.9, later)
     assert (v.verdict, v.reason) == ("review", "index_stale")
