@@ -58,7 +58,11 @@ def load_into(holder: IndexHolder, rules: Rules, path: Path) -> bool:
 
 def load_initial(holder: IndexHolder, rules: Rules, snapshot_dir: Path) -> bool:
     """At start-up: `current`, else the newest snapshot that verifies."""
-    if load_into(holder, rules, snapshot_dir / ("current" + SUFFIX)):
+    current = snapshot_dir / ("current" + SUFFIX)
+    if not current.exists():
+        holder.last_error = f"no snapshot in {snapshot_dir} yet: run `varco rebuild`"
+        log.warning("%s; not ready until one is published", holder.last_error)
+    elif load_into(holder, rules, current):
         return True
     candidates = sorted(snapshot_dir.glob("index-r*" + SUFFIX), key=os.path.getmtime, reverse=True)
     for path in candidates:

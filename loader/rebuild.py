@@ -8,6 +8,7 @@ the shrink: an emptied source table must not silently lift enforcement.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from enforcement.rules import Rules, zone_mask
 from enforcement.snapshot import SUFFIX, SnapshotError, open_snapshot, read_header, write_snapshot
 
 from .db import PermitDB
+
+log = logging.getLogger(__name__)
 
 CURRENT: Final = "current" + SUFFIX
 KEEP_SNAPSHOTS: Final = 3
@@ -73,7 +76,7 @@ def index_from_db(
     flags: list[int] = []
     permit_ids: list[str] = []
     row_of: dict[str, int] = {}
-    skipped_types: set[str] = set()
+    skipped: dict[str, int] = {}  # type code -> plate rows left out
     total = db.count()
     min_end = int(now - history_days * 86400)
     for pid, vfrom, vto, type_, zone_text, source, primary, plate in tqdm(
@@ -81,7 +84,7 @@ def index_from_db(
     ):
         t = type_no.get(type_)
         if t is None:  # a type removed from the configuration: nothing to enforce it by
-            skipped_types.add(type_)
+            skipped[type_] = skipped.get(type_, 0) + 1
             continue
         row = row_of.get(pid)
         if row is None:
@@ -103,6 +106,10 @@ def index_from_db(
         types.append(t)
         flags.append((FLAG_PRIMARY if primary else 0)
                      | source_no.get(source, len(SOURCES) - 1) << SOURCE_SHIFT)  # fmt: skip
+    for type_, n in sorted(skipped.items()):
+        # Never silently: such permits are not enforced until the type is configured again.
+        log.warning("%d plate rows of permit type %r left out: the configuration has no such "
+                    "type", n, type_)  # fmt: skip
     meta = IndexMeta(revision, int(now), type_codes, zone_codes)
     return build_index(meta, np.array(keys, dtype=np.int64), starts, ends, zones, rows, types,
                        flags, permit_ids)  # fmt: skip

@@ -157,3 +157,18 @@ def test_cli_import_writes_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert rejects[1].startswith("7,BAD-1,type,")
     assert (tmp_path / "data" / "snapshots" / "current.vidx").exists()
     assert cli(["--config", str(DEMO_CONFIG), "import", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_rebuild_reports_unknown_types(demo: tuple[Settings, Rules], tmp_path: Path,
+                                       caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """Permits of a type the configuration dropped are left out loudly, never silently."""
+    from loader.db import PermitRow
+    from loader.rebuild import rebuild
+
+    settings, rules = demo
+    with PermitDB(settings.database_path) as db:
+        db.upsert([PermitRow("OLD-1", "GONE", 0, None, (), "municipal", (("AB123CD", True),)),
+                   PermitRow("OK-1", "1", 0, None, (), "municipal", (("EF456GH", True),))])  # fmt: skip
+        report = rebuild(db, rules, settings.snapshot_dir, 30)
+    assert report.permits == 1
+    assert "1 plate rows of permit type 'GONE' left out" in caplog.text
