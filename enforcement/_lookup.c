@@ -200,7 +200,6 @@ static PyTypeObject KernelType = {
 
 enum { NO_PERMIT, NOT_YET_VALID, EXPIRED, WRONG_ZONE, UNKNOWN_TYPE, OUTSIDE_WINDOW, NOT_PRIMARY };
 #define MINUTES_PER_WEEK 10080
-#define MAX_COVERING 64
 
 typedef struct {
     PyObject_HEAD
@@ -282,11 +281,13 @@ static void local_minute(const Scanner *s, int64_t t, int *minute, int *holiday)
     *holiday = day >= 0 && day < s->holidays.len && ((const unsigned char *)s->holidays.buf)[day];
 }
 
-/* Scan the records of key position p: covering permit rows into rows[], closest miss. */
+/* Scan the records of key position p. Covering permit rows are appended to `rows` when it
+ * is a list; when it is NULL the scan stops at the first covering one. Sets *covered and the
+ * closest miss; returns -1 with an exception set on failure. */
 static int scan_records(const Scanner *s, Py_ssize_t p, long long t, unsigned long long mask,
-                        uint32_t *rows, Py_ssize_t *n_rows, int *miss_out) {
+                        PyObject *rows, int *covered, int *miss_out) {
     int miss = NO_PERMIT, have_minute = 0, minute = 0, holiday = 0;
-    *n_rows = 0;
+    *covered = 0;
     if (p >= 0) {
         const uint32_t *off = s->kernel->offsets.buf;
         const unsigned char *base = s->kernel->records.buf;
@@ -316,11 +317,14 @@ static int scan_records(const Scanner *s, Py_ssize_t p, long long t, unsigned lo
                 if (!inside) why = OUTSIDE_WINDOW;
                 else if (cude[type] && !(flags & 1)) why = NOT_PRIMARY;
                 else {
-                    if (*n_rows == MAX_COVERING) { /* not seen in practice */
-                        PyErr_SetString(PyExc_OverflowError, "over 64 covering permits");
+                    *covered = 1;
+                    if (rows == NULL) break;
+                    PyObject *v = PyLong_FromUnsignedLong(permit);
+                    if (!v || PyList_Append(rows, v) < 0) {
+                        Py_XDECREF(v);
                         return -1;
                     }
-                    rows[(*n_rows)++] = permit;
+                    Py_DECREF(v);
                     continue;
                 }
             }
@@ -363,30 +367,25 @@ static int64_t key_of(const char *p, Py_ssize_t len) {
 
 static PyObject *Scanner_scan(Scanner *s, PyObject *const *args, Py_ssize_t nargs) {
     const char *text;
-    Py_ssize_t len, n_rows;
+    Py_ssize_t len;
     long long t;
     unsigned long long mask;
     if (args3(args, nargs, &text, &len, &t, &mask) < 0) return NULL;
-    uint32_t rows[MAX_COVERING];
-    int miss;
-    if (scan_records(s, find(s->kernel, key_of(text, len)), t, mask, rows, &n_rows, &miss) < 0)
+    PyObject *rows = PyList_New(0);
+    if (!rows) return NULL;
+    int covered, miss;
+    if (scan_records(s, find(s->kernel, key_of(text, len)), t, mask, rows, &covered, &miss) < 0) {
+        Py_DECREF(rows);
         return NULL;
-    PyObject *list = PyList_New(n_rows);
-    if (!list) return NULL;
-    for (Py_ssize_t i = 0; i < n_rows; i++) {
-        PyObject *v = PyLong_FromUnsignedLong(rows[i]);
-        if (!v) { Py_DECREF(list); return NULL; }
-        PyList_SET_ITEM(list, i, v);
     }
-    return Py_BuildValue("(Ni)", list, miss);
+    return Py_BuildValue("(Ni)", rows, miss);
 }
-
 
 /* near(text, t, mask) -> plates one OCR confusion away whose permits cover (t, mask), in the
  * order plates.confusable_variants lists them. */
 static PyObject *Scanner_near(Scanner *s, PyObject *const *args, Py_ssize_t nargs) {
     const char *text;
-    Py_ssize_t len, n_rows;
+    Py_ssize_t len;
     long long t;
     unsigned long long mask;
     if (args3(args, nargs, &text, &len, &t, &mask) < 0) return NULL;
@@ -394,8 +393,7 @@ static PyObject *Scanner_near(Scanner *s, PyObject *const *args, Py_ssize_t narg
     if (!out || len < 1 || len > 11) return out;
     char buf[12];
     memcpy(buf, text, (size_t)len);
-    uint32_t rows[MAX_COVERING];
-    int miss;
+    int covered, miss;
     for (Py_ssize_t i = 0; i < len; i++) {
         int d = digit36(text[i]);
         if (d < 0) return out;
@@ -403,8 +401,8 @@ static PyObject *Scanner_near(Scanner *s, PyObject *const *args, Py_ssize_t narg
             buf[i] = *sub;
             Py_ssize_t p = find(s->kernel, key_of(buf, len));
             if (p >= 0) {
-                if (scan_records(s, p, t, mask, rows, &n_rows, &miss) < 0) goto error;
-                if (n_rows) {
+                if (scan_records(s, p, t, mask, NULL, &covered, &miss) < 0) goto error;
+                if (covered) {
                     PyObject *v = PyUnicode_FromStringAndSize(buf, len);
                     if (!v || PyList_Append(out, v) < 0) { Py_XDECREF(v); goto error; }
                     Py_DECREF(v);

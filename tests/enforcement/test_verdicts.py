@@ -213,3 +213,18 @@ def test_c_near_equals_python_near(checker: Checker, live: LiveIndex) -> None:
         t = at("2026-01-01T00:00:00+01:00") + rng.randrange(0, 365 * 86400)
         assert live.scanner.near(text, t, mask) == checker.near_python(live, text, t, mask)
     assert live.scanner.near("AB123CO", NOW, live.zone_masks["ZTL"]) == ["AB123CD"]
+
+
+def test_many_covering_permits(checker: Checker, publish: Publish) -> None:
+    """A fleet vehicle on a hundred overlapping passes: all named, no limit, no error.
+
+    An eight-character foreign plate, so the misread below cannot be fixed by the Italian rule and
+    exercises the near-match scan over the same hundred records.
+    """
+    fleet = [permit(f"FLEET-{i:03d}", "FLT12345", "1", "2020-01-01T00:00:00+01:00")
+             for i in range(100)]  # fmt: skip
+    live = publish(fleet)
+    v = verdict(checker, live, "FLT12345", "2026-11-22T12:00:00+01:00")
+    assert v.verdict == "allowed" and len(v.permits) == 100
+    v = verdict(checker, live, "FLT1Z345", "2026-11-22T12:00:00+01:00")
+    assert (v.verdict, v.reason) == ("review", "near_match")
