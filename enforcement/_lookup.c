@@ -205,6 +205,7 @@ typedef struct {
     PyObject_HEAD
     Kernel *kernel;
     Py_buffer always, known, cude, modes, windows, starts, offsets, holidays;
+    Py_buffer masked; /* bit per permit row: superseded by the change overlay (live.py) */
     Py_ssize_t n_types, n_starts;
     int have_buffers;
     char confusable[36][8]; /* per [0-9A-Z]: its OCR look-alikes, NUL-terminated */
@@ -213,7 +214,7 @@ typedef struct {
 static void Scanner_release(Scanner *s) {
     if (s->have_buffers) {
         Py_buffer *b[] = {&s->always, &s->known, &s->cude, &s->modes, &s->windows, &s->starts,
-                          &s->offsets, &s->holidays};
+                          &s->offsets, &s->holidays, &s->masked};
         for (size_t i = 0; i < sizeof b / sizeof *b; i++) PyBuffer_Release(b[i]);
         s->have_buffers = 0;
     }
@@ -226,9 +227,9 @@ static void Scanner_dealloc(Scanner *s) {
 }
 
 static int Scanner_init(Scanner *s, PyObject *args, PyObject *kw) {
-    PyObject *kernel, *o[8], *confusable;
-    if (!PyArg_ParseTuple(args, "O!OOOOOOOOO!", &KernelType, &kernel, &o[0], &o[1], &o[2], &o[3],
-                          &o[4], &o[5], &o[6], &o[7], &PyDict_Type, &confusable))
+    PyObject *kernel, *o[9], *confusable;
+    if (!PyArg_ParseTuple(args, "O!OOOOOOOOOO!", &KernelType, &kernel, &o[0], &o[1], &o[2],
+                          &o[3], &o[4], &o[5], &o[6], &o[7], &o[8], &PyDict_Type, &confusable))
         return -1;
     memset(s->confusable, 0, sizeof s->confusable);
     PyObject *ch, *subs;
@@ -245,8 +246,8 @@ static int Scanner_init(Scanner *s, PyObject *args, PyObject *kw) {
     }
     Scanner_release(s);
     Py_buffer *b[] = {&s->always, &s->known, &s->cude, &s->modes, &s->windows, &s->starts,
-                      &s->offsets, &s->holidays};
-    for (int i = 0; i < 8; i++) {
+                      &s->offsets, &s->holidays, &s->masked};
+    for (int i = 0; i < 9; i++) {
         if (PyObject_GetBuffer(o[i], b[i], PyBUF_C_CONTIGUOUS) < 0) {
             for (int j = 0; j < i; j++) PyBuffer_Release(b[j]);
             return -1;
@@ -298,6 +299,9 @@ static int scan_records(const Scanner *s, Py_ssize_t p, long long t, unsigned lo
             uint32_t start = u32(r), end = u32(r + 4), zones = u32(r + 8), permit = u32(r + 12);
             unsigned char type = r[16], flags = r[17];
             int why;
+            if ((Py_ssize_t)(permit >> 3) < s->masked.len &&
+                ((const unsigned char *)s->masked.buf)[permit >> 3] >> (permit & 7) & 1)
+                continue; /* superseded by a newer version of the permit: invisible */
             if (t < (long long)start) why = NOT_YET_VALID;
             else if (t >= (long long)end) why = EXPIRED;
             else if (!(zones & mask)) why = WRONG_ZONE;

@@ -19,6 +19,7 @@ class Scanner:
         clock_starts: object,
         clock_offsets: object,
         holidays: object,
+        masked: object,
         confusable: dict[str, str],
     ) -> None: ...
     def scan(self, text: str, t: int, mask: int, /) -> tuple[list[int], int]: ...

@@ -15,14 +15,17 @@ A single lookup hashes the key and reads a handful of memory locations (a binary
 10 M keys would touch ~24 cache lines, each a TLB miss under virtualisation, and cost ~24
 interpreted steps). Batch lookups use
 `np.searchsorted` on the sorted keys, vectorised. Permit ids live in a string table read only
-when a verdict names them.
+when a verdict names them. The table is sorted by id (byte order), so a permit change from
+the stream finds the row it supersedes by binary search (`row_of`) without a 10 M-entry dict.
 """
 
 from __future__ import annotations
 
+import bisect
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -184,6 +187,12 @@ class PermitIndex:
         a, b = _PAIR.unpack_from(self._id_offsets_b, row * 4)
         return str(self._id_blob_b[a:b], "utf-8")
 
+    def row_of(self, permit_id: str) -> int:
+        """Row of a permit id in the (sorted) id table, or -1."""
+        n = self.permit_count
+        row = bisect.bisect_left(range(n), permit_id, key=self.permit_id)
+        return row if row < n and self.permit_id(row) == permit_id else -1
+
 
 def bucket_count(n_keys: int) -> int:
     """A prime near half the key count: ~2 keys a bucket, ~2 bytes a plate of directory.
@@ -221,7 +230,20 @@ def build_index(
     flags: npt.ArrayLike,
     permit_ids: Sequence[str],
 ) -> PermitIndex:
-    """Build an index from one row per (plate, permit). Rows may come in any order."""
+    """Build an index from one row per (plate, permit). Rows may come in any order.
+
+    `permit[i]` is a position in `permit_ids`; the id table is stored sorted (the database
+    hands ids over in order, so this is one linear check; otherwise it is sorted here).
+    """
+    permit_a = np.asarray(permit, dtype=np.uint32)
+    if any(a >= b for a, b in pairwise(permit_ids)):
+        if len(set(permit_ids)) != len(permit_ids):
+            raise ValueError("duplicate permit ids")
+        by_id = sorted(range(len(permit_ids)), key=permit_ids.__getitem__)
+        new_row = np.empty(len(by_id), dtype=np.uint32)
+        new_row[np.array(by_id, dtype=np.intp)] = np.arange(len(by_id), dtype=np.uint32)
+        permit_ids = [permit_ids[i] for i in by_id]
+        permit_a = new_row[permit_a]
     k = np.asarray(plate_keys, dtype=np.int64)
     n = len(k)
     if len(permit_ids) >= END_UNLIMITED or n >= END_UNLIMITED:
@@ -236,7 +258,7 @@ def build_index(
     records["start"] = np.clip(start_a[sort], 0, END_UNLIMITED - 1)
     records["end"] = np.clip(end_a[sort], 0, END_UNLIMITED)
     records["zones"] = np.asarray(zones, dtype=np.uint32)[sort]
-    records["permit"] = np.asarray(permit, dtype=np.uint32)[sort]
+    records["permit"] = permit_a[sort]
     records["type"] = np.asarray(type_, dtype=np.uint8)[sort]
     records["flags"] = np.asarray(flags, dtype=np.uint8)[sort]
     if n:

@@ -4,7 +4,8 @@ A snapshot names its permit types and zones by code; the running configuration m
 in another order or lack one. `LiveIndex` translates once, at activation: snapshot type number
 -> `PermitType` (None when the configuration no longer knows it: such a permit covers nothing
 and the police view says so), and gate -> bit mask of snapshot zones whose permits cover it.
-`IndexHolder.current` is swapped whole; a request reads it once and keeps that one.
+`IndexHolder.current` is swapped whole; a request reads it once and keeps that one. Permit
+changes since the snapshot live in its `overlay` (see overlay.py), applied in place.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .index import PermitIndex
+from .overlay import Overlay
 from .plates import CONFUSABLE
 
 try:
@@ -42,6 +44,7 @@ class LiveIndex:
     source: str  # file it came from, for /readyz
     activated_at: float
     unknown_types: tuple[str, ...]
+    overlay: Overlay  # permit changes newer than the snapshot
     # Vectorised rule tables for batch checks, by snapshot type number.
     type_windows: npt.NDArray[np.uint8] = field(repr=False)  # [types, minute of week]
     type_modes: npt.NDArray[np.uint8] = field(repr=False)
@@ -52,7 +55,17 @@ class LiveIndex:
 
     @property
     def revision(self) -> int:
+        """The highest permit revision enforced: the snapshot's plus applied changes."""
+        return self.overlay.revision
+
+    @property
+    def snapshot_revision(self) -> int:
         return self.index.meta.revision
+
+    @property
+    def fresh_at(self) -> float:
+        """Epoch seconds up to which the permit database is known to be reflected."""
+        return max(float(self.index.meta.built_at), self.overlay.fresh_at)
 
     @property
     def built_at(self) -> int:
@@ -89,6 +102,8 @@ def bind(index: PermitIndex, rules: Rules, source: str | Path = "") -> LiveIndex
             known[i] = True
     always = tuple(t is not None and t.windows is ALWAYS and t.holidays is HolidayMode.NORMAL
                    for t in types)  # fmt: skip
+    masked = bytearray((index.permit_count + 7) // 8 or 1)
+    overlay = Overlay(index, rules, masked)
     scanner = None
     if index.c_kernel is not None and Scanner is not None:
         starts, offsets = rules.clock.transitions()
@@ -96,9 +111,9 @@ def bind(index: PermitIndex, rules: Rules, source: str | Path = "") -> LiveIndex
         always_u8[: len(always)] = always
         scanner = Scanner(index.c_kernel, always_u8, known.astype(np.uint8), cude.astype(np.uint8),
                           modes, windows, np.array(starts, np.int64), np.array(offsets, np.int64),
-                          rules.holidays.flags, CONFUSABLE)  # fmt: skip
+                          rules.holidays.flags, masked, CONFUSABLE)  # fmt: skip
     return LiveIndex(index, types, always, gate_masks, zone_masks, str(source), time.time(),
-                     unknown, windows, modes, cude, known, scanner)  # fmt: skip
+                     unknown, overlay, windows, modes, cude, known, scanner)  # fmt: skip
 
 
 class IndexHolder:

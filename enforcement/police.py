@@ -12,10 +12,17 @@ from .schemas import NearMatch, PermitView, PlateView, ZoneVerdict
 from .verdicts import MISS_REASONS, Checker
 
 
-def _status(iv: Interval, t: int) -> str:
-    if t < iv.start:
+def _status(start: int, end: int, t: int) -> str:
+    if t < start:
         return "not_yet_valid"
-    return "expired" if t >= iv.end else "valid"
+    return "expired" if t >= end else "valid"
+
+
+def _visible(live: LiveIndex, text: str) -> list[Interval]:
+    """The snapshot's intervals of a plate, less those the overlay supersedes."""
+    masked = live.overlay.masked
+    return [iv for iv in live.index.intervals(plate_key(text))
+            if not masked[iv.permit >> 3] >> (iv.permit & 7) & 1]  # fmt: skip
 
 
 def plate_view(checker: Checker, live: LiveIndex, text: str, at: dt.datetime,
@@ -26,7 +33,7 @@ def plate_view(checker: Checker, live: LiveIndex, text: str, at: dt.datetime,
     index = live.index
     to_local = rules.clock.to_datetime
     permits = []
-    for iv in index.intervals(plate_key(text)):
+    for iv in _visible(live, text):
         ptype = live.types[iv.type]
         code = index.meta.type_codes[iv.type]
         permits.append(PermitView(
@@ -39,20 +46,32 @@ def plate_view(checker: Checker, live: LiveIndex, text: str, at: dt.datetime,
             source=iv.source,
             primary=iv.primary,
             windows=list(ptype.window_text) if ptype else [],
-            status=_status(iv, t),
+            status=_status(iv.start, iv.end, t),
+        ))  # fmt: skip
+    for r in live.overlay.by_plate.get(text, ()):  # changed since the snapshot
+        permits.append(PermitView(
+            permit_id=r.permit_id,
+            type=r.type_code,
+            type_name=r.ptype.name if r.ptype else f"{r.type_code} (not in the configuration)",
+            valid_from=to_local(r.start),
+            valid_to=None if r.end is None else to_local(r.end),
+            zones=live.zone_codes(r.zones),
+            source=r.source,
+            primary=r.primary,
+            windows=list(r.ptype.window_text) if r.ptype else [],
+            status=_status(r.start, END_UNLIMITED if r.end is None else r.end, t),
         ))  # fmt: skip
     verdicts = []
     for zone in zones:
-        rows, miss = checker.scan_mask(live, text, t, live.zone_masks[zone])
-        if rows:
-            verdicts.append(ZoneVerdict(zone, "allowed", "permit",
-                                        [index.permit_id(r) for r in rows]))  # fmt: skip
+        ids, miss = checker.cover(live, text, t, live.zone_masks[zone])
+        if ids:
+            verdicts.append(ZoneVerdict(zone, "allowed", "permit", ids))
         else:
             verdicts.append(ZoneVerdict(zone, "not_allowed", MISS_REASONS[miss], []))
     near = []
     for variant in confusable_variants(text):
-        ivs = index.intervals(plate_key(variant))
-        if ivs:
-            ids = list(dict.fromkeys(index.permit_id(iv.permit) for iv in ivs))
-            near.append(NearMatch(variant, ids))
+        ids = [index.permit_id(iv.permit) for iv in _visible(live, variant)]
+        ids += [r.permit_id for r in live.overlay.by_plate.get(variant, ())]
+        if ids:
+            near.append(NearMatch(variant, list(dict.fromkeys(ids))))
     return PlateView(text, at.astimezone(rules.clock.tz), live.revision, permits, verdicts, near)

@@ -28,7 +28,7 @@ import numpy as np
 from .index import RECORD, IndexMeta, PermitIndex
 
 MAGIC: Final = b"VARCOIDX"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2  # 2: permit id table sorted (PermitIndex.row_of)
 _HEADER: Final = struct.Struct("<8sIIQqQQQ")
 _DIGEST_AT: Final = 64
 _META_AT: Final = 96

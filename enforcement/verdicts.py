@@ -24,6 +24,7 @@ import numpy as np
 
 from .config import Settings
 from .live import LiveIndex
+from .overlay import OverlayRecord
 from .plates import Plate, confusable_variants, normalise_text, plate_key
 from .rules import Gate, Rules
 
@@ -85,11 +86,10 @@ class Checker:
         early = self._precheck(live, plate, t, gate, now, event_id)
         if early is not None:
             return early
-        covering, miss = self.scan_mask(live, plate.text, t, live.gate_masks[gate.code])
+        covering, miss = self.cover(live, plate.text, t, live.gate_masks[gate.code])
         if covering:
-            permit_id = live.index.permit_id
-            return Verdict(ALLOWED, "permit", plate.text, [permit_id(r) for r in covering],
-                           live.revision, None, event_id)  # fmt: skip
+            return Verdict(ALLOWED, "permit", plate.text, covering, live.revision, None,
+                           event_id)  # fmt: skip
         return self._uncovered(live, plate, t, gate, confidence, now, miss, event_id)
 
     def _precheck(
@@ -110,23 +110,60 @@ class Checker:
                            event_id=event_id)  # fmt: skip
         return None
 
-    def scan(self, live: LiveIndex, text: str, t: int, gate: Gate) -> tuple[list[int], int]:
-        """Permit rows of `text` that cover instant `t` at `gate`, and else the closest miss."""
-        return self.scan_mask(live, text, t, live.gate_masks[gate.code])
+    def cover(self, live: LiveIndex, text: str, t: int, mask: int) -> tuple[list[str], int]:
+        """Ids of the permits of plate `text` that cover instant `t` for zone bits `mask`
+        (snapshot and change overlay), and else the closest miss."""
+        rows, miss = self.scan_mask(live, text, t, mask)
+        permit_id = live.index.permit_id
+        ids = [permit_id(r) for r in rows]
+        if live.overlay.by_plate and (records := live.overlay.by_plate.get(text)):
+            more, miss_overlay = self.scan_overlay(records, t, mask)
+            ids += more
+            miss = max(miss, miss_overlay)
+        return ids, miss
 
     def scan_mask(self, live: LiveIndex, text: str, t: int, mask: int) -> tuple[list[int], int]:
-        """As `scan`, for any zone mask (snapshot zone bits that count). The hot loop: in C
-        when the kernel is built (`_lookup.Scanner`), else `scan_python`, its reference."""
+        """Snapshot permit rows of `text` covering `t` for zone bits `mask`, and else the
+        closest miss; rows the overlay supersedes are skipped. The hot loop: in C when the
+        kernel is built (`_lookup.Scanner`), else `scan_python`, its reference."""
         if live.scanner is not None:
             return live.scanner.scan(text, t, mask)
         return self.scan_python(live, text, t, mask)
+
+    def scan_overlay(self, records: Sequence[OverlayRecord], t: int,
+                     mask: int) -> tuple[list[str], int]:  # fmt: skip
+        """`scan_python`'s rules over a plate's changed permits (the overlay)."""
+        ids: list[str] = []
+        miss = NO_PERMIT
+        for r in records:
+            if t < r.start:
+                why = NOT_YET_VALID
+            elif r.end is not None and t >= r.end:
+                why = EXPIRED
+            elif not r.zones & mask:
+                why = WRONG_ZONE
+            elif r.ptype is None:
+                why = UNKNOWN_TYPE
+            elif not r.always and not self.rules.in_window(r.ptype, t):
+                why = OUTSIDE_WINDOW
+            elif r.ptype.cude and not r.primary:
+                why = NOT_PRIMARY
+            else:
+                ids.append(r.permit_id)
+                continue
+            if why > miss:
+                miss = why
+        return ids, miss
 
     def scan_python(self, live: LiveIndex, text: str, t: int, mask: int) -> tuple[list[int], int]:
         """The record scan in Python; `_lookup.Scanner.scan` must give the same answers."""
         covering: list[int] = []
         miss = NO_PERMIT
         types, always = live.types, live.type_always
+        masked = live.overlay.masked if live.overlay.masked_rows else None
         for start, end, zones, permit, type_no, flags in live.index.plate_records(plate_key(text)):
+            if masked is not None and masked[permit >> 3] >> (permit & 7) & 1:
+                continue  # superseded by a newer version in the overlay
             if t < start:
                 why = NOT_YET_VALID
             elif t >= end:
@@ -157,7 +194,7 @@ class Checker:
         if self.near_matches(live, plate, t, gate):
             return Verdict(REVIEW, "near_match", plate.text, index_revision=rev,
                            event_id=event_id)  # fmt: skip
-        if now - live.built_at > self.index_max_age_s:
+        if live.overlay.stale is not None or now - live.fresh_at > self.index_max_age_s:
             return Verdict(REVIEW, "index_stale", plate.text, index_revision=rev,
                            event_id=event_id)  # fmt: skip
         grace = self.rules.zones[gate.zone].grace_s
@@ -172,9 +209,15 @@ class Checker:
             found = live.scanner.near(plate.text, t, mask)
         else:
             found = self.near_python(live, plate.text, t, mask)
+        by_plate = live.overlay.by_plate
+        if by_plate:
+            for variant in confusable_variants(plate.text):
+                if (variant in by_plate and variant not in found
+                        and self.scan_overlay(by_plate[variant], t, mask)[0]):  # fmt: skip
+                    found.append(variant)
         if plate.corrected:
             raw = normalise_text(plate.raw)
-            if raw and raw != plate.text and self.scan_mask(live, raw, t, mask)[0]:
+            if raw and raw != plate.text and self.cover(live, raw, t, mask)[0]:
                 found.append(raw)
         return found
 
@@ -212,14 +255,18 @@ class Checker:
                 out[i] = early
         if todo:
             covering = self._cover_vectorised(live, [items[i] for i in todo])
+            by_plate = live.overlay.by_plate
             for i, rows in zip(todo, covering, strict=True):
                 plate, ts, gate, conf, event_id = items[i]
-                if rows:
-                    out[i] = Verdict(ALLOWED, "permit", plate.text, self._ids(live, rows),
-                                     live.revision, event_id=event_id)  # fmt: skip
+                t = int(ts)
+                ids = self._ids(live, rows)
+                if by_plate and (records := by_plate.get(plate.text)):
+                    ids += self.scan_overlay(records, t, live.gate_masks[gate.code])[0]
+                if ids:
+                    out[i] = Verdict(ALLOWED, "permit", plate.text, ids, live.revision,
+                                     event_id=event_id)  # fmt: skip
                 else:
-                    t = int(ts)
-                    _, miss = self.scan_mask(live, plate.text, t, live.gate_masks[gate.code])
+                    _, miss = self.cover(live, plate.text, t, live.gate_masks[gate.code])
                     out[i] = self._uncovered(live, plate, t, gate, conf, now, miss, event_id)
         return out  # type: ignore[return-value]
 
@@ -253,6 +300,10 @@ class Checker:
         ok &= (r["zones"] & masks[item]) != 0
         ok &= live.type_known[tno] & (live.type_windows[tno, m] == 1) & ~((mode == 1) & hol)
         ok &= ~live.type_cude[tno] | ((r["flags"] & 1) == 1)
+        if live.overlay.masked_rows:  # rows superseded by the overlay are invisible
+            masked = np.frombuffer(live.overlay.masked, dtype=np.uint8)
+            p = r["permit"]
+            ok &= ((masked[p >> 3] >> (p & 7)) & 1) == 0
         result: list[list[int]] = [[] for _ in range(n)]
         for i, p in zip(item[ok].tolist(), r["permit"][ok].tolist(), strict=True):
             result[i].append(p)

@@ -26,7 +26,7 @@ ROW = st.tuples(
 
 def build(rows: list[tuple[str, int, int, int, int, int]], ids: list[str] | None = None,
           use_kernel: bool = True) -> PermitIndex:  # fmt: skip
-    ids = ids if ids is not None else [f"P{i}" for i in range(len(rows))]
+    ids = ids if ids is not None else [f"P{i:05d}" for i in range(len(rows))]  # sorted
     idx = build_index(META, [plate_key(r[0]) for r in rows], [r[1] for r in rows],
                       [r[2] for r in rows], [r[3] for r in rows], list(range(len(rows))),
                       [r[4] for r in rows], [r[5] for r in rows], ids)  # fmt: skip
@@ -78,7 +78,7 @@ def test_empty_index() -> None:
 def test_permit_ids_round_trip() -> None:
     ids = ["PD-1", "L736_2024_00015", "CUDE-ÀÈ-ü", ""]
     idx = build([("AB", 0, 10, 1, 0, 1)] * 4, ids)
-    assert [idx.permit_id(i) for i in range(4)] == ids
+    assert [idx.permit_id(i) for i in range(4)] == sorted(ids)  # stored in byte order
 
 
 def test_negative_and_huge_keys_are_absent() -> None:
@@ -98,3 +98,18 @@ def test_kernel_refuses_inconsistent_buffers() -> None:
         index_module.Kernel(
             idx.keys, bad_order, idx.buckets, idx.offsets, idx.records.view(np.uint8)
         )
+
+
+def test_permit_ids_stored_sorted_and_found_by_row_of() -> None:
+    ids = ["P-9", "é-1", "A", "_x", "B", "a"]  # given out of order, with non-ASCII
+    keys = [plate_key(f"AA{i:03d}BB") for i in range(len(ids))]
+    n = len(ids)
+    idx = build_index(META, keys, [0] * n, [END_UNLIMITED] * n, [1] * n, range(n), [0] * n,
+                      [1] * n, ids)  # fmt: skip
+    stored = [idx.permit_id(r) for r in range(n)]
+    assert stored == sorted(ids)
+    for i, pid in enumerate(ids):  # each plate still names its own permit after the reorder
+        (iv,) = idx.intervals(keys[i])
+        assert idx.permit_id(iv.permit) == pid
+        assert idx.row_of(pid) == iv.permit
+    assert idx.row_of("missing") == -1 and idx.row_of("") == -1 and idx.row_of("zzz") == -1

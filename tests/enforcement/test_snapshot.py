@@ -27,7 +27,8 @@ def test_round_trip(snapshot: Path) -> None:
     assert loaded.meta == original.meta
     for name in ("keys", "offsets", "records", "buckets", "order", "id_blob", "id_offsets"):
         assert np.array_equal(getattr(loaded, name), getattr(original, name)), name
-    assert [loaded.permit_id(i) for i in range(3)] == ["PD-1", "PD-2", "CUDE-ü"]
+    assert [loaded.permit_id(i) for i in range(3)] == ["CUDE-ü", "PD-1", "PD-2"]  # sorted
+    assert loaded.row_of("PD-2") == 2 and loaded.row_of("PD-3") == -1
 
 
 def test_no_temporary_files_left(snapshot: Path) -> None:
