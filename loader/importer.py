@@ -28,7 +28,7 @@ from enforcement.permits import (
 )
 from enforcement.rules import Rules
 
-from .db import PermitDB, PermitRow
+from .db import PermitRow, PermitStore
 
 COLUMNS: Final = ("permit_id", "plate", "type", "valid_from", "valid_to", "zones", "source",
                   "primary")  # fmt: skip
@@ -138,7 +138,7 @@ def read_permits_csv(path: Path, rules: Rules, report: ImportReport) -> list[Per
     return permits
 
 
-def import_csv(path: Path, rules: Rules, db: PermitDB) -> ImportReport:
+def import_csv(path: Path, rules: Rules, db: PermitStore) -> ImportReport:
     """Validate a CSV and upsert its good permits into `db` in one transaction."""
     report = ImportReport()
     permits = read_permits_csv(path, rules, report)

@@ -30,7 +30,7 @@ from enforcement.plates import plate_key
 from enforcement.rules import Rules, zone_mask
 from enforcement.snapshot import SUFFIX, SnapshotError, open_snapshot, read_header, write_snapshot
 
-from .db import PermitDB
+from .db import PermitStore
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class RebuildReport:
 
 
 def index_from_db(
-    db: PermitDB, rules: Rules, history_days: int, now: float | None = None
+    db: PermitStore, rules: Rules, history_days: int, now: float | None = None
 ) -> PermitIndex:
     """Build an index of every permit not ended more than `history_days` ago."""
     now = time.time() if now is None else now
@@ -156,7 +156,7 @@ def _prune(snapshot_dir: Path, keep: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-def rebuild(db: PermitDB, rules: Rules, snapshot_dir: Path, history_days: int,
+def rebuild(db: PermitStore, rules: Rules, snapshot_dir: Path, history_days: int,
             *, max_shrink: float = DEFAULT_MAX_SHRINK) -> RebuildReport:  # fmt: skip
     t0 = time.perf_counter()
     index = index_from_db(db, rules, history_days)
