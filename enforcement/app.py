@@ -17,6 +17,8 @@ from aiohttp import web
 
 from . import errors
 from .config import ApiKey, Settings, hash_key
+from .distribution import Layout
+from .follower import Follower, redis_follower
 from .live import IndexHolder, LiveIndex
 from .metrics import Metrics
 from .openapi import docs_html, openapi_document
@@ -59,6 +61,7 @@ class Api:
         self.metrics = Metrics()
         self.verdict_counts = self.metrics.verdicts
         self._keys: dict[str, ApiKey] = {}  # Authorization header -> key, filled on first use
+        self.follower: Follower | None = None  # set while following Redis
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
         """Wrap a handler: every failure becomes a JSON error; counts and latency per route.
@@ -209,21 +212,32 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def readiness(api: Api) -> tuple[bool, dict[str, object]]:
-    """Ready = a verified index no older than `enforcement.index_max_age`; and the details."""
-    holder = api.holder
+    """Ready = a verified index, not stale, reflecting the permit database as of no longer
+    ago than `enforcement.index_max_age`; and the details."""
+    holder, follower = api.holder, api.follower
     live = holder.current
     info: dict[str, object] = {"snapshot_swaps": holder.swaps, "snapshot_rejected": holder.rejected,
                                "last_error": holder.last_error}  # fmt: skip
+    if follower is not None:
+        info["redis"] = {"connected": follower.connected, "last_error": follower.last_error,
+                         "changes_applied": follower.changes_applied,
+                         "resyncs": follower.resyncs}  # fmt: skip
     if live is None:
         return False, {"ready": False, "reason": "no verified index loaded", **info}
-    age = time.time() - live.built_at
-    fresh = age <= api.settings.index_max_age_s
-    return fresh, {
-        "ready": fresh,
-        "reason": None if fresh else "index older than enforcement.index_max_age",
+    lag = time.time() - live.fresh_at
+    stale = live.overlay.stale
+    fresh = lag <= api.settings.index_max_age_s
+    reason = (f"index stale: {stale}" if stale is not None
+              else None if fresh else "index older than enforcement.index_max_age")  # fmt: skip
+    return reason is None, {
+        "ready": reason is None,
+        "reason": reason,
         "index_revision": live.revision,
+        "snapshot_revision": live.snapshot_revision,
+        "overlay_changes": len(live.overlay),
         "index_built_at": dt.datetime.fromtimestamp(live.built_at, dt.UTC).isoformat(),
-        "index_age_s": round(age, 1),
+        "index_age_s": round(time.time() - live.built_at, 1),
+        "freshness_lag_s": round(lag, 1),
         "permits": live.index.permit_count,
         "plates": live.index.plate_count,
         "snapshot": live.source,
@@ -247,15 +261,36 @@ def _register_gauges(api: Api) -> None:
 
     m.gauge("varco_index_revision", "Permit-database revision of the live index.", rev)
     m.gauge("varco_index_age_seconds", "Seconds since the live index was built.", age)
+    m.gauge(
+        "varco_index_freshness_lag_seconds",
+        "Seconds since the permit database was last known reflected in the index.",
+        lambda: time.time() - holder.current.fresh_at if holder.current else -1,
+    )
+    m.gauge(
+        "varco_index_stale",
+        "1 when permit changes were missed (resynchronising).",
+        lambda: float(holder.current is not None and holder.current.overlay.stale is not None),
+    )
+    m.gauge(
+        "varco_overlay_changes",
+        "Permit changes applied on top of the snapshot.",
+        lambda: len(holder.current.overlay) if holder.current else 0,
+    )
     m.gauge("varco_index_permits", "Permits in the live index.", permits)
     m.gauge("varco_snapshot_swaps_total", "Snapshots activated.", lambda: holder.swaps)
     m.gauge("varco_snapshot_rejected_total", "Snapshots refused (corrupt, unreadable).",
             lambda: holder.rejected)  # fmt: skip
 
 
+Extension = Callable[[web.Application, "Api", str | None], None]
+
+
 def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = None,
-               *, watch: bool = True) -> web.Application:  # fmt: skip
-    """The application. `watch=False` leaves index loading to the caller (tests, benches)."""
+               *, watch: bool = True, redis_url: str | None = None,
+               extend: Extension | None = None) -> web.Application:  # fmt: skip
+    """The application. Follows Redis at `redis_url` (snapshots and permit changes), else the
+    local snapshot files; `watch=False` leaves index loading to the caller (tests, benches).
+    `extend(app, api, redis_url)` adds routes (the admin API, which needs the database)."""
     api = Api(settings, rules, holder or IndexHolder())
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[API] = api
@@ -286,13 +321,22 @@ def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = No
     add("GET", "/metrics", ep("/metrics", metrics))
     add("GET", "/openapi.json", ep("/openapi.json", openapi))
     add("GET", "/docs", ep("/docs", docs))
+    if extend is not None:
+        extend(app, api, redis_url)
     # JSON errors for every other method and path (no middleware: see `Api.endpoint`).
     for resource in list(app.router.resources()):
         add("*", resource.canonical, ep("method_not_allowed", api.method_not_allowed))
     add("*", "/{path:.*}", ep("unmatched", api.not_found))
-    if watch:
+    if watch and redis_url is not None:
+
+        def adopt(follower: Follower) -> None:
+            api.follower = follower
+
+        app.cleanup_ctx.append(redis_follower(rules, api.holder, settings.snapshot_dir, redis_url,
+                                              Layout(settings.redis_prefix), adopt))  # fmt: skip
+    elif watch:
         app.cleanup_ctx.append(snapshot_watcher(settings, rules, api.holder))
     return app
 
 
-__all__ = ["API", "HOLDER", "Api", "create_app", "readiness"]
+__all__ = ["API", "HOLDER", "Api", "Extension", "create_app", "readiness"]

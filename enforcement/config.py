@@ -12,7 +12,7 @@ import hashlib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -94,6 +94,26 @@ class StorageSpec(_Strict, kw_only=True):
     history_days: Annotated[int, msgspec.Meta(ge=0)] = 30
 
 
+class DatabaseSpec(_Strict, kw_only=True):
+    # A PostgreSQL permit database ("postgresql://user@host/db"); unset: SQLite in data_dir.
+    # DATABASE_URL in the environment wins, and keeps a password out of the file.
+    url: str | None = None
+
+
+class RedisSpec(_Strict, kw_only=True):
+    # Unset: Varco starts its own Redis under data_dir. "off": no Redis (one machine, snapshot
+    # files only, no live permit changes). REDIS_URL in the environment wins.
+    url: str | None = None
+    prefix: str = "varco"  # key prefix, so one Redis can serve several cities
+
+
+class LoaderSpec(_Strict, kw_only=True):
+    poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.2  # permit database tail interval
+    snapshot_interval: str = "1h"  # a fresh snapshot at least this often
+    # ... and sooner once this many changes were streamed (replicas hold them in memory).
+    max_overlay: Annotated[int, msgspec.Meta(ge=1)] = 20_000
+
+
 class ZoneSpec(_Strict, kw_only=True):
     name: str = ""
     grace: str = "72h"
@@ -129,6 +149,9 @@ class RawConfig(_Strict, kw_only=True):
     server: ServerSpec = msgspec.field(default_factory=ServerSpec)
     enforcement: EnforcementSpec = msgspec.field(default_factory=EnforcementSpec)
     storage: StorageSpec = msgspec.field(default_factory=StorageSpec)
+    database: DatabaseSpec = msgspec.field(default_factory=DatabaseSpec)
+    redis: RedisSpec = msgspec.field(default_factory=RedisSpec)
+    loader: LoaderSpec = msgspec.field(default_factory=LoaderSpec)
     zones: dict[str, ZoneSpec]
     gates: dict[str, GateSpec]
     types: dict[str, TypeSpec]
@@ -158,6 +181,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     snapshot_dir: Path
     history_days: int
     api_keys: dict[str, ApiKey]  # sha256 hex of the key -> key id and role
+    database_url: str | None = None  # PostgreSQL permit database; None: SQLite at database_path
+    redis_url: str | None = None  # None: start our own (redis_server.py); "off": no Redis
+    redis_prefix: str = "varco"
+    loader_poll_s: float = 0.2
+    snapshot_interval_s: float = 3600.0
+    max_overlay: int = 20_000
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
 
     @property
     def current_snapshot(self) -> Path:
@@ -395,6 +428,11 @@ def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settin
     port = raw.server.port
     if env.get("VARCO_PORT"):
         port = attempt("VARCO_PORT (environment)", int, env["VARCO_PORT"])
+    database_url = env.get("DATABASE_URL") or raw.database.url or None
+    if database_url and not database_url.startswith(("postgresql://", "postgres://")):
+        # Never echo the URL: it may hold a password.
+        raise fail("DATABASE_URL (environment)" if env.get("DATABASE_URL") else "database.url",
+                   "not a PostgreSQL URL (postgresql://user@host:port/dbname)")  # fmt: skip
     settings = Settings(
         config_path=path,
         city_name=raw.city.name,
@@ -411,6 +449,14 @@ def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settin
         snapshot_dir=data_dir / raw.storage.snapshot_dir,
         history_days=raw.storage.history_days,
         api_keys=api_keys,
+        database_url=database_url,
+        redis_url=_redis_url(env, raw.redis.url, fail),
+        redis_prefix=raw.redis.prefix,
+        loader_poll_s=raw.loader.poll_s,
+        snapshot_interval_s=attempt(
+            "loader.snapshot_interval", _seconds, raw.loader.snapshot_interval
+        ),
+        max_overlay=raw.loader.max_overlay,
     )
     rules = Rules(
         clock=clock,
@@ -420,6 +466,19 @@ def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settin
         types=types,
     )
     return settings, rules
+
+
+def _redis_url(env: Mapping[str, str], configured: str | None,
+               fail: Callable[[str, str], ConfigError]) -> str | None:  # fmt: skip
+    url = env.get("REDIS_URL") or configured or None
+    if url is None or url == "off":
+        return url
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        # Never echo the URL: it may hold a password.
+        raise fail("REDIS_URL (environment)" if env.get("REDIS_URL") else "redis.url",
+                   "not a Redis URL (redis://host:port/db, rediss://..., unix:///path), "
+                   "nor \"off\"")  # fmt: skip
+    return url
 
 
 def hash_key(key: str) -> str:

@@ -66,7 +66,7 @@ def from_msgspec(exc: msgspec.MsgspecError) -> ApiError:
         m = _AT.search(text)
         field = m.group(1).lstrip(".") if m else None
         detail = text[: m.start()] if m else text
-        if detail.startswith("Object contains unknown field"):
+        if detail.startswith(("Object contains unknown field", "Object missing required field")):
             name = detail.split("`")[1]
             field = f"{field}.{name}" if field else name
         return Invalid(detail, field or None)

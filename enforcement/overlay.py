@@ -47,6 +47,7 @@ class Overlay:
         self.by_plate: dict[str, list[OverlayRecord]] = {}
         self.masked_rows = 0
         self.stale: str | None = None  # why the overlay can no longer be trusted
+        self.missing_upto = 0  # when stale: a snapshot of this revision or newer heals it
         # Epoch seconds up to which the follower saw the change stream complete (0: never).
         self.fresh_at = 0.0
 
@@ -62,6 +63,7 @@ class Overlay:
         if change.prev > self.revision:
             self.stale = (f"permit changes missed between revisions {self.revision} and "
                           f"{change.prev}")  # fmt: skip
+            self.missing_upto = change.prev
             log.warning("index stale: %s", self.stale)
             return False
         self._put(change)
@@ -75,8 +77,8 @@ class Overlay:
                 self._put(change)
         self.revision = max(self.revision, older.revision)
         self.fresh_at = older.fresh_at
-        if older.stale is not None and older.revision > self._index.meta.revision:
-            self.stale = older.stale  # the gap lies after this snapshot: still missing
+        if older.stale is not None and older.missing_upto > self._index.meta.revision:
+            self.stale, self.missing_upto = older.stale, older.missing_upto  # still missing
 
     def _put(self, change: PermitChange) -> None:
         old = self.changes.get(change.permit_id)

@@ -1,16 +1,29 @@
-"""Running the service: logging, the event loop (uvloop where available), signals."""
+"""Running the service: Redis, the event loop (uvloop where available), workers, signals.
+
+`serve` runs one process; `serve_workers` runs N worker processes on one port
+(SO_REUSEPORT: the kernel spreads connections), each mapping the same snapshot file, so the
+index's pages are in memory once. The parent starts the embedded Redis when none is
+configured, restarts a worker that dies, and stops everything on SIGTERM or SIGINT.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import multiprocessing.process
+import os
 import signal
+import time
 from collections.abc import Callable
+from pathlib import Path
 
+import msgspec
 from aiohttp import web
 
-from .app import create_app
-from .config import Settings
+from .app import Extension, create_app
+from .config import Settings, load_config
+from .redis_server import EmbeddedRedis
 from .rules import Rules
 
 log = logging.getLogger("varco")
@@ -24,15 +37,26 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop  # type: ignore[no-any-return,unused-ignore]
 
 
+def start_redis(settings: Settings) -> tuple[str | None, EmbeddedRedis | None]:
+    """(URL to follow or None for no Redis, the embedded server if this call started one)."""
+    if settings.redis_url == "off":
+        return None, None
+    if settings.redis_url is not None:
+        return settings.redis_url, None
+    embedded = EmbeddedRedis(settings.redis_dir)
+    return embedded.url, embedded if embedded.start() else None
+
+
 async def serve_forever(
-    settings: Settings, rules: Rules, ready: Callable[[], None] | None = None
-) -> None:
-    app = create_app(settings, rules)
+    settings: Settings, rules: Rules, redis_url: str | None,
+    ready: Callable[[], None] | None = None, extend: Extension | None = None,
+) -> None:  # fmt: skip
+    app = create_app(settings, rules, redis_url=redis_url, extend=extend)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True, backlog=1024)
     await site.start()
-    log.info("listening on http://%s:%d", settings.host, settings.port)
+    log.info("listening on http://%s:%d (pid %d)", settings.host, settings.port, os.getpid())
     if ready is not None:
         ready()
     stop = asyncio.Event()
@@ -46,7 +70,65 @@ async def serve_forever(
         await runner.cleanup()
 
 
-def serve(settings: Settings, rules: Rules, ready: Callable[[], None] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT."""
+def serve(settings: Settings, rules: Rules, ready: Callable[[], None] | None = None,
+          extend: Extension | None = None) -> None:  # fmt: skip
+    """Serve in this process until SIGTERM or SIGINT."""
+    redis_url, embedded = start_redis(settings)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve_forever(settings, rules, redis_url, ready, extend))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _worker(config_path: Path, env: dict[str, str], port: int, redis_url: str | None,
+            extend: Extension | None) -> None:  # fmt: skip
+    """A worker process: its own configuration load (nothing unpicklable crosses over)."""
+    fmt = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+    logging.basicConfig(level=logging.INFO, format=fmt)
+    settings, rules = load_config(config_path, env)
+    settings = msgspec.structs.replace(settings, port=port)  # a --port given to the parent
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve_forever(settings, rules, ready))
+        runner.run(serve_forever(settings, rules, redis_url, extend=extend))
+
+
+def serve_workers(settings: Settings, env: dict[str, str], workers: int,
+                  extend: Extension | None = None) -> None:  # fmt: skip
+    """Run `workers` processes on one port until SIGTERM or SIGINT; restart any that die."""
+    redis_url, embedded = start_redis(settings)
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def spawn() -> multiprocessing.process.BaseProcess:
+        args = (settings.config_path, env, settings.port, redis_url, extend)
+        p = ctx.Process(target=_worker, args=args, name="varco-worker", daemon=False)
+        p.start()
+        return p
+
+    procs = [spawn() for _ in range(workers)]
+    log.info("%d workers on http://%s:%d", workers, settings.host, settings.port)
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for i, p in enumerate(procs):
+                if not p.is_alive() and not stopping:
+                    log.error("worker pid %s exited with %s; restarting it", p.pid, p.exitcode)
+                    procs[i] = spawn()
+    finally:
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.join(15)
+            if p.is_alive():
+                p.kill()
+        if embedded is not None:
+            embedded.stop()

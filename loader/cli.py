@@ -1,4 +1,4 @@
-"""`varco`: the command line (serve, import, rebuild, check, demo)."""
+"""`varco`: the command line (serve, watch, import, rebuild, check, demo, migrate)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from enforcement.verdicts import Checker
 from enforcement.watcher import load_initial
 
 from . import demo
-from .db import PermitDB
+from .db import DatabaseError, open_db
 from .importer import ImportFileError, import_csv, write_rejects
 from .rebuild import DEFAULT_MAX_SHRINK, ShrinkRefused, rebuild
 
@@ -40,19 +40,44 @@ def _config(args: argparse.Namespace) -> tuple[Settings, Rules]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from enforcement.server import serve
+    from enforcement.server import serve, serve_workers
+
+    from . import admin
 
     settings, rules = _config(args)
     if args.port is not None:
         settings = msgspec.structs.replace(settings, port=args.port)
-    serve(settings, rules)
+    if args.workers > 1:
+        serve_workers(settings, dict(os.environ), args.workers, extend=admin.install)
+    else:
+        serve(settings, rules, extend=admin.install)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """The loader daemon: stream permit changes to Redis, publish snapshots."""
+    from enforcement.server import start_redis
+
+    from .watch import run_loader
+
+    settings, rules = _config(args)
+    redis_url, embedded = start_redis(settings)
+    if redis_url is None:
+        print(f"config error: {settings.config_path}: [redis] url: 'off' leaves the loader "
+              "nowhere to publish; set a URL or remove the key", file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        run_loader(settings, rules, redis_url)
+    finally:
+        if embedded is not None:
+            embedded.stop()
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     settings, rules = _config(args)
     path = Path(args.file)
-    with PermitDB(settings.database_path) as db:
+    with open_db(settings) as db:
         try:
             report = import_csv(path, rules, db)
         except (ImportFileError, OSError) as exc:
@@ -80,7 +105,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _rebuild(settings: Settings, rules: Rules, accept_shrink: bool) -> int:
-    with PermitDB(settings.database_path) as db:
+    with open_db(settings) as db:
         try:
             r = rebuild(db, rules, settings.snapshot_dir, settings.history_days,
                         max_shrink=1.0 if accept_shrink else DEFAULT_MAX_SHRINK)  # fmt: skip
@@ -129,10 +154,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     settings, rules = _config(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with PermitDB(settings.database_path) as db:
+    with open_db(settings) as db:
         if args.regenerate or db.count() == 0:
             if db.count():
-                db.conn.executescript("DELETE FROM permit_plates; DELETE FROM permits;")
+                db.clear()
             t0 = time.perf_counter()
             from tqdm import tqdm
 
@@ -141,11 +166,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             n = db.bulk_insert_new(permits)
             print(
                 f"generated {n} demo permits in {time.perf_counter() - t0:.1f} s "
-                f"into {settings.database_path}"
+                f"into {db.location}"
             )
         else:
             print(
-                f"using the {db.count()} permits already in {settings.database_path} "
+                f"using the {db.count()} permits already in {db.location} "
                 "(--regenerate to start over)"
             )
     code = _rebuild(settings, rules, accept_shrink=True)
@@ -154,9 +179,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_curls(settings, rules)
     if args.no_serve:
         return 0
-    from enforcement.server import serve
+    _serve_with_loader(settings, rules)
+    return 0
 
-    serve(settings, rules)
+
+def _serve_with_loader(settings: Settings, rules: Rules) -> None:
+    """One process for the demo: Redis (ours unless configured), the loader in a thread, and the
+    service with the admin API, so a permit issued over HTTP is enforced a moment later."""
+    from enforcement.server import serve, start_redis
+
+    from . import admin
+    from .watch import LoaderThread
+
+    redis_url, embedded = start_redis(settings)
+    loader = None
+    try:
+        if redis_url is not None:
+            loader = LoaderThread(settings, rules, redis_url).start()
+            # serve() finds the server running and follows it; it is ours to stop, below.
+            settings = msgspec.structs.replace(settings, redis_url=redis_url)
+        serve(settings, rules, extend=admin.install)
+    finally:
+        if loader is not None:
+            loader.stop()
+        if embedded is not None:
+            embedded.stop()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings, _ = _config(args)
+    # SQLite migrates whenever it is opened; PostgreSQL only here, one deliberate step.
+    with open_db(settings, check_schema=False) as db:
+        version = db.migrate()
+        print(f"permit database {db.location}: schema version {version}")
     return 0
 
 
@@ -192,6 +247,13 @@ Varco is starting on {base} (docs: {base}/docs). Try, in another terminal:
     )
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -204,7 +266,12 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("serve", help="run the HTTP service")
     s.add_argument("--port", type=int)
+    s.add_argument("--workers", type=_positive, default=1,
+                   help="processes sharing the port (SO_REUSEPORT) and the snapshot's pages")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("watch", help="the loader daemon: stream permit changes, publish snapshots")
+    s.set_defaults(func=cmd_watch)
 
     s = sub.add_parser("import", help="import permits from CSV into the permit database")
     s.add_argument("file")
@@ -234,8 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--no-serve", action="store_true")
     s.set_defaults(func=cmd_demo)
 
+    s = sub.add_parser("migrate", help="create or upgrade the permit database schema")
+    s.set_defaults(func=cmd_migrate)
+
     args = p.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except DatabaseError as exc:  # unreachable, or its schema needs `varco migrate`
+        print(f"permit database error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

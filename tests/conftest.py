@@ -71,3 +71,5 @@ def permit(permit_id: str, plate: str, type_: str, valid_from: str, valid_to: st
 
 
 os.environ.pop("VARCO_CONFIG", None)  # tests name their configuration explicitly
+os.environ.pop("DATABASE_URL", None)  # nor may a developer's shell send them to a real database
+os.environ.pop("REDIS_URL", None)  # or a shared Redis: each test starts its own

@@ -153,7 +153,7 @@ async def test_roles(api: Client, method: str, path: str, headers: dict[str, str
         (b'{"a": 1}', "text/plain", 415, "unsupported_media_type", None),
         (json.dumps(transit("AB123CD", colour="red")).encode(), "application/json", 422, "invalid", "colour"),
         (json.dumps({k: v for k, v in transit("AB").items() if k != "gate"}).encode(),
-         "application/json", 422, "invalid", None),
+         "application/json", 422, "invalid", "gate"),
         (json.dumps(transit("AB", ts="2026-11-22T10:00:00")).encode(), "application/json", 422, "invalid", "ts"),
         (json.dumps(transit("AB", ts="yesterday")).encode(), "application/json", 422, "invalid", "ts"),
         (json.dumps(transit("AB", confidence=1.5)).encode(), "application/json", 422, "invalid", "confidence"),

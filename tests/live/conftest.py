@@ -1,0 +1,73 @@
+"""Live-permit fixtures: a real Redis server of our own per test (killable), the loader daemon
+in a thread, and the service on loopback following that Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+from aiohttp.test_utils import TestServer
+
+from enforcement.app import create_app
+from enforcement.config import Settings
+from enforcement.redis_server import EmbeddedRedis
+from enforcement.rules import Rules
+from loader.watch import LoaderThread, WatchOptions
+from tests.api.test_api import Client
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_settings(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> Settings:
+    settings, _ = demo
+    return msgspec.structs.replace(settings, redis_url=redis_server.url)
+
+
+@pytest.fixture
+def loader(live_settings: Settings, demo: tuple[Settings, Rules]) -> Iterator[LoaderThread]:
+    options = WatchOptions(poll_s=0.05, history_days=100_000, max_shrink=1.0)
+    assert live_settings.redis_url is not None
+    thread = LoaderThread(live_settings, demo[1], live_settings.redis_url, options).start()
+    yield thread
+    thread.stop()
+
+
+async def start_replica(settings: Settings, rules: Rules) -> tuple[TestServer, Client,
+                                                                 aiohttp.ClientSession]:  # fmt: skip
+    app = create_app(settings, rules, redis_url=settings.redis_url)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    session = aiohttp.ClientSession()
+    return server, Client(session, str(server.make_url(""))), session
+
+
+@pytest.fixture
+async def replica(live_settings: Settings, demo: tuple[Settings, Rules]) -> AsyncIterator[Client]:
+    server, client, session = await start_replica(live_settings, demo[1])
+    yield client
+    await session.close()
+    await server.close()
+
+
+async def eventually(probe: Any, timeout_s: float = 10.0, every_s: float = 0.02) -> Any:
+    """Poll an async probe until it returns something truthy; its last value otherwise fails."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {value!r}")
+        await asyncio.sleep(every_s)
