@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check bench clean venv
+.PHONY: run topology test check bench clean venv
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Varco needs Python 3.11 or newer; set PYTHON=python3.x")'
@@ -18,8 +18,12 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/varco demo
 
+# Redis, the loader daemon, two replicas (8081, 8082) and a proxy (8080) as separate processes.
+topology: $(STAMP)
+	$(BIN)/python -m deploy.topology
+
 check: $(STAMP)
-	$(BIN)/ruff check enforcement loader bench tests
+	$(BIN)/ruff check enforcement loader deploy bench tests
 	$(BIN)/mypy
 
 test: check

@@ -446,7 +446,8 @@ def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settin
         index_max_age_s=attempt("enforcement.index_max_age", _seconds, e.index_max_age),
         data_dir=data_dir,
         database_path=data_dir / raw.storage.database,
-        snapshot_dir=data_dir / raw.storage.snapshot_dir,
+        # A replica on a machine of its own keeps the snapshots it downloads on local disk.
+        snapshot_dir=Path(env.get("VARCO_SNAPSHOT_DIR") or data_dir / raw.storage.snapshot_dir),
         history_days=raw.storage.history_days,
         api_keys=api_keys,
         database_url=database_url,

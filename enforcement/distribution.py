@@ -36,6 +36,7 @@ from typing import Any, Final
 import redis
 import redis.asyncio as aredis
 
+from . import failpoints
 from .snapshot import SUFFIX, fsync_dir, read_header
 
 CHUNK: Final = 8 << 20
@@ -94,27 +95,37 @@ def publish_snapshot(r: redis.Redis, layout: Layout, path: Path,
     """Copy a verified snapshot file into Redis and make it current; prune old ones."""
     name = path.name
     head = read_header(path)
-    size = path.stat().st_size
-    digest = hashlib.blake2b(digest_size=32)
-    chunks = 0
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-            # Expiring until the switch below: a loader killed mid-copy leaves nothing behind.
-            r.set(layout.chunk(name, chunks), block, ex=ORPHAN_TTL_S)
-            chunks += 1
     pipe = r.pipeline(transaction=True)
-    meta: Any = {"revision": head["revision"], "size": size, "chunks": chunks,
-                 "digest": digest.hexdigest()}  # fmt: skip
-    pipe.hset(layout.meta(name), mapping=meta)
-    for i in range(chunks):
-        pipe.persist(layout.chunk(name, i))
+    if not r.exists(layout.meta(name)):
+        _upload(r, layout, path, name, head["revision"], pipe)
+    # else: a snapshot of this revision is published already (meta is written only at a
+    # switch, so it is whole): re-uploading would put an expiry on chunks replicas rely on.
     pipe.zadd(layout.snapshots, {name: head["revision"]})
     pipe.set(layout.current, name)  # the switch: only now can a replica see it
     pipe.delete(layout.wanted)
     pipe.execute()
     _prune(r, layout, keep)
     return name
+
+
+def _upload(r: redis.Redis, layout: Layout, path: Path, name: str, revision: int,
+            switch: Any) -> None:  # fmt: skip
+    """Copy the file's chunks; queue on `switch` what makes them permanent and visible."""
+    size = path.stat().st_size
+    digest = hashlib.blake2b(digest_size=32)
+    chunks = 0
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+            # Expiring until the switch: a loader killed mid-copy leaves nothing behind.
+            r.set(layout.chunk(name, chunks), block, ex=ORPHAN_TTL_S)
+            chunks += 1
+    failpoints.hit("publish_snapshot:before_switch")
+    meta: Any = {"revision": revision, "size": size, "chunks": chunks,
+                 "digest": digest.hexdigest()}  # fmt: skip
+    switch.hset(layout.meta(name), mapping=meta)
+    for i in range(chunks):
+        switch.persist(layout.chunk(name, i))
 
 
 def _prune(r: redis.Redis, layout: Layout, keep: int) -> None:

@@ -1,0 +1,55 @@
+"""Snapshots in Redis: a publish is invisible until its switch, whole after it, and publishing
+a snapshot that is already there again never endangers the copy replicas rely on."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import redis
+import redis.asyncio as aredis
+
+from enforcement.config import Settings
+from enforcement.distribution import Layout, fetch_snapshot, publish_snapshot
+from enforcement.redis_server import EmbeddedRedis
+from enforcement.rules import Rules
+from enforcement.snapshot import open_snapshot
+from loader.db import open_db
+from loader.rebuild import rebuild
+from tests.api.test_api import PERMITS
+
+
+def snapshot(settings: Settings, rules: Rules) -> Path:
+    with open_db(settings) as db:
+        db.upsert(PERMITS)
+        return rebuild(db, rules, settings.snapshot_dir, settings.history_days).path
+
+
+def test_published_snapshot_is_whole_and_republishing_keeps_it(
+    demo: tuple[Settings, Rules], redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    settings, rules = demo
+    path = snapshot(settings, rules)
+    r, layout = redis.Redis.from_url(redis_server.url), Layout()
+    name = publish_snapshot(r, layout, path)
+    chunk_keys = r.keys(f"{layout.prefix}:snapshot:{name}:*")
+    assert chunk_keys and all(r.ttl(k) == -1 for k in chunk_keys)  # permanent once current
+    sets = r.info("commandstats")["cmdstat_set"]["calls"]
+    # Again, as when a replica asks and nothing changed: re-uploading would put an expiry on
+    # the live chunks until the switch, and a loader dying then would let them vanish.
+    assert publish_snapshot(r, layout, path) == name
+    assert r.info("commandstats")["cmdstat_set"]["calls"] == sets + 1  # the pointer only
+    assert all(r.ttl(k) == -1 for k in chunk_keys)
+    assert r.get(layout.current) == name.encode()
+
+    async def fetch() -> Path:
+        client = aredis.Redis.from_url(redis_server.url)
+        try:
+            return await fetch_snapshot(client, layout, name, tmp_path / "replica")
+        finally:
+            await client.aclose()
+
+    copy = asyncio.run(fetch())
+    assert copy.read_bytes() == path.read_bytes()
+    assert open_snapshot(copy).permit_count == len(PERMITS)
+    r.close()
