@@ -119,8 +119,8 @@ class Follower:
         name, revision = current
         if live is not None and revision <= live.snapshot_revision:
             return
-        if live is not None and live.overlay.stale is None and revision <= live.revision:
-            return  # the overlay is ahead of it already; adopt a later one
+        # Adopted even when the overlay already has every change it holds: the swap folds those
+        # changes into the compact index, which is what keeps the overlay small.
         try:
             path = await fetch_snapshot(self.redis, self.layout, name, self.snapshot_dir)
             index = await asyncio.to_thread(open_snapshot, path)

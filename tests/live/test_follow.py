@@ -71,6 +71,36 @@ async def test_issue_and_revoke_reach_the_replica(
     assert info is not None and info["overlay_changes"] >= 1 and info["redis"]["connected"]
 
 
+async def test_a_new_snapshot_folds_the_overlay_into_the_index(
+    live_settings: Settings, loader: LoaderThread, replica: Client
+) -> None:
+    upsert(live_settings, *PERMITS)
+    await eventually(lambda: ready(replica))
+    start = int(NOW.timestamp()) - 3600
+    rev = upsert(live_settings, *[PermitRow(f"TEMP-{i}", "TEMP", start, start + 86400, (),
+                                            "municipal", ((f"GH{i:03d}JK", True),))
+                                  for i in range(5)])  # fmt: skip
+
+    async def streamed() -> dict[str, Any] | None:
+        info = await ready(replica)
+        return info if info and info["index_revision"] >= rev else None
+
+    info = await eventually(streamed)
+    assert info["overlay_changes"] == 5 and info["snapshot_revision"] < rev
+    assert live_settings.redis_url is not None
+    r = redis.Redis.from_url(live_settings.redis_url)
+    r.set(Layout().wanted, b"1")  # as the schedule or the overlay bound would
+    r.close()
+
+    async def swapped() -> dict[str, Any] | None:
+        info = await ready(replica)
+        return info if info and info["snapshot_revision"] >= rev else None
+
+    info = await eventually(swapped)
+    assert info["overlay_changes"] == 0 and info["index_revision"] == rev
+    assert (await verdict(replica, "GH003JK"))["verdict"] == "allowed"
+
+
 async def test_gap_turns_pending_into_review_until_resynchronised(
     live_settings: Settings, demo: tuple[Settings, Rules], loader: LoaderThread, replica: Client
 ) -> None:
