@@ -7,7 +7,9 @@ Handlers are bytes in, bytes out: msgspec decoders and the encoder are built onc
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
@@ -21,7 +23,7 @@ from .distribution import Layout
 from .follower import Follower, redis_follower
 from .live import IndexHolder, LiveIndex
 from .metrics import Metrics
-from .openapi import docs_html, openapi_document
+from .openapi import PathDocs, docs_html, openapi_document
 from .plates import normalise, normalise_text
 from .police import plate_view
 from .rules import Rules
@@ -62,6 +64,7 @@ class Api:
         self.verdict_counts = self.metrics.verdicts
         self._keys: dict[str, ApiKey] = {}  # Authorization header -> key, filled on first use
         self.follower: Follower | None = None  # set while following Redis
+        self.docs: list[PathDocs] = []  # an extension's paths, for /openapi.json and /docs
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
         """Wrap a handler: every failure becomes a JSON error; counts and latency per route.
@@ -217,7 +220,8 @@ def readiness(api: Api) -> tuple[bool, dict[str, object]]:
     holder, follower = api.holder, api.follower
     live = holder.current
     info: dict[str, object] = {"snapshot_swaps": holder.swaps, "snapshot_rejected": holder.rejected,
-                               "last_error": holder.last_error}  # fmt: skip
+                               "last_error": holder.last_error,
+                               "worker_pid": os.getpid()}  # which of `serve --workers` answered
     if follower is not None:
         info["redis"] = {"connected": follower.connected, "last_error": follower.last_error,
                          "changes_applied": follower.changes_applied,
@@ -290,7 +294,8 @@ def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = No
                extend: Extension | None = None) -> web.Application:  # fmt: skip
     """The application. Follows Redis at `redis_url` (snapshots and permit changes), else the
     local snapshot files; `watch=False` leaves index loading to the caller (tests, benches).
-    `extend(app, api, redis_url)` adds routes (the admin API, which needs the database)."""
+    `extend(app, api, redis_url)` adds routes (the admin API, which needs the database) and
+    documents them by appending to `api.docs`."""
     api = Api(settings, rules, holder or IndexHolder())
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[API] = api
@@ -306,11 +311,16 @@ def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = No
         return web.Response(text=api.metrics.render(), content_type="text/plain",
                             charset="utf-8")  # fmt: skip
 
+    @functools.cache  # on first request: by then `extend` has registered its paths
+    def documents() -> tuple[bytes, str]:
+        doc = openapi_document(api.docs)
+        return ENCODER.encode(doc), docs_html(doc)
+
     async def openapi(request: web.Request) -> web.Response:
-        return web.Response(body=ENCODER.encode(openapi_document()), content_type=JSON)
+        return web.Response(body=documents()[0], content_type=JSON)
 
     async def docs(request: web.Request) -> web.Response:
-        return web.Response(text=docs_html(), content_type="text/html", charset="utf-8")
+        return web.Response(text=documents()[1], content_type="text/html", charset="utf-8")
 
     add, ep = app.router.add_route, api.endpoint
     add("POST", "/v1/transits", ep("/v1/transits", api.post_transit))

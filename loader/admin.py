@@ -31,7 +31,7 @@ import redis.asyncio as aredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from enforcement import errors
+from enforcement import errors, openapi
 from enforcement.app import JSON, Api
 from enforcement.distribution import Layout
 from enforcement.permits import PermitInvalid, check_permit, check_plate
@@ -283,9 +283,71 @@ class AdminApi:
         return await self._save(new, key.id, "renewed")
 
 
+_PERMIT_ID = {"name": "permit_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _op(summary: str, description: str, body: type[msgspec.Struct] | None = None, *,
+        ok: str = "200", conflict: str | None = None,
+        by_id: bool = True) -> dict[str, Any]:  # fmt: skip
+    """One admin operation for the OpenAPI document: answers the permit (`ok`), or the
+    service's errors, 404 on an unknown `permit_id` (`by_id`), 409 where `conflict` says."""
+    common = ("400", "401", "403", "413", "415", "422") if body else ("401", "403")
+    responses = {ok: openapi.json_response("PermitOut", "The permit and its revision"),
+                 **{status: openapi.ERRORS[status] for status in common}}  # fmt: skip
+    if by_id:
+        responses["404"] = openapi.json_response("ErrorOut", "No permit with this permit_id")
+    if conflict:
+        responses["409"] = openapi.json_response("ErrorOut", conflict)
+    op: dict[str, Any] = {
+        "summary": f"{summary} (admin)",
+        "description": description,
+        "security": [{"bearer": []}],
+        "parameters": [_PERMIT_ID] if by_id else [],
+        "responses": dict(sorted(responses.items())),
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True,
+                             "content": {JSON: {"schema": openapi.ref(body.__name__)}}}  # fmt: skip
+    return op
+
+
+# Next to the routes so the two change together; `install` registers it, so the document
+# lists the admin API exactly where it is served.
+_WRITE = ("Every change raises the permit database's revision; the loader streams it to every "
+          "replica, which enforces it within a second.")  # fmt: skip
+DOCS = openapi.PathDocs(
+    {
+        "/v1/permits": {"post": _op(
+            "Issue a permit",
+            "valid_from may lie in the past (a permit issued after the fact). Checked against "
+            f"the city's rules like an imported CSV row. {_WRITE}",
+            PermitIn, ok="201", by_id=False,
+            conflict="A permit with this permit_id exists: PATCH or renew it")},
+        "/v1/permits/{permit_id}": {
+            "get": _op("Read a permit",
+                       "The permit, its revision, and its earlier versions in `history`."),
+            "patch": _op("Change a permit's validity, plates or zones",
+                         "Give at least one field; the others keep their value. valid_to null "
+                         f"means unlimited (where the type allows it). {_WRITE}", PermitPatch),
+        },
+        "/v1/permits/{permit_id}/revoke": {"post": _op(
+            "Revoke a permit",
+            "Decadenza: the validity ends at `at` (default now; at or before the start, the "
+            f"permit covers nothing). The permit and its history are kept. {_WRITE}",
+            RevokeIn, conflict="The permit already ends before `at`")},
+        "/v1/permits/{permit_id}/renew": {"post": _op(
+            "Renew a permit, keeping its number",
+            "The new validity runs from valid_from (default where the current one ends, or now) "
+            f"to valid_to. {_WRITE}", RenewIn)},
+    },
+    (PermitIn, PermitPatch, RevokeIn, RenewIn, PermitOut),
+)  # fmt: skip
+
+
 def install(app: web.Application, api: Api, redis_url: str | None) -> None:
-    """Add the admin routes to the service's application."""
+    """Add the admin routes to the service's application, and their documentation."""
     admin = AdminApi(api, redis_url)
+    api.docs.append(DOCS)
     add, ep = app.router.add_route, api.endpoint
     add("POST", "/v1/permits", ep("/v1/permits", admin.issue))
     add("GET", "/v1/permits/{permit_id}", ep("/v1/permits/{id}", admin.get))

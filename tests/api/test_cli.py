@@ -109,3 +109,43 @@ def test_bad_config_stops_startup(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert f"{bad}: gates.PD-01.zone: unknown zone 'ZTX'" in out.stderr
+
+
+def test_serve_workers_share_one_port_and_a_dead_one_is_replaced(tmp_path: Path) -> None:
+    env = {**os.environ, "VARCO_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT),
+           "REDIS_URL": "off"}  # fmt: skip
+    demo = varco("--config", str(DEMO_CONFIG), "demo", "--permits", "500", "--no-serve", env=env)
+    assert demo.returncode == 0, demo.stderr
+    port = free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen([sys.executable, "-m", "loader.cli", "--config", str(DEMO_CONFIG),
+                               "serve", "--workers", "2", "--port", str(port)],
+                              env=env, cwd=ROOT, stderr=log)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def workers_seen(want: int, timeout_s: float = 60) -> set[int]:
+        """Fresh connections until `want` different worker pids answered /readyz."""
+        seen: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(seen) < want:
+            try:
+                status, body = http(base + "/readyz")
+                if status == 200:
+                    seen.add(body["worker_pid"])
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert time.monotonic() < deadline, (seen, (tmp_path / "serve.log").read_text())
+            time.sleep(0.02)
+        return seen
+
+    try:
+        first = workers_seen(2)
+        os.kill(min(first), signal.SIGKILL)
+        # The parent starts a new worker: the survivor and the newcomer share the port.
+        later = workers_seen(2)
+        assert min(first) not in later and len(later - first) == 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        log.close()
+    assert "restarting it" in (tmp_path / "serve.log").read_text()

@@ -1,0 +1,73 @@
+"""The OpenAPI document and /docs list the admin API exactly when the service installs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from enforcement.app import create_app
+from enforcement.config import Settings
+from enforcement.rules import Rules
+from loader import admin
+
+ADMIN_BODIES = {
+    ("/v1/permits", "post"): "PermitIn",
+    ("/v1/permits/{permit_id}", "patch"): "PermitPatch",
+    ("/v1/permits/{permit_id}/revoke", "post"): "RevokeIn",
+    ("/v1/permits/{permit_id}/renew", "post"): "RenewIn",
+}
+
+
+async def documents(app: web.Application) -> tuple[dict[str, Any], str]:
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        r = await client.get("/openapi.json")
+        assert r.status == 200
+        doc = await r.json()
+        r = await client.get("/docs")
+        assert r.status == 200
+        return doc, await r.text()
+
+
+def refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(refs(v) for v in node))
+    return set()
+
+
+async def test_admin_api_documented_when_installed(demo: tuple[Settings, Rules]) -> None:
+    settings, rules = demo
+    doc, page = await documents(create_app(settings, rules, watch=False, extend=admin.install))
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+    assert set(paths["/v1/permits/{permit_id}"]) == {"get", "patch"}
+    bodies = {(path, method): op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+              for path, ops in paths.items() for method, op in ops.items()
+              if path.startswith("/v1/permits")
+              if "requestBody" in op}  # fmt: skip
+    assert bodies == {k: f"#/components/schemas/{v}" for k, v in ADMIN_BODIES.items()}
+    assert schemas["PermitIn"]["required"] == ["permit_id", "type", "valid_from", "plates"]
+    assert schemas["RevokeIn"]["required"] == ["reason"]
+    assert schemas["PermitPatch"].get("required", []) == []  # every field optional
+    issue = paths["/v1/permits"]["post"]
+    assert issue["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PermitOut"}  # fmt: skip
+    assert {"401", "403", "409", "415", "422"} <= set(issue["responses"])
+    assert "404" in paths["/v1/permits/{permit_id}/revoke"]["post"]["responses"]
+    assert "past" in issue["description"]
+    # every reference resolves, the service's own and the admin's (ErrorOut is shared)
+    assert {r.rsplit("/", 1)[1] for r in refs(doc)} <= set(schemas)
+    assert "/v1/transits" in paths and "TransitIn" in schemas
+    assert "POST /v1/permits/{permit_id}/renew" in page and "PermitPatch" in page
+
+
+async def test_no_admin_api_without_the_extension(demo: tuple[Settings, Rules]) -> None:
+    settings, rules = demo
+    doc, page = await documents(create_app(settings, rules, watch=False))
+    assert not [p for p in doc["paths"] if p.startswith("/v1/permits")]
+    assert not {"PermitIn", "PermitPatch", "RevokeIn", "RenewIn", "PermitOut"} & set(
+        doc["components"]["schemas"])  # fmt: skip
+    assert "/v1/permits" not in page and "/v1/transits" in page
