@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -149,3 +150,57 @@ def test_serve_workers_share_one_port_and_a_dead_one_is_replaced(tmp_path: Path)
         assert server.wait(timeout=30) == 0
         log.close()
     assert "restarting it" in (tmp_path / "serve.log").read_text()
+
+
+def test_make_run_issues_a_permit_that_is_enforced_at_once(tmp_path: Path) -> None:
+    """`make run` (varco demo): our own Redis, the loader thread and the admin API in one
+    process; a permit issued over HTTP is enforced by the same service a moment later, and
+    everything stops with it."""
+    from enforcement.redis_server import EmbeddedRedis
+
+    port = free_port()
+    env = {**os.environ, "VARCO_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT),
+           "VARCO_PORT": str(port)}  # fmt: skip
+    env.pop("REDIS_URL", None)
+    log = (tmp_path / "demo.log").open("wb")
+    demo = subprocess.Popen([sys.executable, "-m", "loader.cli", "--config", str(DEMO_CONFIG),
+                             "demo", "--permits", "500"], env=env, cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    redis_server = EmbeddedRedis(tmp_path / "data" / "redis")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, info = http(base + "/readyz")
+                if status == 200 and info.get("redis", {}).get("connected"):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "demo.log").read_text()
+            time.sleep(0.2)
+        now = time.time()
+        iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t))  # noqa: E731
+        permit = {"permit_id": "HOTEL-9", "type": "TEMP", "valid_from": iso(now - 7200),
+                  "valid_to": iso(now + 86400), "plates": [{"plate": "GH789JK"}]}  # fmt: skip
+        status, reply = http(base + "/v1/permits", json.dumps(permit).encode(),
+                             {"Authorization": "Bearer demo-admin",
+                              "Content-Type": "application/json"})  # fmt: skip
+        assert status == 201, reply
+        deadline = time.monotonic() + 2
+        for n in itertools.count():  # a new event each time: a retry would get the first answer
+            transit = {"event_id": f"e-{n}", "camera": "cam-1", "gate": "PD-03",
+                       "plate": "GH789JK", "ts": iso(now)}  # fmt: skip
+            status, verdict = http(base + "/v1/transits", json.dumps(transit).encode(),
+                                   {"Authorization": "Bearer demo-camera",
+                                    "Content-Type": "application/json"})  # fmt: skip
+            if verdict["verdict"] == "allowed":
+                break
+            assert time.monotonic() < deadline, verdict
+            time.sleep(0.05)
+        assert redis_server.answers()
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=30) == 0
+        log.close()
+    assert not redis_server.answers()  # our Redis stopped with the service

@@ -175,7 +175,7 @@ def test_replicas_converge_through_every_fault(topology: Topology) -> None:
         r = redis.Redis.from_url(topo.env["REDIS_URL"])
         layout = Layout()
         before = r.get(layout.current)
-        topo.kill("loader", sig=15)
+        assert topo.kill("loader", sig=15) == 0  # SIGTERM: a clean stop
         issue_some("EE")
         r.set(layout.wanted, b"1")  # a snapshot is due: the next loader publishes at once
         topo.start_loader(failpoint="publish_snapshot:before_switch")
