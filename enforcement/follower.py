@@ -54,6 +54,7 @@ class Follower:
             redis_url, socket_timeout=BLOCK_MS / 1000 + 4, socket_connect_timeout=2
         )
         self.connected = False
+        self.stopping = False
         self.last_error: str | None = None
         self.changes_applied = 0
         self.resyncs = 0
@@ -61,15 +62,23 @@ class Follower:
     async def close(self) -> None:
         await self.redis.aclose()
 
+    def stop(self) -> None:
+        self.stopping = True
+
     async def run(self) -> None:
         backoff = 0.2
-        while True:
+        while not self.stopping:
             try:
                 await self.step()
                 if not self.connected:
                     log.info("following Redis: snapshot and permit changes")
                 self.connected, self.last_error, backoff = True, None, 0.2
             except (RedisError, OSError) as exc:
+                # A cancellation racing redis-py's read timeout comes out as a TimeoutError
+                # (asyncio.timeout swallows it; Python 3.11): honour it, or shutdown hangs.
+                task = asyncio.current_task()
+                if self.stopping or (task is not None and task.cancelling()):
+                    raise asyncio.CancelledError from exc
                 if self.connected or self.last_error is None:
                     log.warning("Redis unreachable (%s); serving from memory, retrying",
                                 type(exc).__name__)  # fmt: skip
@@ -168,6 +177,7 @@ def redis_follower(
         task = asyncio.create_task(follower.run(), name="redis-follower")
         log.debug("local snapshot loaded in %.2f s", time.perf_counter() - t0)
         yield
+        follower.stop()  # ends the loop even if the cancellation below gets swallowed
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

