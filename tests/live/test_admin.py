@@ -26,14 +26,14 @@ PLATE = "HK321LM"
 @pytest.fixture
 async def server(live_settings: Settings, demo: tuple[Settings, Rules],
                  loader: LoaderThread) -> AsyncIterator[Client]:  # fmt: skip
-    upsert(live_settings, *PERMITS)
+    base = upsert(live_settings, *PERMITS)
     app = create_app(live_settings, demo[1], redis_url=live_settings.redis_url,
                      extend=admin.install)  # fmt: skip
     test_server = TestServer(app, host="127.0.0.1")
     await test_server.start_server()
     async with aiohttp.ClientSession() as session:
         client = Client(session, str(test_server.make_url("")))
-        await eventually(lambda: ready(client))
+        await eventually(lambda: ready(client, base))
         yield client
     await test_server.close()
 
