@@ -144,6 +144,27 @@ class ApiKeySpec(_Strict, kw_only=True):
     key_sha256: str | None = None
 
 
+class CircuitSpec(_Strict, kw_only=True):
+    # A regional circuit (Veneto's ZTL network, ViviPass): passes of any member comune count
+    # in our zones for the permit types they map to.
+    name: str = ""
+    comuni: list[str]  # cadastral codes of the member comuni ("L736")
+    types: dict[str, str]  # the circuit's pass type -> our permit type
+
+
+SourceKind = Literal["regional_csv", "cude_csv"]
+
+
+class SourceSpec(_Strict, kw_only=True):
+    kind: SourceKind
+    path: str  # the export to read, relative to this file
+    schedule: str = "1h"  # how often `varco watch` would sync it (not yet: `varco sync`)
+    # A complete export that would close more than this share of the source's permits is held
+    # for an operator (`varco sync --accept-shrink`): a truncated export must not end permits.
+    max_close: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.05
+    type: str | None = None  # cude_csv: the permit type of CUDE badges (cude = true)
+
+
 class RawConfig(_Strict, kw_only=True):
     city: CitySpec = msgspec.field(default_factory=CitySpec)
     server: ServerSpec = msgspec.field(default_factory=ServerSpec)
@@ -156,11 +177,28 @@ class RawConfig(_Strict, kw_only=True):
     gates: dict[str, GateSpec]
     types: dict[str, TypeSpec]
     api_keys: list[ApiKeySpec] = []
+    circuit: CircuitSpec | None = None
+    sources: dict[str, SourceSpec] = {}
 
 
 class ApiKey(msgspec.Struct, frozen=True):
     id: str  # what logs and audit records name; the key itself is never logged
     role: Role
+
+
+class Circuit(msgspec.Struct, frozen=True):
+    name: str
+    comuni: frozenset[str]
+    types: dict[str, str]  # circuit pass type -> permit type
+
+
+class Source(msgspec.Struct, frozen=True):
+    name: str
+    kind: SourceKind
+    path: Path
+    schedule_s: int
+    max_close: float
+    type: str | None  # cude_csv: the CUDE permit type
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -187,6 +225,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     loader_poll_s: float = 0.2
     snapshot_interval_s: float = 3600.0
     max_overlay: int = 20_000
+    circuit: Circuit | None = None
+    sources: dict[str, Source] = {}
 
     @property
     def redis_dir(self) -> Path:
@@ -458,6 +498,8 @@ def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settin
             "loader.snapshot_interval", _seconds, raw.loader.snapshot_interval
         ),
         max_overlay=raw.loader.max_overlay,
+        circuit=_circuit(raw, fail),
+        sources=_sources(raw, base, attempt, fail),
     )
     rules = Rules(
         clock=clock,
@@ -467,6 +509,43 @@ def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settin
         types=types,
     )
     return settings, rules
+
+
+_CADASTRAL: Final = re.compile(r"[A-Z]\d{3}")
+
+
+def _circuit(raw: RawConfig, fail: Callable[[str, str], ConfigError]) -> Circuit | None:
+    c = raw.circuit
+    if c is None:
+        return None
+    for i, code in enumerate(c.comuni):
+        if not _CADASTRAL.fullmatch(code):
+            raise fail(f"circuit.comuni[{i}]", f"{code!r} is not a cadastral code (as L736)")
+    for name, type_ in c.types.items():
+        if type_ not in raw.types:
+            known = ", ".join(raw.types)
+            raise fail(f"circuit.types.{name}", f"unknown permit type {type_!r} (known: {known})")
+    return Circuit(c.name, frozenset(c.comuni), dict(c.types))
+
+
+def _sources(raw: RawConfig, base: Path, attempt: Any,
+             fail: Callable[[str, str], ConfigError]) -> dict[str, Source]:  # fmt: skip
+    out = {}
+    for name, spec in raw.sources.items():
+        key = f"sources.{name}"
+        if spec.kind == "regional_csv" and raw.circuit is None:
+            raise fail(f"{key}.kind", "a regional source needs a [circuit] section")
+        if spec.kind == "cude_csv":
+            t = raw.types.get(spec.type or "")
+            if t is None or not t.cude:
+                cude = [code for code, ts in raw.types.items() if ts.cude]
+                raise fail(f"{key}.type", f"name the CUDE permit type (one with cude = true: "
+                                          f"{', '.join(cude) or 'none configured'})")  # fmt: skip
+        schedule = attempt(f"{key}.schedule", _seconds, spec.schedule)
+        path = Path(spec.path)
+        out[name] = Source(name, spec.kind, path if path.is_absolute() else base / path,
+                           schedule, spec.max_close, spec.type)  # fmt: skip
+    return out
 
 
 def _redis_url(env: Mapping[str, str], configured: str | None,

@@ -104,6 +104,47 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if report.rejects else 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Sync configured feeds (all, or those named) into the permit database."""
+    from .feedcsv import FeedFileError
+    from .sync import SyncHeld, sync_source, write_rejects
+
+    settings, rules = _config(args)
+    names = args.sources or list(settings.sources)
+    unknown = [n for n in names if n not in settings.sources]
+    if unknown or not names:
+        known = ", ".join(settings.sources) or "none configured"
+        print(f"unknown source(s) {', '.join(unknown)} (configured: {known})" if unknown
+              else f"no [sources] in {settings.config_path}", file=sys.stderr)  # fmt: skip
+        return 2
+    code = 0
+    with open_db(settings) as db:
+        for name in names:
+            source = settings.sources[name]
+            try:
+                r = sync_source(db, rules, settings, source, accept_shrink=args.accept_shrink)
+            except (FeedFileError, OSError) as exc:
+                print(f"{name}: {source.path}: nothing changed: {exc}", file=sys.stderr)
+                code = max(code, 2)
+                continue
+            except SyncHeld as exc:
+                print(f"held: {exc}", file=sys.stderr)
+                code = max(code, 3)
+                continue
+            feed = r.feed
+            print(f"{name}: {feed.rows} rows ({feed.encoding}), {feed.permits} permits, "
+                  f"{r.changed} changed, {r.closed} closed (missing from the export), "
+                  f"{r.replaced} replaced by duplicates, {len(feed.rejects)} rejected; "
+                  f"revision {r.revision}")  # fmt: skip
+            rejects = write_rejects(feed, settings.data_dir / "rejects")
+            if rejects is not None:
+                for rej in feed.rejects[:10]:
+                    print(f"  line {rej.line} {rej.key}: {rej.field}: {rej.reason}")
+                print(f"  all rejects: {rejects}")
+                code = max(code, 1)
+    return code
+
+
 def _rebuild(settings: Settings, rules: Rules, accept_shrink: bool) -> int:
     with open_db(settings) as db:
         try:
@@ -300,6 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--regenerate", action="store_true")
     s.add_argument("--no-serve", action="store_true")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("sync", help="sync the regional circuit and CUDE feeds ([sources])")
+    s.add_argument("sources", nargs="*", help="source names (default: all configured)")
+    s.add_argument("--accept-shrink", action="store_true",
+                   help="apply even if the export closes more than the source's max_close")
+    s.set_defaults(func=cmd_sync)
 
     s = sub.add_parser("migrate", help="create or upgrade the permit database schema")
     s.set_defaults(func=cmd_migrate)

@@ -113,6 +113,11 @@ class PermitStore(ABC):
     def count(self) -> int: ...
 
     @abstractmethod
+    def open_ids(self, source: str, at: int) -> set[str]:
+        """Ids of the permits from `source` not ended at `at` (a feed sync closes those a
+        complete export no longer lists)."""
+
+    @abstractmethod
     def get(self, permit_id: str) -> PermitRow | None: ...
 
     def get_with_revision(self, permit_id: str) -> tuple[PermitRow, int] | None:
@@ -401,6 +406,13 @@ class PermitDB(PermitStore):
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM permits").fetchone()[0])
+
+    def open_ids(self, source: str, at: int) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT permit_id FROM permits WHERE source = ? AND (valid_to IS NULL OR valid_to > ?)",
+            (source, at),
+        )
+        return {r[0] for r in rows}
 
     def get(self, permit_id: str) -> PermitRow | None:
         rows = self.conn.execute(_SQLITE_ROW + " WHERE p.permit_id = ?", (permit_id,)).fetchall()

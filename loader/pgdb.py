@@ -165,6 +165,14 @@ class PgPermitDB(PermitStore):
         assert row is not None
         return int(row[0])
 
+    def open_ids(self, source: str, at: int) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT permit_id FROM permits WHERE source = %s"
+            " AND (valid_to IS NULL OR valid_to > %s)",
+            (source, at),
+        )
+        return {r[0] for r in rows}
+
     def get(self, permit_id: str) -> PermitRow | None:
         rows = self.conn.execute(_ROW + " WHERE p.permit_id = %s", (permit_id,)).fetchall()
         return next((p for _, p in group(rows)), None)

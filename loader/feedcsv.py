@@ -1,0 +1,117 @@
+"""Reading the feeds' CSV exports: `;`-separated, UTF-8 or Windows-1252, Italian dates.
+
+A whole file is refused (FeedFileError, nothing changes) when it cannot be trusted as a
+whole: not text in either encoding, a header without the required columns, or truncated (its
+last line lacks fields or its final newline, as when a download or a copy stopped midway).
+A bad row in the middle is a reject with its line number; the rest of the file counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from enforcement.localtime import LocalClock
+from enforcement.permits import PermitInvalid
+
+_DATE: Final = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2})[:.](\d{2}))?")
+
+
+class FeedFileError(Exception):
+    """The file as a whole is unusable; nothing of it is applied."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    line: int
+    key: str  # the pass or badge number, as far as it could be read
+    field: str
+    reason: str
+
+
+@dataclass(slots=True)
+class FeedReport:
+    source: str
+    rows: int = 0
+    permits: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    encoding: str = "utf-8"
+
+    def reject(self, line: int, key: str, exc: PermitInvalid) -> None:
+        self.rejects.append(Reject(line, key, exc.field, exc.reason))
+
+
+def decode(data: bytes, report: FeedReport) -> str:
+    """UTF-8 (with or without BOM), else Windows-1252 (what a spreadsheet on Windows saves)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError as exc:
+            raise FeedFileError(f"neither UTF-8 nor Windows-1252 text: {exc}") from None
+        report.encoding = "cp1252"
+    if "\x00" in text:
+        raise FeedFileError("binary content (NUL bytes): not a CSV export")
+    return text
+
+
+def rows(text: str, columns: Sequence[str],
+         required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:  # fmt: skip
+    """(line number, row by lower-case column name) for each data row."""
+    if text and not text.endswith(("\n", "\r")):
+        raise FeedFileError("truncated: the file does not end with a line break")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";")
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise FeedFileError("empty file: no header") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise FeedFileError(f"missing column(s): {', '.join(missing)}; expected "
+                            f"{';'.join(columns)}")  # fmt: skip
+    unknown = [h for h in header if h not in columns]
+    if unknown:
+        raise FeedFileError(f"unknown column(s): {', '.join(unknown)}")
+    pending: tuple[int, list[str]] | None = None
+    for values in reader:
+        if pending is not None:
+            yield _row(*pending, header)
+        blank = not any(v.strip() for v in values)
+        pending = None if blank else (reader.line_num, values)
+    if pending is not None:
+        line, values = pending
+        if len(values) < len(header):
+            raise FeedFileError(f"truncated: the last row (line {line}) has {len(values)} of "
+                                f"{len(header)} fields")  # fmt: skip
+        yield _row(line, values, header)
+
+
+def _row(line: int, values: list[str], header: list[str]) -> tuple[int, dict[str, str]]:
+    if len(values) != len(header):  # the fields it has still name the pass in the reject
+        return line, {**{h: v.strip() for h, v in zip(header, values, strict=False)},
+                      "__error__": f"{len(values)} fields where the header has {len(header)}"}
+    return line, {h: v.strip() for h, v in zip(header, values, strict=True)}
+
+
+def parse_date(text: str, clock: LocalClock, name: str, *, end: bool = False) -> int:
+    """`dd/mm/yyyy` or `dd/mm/yyyy hh:mm`, local city time, as epoch seconds. A bare end date
+    means the whole of that day (validity up to the next midnight, exclusive)."""
+    m = _DATE.fullmatch(text.strip())
+    if m is None:
+        raise PermitInvalid(name, f"{text!r} is not a date dd/mm/yyyy [hh:mm]")
+    d, mo, y, hh, mm = m.groups()
+    try:
+        day = dt.date(int(y), int(mo), int(d))
+        if hh is None:
+            if end:
+                day += dt.timedelta(days=1)
+            return clock.from_local(dt.datetime.combine(day, dt.time()))
+        return clock.from_local(dt.datetime.combine(day, dt.time(int(hh), int(mm))))
+    except ValueError as exc:
+        raise PermitInvalid(name, f"{text!r}: {exc}") from None

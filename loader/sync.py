@@ -1,0 +1,105 @@
+"""A feed synchronised into the permit database (source `regional` or `cude`, upsert by pass
+or badge number), so one revision sequence and one change stream cover every source.
+
+An export is complete: a permit of that source still open in the database but missing from
+the export is closed (its validity ends now; the row and its history stay), never deleted.
+A sync that would close more than the source's `max_close` share is held for an operator
+(`--accept-shrink`): a truncated or partial export must not end the permits of a circuit.
+A file that cannot be trusted as a whole (feedcsv.py) changes nothing. A row rejected for a
+mistake does not close its permit either: the pass is still in the export, just unreadable.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from enforcement.config import Settings, Source
+from enforcement.rules import Rules
+
+from .cude import parse_cude
+from .db import PermitRow, PermitStore
+from .feedcsv import FeedReport
+from .regional import parse_regional, revoke_replaced
+
+
+class SyncHeld(Exception):
+    """The sync would close too many permits; nothing was written."""
+
+
+@dataclass(slots=True)
+class SyncReport:
+    feed: FeedReport
+    changed: int = 0
+    closed: int = 0
+    replaced: int = 0  # passes revoked because a duplicate replaced them
+    revision: int = 0
+
+
+def read_source(db: PermitStore, rules: Rules, settings: Settings, source: Source,
+                data: bytes) -> tuple[FeedReport, str, dict[str, PermitRow], int]:  # fmt: skip
+    """(report, database source name, the permits the export says by id, how many of them
+    are passes revoked because a duplicate replaced them)."""
+    report = FeedReport(source.name)
+    if source.kind == "cude_csv":
+        assert source.type is not None  # config.py requires it
+        permits = parse_cude(data, rules, source.type, report)
+        return report, "cude", {p.permit_id: p for p in permits}, 0
+    assert settings.circuit is not None  # config.py requires a circuit for regional sources
+    passes = parse_regional(data, rules, settings.circuit, report)
+    by_id = {p.permit.permit_id: p.permit for p in passes}
+    current = dict(by_id)
+    for p in passes:
+        if p.replaces is not None and p.replaces not in current:
+            old = db.get(p.replaces)
+            if old is not None:
+                current[p.replaces] = old
+    revoked = revoke_replaced(passes, current)
+    for permit in revoked:
+        by_id[permit.permit_id] = permit
+    return report, "regional", by_id, len(revoked)
+
+
+def sync_source(db: PermitStore, rules: Rules, settings: Settings, source: Source, *,
+                data: bytes | None = None, accept_shrink: bool = False,
+                now: int | None = None) -> SyncReport:  # fmt: skip
+    """Read the source's export (or `data`) and apply it in one transaction."""
+    now = int(time.time()) if now is None else now
+    raw = source.path.read_bytes() if data is None else data
+    report, db_source, by_id, replaced = read_source(db, rules, settings, source, raw)
+    out = SyncReport(report, replaced=replaced)
+    existing = db.open_ids(db_source, now)
+    unreadable = {r.key for r in report.rejects}
+    missing = sorted(existing - by_id.keys() - unreadable)
+    if existing and len(missing) > source.max_close * len(existing) and not accept_shrink:
+        raise SyncHeld(f"{source.name}: the export would close {len(missing)} of "
+                       f"{len(existing)} open permits (more than {source.max_close:.0%}); "
+                       "check the export, then sync with --accept-shrink")  # fmt: skip
+    closes = []
+    for pid in missing:
+        old = db.get(pid)
+        if old is not None:
+            closes.append(msgspec.structs.replace(old, valid_to=max(old.valid_from, now)))
+    out.closed = len(closes)
+    out.changed = db.upsert([*by_id.values(), *closes])
+    out.revision = db.revision
+    return out
+
+
+def write_rejects(report: FeedReport, directory: Path, now: float | None = None) -> Path | None:
+    """The run's rejects as CSV (line, key, field, reason), or None when there are none."""
+    if not report.rejects:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))
+    path = directory / f"{report.source}-{stamp}.rejects.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["line", "key", "field", "reason"])
+        for r in report.rejects:
+            w.writerow([r.line, r.key, r.field, r.reason])
+    return path

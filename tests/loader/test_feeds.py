@@ -1,0 +1,224 @@
+"""The regional circuit and CUDE feeds, written from the circuit's description (seed 004):
+Windows-1252 accents, overlapping passes, a renewal, a duplicate replacing a lost pass, a CUDE
+badge with three plates, a truncated file, rows missing from a complete export, the shrink
+hold; and the verdicts the synced permits give."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from enforcement.config import Settings, Source
+from enforcement.plates import normalise
+from enforcement.rules import Rules
+from enforcement.verdicts import Checker
+from loader.db import PermitDB
+from loader.feedcsv import FeedFileError
+from loader.sync import SyncHeld, sync_source
+from tests.conftest import at, publish_permits
+
+HEADER = "numero_pass;comune;targa;principale;tipo_pass;inizio;fine;stato;data_revoca;pass_precedente"
+CUDE_HEADER = "codice_cude;targa;tipo_targa;inizio;fine;data_revoca"
+NOW = at("2026-11-20T12:00:00+01:00")
+
+
+def regional(*rows: str) -> bytes:
+    return ("\r\n".join([HEADER, *rows]) + "\r\n").encode("cp1252")  # as Excel on Windows
+
+
+def cude(*rows: str) -> bytes:
+    return ("\n".join([CUDE_HEADER, *rows]) + "\n").encode()
+
+
+def source(settings: Settings, name: str) -> Source:
+    return settings.sources[name]
+
+
+def sync(demo: tuple[Settings, Rules], name: str, data: bytes, **kw: object):  # type: ignore[no-untyped-def]
+    settings, rules = demo
+    with PermitDB(settings.database_path) as db:
+        return sync_source(db, rules, settings, source(settings, name), data=data, now=NOW,
+                           **kw)  # type: ignore[arg-type]  # fmt: skip
+
+
+def stored(demo: tuple[Settings, Rules], pid: str):  # type: ignore[no-untyped-def]
+    with PermitDB(demo[0].database_path) as db:
+        return db.get(pid), db.history(pid)
+
+
+GOOD = [
+    "L736_2024_00015;L736;AB123CD;S;DISABILITÀ;01/03/2024;28/02/2029;attivo;;",
+    "L736_2024_00015;L736;CD456EF;N;DISABILITÀ;01/03/2024;28/02/2029;attivo;;",
+    # the same plate on a second pass of another comune, overlapping: both count
+    "G224_2025_00003;G224;AB123CD;S;DISABILI;10/01/2025 08:30;10/01/2027;attivo;;",
+]
+
+
+def test_windows_1252_overlaps_and_verdicts(demo: tuple[Settings, Rules]) -> None:
+    r = sync(demo, "vivipass", regional(*GOOD))
+    assert (r.feed.encoding, r.feed.rows, r.feed.permits, r.feed.rejects) == ("cp1252", 3, 2, [])
+    row, _ = stored(demo, "L736_2024_00015")
+    assert row.type == "REGIONALE" and row.source == "regional"
+    assert row.plates == (("AB123CD", True), ("CD456EF", False))
+    assert row.valid_from == at("2024-03-01T00:00:00+01:00")
+    assert row.valid_to == at("2029-03-01T00:00:00+01:00")  # a bare end date: the whole day
+    second, _ = stored(demo, "G224_2025_00003")
+    assert second.valid_from == at("2025-01-10T08:30:00+01:00")
+
+    settings, rules = demo
+    live = publish_permits(settings, rules, [])
+    checker = Checker(rules, review_confidence=0.6, max_clock_skew_s=300,
+                      index_max_age_s=10**10, max_transit_age_s=10**10)  # fmt: skip
+    gate = rules.gates["PD-03"]  # pedestrian area: the circuit's type covers it
+    v = checker.check(live, normalise("AB123CD"), at("2026-06-01T10:00:00+02:00"), gate, 0.9, NOW)
+    assert v.verdict == "allowed" and set(v.permits) == {"L736_2024_00015", "G224_2025_00003"}
+    v = checker.check(live, normalise("CD456EF"), at("2026-06-01T10:00:00+02:00"), gate, 0.9, NOW)
+    assert v.verdict == "allowed"  # the circuit does not restrict to the primary plate
+
+
+def test_renewal_keeps_the_number_and_the_history(demo: tuple[Settings, Rules]) -> None:
+    sync(demo, "vivipass", regional(*GOOD))
+    renewed = [GOOD[0].replace("01/03/2024;28/02/2029", "01/03/2029;28/02/2034"),
+               GOOD[1].replace("01/03/2024;28/02/2029", "01/03/2029;28/02/2034"), GOOD[2]]
+    r = sync(demo, "vivipass", regional(*renewed))
+    assert (r.changed, r.closed) == (1, 0)
+    row, history = stored(demo, "L736_2024_00015")
+    assert row.valid_from == at("2029-03-01T00:00:00+01:00")
+    assert [old.valid_from for _, old in history] == [at("2024-03-01T00:00:00+01:00")]
+
+
+def test_a_duplicate_revokes_the_pass_it_replaces(demo: tuple[Settings, Rules]) -> None:
+    sync(demo, "vivipass", regional(*GOOD))
+    lost = GOOD[2]
+    dup = "G224_2026_00101;G224;AB123CD;S;DISABILI;15/11/2026;10/01/2027;duplicato;;G224_2025_00003"
+    r = sync(demo, "vivipass", regional(GOOD[0], GOOD[1], lost, dup))
+    assert r.replaced == 1 and r.feed.rejects == []
+    old, _ = stored(demo, "G224_2025_00003")
+    assert old.valid_to == at("2026-11-15T00:00:00+01:00")  # ended where the duplicate starts
+    new, _ = stored(demo, "G224_2026_00101")
+    assert new.valid_to == at("2027-01-11T00:00:00+01:00")
+
+
+def test_a_revoked_pass_ends_at_its_revocation(demo: tuple[Settings, Rules]) -> None:
+    row = "L736_2024_00015;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2029;revocato;30/06/2026;"
+    assert sync(demo, "vivipass", regional(row)).feed.rejects == []
+    permit, _ = stored(demo, "L736_2024_00015")
+    assert permit.valid_to == at("2026-06-30T00:00:00+02:00")
+
+
+@pytest.mark.parametrize(("row", "field"), [
+    ("L736-2024-15;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2029;attivo;;", "numero_pass"),
+    ("L736_2024_00016;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2023;attivo;;", "fine"),
+    ("L736_2024_00017;Z999;AB123CD;S;DISABILI;01/03/2024;28/02/2029;attivo;;", "comune"),
+    ("L736_2024_00018;L736;AB123CD;S;RESIDENTI;01/03/2024;28/02/2029;attivo;;", "tipo_pass"),
+    ("L736_2024_00019;L736;AB123CD;S;DISABILI;31/02/2024;28/02/2029;attivo;;", "inizio"),
+    ("L736_2024_00020;L736;AB123CD;X;DISABILI;01/03/2024;28/02/2029;attivo;;", "principale"),
+    ("L736_2024_00021;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2029;revocato;;", "data_revoca"),
+    ("L736_2024_00022;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2029;duplicato;;", "pass_precedente"),
+    ("L736_2024_00023;L736;--;S;DISABILI;01/03/2024;28/02/2029;attivo;;", "targa"),
+    ("L736_2024_00024;L736;AB123CD;S;DISABILI;01/03/2024;attivo;;", "row"),
+])  # fmt: skip
+def test_bad_rows_are_rejected_with_line_and_reason(demo: tuple[Settings, Rules], row: str,
+                                                     field: str) -> None:  # fmt: skip
+    r = sync(demo, "vivipass", regional(GOOD[0], row, GOOD[2]))
+    assert [(j.line, j.field) for j in r.feed.rejects] == [(3, field)]
+    assert r.feed.permits == 2  # the good passes are synced all the same
+
+
+def test_duplicate_pass_rows_that_disagree_reject_the_pass(demo: tuple[Settings, Rules]) -> None:
+    clash = GOOD[1].replace("28/02/2029", "28/02/2030")  # same pass, other end date
+    r = sync(demo, "vivipass", regional(GOOD[0], clash, GOOD[2]))
+    assert [(j.line, j.key) for j in r.feed.rejects] == [(3, "L736_2024_00015")]
+    assert stored(demo, "L736_2024_00015")[0] is None  # half a pass is a wrong pass
+
+
+@pytest.mark.parametrize("data", [
+    regional(*GOOD)[:-30],  # cut mid-row, as a download that stopped
+    regional(*GOOD)[:-2],  # the last line without its line break
+    b"\x00\x01" * 20,
+    b"numero_pass,comune,targa\nL736_2024_00015,L736,AB123CD\n",  # not the circuit's format
+    b"",
+])  # fmt: skip
+def test_a_truncated_or_malformed_file_changes_nothing(demo: tuple[Settings, Rules],
+                                                       data: bytes) -> None:  # fmt: skip
+    sync(demo, "vivipass", regional(*GOOD))
+    before = PermitDB(demo[0].database_path).revision
+    with pytest.raises(FeedFileError):
+        sync(demo, "vivipass", data)
+    assert PermitDB(demo[0].database_path).revision == before
+
+
+def test_missing_rows_are_closed_and_a_large_shrink_is_held(demo: tuple[Settings, Rules]) -> None:
+    many = [f"L736_2024_{i:05d};L736;AB{i:03d}CD;S;DISABILI;01/03/2024;;attivo;;"
+            for i in range(100)]  # fmt: skip
+    sync(demo, "vivipass", regional(*many))
+    r = sync(demo, "vivipass", regional(*many[:-3]))  # 3 % gone: closed, not deleted
+    assert r.closed == 3
+    closed, history = stored(demo, "L736_2024_00099")
+    assert closed.valid_to == NOW and history[-1][1].valid_to is None
+    db = PermitDB(demo[0].database_path)
+    before = db.revision
+    with pytest.raises(SyncHeld, match="would close 47 of 97"):
+        sync(demo, "vivipass", regional(*many[:50]))  # a truncated export at a row boundary
+    assert PermitDB(demo[0].database_path).revision == before
+    assert sync(demo, "vivipass", regional(*many[:50]), accept_shrink=True).closed == 47
+
+
+def test_a_rejected_row_does_not_close_its_permit(demo: tuple[Settings, Rules]) -> None:
+    sync(demo, "vivipass", regional(*GOOD))
+    broken = GOOD[2].replace("10/01/2027", "10/13/2027")
+    r = sync(demo, "vivipass", regional(GOOD[0], GOOD[1], broken))
+    assert r.closed == 0 and len(r.feed.rejects) == 1
+    assert stored(demo, "G224_2025_00003")[0].valid_to == at("2027-01-11T00:00:00+01:00")
+
+
+def test_cude_primary_secondary_and_a_badge_with_three_plates(demo: tuple[Settings, Rules]
+                                                              ) -> None:  # fmt: skip
+    r = sync(demo, "cude", cude(
+        "CUDE0001;FA001CU;P;01/01/2025;01/01/2030;",
+        "CUDE0001;FA002CU;S;01/01/2025;01/01/2030;",
+        "CUDE0002;GA001CU;P;01/01/2025;;",
+        "CUDE0002;GA002CU;S;01/01/2025;;",
+        "CUDE0002;GA003CU;S;01/01/2025;;",
+        "CUDE0003;HA001CU;S;01/01/2025;;",
+        "CUDE0004;JA001CU;P;01/01/2025;01/01/2030;15/09/2026",
+    ))  # fmt: skip
+    assert sorted((j.line, j.key, j.field) for j in r.feed.rejects) == [
+        (4, "CUDE0002", "targa"), (5, "CUDE0002", "targa"), (6, "CUDE0002", "targa"),
+        (7, "CUDE0003", "tipo_targa")]  # fmt: skip
+    badge, _ = stored(demo, "CUDE0001")
+    assert badge.source == "cude" and badge.plates == (("FA001CU", True), ("FA002CU", False))
+    assert stored(demo, "CUDE0004")[0].valid_to == at("2026-09-15T00:00:00+02:00")
+
+    settings, rules = demo
+    live = publish_permits(settings, rules, [])
+    checker = Checker(rules, review_confidence=0.6, max_clock_skew_s=300,
+                      index_max_age_s=10**10, max_transit_age_s=10**10)  # fmt: skip
+    gate = rules.gates["PD-03"]
+    instant = at("2026-06-01T10:00:00+02:00")
+    assert checker.check(live, normalise("FA001CU"), instant, gate, 0.9, NOW).verdict == "allowed"
+    v = checker.check(live, normalise("FA002CU"), instant, gate, 0.9, NOW)
+    assert (v.verdict, v.reason) == ("pending", "not_primary_plate")
+
+
+def test_cli_sync_reports_and_writes_rejects(demo: tuple[Settings, Rules], tmp_path,  # type: ignore[no-untyped-def]
+                                             monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # fmt: skip
+    from loader.cli import main
+
+    settings, _ = demo
+    feeds = settings.data_dir / "feeds"
+    feeds.mkdir(parents=True)
+    (feeds / "vivipass.csv").write_bytes(regional(GOOD[0], GOOD[1], "bad;row", GOOD[2]))
+    monkeypatch.setenv("VARCO_DATA_DIR", str(settings.data_dir))
+    config = tmp_path / "city.toml"
+    text = settings.config_path.read_text().replace('"../data/feeds/', f'"{feeds}/')
+    config.write_text(text)
+    assert main(["--config", str(config), "sync", "vivipass"]) == 1  # some rows rejected
+    out = capsys.readouterr()
+    assert "vivipass: 4 rows (cp1252), 2 permits, 2 changed" in out.out, out
+    assert "line 4 bad: row:" in out.out
+    reports = list((settings.data_dir / "rejects").glob("vivipass-*.rejects.csv"))
+    assert len(reports) == 1 and "bad" in reports[0].read_text()
+    assert main(["--config", str(config), "sync", "cude"]) == 2  # no such file: nothing changed
+    assert main(["--config", str(config), "sync", "nope"]) == 2
+    assert msgspec.structs.asdict(settings.sources["cude"])["type"] == "CUDE"
