@@ -53,13 +53,20 @@ class RegionalPass:
 
 def parse_regional(data: bytes, rules: Rules, circuit: Circuit,
                    report: FeedReport) -> list[RegionalPass]:  # fmt: skip
-    """The export's passes, validated; bad rows go to `report.rejects` with line and reason,
-    and a pass with one bad row is rejected whole (half a pass is a wrong pass)."""
-    text = decode(data, report)
+    """The CSV export's passes, validated; bad rows go to `report.rejects` with line and
+    reason, and a pass with one bad row is rejected whole (half a pass is a wrong pass)."""
+    return parse_regional_rows(rows(decode(data, report), COLUMNS, REQUIRED), rules, circuit,
+                               report)  # fmt: skip
+
+
+def parse_regional_rows(numbered_rows: Iterable[tuple[int, dict[str, str]]], rules: Rules,
+                        circuit: Circuit, report: FeedReport) -> list[RegionalPass]:  # fmt: skip
+    """The same from rows already split into fields (the CSV, or the circuit's JSON feed,
+    whose items carry the CSV's column names; there `line` is the item's position)."""
     passes: dict[str, RegionalPass] = {}
     plates: dict[str, dict[str, bool]] = {}
     bad: set[str] = set()
-    for line, row in rows(text, COLUMNS, REQUIRED):
+    for line, row in numbered_rows:
         report.rows += 1
         number = row.get("numero_pass", "")
         try:
