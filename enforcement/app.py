@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final, TypeVar
 
 import msgspec
@@ -28,6 +28,7 @@ from .plates import normalise, normalise_text
 from .police import plate_view
 from .rules import Rules
 from .schemas import BATCH_DECODER, ENCODER, TRANSIT_DECODER, BatchOut, ErrorOut
+from .sources import SourceStatus
 from .verdicts import Checker
 from .watcher import snapshot_watcher
 
@@ -226,6 +227,8 @@ def readiness(api: Api) -> tuple[bool, dict[str, object]]:
         info["redis"] = {"connected": follower.connected, "last_error": follower.last_error,
                          "changes_applied": follower.changes_applied,
                          "resyncs": follower.resyncs}  # fmt: skip
+        if follower.sources:
+            info["sources"], info["warnings"] = _sources(follower.sources.values())
     if live is None:
         return False, {"ready": False, "reason": "no verified index loaded", **info}
     lag = time.time() - live.fresh_at
@@ -249,6 +252,24 @@ def readiness(api: Api) -> tuple[bool, dict[str, object]]:
         "unknown_types": list(live.unknown_types),
         **info,
     }
+
+
+def _sources(statuses: Iterable[SourceStatus]) -> tuple[dict[str, object], list[str]]:
+    """The feeds' details for /readyz, and a warning per feed past its max_age (its last good
+    permits still count, so the replica stays ready)."""
+    now = time.time()
+    details: dict[str, object] = {}
+    warnings: list[str] = []
+    for s in statuses:
+        age = s.age_s(now)
+        details[s.name] = {"age_s": None if age is None else round(age), "max_age_s": s.max_age_s,
+                           "last_error": s.last_error, "held": s.held, "rows": s.rows,
+                           "permits": s.permits, "rejected": s.rejected}  # fmt: skip
+        if s.too_old(now):
+            since = "never synced" if age is None else f"no good sync for {age / 3600:.1f} h"
+            error = f"; last error: {s.last_error}" if s.last_error else ""
+            warnings.append(f"feed {s.name}: {since} (max_age {s.max_age_s / 3600:g} h){error}")
+    return details, warnings
 
 
 def _register_gauges(api: Api) -> None:
@@ -284,6 +305,22 @@ def _register_gauges(api: Api) -> None:
     m.gauge("varco_snapshot_swaps_total", "Snapshots activated.", lambda: holder.swaps)
     m.gauge("varco_snapshot_rejected_total", "Snapshots refused (corrupt, unreadable).",
             lambda: holder.rejected)  # fmt: skip
+
+    def feeds() -> list[SourceStatus]:
+        return list(api.follower.sources.values()) if api.follower is not None else []
+
+    def feed_age(s: SourceStatus) -> float:
+        a = s.age_s(time.time())
+        return -1 if a is None else a
+
+    m.gauge_by("varco_feed_age_seconds", "Seconds since the feed's last good sync (-1: never).",
+               "feed", lambda: {s.name: feed_age(s) for s in feeds()})  # fmt: skip
+    m.gauge_by("varco_feed_max_age_seconds", "The feed's age bound (older: a warning).", "feed",
+               lambda: {s.name: s.max_age_s for s in feeds()})  # fmt: skip
+    m.gauge_by("varco_feed_failing", "1 while the feed's last attempt failed or is held.",
+               "feed", lambda: {s.name: s.last_error is not None for s in feeds()})  # fmt: skip
+    m.gauge_by("varco_feed_rejected_rows", "Rows rejected by the feed's last good sync.", "feed",
+               lambda: {s.name: s.rejected for s in feeds()})  # fmt: skip
 
 
 Extension = Callable[[web.Application, "Api", str | None], None]

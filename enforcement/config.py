@@ -158,11 +158,12 @@ SourceKind = Literal["regional_csv", "cude_csv"]
 class SourceSpec(_Strict, kw_only=True):
     kind: SourceKind
     path: str  # the export to read, relative to this file
-    schedule: str = "1h"  # how often `varco watch` would sync it (not yet: `varco sync`)
+    schedule: str = "1h"  # how often `varco watch` syncs it (when the file changed)
     # A complete export that would close more than this share of the source's permits is held
     # for an operator (`varco sync --accept-shrink`): a truncated export must not end permits.
     max_close: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.05
     type: str | None = None  # cude_csv: the permit type of CUDE badges (cude = true)
+    max_age: str = "26h"  # no good sync for longer: a warning in /readyz and the metrics
 
 
 class RawConfig(_Strict, kw_only=True):
@@ -199,6 +200,7 @@ class Source(msgspec.Struct, frozen=True):
     schedule_s: int
     max_close: float
     type: str | None  # cude_csv: the CUDE permit type
+    max_age_s: int
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -542,9 +544,10 @@ def _sources(raw: RawConfig, base: Path, attempt: Any,
                 raise fail(f"{key}.type", f"name the CUDE permit type (one with cude = true: "
                                           f"{', '.join(cude) or 'none configured'})")  # fmt: skip
         schedule = attempt(f"{key}.schedule", _seconds, spec.schedule)
+        max_age = attempt(f"{key}.max_age", _seconds, spec.max_age)
         path = Path(spec.path)
         out[name] = Source(name, spec.kind, path if path.is_absolute() else base / path,
-                           schedule, spec.max_close, spec.type)  # fmt: skip
+                           schedule, spec.max_close, spec.type, max_age)  # fmt: skip
     return out
 
 

@@ -73,6 +73,10 @@ class Layout:
         return f"{self.prefix}:snapshot:wanted"
 
     @property
+    def sources(self) -> str:
+        return f"{self.prefix}:sources"  # hash: feed name -> SourceStatus (JSON)
+
+    @property
     def wake(self) -> str:
         return f"{self.prefix}:wake"
 

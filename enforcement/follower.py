@@ -35,12 +35,15 @@ from .distribution import Layout, SnapshotUnavailable, current_snapshot, fetch_s
 from .live import IndexHolder, bind
 from .rules import Rules
 from .snapshot import SUFFIX, SnapshotError, open_snapshot
+from .sources import DECODER as SOURCE_DECODER
+from .sources import SourceStatus
 from .watcher import load_initial
 
 log = logging.getLogger(__name__)
 
 READ_COUNT: Final = 1000
 BLOCK_MS: Final = 1000
+SOURCES_EVERY_S: Final = 5.0  # feed statuses change hourly at most: no need to read them often
 KEEP_LOCAL: Final = 3
 
 
@@ -58,6 +61,8 @@ class Follower:
         self.last_error: str | None = None
         self.changes_applied = 0
         self.resyncs = 0
+        self.sources: dict[str, SourceStatus] = {}  # the loader's feeds, as last read
+        self._sources_read_at = 0.0
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -97,6 +102,8 @@ class Follower:
             await self.redis.set(self.layout.wanted, b"1")
             await asyncio.sleep(0.25)
             return
+        if time.monotonic() - self._sources_read_at > SOURCES_EVERY_S:
+            await self.read_sources()
         heartbeat = await self.redis.get(self.layout.heartbeat)  # read before the stream: see
         # distribution.py; every change published before it is in what XREAD returns now
         reply: Any = await self.redis.xread({self.layout.changes: stream_id(live.revision)},
@@ -119,6 +126,16 @@ class Follower:
             return
         if len(entries) < READ_COUNT and heartbeat is not None:
             overlay.fresh_at = float(heartbeat)
+
+    async def read_sources(self) -> None:
+        raw: Any = await self.redis.hgetall(self.layout.sources)
+        sources = {}
+        for name, value in raw.items():
+            try:
+                sources[name.decode()] = SOURCE_DECODER.decode(value)
+            except msgspec.DecodeError:
+                log.error("unreadable feed status in Redis for %r: ignored", name)
+        self.sources, self._sources_read_at = sources, time.monotonic()
 
     async def sync_snapshot(self) -> None:
         current = await current_snapshot(self.redis, self.layout)

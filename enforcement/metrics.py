@@ -30,9 +30,15 @@ class Metrics:
         self.requests: defaultdict[tuple[str, int], int] = defaultdict(int)
         self.latency: defaultdict[str, Histogram] = defaultdict(Histogram)
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self.labelled: dict[str, tuple[str, str, Callable[[], dict[str, float]]]] = {}
 
     def gauge(self, name: str, help_: str, fn: Callable[[], float]) -> None:
         self.gauges[name] = (help_, fn)
+
+    def gauge_by(self, name: str, help_: str, label: str,
+                 fn: Callable[[], dict[str, float]]) -> None:  # fmt: skip
+        """A gauge per label value (feed names: configuration, never data)."""
+        self.labelled[name] = (help_, label, fn)
 
     def render(self) -> str:
         out = ["# HELP varco_transits_total Transit verdicts by verdict and reason.",
@@ -58,4 +64,7 @@ class Metrics:
             out.append(f'varco_http_request_seconds_count{{route="{route}"}} {acc}')
         for name, (help_, fn) in sorted(self.gauges.items()):
             out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge", f"{name} {fn():g}"]
+        for name, (help_, label, values) in sorted(self.labelled.items()):
+            out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
+            out += [f'{name}{{{label}="{k}"}} {v:g}' for k, v in sorted(values().items())]
         return "\n".join(out) + "\n"

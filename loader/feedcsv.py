@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import re
 from collections.abc import Iterator, Sequence
@@ -102,16 +103,28 @@ def _row(line: int, values: list[str], header: list[str]) -> tuple[int, dict[str
 def parse_date(text: str, clock: LocalClock, name: str, *, end: bool = False) -> int:
     """`dd/mm/yyyy` or `dd/mm/yyyy hh:mm`, local city time, as epoch seconds. A bare end date
     means the whole of that day (validity up to the next midnight, exclusive)."""
-    m = _DATE.fullmatch(text.strip())
+    try:
+        return _parse_date(text.strip(), clock, end)
+    except ValueError as exc:
+        raise PermitInvalid(name, str(exc)) from None
+
+
+@functools.lru_cache(maxsize=65536)  # an export of a million rows has a few thousand dates
+def _parse_date(text: str, clock: LocalClock, end: bool) -> int:
+    m = _DATE.fullmatch(text)
     if m is None:
-        raise PermitInvalid(name, f"{text!r} is not a date dd/mm/yyyy [hh:mm]")
+        raise ValueError(f"{text!r} is not a date dd/mm/yyyy [hh:mm]")
     d, mo, y, hh, mm = m.groups()
     try:
         day = dt.date(int(y), int(mo), int(d))
-        if hh is None:
-            if end:
-                day += dt.timedelta(days=1)
-            return clock.from_local(dt.datetime.combine(day, dt.time()))
-        return clock.from_local(dt.datetime.combine(day, dt.time(int(hh), int(mm))))
     except ValueError as exc:
-        raise PermitInvalid(name, f"{text!r}: {exc}") from None
+        raise ValueError(f"{text!r}: {exc}") from None
+    if hh is None:
+        if end:
+            day += dt.timedelta(days=1)
+        return clock.from_local(dt.datetime.combine(day, dt.time()))
+    try:
+        at = dt.time(int(hh), int(mm))
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
+    return clock.from_local(dt.datetime.combine(day, at))

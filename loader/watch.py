@@ -33,8 +33,10 @@ from enforcement.changes import STREAM_FIELD, PermitChange, encode_change, revis
 from enforcement.config import Settings
 from enforcement.distribution import Layout, publish_snapshot
 from enforcement.rules import Rules
+from enforcement.sources import ENCODER as SOURCE_ENCODER
 
 from .db import PermitRow, PermitStore, open_db
+from .feeds import FeedRunner
 from .rebuild import DEFAULT_MAX_SHRINK, ShrinkRefused, rebuild
 
 log = logging.getLogger(__name__)
@@ -68,10 +70,12 @@ def change_of(row: PermitRow, revision: int, prev: int) -> PermitChange:
 
 class LoaderWatch:
     def __init__(self, db: PermitStore, rules: Rules, snapshot_dir: Path, r: redis.Redis,
-                 options: WatchOptions, layout: Layout | None = None) -> None:  # fmt: skip
+                 options: WatchOptions, layout: Layout | None = None,
+                 feeds: FeedRunner | None = None) -> None:  # fmt: skip
         self.db, self.rules, self.snapshot_dir, self.r = db, rules, snapshot_dir, r
         self.options = options
         self.layout = layout or Layout()
+        self.feeds = feeds
         self.stop_event = threading.Event()
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.last_streamed: int | None = None
@@ -101,6 +105,9 @@ class LoaderWatch:
         read_at = time.time()
         if self.last_streamed is None:
             self.last_streamed = self._last_in_stream()
+        if self.feeds is not None:  # before streaming: what a sync changed goes out now
+            for status in self.feeds.run_due(self.db):
+                self.r.hset(self.layout.sources, status.name, SOURCE_ENCODER.encode(status))
         if self._snapshot_due():
             self.publish_snapshot()
         n = self.stream_changes()
@@ -187,6 +194,10 @@ class LoaderWatch:
         log.info("loader stopped")
 
 
+def feeds_of(settings: Settings, rules: Rules) -> FeedRunner | None:
+    return FeedRunner(settings, rules) if settings.sources else None
+
+
 def redis_client(url: str) -> redis.Redis:
     # Explicit timeouts: a loader never hangs on a dead server, it logs and retries.
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
@@ -199,7 +210,7 @@ def run_loader(settings: Settings, rules: Rules, redis_url: str,
     try:
         with open_db(settings) as db:
             LoaderWatch(db, rules, settings.snapshot_dir, r, options or watch_options(settings),
-                        Layout(settings.redis_prefix)).run()  # fmt: skip
+                        Layout(settings.redis_prefix), feeds_of(settings, rules)).run()  # fmt: skip
     finally:
         r.close()
 
@@ -221,7 +232,8 @@ class LoaderThread:
             with open_db(self.settings) as db:  # SQLite connections belong to their thread
                 layout = Layout(self.settings.redis_prefix)
                 self.watch = LoaderWatch(db, self.rules, self.settings.snapshot_dir, r,
-                                         self.options, layout)  # fmt: skip
+                                         self.options, layout,
+                                         feeds_of(self.settings, self.rules))  # fmt: skip
                 self.ready.set()
                 self.watch.run()
         finally:

@@ -5,21 +5,41 @@ hold; and the verdicts the synced permits give."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 
-from enforcement.config import Settings, Source
+from enforcement.config import Settings, Source, load_config
 from enforcement.plates import normalise
 from enforcement.rules import Rules
 from enforcement.verdicts import Checker
 from loader.db import PermitDB
 from loader.feedcsv import FeedFileError
 from loader.sync import SyncHeld, sync_source
-from tests.conftest import at, publish_permits
+from tests.conftest import DEMO_CONFIG, at, publish_permits
 
 HEADER = "numero_pass;comune;targa;principale;tipo_pass;inizio;fine;stato;data_revoca;pass_precedente"
 CUDE_HEADER = "codice_cude;targa;tipo_targa;inizio;fine;data_revoca"
 NOW = at("2026-11-20T12:00:00+01:00")
+SOURCES = """
+[sources.vivipass]
+kind = "regional_csv"
+path = "feeds/vivipass.csv"
+
+[sources.cude]
+kind = "cude_csv"
+path = "feeds/cude.csv"
+type = "CUDE"
+"""
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> tuple[Settings, Rules]:
+    """The demo city with both feeds configured, exports under tmp_path/feeds."""
+    config = tmp_path / "city.toml"
+    config.write_text(DEMO_CONFIG.read_text(encoding="utf-8") + SOURCES, encoding="utf-8")
+    return load_config(config, {"VARCO_DATA_DIR": str(tmp_path / "data")})
 
 
 def regional(*rows: str) -> bytes:
@@ -206,13 +226,11 @@ def test_cli_sync_reports_and_writes_rejects(demo: tuple[Settings, Rules], tmp_p
     from loader.cli import main
 
     settings, _ = demo
-    feeds = settings.data_dir / "feeds"
-    feeds.mkdir(parents=True)
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
     (feeds / "vivipass.csv").write_bytes(regional(GOOD[0], GOOD[1], "bad;row", GOOD[2]))
     monkeypatch.setenv("VARCO_DATA_DIR", str(settings.data_dir))
-    config = tmp_path / "city.toml"
-    text = settings.config_path.read_text().replace('"../data/feeds/', f'"{feeds}/')
-    config.write_text(text)
+    config = settings.config_path
     assert main(["--config", str(config), "sync", "vivipass"]) == 1  # some rows rejected
     out = capsys.readouterr()
     assert "vivipass: 4 rows (cp1252), 2 permits, 2 changed" in out.out, out
