@@ -212,7 +212,8 @@ async def fetch_snapshot(r: aredis.Redis, layout: Layout, name: str, directory: 
                     digest.update(block)
                     f.write(block)
                 f.flush()
-                os.fsync(f.fileno())
+                # Off the event loop: fsyncing hundreds of MB would stall every request.
+                await asyncio.to_thread(os.fsync, f.fileno())
                 written = f.tell()
             if written != size or digest.hexdigest() != meta[b"digest"].decode():
                 raise SnapshotUnavailable(f"snapshot {name}: size or digest differs from "
@@ -221,5 +222,5 @@ async def fetch_snapshot(r: aredis.Redis, layout: Layout, name: str, directory: 
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        fsync_dir(directory)
+        await asyncio.to_thread(fsync_dir, directory)
     return target

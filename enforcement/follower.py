@@ -90,6 +90,11 @@ class Follower:
                 self.connected, self.last_error = False, f"redis: {type(exc).__name__}"
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception as exc:  # a bug or a disk error: report it, never stop following
+                log.exception("following Redis failed; retrying")
+                self.last_error = f"follower: {type(exc).__name__}"
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     async def step(self) -> None:
         """One round: adopt a newer snapshot, then apply what the stream has (or wait ≤ 1 s)."""

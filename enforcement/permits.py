@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
+from .index import END_UNLIMITED
 from .localtime import LocalClock
 from .plates import normalise_text
 from .rules import Rules
@@ -70,6 +71,12 @@ def check_permit(
         raise PermitInvalid(
             "type", f"unknown permit type {type_!r} (known: {', '.join(rules.types)})"
         )
+    # The index keeps instants as unsigned 32-bit seconds (the top value meaning unlimited):
+    # 1970 to 2106. Outside it a permit could be stored but never indexed or shown.
+    for name, t in (("valid_from", valid_from), ("valid_to", valid_to)):
+        if t is not None and not 0 <= t < END_UNLIMITED:
+            raise PermitInvalid(name, "must lie between 1970 and 2106 (leave valid_to empty "
+                                      "for an unlimited permit)")  # fmt: skip
     if valid_to is not None and valid_to <= valid_from:
         raise PermitInvalid("valid_to", "must be after valid_from")
     if ptype.max_duration is not None:

@@ -22,11 +22,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, TypeVar
 
 import msgspec
+import psycopg
 import redis.asyncio as aredis
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -37,7 +39,7 @@ from enforcement.distribution import Layout
 from enforcement.permits import PermitInvalid, check_permit, check_plate
 from enforcement.schemas import ENCODER
 
-from .db import PermitRow, PermitStore, open_db
+from .db import DatabaseError, PermitRow, PermitStore, open_db
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,14 @@ class Conflict(errors.ApiError):
     status, code = 409, "conflict"
 
 
+class DatabaseUnavailable(errors.ApiError):
+    status, code = 503, "database_unavailable"
+
+
+_DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError, sqlite3.InterfaceError,
+                                           DatabaseError, psycopg.Error)  # fmt: skip
+
+
 _DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
     t: msgspec.json.Decoder(t) for t in (PermitIn, PermitPatch, RevokeIn, RenewIn)
 }
@@ -131,9 +141,20 @@ class AdminApi:
 
     async def _in_db(self, fn: Any, *args: Any) -> Any:
         def call() -> Any:
-            if self._db is None:
-                self._db = open_db(self.settings)
-            return fn(self._db, *args)
+            try:
+                if self._db is None:
+                    self._db = open_db(self.settings)
+                return fn(self._db, *args)
+            except _DB_ERRORS as exc:
+                # A dropped connection (PostgreSQL restart, failover) or a lock held too long:
+                # 503, and a new connection for the next request instead of failing forever.
+                log.error("permit database error (%s); reconnecting on the next request",
+                          type(exc).__name__)  # fmt: skip
+                if self._db is not None:
+                    with contextlib.suppress(Exception):
+                        self._db.close()
+                    self._db = None
+                raise DatabaseUnavailable("the permit database is unavailable; retry") from None
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
@@ -224,10 +245,15 @@ class AdminApi:
             None if body.valid_to is None else int(body.valid_to.timestamp()),
             tuple(dict.fromkeys(body.zones)), body.source, self._plates(body.plates),
         ))  # fmt: skip
-        if await self._in_db(lambda db, pid: db.get(pid), row.permit_id) is not None:
+        # Insert-only in one transaction: of two concurrent issues of one number, on any
+        # replica, one gets 201 and the other 409, never a silent overwrite.
+        revision = await self._in_db(_insert_new, row)
+        if revision is None:
             raise Conflict(f"permit {row.permit_id!r} exists: change it with PATCH or renew it",
                            "permit_id")  # fmt: skip
-        response = await self._save(row, key.id, "issued")
+        log.info("permit %s issued by key %s (revision %d)", row.permit_id, key.id, revision)
+        await self._wake_loader()
+        response = self._out(row, revision)
         response.set_status(201)
         return response
 
@@ -342,6 +368,17 @@ DOCS = openapi.PathDocs(
     },
     (PermitIn, PermitPatch, RevokeIn, RenewIn, PermitOut),
 )  # fmt: skip
+
+
+def _insert_new(db: PermitStore, row: PermitRow) -> int | None:
+    """The new permit's revision, or None if its number exists (the database says so)."""
+    try:
+        db.bulk_insert_new([row])
+    except (sqlite3.IntegrityError, psycopg.errors.UniqueViolation):
+        return None
+    found = db.get_with_revision(row.permit_id)
+    assert found is not None
+    return found[1]
 
 
 def install(app: web.Application, api: Api, redis_url: str | None) -> None:

@@ -17,12 +17,14 @@ and stream entries are written in revision order with ids that refuse a duplicat
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -42,6 +44,10 @@ from .rebuild import DEFAULT_MAX_SHRINK, ShrinkRefused, rebuild
 log = logging.getLogger(__name__)
 
 LEASE_MS: Final = 10_000
+_EXTEND_IF_MINE: Final = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+                          "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end")
+_DELETE_IF_MINE: Final = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+                          "return redis.call('del', KEYS[1]) else return 0 end")
 BATCH: Final = 1000
 
 
@@ -71,8 +77,11 @@ def change_of(row: PermitRow, revision: int, prev: int) -> PermitChange:
 class LoaderWatch:
     def __init__(self, db: PermitStore, rules: Rules, snapshot_dir: Path, r: redis.Redis,
                  options: WatchOptions, layout: Layout | None = None,
-                 feeds: FeedRunner | None = None) -> None:  # fmt: skip
+                 feeds: FeedRunner | None = None,
+                 reopen: Callable[[], PermitStore] | None = None) -> None:  # fmt: skip
         self.db, self.rules, self.snapshot_dir, self.r = db, rules, snapshot_dir, r
+        self.reopen = reopen  # a new database connection after an error (PostgreSQL restart)
+        self.waiting_for_lease = False
         self.options = options
         self.layout = layout or Layout()
         self.feeds = feeds
@@ -82,36 +91,53 @@ class LoaderWatch:
         self.snapshot_revision = -1
         self.snapshot_at = 0.0
         self.streamed_since_snapshot = 0
+        self.refused_until = 0.0
 
     # -- the lease ---------------------------------------------------------------------------
 
     def _hold_lease(self) -> bool:
-        key = f"{self.layout.prefix}:loader:lease"
         me = self.identity.encode()
-        if self.r.set(key, me, nx=True, px=LEASE_MS):
+        if self.r.set(self._lease_key, me, nx=True, px=LEASE_MS):
             return True
-        if self.r.get(key) == me:
-            self.r.pexpire(key, LEASE_MS)
-            return True
-        return False
+        # Extend only if still ours, atomically: a GET then PEXPIRE could extend another's.
+        return bool(self.r.eval(_EXTEND_IF_MINE, 1, self._lease_key, me, LEASE_MS))
+
+    def _release_lease(self) -> None:
+        """On a clean stop, so a standby loader takes over at once instead of in LEASE_MS."""
+        with contextlib.suppress(redis.RedisError, OSError):
+            self.r.eval(_DELETE_IF_MINE, 1, self._lease_key, self.identity.encode())
+
+    @property
+    def _lease_key(self) -> str:
+        return f"{self.layout.prefix}:loader:lease"
 
     # -- one round ---------------------------------------------------------------------------
 
     def step(self) -> int:
         """One round; returns how many changes were streamed."""
         if not self._hold_lease():
-            log.info("another loader holds the lease; waiting")
+            if not self.waiting_for_lease:
+                log.info("another loader holds the lease; waiting (standby)")
+                self.waiting_for_lease = True
             return 0
+        if self.waiting_for_lease:
+            log.info("lease taken: this loader is active")
+            self.waiting_for_lease = False
         read_at = time.time()
         if self.last_streamed is None:
             self.last_streamed = self._last_in_stream()
         if self.feeds is not None:  # before streaming: what a sync changed goes out now
             for status in self.feeds.run_due(self.db):
                 self.r.hset(self.layout.sources, status.name, SOURCE_ENCODER.encode(status))
+        # Stream first, then snapshot, then stream what committed meanwhile: a snapshot never
+        # jumps the stream ahead, so a replica never sees an entry whose predecessor it lacks
+        # (it would turn stale, ask for a snapshot, and the fleet would go 503 together).
+        n = self.stream_changes() if self.last_streamed is not None else 0
         if self._snapshot_due():
             self.publish_snapshot()
-        n = self.stream_changes()
-        self.r.set(self.layout.heartbeat, repr(read_at))
+        if self.last_streamed is not None:
+            n += self.stream_changes()
+            self.r.set(self.layout.heartbeat, repr(read_at))
         return n
 
     def _last_in_stream(self) -> int | None:
@@ -119,6 +145,8 @@ class LoaderWatch:
         return revision_of(last[0][0]) if last else None
 
     def _snapshot_due(self) -> bool:
+        if time.time() < self.refused_until:
+            return False  # a refused rebuild waits for its interval (or an operator)
         if self.last_streamed is None or self.r.get(self.layout.current) is None:
             return True  # nothing to stream from: replicas need a base first
         if self.r.exists(self.layout.wanted):
@@ -133,8 +161,9 @@ class LoaderWatch:
             report = rebuild(self.db, self.rules, self.snapshot_dir, self.options.history_days,
                              max_shrink=self.options.max_shrink)  # fmt: skip
         except ShrinkRefused as exc:
-            log.error("snapshot not published: %s", exc)
-            self.snapshot_at = time.time()  # retry on the next schedule, not every round
+            log.error("snapshot not published, retrying in %.0f s (changes still stream): %s",
+                      self.options.snapshot_interval_s, exc)  # fmt: skip
+            self.refused_until = time.time() + self.options.snapshot_interval_s
             return
         name = publish_snapshot(self.r, self.layout, report.path)
         log.info("snapshot published to Redis: %s (revision %d, %d permits)", name,
@@ -142,8 +171,9 @@ class LoaderWatch:
         self.snapshot_revision = report.revision
         self.snapshot_at = time.time()
         self.streamed_since_snapshot = 0
-        if self.last_streamed is None or self.last_streamed < report.revision:
-            # The stream restarts after the snapshot: a replica behind it sees the gap.
+        if self.last_streamed is None:
+            # An empty (new or lost) stream starts after this snapshot: every replica takes
+            # the snapshot first, and one behind it sees the gap and resynchronises.
             self.last_streamed = report.revision
 
     def stream_changes(self) -> int:
@@ -191,7 +221,23 @@ class LoaderWatch:
                 self.last_streamed = None  # re-read from the stream: Redis may have lost data
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception:  # the database (restart, failover), a rebuild: never die of it
+                log.exception("loader round failed; retrying in %.1f s", backoff)
+                self._reconnect_db()
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self._release_lease()
         log.info("loader stopped")
+
+    def _reconnect_db(self) -> None:
+        if self.reopen is None:
+            return
+        with contextlib.suppress(Exception):
+            self.db.close()
+        try:
+            self.db = self.reopen()
+        except Exception as exc:  # still down: the next round tries again
+            log.warning("permit database still unreachable: %s", exc)
 
 
 def feeds_of(settings: Settings, rules: Rules) -> FeedRunner | None:
@@ -209,8 +255,12 @@ def run_loader(settings: Settings, rules: Rules, redis_url: str,
     r = redis_client(redis_url)
     try:
         with open_db(settings) as db:
-            LoaderWatch(db, rules, settings.snapshot_dir, r, options or watch_options(settings),
-                        Layout(settings.redis_prefix), feeds_of(settings, rules)).run()  # fmt: skip
+            watch = LoaderWatch(db, rules, settings.snapshot_dir, r,
+                                options or watch_options(settings), Layout(settings.redis_prefix),
+                                feeds_of(settings, rules), lambda: open_db(settings))  # fmt: skip
+            watch.run()
+            if watch.db is not db:
+                watch.db.close()
     finally:
         r.close()
 
@@ -233,9 +283,12 @@ class LoaderThread:
                 layout = Layout(self.settings.redis_prefix)
                 self.watch = LoaderWatch(db, self.rules, self.settings.snapshot_dir, r,
                                          self.options, layout,
-                                         feeds_of(self.settings, self.rules))  # fmt: skip
+                                         feeds_of(self.settings, self.rules),
+                                         lambda: open_db(self.settings))  # fmt: skip
                 self.ready.set()
                 self.watch.run()
+                if self.watch.db is not db:
+                    self.watch.db.close()
         finally:
             self.ready.set()
             r.close()

@@ -3,6 +3,7 @@ Each write is enforced by the same server within a second, through Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -102,6 +103,11 @@ async def test_permit_lifecycle(server: Client) -> None:
     (issue_body(valid_from="2026-11-23T10:00:00"), 422, "valid_from"),  # no offset
     (issue_body(colour="red"), 422, "colour"),
     (issue_body(valid_to=iso(-2)), 422, "valid_to"),  # before valid_from
+    # beyond the index's range (2106): refused before anything is written
+    (issue_body(type="1", valid_to="9999-12-31T23:59:59-12:00"), 422, "valid_to"),
+    (issue_body(type="TEMP", valid_from="9999-12-01T00:00:00+01:00", valid_to=None), 422,
+     "valid_from"),
+    (issue_body(valid_from="1969-12-31T00:00:00+00:00"), 422, "valid_from"),
 ])  # fmt: skip
 async def test_issue_rejects_bad_input(server: Client, body: dict[str, Any], status: int,
                                        field: str) -> None:  # fmt: skip
@@ -129,3 +135,16 @@ async def test_roles_and_missing_permits(server: Client) -> None:
     status, body, _ = await server.request("POST", "/v1/permits/ONL-1/revoke",
                                            {**ADMIN, "Content-Type": "text/plain"}, data=b"{}")
     assert status == 415
+
+
+async def test_concurrent_issues_of_one_number_give_one_permit(server: Client) -> None:
+    """Five clerks issue the same number at once: one permit, four conflicts, no overwrite."""
+    bodies = [issue_body(plates=[{"plate": f"HK32{i}LM"}]) for i in range(5)]
+    replies = await asyncio.gather(*(server.request("POST", "/v1/permits", ADMIN, json=b)
+                                      for b in bodies))  # fmt: skip
+    statuses = sorted(status for status, _, _ in replies)
+    assert statuses == [201, 409, 409, 409, 409]
+    winner = next(body for status, body, _ in replies if status == 201)
+    status, body, _ = await server.request("GET", "/v1/permits/ONL-1", ADMIN)
+    assert status == 200
+    assert body["plates"] == winner["plates"] and "history" not in body  # never overwritten

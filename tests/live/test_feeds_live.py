@@ -83,6 +83,7 @@ async def test_feed_status_reaches_the_replica(city: tuple[Settings, Rules], rep
     await eventually(allowed)  # the regional pass, through the change stream
 
     status, text, _ = await replica.request("GET", "/metrics")
+    assert status == 200
     assert 'varco_feed_failing{feed="cude"} 1' in text
     assert 'varco_feed_failing{feed="vivipass"} 0' in text
     assert 'varco_feed_age_seconds{feed="cude"} -1' in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -147,3 +148,29 @@ async def test_gap_turns_pending_into_review_until_resynchronised(
     finally:
         new_loader.stop()
         r.close()
+
+
+async def test_a_snapshot_under_writes_leaves_replicas_fresh(
+    live_settings: Settings, loader: LoaderThread, replica: Client
+) -> None:
+    """A snapshot published while permits are being written must not make a replica see a
+    revision gap (it used to: the stream jumped to the snapshot's revision, skipping the
+    changes committed since the last round; every replica turned stale at once)."""
+    base = upsert(live_settings, *PERMITS)
+    await eventually(lambda: ready(replica, base))
+    assert live_settings.redis_url is not None
+    r = redis.Redis.from_url(live_settings.redis_url)
+    start = int(NOW.timestamp()) - 3600
+    stale_seen, last = 0, base
+    for i in range(40):  # 40 writes over ~2 s, a snapshot asked for every 10
+        last = upsert(live_settings, PermitRow(f"W-{i}", "TEMP", start, start + 86400, (),
+                                               "municipal", ((f"WR{i:03d}AA", True),)))  # fmt: skip
+        if i % 10 == 5:
+            r.set(Layout().wanted, b"1")
+        status, _, _ = await replica.request("GET", "/readyz")
+        stale_seen += status != 200
+        await asyncio.sleep(0.05)
+    info = await eventually(lambda: ready(replica, last))
+    r.close()
+    assert stale_seen == 0 and info["redis"]["resyncs"] == 0
+    assert info["snapshot_swaps"] >= 2  # the snapshots were taken, not skipped
