@@ -152,12 +152,15 @@ class CircuitSpec(_Strict, kw_only=True):
     types: dict[str, str]  # the circuit's pass type -> our permit type
 
 
-SourceKind = Literal["regional_csv", "cude_csv"]
+SourceKind = Literal["regional_csv", "regional_http", "cude_csv"]
 
 
 class SourceSpec(_Strict, kw_only=True):
     kind: SourceKind
-    path: str  # the export to read, relative to this file
+    path: str | None = None  # the export to read (csv kinds), relative to this file
+    url: str | None = None  # regional_http: the feed's first page
+    # regional_http: the environment variable holding its bearer token (kept out of the file)
+    token_env: str | None = None
     schedule: str = "1h"  # how often `varco watch` syncs it (when the file changed)
     # A complete export that would close more than this share of the source's permits is held
     # for an operator (`varco sync --accept-shrink`): a truncated export must not end permits.
@@ -196,11 +199,16 @@ class Circuit(msgspec.Struct, frozen=True):
 class Source(msgspec.Struct, frozen=True):
     name: str
     kind: SourceKind
-    path: Path
+    path: Path  # csv kinds (for regional_http: unused)
     schedule_s: int
     max_close: float
     type: str | None  # cude_csv: the CUDE permit type
     max_age_s: int
+    url: str | None = None  # regional_http
+    token: str | None = msgspec.field(default=None)  # never logged: from token_env
+
+    def __repr__(self) -> str:  # the token stays out of tracebacks and logs
+        return f"Source({self.name!r}, {self.kind})"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -501,7 +509,7 @@ def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settin
         ),
         max_overlay=raw.loader.max_overlay,
         circuit=_circuit(raw, fail),
-        sources=_sources(raw, base, attempt, fail),
+        sources=_sources(raw, base, env, attempt, fail),
     )
     rules = Rules(
         clock=clock,
@@ -530,13 +538,24 @@ def _circuit(raw: RawConfig, fail: Callable[[str, str], ConfigError]) -> Circuit
     return Circuit(c.name, frozenset(c.comuni), dict(c.types))
 
 
-def _sources(raw: RawConfig, base: Path, attempt: Any,
+def _sources(raw: RawConfig, base: Path, env: Mapping[str, str], attempt: Any,
              fail: Callable[[str, str], ConfigError]) -> dict[str, Source]:  # fmt: skip
     out = {}
     for name, spec in raw.sources.items():
         key = f"sources.{name}"
-        if spec.kind == "regional_csv" and raw.circuit is None:
+        if spec.kind.startswith("regional") and raw.circuit is None:
             raise fail(f"{key}.kind", "a regional source needs a [circuit] section")
+        token = None
+        if spec.kind == "regional_http":
+            if not spec.url or not spec.url.startswith(("http://", "https://")):
+                raise fail(f"{key}.url", "a regional_http source needs an http(s) URL")
+            if spec.token_env is not None:
+                token = env.get(spec.token_env)
+                if not token:
+                    raise fail(f"{key}.token_env",
+                               f"the environment variable {spec.token_env} is not set")  # fmt: skip
+        elif not spec.path:
+            raise fail(f"{key}.path", f"a {spec.kind} source needs the path of its export")
         if spec.kind == "cude_csv":
             t = raw.types.get(spec.type or "")
             if t is None or not t.cude:
@@ -545,9 +564,10 @@ def _sources(raw: RawConfig, base: Path, attempt: Any,
                                           f"{', '.join(cude) or 'none configured'})")  # fmt: skip
         schedule = attempt(f"{key}.schedule", _seconds, spec.schedule)
         max_age = attempt(f"{key}.max_age", _seconds, spec.max_age)
-        path = Path(spec.path)
-        out[name] = Source(name, spec.kind, path if path.is_absolute() else base / path,
-                           schedule, spec.max_close, spec.type, max_age)  # fmt: skip
+        path = Path(spec.path or "")
+        path = path if path.is_absolute() else base / path
+        out[name] = Source(name, spec.kind, path, schedule, spec.max_close, spec.type, max_age,
+                           spec.url, token)  # fmt: skip
     return out
 
 

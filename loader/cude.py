@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from tqdm import tqdm
+
 from enforcement.permits import MAX_CUDE_PLATES, PermitInvalid, check_permit, check_plate
 from enforcement.rules import Rules
 
@@ -43,7 +45,8 @@ def parse_cude(data: bytes, rules: Rules, type_: str, report: FeedReport) -> lis
     text = decode(data, report)
     badges: dict[str, _Badge] = {}
     bad: set[str] = set()
-    for line, row in rows(text, COLUMNS, REQUIRED):
+    for line, row in tqdm(rows(text, COLUMNS, REQUIRED), unit="row", desc=report.source,
+                          disable=None):  # fmt: skip
         report.rows += 1
         code = row.get("codice_cude", "")
         try:

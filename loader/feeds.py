@@ -30,6 +30,7 @@ class _State:
     status: SourceStatus
     next_at: float = 0.0  # due at once on start-up
     seen: tuple[int, int] | None = None  # (mtime_ns, size) of the export last synced
+    etag: str | None = None  # regional_http: of the feed last synced
 
 
 class FeedRunner:
@@ -54,13 +55,17 @@ class FeedRunner:
     def _attempt(self, db: PermitStore, source: Source, state: _State,
                  now: float) -> SourceStatus:  # fmt: skip
         status = state.status
+        mark = None
         try:
-            st = source.path.stat()
-            mark = (st.st_mtime_ns, st.st_size)
-            if mark == state.seen and status.last_error is None:
-                # The same export again: nothing to apply, and the data is as fresh as it was.
-                return _replace(status, last_attempt=now)
-            report = sync_source(db, self.rules, self.settings, source, now=int(now))
+            if source.kind != "regional_http":
+                st = source.path.stat()
+                mark = (st.st_mtime_ns, st.st_size)
+                if mark == state.seen and status.last_error is None:
+                    # The same export again: nothing to apply, the data as fresh as it was.
+                    return _replace(status, last_attempt=now)
+            etag = state.etag if status.last_error is None else None
+            report = sync_source(db, self.rules, self.settings, source, etag=etag,
+                                 now=int(now))  # fmt: skip
         except SyncHeld as exc:
             log.error("feed %s held: %s", source.name, exc)
             return _replace(status, last_attempt=now, last_error=str(exc), held=True)
@@ -68,7 +73,9 @@ class FeedRunner:
             log.error("feed %s failed, keeping its last good data: %s", source.name, exc)
             return _replace(status, last_attempt=now, last_error=f"{type(exc).__name__}: {exc}",
                             held=False)  # fmt: skip
-        state.seen = mark
+        if report.not_modified:  # the feed's server vouches that nothing changed: fresh
+            return _replace(status, last_attempt=now, last_success=now, last_error=None)
+        state.seen, state.etag = mark, report.etag
         feed = report.feed
         rejects = write_rejects(feed, self.settings.data_dir / "rejects", now)
         if rejects is not None:

@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from tqdm import tqdm
+
 from enforcement.config import Circuit
 from enforcement.permits import PermitInvalid, check_permit, check_plate
 from enforcement.rules import Rules
@@ -66,7 +68,8 @@ def parse_regional_rows(numbered_rows: Iterable[tuple[int, dict[str, str]]], rul
     passes: dict[str, RegionalPass] = {}
     plates: dict[str, dict[str, bool]] = {}
     bad: set[str] = set()
-    for line, row in numbered_rows:
+    # A progress bar on a terminal only (tqdm's disable=None): `varco sync` of a large export.
+    for line, row in tqdm(numbered_rows, unit="row", desc=report.source, disable=None):
         report.rows += 1
         number = row.get("numero_pass", "")
         try:

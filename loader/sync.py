@@ -24,7 +24,8 @@ from enforcement.rules import Rules
 from .cude import parse_cude
 from .db import PermitRow, PermitStore
 from .feedcsv import FeedReport
-from .regional import parse_regional, revoke_replaced
+from .httpfeed import NotModified, fetch_regional_feed
+from .regional import parse_regional, parse_regional_rows, revoke_replaced
 
 
 class SyncHeld(Exception):
@@ -38,19 +39,28 @@ class SyncReport:
     closed: int = 0
     replaced: int = 0  # passes revoked because a duplicate replaced them
     revision: int = 0
+    etag: str | None = None  # regional_http: to send next time
+    not_modified: bool = False  # regional_http: the feed answered 304, nothing was read
+
+
+Export = bytes | list[tuple[int, dict[str, str]]]  # a file's bytes, or the JSON feed's rows
 
 
 def read_source(db: PermitStore, rules: Rules, settings: Settings, source: Source,
-                data: bytes) -> tuple[FeedReport, str, dict[str, PermitRow], int]:  # fmt: skip
+                data: Export) -> tuple[FeedReport, str, dict[str, PermitRow], int]:  # fmt: skip
     """(report, database source name, the permits the export says by id, how many of them
     are passes revoked because a duplicate replaced them)."""
     report = FeedReport(source.name)
     if source.kind == "cude_csv":
-        assert source.type is not None  # config.py requires it
+        assert source.type is not None and isinstance(data, bytes)  # config.py requires it
         permits = parse_cude(data, rules, source.type, report)
         return report, "cude", {p.permit_id: p for p in permits}, 0
     assert settings.circuit is not None  # config.py requires a circuit for regional sources
-    passes = parse_regional(data, rules, settings.circuit, report)
+    if isinstance(data, bytes):
+        passes = parse_regional(data, rules, settings.circuit, report)
+    else:
+        report.encoding = "json"
+        passes = parse_regional_rows(data, rules, settings.circuit, report)
     by_id = {p.permit.permit_id: p.permit for p in passes}
     current = dict(by_id)
     for p in passes:
@@ -65,13 +75,22 @@ def read_source(db: PermitStore, rules: Rules, settings: Settings, source: Sourc
 
 
 def sync_source(db: PermitStore, rules: Rules, settings: Settings, source: Source, *,
-                data: bytes | None = None, accept_shrink: bool = False,
-                now: int | None = None) -> SyncReport:  # fmt: skip
-    """Read the source's export (or `data`) and apply it in one transaction."""
+                data: Export | None = None, etag: str | None = None,
+                accept_shrink: bool = False, now: int | None = None) -> SyncReport:  # fmt: skip
+    """Read the source's export (or `data`) and apply it in one transaction. A feed that
+    cannot be read whole raises FeedFileError (FeedFetchError for HTTP): nothing changes."""
     now = int(time.time()) if now is None else now
-    raw = source.path.read_bytes() if data is None else data
-    report, db_source, by_id, replaced = read_source(db, rules, settings, source, raw)
-    out = SyncReport(report, replaced=replaced)
+    new_etag = None
+    if data is None and source.kind == "regional_http":
+        assert source.url is not None
+        got = fetch_regional_feed(source.url, etag=etag, token=source.token)
+        if isinstance(got, NotModified):
+            return SyncReport(FeedReport(source.name), etag=got.etag, not_modified=True)
+        data, new_etag = got.rows, got.etag
+    elif data is None:
+        data = source.path.read_bytes()
+    report, db_source, by_id, replaced = read_source(db, rules, settings, source, data)
+    out = SyncReport(report, replaced=replaced, etag=new_etag)
     existing = db.open_ids(db_source, now)
     unreadable = {r.key for r in report.rejects}
     missing = sorted(existing - by_id.keys() - unreadable)
