@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import functools
 import io
 import re
 from collections.abc import Iterator, Sequence
@@ -79,11 +78,16 @@ def rows(text: str, columns: Sequence[str],
     unknown = [h for h in header if h not in columns]
     if unknown:
         raise FeedFileError(f"unknown column(s): {', '.join(unknown)}")
+    width = len(header)
     pending: tuple[int, list[str]] | None = None
-    for values in reader:
+    for values in reader:  # one row behind: the last row is judged for truncation first
         if pending is not None:
-            yield _row(*pending, header)
-        blank = not any(v.strip() for v in values)
+            line, held = pending
+            if len(held) == width:  # the common case, inline: a million rows pass here
+                yield line, dict(zip(header, map(str.strip, held), strict=True))
+            else:
+                yield _row(line, held, header)
+        blank = not "".join(values).strip()  # also the ;;;; rows spreadsheets leave
         pending = None if blank else (reader.line_num, values)
     if pending is not None:
         line, values = pending
@@ -103,13 +107,22 @@ def _row(line: int, values: list[str], header: list[str]) -> tuple[int, dict[str
 def parse_date(text: str, clock: LocalClock, name: str, *, end: bool = False) -> int:
     """`dd/mm/yyyy` or `dd/mm/yyyy hh:mm`, local city time, as epoch seconds. A bare end date
     means the whole of that day (validity up to the next midnight, exclusive)."""
-    try:
-        return _parse_date(text.strip(), clock, end)
-    except ValueError as exc:
-        raise PermitInvalid(name, str(exc)) from None
+    key = (text, clock, end)
+    found = _DATES.get(key)  # an export of a million rows has a few thousand dates
+    if found is None:
+        try:
+            found = _parse_date(text.strip(), clock, end)
+        except ValueError as exc:
+            raise PermitInvalid(name, str(exc)) from None
+        if len(_DATES) > 100_000:
+            _DATES.clear()
+        _DATES[key] = found
+    return found
 
 
-@functools.lru_cache(maxsize=65536)  # an export of a million rows has a few thousand dates
+_DATES: dict[tuple[str, LocalClock, bool], int] = {}
+
+
 def _parse_date(text: str, clock: LocalClock, end: bool) -> int:
     m = _DATE.fullmatch(text)
     if m is None:

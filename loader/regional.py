@@ -78,18 +78,19 @@ def parse_regional_rows(numbered_rows: Iterable[tuple[int, dict[str, str]]], rul
             p = _parse_row(row, rules, circuit)
             p.line = line
             seen = passes.get(number)
-            if seen is not None and not _same_pass(seen.permit, p.permit):
+            plate, primary = p.permit.plates[0]
+            if seen is None:
+                passes[number], plates[number] = p, {plate: primary}
+                continue
+            if not _same_pass(seen.permit, p.permit):
                 raise PermitInvalid("numero_pass", f"pass {number} appears with other dates, "
                                     f"type or state on line {seen.line}")  # fmt: skip
-            plate, primary = p.permit.plates[0]
-            if plate in plates.get(number, {}):
+            if plate in plates[number]:
                 raise PermitInvalid("targa", f"plate listed twice for pass {number}")
+            plates[number][plate] = primary
         except PermitInvalid as exc:
             report.reject(line, number, exc)
             bad.add(number)
-            continue
-        passes.setdefault(number, p)
-        plates.setdefault(number, {})[plate] = primary
     out = []
     for number, p in passes.items():
         if number in bad:
