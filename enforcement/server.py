@@ -114,14 +114,25 @@ def serve_workers(settings: Settings, env: dict[str, str], workers: int,
         return p
 
     procs = [spawn() for _ in range(workers)]
+    started = [time.monotonic()] * workers
+    quick_deaths = [0] * workers  # a worker dying at start-up again and again backs off
+    restart_at: list[float | None] = [None] * workers
     log.info("%d workers on http://%s:%d", workers, settings.host, settings.port)
     try:
         while not stopping:
             time.sleep(0.2)
             for i, p in enumerate(procs):
-                if not p.is_alive() and not stopping:
-                    log.error("worker pid %s exited with %s; restarting it", p.pid, p.exitcode)
-                    procs[i] = spawn()
+                if p.is_alive() or stopping:
+                    continue
+                now = time.monotonic()
+                if restart_at[i] is None:
+                    quick_deaths[i] = quick_deaths[i] + 1 if now - started[i] < 10 else 0
+                    wait = min(2.0 ** (quick_deaths[i] - 1), 30.0) if quick_deaths[i] > 1 else 0
+                    log.error("worker pid %s exited with %s; restarting it in %.0f s", p.pid,
+                              p.exitcode, wait)  # fmt: skip
+                    restart_at[i] = now + wait
+                if now >= (restart_at[i] or 0):
+                    procs[i], started[i], restart_at[i] = spawn(), now, None
     finally:
         for p in procs:
             if p.is_alive() and p.pid is not None:

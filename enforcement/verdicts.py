@@ -120,6 +120,8 @@ class Checker:
             more, miss_overlay = self.scan_overlay(records, t, mask)
             ids += more
             miss = max(miss, miss_overlay)
+        if len(ids) > 1:
+            ids.sort()  # the same answer whether a permit is in the snapshot or the overlay
         return ids, miss
 
     def scan_mask(self, live: LiveIndex, text: str, t: int, mask: int) -> tuple[list[int], int]:
@@ -262,6 +264,8 @@ class Checker:
                 ids = self._ids(live, rows)
                 if by_plate and (records := by_plate.get(plate.text)):
                     ids += self.scan_overlay(records, t, live.gate_masks[gate.code])[0]
+                if len(ids) > 1:
+                    ids.sort()  # as cover() answers
                 if ids:
                     out[i] = Verdict(ALLOWED, "permit", plate.text, ids, live.revision,
                                      event_id=event_id)  # fmt: skip

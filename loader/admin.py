@@ -293,7 +293,8 @@ class AdminApi:
         # [valid_from, valid_from) is empty: a permit revoked at its start covers nothing, and
         # stays on record (with its history) rather than being deleted.
         new = msgspec.structs.replace(row, valid_to=at)
-        log.info("permit %s revoked by key %s: %s", row.permit_id, key.id, body.reason)
+        # The reason is free text an operator may fill with a plate or a name: not logged.
+        # (Not yet kept either: the audit trail of admin actions comes with issue 5.)
         return await self._save(new, key.id, "revoked")
 
     async def renew(self, request: web.Request) -> web.Response:

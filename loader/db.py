@@ -365,13 +365,28 @@ class PermitDB(PermitStore):
         # Writers queue on the database lock (BEGIN IMMEDIATE) for up to busy_timeout s.
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout)
         try:
-            self.conn.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+            self._use_wal(busy_timeout)  # readers never wait for the writer
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.migrate()
         except BaseException:
             self.conn.close()
             raise
+
+    def _use_wal(self, busy_timeout: float) -> None:
+        """WAL is a property of the file: set once, by whichever connection comes first.
+        Switching to it takes an exclusive lock for which SQLite does not wait on the busy
+        timeout, so processes opening a new database together (loader, replicas) retry."""
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                if self.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                    return
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def close(self) -> None:
         self.conn.close()
