@@ -240,3 +240,11 @@ def test_cli_sync_reports_and_writes_rejects(demo: tuple[Settings, Rules], tmp_p
     assert main(["--config", str(config), "sync", "cude"]) == 2  # no such file: nothing changed
     assert main(["--config", str(config), "sync", "nope"]) == 2
     assert msgspec.structs.asdict(settings.sources["cude"])["type"] == "CUDE"
+
+
+def test_a_pass_number_listed_twice_for_one_plate_is_rejected(demo: tuple[Settings, Rules]
+                                                              ) -> None:  # fmt: skip
+    r = sync(demo, "vivipass", regional(GOOD[0], GOOD[1], GOOD[0], GOOD[2]))
+    assert [(j.line, j.key, j.field) for j in r.feed.rejects] == [(4, "L736_2024_00015", "targa")]
+    assert stored(demo, "L736_2024_00015")[0] is None  # the pass is wrong as a whole
+    assert stored(demo, "G224_2025_00003")[0] is not None
