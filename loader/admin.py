@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 import psycopg
@@ -111,6 +111,10 @@ class PermitOut(msgspec.Struct, omit_defaults=True):
 
 class Conflict(errors.ApiError):
     status, code = 409, "conflict"
+
+
+class PreconditionFailed(errors.ApiError):
+    status, code = 412, "precondition_failed"
 
 
 class DatabaseUnavailable(errors.ApiError):
@@ -229,8 +233,28 @@ class AdminApi:
             raise errors.NotFound(f"no permit {permit_id!r}", "permit_id")
         return found  # type: ignore[no-any-return]
 
-    async def _save(self, row: PermitRow, key_id: str, action: str) -> web.Response:
-        revision = await self._in_db(lambda db, r: db.upsert_one(r), row)
+    async def _read(self, request: web.Request) -> tuple[PermitRow, int]:
+        """The permit to change and the revision the write must still find: the client's
+        `If-Match` (the revision it read) or, without one, the revision read now."""
+        row, revision = await self._current(request.match_info["permit_id"])
+        if_match = request.headers.get("If-Match")
+        if if_match is not None:
+            try:
+                expected = int(if_match.strip().strip('"'))
+            except ValueError:
+                raise errors.Invalid("If-Match must be the permit's revision, as GET gives it",
+                                     "If-Match") from None  # fmt: skip
+            if expected != revision:
+                raise PreconditionFailed(f"the permit is at revision {revision}, not "
+                                         f"{expected}: read it again", "If-Match")  # fmt: skip
+        return row, revision
+
+    async def _save(self, row: PermitRow, key_id: str, action: str,
+                    expected: int) -> web.Response:  # fmt: skip
+        revision = await self._in_db(lambda db, r, e: db.upsert_one_if(r, e), row, expected)
+        if revision is None:  # changed by someone else between our read and this write
+            raise Conflict("the permit changed while this request was handled: read it "
+                           "again and retry", "permit_id")  # fmt: skip
         log.info("permit %s %s by key %s (revision %d)", row.permit_id, action, key_id, revision)
         await self._wake_loader()
         return self._out(row, revision)
@@ -266,7 +290,7 @@ class AdminApi:
     async def patch(self, request: web.Request) -> web.Response:
         key = self.api.require(request, ADMIN)
         body = await self._body(request, PermitPatch)
-        row, _ = await self._current(request.match_info["permit_id"])
+        row, read = await self._read(request)
         changes: dict[str, Any] = {}
         if body.valid_from is not msgspec.UNSET:
             changes["valid_from"] = int(body.valid_from.timestamp())
@@ -279,12 +303,12 @@ class AdminApi:
         if not changes:
             raise errors.Invalid("nothing to change: give valid_from, valid_to, zones or plates")
         new = self._validated(msgspec.structs.replace(row, **changes))
-        return await self._save(new, key.id, "changed")
+        return await self._save(new, key.id, "changed", read)
 
     async def revoke(self, request: web.Request) -> web.Response:
         key = self.api.require(request, ADMIN)
         body = await self._body(request, RevokeIn)
-        row, _ = await self._current(request.match_info["permit_id"])
+        row, read = await self._read(request)
         at = int(body.at.timestamp()) if body.at is not None else int(time.time())
         if at <= row.valid_from:
             at = row.valid_from  # revoked before it began: it never covers anything
@@ -295,19 +319,19 @@ class AdminApi:
         new = msgspec.structs.replace(row, valid_to=at)
         # The reason is free text an operator may fill with a plate or a name: not logged.
         # (Not yet kept either: the audit trail of admin actions comes with issue 5.)
-        return await self._save(new, key.id, "revoked")
+        return await self._save(new, key.id, "revoked", read)
 
     async def renew(self, request: web.Request) -> web.Response:
         key = self.api.require(request, ADMIN)
         body = await self._body(request, RenewIn)
-        row, _ = await self._current(request.match_info["permit_id"])
+        row, read = await self._read(request)
         if body.valid_from is not None:
             start = int(body.valid_from.timestamp())
         else:
             start = row.valid_to if row.valid_to is not None else int(time.time())
         end = None if body.valid_to is None else int(body.valid_to.timestamp())
         new = self._validated(msgspec.structs.replace(row, valid_from=start, valid_to=end))
-        return await self._save(new, key.id, "renewed")
+        return await self._save(new, key.id, "renewed", read)
 
 
 _PERMIT_ID = {"name": "permit_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -325,11 +349,16 @@ def _op(summary: str, description: str, body: type[msgspec.Struct] | None = None
         responses["404"] = openapi.json_response("ErrorOut", "No permit with this permit_id")
     if conflict:
         responses["409"] = openapi.json_response("ErrorOut", conflict)
+    parameters = [_PERMIT_ID] if by_id else []
+    if body is not None and by_id:  # a change of an existing permit
+        parameters.append(_IF_MATCH)
+        responses["412"] = openapi.json_response(
+            "ErrorOut", "If-Match named another revision than the permit's: read it again")
     op: dict[str, Any] = {
         "summary": f"{summary} (admin)",
         "description": description,
         "security": [{"bearer": []}],
-        "parameters": [_PERMIT_ID] if by_id else [],
+        "parameters": parameters,
         "responses": dict(sorted(responses.items())),
     }
     if body is not None:
@@ -341,7 +370,12 @@ def _op(summary: str, description: str, body: type[msgspec.Struct] | None = None
 # Next to the routes so the two change together; `install` registers it, so the document
 # lists the admin API exactly where it is served.
 _WRITE = ("Every change raises the permit database's revision; the loader streams it to every "
-          "replica, which enforces it within a second.")  # fmt: skip
+          "replica, which enforces it within a second. A change made by someone else between "
+          "this request's read and its write is never overwritten: 409, read again.")  # fmt: skip
+_IF_MATCH: Final = {"name": "If-Match", "in": "header", "required": False,
+                    "schema": {"type": "string"}, "description":
+                    "The revision the client read (GET); the change applies only if the permit "
+                    "is still at it, else 412"}  # fmt: skip
 DOCS = openapi.PathDocs(
     {
         "/v1/permits": {"post": _op(
@@ -355,17 +389,19 @@ DOCS = openapi.PathDocs(
                        "The permit, its revision, and its earlier versions in `history`."),
             "patch": _op("Change a permit's validity, plates or zones",
                          "Give at least one field; the others keep their value. valid_to null "
-                         f"means unlimited (where the type allows it). {_WRITE}", PermitPatch),
+                         f"means unlimited (where the type allows it). {_WRITE}", PermitPatch,
+                         conflict="The permit changed while the request was handled"),
         },
         "/v1/permits/{permit_id}/revoke": {"post": _op(
             "Revoke a permit",
             "Decadenza: the validity ends at `at` (default now; at or before the start, the "
             f"permit covers nothing). The permit and its history are kept. {_WRITE}",
-            RevokeIn, conflict="The permit already ends before `at`")},
+            RevokeIn, conflict="The permit already ends before `at`, or changed meanwhile")},
         "/v1/permits/{permit_id}/renew": {"post": _op(
             "Renew a permit, keeping its number",
             "The new validity runs from valid_from (default where the current one ends, or now) "
-            f"to valid_to. {_WRITE}", RenewIn)},
+            f"to valid_to. {_WRITE}", RenewIn,
+            conflict="The permit changed while the request was handled")},
     },
     (PermitIn, PermitPatch, RevokeIn, RenewIn, PermitOut),
 )  # fmt: skip

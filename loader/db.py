@@ -167,6 +167,22 @@ class PermitStore(ABC):
         assert last is not None
         return last
 
+    def upsert_one_if(self, permit: PermitRow, expected_revision: int) -> int | None:
+        """Write `permit` only if its stored revision is still `expected_revision` (read,
+        changed, written back: a concurrent change in between must not be overwritten);
+        its revision after the call, or None when it changed meanwhile (nothing written)."""
+        now = int(time.time())
+        with self._writing() as revision:
+            stored = self._current([permit.permit_id])
+            current = stored.get(permit.permit_id)
+            if current is None or current[0] != expected_revision:
+                return None
+            changes, revision, last = plan([permit], stored, revision)
+            if changes:
+                self._apply(changes, now)
+                self._set_revision(revision)
+        return last
+
     def bulk_insert_new(self, permits: Iterable[PermitRow], batch: int = BULK_CHUNK) -> int:
         """Fast path for permits not in the database (demo, first load): no comparison, no
         history, plain inserts; a permit already there fails the whole transaction."""

@@ -148,3 +148,40 @@ async def test_concurrent_issues_of_one_number_give_one_permit(server: Client) -
     status, body, _ = await server.request("GET", "/v1/permits/ONL-1", ADMIN)
     assert status == 200
     assert body["plates"] == winner["plates"] and "history" not in body  # never overwritten
+
+
+async def test_concurrent_changes_are_never_lost(server: Client) -> None:
+    """Two clerks change one permit at once (plates, end): each change either lands or is
+    refused with 409, never silently overwritten by the other's stale copy."""
+    status, _, _ = await server.request("POST", "/v1/permits", ADMIN, json=issue_body())
+    assert status == 201
+    for _ in range(5):
+        _, before, _ = await server.request("GET", "/v1/permits/ONL-1", ADMIN)
+        new_end = (dt.datetime.fromisoformat(before["valid_to"])
+                   - dt.timedelta(minutes=1)).isoformat()  # fmt: skip
+        new_plate = "HK321LN" if before["plates"][0]["plate"] != "HK321LN" else "HK321LP"
+        (s1, b1, _), (s2, b2, _) = await asyncio.gather(
+            server.request("PATCH", "/v1/permits/ONL-1", ADMIN,
+                           json={"plates": [{"plate": new_plate}]}),
+            server.request("PATCH", "/v1/permits/ONL-1", ADMIN, json={"valid_to": new_end}),
+        )  # fmt: skip
+        assert {s1, s2} <= {200, 409} and 200 in {s1, s2}, (b1, b2)
+        _, after, _ = await server.request("GET", "/v1/permits/ONL-1", ADMIN)
+        assert (after["plates"][0]["plate"] == new_plate) == (s1 == 200)
+        assert (after["valid_to"] == new_end) == (s2 == 200)
+
+
+async def test_if_match_guards_a_change_with_the_revision_read(server: Client) -> None:
+    status, created, _ = await server.request("POST", "/v1/permits", ADMIN, json=issue_body())
+    assert status == 201
+    stale = {**ADMIN, "If-Match": str(created["revision"] - 1)}
+    status, body, _ = await server.request("POST", "/v1/permits/ONL-1/revoke", stale,
+                                           json={"reason": "x"})  # fmt: skip
+    assert (status, body["field"]) == (412, "If-Match")
+    status, body, _ = await server.request("PATCH", "/v1/permits/ONL-1",
+                                           {**ADMIN, "If-Match": "yesterday"}, json={"zones": []})
+    assert (status, body["field"]) == (422, "If-Match")
+    fresh = {**ADMIN, "If-Match": f'"{created["revision"]}"'}
+    status, body, _ = await server.request("POST", "/v1/permits/ONL-1/revoke", fresh,
+                                           json={"reason": "x"})  # fmt: skip
+    assert status == 200 and body["revision"] > created["revision"]
