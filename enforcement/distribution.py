@@ -99,37 +99,53 @@ def publish_snapshot(r: redis.Redis, layout: Layout, path: Path,
     """Copy a verified snapshot file into Redis and make it current; prune old ones."""
     name = path.name
     head = read_header(path)
-    pipe = r.pipeline(transaction=True)
-    if not r.exists(layout.meta(name)):
-        _upload(r, layout, path, name, head["revision"], pipe)
-    # else: a snapshot of this revision is published already (meta is written only at a
-    # switch, so it is whole): re-uploading would put an expiry on chunks replicas rely on.
-    pipe.zadd(layout.snapshots, {name: head["revision"]})
-    pipe.set(layout.current, name)  # the switch: only now can a replica see it
-    pipe.delete(layout.wanted)
-    pipe.execute()
+    meta: Any = r.hgetall(layout.meta(name))
+    if meta:
+        # Published already (meta is written only at a switch): re-uploading would put an
+        # expiry on chunks replicas rely on. Point at it again if it is still whole.
+        size, chunks, digest = int(meta[b"size"]), int(meta[b"chunks"]), meta[b"digest"].decode()
+    else:
+        size, chunks, digest = _upload(r, layout, path, name)
+    failpoints.hit("publish_snapshot:before_switch")
+    keys = [layout.meta(name), layout.snapshots, layout.current, layout.wanted,
+            *(layout.chunk(name, i) for i in range(chunks))]  # fmt: skip
+    if not r.eval(_SWITCH, len(keys), *keys, name, head["revision"], size, chunks, digest):
+        # A chunk expired (an upload slower than ORPHAN_TTL_S) or was evicted: never switch
+        # to a snapshot replicas could not fetch whole. The next attempt uploads it again.
+        r.delete(layout.meta(name))
+        raise SnapshotUnavailable(f"snapshot {name}: a chunk vanished before the switch")
     _prune(r, layout, keep)
     return name
 
 
-def _upload(r: redis.Redis, layout: Layout, path: Path, name: str, revision: int,
-            switch: Any) -> None:  # fmt: skip
-    """Copy the file's chunks; queue on `switch` what makes them permanent and visible."""
+# The switch, atomic and conditional: every chunk still there, then made permanent, described
+# (meta) and current. KEYS: meta, snapshots, current, wanted, chunk 0..n-1.
+_SWITCH: Final = """
+for i = 5, #KEYS do
+    if redis.call('exists', KEYS[i]) == 0 then return 0 end
+end
+for i = 5, #KEYS do redis.call('persist', KEYS[i]) end
+redis.call('hset', KEYS[1], 'revision', ARGV[2], 'size', ARGV[3], 'chunks', ARGV[4],
+           'digest', ARGV[5])
+redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
+redis.call('set', KEYS[3], ARGV[1])
+redis.call('del', KEYS[4])
+return 1
+"""
+
+
+def _upload(r: redis.Redis, layout: Layout, path: Path, name: str) -> tuple[int, int, str]:
+    """Copy the file's chunks, expiring until the switch (a loader killed mid-copy leaves
+    nothing behind); (size, chunks, digest)."""
     size = path.stat().st_size
     digest = hashlib.blake2b(digest_size=32)
     chunks = 0
     with open(path, "rb") as f:
         while block := f.read(CHUNK):
             digest.update(block)
-            # Expiring until the switch: a loader killed mid-copy leaves nothing behind.
             r.set(layout.chunk(name, chunks), block, ex=ORPHAN_TTL_S)
             chunks += 1
-    failpoints.hit("publish_snapshot:before_switch")
-    meta: Any = {"revision": revision, "size": size, "chunks": chunks,
-                 "digest": digest.hexdigest()}  # fmt: skip
-    switch.hset(layout.meta(name), mapping=meta)
-    for i in range(chunks):
-        switch.persist(layout.chunk(name, i))
+    return size, chunks, digest.hexdigest()
 
 
 def _prune(r: redis.Redis, layout: Layout, keep: int) -> None:

@@ -165,6 +165,9 @@ class LoaderWatch:
                       self.options.snapshot_interval_s, exc)  # fmt: skip
             self.refused_until = time.time() + self.options.snapshot_interval_s
             return
+        if not self._hold_lease():  # a long rebuild outlasted the lease: another took over
+            log.warning("lease lost during the rebuild; this loader's snapshot is not published")
+            return
         name = publish_snapshot(self.r, self.layout, report.path)
         log.info("snapshot published to Redis: %s (revision %d, %d permits)", name,
                  report.revision, report.permits)  # fmt: skip
@@ -182,6 +185,9 @@ class LoaderWatch:
         while True:
             rows = self.db.changes_since(self.last_streamed, BATCH)
             if not rows:
+                return total
+            if total and not self._hold_lease():  # a long catch-up renews as it goes
+                log.warning("lease lost while streaming; standing by")
                 return total
             pipe = self.r.pipeline(transaction=False)
             prev = self.last_streamed

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgspec
+import pytest
 import redis
 import redis.asyncio as aredis
 
+from enforcement import distribution
 from enforcement.config import Settings
-from enforcement.distribution import Layout, fetch_snapshot, publish_snapshot
+from enforcement.distribution import Layout, SnapshotUnavailable, fetch_snapshot, publish_snapshot
 from enforcement.redis_server import EmbeddedRedis
 from enforcement.rules import Rules
 from enforcement.snapshot import open_snapshot
@@ -52,4 +55,30 @@ def test_published_snapshot_is_whole_and_republishing_keeps_it(
     copy = asyncio.run(fetch())
     assert copy.read_bytes() == path.read_bytes()
     assert open_snapshot(copy).permit_count == len(PERMITS)
+    r.close()
+
+
+def test_a_chunk_lost_before_the_switch_never_becomes_current(
+    demo: tuple[Settings, Rules], redis_server: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, rules = demo
+    first = snapshot(settings, rules)
+    r, layout = redis.Redis.from_url(redis_server.url), Layout()
+    publish_snapshot(r, layout, first)
+    with open_db(settings) as db:  # a newer snapshot
+        db.upsert([msgspec.structs.replace(PERMITS[0], permit_id="NEW-1")])
+        second = rebuild(db, rules, settings.snapshot_dir, settings.history_days).path
+
+    def evict(name: str) -> None:  # as an eviction or an upload slower than the chunks' TTL
+        if name == "publish_snapshot:before_switch":
+            r.delete(layout.chunk(second.name, 0))
+
+    monkeypatch.setattr(distribution.failpoints, "hit", evict)
+    with pytest.raises(SnapshotUnavailable, match="vanished"):
+        publish_snapshot(r, layout, second)
+    assert r.get(layout.current) == first.name.encode()  # replicas keep the whole one
+    assert not r.exists(layout.meta(second.name))
+    monkeypatch.undo()
+    assert publish_snapshot(r, layout, second) == second.name  # the next attempt re-uploads
+    assert r.get(layout.current) == second.name.encode()
     r.close()
