@@ -383,6 +383,9 @@ class PermitDB(PermitStore):
         try:
             self._use_wal(busy_timeout)  # readers never wait for the writer
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            # 64 MiB of page cache (default 2 MiB): a sync of a million permits walks indexes
+            # far larger than the default; measured 20 % faster at 200 k (bench_sync).
+            self.conn.execute("PRAGMA cache_size=-65536")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.migrate()
         except BaseException:
