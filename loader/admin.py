@@ -271,7 +271,7 @@ class AdminApi:
         ))  # fmt: skip
         # Insert-only in one transaction: of two concurrent issues of one number, on any
         # replica, one gets 201 and the other 409, never a silent overwrite.
-        revision = await self._in_db(_insert_new, row)
+        revision = await self._in_db(lambda db, r: db.upsert_one_if(r, None), row)
         if revision is None:
             raise Conflict(f"permit {row.permit_id!r} exists: change it with PATCH or renew it",
                            "permit_id")  # fmt: skip
@@ -405,17 +405,6 @@ DOCS = openapi.PathDocs(
     },
     (PermitIn, PermitPatch, RevokeIn, RenewIn, PermitOut),
 )  # fmt: skip
-
-
-def _insert_new(db: PermitStore, row: PermitRow) -> int | None:
-    """The new permit's revision, or None if its number exists (the database says so)."""
-    try:
-        db.bulk_insert_new([row])
-    except (sqlite3.IntegrityError, psycopg.errors.UniqueViolation):
-        return None
-    found = db.get_with_revision(row.permit_id)
-    assert found is not None
-    return found[1]
 
 
 def install(app: web.Application, api: Api, redis_url: str | None) -> None:

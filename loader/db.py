@@ -117,8 +117,9 @@ class PermitStore(ABC):
         """Ids of the permits from `source` not ended at `at` (a feed sync closes those a
         complete export no longer lists)."""
 
-    @abstractmethod
-    def get(self, permit_id: str) -> PermitRow | None: ...
+    def get(self, permit_id: str) -> PermitRow | None:
+        found = self._current([permit_id]).get(permit_id)
+        return None if found is None else found[1]
 
     def get_with_revision(self, permit_id: str) -> tuple[PermitRow, int] | None:
         """The permit and its current revision, or None."""
@@ -167,15 +168,16 @@ class PermitStore(ABC):
         assert last is not None
         return last
 
-    def upsert_one_if(self, permit: PermitRow, expected_revision: int) -> int | None:
+    def upsert_one_if(self, permit: PermitRow, expected_revision: int | None) -> int | None:
         """Write `permit` only if its stored revision is still `expected_revision` (read,
-        changed, written back: a concurrent change in between must not be overwritten);
-        its revision after the call, or None when it changed meanwhile (nothing written)."""
+        changed, written back: a concurrent change in between must not be overwritten), or,
+        with None, only if it does not exist yet (issued once, never overwritten); its
+        revision after the call, or None when that no longer holds (nothing written)."""
         now = int(time.time())
         with self._writing() as revision:
             stored = self._current([permit.permit_id])
             current = stored.get(permit.permit_id)
-            if current is None or current[0] != expected_revision:
+            if (None if current is None else current[0]) != expected_revision:
                 return None
             changes, revision, last = plan([permit], stored, revision)
             if changes:
@@ -366,9 +368,10 @@ SQLITE_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     ),
 }
 
-_SQLITE_ROW: Final = ("SELECT p.permit_id, p.type, p.valid_from, p.valid_to, p.zones, p.source,"
-                      " p.revision, pp.plate, pp.is_primary FROM permits p"
-                      " LEFT JOIN permit_plates pp USING (permit_id)")  # fmt: skip
+# A permit with its plates, one row per plate (`group` folds them); both backends' dialect.
+PERMIT_SELECT: Final = ("SELECT p.permit_id, p.type, p.valid_from, p.valid_to, p.zones,"
+                        " p.source, p.revision, pp.plate, pp.is_primary FROM permits p"
+                        " LEFT JOIN permit_plates pp USING (permit_id)")  # fmt: skip
 
 
 class PermitDB(PermitStore):
@@ -448,10 +451,6 @@ class PermitDB(PermitStore):
         )
         return {r[0] for r in rows}
 
-    def get(self, permit_id: str) -> PermitRow | None:
-        rows = self.conn.execute(_SQLITE_ROW + " WHERE p.permit_id = ?", (permit_id,)).fetchall()
-        return next((p for _, p in group(rows)), None)
-
     def changes_since(self, revision: int, limit: int = 10_000) -> list[tuple[int, PermitRow]]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
@@ -506,7 +505,7 @@ class PermitDB(PermitStore):
 
     def _current(self, permit_ids: Sequence[str]) -> dict[str, tuple[int, PermitRow]]:
         rows = self.conn.execute(
-            _SQLITE_ROW + " WHERE p.permit_id IN (SELECT value FROM json_each(?))"
+            PERMIT_SELECT + " WHERE p.permit_id IN (SELECT value FROM json_each(?))"
             " ORDER BY p.permit_id", (json.dumps(list(permit_ids)),)
         )  # fmt: skip
         return {p.permit_id: (rev, p) for rev, p in group(rows)}

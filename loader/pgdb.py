@@ -32,6 +32,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
 from .db import (
+    PERMIT_SELECT,
     SCHEMA_VERSION,
     Change,
     DatabaseError,
@@ -87,9 +88,6 @@ PG_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
 _PERMIT_COLUMNS: Final = ("permit_id, type, valid_from, valid_to, zones, source, revision,"
                           " updated_at")  # fmt: skip
 _COPY_PERMITS: Final = "COPY {table} (" + _PERMIT_COLUMNS + ") FROM STDIN"
-_ROW: Final = ("SELECT p.permit_id, p.type, p.valid_from, p.valid_to, p.zones, p.source,"
-               " p.revision, pp.plate, pp.is_primary FROM permits p"
-               " LEFT JOIN permit_plates pp USING (permit_id)")  # fmt: skip
 
 
 def describe(url: str) -> str:
@@ -173,10 +171,6 @@ class PgPermitDB(PermitStore):
         )
         return {r[0] for r in rows}
 
-    def get(self, permit_id: str) -> PermitRow | None:
-        rows = self.conn.execute(_ROW + " WHERE p.permit_id = %s", (permit_id,)).fetchall()
-        return next((p for _, p in group(rows)), None)
-
     def changes_since(self, revision: int, limit: int = 10_000) -> list[tuple[int, PermitRow]]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
@@ -229,8 +223,10 @@ class PgPermitDB(PermitStore):
         self.conn.execute("UPDATE meta SET value = %s WHERE key = 'revision'", (revision,))
 
     def _current(self, permit_ids: Sequence[str]) -> dict[str, tuple[int, PermitRow]]:
-        rows = self.conn.execute(_ROW + " WHERE p.permit_id = ANY(%s) ORDER BY p.permit_id",
-                                 (list(permit_ids),))  # fmt: skip
+        rows = self.conn.execute(
+            PERMIT_SELECT + " WHERE p.permit_id = ANY(%s) ORDER BY p.permit_id",
+            (list(permit_ids),),
+        )
         return {p.permit_id: (rev, p) for rev, p in group(rows)}
 
     def _apply(self, changes: list[Change], now: int) -> None:

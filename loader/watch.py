@@ -88,7 +88,6 @@ class LoaderWatch:
         self.stop_event = threading.Event()
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.last_streamed: int | None = None
-        self.snapshot_revision = -1
         self.snapshot_at = 0.0
         self.streamed_since_snapshot = 0
         self.refused_until = 0.0
@@ -171,7 +170,6 @@ class LoaderWatch:
         name = publish_snapshot(self.r, self.layout, report.path)
         log.info("snapshot published to Redis: %s (revision %d, %d permits)", name,
                  report.revision, report.permits)  # fmt: skip
-        self.snapshot_revision = report.revision
         self.snapshot_at = time.time()
         self.streamed_since_snapshot = 0
         if self.last_streamed is None:
@@ -256,14 +254,18 @@ def redis_client(url: str) -> redis.Redis:
 
 
 def run_loader(settings: Settings, rules: Rules, redis_url: str,
-               options: WatchOptions | None = None) -> None:  # fmt: skip
-    """The daemon: its own database connection and Redis client, until stopped."""
+               options: WatchOptions | None = None,
+               started: Callable[[LoaderWatch], None] | None = None) -> None:  # fmt: skip
+    """The daemon: its own database connection and Redis client, until stopped; `started`
+    is given the daemon before its first round (to stop it from another thread)."""
     r = redis_client(redis_url)
     try:
-        with open_db(settings) as db:
+        with open_db(settings) as db:  # SQLite connections belong to the thread that opens them
             watch = LoaderWatch(db, rules, settings.snapshot_dir, r,
                                 options or watch_options(settings), Layout(settings.redis_prefix),
                                 feeds_of(settings, rules), lambda: open_db(settings))  # fmt: skip
+            if started is not None:
+                started(watch)
             watch.run()
             if watch.db is not db:
                 watch.db.close()
@@ -283,21 +285,14 @@ class LoaderThread:
         self.thread = threading.Thread(target=self._run, name="loader", daemon=True)
 
     def _run(self) -> None:
-        r = redis_client(self.redis_url)
-        try:
-            with open_db(self.settings) as db:  # SQLite connections belong to their thread
-                layout = Layout(self.settings.redis_prefix)
-                self.watch = LoaderWatch(db, self.rules, self.settings.snapshot_dir, r,
-                                         self.options, layout,
-                                         feeds_of(self.settings, self.rules),
-                                         lambda: open_db(self.settings))  # fmt: skip
-                self.ready.set()
-                self.watch.run()
-                if self.watch.db is not db:
-                    self.watch.db.close()
-        finally:
+        def started(watch: LoaderWatch) -> None:
+            self.watch = watch
             self.ready.set()
-            r.close()
+
+        try:
+            run_loader(self.settings, self.rules, self.redis_url, self.options, started)
+        finally:
+            self.ready.set()  # a failed start must not leave start() waiting
 
     def start(self) -> LoaderThread:
         self.thread.start()
