@@ -14,6 +14,8 @@ Keys (under a prefix, default `varco`):
     {p}:snapshot:wanted       set by a replica that missed changes: publish a snapshot soon
     {p}:wake                  pub/sub: wakes the loader early (after an admin API change);
                               a nudge, never data (pub/sub drops what nobody hears)
+    {p}:loader:lease          the active loader's identity, expiring: one loader at a time
+    {p}:sources               hash: feed name -> its SourceStatus (sources.py)
 
 The stream keeps the entries newer than the oldest snapshot still published, so a replica on
 any published snapshot can catch up from the stream; an older one detects the gap (changes.py)

@@ -22,11 +22,11 @@ from typing import Final
 
 from tqdm import tqdm
 
-from enforcement.permits import MAX_CUDE_PLATES, PermitInvalid, check_permit, check_plate
+from enforcement.permits import MAX_CUDE_PLATES, PermitInvalid, check_plate
 from enforcement.rules import Rules
 
 from .db import PermitRow
-from .feedcsv import FeedReport, decode, parse_date, rows
+from .feedcsv import FeedReport, decode, parse_date, rows, with_plates
 
 COLUMNS: Final = ("codice_cude", "targa", "tipo_targa", "inizio", "fine", "data_revoca")
 REQUIRED: Final = ("codice_cude", "targa", "tipo_targa", "inizio", "fine")
@@ -52,13 +52,13 @@ def parse_cude(data: bytes, rules: Rules, type_: str, report: FeedReport) -> lis
         try:
             if "__error__" in row:
                 raise PermitInvalid("row", row["__error__"])
-            permit, primary = _parse_row(row, rules, type_)
+            permit = _parse_row(row, rules, type_)
             badge = badges.setdefault(code, _Badge(permit))
             if (badge.first.valid_from, badge.first.valid_to) != (permit.valid_from,
                                                                     permit.valid_to):  # fmt: skip
                 raise PermitInvalid("inizio", f"badge {code} appears with other dates on line "
                                               f"{badge.lines[0]}")  # fmt: skip
-            plate = permit.plates[0][0]
+            plate, primary = permit.plates[0]
             if plate in badge.plates:
                 raise PermitInvalid("targa", f"plate listed twice for badge {code}")
         except PermitInvalid as exc:
@@ -77,11 +77,7 @@ def parse_cude(data: bytes, rules: Rules, type_: str, report: FeedReport) -> lis
                                     f"national platform allows {MAX_CUDE_PLATES}")  # fmt: skip
             if sum(badge.plates.values()) != 1:
                 raise PermitInvalid("tipo_targa", f"badge {code} needs exactly one primary plate")
-            p = badge.first
-            permit = PermitRow(p.permit_id, p.type, p.valid_from, p.valid_to, (), "cude",
-                               tuple(sorted(badge.plates.items())))  # fmt: skip
-            check_permit(rules, permit.permit_id, permit.type, permit.valid_from,
-                         permit.valid_to, (), "cude", len(permit.plates))  # fmt: skip
+            permit = with_plates(rules, badge.first, badge.plates)
         except PermitInvalid as exc:
             for line in badge.lines:  # every row of the badge, so none goes unexplained
                 report.reject(line, code, exc)
@@ -91,7 +87,7 @@ def parse_cude(data: bytes, rules: Rules, type_: str, report: FeedReport) -> lis
     return out
 
 
-def _parse_row(row: dict[str, str], rules: Rules, type_: str) -> tuple[PermitRow, bool]:
+def _parse_row(row: dict[str, str], rules: Rules, type_: str) -> PermitRow:
     code = row["codice_cude"]
     if not code or not code.isprintable() or len(code) > 64:
         raise PermitInvalid("codice_cude", f"{code!r} is not a badge code")
@@ -107,4 +103,4 @@ def _parse_row(row: dict[str, str], rules: Rules, type_: str) -> tuple[PermitRow
     if row.get("data_revoca"):
         revoked = parse_date(row["data_revoca"], rules.clock, "data_revoca")
         end = max(start, revoked if end is None else min(end, revoked))
-    return PermitRow(code, type_, start, end, (), "cude", ((plate, primary),)), primary
+    return PermitRow(code, type_, start, end, (), "cude", ((plate, primary),))

@@ -16,8 +16,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+import msgspec
+
 from enforcement.localtime import LocalClock
-from enforcement.permits import PermitInvalid
+from enforcement.permits import PermitInvalid, check_permit
+from enforcement.rules import Rules
+
+from .db import PermitRow
 
 _DATE: Final = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2})[:.](\d{2}))?")
 
@@ -44,6 +49,15 @@ class FeedReport:
 
     def reject(self, line: int, key: str, exc: PermitInvalid) -> None:
         self.rejects.append(Reject(line, key, exc.field, exc.reason))
+
+
+def with_plates(rules: Rules, first: PermitRow, plates: dict[str, bool]) -> PermitRow:
+    """A feed's permit from its first row and all its rows' plates, checked against the
+    city's rules (duration, type); PermitInvalid otherwise."""
+    permit = msgspec.structs.replace(first, plates=tuple(sorted(plates.items())))
+    check_permit(rules, permit.permit_id, permit.type, permit.valid_from, permit.valid_to,
+                 permit.zones, permit.source, len(permit.plates))  # fmt: skip
+    return permit
 
 
 def decode(data: bytes, report: FeedReport) -> str:

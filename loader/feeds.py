@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-import msgspec
+from msgspec.structs import replace
 
 from enforcement.config import Settings, Source
 from enforcement.rules import Rules
@@ -62,19 +62,19 @@ class FeedRunner:
                 mark = (st.st_mtime_ns, st.st_size)
                 if mark == state.seen and status.last_error is None:
                     # The same export again: nothing to apply, the data as fresh as it was.
-                    return _replace(status, last_attempt=now)
+                    return replace(status, last_attempt=now)
             etag = state.etag if status.last_error is None else None
             report = sync_source(db, self.rules, self.settings, source, etag=etag,
                                  now=int(now))  # fmt: skip
         except SyncHeld as exc:
             log.error("feed %s held: %s", source.name, exc)
-            return _replace(status, last_attempt=now, last_error=str(exc), held=True)
+            return replace(status, last_attempt=now, last_error=str(exc), held=True)
         except (FeedFileError, OSError, DatabaseError) as exc:
             log.error("feed %s failed, keeping its last good data: %s", source.name, exc)
-            return _replace(status, last_attempt=now, last_error=f"{type(exc).__name__}: {exc}",
-                            held=False)  # fmt: skip
+            return replace(status, last_attempt=now, held=False,
+                           last_error=f"{type(exc).__name__}: {exc}")
         if report.not_modified:  # the feed's server vouches that nothing changed: fresh
-            return _replace(status, last_attempt=now, last_success=now, last_error=None)
+            return replace(status, last_attempt=now, last_success=now, last_error=None)
         state.seen, state.etag = mark, report.etag
         feed = report.feed
         rejects = write_rejects(feed, self.settings.data_dir / "rejects", now)
@@ -87,6 +87,3 @@ class FeedRunner:
                             rows=feed.rows, permits=feed.permits, rejected=len(feed.rejects),
                             changed=report.changed, closed=report.closed)  # fmt: skip
 
-
-def _replace(status: SourceStatus, **changes: object) -> SourceStatus:
-    return msgspec.structs.replace(status, **changes)

@@ -29,6 +29,7 @@ from enforcement.permits import (
 from enforcement.rules import Rules
 
 from .db import PermitRow, PermitStore
+from .feedcsv import Reject  # line, key (the permit_id here), field, reason
 
 COLUMNS: Final = ("permit_id", "plate", "type", "valid_from", "valid_to", "zones", "source",
                   "primary")  # fmt: skip
@@ -36,14 +37,6 @@ COLUMNS: Final = ("permit_id", "plate", "type", "valid_from", "valid_to", "zones
 
 class ImportFileError(Exception):
     """The file as a whole cannot be imported (missing columns, not text)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    line: int
-    permit_id: str
-    field: str
-    reason: str
 
 
 @dataclass(slots=True)
@@ -153,4 +146,4 @@ def write_rejects(report: ImportReport, path: Path) -> None:
         w = csv.writer(f)
         w.writerow(["line", "permit_id", "field", "reason"])
         for r in report.rejects:
-            w.writerow([r.line, r.permit_id, r.field, r.reason])
+            w.writerow([r.line, r.key, r.field, r.reason])

@@ -26,14 +26,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+import msgspec
 from tqdm import tqdm
 
 from enforcement.config import Circuit
-from enforcement.permits import PermitInvalid, check_permit, check_plate
+from enforcement.permits import PermitInvalid, check_plate
 from enforcement.rules import Rules
 
 from .db import PermitRow
-from .feedcsv import FeedReport, decode, parse_date, rows
+from .feedcsv import FeedReport, decode, parse_date, rows, with_plates
 
 COLUMNS: Final = ("numero_pass", "comune", "targa", "principale", "tipo_pass", "inizio", "fine",
                   "stato", "data_revoca", "pass_precedente")  # fmt: skip
@@ -95,13 +96,8 @@ def parse_regional_rows(numbered_rows: Iterable[tuple[int, dict[str, str]]], rul
     for number, p in passes.items():
         if number in bad:
             continue
-        first = p.permit
-        permit = PermitRow(first.permit_id, first.type, first.valid_from, first.valid_to,
-                           first.zones, first.source,
-                           tuple(sorted(plates[number].items())))  # fmt: skip
         try:
-            check_permit(rules, permit.permit_id, permit.type, permit.valid_from, permit.valid_to,
-                         permit.zones, permit.source, len(permit.plates))  # fmt: skip
+            permit = with_plates(rules, p.permit, plates[number])
         except PermitInvalid as exc:
             report.reject(p.line, number, exc)
             continue
@@ -168,6 +164,5 @@ def revoke_replaced(passes: Iterable[RegionalPass],
         cut = p.permit.valid_from
         if old.valid_to is not None and old.valid_to <= cut:
             continue
-        out.append(PermitRow(old.permit_id, old.type, old.valid_from, max(old.valid_from, cut),
-                             old.zones, old.source, old.plates))  # fmt: skip
+        out.append(msgspec.structs.replace(old, valid_to=max(old.valid_from, cut)))
     return out
