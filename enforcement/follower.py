@@ -119,9 +119,8 @@ class Follower:
             try:
                 change = decode_change(fields[STREAM_FIELD])
             except (KeyError, msgspec.DecodeError):
-                overlay.stale = "a malformed permit-change entry"
-                overlay.missing_upto = overlay.revision + 1
-                log.error("index stale: malformed entry in the permit-change stream")
+                overlay.mark_stale("a malformed entry in the permit-change stream",
+                                   overlay.revision + 1)  # fmt: skip
             else:
                 if overlay.apply(change):
                     self.changes_applied += 1
@@ -156,8 +155,7 @@ class Follower:
             path = await fetch_snapshot(self.redis, self.layout, name, self.snapshot_dir)
             index = await asyncio.to_thread(open_snapshot, path)
         except (SnapshotUnavailable, SnapshotError) as exc:
-            self.holder.rejected += 1
-            self.holder.last_error = str(exc)
+            self.holder.refuse(exc)
             log.error("snapshot from Redis refused, keeping the current index: %s", exc)
             if isinstance(exc, SnapshotError):
                 path.unlink(missing_ok=True)  # a bad local copy: fetch again next round
@@ -169,7 +167,6 @@ class Follower:
             if old.overlay.stale is not None and new.overlay.stale is None:
                 self.resyncs += 1
         self.holder.activate(new)
-        self.holder.last_error = None
         log.info("index activated from Redis: snapshot revision %d, %d permits, overlay %d",
                  revision, index.permit_count, len(new.overlay))  # fmt: skip
         _prune_local(self.snapshot_dir, keep=path)

@@ -128,3 +128,9 @@ class IndexHolder:
     def activate(self, live: LiveIndex) -> None:
         self.current = live
         self.swaps += 1
+        self.last_error = None
+
+    def refuse(self, error: Exception) -> None:
+        """A snapshot was refused (corrupt, unreadable): counted and shown, not served."""
+        self.rejected += 1
+        self.last_error = str(error)

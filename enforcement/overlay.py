@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from .changes import PermitChange
 from .index import PermitIndex
-from .rules import ALWAYS, HolidayMode, PermitType, Rules, zone_mask
+from .rules import PermitType, Rules, zone_mask
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ class OverlayRecord(NamedTuple):
     permit_id: str
     type_code: str
     ptype: PermitType | None  # None: a type the configuration lacks (covers nothing)
-    always: bool  # no time-slot or holiday rule
     primary: bool
     source: str
 
@@ -61,14 +60,17 @@ class Overlay:
         if change.revision <= self.revision:
             return True  # already in the snapshot or applied: a replay, harmless to skip
         if change.prev > self.revision:
-            self.stale = (f"permit changes missed between revisions {self.revision} and "
-                          f"{change.prev}")  # fmt: skip
-            self.missing_upto = change.prev
-            log.warning("index stale: %s", self.stale)
+            self.mark_stale(f"permit changes missed between revisions {self.revision} and "
+                            f"{change.prev}", change.prev)  # fmt: skip
             return False
         self._put(change)
         self.revision = change.revision
         return True
+
+    def mark_stale(self, reason: str, missing_upto: int) -> None:
+        """Changes up to `missing_upto` cannot be applied: stale until a snapshot has them."""
+        self.stale, self.missing_upto = reason, missing_upto
+        log.warning("index stale: %s", reason)
 
     def carry_over(self, older: Overlay) -> None:
         """Re-apply the changes of an older overlay that this (newer) snapshot lacks."""
@@ -98,9 +100,7 @@ class Overlay:
         ptype = self._rules.types.get(change.type)
         zones = change.zones or (ptype.zones if ptype is not None else ())
         mask = zone_mask([z for z in zones if z in self._zone_codes], self._zone_codes)
-        always = (ptype is not None and ptype.windows is ALWAYS
-                  and ptype.holidays is HolidayMode.NORMAL)  # fmt: skip
         for plate, primary in change.plates:
             record = OverlayRecord(change.valid_from, change.valid_to, mask, change.permit_id,
-                                   change.type, ptype, always, primary, change.source)  # fmt: skip
+                                   change.type, ptype, primary, change.source)  # fmt: skip
             self.by_plate.setdefault(plate, []).append(record)

@@ -114,8 +114,11 @@ class Checker:
         """Ids of the permits of plate `text` that cover instant `t` for zone bits `mask`
         (snapshot and change overlay), and else the closest miss."""
         rows, miss = self.scan_mask(live, text, t, mask)
-        permit_id = live.index.permit_id
-        ids = [permit_id(r) for r in rows]
+        return self._with_overlay(live, text, t, mask, self._ids(live, rows), miss)
+
+    def _with_overlay(self, live: LiveIndex, text: str, t: int, mask: int, ids: list[str],
+                      miss: int) -> tuple[list[str], int]:  # fmt: skip
+        """The snapshot's covering `ids` and `miss` for `text`, with the overlay's added."""
         if live.overlay.by_plate and (records := live.overlay.by_plate.get(text)):
             more, miss_overlay = self.scan_overlay(records, t, mask)
             ids += more
@@ -146,7 +149,7 @@ class Checker:
                 why = WRONG_ZONE
             elif r.ptype is None:
                 why = UNKNOWN_TYPE
-            elif not r.always and not self.rules.in_window(r.ptype, t):
+            elif not self.rules.in_window(r.ptype, t):  # its own fast path for "always"
                 why = OUTSIDE_WINDOW
             elif r.ptype.cude and not r.primary:
                 why = NOT_PRIMARY
@@ -257,20 +260,16 @@ class Checker:
                 out[i] = early
         if todo:
             covering = self._cover_vectorised(live, [items[i] for i in todo])
-            by_plate = live.overlay.by_plate
             for i, rows in zip(todo, covering, strict=True):
                 plate, ts, gate, conf, event_id = items[i]
-                t = int(ts)
-                ids = self._ids(live, rows)
-                if by_plate and (records := by_plate.get(plate.text)):
-                    ids += self.scan_overlay(records, t, live.gate_masks[gate.code])[0]
-                if len(ids) > 1:
-                    ids.sort()  # as cover() answers
+                t, mask = int(ts), live.gate_masks[gate.code]
+                ids, miss = self._with_overlay(live, plate.text, t, mask, self._ids(live, rows),
+                                               NO_PERMIT)  # fmt: skip
                 if ids:
                     out[i] = Verdict(ALLOWED, "permit", plate.text, ids, live.revision,
                                      event_id=event_id)  # fmt: skip
-                else:
-                    _, miss = self.cover(live, plate.text, t, live.gate_masks[gate.code])
+                else:  # the snapshot's miss, for the reason (the overlay's is in `miss`)
+                    miss = max(miss, self.scan_mask(live, plate.text, t, mask)[1])
                     out[i] = self._uncovered(live, plate, t, gate, conf, now, miss, event_id)
         return out  # type: ignore[return-value]
 

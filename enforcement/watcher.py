@@ -39,13 +39,11 @@ def load_into(holder: IndexHolder, rules: Rules, path: Path) -> bool:
     try:
         index = open_snapshot(path)
     except (SnapshotError, OSError) as exc:
-        holder.rejected += 1
-        holder.last_error = str(exc)
+        holder.refuse(exc)
         log.error("snapshot refused, keeping the current index: %s", exc)
         return False
     target = path.resolve()
     holder.activate(bind(index, rules, target))
-    holder.last_error = None
     log.info(
         "index activated: revision %d, %d permits, %d plates, from %s",
         index.meta.revision,
