@@ -16,7 +16,7 @@ import logging
 from typing import NamedTuple
 
 from .changes import PermitChange
-from .index import PermitIndex
+from .index import END_UNLIMITED, PermitIndex
 from .rules import PermitType, Rules, zone_mask
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class OverlayRecord(NamedTuple):
     """One (plate, permit) interval of a changed permit, in the snapshot's zone bits."""
 
     start: int
-    end: int | None  # exclusive; None = unlimited
+    end: int  # exclusive; END_UNLIMITED as in the index
     zones: int
     permit_id: str
     type_code: str
@@ -101,6 +101,7 @@ class Overlay:
         zones = change.zones or (ptype.zones if ptype is not None else ())
         mask = zone_mask([z for z in zones if z in self._zone_codes], self._zone_codes)
         for plate, primary in change.plates:
-            record = OverlayRecord(change.valid_from, change.valid_to, mask, change.permit_id,
+            end = END_UNLIMITED if change.valid_to is None else change.valid_to
+            record = OverlayRecord(change.valid_from, end, mask, change.permit_id,
                                    change.type, ptype, primary, change.source)  # fmt: skip
             self.by_plate.setdefault(plate, []).append(record)

@@ -7,7 +7,7 @@ import datetime as dt
 from .index import END_UNLIMITED, Interval
 from .live import LiveIndex
 from .plates import confusable_variants, plate_key
-from .rules import Rules
+from .rules import PermitType, Rules
 from .schemas import NearMatch, PermitView, PlateView, ZoneVerdict
 from .verdicts import MISS_REASONS, Checker
 
@@ -33,34 +33,29 @@ def plate_view(checker: Checker, live: LiveIndex, text: str, at: dt.datetime,
     index = live.index
     to_local = rules.clock.to_datetime
     permits = []
-    for iv in _visible(live, text):
-        ptype = live.types[iv.type]
-        code = index.meta.type_codes[iv.type]
-        permits.append(PermitView(
-            permit_id=index.permit_id(iv.permit),
+
+    def view(permit_id: str, code: str, ptype: PermitType | None, start: int, end: int,
+             zones: int, source: str, primary: bool) -> PermitView:  # fmt: skip
+        return PermitView(
+            permit_id=permit_id,
             type=code,
             type_name=ptype.name if ptype else f"{code} (not in the configuration)",
-            valid_from=to_local(iv.start),
-            valid_to=None if iv.end == END_UNLIMITED else to_local(iv.end),
-            zones=live.zone_codes(iv.zones),
-            source=iv.source,
-            primary=iv.primary,
+            valid_from=to_local(start),
+            valid_to=None if end == END_UNLIMITED else to_local(end),
+            zones=live.zone_codes(zones),
+            source=source,
+            primary=primary,
             windows=list(ptype.window_text) if ptype else [],
-            status=_status(iv.start, iv.end, t),
-        ))  # fmt: skip
+            status=_status(start, end, t),
+        )
+
+    for iv in _visible(live, text):
+        permits.append(view(index.permit_id(iv.permit), index.meta.type_codes[iv.type],
+                            live.types[iv.type], iv.start, iv.end, iv.zones, iv.source,
+                            iv.primary))  # fmt: skip
     for r in live.overlay.by_plate.get(text, ()):  # changed since the snapshot
-        permits.append(PermitView(
-            permit_id=r.permit_id,
-            type=r.type_code,
-            type_name=r.ptype.name if r.ptype else f"{r.type_code} (not in the configuration)",
-            valid_from=to_local(r.start),
-            valid_to=None if r.end is None else to_local(r.end),
-            zones=live.zone_codes(r.zones),
-            source=r.source,
-            primary=r.primary,
-            windows=list(r.ptype.window_text) if r.ptype else [],
-            status=_status(r.start, END_UNLIMITED if r.end is None else r.end, t),
-        ))  # fmt: skip
+        permits.append(view(r.permit_id, r.type_code, r.ptype, r.start, r.end, r.zones,
+                            r.source, r.primary))  # fmt: skip
     verdicts = []
     for zone in zones:
         ids, miss = checker.cover(live, text, t, live.zone_masks[zone])

@@ -143,7 +143,7 @@ class Checker:
         for r in records:
             if t < r.start:
                 why = NOT_YET_VALID
-            elif r.end is not None and t >= r.end:
+            elif t >= r.end:
                 why = EXPIRED
             elif not r.zones & mask:
                 why = WRONG_ZONE
