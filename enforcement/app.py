@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Final, TypeVar
 
 import msgspec
@@ -27,9 +27,9 @@ from .openapi import PathDocs, docs_html, openapi_document
 from .plates import normalise, normalise_text
 from .police import plate_view
 from .rules import Rules
-from .schemas import BATCH_DECODER, ENCODER, TRANSIT_DECODER, BatchOut, ErrorOut
+from .schemas import BATCH_DECODER, ENCODER, TRANSIT_DECODER, BatchOut, ErrorOut, TransitIn
 from .sources import SourceStatus
-from .verdicts import Checker
+from .verdicts import Checker, Verdict
 from .watcher import snapshot_watcher
 
 log = logging.getLogger(__name__)
@@ -122,16 +122,41 @@ class Api:
             raise errors.NotReady("no verified permit index loaded yet; see /readyz")
         return live
 
+    async def accept(
+        self, transits: Sequence[TransitIn], *, field: str | None = None,
+        vendor_fields: Sequence[dict[str, str] | None] | None = None,
+        candidates: Sequence[Sequence[str]] | None = None,
+    ) -> list[Verdict]:  # fmt: skip
+        """Judge camera transits (native or from a vendor adapter) and record them.
+
+        `field` names the list in error messages (`transits` gives `transits[3].gate`; None
+        for a single transit). `vendor_fields` (raw payload fields worth keeping) and
+        `candidates` (the camera's alternative reads, for the near-match check) come from
+        vendor adapters, one entry per transit.
+        """
+        live = self.live()
+        items = []
+        for i, t in enumerate(transits):
+            gate = self.gates.get(t.gate)
+            if gate is None:
+                where = "gate" if field is None else f"{field}[{i}].gate"
+                raise errors.Invalid(f"unknown gate {t.gate!r}", where)
+            items.append((normalise(t.plate, t.country), t.ts.timestamp(), gate, t.confidence,
+                          t.event_id))  # fmt: skip
+        now = time.time()
+        if len(items) == 1:
+            plate, ts, gate, confidence, event_id = items[0]
+            verdicts = [self.checker.check(live, plate, ts, gate, confidence, now, event_id)]
+        else:
+            verdicts = self.checker.check_batch(live, items, now)
+        for v in verdicts:
+            self.verdict_counts[(v.verdict, v.reason)] += 1
+        return verdicts
+
     async def post_transit(self, request: web.Request) -> web.Response:
         self.require(request, CAMERA)
         t = await _decode(request, TRANSIT_DECODER)
-        live = self.live()
-        gate = self.gates.get(t.gate)
-        if gate is None:
-            raise errors.Invalid(f"unknown gate {t.gate!r}", "gate")
-        verdict = self.checker.check(live, normalise(t.plate, t.country), t.ts.timestamp(),
-                                     gate, t.confidence, time.time(), t.event_id)  # fmt: skip
-        self.verdict_counts[(verdict.verdict, verdict.reason)] += 1
+        (verdict,) = await self.accept((t,))
         return web.Response(body=ENCODER.encode(verdict), content_type=JSON)
 
     async def post_batch(self, request: web.Request) -> web.Response:
@@ -142,17 +167,7 @@ class Api:
             raise errors.TooLarge(
                 f"at most {limit} transits per batch, got {len(batch.transits)}", "transits"
             )
-        live = self.live()
-        items = []
-        for i, t in enumerate(batch.transits):
-            gate = self.gates.get(t.gate)
-            if gate is None:
-                raise errors.Invalid(f"unknown gate {t.gate!r}", f"transits[{i}].gate")
-            items.append((normalise(t.plate, t.country), t.ts.timestamp(), gate, t.confidence,
-                          t.event_id))  # fmt: skip
-        results = self.checker.check_batch(live, items, time.time())
-        for v in results:
-            self.verdict_counts[(v.verdict, v.reason)] += 1
+        results = await self.accept(batch.transits, field="transits")
         return web.Response(body=ENCODER.encode(BatchOut(results)), content_type=JSON)
 
     async def get_plate(self, request: web.Request) -> web.Response:
