@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Final, TypeVar
 
 import msgspec
@@ -24,11 +24,14 @@ from .follower import Follower, redis_follower
 from .live import IndexHolder, LiveIndex
 from .metrics import Metrics
 from .openapi import PathDocs, docs_html, openapi_document
-from .plates import normalise, normalise_text
+from .plates import Plate, normalise, normalise_text
 from .police import plate_view
-from .rules import Rules
+from .rules import Gate, Rules
 from .schemas import BATCH_DECODER, ENCODER, TRANSIT_DECODER, BatchOut, ErrorOut, TransitIn
 from .sources import SourceStatus
+from .spool import SpoolFull
+from .transitlog import TransitLog
+from .transits import record_of
 from .verdicts import Checker, Verdict
 from .watcher import snapshot_watcher
 
@@ -46,6 +49,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def _error_response(exc: errors.ApiError) -> web.Response:
     body = ENCODER.encode(ErrorOut(exc.code, exc.detail, exc.field))
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.retry_after is not None:
+        headers = {"Retry-After": str(exc.retry_after)}
     return web.Response(status=exc.status, body=body, content_type=JSON, headers=headers)
 
 
@@ -65,6 +70,7 @@ class Api:
         self.verdict_counts = self.metrics.verdicts
         self._keys: dict[str, ApiKey] = {}  # Authorization header -> key, filled on first use
         self.follower: Follower | None = None  # set while following Redis
+        self.transit_log: TransitLog | None = None  # set while running (create_app)
         self.docs: list[PathDocs] = []  # an extension's paths, for /openapi.json and /docs
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
@@ -149,9 +155,40 @@ class Api:
             verdicts = [self.checker.check(live, plate, ts, gate, confidence, now, event_id)]
         else:
             verdicts = self.checker.check_batch(live, items, now)
+        if self.transit_log is not None:
+            verdicts = await self._record(transits, items, verdicts, now, vendor_fields)
         for v in verdicts:
             self.verdict_counts[(v.verdict, v.reason)] += 1
         return verdicts
+
+    async def _record(
+        self, transits: Sequence[TransitIn], items: list[tuple[Plate, float, Gate, float | None,
+        str | None]], verdicts: list[Verdict], now: float,
+        vendor_fields: Sequence[dict[str, str] | None] | None,
+    ) -> list[Verdict]:  # fmt: skip
+        """Log the transits before answering; a retry gets its first attempt's verdict."""
+        assert self.transit_log is not None
+        records = [
+            record_of(v, camera=t.camera, gate=gate.code, zone=gate.zone, raw=t.plate, ts=ts,
+                      received=now, confidence=t.confidence, country=t.country,
+                      vendor=vendor_fields[i] if vendor_fields else None)
+            for i, (t, (_, ts, gate, _, _), v) in enumerate(zip(transits, items, verdicts))
+        ]  # fmt: skip
+        try:
+            priors = await self.transit_log.record(records)
+        except SpoolFull as exc:
+            raise errors.SpoolFull(f"transits cannot be recorded now ({exc}); retry later") from None
+        out = []
+        for v, rec, prior in zip(verdicts, records, priors, strict=True):
+            if prior is None:
+                v.transit_id = rec.id
+                out.append(v)
+            else:  # a retry: the first attempt's answer, so a camera never gets two verdicts
+                grace = None if prior.grace_until is None else \
+                    self.rules.clock.to_datetime(prior.grace_until)
+                out.append(Verdict(prior.verdict, prior.reason, v.plate, prior.permits,
+                                   prior.revision, grace, v.event_id, prior.id))  # fmt: skip
+        return out
 
     async def post_transit(self, request: web.Request) -> web.Response:
         self.require(request, CAMERA)
@@ -338,16 +375,35 @@ def _register_gauges(api: Api) -> None:
                lambda: {s.name: s.rejected for s in feeds()})  # fmt: skip
 
 
+def _transit_log(api: Api, settings: Settings,
+                 redis_url: str | None) -> Callable[[web.Application], AsyncIterator[None]]:  # fmt: skip
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        log_ = TransitLog(redis_url=redis_url, prefix=settings.redis_prefix,
+                          spool_root=settings.spool_dir, spool_max_bytes=settings.spool_max_bytes,
+                          write_timeout_s=settings.transit_write_timeout_s,
+                          dedup_window_s=settings.dedup_window_s)  # fmt: skip
+        await log_.start()
+        api.transit_log = log_
+        try:
+            yield
+        finally:
+            api.transit_log = None
+            await log_.stop()
+
+    return run
+
+
 Extension = Callable[[web.Application, "Api", str | None], None]
 
 
 def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = None,
                *, watch: bool = True, redis_url: str | None = None,
-               extend: Extension | None = None) -> web.Application:  # fmt: skip
+               extend: Extension | None = None, record: bool = True) -> web.Application:  # fmt: skip
     """The application. Follows Redis at `redis_url` (snapshots and permit changes), else the
     local snapshot files; `watch=False` leaves index loading to the caller (tests, benches).
     `extend(app, api, redis_url)` adds routes (the admin API, which needs the database) and
-    documents them by appending to `api.docs`."""
+    documents them by appending to `api.docs`. `record=False` judges transits without logging
+    them: only for benchmarks that measure what the log costs."""
     api = Api(settings, rules, holder or IndexHolder())
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[API] = api
@@ -389,6 +445,8 @@ def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = No
     for resource in list(app.router.resources()):
         add("*", resource.canonical, ep("method_not_allowed", api.method_not_allowed))
     add("*", "/{path:.*}", ep("unmatched", api.not_found))
+    if record:
+        app.cleanup_ctx.append(_transit_log(api, settings, redis_url))
     if watch and redis_url is not None:
 
         def adopt(follower: Follower) -> None:

@@ -114,6 +114,19 @@ class LoaderSpec(_Strict, kw_only=True):
     max_overlay: Annotated[int, msgspec.Meta(ge=1)] = 20_000
 
 
+class TransitLogSpec(_Strict, kw_only=True):
+    # When Redis cannot take a transit (down, slow, or not durable) it goes to a local fsynced
+    # spool; a full spool answers 503 with Retry-After rather than dropping anything.
+    spool_max_mb: Annotated[int, msgspec.Meta(ge=1)] = 1024
+    write_timeout_ms: Annotated[int, msgspec.Meta(ge=10, le=60_000)] = 500
+    dedup_window: str = "24h"  # a camera's retry within this gets the first verdict back
+
+
+class RetentionSpec(_Strict, kw_only=True):
+    allowed: str = "24h"  # records of allowed, not enforced and discarded transits
+    violations: str = "450d"  # confirmed violations and the review queue
+
+
 class ZoneSpec(_Strict, kw_only=True):
     name: str = ""
     grace: str = "72h"
@@ -177,6 +190,8 @@ class RawConfig(_Strict, kw_only=True):
     database: DatabaseSpec = msgspec.field(default_factory=DatabaseSpec)
     redis: RedisSpec = msgspec.field(default_factory=RedisSpec)
     loader: LoaderSpec = msgspec.field(default_factory=LoaderSpec)
+    transit_log: TransitLogSpec = msgspec.field(default_factory=TransitLogSpec)
+    retention: RetentionSpec = msgspec.field(default_factory=RetentionSpec)
     zones: dict[str, ZoneSpec]
     gates: dict[str, GateSpec]
     types: dict[str, TypeSpec]
@@ -237,6 +252,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_overlay: int = 20_000
     circuit: Circuit | None = None
     sources: dict[str, Source] = {}
+    spool_max_bytes: int = 1024 << 20
+    transit_write_timeout_s: float = 0.5
+    dedup_window_s: int = 86400
+    retention_allowed_s: int = 86400
+    retention_violations_s: int = 450 * 86400
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
 
     @property
     def redis_dir(self) -> Path:
@@ -278,6 +302,13 @@ def parse_duration(text: str, *, allow_months: bool = True) -> Duration | None:
 def _seconds(text: str) -> int:
     d = parse_duration(text, allow_months=False)
     return 0 if d is None else d.seconds
+
+
+def _positive_seconds(text: str) -> int:
+    seconds = _seconds(text)
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: give a positive duration (e.g. 24h, 450d)")
+    return seconds
 
 
 def _parse_days(text: str) -> tuple[int, ...]:
@@ -510,6 +541,14 @@ def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settin
         max_overlay=raw.loader.max_overlay,
         circuit=_circuit(raw, fail),
         sources=_sources(raw, base, env, attempt, fail),
+        spool_max_bytes=raw.transit_log.spool_max_mb << 20,
+        transit_write_timeout_s=raw.transit_log.write_timeout_ms / 1000,
+        dedup_window_s=attempt("transit_log.dedup_window", _positive_seconds,
+                               raw.transit_log.dedup_window),
+        retention_allowed_s=attempt("retention.allowed", _positive_seconds,
+                                    raw.retention.allowed),
+        retention_violations_s=attempt("retention.violations", _positive_seconds,
+                                       raw.retention.violations),
     )
     rules = Rules(
         clock=clock,

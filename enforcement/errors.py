@@ -14,6 +14,7 @@ import msgspec
 class ApiError(Exception):
     status = 400
     code = "bad_request"
+    retry_after: int | None = None  # seconds, sent as Retry-After
 
     def __init__(self, detail: str, field: str | None = None) -> None:
         super().__init__(detail)
@@ -54,6 +55,12 @@ class Invalid(ApiError):
 
 class NotReady(ApiError):
     status, code = 503, "not_ready"
+
+
+class SpoolFull(ApiError):
+    """Redis cannot take transits and the local spool is full: the camera must retry."""
+
+    status, code, retry_after = 503, "spool_full", 5
 
 
 _AT = re.compile(r" - at `\$(.*)`$")

@@ -51,6 +51,7 @@ class Verdict(msgspec.Struct, omit_defaults=True, gc=False):
     index_revision: int = 0
     grace_until: dt.datetime | None = None
     event_id: str | None = None
+    transit_id: str | None = None  # the log's id: a retry of the same event gets the same one
 
 
 class Checker:

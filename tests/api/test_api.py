@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,13 @@ PERMITS = [
 ]  # fmt: skip
 
 
+_EVENTS = itertools.count()
+
+
 def transit(plate: str, gate: str = "PD-03", **extra: Any) -> dict[str, Any]:
-    body = {"event_id": f"e-{plate}", "camera": "cam-1", "gate": gate, "plate": plate,
+    """A new camera event each call (the log answers a repeated event id with its first
+    verdict: see test_transit_log.py)."""
+    body = {"event_id": f"e-{plate}-{next(_EVENTS)}", "camera": "cam-1", "gate": gate, "plate": plate,
             "ts": NOW.isoformat(), "confidence": 0.9}  # fmt: skip
     body.update(extra)
     return body
@@ -81,8 +88,10 @@ async def api(demo: tuple[Settings, Rules]) -> AsyncIterator[Client]:
 
 
 async def test_transit_verdicts(api: Client) -> None:
-    status, body, r = await api.request("POST", "/v1/transits", CAMERA, json=transit("AB123CD"))
+    status, body, r = await api.request("POST", "/v1/transits", CAMERA,
+                                        json=transit("AB123CD", event_id="e-AB123CD"))
     assert status == 200 and r.content_type == "application/json"
+    assert re.fullmatch(r"[0-9a-f]{24}", body.pop("transit_id"))
     assert body == {"verdict": "allowed", "reason": "permit", "plate": "AB123CD",
                     "permits": ["RES-1"], "index_revision": 2, "event_id": "e-AB123CD"}  # fmt: skip
     status, body, _ = await api.request("POST", "/v1/transits", CAMERA, json=transit("ZZ999ZZ"))

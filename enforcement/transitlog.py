@@ -1,0 +1,347 @@
+"""The durable transit log: every transit is written before the camera gets its verdict.
+
+Group commit: requests queue their records and one writer task sends everything queued since
+its last write as one Lua call. Redis (append-only, `appendfsync always`) fsyncs once per
+event-loop turn, so a whole group costs one round trip and one fsync, and the request path
+never waits on more than the write in flight plus its own.
+
+The Lua call also deduplicates: a `(camera, event_id)` seen within the dedup window returns
+the first attempt's verdict and id (`Seen`) and writes nothing.
+
+Acknowledged must survive `kill -9` of Redis and of the service, so on connecting the log
+checks how Redis persists: `appendonly yes` + `appendfsync always`, or `WAITAOF` (Redis 7.2+)
+after each write. A Redis that does neither, is unreachable, or does not answer within
+`transit_log.write_timeout_ms`, gets nothing: records go to the local fsynced spool
+(spool.py), and are replayed in order once Redis is back and durable. While the spool holds
+anything, new records go to the spool too, so the order is kept. A full spool refuses (503
+with Retry-After); nothing is dropped.
+
+Keys (prefix as in distribution.py):
+
+    {p}:transits              stream of transit records (field `r`: msgpack TransitRecord)
+    {p}:transit:seen:{hash}   the first attempt's Seen, expiring after the dedup window
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import redis.asyncio as aredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from .spool import Spool, SpoolFull, read_frames
+from .transits import DECODE_RECORD, DECODE_SEEN, ENCODE, Seen, TransitRecord, dedup_key, seen_of
+
+log = logging.getLogger(__name__)
+
+# KEYS: stream, then one dedup key per record. ARGV: ttl, then the records, then their Seen.
+# Returns, per record, the earlier Seen (a retry: nothing written) or false (written).
+_RECORD: Final = """
+local n = #KEYS - 1
+local ttl = ARGV[1]
+local out = {}
+for i = 1, n do
+  local prior = redis.call('GET', KEYS[i + 1])
+  if prior then
+    out[i] = prior
+  else
+    redis.call('SET', KEYS[i + 1], ARGV[1 + n + i], 'EX', ttl)
+    redis.call('XADD', KEYS[1], '*', 'r', ARGV[1 + i])
+    out[i] = false
+  end
+end
+return out
+"""
+
+MAX_GROUP: Final = 1000  # records per Lua call: Redis runs a script without interruption
+LOCAL_SEEN_MAX: Final = 200_000  # retries answered from memory while Redis is away
+
+
+def transits_key(prefix: str) -> str:
+    return f"{prefix}:transits"
+
+
+def seen_key(prefix: str, digest: str) -> str:
+    return f"{prefix}:transit:seen:{digest}"
+
+
+class NotDurable(Exception):
+    """Redis answers but would not keep an acknowledged write through a crash."""
+
+
+async def durability(r: aredis.Redis) -> bool:
+    """How this Redis makes a write durable: False = fsync before replying (appendfsync
+    always), True = only with WAITAOF after the write. Raises NotDurable otherwise."""
+    try:
+        cfg = await r.config_get("append*")
+    except aredis.ResponseError as exc:  # CONFIG renamed or disabled (managed Redis)
+        raise NotDurable(f"cannot read Redis's persistence settings ({exc})") from None
+    if cfg.get("appendonly") != "yes":
+        raise NotDurable("Redis has appendonly=no: a Redis crash would lose acknowledged "
+                         "transits (set appendonly yes, appendfsync always)")  # fmt: skip
+    if cfg.get("appendfsync") == "always":
+        return False
+    version = str((await r.info("server")).get("redis_version", "0"))
+    major, minor = (int(x) for x in version.split(".")[:2])
+    if (major, minor) >= (7, 2):
+        return True
+    raise NotDurable(f"Redis {version} has appendfsync={cfg.get('appendfsync')} and no WAITAOF: "
+                     "set appendfsync always")  # fmt: skip
+
+
+class TransitLog:
+    """Records transits durably; `record` returns, per record, None (newly written) or the
+    `Seen` of an earlier attempt of the same camera event."""
+
+    def __init__(self, *, redis_url: str | None, prefix: str, spool_root: Path,
+                 spool_max_bytes: int, write_timeout_s: float, dedup_window_s: int,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.redis_url, self.prefix = redis_url, prefix
+        self.stream = transits_key(prefix)
+        self.spool_root, self.spool_max_bytes = spool_root, spool_max_bytes
+        self.write_timeout_s, self.dedup_window_s = write_timeout_s, dedup_window_s
+        self.clock = clock
+        self.spool: Spool | None = None
+        self._redis: aredis.Redis | None = None
+        self._script: Any = None
+        self._waitaof = False
+        self.redis_ok = False  # Redis takes writes durably and the spool is empty
+        self.last_error: str | None = None
+        self._queue: list[tuple[Sequence[TransitRecord], asyncio.Future[list[Seen | None]]]] = []
+        self._wake = asyncio.Event()
+        self._retry_redis = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._seen: OrderedDict[str, tuple[float, Seen]] = OrderedDict()
+        # counters for /metrics
+        self.written_redis = 0
+        self.written_spool = 0
+        self.replayed = 0
+        self.duplicates = 0
+        self.refused = 0
+        self.groups = 0
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.spool = await asyncio.to_thread(Spool.claim, self.spool_root, self.spool_max_bytes)
+        if self.redis_url is not None:
+            # No retries inside redis-py: a failed write goes to the spool at once, and the
+            # replay task owns reconnecting (the request path never waits on a reconnect loop).
+            self._redis = aredis.Redis.from_url(
+                self.redis_url, socket_timeout=self.write_timeout_s,
+                socket_connect_timeout=self.write_timeout_s, retry=Retry(NoBackoff(), 0),
+            )  # fmt: skip
+            self._script = self._redis.register_script(_RECORD)
+            self._tasks.append(asyncio.create_task(self._replay_loop(), name="transit-replay"))
+        self._tasks.append(asyncio.create_task(self._write_loop(), name="transit-writer"))
+
+    async def stop(self) -> None:
+        # Let queued records reach Redis or the spool: they may already be waited on.
+        for _ in range(100):
+            if not self._queue and not self._write_lock.locked():
+                break
+            await asyncio.sleep(0.01)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self._redis is not None:
+            await self._redis.aclose()
+        if self.spool is not None:
+            self.spool.release()
+
+    # -- the request path ------------------------------------------------------------------
+
+    async def record(self, records: Sequence[TransitRecord]) -> list[Seen | None]:
+        fut: asyncio.Future[list[Seen | None]] = asyncio.get_running_loop().create_future()
+        self._queue.append((records, fut))
+        self._wake.set()
+        return await fut
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                group, self._queue = self._queue, []
+                records = [r for recs, _ in group for r in recs]
+                try:
+                    async with self._write_lock:
+                        results = await self._write(records)
+                except Exception as exc:  # SpoolFull, or the disk failing: refuse, never drop
+                    self.refused += len(records)
+                    for _, fut in group:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                self.groups += 1
+                pos = 0
+                for recs, fut in group:
+                    if not fut.done():
+                        fut.set_result(results[pos : pos + len(recs)])
+                    pos += len(recs)
+
+    async def _write(self, records: list[TransitRecord]) -> list[Seen | None]:
+        """Write the records not already seen; the Seen of the others."""
+        now = self.clock()
+        results: list[Seen | None] = [None] * len(records)
+        fresh: list[int] = []
+        batch_keys: dict[str, int] = {}
+        for i, rec in enumerate(records):
+            digest = dedup_key(rec.camera, rec.event_id)
+            prior = self._seen_locally(digest, now)
+            if prior is None and digest in batch_keys:  # two attempts in one group
+                prior = seen_of(records[batch_keys[digest]])
+            if prior is not None:
+                results[i] = prior
+            else:
+                batch_keys[digest] = i
+                fresh.append(i)
+        if fresh and self.redis_ok:
+            try:
+                priors = await self._to_redis([records[i] for i in fresh])
+            except Exception as exc:
+                self._redis_failed(exc)
+            else:
+                for i, prior in zip(fresh, priors, strict=True):
+                    results[i] = prior
+                self.written_redis += sum(p is None for p in priors)
+                fresh = []
+        if fresh:
+            assert self.spool is not None
+            try:
+                await asyncio.to_thread(self.spool.append, [ENCODE(records[i]) for i in fresh])
+            except SpoolFull:
+                raise
+            except OSError as exc:
+                log.error("transit spool write failed: %s", exc)
+                raise SpoolFull(f"spool write failed: {exc.strerror}") from exc
+            self.written_spool += len(fresh)
+            self._retry_redis.set()
+        self.duplicates += sum(r is not None for r in results)
+        for i, rec in enumerate(records):
+            if results[i] is None:
+                self._remember(dedup_key(rec.camera, rec.event_id), seen_of(rec), now)
+        return results
+
+    async def _to_redis(self, records: Sequence[TransitRecord],
+                        timeout_s: float | None = None) -> list[Seen | None]:  # fmt: skip
+        out: list[Seen | None] = []
+        async with asyncio.timeout(timeout_s or self.write_timeout_s):
+            for start in range(0, len(records), MAX_GROUP):
+                part = records[start : start + MAX_GROUP]
+                keys = [self.stream, *(seen_key(self.prefix, dedup_key(r.camera, r.event_id))
+                                       for r in part)]  # fmt: skip
+                args: list[Any] = [self.dedup_window_s]
+                args += [ENCODE(r) for r in part]
+                args += [ENCODE(seen_of(r)) for r in part]
+                replies = await self._script(keys=keys, args=args)
+                if self._waitaof:
+                    local, _ = await self._redis.execute_command(  # type: ignore[union-attr]
+                        "WAITAOF", 1, 0, int((timeout_s or self.write_timeout_s) * 1000))
+                    if local < 1:
+                        raise NotDurable("WAITAOF: the write was not fsynced in time")
+                out += [None if r is None else DECODE_SEEN(r) for r in replies]
+        return out
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        if self.redis_ok:
+            log.warning("transit log: Redis failed (%s); recording to the local spool",
+                        _describe(exc))  # fmt: skip
+        self.redis_ok = False
+        self.last_error = _describe(exc)
+        self._retry_redis.set()
+
+    # -- local dedup (while Redis is away, and for retries to this worker) -----------------
+
+    def _seen_locally(self, digest: str, now: float) -> Seen | None:
+        hit = self._seen.get(digest)
+        if hit is None or hit[0] < now - self.dedup_window_s:
+            return None
+        return hit[1]
+
+    def _remember(self, digest: str, seen: Seen, now: float) -> None:
+        self._seen[digest] = (now, seen)
+        if len(self._seen) > LOCAL_SEEN_MAX:
+            self._seen.popitem(last=False)
+
+    # -- replay ----------------------------------------------------------------------------
+
+    async def _replay_loop(self) -> None:
+        """Connect, verify durability, replay the spool in order, then let writes go to
+        Redis; on any failure back off (with jitter, so replicas do not retry in step)."""
+        delay = 0.2
+        while True:
+            if self.redis_ok:
+                await self._retry_redis.wait()
+                self._retry_redis.clear()
+                continue
+            try:
+                assert self._redis is not None
+                async with asyncio.timeout(max(2.0, self.write_timeout_s * 4)):
+                    self._waitaof = await durability(self._redis)
+                await self._replay()
+                delay = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = _describe(exc)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 5.0)
+
+    async def _replay(self) -> None:
+        spool = self.spool
+        assert spool is not None
+        # Sealed segments first, without blocking new writes (they go to the active one) ...
+        for path in spool.sealed_segments():
+            await self._replay_segment(path)
+        # ... then, holding writes back, whatever was written meanwhile; then switch.
+        async with self._write_lock:
+            spool.seal()
+            for path in spool.segments():
+                await self._replay_segment(path)
+            self.redis_ok, self.last_error = True, None
+        log.info("transit log: writing to Redis")
+
+    async def _replay_segment(self, path: Path) -> None:
+        assert self.spool is not None
+        records = [DECODE_RECORD(f) for f in await asyncio.to_thread(lambda: list(read_frames(path)))]
+        for start in range(0, len(records), MAX_GROUP):
+            await self._to_redis(records[start : start + MAX_GROUP], timeout_s=10.0)
+        self.replayed += len(records)
+        await asyncio.to_thread(self.spool.remove, path)
+        if records:
+            log.info("transit log: replayed %d spooled transits into Redis", len(records))
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        spool = self.spool
+        return {
+            "target": "redis" if self.redis_ok else "spool",
+            "last_error": self.last_error,
+            "spool_bytes": spool.bytes_used if spool else 0,
+            "spool_max_bytes": self.spool_max_bytes,
+            "spool_dir": str(spool.directory) if spool else None,
+        }
+
+    @property
+    def full(self) -> bool:
+        return self.spool is not None and self.spool.bytes_used >= self.spool_max_bytes
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}"
