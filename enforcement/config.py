@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -75,6 +76,9 @@ class ServerSpec(_Strict, kw_only=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1 << 20
     max_batch: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
     snapshot_poll_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    # Vendor camera posts carry pictures (multipart parts, base64 in JSON): a larger cap,
+    # read as a stream; pictures are discarded as they arrive, never stored.
+    max_camera_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 8 << 20
 
 
 class EnforcementSpec(_Strict, kw_only=True):
@@ -167,6 +171,29 @@ class CircuitSpec(_Strict, kw_only=True):
 
 SourceKind = Literal["regional_csv", "regional_http", "cude_csv"]
 
+# The payload format a camera posts: "native" is Varco's own /v1/transits JSON; the others are
+# the vendor adapters under /v1/cameras/{vendor} (enforcement/cameras/).
+CameraVendor = Literal["native", "hikvision", "axis", "milesight", "platerecognizer", "rekor",
+                       "dahua"]  # fmt: skip
+
+
+class CameraSpec(_Strict, kw_only=True):
+    gate: str  # the only gate this camera may post for
+    vendor: CameraVendor
+    # Local time of timestamps sent without an offset (Milesight, Dahua, some Axis and
+    # Hikvision firmware); default the city's.
+    timezone: str | None = None
+    # How the camera proves who it is: an `Authorization: Bearer` key, or for cameras that can
+    # only set a URL, a token in it (/v1/cameras/{vendor}/{token} or ?token=). Plain text for
+    # demos; in production the sha256 hex digest (`printf %s KEY | sha256sum`).
+    key: str | None = None
+    key_sha256: str | None = None
+    token: str | None = None
+    token_sha256: str | None = None
+    # The vendor's own id of the device (serial, MAC, camera_id): when set, a payload naming
+    # another device is refused (403), so a key copied to a second camera cannot post.
+    device_id: str | None = None
+
 
 class SourceSpec(_Strict, kw_only=True):
     kind: SourceKind
@@ -198,11 +225,23 @@ class RawConfig(_Strict, kw_only=True):
     api_keys: list[ApiKeySpec] = []
     circuit: CircuitSpec | None = None
     sources: dict[str, SourceSpec] = {}
+    cameras: dict[str, CameraSpec] = {}
 
 
 class ApiKey(msgspec.Struct, frozen=True):
     id: str  # what logs and audit records name; the key itself is never logged
     role: Role
+    camera: str | None = None  # a [cameras.ID] key: it may post for that camera only
+
+
+class Camera(msgspec.Struct, frozen=True):
+    """A registered camera: the gate it watches and the format it posts."""
+
+    id: str
+    gate: str
+    vendor: CameraVendor
+    timezone: str  # IANA name, for timestamps without an offset
+    device_id: str | None = None
 
 
 class Circuit(msgspec.Struct, frozen=True):
@@ -252,6 +291,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_overlay: int = 20_000
     circuit: Circuit | None = None
     sources: dict[str, Source] = {}
+    cameras: dict[str, Camera] = {}
+    camera_tokens: dict[str, str] = {}  # sha256 hex of a URL token -> camera id
+    max_camera_body_bytes: int = 8 << 20
     spool_max_bytes: int = 1024 << 20
     transit_write_timeout_s: float = 0.5
     dedup_window_s: int = 86400
@@ -369,7 +411,8 @@ def _msgspec_key(exc: msgspec.ValidationError) -> tuple[str, str]:
     return m.group(1).lstrip("."), text[: m.start()]
 
 
-_TABLES: Final = {"zones": ZoneSpec, "gates": GateSpec, "types": TypeSpec}
+_TABLES: Final = {"zones": ZoneSpec, "gates": GateSpec, "types": TypeSpec,
+                  "cameras": CameraSpec}
 
 
 def _locate(data: dict[str, Any], exc: msgspec.ValidationError) -> tuple[str, str]:
@@ -500,6 +543,7 @@ def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settin
         if digest in api_keys:
             raise fail(f"api_keys[{i}]", "the same key is listed twice")
         api_keys[digest] = ApiKey(k.id, k.role)
+    cameras, camera_tokens = _cameras(raw, api_keys, fail)
 
     e = raw.enforcement
     base = path.parent
@@ -541,6 +585,9 @@ def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settin
         max_overlay=raw.loader.max_overlay,
         circuit=_circuit(raw, fail),
         sources=_sources(raw, base, env, attempt, fail),
+        cameras=cameras,
+        camera_tokens=camera_tokens,
+        max_camera_body_bytes=raw.server.max_camera_body_bytes,
         spool_max_bytes=raw.transit_log.spool_max_mb << 20,
         transit_write_timeout_s=raw.transit_log.write_timeout_ms / 1000,
         dedup_window_s=attempt("transit_log.dedup_window", _positive_seconds,
@@ -608,6 +655,60 @@ def _sources(raw: RawConfig, base: Path, env: Mapping[str, str], attempt: Any,
         out[name] = Source(name, spec.kind, path, schedule, spec.max_close, spec.type, max_age,
                            spec.url, token)  # fmt: skip
     return out
+
+
+def _digest(plain: str | None, hashed: str | None, key: str, what: str,
+            fail: Callable[[str, str], ConfigError]) -> str | None:  # fmt: skip
+    """The sha256 hex digest of a secret given as `what` (plain) or `what_sha256`."""
+    if plain is not None and hashed is not None:
+        raise fail(key, f"give one of {what} or {what}_sha256, not both")
+    if hashed is not None:
+        digest = hashed.lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise fail(f"{key}.{what}_sha256", "not a sha256 hex digest")
+        return digest
+    if plain is not None:
+        if not plain:
+            raise fail(f"{key}.{what}", "empty")
+        return hash_key(plain)
+    return None
+
+
+def _cameras(raw: RawConfig, api_keys: dict[str, ApiKey], fail: Callable[[str, str], ConfigError]
+             ) -> tuple[dict[str, Camera], dict[str, str]]:  # fmt: skip
+    """The camera registry; each camera's Bearer key joins `api_keys` (role camera, bound to
+    the camera), its URL token the returned token table (sha256 -> camera id)."""
+    cameras: dict[str, Camera] = {}
+    tokens: dict[str, str] = {}
+    known_gates = ", ".join(raw.gates)
+    for cid, c in raw.cameras.items():
+        key = f"cameras.{cid}"
+        if not 1 <= len(cid) <= 64:
+            raise fail(key, "a camera id has 1 to 64 characters")
+        if c.gate not in raw.gates:
+            raise fail(f"{key}.gate", f"unknown gate {c.gate!r} (known: {known_gates})")
+        tz = c.timezone or raw.city.timezone
+        try:
+            ZoneInfo(tz)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise fail(f"{key}.timezone", f"unknown time zone {tz!r}") from None
+        key_digest = _digest(c.key, c.key_sha256, key, "key", fail)
+        token_digest = _digest(c.token, c.token_sha256, key, "token", fail)
+        if key_digest is None and token_digest is None:
+            raise fail(key, "give the camera's key (key or key_sha256, sent as 'Authorization: "
+                            "Bearer KEY') or its URL token (token or token_sha256)")  # fmt: skip
+        if key_digest is not None:
+            if key_digest in api_keys:
+                raise fail(f"{key}.key", "the same key is already used by another camera or "
+                                         "[[api_keys]] entry")  # fmt: skip
+            api_keys[key_digest] = ApiKey(cid, "camera", camera=cid)
+        if token_digest is not None:
+            if token_digest in tokens:
+                raise fail(f"{key}.token", f"the same token is already used by camera "
+                                           f"{tokens[token_digest]!r}")  # fmt: skip
+            tokens[token_digest] = cid
+        cameras[cid] = Camera(cid, c.gate, c.vendor, tz, c.device_id)
+    return cameras, tokens
 
 
 def _redis_url(env: Mapping[str, str], configured: str | None,

@@ -80,9 +80,11 @@ class Checker:
 
     def check(
         self, live: LiveIndex, plate: Plate, ts: float, gate: Gate, confidence: float | None,
-        now: float, event_id: str | None = None,
+        now: float, event_id: str | None = None, candidates: Sequence[str] = (),
     ) -> Verdict:  # fmt: skip
-        """The verdict for one transit at epoch seconds `ts` (camera time)."""
+        """The verdict for one transit at epoch seconds `ts` (camera time). `candidates` are
+        the camera's alternative reads (normalised): one that a permit covers makes an
+        uncovered read a near-match."""
         t = int(ts)
         early = self._precheck(live, plate, t, gate, now, event_id)
         if early is not None:
@@ -91,7 +93,7 @@ class Checker:
         if covering:
             return Verdict(ALLOWED, "permit", plate.text, covering, live.revision, None,
                            event_id)  # fmt: skip
-        return self._uncovered(live, plate, t, gate, confidence, now, miss, event_id)
+        return self._uncovered(live, plate, t, gate, confidence, now, miss, event_id, candidates)
 
     def _precheck(
         self, live: LiveIndex, plate: Plate, t: int, gate: Gate, now: float,
@@ -191,13 +193,14 @@ class Checker:
 
     def _uncovered(
         self, live: LiveIndex, plate: Plate, t: int, gate: Gate, confidence: float | None,
-        now: float, miss: int, event_id: str | None,
+        now: float, miss: int, event_id: str | None, candidates: Sequence[str] = (),
     ) -> Verdict:  # fmt: skip
         rev = live.revision
         if confidence is not None and confidence < self.review_confidence:
             return Verdict(REVIEW, "low_confidence", plate.text, index_revision=rev,
                            event_id=event_id)  # fmt: skip
-        if self.near_matches(live, plate, t, gate):
+        if self.near_matches(live, plate, t, gate) or self._candidate_covered(
+                live, plate.text, t, gate, candidates):  # fmt: skip
             return Verdict(REVIEW, "near_match", plate.text, index_revision=rev,
                            event_id=event_id)  # fmt: skip
         if live.overlay.stale is not None or now - live.fresh_at > self.index_max_age_s:
@@ -227,6 +230,15 @@ class Checker:
                 found.append(raw)
         return found
 
+    def _candidate_covered(self, live: LiveIndex, text: str, t: int, gate: Gate,
+                           candidates: Sequence[str]) -> bool:  # fmt: skip
+        """Whether a permit covers one of the camera's alternative reads: the camera itself
+        was unsure between them, so the uncovered best read is no ground for a fine."""
+        if not candidates:
+            return False
+        mask = live.gate_masks[gate.code]
+        return any(c != text and self.cover(live, c, t, mask)[0] for c in candidates if c)
+
     def near_python(self, live: LiveIndex, text: str, t: int, mask: int) -> list[str]:
         """Reference for `_lookup.Scanner.near`: covered single-confusion variants, in order."""
         # Most variants are no plate at all: probe positions before scanning.
@@ -243,7 +255,7 @@ class Checker:
 
     def check_batch(
         self, live: LiveIndex, items: Sequence[tuple[Plate, float, Gate, float | None, str | None]],
-        now: float,
+        now: float, candidates: Sequence[Sequence[str]] | None = None,
     ) -> list[Verdict]:  # fmt: skip
         """Verdicts for many transits; the permit scan is vectorised with numpy.
 
@@ -271,7 +283,8 @@ class Checker:
                                      event_id=event_id)  # fmt: skip
                 else:  # the snapshot's miss, for the reason (the overlay's is in `miss`)
                     miss = max(miss, self.scan_mask(live, plate.text, t, mask)[1])
-                    out[i] = self._uncovered(live, plate, t, gate, conf, now, miss, event_id)
+                    out[i] = self._uncovered(live, plate, t, gate, conf, now, miss, event_id,
+                                             candidates[i] if candidates else ())  # fmt: skip
         return out  # type: ignore[return-value]
 
     def _cover_vectorised(

@@ -1,0 +1,193 @@
+"""Vendor camera adapters against native POST /v1/transits, side by side in one run.
+
+    .venv/bin/python -m bench.bench_cameras --permits 1000000 --rounds 5 --duration 5
+
+One service (the demo configuration and its demo cameras, over a snapshot of N synthetic
+permits, transit log off: the log costs the same on every endpoint and would only dilute
+the difference) answers, in interleaved rounds: `native` (Varco's own JSON, the demo's shared
+camera key) and each vendor's JSON endpoint with that vendor's documented payload (plates
+80 % permitted, 20 % unknown, as bench_http): hikvision (ISAPI JSON), axis, milesight,
+platerecognizer, rekor (alpr_group), dahua (ITSAPI). The figure is each vendor's throughput
+as a share of native's within the same round (per-round ratios, then their median): the
+adapter's overhead is 1 - ratio (target <= 15 %). Server on core 0, wrk on core 1 (needs
+`wrk`: apt-get install wrk).
+
+On a host shared with other work, throughput swings between runs seconds apart; the server's
+CPU time per request (from /proc, user + system) is steadier, so it is reported beside it:
+`cpu ratio` = native's CPU per request / the vendor's (what throughput would be if the server
+had its core to itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.bench_http import free_port, prepare, wrk
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "examples" / "demo.toml"
+
+
+def _bodies() -> dict[str, tuple[str, str, Callable[[str, dt.datetime], Any]]]:
+    """vendor -> (path, Authorization header, (plate, instant) -> JSON body)."""
+    from tests.cameras import payloads as p  # the vendors' documented payloads
+
+    def native(plate: str, at: dt.datetime) -> Any:
+        return {"event_id": f"bench-{plate}", "camera": "cam-1", "gate": "PD-03",
+                "plate": plate, "ts": at.isoformat(), "confidence": 0.92}  # fmt: skip
+
+    return {
+        "native": ("/v1/transits", "Bearer demo-camera", native),
+        "hikvision": ("/v1/cameras/hikvision", "Bearer demo-hikvision", p.hikvision_json),
+        "axis": ("/v1/cameras/axis", "Bearer demo-axis",
+                 lambda plate, at: p.axis_event(plate, at, car_id=str(abs(hash(plate))))),
+        "milesight": ("/v1/cameras/milesight", "Bearer demo-milesight", p.milesight),
+        "platerecognizer": ("/v1/cameras/platerecognizer", "Bearer demo-platerecognizer",
+                            lambda plate, at: p.platerecognizer_stream([(plate, 0.9)], at)),
+        "rekor": ("/v1/cameras/rekor", "Bearer demo-rekor", p.rekor_group),
+        "dahua": ("/NotificationInfo/TollgateInfo", "Bearer demo-dahua", p.dahua),
+    }  # fmt: skip
+
+
+def lua_script(path: Path, url_path: str, auth: str, bodies: list[str]) -> None:
+    lua_bodies = ",\n".join("[=[" + b + "]=]" for b in bodies)  # level-1: JSON may hold "]]"
+    path.write_text(f"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "{auth}"
+local bodies = {{ {lua_bodies} }}
+local i = 0
+request = function()
+  i = (i % #bodies) + 1
+  return wrk.format(nil, "{url_path}", nil, bodies[i])
+end
+""")
+
+
+def serve(port: int) -> None:
+    """The service under test: `varco serve`'s app on local snapshot files, no transit log."""
+    import uvloop
+    from aiohttp import web
+
+    from enforcement.app import create_app
+    from enforcement.config import load_config
+
+    settings, rules = load_config(CONFIG, os.environ)
+    uvloop.install()
+    web.run_app(create_app(settings, rules, record=False), host="127.0.0.1", port=port,
+                access_log=None, print=None)  # fmt: skip
+
+
+def start(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, VARCO_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), REDIS_URL="off")
+    cmd = [sys.executable, "-m", "bench.bench_cameras", "--serve", str(port)]
+    proc = subprocess.Popen(["taskset", "-c", "0", *cmd], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"server not ready: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--permits", type=int, default=1_000_000)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--vendors", nargs="*", help="only these (native is always measured)")
+    p.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.serve:
+        serve(args.serve)
+        return 0
+    if not shutil.which("wrk") or not shutil.which("taskset"):
+        print("needs wrk and taskset (Debian: apt-get install wrk util-linux)", file=sys.stderr)
+        return 2
+    endpoints = _bodies()
+    if args.vendors:
+        endpoints = {k: v for k, v in endpoints.items() if k == "native" or k in args.vendors}
+    with tempfile.TemporaryDirectory(prefix="varco-bench-cameras-") as tmp:
+        data = Path(tmp)
+        print(f"preparing a snapshot of {args.permits:,} permits ...", flush=True)
+        permitted, unknown = prepare(data, args.permits)
+        plates = permitted[:400] + unknown[:100]
+        random.Random(7).shuffle(plates)
+        at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        scripts = {}
+        for name, (url_path, auth, build) in endpoints.items():
+            bodies = [json.dumps(build(plate, at), separators=(",", ":")) for plate in plates]
+            scripts[name] = data / f"{name}.lua"
+            lua_script(scripts[name], url_path, auth, bodies)
+        port = free_port()
+        proc = start(port, data)
+        results: dict[str, list[dict[str, float]]] = {k: [] for k in endpoints}
+        try:
+            for name in endpoints:  # warm-up, and a check that every endpoint answers 200
+                res = wrk(port, scripts[name], 1, args.connections)
+                if res["non_2xx"]:
+                    raise RuntimeError(f"{name}: {res['non_2xx']:.0f} non-2xx answers")
+            for r in range(args.rounds):
+                order = list(endpoints)
+                random.Random(r).shuffle(order)  # no endpoint always runs first in a round
+                for name in order:
+                    cpu0 = cpu_seconds(proc.pid)
+                    res = wrk(port, scripts[name], args.duration, args.connections)
+                    res["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / (res["rps"] *
+                                                                      args.duration) * 1e6
+                    results[name].append(res)
+                    print(f"round {r + 1} {name:16} {res['rps']:9.0f} req/s  p50 "
+                          f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  cpu "
+                          f"{res['cpu_us']:.0f} us/req  non-2xx {res['non_2xx']:.0f}",
+                          flush=True)  # fmt: skip
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    native = results["native"]
+    print(f"\nmedians of {args.rounds} rounds of {args.duration} s, {args.permits:,} permits, "
+          f"{args.connections} connections, server on core 0, wrk on core 1, no transit log")
+    print(f"{'':16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'us/req':>8}"
+          f"{'cpu ratio':>11}  per-round ratios")  # fmt: skip
+    for name, runs in results.items():
+        rps = statistics.median(x["rps"] for x in runs)
+        p50 = statistics.median(x["p50_ms"] for x in runs)
+        p99 = statistics.median(x["p99_ms"] for x in runs)
+        ratios = [x["rps"] / n["rps"] for x, n in zip(runs, native, strict=True)]
+        ratio = statistics.median(ratios)
+        cpu = statistics.median(x["cpu_us"] for x in runs)
+        cpu_ratio = statistics.median(n["cpu_us"] / x["cpu_us"]
+                                      for x, n in zip(runs, native, strict=True))  # fmt: skip
+        flag = "" if name == "native" else ("  ok" if ratio >= 0.85 else "  over 15 %")
+        print(f"{name:16}{rps:>9.0f}{p50:>9.2f}{p99:>9.2f}{ratio:>8.2f}{cpu:>8.0f}"
+              f"{cpu_ratio:>11.2f}  {', '.join(f'{x:.2f}' for x in ratios)}{flag}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

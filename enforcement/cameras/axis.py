@@ -1,0 +1,119 @@
+"""AXIS License Plate Verifier (FF Group's JSON protocol): `multipart/form-data` with an
+`event` JSON part and an `image` part, or the JSON alone.
+
+Fields: `plateUTF8` / `plateUnicode` / `plateText` (the read), `plateCountry` (ISO alpha-3),
+`plateConfidence`, `carState` (`new`, `updated`, `lost`), `carID`, `carMoveDirection`,
+`datetime` (`YYYYMMDD HHMMSSFFF`, an offset `+HHMM` optional), `capture_timestamp` (epoch),
+`sensorProviderID`, `roiID`, `packetCounter`, `vehicle_info`, `camera_info`.
+
+One vehicle yields a `new` event, `updated` ones (direction found, read corrected) and a
+`lost` one: they share the car id, so they are one transit (event id = car id + the local
+date, since car ids restart when the camera does).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import msgspec
+from aiohttp import web
+
+from .. import errors
+from . import clock, values
+from .body import is_multipart, read_body, read_parts
+from .reads import Context, Payload, Read, decode_json
+from .values import Scalar
+
+_NUMBERS: Final = (int, float)
+_OFFSET: Final = re.compile(r"(?:[+-]\d\d:?\d\d|Z)\s*$")
+
+
+class _VehicleInfo(msgspec.Struct):
+    type: Scalar = None
+    color: Scalar = None
+    make: Scalar = None
+    model: Scalar = None
+
+
+class _CameraInfo(msgspec.Struct):
+    SerialNumber: Scalar = None
+    ProdShortName: Scalar = None
+
+
+class _Event(msgspec.Struct):
+    # Fields not declared (geotag, plateCoordinates, pictures) are skipped unread.
+    plateUTF8: Scalar = None
+    plateUnicode: Scalar = None
+    plateText: Scalar = None
+    plateASCII: Scalar = None
+    plateCountry: Scalar = None
+    plateRegion: Scalar = None
+    plateConfidence: Scalar = None
+    carState: Scalar = None
+    carID: Scalar = None
+    carMoveDirection: Scalar = None
+    datetime: Scalar = None
+    capture_timestamp: Scalar = None
+    sensorProviderID: Scalar = None
+    roiID: Scalar = None
+    packetCounter: Scalar = None
+    vehicle_info: _VehicleInfo | None = None
+    camera_info: _CameraInfo | None = None
+
+
+DECODER: Final = msgspec.json.Decoder(_Event)
+
+
+def _metadata(name: str, filename: str, content_type: str) -> bool:
+    return (name.lower() in ("event", "json") or content_type == "application/json"
+            or filename.lower().endswith(".json"))  # fmt: skip
+
+
+async def parse(request: web.Request, ctx: Context) -> Payload:
+    if is_multipart(request):
+        parts = await read_parts(request, ctx.max_body, _metadata)
+        if not parts:
+            raise errors.Invalid("no event part in the multipart body", "event")
+        data = parts[0].data
+    else:
+        data = await read_body(request, ctx.max_body)
+    return payload(decode_json(data, DECODER), ctx)
+
+
+def payload(e: _Event, ctx: Context) -> Payload:
+    field, raw = next(((f, v) for f, v in (
+        ("plateUTF8", e.plateUTF8), ("plateUnicode", e.plateUnicode), ("plateText", e.plateText),
+        ("plateASCII", e.plateASCII)) if v is not None), ("plateUTF8", None))  # fmt: skip
+    if raw is None:
+        raise errors.Invalid("Object missing required field `plateUTF8`", "plateUTF8")
+    plate = values.plate(raw, field)
+    text, epoch = e.datetime, e.capture_timestamp
+    if isinstance(epoch, str) and epoch.strip().isdigit():
+        epoch = int(epoch)
+    has_epoch = isinstance(epoch, _NUMBERS) and not isinstance(epoch, bool) and \
+        clock.plausible_epoch(epoch)  # fmt: skip
+    # An explicit offset is unambiguous; else the epoch; else local time in the camera's zone.
+    if isinstance(text, str) and (not has_epoch or _OFFSET.search(text)):
+        ts = clock.parse(text, ctx.tz, ctx.now, "datetime")
+    elif has_epoch:
+        ts = clock.from_epoch(epoch, "capture_timestamp")  # type: ignore[arg-type]
+    else:
+        raise errors.Invalid("Object missing required field `datetime`", "datetime")
+    vi, ci = e.vehicle_info or _VehicleInfo(), e.camera_info or _CameraInfo()
+    kept = values.kept((
+        ("plate", raw), ("carState", e.carState), ("carID", e.carID),
+        ("carMoveDirection", e.carMoveDirection), ("plateCountry", e.plateCountry),
+        ("plateRegion", e.plateRegion), ("plateConfidence", e.plateConfidence),
+        ("sensorProviderID", e.sensorProviderID), ("roiID", e.roiID),
+        ("packetCounter", e.packetCounter), ("datetime", e.datetime),
+        ("vehicle_info.type", vi.type), ("vehicle_info.color", vi.color),
+        ("vehicle_info.make", vi.make), ("camera_info.SerialNumber", ci.SerialNumber),
+    ))  # fmt: skip
+    car = values.present(e.carID)
+    day = ts.astimezone(ctx.tz)
+    event_id = None if car is None else f"car-{car[:64]}-{day.year}{day.month:02}{day.day:02}"
+    read = Read(plate, ts, values.confidence(e.plateConfidence, "plateConfidence"),
+                values.country(e.plateCountry), kept, event_id=event_id)
+    serial = kept.get("camera_info.SerialNumber")
+    return Payload([read], device=None if serial is None else ("camera_info.SerialNumber", serial))

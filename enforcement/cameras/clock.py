@@ -1,0 +1,106 @@
+"""Camera timestamps -> aware instants.
+
+Many cameras send local wall time without an offset (Milesight, Dahua, Axis and Hikvision
+firmware that lack one): it is read in the camera's configured zone (`[cameras.ID] timezone`,
+default the city's). The hour repeated when daylight saving ends is ambiguous; cameras post
+as they read, so the later of the two instants is taken unless it lies in the future, which
+gets every real-time post of that night right (a late re-upload from that hour may be an hour
+off; its record keeps the raw time). Epoch numbers come in seconds, milliseconds or
+microseconds depending on the vendor and are told apart by size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from .. import errors
+
+SKEW_S: Final = 300  # "not in the future" allows this much camera clock drift
+# Epoch instants are accepted from 2000 to 2100: anything else is a wrong unit or a wrong clock
+# (a camera reset to 1970 still posts an instant in range and gets `too_old`).
+_MIN_EPOCH: Final = 946_684_800
+_MAX_EPOCH: Final = 4_102_444_800
+# Axis License Plate Verifier: "20200624 131555390", optionally "+0200".
+_COMPACT: Final = re.compile(
+    r"(\d{4})(\d\d)(\d\d)[ T](\d\d)(\d\d)(\d\d)(\d{3})?\s*(?:([+-])(\d\d):?(\d\d)|Z)?"
+)
+
+
+_FIXED: dict[dt.timedelta, dt.timezone] = {}  # a zone has a handful of offsets
+
+
+def _fixed(offset: dt.timedelta) -> dt.timezone:
+    tz = _FIXED.get(offset)
+    if tz is None:
+        tz = _FIXED[offset] = dt.timezone(offset)
+    return tz
+
+
+def aware(naive: dt.datetime, tz: ZoneInfo, now: float) -> dt.datetime:
+    """The instant of local wall time `naive` in `tz` (see the module docstring for DST), with
+    a fixed offset (a fold=1 zone time compares unequal to every other zone: PEP 495)."""
+    off0 = tz.utcoffset(naive.replace(fold=0))
+    off1 = tz.utcoffset(naive.replace(fold=1))
+    assert off0 is not None and off1 is not None
+    # off0 > off1 is the repeated hour (summer offset first): take its later instant once the
+    # second pass has begun. Otherwise the first (unambiguous, or in a spring-forward gap:
+    # a wrong camera clock anyway).
+    if off0 > off1 and (naive - off1).replace(tzinfo=dt.UTC).timestamp() <= now + SKEW_S:
+        return naive.replace(tzinfo=_fixed(off1))
+    return naive.replace(tzinfo=_fixed(off0))
+
+
+def parse(text: str, tz: ZoneInfo, now: float, field: str) -> dt.datetime:
+    """An ISO 8601 date-time (`T` or space, fraction, offset or `Z` optional) or the compact
+    Axis form; without an offset it is local time in `tz`. 422 naming `field` otherwise."""
+    text = text.strip()
+    if "/" in text[:10]:  # 2026/11/22 10:00:00, as some firmware write the date
+        text = text[:10].replace("/", "-") + text[10:]
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        m = _COMPACT.fullmatch(text)
+        if m is None:
+            raise errors.Invalid(f"{text[:40]!r} is not a date-time", field) from None
+        y, mo, d, h, mi, s, ms, sign, oh, om = m.groups()
+        try:
+            value = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s),
+                                int(ms or 0) * 1000)  # fmt: skip
+        except ValueError:
+            raise errors.Invalid(f"{text[:40]!r} is not a date-time", field) from None
+        if sign is not None:
+            offset = dt.timedelta(hours=int(oh), minutes=int(om))
+            value = value.replace(tzinfo=dt.timezone(offset if sign == "+" else -offset))
+        elif text.endswith("Z"):
+            value = value.replace(tzinfo=dt.UTC)
+    if value.tzinfo is None:
+        value = aware(value, tz, now)
+    if not _MIN_EPOCH <= value.timestamp() < _MAX_EPOCH:
+        raise errors.Invalid(f"{text[:40]!r} is outside 2000-2100", field)
+    return value
+
+
+def _seconds(value: float) -> float | None:
+    """Epoch seconds from seconds, milliseconds or microseconds, or None if out of range."""
+    seconds = float(value)
+    for _ in range(3):
+        if seconds < _MAX_EPOCH:
+            break
+        seconds /= 1000
+    return seconds if _MIN_EPOCH <= seconds < _MAX_EPOCH else None
+
+
+def from_epoch(value: float, field: str) -> dt.datetime:
+    """An epoch number in seconds, milliseconds or microseconds, told apart by size."""
+    seconds = _seconds(value)
+    if seconds is None:
+        raise errors.Invalid(f"{value!r} is not an epoch instant between 2000 and 2100", field)
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def plausible_epoch(value: float) -> bool:
+    """Whether `value` reads as an epoch instant in range in some unit."""
+    return _seconds(value) is not None

@@ -1,0 +1,118 @@
+"""Hikvision ISAPI ANPR: `EventNotificationAlert` as plain XML, as JSON, or as
+`multipart/form-data` with the XML in an `anpr.xml` part beside picture parts (which may be
+empty, `Content-Length: 0`).
+
+Fields (`ANPR` block): `licensePlate` (`unknown` when nothing was read), `confidenceLevel`
+(0-100), `country` (a number in older firmware, a name in newer), `direction`, `plateType`,
+`plateColor`, `vehicleType`; top level: `dateTime` (capture time, with an offset in most
+firmware), `eventType` (`ANPR`; other types, such as the `videoloss` heartbeat, are
+acknowledged and ignored), `channelID`, `ipAddress`, `macAddress`, and `isDataRetransmission`
+(`true` on a late re-upload after a network failure, which carries the original capture time
+and so maps to the same transit as the first upload, if that one arrived).
+
+Elements are found by local name, whatever the namespace (ver10, ver20, isapi.org or none).
+Hikvision has no stable id for the vehicle: the event id is derived (ids.py).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+from aiohttp import web
+
+from .. import errors
+from . import clock, safexml, values
+from .body import Malformed, is_multipart, read_body, read_parts
+from .reads import Context, Payload, Read, decode_json, ignored
+from .values import Scalar
+
+KEPT: Final = ("eventType", "channelID", "ipAddress", "macAddress", "isDataRetransmission",
+               "UUID", "licensePlate", "confidenceLevel", "country", "direction", "plateType",
+               "plateColor", "vehicleType", "dateTime")  # fmt: skip
+
+
+def _metadata(name: str, filename: str, content_type: str) -> bool:
+    """The event part: anpr.xml (or any XML or JSON part); pictures are drained."""
+    names = (name.lower(), filename.lower())
+    return content_type.endswith(("xml", "json")) or any(
+        n.endswith((".xml", ".json")) for n in names)  # fmt: skip
+
+
+class _Anpr(msgspec.Struct):
+    licensePlate: Scalar | msgspec.UnsetType = msgspec.UNSET
+    confidenceLevel: Scalar = None
+    country: Scalar = None
+    direction: Scalar = None
+    plateType: Scalar = None
+    plateColor: Scalar = None
+    vehicleType: Scalar = None
+
+
+class _Alert(msgspec.Struct):
+    """ISAPI's JSON form; undeclared fields (pictures, vehicleInfo, ...) are skipped unread."""
+
+    eventType: Scalar = None
+    dateTime: Scalar = None
+    channelID: Scalar = None
+    ipAddress: Scalar = None
+    macAddress: Scalar = None
+    isDataRetransmission: Scalar = None
+    UUID: Scalar = None
+    ANPR: _Anpr | list[_Anpr] | None = None
+    EventNotificationAlert: _Alert | None = None  # some firmware wrap the event
+
+
+JSON_DECODER: Final = msgspec.json.Decoder(_Alert)
+
+
+def fields_of(data: bytes) -> dict[str, Scalar]:
+    """The event's fields by name (top level and ANPR block), from its XML or JSON form."""
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
+    head = data.lstrip()[:1]
+    if head == b"<":
+        return dict(safexml.leaves(safexml.parse(data)))
+    if head == b"{":
+        alert = decode_json(data, JSON_DECODER)
+        alert = alert.EventNotificationAlert or alert
+        anpr = alert.ANPR[0] if isinstance(alert.ANPR, list) and alert.ANPR else alert.ANPR
+        fields = {k: v for k, v in msgspec.structs.asdict(alert).items() if k != "ANPR"}
+        if isinstance(anpr, _Anpr):
+            fields.update((k, v) for k, v in msgspec.structs.asdict(anpr).items()
+                          if v is not msgspec.UNSET)  # fmt: skip
+        return fields
+    raise Malformed("expected an EventNotificationAlert as XML or JSON")
+
+
+async def parse(request: web.Request, ctx: Context) -> Payload:
+    if is_multipart(request):
+        parts = await read_parts(request, ctx.max_body, _metadata)
+        if not parts:
+            raise errors.Invalid("no EventNotificationAlert part (anpr.xml) in the multipart "
+                                 "body", "anpr.xml")  # fmt: skip
+        data = parts[0].data
+    else:
+        data = await read_body(request, ctx.max_body)
+    return payload(fields_of(data), ctx)
+
+
+def payload(f: dict[str, Scalar], ctx: Context) -> Payload:
+    event_type = values.present(f.get("eventType"))
+    if event_type is not None and event_type.lower() != "anpr":
+        return ignored(f"eventType {event_type[:40]}")  # heartbeats (videoloss), motion, ...
+    if "licensePlate" not in f:
+        field = "ANPR.licensePlate" if event_type else "eventType"
+        raise errors.Invalid("not an ANPR event: no licensePlate", field)
+    when = values.present(f.get("dateTime"))
+    if when is None:
+        raise errors.Invalid("Object missing required field `dateTime`", "dateTime")
+    kept = values.kept((name, f.get(name)) for name in KEPT)
+    read = Read(
+        plate=values.plate(f["licensePlate"], "ANPR.licensePlate"),
+        ts=clock.parse(when, ctx.tz, ctx.now, "dateTime"),
+        confidence=values.confidence(f.get("confidenceLevel"), "ANPR.confidenceLevel", 100),
+        country=values.country(f.get("country")),
+        fields=kept,
+    )
+    mac = values.present(f.get("macAddress"))
+    return Payload([read], device=None if mac is None else ("macAddress", mac))

@@ -1,0 +1,90 @@
+"""Milesight LPR cameras (HTTP post): a flat JSON object in which every value is a string,
+`"-"` means missing, the time is local wall time without an offset, and some keys are words
+with spaces (`"Vehicle Brand"`, and in some firmware `"License Plate"`, `"Plate Color"`).
+
+Firmware differ in spelling (`plate` / `License Plate`, `vehicle_type` / `Vehicle Type`), so
+keys are matched case-insensitively with spaces and underscores alike. Fields: the plate,
+`time` or `time_msec` (local), `confidence` (a percentage string), `region` or `country`,
+`direction`, `type` (the camera's own list), colours, vehicle type and brand; pictures
+(base64) and coordinates are not kept. Milesight has no documented id for the vehicle (an
+`id` field, where a firmware sends one, is kept on the record but not trusted as one): the
+event id is derived.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Final, NamedTuple
+
+from aiohttp import web
+
+from .. import errors
+from . import clock, values
+from .body import read_body
+from .reads import OBJECT, Context, Payload, Read, decode_json, ignored
+
+PLATE_KEYS: Final = ("plate", "license_plate", "plate_number", "licenseplate")
+TIME_KEYS: Final = ("time_msec", "time", "snap_time", "datetime")
+COUNTRY_KEYS: Final = ("region", "country", "plate_region")
+DEVICE_KEYS: Final = ("mac", "device_mac", "mac_address", "sn")
+# Kept on the transit record (folded names); pictures and coordinates are not.
+KEPT: Final = ("device", "mac", "sn", "id", "type", "direction", "speed", "detection_region",
+               "region", "country", "confidence", "plate_color", "vehicle_type",
+               "vehicle_color", "vehicle_brand", *PLATE_KEYS, *TIME_KEYS)  # fmt: skip
+
+
+class _Plan(NamedTuple):
+    """Where a key layout keeps each field (keys as sent; None: absent)."""
+
+    plate: str | None
+    time: str | None
+    confidence: str | None
+    country: str | None
+    device: str | None
+    event: str | None
+    kept: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=256)  # a camera sends the same keys, in the same order, each time
+def _plan(keys: tuple[str, ...]) -> _Plan:
+    folded = {k.strip().lower().replace(" ", "_").replace("-", "_"): k for k in keys}
+
+    def first(names: tuple[str, ...]) -> str | None:
+        return next((folded[n] for n in names if n in folded), None)
+
+    return _Plan(first(PLATE_KEYS), first(TIME_KEYS), first(("confidence",)),
+                 first(COUNTRY_KEYS), first(DEVICE_KEYS), first(("event",)),
+                 tuple(folded[n] for n in KEPT if n in folded))  # fmt: skip
+
+
+async def parse(request: web.Request, ctx: Context) -> Payload:
+    # Milesight sends JSON, though not always with a JSON Content-Type: read the body as is.
+    return payload(decode_json(await read_body(request, ctx.max_body), OBJECT), ctx)
+
+
+def payload(obj: dict[str, Any], ctx: Context) -> Payload:
+    plan = _plan(tuple(obj))
+    if plan.plate is None:
+        if plan.event is not None:  # vehicle counting, parking: no plate read to judge
+            return ignored(f"event {str(obj[plan.event])[:40]}")
+        raise errors.Invalid("Object missing required field `plate`", "plate")
+    field = plan.time or "time"
+    when = None if plan.time is None else obj[plan.time]
+    if isinstance(when, str) and when.strip().isdigit():
+        ts = clock.from_epoch(int(when), field)
+    elif isinstance(when, str) and values.present(when) is not None:
+        ts = clock.parse(when, ctx.tz, ctx.now, field)
+    else:
+        raise errors.Invalid("Object missing required field `time`", field)
+    raw = obj[plan.plate]
+    read = Read(
+        plate=values.plate(raw if values.present(raw) else "", plan.plate),
+        ts=ts,
+        confidence=None if plan.confidence is None else values.confidence(
+            obj[plan.confidence], plan.confidence),
+        country=None if plan.country is None else values.country(obj[plan.country]),
+        fields=values.kept((k, obj[k]) for k in plan.kept),
+    )  # fmt: skip
+    device = None if plan.device is None else values.present(obj[plan.device])
+    return Payload([read], device=None if device is None or plan.device is None
+                   else (plan.device, device))  # fmt: skip

@@ -1,0 +1,122 @@
+"""Plate Recognizer webhooks, Snapshot and Stream: JSON `{"hook": {...}, "data": {...}}`, or
+`multipart/form-data` with that JSON in a `json` part and the picture in an `upload` part.
+
+`data.results[]` holds one entry per plate in the picture: `plate` (lower case), `score` (the
+read, 0-1), `dscore` (the detection, 0-1), `region.code` (`it`, `us-ca`), `candidates[]`
+(`plate`, `score`) and `vehicle`; `results: []` means nothing was read. `data.timestamp` is the
+capture instant (UTC), `data.camera_id` the camera as Stream or the caller named it. Every
+result is one transit; Plate Recognizer has no stable id for the vehicle, so event ids are
+derived (a webhook retry carries the same timestamp and plates).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+from aiohttp import web
+
+from .. import errors
+from . import clock, values
+from .body import is_multipart, read_body, read_parts
+from .reads import Context, Payload, Read, candidates, decode_json, ignored
+from .values import Scalar
+
+
+class _Candidate(msgspec.Struct):
+    plate: str = ""
+    score: Scalar = None
+
+
+class _Region(msgspec.Struct):
+    code: str | None = None
+    score: Scalar = None
+
+
+class _Vehicle(msgspec.Struct):
+    type: str | None = None
+    score: Scalar = None
+
+
+class _Result(msgspec.Struct):
+    plate: Scalar = None
+    score: Scalar = None
+    dscore: Scalar = None
+    region: _Region | None = None
+    candidates: list[_Candidate] = []
+    vehicle: _Vehicle | None = None
+    direction: Scalar = None
+    source_url: Scalar = None
+    position_sec: Scalar = None
+
+
+class _Data(msgspec.Struct):
+    results: list[_Result] | None = None
+    camera_id: Scalar = None
+    timestamp: str | None = None
+    filename: Scalar = None
+
+
+class _Hook(msgspec.Struct):
+    event: str | None = None
+    id: Scalar = None
+
+
+class _Body(msgspec.Struct):
+    data: _Data | None = None
+    hook: _Hook | None = None
+
+
+DECODER: Final = msgspec.json.Decoder(_Body)
+
+
+def _metadata(name: str, filename: str, content_type: str) -> bool:
+    return name == "json" or content_type == "application/json"
+
+
+async def parse(request: web.Request, ctx: Context) -> Payload:
+    if is_multipart(request):
+        parts = await read_parts(request, ctx.max_body, _metadata)
+        if not parts:
+            raise errors.Invalid("no json part in the multipart body", "json")
+        data = parts[0].data
+    else:
+        data = await read_body(request, ctx.max_body)
+    return payload(decode_json(data, DECODER), ctx)
+
+
+def payload(body: _Body, ctx: Context) -> Payload:
+    data = body.data
+    if data is None:
+        if body.hook is not None and body.hook.event:
+            return ignored(f"hook event {body.hook.event[:40]}")
+        raise errors.Invalid("Object missing required field `data`", "data")
+    if data.results is None:
+        raise errors.Invalid("Object missing required field `results`", "data.results")
+    if data.timestamp is None:
+        raise errors.Invalid("Object missing required field `timestamp`", "data.timestamp")
+    ts = clock.parse(data.timestamp, ctx.tz, ctx.now, "data.timestamp")
+    common = values.kept((("camera_id", data.camera_id), ("filename", data.filename),
+                          ("hook.event", None if body.hook is None else body.hook.event)))
+    reads = []
+    for i, r in enumerate(data.results or [None]):
+        if r is None:  # results: [] - a picture without a readable plate
+            reads.append(Read("", ts, None, None, dict(common)))
+            continue
+        where = f"data.results[{i}]"
+        plate = values.plate(r.plate, f"{where}.plate")
+        kept = common | values.kept((
+            ("plate", r.plate), ("score", r.score), ("dscore", r.dscore),
+            ("direction", r.direction), ("position_sec", r.position_sec),
+            ("region.code", None if r.region is None else r.region.code),
+            ("vehicle.type", None if r.vehicle is None else r.vehicle.type)))  # fmt: skip
+        reads.append(Read(
+            plate=plate,
+            ts=ts,
+            confidence=values.confidence(r.score, f"{where}.score", 1),
+            country=None if r.region is None else values.country(r.region.code),
+            fields=kept,
+            candidates=candidates([c.plate for c in r.candidates], plate),
+        ))  # fmt: skip
+    camera = values.present(data.camera_id)
+    return Payload(reads, device=None if camera is None else ("data.camera_id", camera))

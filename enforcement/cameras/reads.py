@@ -1,0 +1,80 @@
+"""What a vendor adapter hands back: the plate reads of one post, before they are transits.
+
+Each vendor module has `async def parse(request, ctx) -> Payload`: it reads the body in the
+vendor's format and returns its reads (raw plate, aware capture instant, confidence 0-1 or
+None, country, the vendor's event id if it has a stable one, alternative reads, the raw fields
+worth keeping), the device the payload names (checked against `[cameras.ID] device_id`), or
+why there is nothing to judge (a heartbeat, another event type).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from .. import errors
+from ..config import Camera
+
+MAX_CANDIDATES: Final = 10  # alternative reads checked per transit
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    camera: Camera
+    tz: ZoneInfo  # the camera's zone, for timestamps without an offset
+    max_body: int
+    now: float
+
+
+@dataclass(slots=True)
+class Read:
+    plate: str  # raw read; "" (or a vendor's "unknown") when nothing was read
+    ts: dt.datetime  # capture instant, aware
+    confidence: float | None
+    country: str | None
+    fields: dict[str, str]  # raw payload fields kept on the transit record (never images)
+    candidates: list[str] = field(default_factory=list)
+    event_id: str | None = None  # the vendor's id for this vehicle; None: derived (ids.py)
+
+
+@dataclass(slots=True)
+class Payload:
+    reads: list[Read]
+    device: tuple[str, str] | None = None  # (payload field, value) naming the sender
+    ignored: str | None = None  # nothing to judge, and why (heartbeat, other event type)
+
+
+def ignored(why: str) -> Payload:
+    return Payload([], ignored=why)
+
+
+T = TypeVar("T")
+
+
+def decode_json(data: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    """A JSON body as `decoder`'s type; 400 (not JSON) or 422 (wrong shape, naming the field)."""
+    if data[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark, as some firmware send
+        data = data[3:]
+    try:
+        return decoder.decode(data)
+    except msgspec.MsgspecError as exc:
+        raise errors.from_msgspec(exc) from None
+
+
+OBJECT: Final = msgspec.json.Decoder(dict[str, Any])
+
+
+def candidates(plates: list[str], best: str) -> list[str]:
+    """Alternative reads, without the best read itself and without repeats."""
+    out: list[str] = []
+    for p in plates:
+        p = p.strip()
+        if p and p != best and p not in out and len(p) <= 64:
+            out.append(p)
+            if len(out) == MAX_CANDIDATES:
+                break
+    return out

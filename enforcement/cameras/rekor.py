@@ -1,0 +1,134 @@
+"""Rekor Scout / OpenALPR agent posts: JSON told apart by `data_type`, sent without a
+Content-Type by some agent versions, so the raw body is read whatever the header says.
+
+- `alpr_group`: one vehicle. `best_plate_number` is the read, `best_confidence` (0-100) its
+  confidence, `best_plate.candidates` (or `candidates`) the alternatives, `best_region` the
+  region (`it`, `us-mo`), `epoch_start` (ms) the first sight. A group may first come as a
+  preview (`is_preview: true`, provisional) and again when complete: both start with the same
+  frame (uuid `{agent_uid}-{camera_id}-{epoch_start}`) and the same plate in it (its
+  `plate_indexes` entry), so both get the event id `{that uuid}-{plate index}` and are one
+  transit; two vehicles first seen in the same frame differ by plate index.
+- `alpr_results`: one video frame (`epoch_time`, ms), `results[]` with `plate`, `confidence`
+  (0-100), `region`, `candidates`; a vehicle yields many frames, collapsed by derived id.
+- `heartbeat` (every minute), `alpr_alert` and other types: acknowledged, nothing to judge.
+
+Picture fields (`vehicle_crop_jpeg`, `plate_crop_jpeg`) are never decoded: the structs below
+do not declare them, so the decoder skips them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+from aiohttp import web
+
+from .. import errors
+from . import clock, values
+from .body import read_body
+from .reads import Context, Payload, Read, candidates, decode_json, ignored
+from .values import Scalar
+
+
+class _Candidate(msgspec.Struct):
+    plate: str = ""
+    confidence: Scalar = None
+
+
+class _Plate(msgspec.Struct):
+    plate: Scalar = None
+    confidence: Scalar = None
+    region: Scalar = None
+    region_confidence: Scalar = None
+    candidates: list[_Candidate] = []
+
+
+class _Message(msgspec.Struct):
+    data_type: str | None = None
+    # alpr_group
+    best_plate_number: Scalar = None
+    best_confidence: Scalar = None
+    best_region: Scalar = None
+    best_plate: _Plate | None = None
+    candidates: list[_Candidate] = []
+    epoch_start: Scalar = None
+    epoch_end: Scalar = None
+    best_uuid: Scalar = None
+    uuids: list[str] = []
+    plate_indexes: list[int] = []
+    is_preview: bool = False
+    is_parked: Scalar = None
+    travel_direction: Scalar = None
+    # both
+    agent_uid: Scalar = None
+    site_id: Scalar = None
+    camera_id: Scalar = None
+    country: Scalar = None
+    # alpr_results
+    uuid: Scalar = None
+    epoch_time: Scalar = None
+    results: list[_Plate] = []
+
+
+DECODER: Final = msgspec.json.Decoder(_Message)
+
+
+async def parse(request: web.Request, ctx: Context) -> Payload:
+    return payload(decode_json(await read_body(request, ctx.max_body), DECODER), ctx)
+
+
+def _instant(value: Scalar, field: str) -> float:
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    raise errors.Invalid(f"Object missing required field `{field}`", field)
+
+
+def payload(m: _Message, ctx: Context) -> Payload:
+    kind = m.data_type
+    if kind is None:
+        raise errors.Invalid("Object missing required field `data_type`", "data_type")
+    camera = values.present(m.camera_id)
+    device = None if camera is None else ("camera_id", camera)
+    common = values.kept((("data_type", kind), ("agent_uid", m.agent_uid),
+                          ("site_id", m.site_id), ("camera_id", m.camera_id)))  # fmt: skip
+    if kind == "alpr_group":
+        start = _instant(m.epoch_start, "epoch_start")
+        ts = clock.from_epoch(start, "epoch_start")
+        plate = values.plate(m.best_plate_number, "best_plate_number")
+        fields = common | values.kept((
+            ("best_plate_number", m.best_plate_number), ("best_confidence", m.best_confidence),
+            ("best_region", m.best_region), ("best_uuid", m.best_uuid),
+            ("epoch_start", m.epoch_start), ("epoch_end", m.epoch_end),
+            ("is_preview", m.is_preview), ("is_parked", m.is_parked),
+            ("travel_direction", m.travel_direction)))  # fmt: skip
+        agent = values.present(m.agent_uid) or values.present(m.site_id)
+        event_id = None
+        if agent is not None and camera is not None:
+            first = f"{agent}-{camera}-{round(start)}"  # the uuid of the group's first frame
+            at = next((i for i, u in enumerate(m.uuids) if u == first), None)
+            index = m.plate_indexes[at] if at is not None and at < len(m.plate_indexes) else 0
+            event_id = f"{first}-{index}"
+        alternatives = (m.best_plate.candidates if m.best_plate is not None
+                        and m.best_plate.candidates else m.candidates)  # fmt: skip
+        read = Read(plate, ts, values.confidence(m.best_confidence, "best_confidence", 100),
+                    values.country(m.best_region or m.country), fields,
+                    candidates([c.plate for c in alternatives], plate),
+                    event_id=event_id)  # fmt: skip
+        return Payload([read], device=device)
+    if kind == "alpr_results":
+        ts = clock.from_epoch(_instant(m.epoch_time, "epoch_time"), "epoch_time")
+        common |= values.kept((("uuid", m.uuid),))
+        reads = []
+        for i, r in enumerate(m.results or [_Plate()]):  # results: []: a frame, no read
+            where = f"results[{i}]"
+            plate = values.plate(r.plate, f"{where}.plate")
+            fields = common | values.kept((("plate", r.plate), ("confidence", r.confidence),
+                                           ("region", r.region)))  # fmt: skip
+            reads.append(Read(plate, ts, values.confidence(r.confidence, f"{where}.confidence",
+                                                           100),
+                              values.country(r.region or m.country), fields,
+                              candidates([c.plate for c in r.candidates], plate)))  # fmt: skip
+        return Payload(reads, device=device)
+    return ignored(kind[:40])  # heartbeat, alpr_alert, vehicle, ...

@@ -1,0 +1,199 @@
+"""The camera vendors' endpoints: `add_camera_routes(app, api)` (called by `create_app`).
+
+`POST /v1/cameras/{vendor}` (key in `Authorization: Bearer`) and
+`POST /v1/cameras/{vendor}/{token}` (token in the URL) for hikvision, axis, milesight,
+platerecognizer, rekor and dahua, plus the paths Dahua insists on:
+`/NotificationInfo/TollgateInfo` and `/NotificationInfo/KeepAlive` (also under
+`/v1/cameras/dahua/{token}/`). Every post goes: who is posting (registry) -> the vendor's
+parser (one module each) -> TransitIn with the camera's gate and a stable event id ->
+`Api.accept`, the same check, log and verdict as `/v1/transits`. The answer is
+`{"results": [verdict, ...]}` (Dahua: `{"Result": true, "results": [...]}`), or
+`{"results": [], "ignored": why}` for a heartbeat or another event type.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+from aiohttp import web
+
+from .. import errors
+from ..openapi import ERRORS, PathDocs, json_response
+from ..plates import normalise
+from ..schemas import ENCODER, ErrorOut, TransitIn
+from ..verdicts import Verdict
+from . import axis, dahua, hikvision, ids, milesight, platerecognizer, rekor
+from .body import read_body
+from .reads import Context, Payload
+from .registry import Registry
+
+if TYPE_CHECKING:
+    from ..app import Api
+
+JSON: Final = "application/json"
+Parser = Callable[[web.Request, Context], Awaitable[Payload]]
+
+PARSERS: Final[dict[str, Parser]] = {
+    "hikvision": hikvision.parse,
+    "axis": axis.parse,
+    "milesight": milesight.parse,
+    "platerecognizer": platerecognizer.parse,
+    "rekor": rekor.parse,
+    "dahua": dahua.parse,
+}
+
+
+class CameraOut(msgspec.Struct, omit_defaults=True):
+    """The answer to a vendor post: one verdict per plate read, in the payload's order."""
+
+    results: list[Verdict]
+    ignored: str | None = None  # a heartbeat or another event type: nothing was judged
+
+
+class DahuaOut(msgspec.Struct, omit_defaults=True):
+    """Dahua's answer: `Result: true` stops the camera resending."""
+
+    Result: bool
+    results: list[Verdict] = []
+    ignored: str | None = None
+
+
+def _transits(camera_id: str, gate: str, payload: Payload) -> list[TransitIn]:
+    out = []
+    for r in payload.reads:
+        if r.event_id is not None:
+            event_id = ids.vendor(r.event_id)
+        else:
+            event_id = ids.synthetic(camera_id, normalise(r.plate, r.country).text,
+                                     r.ts.timestamp())  # fmt: skip
+        out.append(TransitIn(event_id=event_id, camera=camera_id, gate=gate, plate=r.plate,
+                             ts=r.ts, confidence=r.confidence, country=r.country))  # fmt: skip
+    return out
+
+
+def add_camera_routes(app: web.Application, api: Api) -> None:
+    """Register the vendor endpoints and document them (before the catch-all routes)."""
+    settings = api.settings
+    registry = Registry(settings)
+    cap = settings.max_camera_body_bytes
+
+    def handler(vendor: str, parse: Parser, dahua_answer: bool) -> Callable[
+            [web.Request], Awaitable[web.Response]]:  # fmt: skip
+        async def handle(request: web.Request) -> web.Response:
+            camera = registry.identify(request, api.require, vendor)  # before reading a byte
+            payload = await parse(request, Context(camera, registry.zones[camera.id], cap,
+                                                   time.time()))  # fmt: skip
+            registry.check_device(camera, payload.device)
+            verdicts: list[Verdict] = []
+            if payload.ignored is None:
+                if len(payload.reads) > settings.max_batch:
+                    raise errors.TooLarge(f"at most {settings.max_batch} plate reads per post",
+                                          "results")  # fmt: skip
+                verdicts = await api.accept(
+                    _transits(camera.id, camera.gate, payload),
+                    vendor_fields=[r.fields for r in payload.reads],
+                    candidates=[r.candidates for r in payload.reads])  # fmt: skip
+            out: Any = (DahuaOut(True, verdicts, payload.ignored) if dahua_answer
+                        else CameraOut(verdicts, payload.ignored))  # fmt: skip
+            return web.Response(body=ENCODER.encode(out), content_type=JSON)
+
+        return handle
+
+    async def keepalive(request: web.Request) -> web.Response:
+        registry.identify(request, api.require, "dahua")
+        await read_body(request, cap)  # {"Active": "keepAlive", ...}: nothing to keep
+        return web.Response(body=b'{"Result":true}', content_type=JSON)
+
+    add, ep = app.router.add_route, api.endpoint
+    for vendor, parse in PARSERS.items():
+        handle = handler(vendor, parse, vendor == "dahua")
+        for path in (f"/v1/cameras/{vendor}", f"/v1/cameras/{vendor}/{{token}}"):
+            add("POST", path, ep(path, handle))
+    tollgate = handler("dahua", dahua.parse, True)
+    for prefix in ("", "/v1/cameras/dahua/{token}"):
+        add("POST", f"{prefix}/NotificationInfo/TollgateInfo",
+            ep(f"{prefix}/NotificationInfo/TollgateInfo", tollgate))  # fmt: skip
+        add("POST", f"{prefix}/NotificationInfo/KeepAlive",
+            ep(f"{prefix}/NotificationInfo/KeepAlive", keepalive))  # fmt: skip
+    api.docs.append(DOCS)
+
+
+# -- the OpenAPI description ------------------------------------------------------------------
+
+_FORMATS: Final = {
+    "hikvision": ("Hikvision ISAPI ANPR",
+                  "`EventNotificationAlert` (eventType ANPR) as XML, JSON, or multipart/form-data "
+                  "with an `anpr.xml` part beside picture parts (dropped unread). Any namespace; "
+                  "a DTD or entity declaration is refused. Other event types (heartbeats) are "
+                  "acknowledged and ignored.",
+                  ("application/xml", JSON, "multipart/form-data")),
+    "axis": ("AXIS License Plate Verifier",
+             "The event JSON, alone or as the `event` part of multipart/form-data beside an "
+             "`image` part. The new, updated and lost events of one car are one transit.",
+             (JSON, "multipart/form-data")),
+    "milesight": ("Milesight LPR",
+                  "Flat JSON of strings (`-` = missing), local time without offset (the "
+                  "camera's `timezone`).", (JSON,)),
+    "platerecognizer": ("Plate Recognizer Snapshot and Stream webhooks",
+                        "`{hook, data: {results: [...], camera_id, timestamp}}` as JSON, or "
+                        "multipart with a `json` part and an `upload` part. One transit per "
+                        "result; `results: []` is one unreadable transit.",
+                        (JSON, "multipart/form-data")),
+    "rekor": ("Rekor Scout / OpenALPR agent",
+              "`alpr_group` (preview and final are one transit), `alpr_results`, `heartbeat`; "
+              "any or no Content-Type.", (JSON,)),
+    "dahua": ("Dahua ITSAPI push",
+              "`{Picture: {Plate, SnapInfo, Vehicle, ...}}`, local time (the camera's "
+              "`timezone`); answered `{Result: true}`.", (JSON,)),
+}  # fmt: skip
+
+_AUTH: Final = (" Authenticate with the camera's own key (`Authorization: Bearer KEY`), its URL "
+                "token (in the path, or `?token=`), or HTTP Basic with the camera id and its "
+                "token. The gate is the camera's, from `[cameras.ID]`; pictures are never "
+                "stored; bodies up to `server.max_camera_body_bytes` (8 MiB).")  # fmt: skip
+
+
+def _operation(vendor: str, out: str, with_token: bool) -> dict[str, Any]:
+    title, text, types = _FORMATS[vendor]
+    errors_ = {k: v for k, v in ERRORS.items() if k != "415"}
+    errors_["400"] = json_response("ErrorOut", "Body is not the vendor's format (or a DTD)")
+    op: dict[str, Any] = {
+        "summary": f"{title} (camera)",
+        "description": text + _AUTH,
+        "security": [] if with_token else [{"bearer": []}],
+        "requestBody": {"required": True, "content": {
+            t: {"schema": {"type": "object"}} for t in types}},
+        "responses": {"200": json_response(out, "One verdict per plate read"), **errors_},
+    }  # fmt: skip
+    if with_token:
+        op["parameters"] = [{"name": "token", "in": "path", "required": True,
+                             "description": "The camera's URL token",
+                             "schema": {"type": "string"}}]  # fmt: skip
+    return {"post": op}
+
+
+def _docs() -> PathDocs:
+    paths: dict[str, Any] = {}
+    for vendor in PARSERS:
+        out = "DahuaOut" if vendor == "dahua" else "CameraOut"
+        paths[f"/v1/cameras/{vendor}"] = _operation(vendor, out, False)
+        paths[f"/v1/cameras/{vendor}/{{token}}"] = _operation(vendor, out, True)
+    paths["/NotificationInfo/TollgateInfo"] = _operation("dahua", "DahuaOut", False)
+    paths["/v1/cameras/dahua/{token}/NotificationInfo/TollgateInfo"] = _operation(
+        "dahua", "DahuaOut", True)  # fmt: skip
+    keep: dict[str, Any] = {"post": {
+        "summary": "Dahua ITSAPI keep-alive (camera)",
+        "description": "Answered `{\"Result\": true}`." + _AUTH,
+        "security": [{"bearer": []}],
+        "responses": {"200": {"description": "{\"Result\": true}"},
+                      "401": ERRORS["401"], "403": ERRORS["403"]},
+    }}  # fmt: skip
+    paths["/NotificationInfo/KeepAlive"] = keep
+    paths["/v1/cameras/dahua/{token}/NotificationInfo/KeepAlive"] = keep
+    return PathDocs(paths, (CameraOut, DahuaOut, ErrorOut))
+
+
+DOCS: Final = _docs()

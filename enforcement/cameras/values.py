@@ -1,0 +1,136 @@
+"""Vendor field values -> Varco's: missing markers, plate text, confidence, country.
+
+Vendors disagree on all of these: Milesight sends every value as a string and `"-"` for a
+missing one; confidence comes as 0-1 (Plate Recognizer, Axis), 0-100 (Hikvision, Rekor) or a
+string of either; countries come as ISO alpha-2 or alpha-3 codes, lower-case region codes
+(`it`, `us-ca`), English names (`Italy`) or vendor numbers. A missing confidence is unknown
+(None), never 0: a 0 would send every read without one to review as low-confidence.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable
+from typing import Final
+
+from .. import errors
+
+# Strings vendors send for "no value" (compared lower-case, stripped).
+MISSING: Final = frozenset({"", "-", "--", "null", "none", "n/a", "na", "nan"})
+MAX_PLATE: Final = 64  # TransitIn.plate
+MAX_FIELD: Final = 256  # a kept vendor field longer than this is cut: no images, no blobs
+
+Scalar = str | int | float | bool | None
+
+
+def present(value: Scalar) -> str | None:
+    """The value as text, or None when missing (None, "", "-", "null", ...)."""
+    if type(value) is str:  # the usual case first: this runs for every kept field
+        text = value.strip()
+        return None if len(text) <= 4 and text.lower() in MISSING else text
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    text = str(value).strip()
+    return None if text.lower() in MISSING else text
+
+
+# MISSING as vendors actually spell it, for an exact match without strip() and lower().
+_MISSING_AS_SENT: Final = MISSING | {"NULL", "Null", "None", "N/A", "NA", "NaN"}
+
+
+def kept(pairs: Iterable[tuple[str, Scalar]]) -> dict[str, str]:
+    """The raw payload fields to keep on the transit record: those present, as text, cut to
+    MAX_FIELD. Runs on every post, so it avoids per-value function calls."""
+    out: dict[str, str] = {}
+    for name, v in pairs:
+        if isinstance(v, str):
+            if v not in _MISSING_AS_SENT:
+                out[name] = v[:MAX_FIELD]
+        elif v is None:
+            continue
+        elif isinstance(v, bool):
+            out[name] = "true" if v else "false"
+        elif isinstance(v, int) or (isinstance(v, float) and math.isfinite(v)):
+            out[name] = str(v)  # anything else (an object where a value was due) is dropped
+    return out
+
+
+def plate(value: Scalar, field: str) -> str:
+    """The raw plate read: "" when the vendor sent nothing (the check calls it unreadable)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise errors.Invalid(f"a plate is text, got {type(value).__name__}", field)
+    text = value.strip()
+    if len(text) > MAX_PLATE:
+        raise errors.Invalid(f"a plate read has at most {MAX_PLATE} characters", field)
+    return text
+
+
+def confidence(value: Scalar, field: str, scale: float | None = None) -> float | None:
+    """A confidence in 0-1, or None when missing. `scale` is the vendor's full scale (1 or
+    100) when it is known; None guesses from the value (above 1 means a percentage)."""
+    if isinstance(value, float) and 0 <= value <= 1 and scale != 100:
+        return value  # the usual 0-1 float: no conversions
+    if value is None or isinstance(value, bool):
+        if isinstance(value, bool):
+            raise errors.Invalid("a confidence is a number, got a boolean", field)
+        return None
+    if isinstance(value, str):
+        text = value.strip().rstrip("%").strip()
+        if text.lower() in MISSING:
+            return None
+        try:
+            number = float(text.replace(",", "."))
+        except ValueError:
+            raise errors.Invalid(f"{value!r} is not a confidence (a number)", field) from None
+    elif isinstance(value, int | float):
+        number = float(value)
+    else:
+        raise errors.Invalid("a confidence is a number", field)
+    if not math.isfinite(number) or number < 0:
+        raise errors.Invalid(f"{value!r} is not a confidence (0-1 or 0-100)", field)
+    full = scale if scale is not None else (1.0 if number <= 1 else 100.0)
+    if number > full:
+        raise errors.Invalid(f"{value!r} is not a confidence (0-{full:g})", field)
+    return number / full
+
+
+# English and Italian names some firmware send instead of codes (Hikvision's newer ANPR).
+_NAMES: Final = {
+    "italy": "IT", "italia": "IT", "san marino": "SM", "vatican": "VA", "holy see": "VA",
+    "france": "FR", "germany": "DE", "deutschland": "DE", "austria": "AT", "switzerland": "CH",
+    "slovenia": "SI", "croatia": "HR", "spain": "ES", "portugal": "PT", "monaco": "MC",
+    "united kingdom": "GB", "great britain": "GB", "ireland": "IE", "netherlands": "NL",
+    "belgium": "BE", "luxembourg": "LU", "denmark": "DK", "sweden": "SE", "norway": "NO",
+    "finland": "FI", "poland": "PL", "czech republic": "CZ", "czechia": "CZ",
+    "slovakia": "SK", "hungary": "HU", "romania": "RO", "bulgaria": "BG", "greece": "GR",
+    "albania": "AL", "serbia": "RS", "bosnia and herzegovina": "BA", "montenegro": "ME",
+    "north macedonia": "MK", "moldova": "MD", "ukraine": "UA", "belarus": "BY",
+    "russia": "RU", "lithuania": "LT", "latvia": "LV", "estonia": "EE", "turkey": "TR",
+    "malta": "MT", "cyprus": "CY", "liechtenstein": "LI", "andorra": "AD",
+}  # fmt: skip
+
+
+def country(value: Scalar) -> str | None:
+    """An ISO-style code (1-3 letters, upper case) for the plate check, or None when the
+    vendor gave none or one we cannot read (numbers, unknown names): the raw value stays on
+    the record, and without a country the check applies Italian fixes only where a read
+    becomes exactly one valid Italian plate."""
+    return _country(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=1024)  # a camera sends a handful of distinct values
+def _country(value: str) -> str | None:
+    text = present(value)
+    if text is None or text.isdigit():
+        return None
+    code = text.split("-", 1)[0].strip()  # Plate Recognizer / Rekor regions: "it", "us-ca"
+    if code.isascii() and code.isalpha() and len(code) <= 3:
+        return code.upper()
+    return _NAMES.get(text.lower())

@@ -1,0 +1,338 @@
+"""Every vendor format posted to a real service on loopback: a read, a no-read, a low-confidence
+read, a duplicate (same event id, and the log's same transit id), a malformed body, and what
+is particular to each vendor."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.cameras import payloads as p
+from tests.cameras.conftest import NOW, PERMITTED, UNKNOWN, Cameras, key
+
+AT = NOW.replace(second=10)  # reads at AT and AT + 2 s share a minute window (and a local day)
+JSON = {"Content-Type": "application/json"}
+XML = {"Content-Type": "application/xml"}
+
+
+def form(*parts: tuple[str, bytes | str, str, str | None]) -> aiohttp.FormData:
+    """multipart/form-data from (name, value, content type, filename) parts."""
+    data = aiohttp.FormData()
+    for name, value, ctype, filename in parts:
+        data.add_field(name, value, content_type=ctype, filename=filename)
+    return data
+
+
+@dataclass(frozen=True)
+class Vendor:
+    name: str
+    path: str
+    # (plate, capture instant, confidence 0-1 or None) -> (body, extra headers)
+    body: Callable[[str, dt.datetime, float | None], tuple[Any, dict[str, str]]]
+    no_read: str  # the plate text this vendor sends when nothing was read
+    malformed: tuple[bytes, dict[str, str], int, str | None]  # body, headers, status, field
+
+
+def _hik(plate: str, at: dt.datetime, conf: float | None) -> tuple[Any, dict[str, str]]:
+    return p.hikvision_xml(plate, at, int((conf or 0.93) * 100)), XML
+
+
+def _axis(plate: str, at: dt.datetime, conf: float | None) -> tuple[Any, dict[str, str]]:
+    car = str(sum(ord(c) * 31**i for i, c in enumerate(plate)) % 10**6)  # one car per plate
+    event = p.axis_event(plate, at, "" if conf is None else f"{conf:.2f}", car_id=car)
+    return form(("event", p.dump(event).decode(), "application/json", None),
+                ("image", p.JPEG, "image/jpeg", "plate.jpg")), {}
+
+
+def _milesight(plate: str, at: dt.datetime, conf: float | None) -> tuple[Any, dict[str, str]]:
+    return p.dump(p.milesight(plate, at, "-" if conf is None else str(round(conf * 100)))), JSON
+
+
+def _pr(plate: str, at: dt.datetime, conf: float | None) -> tuple[Any, dict[str, str]]:
+    plates = [] if not plate else [(plate, conf if conf is not None else 0.9)]
+    return p.dump(p.platerecognizer_stream(plates, at)), JSON
+
+
+def _rekor(plate: str, at: dt.datetime, conf: float | None) -> tuple[Any, dict[str, str]]:
+    lane = sum(map(ord, plate)) % 7  # other vehicles: another plate in the group's first frame
+    return p.dump(p.rekor_group(plate, at, (conf or 0.92) * 100, plate_index=lane)), {}
+
+
+def _dahua(plate: str, at: dt.datetime, conf: float | None) -> tuple[Any, dict[str, str]]:
+    return p.dump(p.dahua(plate, at, None if conf is None else round(conf * 100))), JSON
+
+
+VENDORS = [
+    Vendor("hikvision", "/v1/cameras/hikvision", _hik, "unknown",
+           (b"<EventNotificationAlert><eventType>ANPR", XML, 400, None)),
+    Vendor("axis", "/v1/cameras/axis", _axis, "",
+           (b'{"carID": "7", "datetime": "20261122 100000000"}', JSON, 422, "plateUTF8")),
+    Vendor("milesight", "/v1/cameras/milesight", _milesight, "-",
+           (b'{"plate": "AB123CD", "time": "yesterday"}', JSON, 422, "time")),
+    Vendor("platerecognizer", "/v1/cameras/platerecognizer", _pr, "",
+           (b'{"data": {"results": [{"plate": 7}], "timestamp": "2026-11-22T10:00:00Z"}}', JSON,
+            422, "data.results[0].plate")),
+    Vendor("rekor", "/v1/cameras/rekor", _rekor, "",
+           (b'{"data_type": "alpr_group", "best_plate_number": "AB123CD"}', {}, 422,
+            "epoch_start")),
+    Vendor("dahua", "/NotificationInfo/TollgateInfo", _dahua, "",
+           (b'{"Picture": {"Plate": {"PlateNumber": "AB123CD"}, "SnapInfo": {}}}', JSON, 422,
+            "Picture.SnapInfo.SnapTime")),
+]  # fmt: skip
+IDS = [v.name for v in VENDORS]
+
+
+async def post(cams: Cameras, v: Vendor, plate: str, at: dt.datetime = AT,
+               conf: float | None = 0.93) -> dict[str, Any]:  # fmt: skip
+    body, headers = v.body(plate, at, conf)
+    status, reply = await cams.post(v.path, body, {**key(v.name), **headers})
+    assert status == 200, reply
+    if v.name == "dahua":
+        assert reply["Result"] is True
+    return reply  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("v", VENDORS, ids=IDS)
+async def test_read(cams: Cameras, v: Vendor) -> None:
+    reply = await post(cams, v, PERMITTED)
+    [verdict] = reply["results"]
+    assert (verdict["verdict"], verdict["reason"], verdict["plate"]) == ("allowed", "permit",
+                                                                         PERMITTED)  # fmt: skip
+    assert verdict["permits"] == ["RES-1"]
+    assert verdict["event_id"] and verdict["transit_id"]
+    [pending] = (await post(cams, v, UNKNOWN))["results"]
+    assert (pending["verdict"], pending["reason"]) == ("pending", "no_permit")
+    assert pending["event_id"] != verdict["event_id"]
+
+
+@pytest.mark.parametrize("v", VENDORS, ids=IDS)
+async def test_no_read(cams: Cameras, v: Vendor) -> None:
+    [verdict] = (await post(cams, v, v.no_read))["results"]
+    assert (verdict["verdict"], verdict["reason"], verdict["plate"]) == ("review", "unreadable",
+                                                                         "")  # fmt: skip
+
+
+@pytest.mark.parametrize("v", VENDORS, ids=IDS)
+async def test_low_confidence(cams: Cameras, v: Vendor) -> None:
+    [low] = (await post(cams, v, UNKNOWN, conf=0.31))["results"]
+    assert (low["verdict"], low["reason"]) == ("review", "low_confidence")
+    [covered] = (await post(cams, v, PERMITTED, conf=0.31))["results"]
+    assert covered["verdict"] == "allowed"  # a permit covers it whatever the confidence
+
+
+@pytest.mark.parametrize("v", VENDORS, ids=IDS)
+async def test_duplicate(cams: Cameras, v: Vendor) -> None:
+    """A retry of the same post, and a second read of the same vehicle 2 s later, are one
+    transit: same event id, and the log answers with the first transit id."""
+    first = (await post(cams, v, UNKNOWN))["results"][0]
+    retry = (await post(cams, v, UNKNOWN))["results"][0]
+    later = (await post(cams, v, UNKNOWN, at=AT + dt.timedelta(seconds=2)))["results"][0]
+    if v.name == "rekor":  # a group's start is its id: a later start is another vehicle
+        assert later["event_id"] != first["event_id"]
+        later = retry
+    assert first["event_id"] == retry["event_id"] == later["event_id"]
+    assert first["transit_id"] == retry["transit_id"] == later["transit_id"]
+    other = (await post(cams, v, PERMITTED))["results"][0]
+    assert other["transit_id"] != first["transit_id"]
+
+
+@pytest.mark.parametrize("v", VENDORS, ids=IDS)
+async def test_malformed(cams: Cameras, v: Vendor) -> None:
+    body, headers, want, field = v.malformed
+    status, reply = await cams.post(v.path, body, {**key(v.name), **headers})
+    assert status == want, reply
+    assert reply["error"] in ("malformed_body", "malformed_json", "invalid") and reply["detail"]
+    assert reply.get("field") == field
+    status, reply = await cams.post(v.path, b"\x00\xff not a payload", {**key(v.name), **JSON})
+    assert status == 400 and reply["error"] in ("malformed_body", "malformed_json"), reply
+
+
+# -- Hikvision ------------------------------------------------------------------------------
+
+
+async def test_hikvision_multipart_json_and_namespaces(cams: Cameras) -> None:
+    xml = p.hikvision_xml(PERMITTED, AT)
+    body = form(("anpr.xml", xml, "text/xml", "anpr.xml"),
+                ("licensePlatePicture.jpg", b"", "image/jpeg", "licensePlatePicture.jpg"),
+                ("detectionPicture.jpg", p.JPEG * 2000, "image/jpeg", "detectionPicture.jpg"))
+    status, reply = await cams.post("/v1/cameras/hikvision", body, key("hikvision"))
+    assert status == 200 and reply["results"][0]["verdict"] == "allowed", reply
+    status, reply = await cams.post("/v1/cameras/hikvision",
+                                    p.dump(p.hikvision_json(PERMITTED, AT)),
+                                    {**key("hikvision"), **JSON})  # fmt: skip
+    assert status == 200 and reply["results"][0]["verdict"] == "allowed", reply
+    for ns in ("", "http://www.isapi.org/ver20/XMLSchema", "urn:other"):
+        status, reply = await cams.post("/v1/cameras/hikvision",
+                                        p.hikvision_xml(UNKNOWN, AT, 20, namespace=ns),
+                                        {**key("hikvision"), **XML})  # fmt: skip
+        assert status == 200 and reply["results"][0]["reason"] == "low_confidence", (ns, reply)
+    status, reply = await cams.post("/v1/cameras/hikvision",
+                                    form(("picture", p.JPEG, "image/jpeg", "a.jpg")),
+                                    key("hikvision"))  # fmt: skip
+    assert (status, reply["field"]) == (422, "anpr.xml")
+
+
+async def test_hikvision_heartbeat_and_retransmission(cams: Cameras) -> None:
+    alive = p.hikvision_xml("", AT, event_type="videoloss").replace(b"<ANPR>", b"<X>").replace(
+        b"</ANPR>", b"</X>")  # fmt: skip
+    status, reply = await cams.post("/v1/cameras/hikvision", alive, {**key("hikvision"), **XML})
+    assert (status, reply) == (200, {"results": [], "ignored": "eventType videoloss"})
+    live = (await post(cams, VENDORS[0], UNKNOWN))["results"][0]
+    late = p.hikvision_xml(UNKNOWN, AT, retransmission=True)  # the original capture time
+    status, reply = await cams.post("/v1/cameras/hikvision", late, {**key("hikvision"), **XML})
+    assert status == 200 and reply["results"][0]["transit_id"] == live["transit_id"]
+    old = AT - dt.timedelta(days=40)  # re-uploaded after the index's history: a person looks
+    status, reply = await cams.post("/v1/cameras/hikvision",
+                                    p.hikvision_xml(UNKNOWN, old, retransmission=True),
+                                    {**key("hikvision"), **XML})  # fmt: skip
+    assert reply["results"][0]["reason"] == "too_old"
+
+
+BOMB = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]>
+<EventNotificationAlert><eventType>ANPR</eventType><dateTime>2026-11-22T10:00:00+01:00</dateTime>
+<ANPR><licensePlate>&lol4;</licensePlate></ANPR></EventNotificationAlert>"""
+XXE = b"""<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>
+<EventNotificationAlert><eventType>ANPR</eventType><ANPR><licensePlate>&x;</licensePlate>
+</ANPR></EventNotificationAlert>"""
+
+
+@pytest.mark.parametrize("body", [BOMB, XXE], ids=["billion-laughs", "external-entity"])
+async def test_xml_attacks_refused(cams: Cameras, body: bytes) -> None:
+    status, reply = await cams.post("/v1/cameras/hikvision", body, {**key("hikvision"), **XML})
+    assert (status, reply["error"]) == (400, "malformed_body")
+    assert "DTD" in reply["detail"]
+    multipart = form(("anpr.xml", body, "text/xml", "anpr.xml"))
+    status, reply = await cams.post("/v1/cameras/hikvision", multipart, key("hikvision"))
+    assert (status, reply["error"]) == (400, "malformed_body")
+
+
+# -- Axis -----------------------------------------------------------------------------------
+
+
+async def test_axis_new_update_lost_are_one_transit(cams: Cameras) -> None:
+    path, headers = "/v1/cameras/axis", {**key("axis"), **JSON}
+    seen = []
+    for state, plate, at in (("new", "AB123C0", AT), ("updated", PERMITTED, AT),
+                             ("lost", PERMITTED, AT + dt.timedelta(seconds=2))):  # fmt: skip
+        event = p.axis_event(plate, at, car_id="88", state=state, with_offset=state == "lost")
+        status, reply = await cams.post(path, p.dump(event), headers)
+        assert status == 200, reply
+        seen.append(reply["results"][0])
+    assert len({v["event_id"] for v in seen}) == 1 and len({v["transit_id"] for v in seen}) == 1
+    other = p.axis_event(PERMITTED, AT, car_id="89")
+    assert (await cams.post(path, p.dump(other), headers))[1]["results"][0]["event_id"] != \
+        seen[0]["event_id"]  # fmt: skip
+
+
+# -- Milesight ------------------------------------------------------------------------------
+
+
+async def test_milesight_local_time(cams: Cameras) -> None:
+    """Local time without an offset is read in the camera's zone (Europe/Rome): ten minutes
+    ahead there is beyond the 5-minute clock skew; read as UTC it would lie in the past."""
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    status, reply = await cams.post("/v1/cameras/milesight",
+                                    p.dump(p.milesight(UNKNOWN, ahead)),
+                                    {**key("milesight"), **JSON})  # fmt: skip
+    assert reply["results"][0]["reason"] == "clock_skew", reply
+    counting = {"event": "Vehicle Counting", "device": "Network Camera", "time": "-"}
+    status, reply = await cams.post("/v1/cameras/milesight", p.dump(counting),
+                                    {**key("milesight"), **JSON})  # fmt: skip
+    assert (status, reply["ignored"]) == (200, "event Vehicle Counting")
+
+
+# -- Plate Recognizer -----------------------------------------------------------------------
+
+
+async def test_platerecognizer_multipart_snapshot_and_candidates(cams: Cameras) -> None:
+    path = "/v1/cameras/platerecognizer"
+    stream = p.platerecognizer_stream([(PERMITTED, 0.9), (UNKNOWN, 0.9)], AT)
+    body = form(("json", p.dump(stream).decode(), "text/plain", None),
+                ("upload", p.JPEG, "image/jpeg", "car.jpg"))  # fmt: skip
+    status, reply = await cams.post(path, body, key("platerecognizer"))
+    assert status == 200, reply
+    assert [v["verdict"] for v in reply["results"]] == ["allowed", "pending"]
+    snap = p.platerecognizer_snapshot(PERMITTED, 0.88, AT)
+    status, reply = await cams.post(path, p.dump(snap), {**key("platerecognizer"), **JSON})
+    assert reply["results"][0]["verdict"] == "allowed"
+    # The camera was torn between ZZ999ZZ and a permitted plate: a person must look.
+    near = p.platerecognizer_stream([(UNKNOWN, 0.9)], AT - dt.timedelta(minutes=2),
+                                    candidates=[PERMITTED])  # fmt: skip
+    status, reply = await cams.post(path, p.dump(near), {**key("platerecognizer"), **JSON})
+    assert (reply["results"][0]["verdict"], reply["results"][0]["reason"]) == ("review",
+                                                                               "near_match")
+    status, reply = await cams.post(path, p.dump({"hook": {"event": "heartbeat"}}),
+                                    {**key("platerecognizer"), **JSON})  # fmt: skip
+    assert (status, reply["ignored"]) == (200, "hook event heartbeat")
+
+
+# -- Rekor ----------------------------------------------------------------------------------
+
+
+async def test_rekor_without_content_type(cams: Cameras) -> None:
+    path = "/v1/cameras/rekor"
+    preview = p.rekor_group(PERMITTED, AT, preview=True)
+    final = p.rekor_group(PERMITTED, AT)
+    replies = []
+    for group in (preview, final):
+        async with cams.session.post(cams.base + path, data=p.dump(group), headers=key("rekor"),
+                                     skip_auto_headers=["Content-Type"]) as r:  # fmt: skip
+            assert r.status == 200 and "Content-Type" not in r.request_info.headers
+            replies.append((await r.json())["results"][0])
+    assert replies[0]["event_id"] == replies[1]["event_id"] == \
+        f"{'Y' * 40}-1234-{int(AT.timestamp() * 1000)}-0"  # fmt: skip
+    assert replies[0]["transit_id"] == replies[1]["transit_id"]
+    beside = p.rekor_group(UNKNOWN, AT, plate_index=1)  # another car in the same first frame
+    status, reply = await cams.post(path, p.dump(beside), key("rekor"))
+    assert reply["results"][0]["event_id"].endswith("-1")
+    assert reply["results"][0]["verdict"] == "pending"
+    frame = p.rekor_results([(PERMITTED, 91.0), (UNKNOWN, 88.0)], AT)
+    status, reply = await cams.post(path, p.dump(frame), key("rekor"))
+    assert [v["verdict"] for v in reply["results"]] == ["allowed", "pending"]
+    status, reply = await cams.post(path, p.dump(p.rekor_heartbeat(AT)), key("rekor"))
+    assert (status, reply) == (200, {"results": [], "ignored": "heartbeat"})
+    torn = p.rekor_group(UNKNOWN, AT + dt.timedelta(seconds=30), candidates=[PERMITTED])
+    status, reply = await cams.post(path, p.dump(torn), key("rekor"))
+    assert reply["results"][0]["reason"] == "near_match"
+
+
+# -- Dahua ----------------------------------------------------------------------------------
+
+
+async def test_dahua_paths_keepalive_and_no_plate(cams: Cameras) -> None:
+    alive = p.dump({"Active": "keepAlive", "DeviceID": "7E0C1B2PAJ00001"})
+    for path, headers in (("/NotificationInfo/KeepAlive", key("dahua")),
+                          ("/v1/cameras/dahua/demo-dahua-token/NotificationInfo/KeepAlive", {})):
+        status, reply = await cams.post(path, alive, {**headers, **JSON})
+        assert (status, reply) == (200, {"Result": True})
+    status, reply = await cams.post(
+        "/v1/cameras/dahua/demo-dahua-token/NotificationInfo/TollgateInfo",
+        p.dump(p.dahua(PERMITTED, AT)), JSON)  # fmt: skip
+    assert reply["Result"] is True and reply["results"][0]["verdict"] == "allowed"
+    status, reply = await cams.post("/v1/cameras/dahua", p.dump(p.dahua("", AT, exists=False)),
+                                    {**key("dahua"), **JSON})  # fmt: skip
+    assert reply["results"][0]["reason"] == "unreadable"
+    status, reply = await cams.post("/NotificationInfo/TollgateInfo", p.dump({"Active": 1}),
+                                    {**key("dahua"), **JSON})  # fmt: skip
+    assert (status, reply["field"]) == (422, "Picture")
+
+
+async def test_byte_order_mark_and_charset(cams: Cameras) -> None:
+    """Firmware that put a UTF-8 byte-order mark before the body, or a charset on the type."""
+    xml = b"\xef\xbb\xbf" + p.hikvision_xml(PERMITTED, AT)
+    status, reply = await cams.post("/v1/cameras/hikvision", xml,
+                                    {**key("hikvision"),
+                                     "Content-Type": 'application/xml; charset="UTF-8"'})  # fmt: skip
+    assert (status, reply["results"][0]["verdict"]) == (200, "allowed"), reply
+    body = b"\xef\xbb\xbf" + p.dump(p.dahua(PERMITTED, AT))
+    status, reply = await cams.post("/NotificationInfo/TollgateInfo", body,
+                                    {**key("dahua"), "Content-Type": "text/plain"})  # fmt: skip
+    assert (status, reply["results"][0]["verdict"]) == (200, "allowed"), reply
