@@ -253,7 +253,8 @@ async def load(port: int, permitted: list[str], unknown: list[str], n: int,
     ts = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     base = f"http://127.0.0.1:{port}"
     camera = {"Authorization": "Bearer demo-camera"}
-    police = {"Authorization": "Bearer demo-police"}
+    # Every police lookup gives a reason (and is written to the audit trail first).
+    police = {"Authorization": "Bearer demo-police", "X-Reason": "bench: load test"}
     todo: list[tuple[str, str, dict[str, str], dict[str, object] | None]] = []
     for i in range(n):
         plate = rnd.choice(permitted) if rnd.random() < 0.8 else rnd.choice(unknown)

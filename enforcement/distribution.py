@@ -16,6 +16,7 @@ Keys (under a prefix, default `varco`):
                               a nudge, never data (pub/sub drops what nobody hears)
     {p}:loader:lease          the active loader's identity, expiring: one loader at a time
     {p}:sources               hash: feed name -> its SourceStatus (sources.py)
+    {p}:audit                 stream: the police-lookup audit trail, hash-chained (audit.py)
 
 The stream keeps the entries newer than the oldest snapshot still published, so a replica on
 any published snapshot can catch up from the stream; an older one detects the gap (changes.py)
@@ -77,6 +78,10 @@ class Layout:
     @property
     def sources(self) -> str:
         return f"{self.prefix}:sources"  # hash: feed name -> SourceStatus (JSON)
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:audit"  # stream, never trimmed: see audit.py
 
     @property
     def wake(self) -> str:

@@ -31,6 +31,7 @@ class Metrics:
         self.latency: defaultdict[str, Histogram] = defaultdict(Histogram)
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
         self.labelled: dict[str, tuple[str, str, Callable[[], dict[str, float]]]] = {}
+        self.counted: dict[str, tuple[str, str, Callable[[], dict[str, float]]]] = {}
 
     def gauge(self, name: str, help_: str, fn: Callable[[], float]) -> None:
         self.gauges[name] = (help_, fn)
@@ -39,6 +40,12 @@ class Metrics:
                  fn: Callable[[], dict[str, float]]) -> None:  # fmt: skip
         """A gauge per label value (feed names: configuration, never data)."""
         self.labelled[name] = (help_, label, fn)
+
+    def counter_by(self, name: str, help_: str, label: str,
+                   fn: Callable[[], dict[str, float]]) -> None:  # fmt: skip
+        """A counter per label value, read from its owner at render time (outcomes such as
+        ok/failed: never data)."""
+        self.counted[name] = (help_, label, fn)
 
     def render(self) -> str:
         out = ["# HELP varco_transits_total Transit verdicts by verdict and reason.",
@@ -66,5 +73,8 @@ class Metrics:
             out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge", f"{name} {fn():g}"]
         for name, (help_, label, values) in sorted(self.labelled.items()):
             out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
+            out += [f'{name}{{{label}="{k}"}} {v:g}' for k, v in sorted(values().items())]
+        for name, (help_, label, values) in sorted(self.counted.items()):
+            out += [f"# HELP {name} {help_}", f"# TYPE {name} counter"]
             out += [f'{name}{{{label}="{k}"}} {v:g}' for k, v in sorted(values().items())]
         return "\n".join(out) + "\n"

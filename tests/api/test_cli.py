@@ -77,8 +77,9 @@ def test_demo_then_serve(tmp_path: Path) -> None:
             verdicts.append(reply["verdict"])
         assert verdicts == ["allowed", "pending"]
         police_url = re.search(r"curl -s '(\S+)'", curls[2]).group(1)  # type: ignore[union-attr]
+        # As printed: the police key and the reason every lookup must give.
         status, view = http(police_url.replace(":8080", f":{port}"),
-                            headers={"Authorization": "Bearer demo-police"})  # fmt: skip
+                            headers=dict(re.findall(r"-H '([^:]+): ([^']*)'", curls[2])))
         assert status == 200 and view["permits"][0]["primary"] is False
     finally:
         server.send_signal(signal.SIGTERM)
