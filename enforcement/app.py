@@ -15,12 +15,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from typing import Final, TypeVar
 
 import msgspec
+import redis.asyncio as aredis
 from aiohttp import web
 
 from . import errors
+from .audit import HOST as AUDIT_HOST
+from .audit import AuditLog, AuditRecord, AuditUnavailable, audit_writer, reason_of
+from .audit import register_metrics as register_audit_metrics
+from .cameras.registry import check_own
+from .cameras.routes import add_camera_routes
 from .config import ApiKey, Settings, hash_key
 from .distribution import Layout
 from .follower import Follower, redis_follower
+from .followup import FollowUp, running
 from .live import IndexHolder, LiveIndex
 from .metrics import Metrics
 from .openapi import PathDocs, docs_html, openapi_document
@@ -32,6 +39,7 @@ from .sources import SourceStatus
 from .spool import SpoolFull
 from .transitlog import TransitLog
 from .transits import record_of
+from .violations import ViolationPage, Violations, csv_header, to_csv_rows
 from .verdicts import Checker, Verdict
 from .watcher import snapshot_watcher
 
@@ -39,6 +47,7 @@ log = logging.getLogger(__name__)
 
 CAMERA: Final = frozenset({"camera", "admin"})
 POLICE: Final = frozenset({"police", "admin"})
+ADMIN: Final = frozenset({"admin"})
 JSON: Final = "application/json"
 
 HOLDER = web.AppKey("holder", IndexHolder)
@@ -70,7 +79,10 @@ class Api:
         self.verdict_counts = self.metrics.verdicts
         self._keys: dict[str, ApiKey] = {}  # Authorization header -> key, filled on first use
         self.follower: Follower | None = None  # set while following Redis
+        self.audit: AuditLog | None = None  # the police-lookup audit trail, set while running
         self.transit_log: TransitLog | None = None  # set while running (create_app)
+        self.violations: Violations | None = None  # set while running, with a Redis
+        self.followup: FollowUp | None = None  # set while the worker runs here
         self.docs: list[PathDocs] = []  # an extension's paths, for /openapi.json and /docs
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
@@ -149,12 +161,17 @@ class Api:
                 raise errors.Invalid(f"unknown gate {t.gate!r}", where)
             items.append((normalise(t.plate, t.country), t.ts.timestamp(), gate, t.confidence,
                           t.event_id))  # fmt: skip
+        # The camera's alternative reads, normalised as the read itself is.
+        alts = None if not candidates else [
+            [text for c in cs if (text := normalise(c, t.country).text)]
+            for t, cs in zip(transits, candidates, strict=True)]  # fmt: skip
         now = time.time()
         if len(items) == 1:
             plate, ts, gate, confidence, event_id = items[0]
-            verdicts = [self.checker.check(live, plate, ts, gate, confidence, now, event_id)]
+            verdicts = [self.checker.check(live, plate, ts, gate, confidence, now, event_id,
+                                           alts[0] if alts else ())]  # fmt: skip
         else:
-            verdicts = self.checker.check_batch(live, items, now)
+            verdicts = self.checker.check_batch(live, items, now, alts)
         if self.transit_log is not None:
             verdicts = await self._record(transits, items, verdicts, now, vendor_fields)
         for v in verdicts:
@@ -191,14 +208,18 @@ class Api:
         return out
 
     async def post_transit(self, request: web.Request) -> web.Response:
-        self.require(request, CAMERA)
+        key = self.require(request, CAMERA)
         t = await _decode(request, TRANSIT_DECODER)
+        if key.camera is not None:  # a registered camera's key: its own camera and gate only
+            check_own(self.settings, key, (t,))
         (verdict,) = await self.accept((t,))
         return web.Response(body=ENCODER.encode(verdict), content_type=JSON)
 
     async def post_batch(self, request: web.Request) -> web.Response:
-        self.require(request, CAMERA)
+        key = self.require(request, CAMERA)
         batch = await _decode(request, BATCH_DECODER)
+        if key.camera is not None:
+            check_own(self.settings, key, batch.transits, "transits")
         limit = self.settings.max_batch
         if len(batch.transits) > limit:
             raise errors.TooLarge(
@@ -208,15 +229,16 @@ class Api:
         return web.Response(body=ENCODER.encode(BatchOut(results)), content_type=JSON)
 
     async def get_plate(self, request: web.Request) -> web.Response:
-        self.require(request, POLICE)
+        key = self.require(request, POLICE)
         rules = self.rules
         raw = request.match_info["plate"]
         text = normalise_text(raw)
         if not text:
             raise errors.Invalid(f"{raw!r} is not a plate (1-11 letters and digits)", "plate")
-        unknown = sorted(set(request.query) - {"at", "zone"})
+        unknown = sorted(set(request.query) - {"at", "zone", "reason"})
         if unknown:
             raise errors.Invalid(f"unknown query parameter {unknown[0]!r}", unknown[0])
+        reason = reason_of(request.headers, request.query)  # free text: never logged
         at_text = request.query.get("at")
         if at_text:
             try:
@@ -237,7 +259,42 @@ class Api:
                                  "zone")  # fmt: skip
         zones = [zone] if zone else list(rules.zones)
         view = plate_view(self.checker, self.live(), text, at, zones)
+        # Recorded before answering; no record, no answer (503).
+        if self.audit is None:
+            raise AuditUnavailable("the audit trail is not open yet; retry shortly")
+        await self.audit.write(AuditRecord(key_id=key.id, role=key.role, plate=text, at=at,
+                                           zone=zone, reason=reason, results=len(view.permits),
+                                           host=AUDIT_HOST, pid=os.getpid()))  # fmt: skip
         return web.Response(body=ENCODER.encode(view), content_type=JSON)
+
+    async def get_violations(self, request: web.Request) -> web.Response:
+        """Confirmed violations by first transit instant, a page at a time (JSON or CSV)."""
+        self.require(request, ADMIN)
+        if self.violations is None:
+            raise errors.NotReady("violations live in Redis, and this service has none")
+        q = request.query
+        unknown = sorted(set(q) - {"from", "to", "cursor", "limit", "format"})
+        if unknown:
+            raise errors.Invalid(f"unknown query parameter {unknown[0]!r}", unknown[0])
+        start = _instant(q.get("from"), "from", self.rules, default=0.0)
+        end = _instant(q.get("to"), "to", self.rules, default=time.time() + 86400)
+        if end <= start:
+            raise errors.Invalid("'to' must be after 'from'", "to")
+        offset = _int(q.get("cursor", "0"), "cursor", 0, 10**9)
+        limit = _int(q.get("limit", "500"), "limit", 1, 5000)
+        fmt = q.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise errors.Invalid("format is json or csv", "format")
+        try:
+            items, next_offset = await self.violations.page(start, end, offset, limit)
+        except (aredis.ConnectionError, aredis.TimeoutError) as exc:
+            raise errors.NotReady(f"Redis unavailable: {type(exc).__name__}") from None
+        headers = {"X-Next-Cursor": str(next_offset)} if next_offset is not None else {}
+        if fmt == "csv":
+            return web.Response(text=csv_header() + to_csv_rows(items), content_type="text/csv",
+                                charset="utf-8", headers=headers)  # fmt: skip
+        page = ViolationPage(items, None if next_offset is None else str(next_offset))
+        return web.Response(body=ENCODER.encode(page), content_type=JSON, headers=headers)
 
     async def method_not_allowed(self, request: web.Request) -> web.Response:
         raise errors.MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
@@ -247,6 +304,32 @@ class Api:
 
 
 API = web.AppKey("api", Api)
+
+
+def _instant(text: str | None, field: str, rules: Rules, *, default: float) -> float:
+    """An RFC 3339 instant, or a local calendar day YYYY-MM-DD (its local midnight)."""
+    if text is None:
+        return default
+    try:
+        if len(text) == 10:
+            return float(rules.clock.from_local(dt.datetime.fromisoformat(text)))
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise errors.Invalid(f"{text!r} is neither YYYY-MM-DD nor an RFC 3339 date-time",
+                             field) from None  # fmt: skip
+    if value.tzinfo is None:
+        raise errors.Invalid("give the offset, e.g. 2026-11-22T10:00:00+01:00", field)
+    return value.timestamp()
+
+
+def _int(text: str, field: str, lo: int, hi: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise errors.Invalid(f"{text!r} is not an integer", field) from None
+    if not lo <= value <= hi:
+        raise errors.Invalid(f"{field} must be between {lo} and {hi}", field)
+    return value
 
 
 T = TypeVar("T")
@@ -281,6 +364,15 @@ def readiness(api: Api) -> tuple[bool, dict[str, object]]:
                          "resyncs": follower.resyncs}  # fmt: skip
         if follower.sources:
             info["sources"], info["warnings"] = _sources(follower.sources.values())
+    if api.audit is not None:  # not part of readiness: transits do not need it, lookups do
+        info["audit"] = api.audit.status()
+    log_ = api.transit_log
+    if api.followup is not None:
+        info["followup"] = api.followup.status()
+    if log_ is not None:
+        info["transit_log"] = log_.status()
+        if log_.full:  # transits would be refused: send cameras elsewhere
+            return False, {"ready": False, "reason": "transit spool full", **info}
     if live is None:
         return False, {"ready": False, "reason": "no verified index loaded", **info}
     lag = time.time() - live.fresh_at
@@ -358,6 +450,31 @@ def _register_gauges(api: Api) -> None:
     m.gauge("varco_snapshot_rejected_total", "Snapshots refused (corrupt, unreadable).",
             lambda: holder.rejected)  # fmt: skip
 
+    def transits(attr: str) -> Callable[[], float]:
+        return lambda: getattr(api.transit_log, attr) if api.transit_log is not None else 0
+
+    m.gauge("varco_transits_logged_redis_total", "Transits written to the Redis stream.",
+            transits("written_redis"))  # fmt: skip
+    m.gauge("varco_transits_spooled_total", "Transits written to the local spool.",
+            transits("written_spool"))  # fmt: skip
+    m.gauge("varco_transits_replayed_total", "Spooled transits replayed into Redis.",
+            transits("replayed"))  # fmt: skip
+    m.gauge("varco_transits_duplicate_total", "Camera retries answered with the first verdict.",
+            transits("duplicates"))  # fmt: skip
+    m.gauge("varco_transits_refused_total", "Transits refused (spool full or failing).",
+            transits("refused"))  # fmt: skip
+    m.gauge("varco_transit_log_groups_total", "Group commits (writes of queued transits).",
+            transits("groups"))  # fmt: skip
+    m.gauge("varco_transit_log_to_spool", "1 while transits go to the local spool.",
+            lambda: float(api.transit_log is not None and not api.transit_log.redis_ok))
+    m.gauge("varco_transit_spool_bytes", "Bytes in the local transit spool.",
+            lambda: api.transit_log.spool.bytes_used
+            if api.transit_log is not None and api.transit_log.spool else 0)  # fmt: skip
+
+    m.gauge_by("varco_followup_transits_total",
+               "Transits the follow-up worker in this process handled, by outcome.", "outcome",
+               lambda: dict(api.followup.counts) if api.followup is not None else {})  # fmt: skip
+
     def feeds() -> list[SourceStatus]:
         return list(api.follower.sources.values()) if api.follower is not None else []
 
@@ -381,7 +498,8 @@ def _transit_log(api: Api, settings: Settings,
         log_ = TransitLog(redis_url=redis_url, prefix=settings.redis_prefix,
                           spool_root=settings.spool_dir, spool_max_bytes=settings.spool_max_bytes,
                           write_timeout_s=settings.transit_write_timeout_s,
-                          dedup_window_s=settings.dedup_window_s)  # fmt: skip
+                          dedup_window_s=settings.dedup_window_s,
+                          retention_s=settings.retention_allowed_s)  # fmt: skip
         await log_.start()
         api.transit_log = log_
         try:
@@ -393,22 +511,60 @@ def _transit_log(api: Api, settings: Settings,
     return run
 
 
+def _violations(api: Api, settings: Settings, redis_url: str,
+                followup: bool) -> Callable[[web.Application], AsyncIterator[None]]:  # fmt: skip
+    """The violations store for GET /v1/violations; and the follow-up worker if asked."""
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        r = aredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+        api.violations = Violations(r, settings.redis_prefix, api.rules.clock)
+        worker = None
+        if followup:
+            worker = FollowUp(r, settings.redis_prefix, api.rules, api.checker, api.holder,
+                              retention_allowed_s=settings.retention_allowed_s,
+                              retention_violations_s=settings.retention_violations_s)  # fmt: skip
+            api.followup = worker
+        try:
+            if worker is None:
+                yield
+            else:
+                async with running(worker):
+                    yield
+        finally:
+            api.violations = api.followup = None
+            await r.aclose()
+
+    return run
+
+
 Extension = Callable[[web.Application, "Api", str | None], None]
 
 
 def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = None,
                *, watch: bool = True, redis_url: str | None = None,
-               extend: Extension | None = None, record: bool = True) -> web.Application:  # fmt: skip
+               extend: Extension | None = None, record: bool = True,
+               transit_redis_url: str | None = None,
+               followup: bool = False) -> web.Application:  # fmt: skip
     """The application. Follows Redis at `redis_url` (snapshots and permit changes), else the
     local snapshot files; `watch=False` leaves index loading to the caller (tests, benches).
     `extend(app, api, redis_url)` adds routes (the admin API, which needs the database) and
     documents them by appending to `api.docs`. `record=False` judges transits without logging
-    them: only for benchmarks that measure what the log costs."""
+    them: only for benchmarks that measure what the log costs. Transits go to the Redis at
+    `transit_redis_url` (default: `redis_url`; none: the local spool only); `followup` runs
+    the follow-up worker (followup.py) in this process."""
     api = Api(settings, rules, holder or IndexHolder())
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[API] = api
     app[HOLDER] = api.holder
     _register_gauges(api)
+    register_audit_metrics(api.metrics, lambda: api.audit)
+
+    def adopt_audit(audit: AuditLog | None) -> None:
+        api.audit = audit
+
+    # Every police lookup is recorded first: in Redis when following one, else in a file.
+    app.cleanup_ctx.append(audit_writer(settings.data_dir, redis_url,
+                                        Layout(settings.redis_prefix).audit, adopt_audit))
 
     async def readyz(request: web.Request) -> web.Response:
         ok, info = readiness(api)
@@ -434,19 +590,24 @@ def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = No
     add("POST", "/v1/transits", ep("/v1/transits", api.post_transit))
     add("POST", "/v1/transits/batch", ep("/v1/transits/batch", api.post_batch))
     add("GET", "/v1/plates/{plate}", ep("/v1/plates/{plate}", api.get_plate))
+    add("GET", "/v1/violations", ep("/v1/violations", api.get_violations))
     add("GET", "/healthz", ep("/healthz", healthz))
     add("GET", "/readyz", ep("/readyz", readyz))
     add("GET", "/metrics", ep("/metrics", metrics))
     add("GET", "/openapi.json", ep("/openapi.json", openapi))
     add("GET", "/docs", ep("/docs", docs))
+    add_camera_routes(app, api)  # vendor formats (enforcement/cameras/)
     if extend is not None:
         extend(app, api, redis_url)
     # JSON errors for every other method and path (no middleware: see `Api.endpoint`).
     for resource in list(app.router.resources()):
         add("*", resource.canonical, ep("method_not_allowed", api.method_not_allowed))
     add("*", "/{path:.*}", ep("unmatched", api.not_found))
+    transit_redis = transit_redis_url or redis_url
     if record:
-        app.cleanup_ctx.append(_transit_log(api, settings, redis_url))
+        app.cleanup_ctx.append(_transit_log(api, settings, transit_redis))
+    if transit_redis is not None:
+        app.cleanup_ctx.append(_violations(api, settings, transit_redis, followup))
     if watch and redis_url is not None:
 
         def adopt(follower: Follower) -> None:

@@ -50,8 +50,9 @@ def start_redis(settings: Settings) -> tuple[str | None, EmbeddedRedis | None]:
 async def serve_forever(
     settings: Settings, rules: Rules, redis_url: str | None,
     ready: Callable[[], None] | None = None, extend: Extension | None = None,
+    followup: bool = False,
 ) -> None:  # fmt: skip
-    app = create_app(settings, rules, redis_url=redis_url, extend=extend)
+    app = create_app(settings, rules, redis_url=redis_url, extend=extend, followup=followup)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True, backlog=1024)
@@ -71,30 +72,30 @@ async def serve_forever(
 
 
 def serve(settings: Settings, rules: Rules, ready: Callable[[], None] | None = None,
-          extend: Extension | None = None) -> None:  # fmt: skip
+          extend: Extension | None = None, followup: bool = False) -> None:  # fmt: skip
     """Serve in this process until SIGTERM or SIGINT."""
     redis_url, embedded = start_redis(settings)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(serve_forever(settings, rules, redis_url, ready, extend))
+            runner.run(serve_forever(settings, rules, redis_url, ready, extend, followup))
     finally:
         if embedded is not None:
             embedded.stop()
 
 
 def _worker(config_path: Path, env: dict[str, str], port: int, redis_url: str | None,
-            extend: Extension | None) -> None:  # fmt: skip
+            extend: Extension | None, followup: bool) -> None:  # fmt: skip
     """A worker process: its own configuration load (nothing unpicklable crosses over)."""
     fmt = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
     logging.basicConfig(level=logging.INFO, format=fmt)
     settings, rules = load_config(config_path, env)
     settings = msgspec.structs.replace(settings, port=port)  # a --port given to the parent
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve_forever(settings, rules, redis_url, extend=extend))
+        runner.run(serve_forever(settings, rules, redis_url, extend=extend, followup=followup))
 
 
 def serve_workers(settings: Settings, env: dict[str, str], workers: int,
-                  extend: Extension | None = None) -> None:  # fmt: skip
+                  extend: Extension | None = None, followup: bool = False) -> None:  # fmt: skip
     """Run `workers` processes on one port until SIGTERM or SIGINT; restart any that die."""
     redis_url, embedded = start_redis(settings)
     ctx = multiprocessing.get_context("spawn")
@@ -108,7 +109,7 @@ def serve_workers(settings: Settings, env: dict[str, str], workers: int,
     signal.signal(signal.SIGINT, stop)
 
     def spawn() -> multiprocessing.process.BaseProcess:
-        args = (settings.config_path, env, settings.port, redis_url, extend)
+        args = (settings.config_path, env, settings.port, redis_url, extend, followup)
         p = ctx.Process(target=_worker, args=args, name="varco-worker", daemon=False)
         p.start()
         return p

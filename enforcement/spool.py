@@ -60,7 +60,7 @@ class Spool:
                 continue
             spool = cls(directory, max_bytes)
             spool._lock_fd = fd
-            spool.bytes_used = sum(p.stat().st_size for p in spool.segments())
+            spool.recount()
             return spool
         raise RuntimeError(f"no free spool directory under {root} (1024 taken)")
 
@@ -121,6 +121,10 @@ class Spool:
 
     def is_empty(self) -> bool:
         return not self.segments()
+
+    def recount(self) -> None:
+        """Re-read the size from disk (appends and removals run on different threads)."""
+        self.bytes_used = sum(p.stat().st_size for p in self.segments())
 
     def remove(self, path: Path) -> None:
         size = path.stat().st_size

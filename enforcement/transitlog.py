@@ -104,23 +104,26 @@ class TransitLog:
 
     def __init__(self, *, redis_url: str | None, prefix: str, spool_root: Path,
                  spool_max_bytes: int, write_timeout_s: float, dedup_window_s: int,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 retention_s: float = 86400, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.redis_url, self.prefix = redis_url, prefix
         self.stream = transits_key(prefix)
         self.spool_root, self.spool_max_bytes = spool_root, spool_max_bytes
         self.write_timeout_s, self.dedup_window_s = write_timeout_s, dedup_window_s
-        self.clock = clock
+        self.clock, self.retention_s = clock, retention_s
         self.spool: Spool | None = None
         self._redis: aredis.Redis | None = None
         self._script: Any = None
         self._waitaof = False
         self.redis_ok = False  # Redis takes writes durably and the spool is empty
+        self.full = False  # the last write was refused: spool full (or failing)
         self.last_error: str | None = None
         self._queue: list[tuple[Sequence[TransitRecord], asyncio.Future[list[Seen | None]]]] = []
         self._wake = asyncio.Event()
         self._retry_redis = asyncio.Event()
         self._write_lock = asyncio.Lock()
+        self._segment_lock = asyncio.Lock()  # replay and retention rewrite segments
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._seen: OrderedDict[str, tuple[float, Seen]] = OrderedDict()
         # counters for /metrics
         self.written_redis = 0
@@ -144,6 +147,8 @@ class TransitLog:
             self._script = self._redis.register_script(_RECORD)
             self._tasks.append(asyncio.create_task(self._replay_loop(), name="transit-replay"))
         self._tasks.append(asyncio.create_task(self._write_loop(), name="transit-writer"))
+        self._tasks.append(asyncio.create_task(self._prune_loop(self.retention_s),
+                                               name="transit-spool-retention"))  # fmt: skip
 
     async def stop(self) -> None:
         # Let queued records reach Redis or the spool: they may already be waited on.
@@ -151,6 +156,9 @@ class TransitLog:
             if not self._queue and not self._write_lock.locked():
                 break
             await asyncio.sleep(0.01)
+        self._stopping = True
+        self._retry_redis.set()
+        self._wake.set()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -170,7 +178,7 @@ class TransitLog:
         return await fut
 
     async def _write_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
@@ -180,12 +188,20 @@ class TransitLog:
                     async with self._write_lock:
                         results = await self._write(records)
                 except Exception as exc:  # SpoolFull, or the disk failing: refuse, never drop
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():  # see _replay_loop
+                        for _, fut in group:
+                            if not fut.done():
+                                fut.set_exception(exc)
+                        raise asyncio.CancelledError from exc
                     self.refused += len(records)
+                    self.full = True
                     for _, fut in group:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
                 self.groups += 1
+                self.full = False
                 pos = 0
                 for recs, fut in group:
                     if not fut.done():
@@ -198,8 +214,8 @@ class TransitLog:
         results: list[Seen | None] = [None] * len(records)
         fresh: list[int] = []
         batch_keys: dict[str, int] = {}
-        for i, rec in enumerate(records):
-            digest = dedup_key(rec.camera, rec.event_id)
+        digests = [dedup_key(rec.camera, rec.event_id) for rec in records]
+        for i, digest in enumerate(digests):
             prior = self._seen_locally(digest, now)
             if prior is None and digest in batch_keys:  # two attempts in one group
                 prior = seen_of(records[batch_keys[digest]])
@@ -210,7 +226,8 @@ class TransitLog:
                 fresh.append(i)
         if fresh and self.redis_ok:
             try:
-                priors = await self._to_redis([records[i] for i in fresh])
+                priors = await self._to_redis([records[i] for i in fresh],
+                                              [digests[i] for i in fresh])  # fmt: skip
             except Exception as exc:
                 self._redis_failed(exc)
             else:
@@ -232,17 +249,17 @@ class TransitLog:
         self.duplicates += sum(r is not None for r in results)
         for i, rec in enumerate(records):
             if results[i] is None:
-                self._remember(dedup_key(rec.camera, rec.event_id), seen_of(rec), now)
+                self._remember(digests[i], seen_of(rec), now)
         return results
 
-    async def _to_redis(self, records: Sequence[TransitRecord],
+    async def _to_redis(self, records: Sequence[TransitRecord], digests: Sequence[str],
                         timeout_s: float | None = None) -> list[Seen | None]:  # fmt: skip
         out: list[Seen | None] = []
         async with asyncio.timeout(timeout_s or self.write_timeout_s):
             for start in range(0, len(records), MAX_GROUP):
                 part = records[start : start + MAX_GROUP]
-                keys = [self.stream, *(seen_key(self.prefix, dedup_key(r.camera, r.event_id))
-                                       for r in part)]  # fmt: skip
+                keys = [self.stream, *(seen_key(self.prefix, d)
+                                       for d in digests[start : start + MAX_GROUP])]  # fmt: skip
                 args: list[Any] = [self.dedup_window_s]
                 args += [ENCODE(r) for r in part]
                 args += [ENCODE(seen_of(r)) for r in part]
@@ -282,7 +299,7 @@ class TransitLog:
         """Connect, verify durability, replay the spool in order, then let writes go to
         Redis; on any failure back off (with jitter, so replicas do not retry in step)."""
         delay = 0.2
-        while True:
+        while not self._stopping:  # redis-py may swallow a cancellation: check the flag too
             if self.redis_ok:
                 await self._retry_redis.wait()
                 self._retry_redis.clear()
@@ -296,6 +313,11 @@ class TransitLog:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # A cancellation racing redis-py's timeout comes out as another exception
+                # (Python 3.11's asyncio.timeout): honour it, or shutdown hangs.
+                task = asyncio.current_task()
+                if self._stopping or (task is not None and task.cancelling()):
+                    raise asyncio.CancelledError from exc
                 self.last_error = _describe(exc)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 5.0)
@@ -311,18 +333,56 @@ class TransitLog:
             spool.seal()
             for path in spool.segments():
                 await self._replay_segment(path)
-            self.redis_ok, self.last_error = True, None
+            spool.recount()
+            self.redis_ok, self.last_error, self.full = True, None, False
         log.info("transit log: writing to Redis")
 
     async def _replay_segment(self, path: Path) -> None:
+        async with self._segment_lock:
+            await self._replay_segment_locked(path)
+
+    async def _replay_segment_locked(self, path: Path) -> None:
         assert self.spool is not None
         records = [DECODE_RECORD(f) for f in await asyncio.to_thread(lambda: list(read_frames(path)))]
         for start in range(0, len(records), MAX_GROUP):
-            await self._to_redis(records[start : start + MAX_GROUP], timeout_s=10.0)
+            part = records[start : start + MAX_GROUP]
+            await self._to_redis(part, [dedup_key(r.camera, r.event_id) for r in part],
+                                 timeout_s=10.0)  # fmt: skip
         self.replayed += len(records)
         await asyncio.to_thread(self.spool.remove, path)
         if records:
             log.info("transit log: replayed %d spooled transits into Redis", len(records))
+
+    # -- retention -------------------------------------------------------------------------
+
+    async def prune_spool(self, retention_s: float) -> int:
+        """Drop spooled records of allowed and not-enforced transits older than `retention_s`
+        (Redis away for longer than the retention): they must not outlive their purpose.
+        Pending and review records stay: they still have to reach the follow-up."""
+        spool = self.spool
+        if spool is None or spool.is_empty():
+            return 0
+        cutoff = self.clock() - retention_s
+
+        def expired(frame: bytes) -> bool:
+            rec = DECODE_RECORD(frame)
+            return rec.verdict in ("allowed", "not_enforced") and rec.received < cutoff
+
+        dropped = 0
+        async with self._write_lock, self._segment_lock:
+            spool.seal()
+            for path in spool.segments():
+                dropped += await asyncio.to_thread(spool.rewrite, path,
+                                                   lambda f: not expired(f))  # fmt: skip
+        return dropped
+
+    async def _prune_loop(self, retention_s: float, every_s: float = 60.0) -> None:
+        while not self._stopping:
+            await asyncio.sleep(every_s)
+            try:
+                await self.prune_spool(retention_s)
+            except OSError as exc:
+                log.error("transit spool retention failed: %s", exc)
 
     # -- status ----------------------------------------------------------------------------
 
@@ -336,9 +396,6 @@ class TransitLog:
             "spool_dir": str(spool.directory) if spool else None,
         }
 
-    @property
-    def full(self) -> bool:
-        return self.spool is not None and self.spool.bytes_used >= self.spool_max_bytes
 
 
 def _describe(exc: BaseException) -> str:

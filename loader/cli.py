@@ -1,4 +1,4 @@
-"""`varco`: the command line (serve, watch, import, rebuild, check, demo, migrate)."""
+"""`varco`: the command line (serve, watch, import, rebuild, check, demo, migrate, audit)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -48,10 +49,86 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.port is not None:
         settings = msgspec.structs.replace(settings, port=args.port)
     if args.workers > 1:
-        serve_workers(settings, dict(os.environ), args.workers, extend=admin.install)
+        serve_workers(settings, dict(os.environ), args.workers, extend=admin.install,
+                      followup=args.followup)  # fmt: skip
     else:
-        serve(settings, rules, extend=admin.install)
+        serve(settings, rules, extend=admin.install, followup=args.followup)
     return 0
+
+
+def cmd_violations(args: argparse.Namespace) -> int:
+    """Export the violations whose first transit falls in [--from, --to)."""
+    import asyncio
+
+    import redis.asyncio as aredis
+
+    from enforcement.violations import Violations, as_json, csv_header, to_csv_rows
+
+    settings, rules = _config(args)
+    start = _cli_instant(args.start, "--from", rules)
+    end = _cli_instant(args.end, "--to", rules)
+    if end <= start:
+        print("varco: --to must be after --from", file=sys.stderr)
+        return 2
+    redis_url, embedded = _redis_for_cli(settings)
+
+    async def export(out: Any) -> int:
+        from tqdm import tqdm
+
+        r = aredis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=2)
+        n = 0
+        try:
+            store = Violations(r, settings.redis_prefix, rules.clock)
+            total = await r.zcount(store.index, start, f"({end}")
+            bar = tqdm(total=total, unit="violation", desc="export", disable=None, file=sys.stderr)
+            out.write(csv_header() if args.format == "csv" else "[\n")
+            async for v in store.all(start, end):
+                if args.format == "csv":
+                    out.write(to_csv_rows([v]))
+                else:
+                    out.write(("" if n == 0 else ",\n") + json.dumps(as_json(v), default=str))
+                n += 1
+                bar.update()
+            if args.format == "json":
+                out.write("\n]\n")
+            bar.close()
+        finally:
+            await r.aclose()
+        return n
+
+    try:
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as f:
+                n = asyncio.run(export(f))
+        else:
+            n = asyncio.run(export(sys.stdout))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(f"{n} violations exported", file=sys.stderr)
+    return 0
+
+
+def _cli_instant(text: str, option: str, rules: Rules) -> float:
+    try:
+        if len(text) == 10:
+            return float(rules.clock.from_local(dt.datetime.fromisoformat(text)))
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"varco: {option} {text!r} is neither YYYY-MM-DD nor RFC 3339") from None
+    if value.tzinfo is None:
+        raise SystemExit(f"varco: {option} needs an offset, e.g. 2026-11-22T10:00:00+01:00")
+    return value.timestamp()
+
+
+def _redis_for_cli(settings: Settings) -> tuple[str, Any]:
+    """The configured Redis, or our embedded one (started for the command if not running)."""
+    from enforcement.server import start_redis
+
+    redis_url, embedded = start_redis(settings)
+    if redis_url is None:
+        raise SystemExit("varco: violations live in Redis, and redis.url is \"off\"")
+    return redis_url, embedded
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -239,12 +316,174 @@ def _serve_with_loader(settings: Settings, rules: Rules) -> None:
             loader = LoaderThread(settings, rules, redis_url).start()
             # serve() finds the server running and follows it; it is ours to stop, below.
             settings = msgspec.structs.replace(settings, redis_url=redis_url)
-        serve(settings, rules, extend=admin.install)
+        serve(settings, rules, extend=admin.install, followup=True)
     finally:
         if loader is not None:
             loader.stop()
         if embedded is not None:
             embedded.stop()
+
+
+class _AuditUsage(Exception):
+    """A bad --from/--to, or no audit where the configuration says it is: exit code 2."""
+
+
+def _audit_instant(text: str, tz: dt.tzinfo, option: str) -> int:
+    """Epoch ms of --from/--to: the range is [from, to), as for `varco violations`. A bare
+    date is local midnight; a date-time without offset is local time."""
+    try:
+        if len(text) == 10:
+            value = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), tzinfo=tz)
+        else:
+            value = dt.datetime.fromisoformat(text)
+            value = value if value.tzinfo is not None else value.replace(tzinfo=tz)
+    except ValueError:
+        raise _AuditUsage(f"{option}: {text!r} is not a date (2026-11-23) or a date-time "
+                          "(2026-11-23T08:00, 2026-11-23T08:00:00+01:00)") from None  # fmt: skip
+    return int(value.timestamp() * 1000)
+
+
+def _audit(args: argparse.Namespace, export: bool) -> int:
+    """`varco audit verify|export`: read the audit trail (Redis, or the file when Redis is
+    off or --file names one) over the range, checking the chain as it goes."""
+    import redis
+    from tqdm import tqdm
+
+    from enforcement import audit
+    from enforcement.distribution import Layout
+    from enforcement.server import start_redis
+
+    settings, rules = _config(args)
+    tz = rules.clock.tz
+    try:
+        start = _audit_instant(args.start, tz, "--from") if args.start else None
+        end = _audit_instant(args.end, tz, "--to") if args.end else None
+        if start is not None and end is not None and end <= start:
+            raise _AuditUsage("--to must be after --from")
+        path = Path(args.file) if args.file else None
+        if path is None and settings.redis_url == "off":
+            path = audit.audit_file(settings.data_dir)
+        if path is not None and not path.is_file():
+            raise _AuditUsage(f"no audit file at {path}")
+    except _AuditUsage as exc:
+        print(f"varco audit: {exc}", file=sys.stderr)
+        return 2
+    verifier = audit.Verifier()
+    notes: list[str] = []
+    out = sys.stdout
+    if export and args.output:
+        out = open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    writer = _audit_writer(out, args.format, tz) if export else None
+    embedded = None
+    try:
+        if path is not None:
+            where = str(path)
+            entries = audit.file_entries(path, start, end, notes)
+            total = None
+        else:
+            redis_url, embedded = start_redis(settings)
+            assert redis_url is not None
+            r = redis.Redis.from_url(redis_url, socket_timeout=30, socket_connect_timeout=5)
+            key = Layout(settings.redis_prefix).audit
+            where = f"Redis stream {key}"
+            total = r.xlen(key) if start is None and end is None else None
+            entries = audit.redis_entries(r, key, start, end)
+        # A progress bar on a terminal only (disable=None): a year of lookups takes a while.
+        for entry in tqdm(entries, total=total, unit="record", desc="audit", disable=None):
+            verifier.feed(entry)
+            if writer is not None and not entry.context:
+                writer(entry)
+        if path is None and end is None:  # to the end: records deleted there show only now
+            verifier.tail(audit.redis_tail_problem(r, key, verifier.last))
+        if writer is not None:
+            writer(None)
+    except BrokenPipeError:  # `varco audit export ... | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (redis.RedisError, OSError) as exc:
+        print(f"varco audit: {where if 'where' in locals() else 'Redis'}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        if embedded is not None:
+            embedded.stop()
+    return _audit_report(verifier, where, notes, tz, export, args)
+
+
+def _audit_writer(out: Any, fmt: str, tz: dt.tzinfo) -> Any:
+    """A function writing one entry (None: the end) as CSV or JSON to `out`."""
+    import csv
+
+    from enforcement import audit
+
+    if fmt == "csv":
+        rows = csv.DictWriter(out, audit.EXPORT_COLUMNS)
+        rows.writeheader()
+
+        def write_csv(entry: Any) -> None:
+            if entry is not None:
+                row = audit.export_row(entry, tz)
+                reason = row["reason"]
+                # A spreadsheet would run a reason starting with = + - @ as a formula.
+                if isinstance(reason, str) and reason[:1] in ("=", "+", "-", "@"):
+                    row["reason"] = "'" + reason
+                rows.writerow(row)
+
+        return write_csv
+    first = True
+
+    def write_json(entry: Any) -> None:
+        nonlocal first
+        if entry is None:
+            out.write("[]\n" if first else "\n]\n")
+            return
+        # `body` is the record exactly as stored: with t_ms, prev and link, anyone can
+        # recompute the chain over an export (audit.link_of).
+        row = {**audit.export_row(entry, tz), "body": entry.body.decode("utf-8", "replace")}
+        out.write(("[\n" if first else ",\n") + json.dumps(row, ensure_ascii=False))
+        first = False
+
+    return write_json
+
+
+def _audit_report(verifier: Any, where: str, notes: list[str], tz: dt.tzinfo, export: bool,
+                  args: argparse.Namespace) -> int:  # fmt: skip
+    from enforcement.audit import local_time
+
+    v = verifier
+    report = sys.stderr if export else sys.stdout
+    for note in notes:
+        print(f"note: {note}", file=report)
+    span = ""
+    if v.first is not None and v.last is not None:
+        span = (f" (seq {v.first.seq}-{v.last.seq}, {local_time(v.first.t_ms, tz)} to "
+                f"{local_time(v.last.t_ms, tz)})")
+    if export:
+        print(f"exported {v.records} audit records{span} from {where} into "
+              f"{args.output or 'standard output'} as {args.format}", file=report)  # fmt: skip
+    if not v.breaks:
+        if not export:
+            print(f"audit chain intact: {v.records} records{span} in {where}")
+            if v.last is not None:
+                # Kept elsewhere, this line exposes a history rewritten from some record on.
+                print(f"last record: seq {v.last.seq}, link {v.last.link}")
+        return 0
+    b = v.breaks[0]
+    at = ", ".join(x for x in (b.where, None if b.seq is None else f"seq {b.seq}",
+                               None if b.t_ms is None else local_time(b.t_ms, tz)) if x)
+    print(f"audit chain BROKEN in {where}: first break at record {b.position} checked ({at}): "
+          f"{b.problem}", file=report)  # fmt: skip
+    print(f"{len(v.breaks)} break(s) in {v.records} records checked", file=report)
+    return 1
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    return _audit(args, export=False)
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    return _audit(args, export=True)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -271,6 +510,8 @@ def _print_curls(settings: Settings, rules: Rules) -> None:
             f"-H 'Content-Type: application/json' -d '{body}'"
         )
 
+    police = (f"curl -s '{base}/v1/plates/{demo.DEMO_CUDE_SECONDARY}' "
+              "-H 'Authorization: Bearer demo-police' -H 'X-Reason: demo: CUDE badge check'")
     print(
         f"""
 Varco is starting on {base} (docs: {base}/docs). Try, in another terminal:
@@ -282,7 +523,8 @@ Varco is starting on {base} (docs: {base}/docs). Try, in another terminal:
   {transit(demo.DEMO_UNKNOWN, "evt-2")}
 
   # the police view of a plate: permits, verdict per zone, near-matches
-  curl -s '{base}/v1/plates/{demo.DEMO_CUDE_SECONDARY}' -H 'Authorization: Bearer demo-police'
+  # (each lookup gives a reason and is recorded in the audit trail before it is answered)
+  {police}
 """,
         flush=True,
     )
@@ -309,7 +551,18 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--port", type=int)
     s.add_argument("--workers", type=_positive, default=1,
                    help="processes sharing the port (SO_REUSEPORT) and the snapshot's pages")
+    s.add_argument("--followup", action="store_true",
+                   help="also run the violation follow-up worker and retention (safe on "
+                        "several replicas at once: they share the work)")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("violations", help="export confirmed violations (CSV or JSON)")
+    s.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD (local) or RFC 3339")
+    s.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD (local, exclusive) or "
+                                                            "RFC 3339")
+    s.add_argument("--format", choices=("csv", "json"), default="csv")
+    s.add_argument("--output", help="file to write (default: standard output)")
+    s.set_defaults(func=cmd_violations)
 
     s = sub.add_parser("watch", help="the loader daemon: stream permit changes, publish snapshots")
     s.set_defaults(func=cmd_watch)
@@ -347,6 +600,26 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--accept-shrink", action="store_true",
                    help="apply even if the export closes more than the source's max_close")
     s.set_defaults(func=cmd_sync)
+
+    s = sub.add_parser("audit", help="the police-lookup audit trail: verify, export")
+    audit_sub = s.add_subparsers(dest="audit_command", required=True)
+    dates = ("a date (local midnight) or a date-time (no offset: local time); the range is "
+             "[--from, --to)")
+    s = audit_sub.add_parser("verify", help="check the hash chain; exit 1 at a break")
+    s.add_argument("--from", dest="start", metavar="DATE", help=dates)
+    s.add_argument("--to", dest="end", metavar="DATE")
+    s.add_argument("--file", help="an audit file to check (default: the configured audit)")
+    s.set_defaults(func=cmd_audit_verify)
+    s = audit_sub.add_parser("export", help="write a date range's records as CSV or JSON "
+                             "(checking the chain: exit 1 at a break)")  # fmt: skip
+    s.add_argument("--from", dest="start", metavar="DATE", required=True, help=dates)
+    s.add_argument("--to", dest="end", metavar="DATE", required=True)
+    s.add_argument("--format", choices=("csv", "json"), default="csv",
+                   help="csv (a reason starting with = + - @ gets a leading ') or json (with "
+                   "each record's stored body, to recompute the chain)")  # fmt: skip
+    s.add_argument("--output", metavar="FILE", help="default: standard output")
+    s.add_argument("--file", help="an audit file to read (default: the configured audit)")
+    s.set_defaults(func=cmd_audit_export)
 
     s = sub.add_parser("migrate", help="create or upgrade the permit database schema")
     s.set_defaults(func=cmd_migrate)

@@ -27,6 +27,7 @@ from tests.conftest import permit, publish_permits
 CAMERA = {"Authorization": "Bearer demo-camera"}
 POLICE = {"Authorization": "Bearer demo-police"}
 ADMIN = {"Authorization": "Bearer demo-admin"}
+LOOKUP = {**POLICE, "X-Reason": "test: police view"}  # every police lookup gives a reason
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 PERMITS = [
     permit("RES-1", "AB123CD", "1", "2020-01-01T00:00:00+01:00"),
@@ -138,8 +139,8 @@ async def test_batch_matches_single(api: Client) -> None:
         ("POST", "/v1/transits", None, 401),
         ("POST", "/v1/transits", {"Authorization": "Bearer nope"}, 401),
         ("POST", "/v1/transits", {"Authorization": "demo-camera"}, 401),
-        ("GET", "/v1/plates/AB123CD", POLICE, 200),
-        ("GET", "/v1/plates/AB123CD", ADMIN, 200),
+        ("GET", "/v1/plates/AB123CD?reason=roles", POLICE, 200),
+        ("GET", "/v1/plates/AB123CD?reason=roles", ADMIN, 200),
         ("GET", "/v1/plates/AB123CD", CAMERA, 403),
         ("GET", "/v1/plates/AB123CD", None, 401),
     ],
@@ -204,7 +205,7 @@ async def test_never_500(api: Client, body: bytes) -> None:
 async def test_police_view(api: Client) -> None:
     at = "2026-11-22T12:00:00+01:00"
     status, body, _ = await api.request(
-        "GET", f"/v1/plates/fa002cu?at={at.replace('+', '%2B')}", POLICE
+        "GET", f"/v1/plates/fa002cu?at={at.replace('+', '%2B')}", LOOKUP
     )
     assert status == 200
     assert body["plate"] == "FA002CU"
@@ -221,15 +222,15 @@ async def test_police_view(api: Client) -> None:
         "ZTL": ("not_allowed", "not_primary_plate"),
         "PEDONALE": ("not_allowed", "not_primary_plate"),
     }
-    status, body, _ = await api.request("GET", "/v1/plates/AB123C0?zone=ZTL", POLICE)
+    status, body, _ = await api.request("GET", "/v1/plates/AB123C0?zone=ZTL", LOOKUP)
     assert [n["plate"] for n in body["near_matches"]] == ["AB123CD"]
     assert [z["zone"] for z in body["zones"]] == ["ZTL"]
     for query, field in (("at=tomorrow", "at"), ("at=2026-11-22T12:00:00", "at"),
                          ("at=1970-01-01T00:00:00%2B00:00", "at"),
                          ("zone=NOWHERE", "zone"), ("colour=red", "colour")):  # fmt: skip
-        status, body, _ = await api.request("GET", f"/v1/plates/AB123CD?{query}", POLICE)
+        status, body, _ = await api.request("GET", f"/v1/plates/AB123CD?{query}", LOOKUP)
         assert (status, body["field"]) == (422, field)
-    status, body, _ = await api.request("GET", "/v1/plates/%23%23", POLICE)
+    status, body, _ = await api.request("GET", "/v1/plates/%23%23", LOOKUP)
     assert (status, body["field"]) == (422, "plate")
 
 

@@ -232,6 +232,10 @@ def test_config_errors(tmp_path: Path, change: tuple[str, str], key: str, reason
         ('[[api_keys]]\nid = "x"\nrole = "mayor"\nkey = "k"\n', "api_keys[0].role", "Invalid enum value 'mayor'"),
         ('[[api_keys]]\nid = "x"\nrole = "camera"\nkey_sha256 = "abc"\n', "api_keys[0].key_sha256",
          "sha256"),
+        ('[retention]\nallowed = "0"\n', "retention.allowed", "positive duration"),
+        ('[retention]\nviolations = "15 months"\n', "retention.violations", "months"),
+        ('[transit_log]\ndedup_window = "1mo"\n', "transit_log.dedup_window", "months"),
+        ('[transit_log]\nwrite_timeout_ms = 0\n', "transit_log.write_timeout_ms", ">= 10"),
     ],
 )  # fmt: skip
 def test_api_key_errors(tmp_path: Path, extra: str, key: str, reason: str) -> None:
