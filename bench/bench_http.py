@@ -101,11 +101,19 @@ def start(kind: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "bench.empty_server", str(port)]
     else:
         cmd = [sys.executable, "-m", "loader.cli", "--config", str(CONFIG), "serve"]
-    proc = subprocess.Popen(["taskset", "-c", "0", *cmd], env=env, cwd=ROOT,
+    return launch(kind, cmd, env, port, "readyz" if kind == "varco" else "healthz")
+
+
+def launch(name: str, cmd: list[str], env: dict[str, str], port: int, ready_path: str,
+           core: int = 0, timeout_s: float = 60) -> subprocess.Popen[bytes]:
+    """Start a server pinned to `core` and wait until GET /`ready_path` answers 200."""
+    proc = subprocess.Popen(["taskset", "-c", str(core), *cmd], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 60
-    url = f"http://127.0.0.1:{port}/" + ("readyz" if kind == "varco" else "healthz")
+    deadline = time.monotonic() + timeout_s
+    url = f"http://127.0.0.1:{port}/{ready_path}"
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status == 200:
@@ -113,18 +121,23 @@ def start(kind: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"{kind} server did not become ready: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+    raise RuntimeError(f"{name} server did not become ready: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(port: int, script: Path, duration: int, connections: int) -> dict[str, float]:
-    out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-         "-s", str(script), f"http://127.0.0.1:{port}"],
+def wrk_raw(port: int, script: Path, duration: int, connections: int, core: int = 1) -> str:
+    """wrk's full output (1 thread, pinned to `core`, with --latency)."""
+    return subprocess.run(
+        ["taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
+         "--latency", "-s", str(script), f"http://127.0.0.1:{port}"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    """Requests/s, p50 and p99 (ms) and the count of non-2xx answers from wrk's output."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = {}
     for pct in ("50", "99"):
@@ -133,6 +146,10 @@ def wrk(port: int, script: Path, duration: int, connections: int) -> dict[str, f
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "p50_ms": lat["50"], "p99_ms": lat["99"],
             "non_2xx": float(errors.group(1)) if errors else 0.0}  # fmt: skip
+
+
+def wrk(port: int, script: Path, duration: int, connections: int) -> dict[str, float]:
+    return parse_wrk(wrk_raw(port, script, duration, connections))
 
 
 def main(argv: list[str] | None = None) -> int:

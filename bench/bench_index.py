@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import random
 import resource
@@ -143,9 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     p.add_argument("--no-dict", action="store_true", help="skip the dict baseline")
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON (bench/compare.py)")
     args = p.parse_args(argv)
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cpus")
     rows = [bench(n, not args.no_dict) for n in args.sizes]
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     names = list(rows[0])
     width = max(len(k) for k in names)
     print("\n" + "metric".ljust(width) + "".join(f"{r['permits']:>14,}" for r in rows))
