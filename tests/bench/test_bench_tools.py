@@ -1,0 +1,117 @@
+"""The benchmark tools load, and compare.py's verification rejects a peer that answers
+differently from Varco (no benchmark runs here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import compare, peer_server
+from enforcement.config import load_config
+from enforcement.index import IndexMeta, build_index
+from enforcement.live import bind
+from enforcement.plates import key_plate, normalise
+from enforcement.schemas import ENCODER
+from enforcement.verdicts import Checker
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def test_locustfile_loads() -> None:
+    # Locust patches the standard library with gevent on import: never in the test process.
+    check = (
+        "import bench.locustfile as lf\n"
+        "assert {'Camera', 'Police', 'MilanDay'} <= set(vars(lf))\n"
+        "day = sum(lf.transit_rate(h / 60) * 60 for h in range(24 * 60))\n"
+        "assert abs(day - lf.DAY_TRANSITS) / lf.DAY_TRANSITS < 0.01, day\n"
+        "peak = max(range(24), key=lambda h: lf.transit_rate(h + 0.5))\n"
+        "assert peak in (7, 8, 17, 18), peak\n"
+    )
+    subprocess.run([sys.executable, "-c", check], cwd=ROOT, check=True, timeout=60)
+    out = subprocess.run([str(Path(sys.executable).with_name("locust")), "-f",
+                          "bench/locustfile.py", "--list"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "Camera" in out.stdout and "Police" in out.stdout
+
+
+def test_compare_helpers() -> None:
+    ds = compare.make_dataset(3000, t=1_790_000_000)
+    assert ds.n == 3000 and len(ds.sample) == 1000
+    assert compare.plate_texts(ds.keys[:50]) == [key_plate(int(k)) for k in ds.keys[:50]]
+    assert compare.with_db("postgresql://u@h:5432/postgres", "x", "/run/pg") == (
+        "postgresql://u@/x?host=%2Frun%2Fpg&port=5432"
+    )
+    assert "PCT" in compare.DONE_LUA
+
+
+def _answers(ds: compare.Dataset, rows_of: dict[str, list[tuple[str, int, int, int]]]) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """Varco's answers (the real checker over the dataset's index) and the peer's (its rule
+    over `rows_of`, what the peer's database holds), to the dataset's sample, as JSON."""
+    settings, rules = load_config(compare.CONFIG, {})
+    meta = IndexMeta(1, int(time.time()), tuple(rules.types), tuple(rules.zones))
+    index = build_index(meta, ds.keys, ds.start, ds.end, ds.zones, np.arange(ds.n), ds.type_no,
+                        np.ones(ds.n), ds.ids())  # fmt: skip
+    live, checker = bind(index, rules), Checker.from_settings(rules, settings)
+    gate = rules.gates[compare.GATE]
+    mask = live.gate_masks[gate.code]
+    grace = rules.zones[gate.zone].grace_s
+    varco, peer = [], []
+    for i, text in enumerate(ds.sample):
+        v = checker.check(live, normalise(text), ds.t, gate, 0.92, time.time(), f"e{i}")
+        p = peer_server.judge(rows_of.get(text, []), text, ds.t, mask,
+                              lambda x: rules.clock.to_datetime(x + grace), f"e{i}")  # fmt: skip
+        varco.append({**json.loads(ENCODER.encode(v)), "_status": 200})
+        peer.append({**json.loads(ENCODER.encode(p)), "_status": 200})
+    return varco, peer
+
+
+def test_verification_accepts_the_peer_rule_and_rejects_a_different_answer() -> None:
+    ds = compare.make_dataset(3000, t=int(time.time()) - 60)
+    ids = ds.ids()
+    rows_of: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)
+    for i, text in enumerate(compare.plate_texts(ds.keys)):
+        rows_of[text].append((ids[i], int(ds.start[i]), int(ds.end[i]), int(ds.zones[i])))
+    varco, peer = _answers(ds, rows_of)
+    kinds = {(a["verdict"], a["reason"]) for a in varco}
+    assert {("allowed", "permit"), ("pending", "no_permit"), ("pending", "expired"),
+            ("pending", "not_yet_valid")} <= kinds  # fmt: skip
+    compare.verify(varco, {"pg": peer, "redis": peer})  # the same rule: accepted
+
+    # A peer whose store lost one permit of an allowed plate answers differently: rejected.
+    allowed = next(a["plate"] for a in varco if a["verdict"] == "allowed")
+    lossy = {k: (v[1:] if k == allowed else v) for k, v in rows_of.items()}
+    _, wrong = _answers(ds, lossy)
+    with pytest.raises(compare.VerificationError, match=r"pg: \d+ of 1000 answers differ"):
+        compare.verify(varco, {"pg": wrong, "redis": peer})
+
+    # Off by one at an edge (valid_to inclusive instead of exclusive): rejected too.
+    edge = [dict(a) for a in peer]
+    k = next(i for i, a in enumerate(varco) if a["verdict"] == "pending")
+    edge[k].update(verdict="allowed", reason="permit", permits=["PD-00000001"])
+    edge[k].pop("grace_until", None)
+    count, shown = compare.differences(varco, edge)
+    assert count == 1 and "verdict" in shown[0]
+    with pytest.raises(compare.VerificationError):
+        compare.verify(varco, {"redis": edge})
+    # A failed request is a difference; so is a missing answer.
+    failed = [dict(a) for a in peer]
+    failed[0]["_status"] = 500
+    with pytest.raises(compare.VerificationError):
+        compare.verify(varco, {"pg": failed})
+    with pytest.raises(compare.VerificationError):
+        compare.verify(varco, {"pg": peer[:-1]})
+
+
+def test_top_frames_reads_collapsed_stacks() -> None:
+    stacks = ("main (a/app.py:1);handler (a/app.py:9);check (enf/verdicts.py:90) 30\n"
+              "main (a/app.py:1);read (x/streams.py:5) 10\n")  # fmt: skip
+    top = dict(compare.top_frames(stacks))
+    assert top["main (app.py)"] == 1.0 and top["check (verdicts.py)"] == 0.75
