@@ -11,7 +11,10 @@ Every request carries a new event id (a repeated one would be answered from the 
 without a write). Servers run pinned to core 0, wrk and Redis to core 1 (Redis is a separate
 server in production); rounds interleave the servers. Two loads:
 
-- saturation: 32 connections, as fast as they go: throughput, p50, p99, ratio to (a);
+- saturation: 32 connections (`--connections`), as fast as they go: throughput, p50, p99,
+  ratio to (a). An acknowledgement waits for an fsync, so the logged server is bound by
+  latency before CPU: a city's hundreds of cameras are hundreds of connections, and
+  `--connections 128` shows the throughput they get;
 - paced: 50 connections each waiting 10 ms between requests (~5,000 transits/s offered):
   the acknowledgement latency a camera sees at that rate (target p99 <= 10 ms).
 """
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--permits", type=int, default=1_000_000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    p.add_argument("--connections", type=int, default=32, help="for the saturation runs")
     args = p.parse_args(argv)
     kinds = ("empty", "check", "logged")
     with tempfile.TemporaryDirectory(prefix="varco-bench-") as tmp:
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 wrk(ports[k], fast, 2, 32)
             for r in range(args.rounds):
                 for k in kinds:
-                    res = wrk(ports[k], fast, args.duration, 32)
+                    res = wrk(ports[k], fast, args.duration, args.connections)
                     sat[k].append(res)
                     print(f"round {r + 1} saturation {k:7} {res['rps']:8.0f} req/s  p50 "
                           f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  "
@@ -125,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     def med(runs: list[dict[str, float]], m: str) -> float:
         return statistics.median(x[m] for x in runs)
 
-    print(f"\nmedians of {args.rounds} rounds, {args.permits:,} permits; servers on core 0, "
+    print(f"\nmedians of {args.rounds} rounds, {args.permits:,} permits, {args.connections} "
+          "connections for saturation; servers on core 0, "
           "wrk and Redis on core 1")  # fmt: skip
     print(f"{'saturation':12}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}")
     base = med(sat["empty"], "rps")
