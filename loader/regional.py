@@ -21,20 +21,31 @@ the earlier version. Rows of one pass must agree on everything but the plate.
 
 from __future__ import annotations
 
+import enum
+import operator
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Literal
 
 import msgspec
 from tqdm import tqdm
 
 from enforcement.config import Circuit
-from enforcement.permits import PermitInvalid, check_plate
+from enforcement.localtime import LocalClock
+from enforcement.permits import PermitInvalid, check_permit, check_plate
 from enforcement.rules import Rules
 
 from .db import PermitRow
-from .feedcsv import FeedReport, decode, parse_date, rows, with_plates
+from .feedcsv import (
+    FeedReport,
+    _row,
+    decode,
+    gc_paused,
+    parse_date,
+    records,
+    rows,
+    with_plates,
+)
 
 COLUMNS: Final = ("numero_pass", "comune", "targa", "principale", "tipo_pass", "inizio", "fine",
                   "stato", "data_revoca", "pass_precedente")  # fmt: skip
@@ -47,8 +58,10 @@ _STATES: Final = {
 _YES_NO: Final = {"s": True, "si": True, "sì": True, "y": True, "n": False, "no": False, "": True}
 
 
-@dataclass(slots=True)
-class RegionalPass:
+class RegionalPass(msgspec.Struct, gc=False):
+    """A pass as read. gc=False (it cannot be part of a reference cycle): a million of them
+    are not for the cyclic garbage collector to walk."""
+
     permit: PermitRow
     replaces: str | None  # a duplicate: the pass number it replaces
     line: int
@@ -58,19 +71,220 @@ def parse_regional(data: bytes, rules: Rules, circuit: Circuit,
                    report: FeedReport) -> list[RegionalPass]:  # fmt: skip
     """The CSV export's passes, validated; bad rows go to `report.rejects` with line and
     reason, and a pass with one bad row is rejected whole (half a pass is a wrong pass)."""
-    return parse_regional_rows(rows(decode(data, report), COLUMNS, REQUIRED), rules, circuit,
-                               report)  # fmt: skip
+    header, found = records(decode(data, report), COLUMNS, REQUIRED)
+    # A row's fields in COLUMNS order; a missing (optional) column reads the "" appended.
+    at = [header.index(c) if c in header else len(header) for c in COLUMNS]
+    with gc_paused():
+        return _parse(found, header, operator.itemgetter(*at), rules, circuit, report)
 
 
 def parse_regional_rows(numbered_rows: Iterable[tuple[int, dict[str, str]]], rules: Rules,
                         circuit: Circuit, report: FeedReport) -> list[RegionalPass]:  # fmt: skip
     """The same from rows already split into fields (the CSV, or the circuit's JSON feed,
     whose items carry the CSV's column names; there `line` is the item's position)."""
+    with gc_paused():
+        return _parse(numbered_rows, list(COLUMNS), _FIELDS, rules, circuit, report)
+
+
+class _Cached(enum.Enum):
+    BAD = enum.auto()  # an invalid field value: `_parse_row` says why
+    MISS = enum.auto()  # not looked at yet
+
+
+_Bad = Literal[_Cached.BAD]
+# Module constants: reading an Enum member off its class costs ~0.35 µs in Python 3.11.
+_BAD: Final = _Cached.BAD
+_MISS: Final = _Cached.MISS
+_FIELDS: Final = operator.itemgetter(*COLUMNS)
+# A row as read: (type, valid_from, valid_to, replaces, plate, primary).
+_Read = tuple[str, int, int | None, str | None, str, bool]
+# A pass so far: [type, valid_from, valid_to, replaces, line of its first row, its plates:
+# the one (plate, primary) pair, or a dict of them once it has a second].
+_Pass = list[Any]
+
+
+def _parse(numbered_rows: Iterable[tuple[int, list[str] | dict[str, str]]], header: list[str],
+           fields: operator.itemgetter[Any], rules: Rules, circuit: Circuit,
+           report: FeedReport) -> list[RegionalPass]:  # fmt: skip
+    """Rows are CSV fields as read (a list, in `header` order, not stripped) or a row by
+    column name (a dict, stripped). Each row is checked as `_parse_row` checks it, through
+    caches of what repeats: a million-row export has a handful of comuni, types and states
+    and a few thousand dates. The caches only say "valid, and this is the value" or "not
+    valid"; a row with anything not valid goes through `_parse_row` itself, which rejects it
+    with the reason (the outcome is `_parse_row`'s either way). Property-tested against
+    `parse_regional_reference`."""
+    clock = rules.clock
+    is_number = PASS_NUMBER.fullmatch
+    strip = str.strip
+    width = len(header)
+    pad = not set(COLUMNS) <= set(header)  # an optional column is missing: it reads ""
+    kinds: dict[tuple[str, str, str, str], _Attributes | _Bad] = {}  # raw fields
+    starts: dict[str, int | _Bad] = {}  # raw inizio and data_revoca: instant or BAD
+    ends: dict[str, int | _Bad | None] = {}  # raw fine: instant, None (empty) or BAD
+    passes: dict[str, _Pass] = {}
+    bad: set[str] = set()
+    n = 0
+    # A progress bar on a terminal only (tqdm's disable=None): `varco sync` of a large export.
+    bar = tqdm(numbered_rows, unit="row", desc=report.source, disable=None)
+    try:
+        for line, row in numbered_rows if bar.disable else bar:
+            n += 1
+            got: _Read | None = None
+            if type(row) is list:
+                if len(row) == width:
+                    values: tuple[str, ...] | None = fields([*row, ""] if pad else row)
+                else:
+                    values, row = None, _row(line, row, header)[1]  # an `__error__` row
+            else:
+                assert isinstance(row, dict)
+                values = None if "__error__" in row else _dict_fields(row)
+            if values is None:
+                assert isinstance(row, dict)
+                number = row.get("numero_pass", "")
+                seen = passes.get(number)
+            else:
+                raw_number, comune, targa, principale, kind, inizio, fine, stato, revoca, \
+                    precedente = values  # fmt: skip
+                number = strip(raw_number)
+                seen = passes.get(number)
+                attrs = kinds.get(key := (comune, kind, principale, stato))
+                if attrs is None:
+                    attrs = kinds[key] = _attributes(comune, kind, principale, stato, circuit)
+                start = starts.get(inizio, _MISS)
+                if start is _MISS:
+                    start = starts[inizio] = _date(inizio, clock, end=False)
+                end = ends.get(fine, _MISS)
+                if end is _MISS:
+                    end = ends[fine] = _date(fine, clock, end=True) if strip(fine) else None
+                if (attrs is not _BAD and start is not _BAD
+                        and end is not _BAD and (end is None or end > start)
+                        and (seen is not None or is_number(number))):  # fmt: skip
+                    type_, primary, state = attrs
+                    try:
+                        plate = check_plate(strip(targa), "targa")
+                    except PermitInvalid:
+                        pass  # `_parse_row` says why, after what it checks first
+                    else:
+                        if state == "active":
+                            if seen is None:  # the common case, inline: a pass's first row
+                                passes[number] = [type_, start, end, None, line, (plate, primary)]
+                                continue
+                            got = (type_, start, end, None, plate, primary)
+                        else:
+                            got = _ended_or_replacing(number, attrs, start, end, plate, revoca,
+                                                      precedente, starts, clock)  # fmt: skip
+            try:
+                if got is None:  # a row the caches do not vouch for
+                    if isinstance(row, list):
+                        row = dict(zip(COLUMNS, map(strip, fields([*row, ""])), strict=True))
+                    if "__error__" in row:
+                        raise PermitInvalid("row", row["__error__"])
+                    p = _parse_row(row, rules, circuit)
+                    got = (p.permit.type, p.permit.valid_from, p.permit.valid_to, p.replaces,
+                           *p.permit.plates[0])  # fmt: skip
+                if seen is None:
+                    passes[number] = [got[0], got[1], got[2], got[3], line, got[4:]]
+                    continue
+                if seen[0] != got[0] or seen[1] != got[1] or seen[2] != got[2]:
+                    raise PermitInvalid("numero_pass", f"pass {number} appears with other "
+                                        f"dates, type or state on line {seen[4]}")  # fmt: skip
+                plates = seen[5]
+                if type(plates) is tuple:
+                    plates = seen[5] = dict((plates,))
+                if got[4] in plates:
+                    raise PermitInvalid("targa", f"plate listed twice for pass {number}")
+                plates[got[4]] = got[5]
+            except PermitInvalid as exc:
+                report.reject(line, number, exc)
+                bad.add(number)
+    finally:
+        report.rows += n
+    out = []
+    for number, (type_, valid_from, valid_to, replaces, line, plates) in passes.items():
+        if bad and number in bad:
+            continue
+        permit = PermitRow(number, type_, valid_from, valid_to, (), "regional",
+                           (plates,) if type(plates) is tuple
+                           else tuple(sorted(plates.items())))  # fmt: skip
+        try:
+            check_permit(rules, number, type_, valid_from, valid_to, permit.zones,
+                         permit.source, len(permit.plates))  # fmt: skip
+        except PermitInvalid as exc:
+            report.reject(line, number, exc)
+            continue
+        out.append(RegionalPass(permit, replaces, line))
+    report.permits = len(out)
+    return out
+
+
+def _dict_fields(row: dict[str, str]) -> tuple[str, ...] | None:
+    """A row dict's fields in COLUMNS order, "" for a missing optional one (what `_parse_row`
+    reads for it); None without a required one (`_parse_row` then fails as it always has)."""
+    try:
+        return tuple(_FIELDS(row))
+    except KeyError:
+        if any(c not in row for c in REQUIRED):
+            return None
+        return tuple(row.get(c, "") for c in COLUMNS)
+
+
+_Attributes = tuple[str, bool, str]  # (our permit type, primary, state)
+
+
+def _attributes(comune: str, kind: str, principale: str, stato: str,
+                circuit: Circuit) -> _Attributes | _Bad:  # fmt: skip
+    """(type, primary, state) as `_parse_row` reads them from these raw fields, or BAD."""
+    type_ = circuit.types.get(kind.strip())
+    primary = _YES_NO.get(principale.strip().lower())
+    state = _STATES.get(stato.strip().lower())
+    if (comune.strip().upper() not in circuit.comuni or type_ is None or primary is None
+            or state is None):  # fmt: skip
+        return _BAD
+    return type_, primary, state
+
+
+def _date(raw: str, clock: LocalClock, *, end: bool) -> int | _Bad:
+    try:
+        return parse_date(raw.strip(), clock, "", end=end)
+    except PermitInvalid:
+        return _BAD
+
+
+def _ended_or_replacing(number: str, attrs: _Attributes, start: int, end: int | None,
+                        plate: str, revoca: str, precedente: str,
+                        starts: dict[str, int | _Bad],
+                        clock: LocalClock) -> _Read | None:  # fmt: skip
+    """A revoked pass (ends at its revocation) or a duplicate (names the pass it replaces),
+    as `_parse_row` reads it, or None where `_parse_row` must say what is wrong."""
+    type_, primary, state = attrs
+    replaces = None
+    if state == "revoked":
+        revoked = starts.get(revoca, _MISS)
+        if revoked is _MISS:
+            revoked = starts[revoca] = (_date(revoca, clock, end=False) if revoca.strip()
+                                        else _BAD)  # fmt: skip
+        if revoked is _BAD:
+            return None
+        end = max(start, revoked if end is None else min(end, revoked))
+    elif state == "duplicate":
+        replaces = precedente.strip()
+        if not PASS_NUMBER.fullmatch(replaces) or replaces == number:
+            return None
+    return type_, start, end, replaces, plate, primary
+
+
+def parse_regional_reference(data: bytes | Iterable[tuple[int, dict[str, str]]],
+                             rules: Rules, circuit: Circuit,
+                             report: FeedReport) -> list[RegionalPass]:  # fmt: skip
+    """`parse_regional` (bytes) or `parse_regional_rows` (rows) written plainly, one
+    `_parse_row` per row: the specification the cached version is tested against, and the
+    "before" of bench/bench_sync.py --compare. Not used by the loader."""
+    numbered_rows = rows(decode(data, report), COLUMNS, REQUIRED) if isinstance(data, bytes) \
+        else data  # fmt: skip
     passes: dict[str, RegionalPass] = {}
     plates: dict[str, dict[str, bool]] = {}
     bad: set[str] = set()
-    # A progress bar on a terminal only (tqdm's disable=None): `varco sync` of a large export.
-    for line, row in tqdm(numbered_rows, unit="row", desc=report.source, disable=None):
+    for line, row in numbered_rows:
         report.rows += 1
         number = row.get("numero_pass", "")
         try:

@@ -23,7 +23,7 @@ from enforcement.rules import Rules
 
 from .cude import parse_cude
 from .db import PermitRow, PermitStore
-from .feedcsv import FeedReport
+from .feedcsv import FeedReport, gc_paused
 from .httpfeed import NotModified, fetch_regional_feed
 from .regional import parse_regional, parse_regional_rows, revoke_replaced
 
@@ -62,13 +62,14 @@ def read_source(db: PermitStore, rules: Rules, settings: Settings, source: Sourc
         report.encoding = "json"
         passes = parse_regional_rows(data, rules, settings.circuit, report)
     by_id = {p.permit.permit_id: p.permit for p in passes}
-    current = dict(by_id)
-    for p in passes:
+    duplicates = [p for p in passes if p.replaces is not None]
+    current = dict(by_id) if duplicates else by_id
+    for p in duplicates:
         if p.replaces is not None and p.replaces not in current:
             old = db.get(p.replaces)
             if old is not None:
                 current[p.replaces] = old
-    revoked = revoke_replaced(passes, current)
+    revoked = revoke_replaced(duplicates, current)
     for permit in revoked:
         by_id[permit.permit_id] = permit
     return report, "regional", by_id, len(revoked)
@@ -89,8 +90,16 @@ def sync_source(db: PermitStore, rules: Rules, settings: Settings, source: Sourc
         data, new_etag = got.rows, got.etag
     elif data is None:
         data = source.path.read_bytes()
+    # A million permits read, compared and written: no cyclic garbage collection meanwhile
+    # (see gc_paused); the work's objects are gone by the time it is back on.
+    with gc_paused():
+        return _sync(db, rules, settings, source, data, new_etag, accept_shrink, now)
+
+
+def _sync(db: PermitStore, rules: Rules, settings: Settings, source: Source, data: Export,
+          etag: str | None, accept_shrink: bool, now: int) -> SyncReport:  # fmt: skip
     report, db_source, by_id, replaced = read_source(db, rules, settings, source, data)
-    out = SyncReport(report, replaced=replaced, etag=new_etag)
+    out = SyncReport(report, replaced=replaced, etag=etag)
     existing = db.open_ids(db_source, now)
     unreadable = {r.key for r in report.rejects}
     missing = sorted(existing - by_id.keys() - unreadable)
