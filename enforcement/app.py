@@ -39,8 +39,8 @@ from .sources import SourceStatus
 from .spool import SpoolFull
 from .transitlog import TransitLog
 from .transits import record_of
-from .violations import ViolationPage, Violations, csv_header, to_csv_rows
 from .verdicts import Checker, Verdict
+from .violations import ViolationPage, Violations, csv_header, to_csv_rows
 from .watcher import snapshot_watcher
 
 log = logging.getLogger(__name__)
@@ -144,13 +144,15 @@ class Api:
         self, transits: Sequence[TransitIn], *, field: str | None = None,
         vendor_fields: Sequence[dict[str, str] | None] | None = None,
         candidates: Sequence[Sequence[str]] | None = None,
+        plates: Sequence[Plate] | None = None,
     ) -> list[Verdict]:  # fmt: skip
         """Judge camera transits (native or from a vendor adapter) and record them.
 
         `field` names the list in error messages (`transits` gives `transits[3].gate`; None
-        for a single transit). `vendor_fields` (raw payload fields worth keeping) and
-        `candidates` (the camera's alternative reads, for the near-match check) come from
-        vendor adapters, one entry per transit.
+        for a single transit). `vendor_fields` (raw payload fields worth keeping),
+        `candidates` (the camera's alternative reads, for the near-match check) and `plates`
+        (each read already normalised, as `normalise(t.plate, t.country)`) come from vendor
+        adapters, one entry per transit.
         """
         live = self.live()
         items = []
@@ -159,8 +161,8 @@ class Api:
             if gate is None:
                 where = "gate" if field is None else f"{field}[{i}].gate"
                 raise errors.Invalid(f"unknown gate {t.gate!r}", where)
-            items.append((normalise(t.plate, t.country), t.ts.timestamp(), gate, t.confidence,
-                          t.event_id))  # fmt: skip
+            items.append((normalise(t.plate, t.country) if plates is None else plates[i],
+                          t.ts.timestamp(), gate, t.confidence, t.event_id))  # fmt: skip
         # The camera's alternative reads, normalised as the read itself is.
         alts = None if not candidates else [
             [text for c in cs if (text := normalise(c, t.country).text)]
@@ -179,8 +181,8 @@ class Api:
         return verdicts
 
     async def _record(
-        self, transits: Sequence[TransitIn], items: list[tuple[Plate, float, Gate, float | None,
-        str | None]], verdicts: list[Verdict], now: float,
+        self, transits: Sequence[TransitIn], items: Sequence[tuple[Plate, float, Gate,
+        float | None, str | None]], verdicts: list[Verdict], now: float,
         vendor_fields: Sequence[dict[str, str] | None] | None,
     ) -> list[Verdict]:  # fmt: skip
         """Log the transits before answering; a retry gets its first attempt's verdict."""
@@ -189,12 +191,14 @@ class Api:
             record_of(v, camera=t.camera, gate=gate.code, zone=gate.zone, raw=t.plate, ts=ts,
                       received=now, confidence=t.confidence, country=t.country,
                       vendor=vendor_fields[i] if vendor_fields else None)
-            for i, (t, (_, ts, gate, _, _), v) in enumerate(zip(transits, items, verdicts))
+            for i, (t, (_, ts, gate, _, _), v) in enumerate(zip(transits, items, verdicts,
+                                                                strict=True))
         ]  # fmt: skip
         try:
             priors = await self.transit_log.record(records)
         except SpoolFull as exc:
-            raise errors.SpoolFull(f"transits cannot be recorded now ({exc}); retry later") from None
+            raise errors.SpoolFull(f"transits cannot be recorded now ({exc}); retry later"
+                                   ) from None  # fmt: skip
         out = []
         for v, rec, prior in zip(verdicts, records, priors, strict=True):
             if prior is None:
@@ -492,8 +496,9 @@ def _register_gauges(api: Api) -> None:
                lambda: {s.name: s.rejected for s in feeds()})  # fmt: skip
 
 
-def _transit_log(api: Api, settings: Settings,
-                 redis_url: str | None) -> Callable[[web.Application], AsyncIterator[None]]:  # fmt: skip
+def _transit_log(
+    api: Api, settings: Settings, redis_url: str | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run(app: web.Application) -> AsyncIterator[None]:
         log_ = TransitLog(redis_url=redis_url, prefix=settings.redis_prefix,
                           spool_root=settings.spool_dir, spool_max_bytes=settings.spool_max_bytes,

@@ -29,7 +29,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aredis
 
@@ -81,7 +81,7 @@ class FollowUp:
                                                      CLAIM_IDLE_MS, "0-0", count=BATCH)  # fmt: skip
         entries = list(claimed)
         if not entries:
-            reply = await self.redis.xreadgroup(GROUP, self.consumer, {self.stream: ">"},
+            reply: Any = await self.redis.xreadgroup(GROUP, self.consumer, {self.stream: ">"},
                                                 count=BATCH, block=block_ms)  # fmt: skip
             entries = reply[0][1] if reply else []
         if not entries:
@@ -91,7 +91,8 @@ class FollowUp:
                 if not fields:  # trimmed after delivery
                     continue
                 rec = DECODE_RECORD(fields[b"r"])
-                if rec.verdict == PENDING or (rec.verdict == REVIEW and rec.reason == "index_stale"):
+                stale = rec.verdict == REVIEW and rec.reason == "index_stale"
+                if rec.verdict == PENDING or stale:
                     p.hset(self.held, rec.id, ENCODE(rec))
                     p.zadd(self.due, {rec.id: self._due_at(rec)})
                     self.counts["held"] += 1
@@ -120,19 +121,19 @@ class FollowUp:
 
     async def decide_due(self) -> int:
         """Decide the held transits whose grace period has passed; how many were decided."""
-        ids = await self.redis.zrangebyscore(self.due, "-inf", self.clock(), start=0, num=BATCH)
+        ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+            self.due, "-inf", self.clock(), start=0, num=BATCH)
         if not ids:
             return 0
         live = self._trusted_index()
         if live is None:  # never confirm on an index that may be missing permits
             self.counts["deferred"] += len(ids)
             return 0
-        blobs = await self.redis.hmget(self.held, ids)
+        blobs: list[Any] = await self.redis.hmget(self.held, ids)
         decided = []
         for tid, blob in zip(ids, blobs, strict=True):
-            if blob is not None:
-                if not await self._decide(live, DECODE_RECORD(blob)):
-                    continue
+            if blob is not None and not await self._decide(live, DECODE_RECORD(blob)):
+                continue  # not decidable yet: stays held
             decided.append(tid)
         if decided:
             async with self.redis.pipeline(transaction=True) as p:

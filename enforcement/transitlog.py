@@ -104,7 +104,8 @@ class TransitLog:
 
     def __init__(self, *, redis_url: str | None, prefix: str, spool_root: Path,
                  spool_max_bytes: int, write_timeout_s: float, dedup_window_s: int,
-                 retention_s: float = 86400, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 retention_s: float = 86400,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.redis_url, self.prefix = redis_url, prefix
         self.stream = transits_key(prefix)
         self.spool_root, self.spool_max_bytes = spool_root, spool_max_bytes
@@ -343,7 +344,8 @@ class TransitLog:
 
     async def _replay_segment_locked(self, path: Path) -> None:
         assert self.spool is not None
-        records = [DECODE_RECORD(f) for f in await asyncio.to_thread(lambda: list(read_frames(path)))]
+        frames = await asyncio.to_thread(lambda: list(read_frames(path)))
+        records = [DECODE_RECORD(f) for f in frames]
         for start in range(0, len(records), MAX_GROUP):
             part = records[start : start + MAX_GROUP]
             await self._to_redis(part, [dedup_key(r.camera, r.event_id) for r in part],

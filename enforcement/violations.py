@@ -99,7 +99,8 @@ class Violations:
     async def confirm(self, rec: TransitRecord, reason: str, revision: int) -> str:
         key = self.key_of(rec)
         v = Violation(rec.plate, rec.zone, key.split("|")[1], rec.id,
-                      self.clock.to_datetime(rec.ts), rec.gate, rec.camera, revision, reason)  # fmt: skip
+                      self.clock.to_datetime(rec.ts), rec.gate, rec.camera, revision,
+                      reason)  # fmt: skip
         await self._merge(keys=[self.hash, self.index, self._ids_key(key)],
                           args=[key, _JSON.encode(v), rec.ts, rec.id])  # fmt: skip
         return key
@@ -107,7 +108,8 @@ class Violations:
     def queue_review(self, p: Any, rec: TransitRecord, reason: str, revision: int) -> None:
         """Add the review item to pipeline `p` (the caller's transaction)."""
         item = ReviewItem(rec.id, rec.plate, rec.raw, rec.zone, rec.gate, rec.camera,
-                          self.clock.to_datetime(rec.ts), reason, rec.confidence, revision)  # fmt: skip
+                          self.clock.to_datetime(rec.ts), reason, rec.confidence,
+                          revision)  # fmt: skip
         p.hset(self.review_hash, rec.id, _JSON.encode(item))
         p.zadd(self.review_index, {rec.id: rec.ts})
 
@@ -120,7 +122,8 @@ class Violations:
                    limit: int) -> tuple[list[Violation], int | None]:  # fmt: skip
         """Violations whose first transit is in [start, end), by that instant; and the offset
         of the next page (None at the end)."""
-        keys = await self.redis.zrangebyscore(self.index, start, f"({end}", start=offset,
+        keys: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+            self.index, start, f"({end}", start=offset,
                                               num=limit + 1)  # fmt: skip
         more = len(keys) > limit
         keys = keys[:limit]
@@ -150,7 +153,8 @@ class Violations:
         """Delete violations and review items whose first transit is older than `cutoff`."""
         removed = 0
         while True:
-            keys = await self.redis.zrangebyscore(self.index, "-inf", f"({cutoff}", start=0,
+            keys: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+                self.index, "-inf", f"({cutoff}", start=0,
                                                   num=1000)  # fmt: skip
             if not keys:
                 break
@@ -161,7 +165,8 @@ class Violations:
                 await p.execute()
             removed += len(keys)
         while True:
-            ids = await self.redis.zrangebyscore(self.review_index, "-inf", f"({cutoff}",
+            ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+                self.review_index, "-inf", f"({cutoff}",
                                                  start=0, num=1000)  # fmt: skip
             if not ids:
                 break
@@ -182,7 +187,8 @@ def to_csv_rows(violations: list[Violation]) -> str:
     w = csv.writer(out, delimiter=";", lineterminator="\n")
     for v in violations:
         w.writerow([v.plate, v.zone, v.day, v.first_ts.isoformat(), v.gate, v.camera,
-                    v.first_transit, " ".join(v.transit_ids), v.index_revision, v.reason])  # fmt: skip
+                    v.first_transit, " ".join(v.transit_ids), v.index_revision,
+                    v.reason])  # fmt: skip
     return out.getvalue()
 
 

@@ -183,7 +183,7 @@ async def test_violations_api_pages_csv_and_errors(world: World) -> None:
     world.advance(GRACE_S)
     await world.run_followup()
     c = world.client
-    status, page1, r = await c.request("GET", "/v1/violations", ADMIN, params={"limit": "3"})
+    status, page1, _ = await c.request("GET", "/v1/violations", ADMIN, params={"limit": "3"})
     assert status == 200 and len(page1["violations"]) == 3 and page1["next_cursor"] == "3"
     status, page2, _ = await c.request("GET", "/v1/violations", ADMIN,
                                        params={"limit": "3", "cursor": "3"})  # fmt: skip

@@ -82,7 +82,7 @@ class Cameras:
                             self.acked[item["event_id"]] = v["transit_id"]
                         return
                     assert r.status == 503, (r.status, await r.text())  # never a 500
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, aiohttp.ClientError, ConnectionError):
                 pass
             self.retries += 1
             assert time.monotonic() < deadline, "a transit was never acknowledged"
@@ -112,7 +112,7 @@ def logged(topo: Topology) -> Counter[str]:
         start = "-"
         while True:
             entries = r.xrange(transits_key("varco"), start, "+", count=10_000)
-            for entry_id, fields in entries:
+            for _, fields in entries:
                 found[DECODE_RECORD(fields[b"r"]).id] += 1
             if len(entries) < 10_000:
                 break

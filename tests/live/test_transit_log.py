@@ -4,10 +4,9 @@ spool refuses with 503, a Redis that would not keep writes is not trusted."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import itertools
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -65,7 +64,7 @@ async def _serve(settings: Settings, rules: Rules) -> AsyncIterator[Client]:
 @pytest.fixture
 async def api(settings: Settings, demo: tuple[Settings, Rules]) -> AsyncIterator[Client]:
     async for client in _serve(settings, demo[1]):
-        await eventually(lambda: _ready(client))
+        await eventually(functools.partial(_ready, client))
         yield client
 
 
@@ -130,13 +129,13 @@ async def test_redis_away_spool_then_replay_in_order(api: Client, settings: Sett
     before = [(await post(api, "ZZ999ZZ"))["transit_id"] for _ in range(5)]
     redis_server.kill()
     during = [(await post(api, "ZZ999ZZ"))["transit_id"] for _ in range(50)]
-    status, body, _ = await api.request("GET", "/readyz")
+    _, body, _ = await api.request("GET", "/readyz")
     assert body["transit_log"]["target"] == "spool" and body["transit_log"]["spool_bytes"] > 0
     assert [r.id for r in spooled(settings)] == during
     # A retry while Redis is away is still answered from the first attempt.
     redis_server.start()
     after = [(await post(api, "ZZ999ZZ"))["transit_id"] for _ in range(5)]
-    await eventually(lambda: _ready(api))
+    await eventually(functools.partial(_ready, api))
     assert [r.id for r in stream(settings)] == before + during + after
     assert spooled(settings) == []
 
@@ -148,7 +147,7 @@ async def test_retry_while_redis_is_away(api: Client, settings: Settings,
     again = await post(api, "ZZ999ZZ", event_id="away-1")
     assert again == first
     redis_server.start()
-    await eventually(lambda: _ready(api))
+    await eventually(functools.partial(_ready, api))
     assert [r.id for r in stream(settings)] == [first["transit_id"]]
 
 
@@ -157,7 +156,7 @@ async def test_full_spool_refuses_with_503(settings: Settings, demo: tuple[Setti
     redis_server.kill()
     small = msgspec.structs.replace(settings, spool_max_bytes=2000)
     async for api in _serve(small, demo[1]):
-        await eventually(lambda: _index_loaded(api))
+        await eventually(functools.partial(_index_loaded, api))
         codes = []
         for _ in range(30):
             status, body, r = await api.request("POST", "/v1/transits", CAMERA,
@@ -173,7 +172,7 @@ async def test_full_spool_refuses_with_503(settings: Settings, demo: tuple[Setti
 
 
 async def _index_loaded(client: Client) -> bool:
-    status, body, _ = await client.request("GET", "/readyz")
+    _, body, _ = await client.request("GET", "/readyz")
     return "index_revision" in body
 
 
@@ -184,16 +183,16 @@ async def test_redis_that_would_not_keep_writes_is_not_trusted(
     r.config_set("appendfsync", "everysec")  # Redis 7.0: no WAITAOF either
     version = r.info("server")["redis_version"]
     async for api in _serve(settings, demo[1]):
-        await eventually(lambda: _index_loaded(api))
+        await eventually(functools.partial(_index_loaded, api))
         body = await post(api, "ZZ999ZZ")
-        status, ready, _ = await api.request("GET", "/readyz")
+        _, ready, _ = await api.request("GET", "/readyz")
         if tuple(int(x) for x in version.split(".")[:2]) >= (7, 2):
-            await eventually(lambda: _ready(api))  # WAITAOF makes it durable
+            await eventually(functools.partial(_ready, api))  # WAITAOF makes it durable
         else:
             assert ready["transit_log"]["target"] == "spool"
             assert "appendfsync" in ready["transit_log"]["last_error"]
             assert [x.id for x in spooled(settings)] == [body["transit_id"]]
             r.config_set("appendfsync", "always")
-            await eventually(lambda: _ready(api))
+            await eventually(functools.partial(_ready, api))
             assert [x.id for x in stream(settings)] == [body["transit_id"]]
     r.close()
