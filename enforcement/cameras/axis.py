@@ -13,6 +13,7 @@ date, since car ids restart when the camera does).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Final
 
@@ -25,7 +26,6 @@ from .body import is_multipart, read_body, read_parts
 from .reads import Context, Payload, Read, decode_json
 from .values import Scalar
 
-_NUMBERS: Final = (int, float)
 _OFFSET: Final = re.compile(r"(?:[+-]\d\d:?\d\d|Z)\s*$")
 
 
@@ -78,26 +78,38 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
         data = parts[0].data
     else:
         data = await read_body(request, ctx.max_body)
-    return payload(decode_json(data, DECODER), ctx)
+    return from_body(data, ctx)
 
 
-def payload(e: _Event, ctx: Context) -> Payload:
-    field, raw = next(((f, v) for f, v in (
-        ("plateUTF8", e.plateUTF8), ("plateUnicode", e.plateUnicode), ("plateText", e.plateText),
-        ("plateASCII", e.plateASCII)) if v is not None), ("plateUTF8", None))  # fmt: skip
-    if raw is None:
+def from_body(data: bytes, ctx: Context) -> Payload:
+    """The event from its JSON (a whole body, or the multipart body's event part)."""
+    try:
+        e = DECODER.decode(data)
+    except msgspec.MsgspecError:  # a byte-order mark to drop, or the error to answer
+        e = decode_json(data, DECODER)
+    # The first of the plate fields the event has.
+    if e.plateUTF8 is not None:
+        field, raw = "plateUTF8", e.plateUTF8
+    elif e.plateUnicode is not None:
+        field, raw = "plateUnicode", e.plateUnicode
+    elif e.plateText is not None:
+        field, raw = "plateText", e.plateText
+    elif e.plateASCII is not None:
+        field, raw = "plateASCII", e.plateASCII
+    else:
         raise errors.Invalid("Object missing required field `plateUTF8`", "plateUTF8")
     plate = values.plate(raw, field)
     text, epoch = e.datetime, e.capture_timestamp
     if isinstance(epoch, str) and epoch.strip().isdigit():
         epoch = int(epoch)
-    has_epoch = isinstance(epoch, _NUMBERS) and not isinstance(epoch, bool) and \
-        clock.plausible_epoch(epoch)  # fmt: skip
+    seconds = None
+    if isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
+        seconds = clock.epoch_seconds(epoch)
     # An explicit offset is unambiguous; else the epoch; else local time in the camera's zone.
-    if isinstance(text, str) and (not has_epoch or _OFFSET.search(text)):
+    if isinstance(text, str) and (seconds is None or _OFFSET.search(text)):
         ts = clock.parse(text, ctx.tz, ctx.now, "datetime")
-    elif has_epoch:
-        ts = clock.from_epoch(epoch, "capture_timestamp")  # type: ignore[arg-type]
+    elif seconds is not None:
+        ts = dt.datetime.fromtimestamp(seconds, dt.UTC)  # clock.from_epoch, already checked
     else:
         raise errors.Invalid("Object missing required field `datetime`", "datetime")
     vi, ci = e.vehicle_info or _VehicleInfo(), e.camera_info or _CameraInfo()
@@ -111,9 +123,11 @@ def payload(e: _Event, ctx: Context) -> Payload:
         ("vehicle_info.make", vi.make), ("camera_info.SerialNumber", ci.SerialNumber),
     ))  # fmt: skip
     car = values.present(e.carID)
-    day = ts.astimezone(ctx.tz)
-    event_id = None if car is None else f"car-{car[:64]}-{day.year}{day.month:02}{day.day:02}"
+    event_id = None
+    if car is not None:
+        day = ts.astimezone(ctx.tz)
+        event_id = f"car-{car[:64]}-{day.year}{day.month:02}{day.day:02}"
     read = Read(plate, ts, values.confidence(e.plateConfidence, "plateConfidence"),
-                values.country(e.plateCountry), kept, event_id=event_id)
+                values.country(e.plateCountry), kept, [], event_id)  # fmt: skip
     serial = kept.get("camera_info.SerialNumber")
-    return Payload([read], device=None if serial is None else ("camera_info.SerialNumber", serial))
+    return Payload([read], None if serial is None else ("camera_info.SerialNumber", serial))

@@ -5,6 +5,10 @@ a multipart body is read part by part, the metadata part kept and every other pa
 chunk by chunk and dropped, so a large picture never sits whole in memory. Any body is refused
 with 413 as soon as it passes the cap (`server.max_camera_body_bytes`, default 8 MiB), before
 it is read to the end.
+
+Most posts are a few kB of JSON that arrive with their headers: `buffered` hands such a body
+over without an await (the handler's fast path); anything still arriving, compressed, or
+multipart goes through `read_body` / `read_parts`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from aiohttp import BodyPartReader, MultipartReader, hdrs, web
+from aiohttp import BodyPartReader, MultipartReader, StreamReader, hdrs, web
 
 from .. import errors
 
@@ -31,6 +35,17 @@ class Malformed(errors.ApiError):
 
 def _too_large(cap: int) -> errors.TooLarge:
     return errors.TooLarge(f"request body over {cap} bytes (server.max_camera_body_bytes)")
+
+
+def buffered(request: web.Request, cap: int) -> bytes | None:
+    """The whole body if the server has already received all of it, at most `cap` bytes and
+    not compressed: the bytes `read_body` would return, without awaiting. None otherwise."""
+    content = request.content
+    if type(content) is not StreamReader or not content.is_eof() or content.total_bytes > cap:
+        return None
+    if content.total_compressed_bytes is not None or content.exception() is not None:
+        return None
+    return content.read_nowait()
 
 
 async def read_body(request: web.Request, cap: int) -> bytes:
@@ -64,6 +79,9 @@ Wanted = Callable[[str, str, str], bool]
 
 
 def is_multipart(request: web.Request) -> bool:
+    raw = request.headers.get(hdrs.CONTENT_TYPE)
+    if raw is None or "multipart" not in raw.lower():  # no need to parse the header
+        return False
     return request.content_type.startswith("multipart/")
 
 

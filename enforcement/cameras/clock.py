@@ -12,6 +12,7 @@ microseconds depending on the vendor and are told apart by size.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -39,9 +40,28 @@ def _fixed(offset: dt.timedelta) -> dt.timezone:
     return tz
 
 
+@functools.lru_cache(maxsize=4096)  # cameras post in real time: a few hours per zone
+def _hour(tz: ZoneInfo, hour: int) -> dt.timezone | None:
+    """The one UTC offset of every wall time in local hour `hour` (hours since 0001-01-01)
+    of `tz`, or None when a transition falls in that hour (a gap or a repeated span). Zone
+    transitions fall on whole minutes and never two in one hour, so equal offsets for both
+    folds at the hour's first and last microsecond mean one offset throughout."""
+    start = dt.datetime.fromordinal(hour // 24) + dt.timedelta(hours=hour % 24)
+    end = start + dt.timedelta(hours=1, microseconds=-1)
+    offsets = {tz.utcoffset(t.replace(fold=f)) for t in (start, end) for f in (0, 1)}
+    if len(offsets) != 1:
+        return None
+    (offset,) = offsets
+    return None if offset is None else _fixed(offset)
+
+
 def aware(naive: dt.datetime, tz: ZoneInfo, now: float) -> dt.datetime:
     """The instant of local wall time `naive` in `tz` (see the module docstring for DST), with
     a fixed offset (a fold=1 zone time compares unequal to every other zone: PEP 495)."""
+    fixed = _hour(tz, naive.toordinal() * 24 + naive.hour)
+    if fixed is not None:  # the usual hour, with one offset: no zone arithmetic per read
+        # combine() keeps naive's fold, as replace(tzinfo=) does, at a fraction of its cost
+        return dt.datetime.combine(naive, naive.time(), fixed)
     off0 = tz.utcoffset(naive.replace(fold=0))
     off1 = tz.utcoffset(naive.replace(fold=1))
     assert off0 is not None and off1 is not None
@@ -76,26 +96,31 @@ def parse(text: str, tz: ZoneInfo, now: float, field: str) -> dt.datetime:
             value = value.replace(tzinfo=dt.timezone(offset if sign == "+" else -offset))
         elif text.endswith("Z"):
             value = value.replace(tzinfo=dt.UTC)
-    if value.tzinfo is None:
-        value = aware(value, tz, now)
-    if not _MIN_EPOCH <= value.timestamp() < _MAX_EPOCH:
+    if value.tzinfo is None:  # local time; `aware`, with its fast path inlined (every post)
+        fixed = _hour(tz, value.toordinal() * 24 + value.hour)
+        value = (aware(value, tz, now) if fixed is None
+                 else dt.datetime.combine(value, value.time(), fixed))  # fmt: skip
+    # Years 2001-2098 are in range whatever the offset: timestamp() only near the edges.
+    if not 2000 < value.year < 2099 and not _MIN_EPOCH <= value.timestamp() < _MAX_EPOCH:
         raise errors.Invalid(f"{text[:40]!r} is outside 2000-2100", field)
     return value
 
 
-def _seconds(value: float) -> float | None:
+def epoch_seconds(value: float) -> float | None:
     """Epoch seconds from seconds, milliseconds or microseconds, or None if out of range."""
     seconds = float(value)
-    for _ in range(3):
-        if seconds < _MAX_EPOCH:
-            break
+    if seconds >= _MAX_EPOCH:  # three steps at most: seconds, ms, us, ns
         seconds /= 1000
+        if seconds >= _MAX_EPOCH:
+            seconds /= 1000
+            if seconds >= _MAX_EPOCH:
+                seconds /= 1000
     return seconds if _MIN_EPOCH <= seconds < _MAX_EPOCH else None
 
 
 def from_epoch(value: float, field: str) -> dt.datetime:
     """An epoch number in seconds, milliseconds or microseconds, told apart by size."""
-    seconds = _seconds(value)
+    seconds = epoch_seconds(value)
     if seconds is None:
         raise errors.Invalid(f"{value!r} is not an epoch instant between 2000 and 2100", field)
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
@@ -103,4 +128,4 @@ def from_epoch(value: float, field: str) -> dt.datetime:
 
 def plausible_epoch(value: float) -> bool:
     """Whether `value` reads as an epoch instant in range in some unit."""
-    return _seconds(value) is not None
+    return epoch_seconds(value) is not None

@@ -66,20 +66,25 @@ DECODER: Final = msgspec.json.Decoder(_Message)
 
 
 async def parse(request: web.Request, ctx: Context) -> Payload:
-    return payload(decode_json(await read_body(request, ctx.max_body), DECODER), ctx)
+    return from_body(await read_body(request, ctx.max_body), ctx)
 
 
-def payload(m: _Message, ctx: Context) -> Payload:
-    pic = m.Picture
+def from_body(data: bytes, ctx: Context) -> Payload:
+    try:
+        pic = DECODER.decode(data).Picture
+    except msgspec.MsgspecError:  # a byte-order mark to drop, or the error to answer
+        pic = decode_json(data, DECODER).Picture
     if pic is None:
         raise errors.Invalid("Object missing required field `Picture`", "Picture")
     snap = pic.SnapInfo or _Snap()
-    name = "AccurateTime" if values.present(snap.AccurateTime) else "SnapTime"
-    when = values.present(snap.AccurateTime if name == "AccurateTime" else snap.SnapTime)
+    when = values.present(snap.AccurateTime)
+    name = "Picture.SnapInfo.AccurateTime"
     if when is None:
-        raise errors.Invalid("Object missing required field `SnapTime`",
-                             "Picture.SnapInfo.SnapTime")  # fmt: skip
-    ts = clock.parse(when, ctx.tz, ctx.now, f"Picture.SnapInfo.{name}")
+        when = values.present(snap.SnapTime)
+        name = "Picture.SnapInfo.SnapTime"
+        if when is None:
+            raise errors.Invalid("Object missing required field `SnapTime`", name)
+    ts = clock.parse(when, ctx.tz, ctx.now, name)
     plate_in = pic.Plate or _Plate()
     exists = plate_in.IsExist not in (False, 0, "false", "0")
     plate = values.plate(plate_in.PlateNumber if exists else None, "Picture.Plate.PlateNumber")

@@ -76,10 +76,13 @@ def fields_of(data: bytes) -> dict[str, Scalar]:
         alert = decode_json(data, JSON_DECODER)
         alert = alert.EventNotificationAlert or alert
         anpr = alert.ANPR[0] if isinstance(alert.ANPR, list) and alert.ANPR else alert.ANPR
-        fields = {k: v for k, v in msgspec.structs.asdict(alert).items() if k != "ANPR"}
+        fields = msgspec.structs.asdict(alert)
+        del fields["ANPR"]
         if isinstance(anpr, _Anpr):
-            fields.update((k, v) for k, v in msgspec.structs.asdict(anpr).items()
-                          if v is not msgspec.UNSET)  # fmt: skip
+            more = msgspec.structs.asdict(anpr)
+            if more["licensePlate"] is msgspec.UNSET:  # the one field that may be unset
+                del more["licensePlate"]
+            fields.update(more)
         return fields
     raise Malformed("expected an EventNotificationAlert as XML or JSON")
 
@@ -93,10 +96,12 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
         data = parts[0].data
     else:
         data = await read_body(request, ctx.max_body)
-    return payload(fields_of(data), ctx)
+    return from_body(data, ctx)
 
 
-def payload(f: dict[str, Scalar], ctx: Context) -> Payload:
+def from_body(data: bytes, ctx: Context) -> Payload:
+    """The event from its XML or JSON (a whole body, or the multipart body's event part)."""
+    f = fields_of(data)
     event_type = values.present(f.get("eventType"))
     if event_type is not None and event_type.lower() != "anpr":
         return ignored(f"eventType {event_type[:40]}")  # heartbeats (videoloss), motion, ...
@@ -106,7 +111,7 @@ def payload(f: dict[str, Scalar], ctx: Context) -> Payload:
     when = values.present(f.get("dateTime"))
     if when is None:
         raise errors.Invalid("Object missing required field `dateTime`", "dateTime")
-    kept = values.kept((name, f.get(name)) for name in KEPT)
+    kept = values.kept(zip(KEPT, map(f.get, KEPT), strict=True))
     read = Read(
         plate=values.plate(f["licensePlate"], "ANPR.licensePlate"),
         ts=clock.parse(when, ctx.tz, ctx.now, "dateTime"),
@@ -115,4 +120,4 @@ def payload(f: dict[str, Scalar], ctx: Context) -> Payload:
         fields=kept,
     )
     mac = values.present(f.get("macAddress"))
-    return Payload([read], device=None if mac is None else ("macAddress", mac))
+    return Payload([read], None if mac is None else ("macAddress", mac))

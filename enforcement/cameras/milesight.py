@@ -14,8 +14,9 @@ event id is derived.
 from __future__ import annotations
 
 import functools
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
+import msgspec
 from aiohttp import web
 
 from .. import errors
@@ -59,10 +60,14 @@ def _plan(keys: tuple[str, ...]) -> _Plan:
 
 async def parse(request: web.Request, ctx: Context) -> Payload:
     # Milesight sends JSON, though not always with a JSON Content-Type: read the body as is.
-    return payload(decode_json(await read_body(request, ctx.max_body), OBJECT), ctx)
+    return from_body(await read_body(request, ctx.max_body), ctx)
 
 
-def payload(obj: dict[str, Any], ctx: Context) -> Payload:
+def from_body(data: bytes, ctx: Context) -> Payload:
+    try:
+        obj = OBJECT.decode(data)
+    except msgspec.MsgspecError:  # a byte-order mark to drop, or the error to answer
+        obj = decode_json(data, OBJECT)
     plan = _plan(tuple(obj))
     if plan.plate is None:
         if plan.event is not None:  # vehicle counting, parking: no plate read to judge
@@ -83,7 +88,7 @@ def payload(obj: dict[str, Any], ctx: Context) -> Payload:
         confidence=None if plan.confidence is None else values.confidence(
             obj[plan.confidence], plan.confidence),
         country=None if plan.country is None else values.country(obj[plan.country]),
-        fields=values.kept((k, obj[k]) for k in plan.kept),
+        fields=values.kept(zip(plan.kept, map(obj.__getitem__, plan.kept), strict=True)),
     )  # fmt: skip
     device = None if plan.device is None else values.present(obj[plan.device])
     return Payload([read], device=None if device is None or plan.device is None

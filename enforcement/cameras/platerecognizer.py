@@ -11,6 +11,7 @@ derived (a webhook retry carries the same timestamp and plates).
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Final
 
 import msgspec
@@ -68,6 +69,7 @@ class _Body(msgspec.Struct):
 
 
 DECODER: Final = msgspec.json.Decoder(_Body)
+_PLATE: Final = attrgetter("plate")  # a candidate's plate
 
 
 def _metadata(name: str, filename: str, content_type: str) -> bool:
@@ -82,24 +84,30 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
         data = parts[0].data
     else:
         data = await read_body(request, ctx.max_body)
-    return payload(decode_json(data, DECODER), ctx)
+    return from_body(data, ctx)
 
 
-def payload(body: _Body, ctx: Context) -> Payload:
-    data = body.data
-    if data is None:
+def from_body(data: bytes, ctx: Context) -> Payload:
+    """The webhook from its JSON (a whole body, or the multipart body's json part)."""
+    try:
+        body = DECODER.decode(data)
+    except msgspec.MsgspecError:  # a byte-order mark to drop, or the error to answer
+        body = decode_json(data, DECODER)
+    found = body.data
+    if found is None:
         if body.hook is not None and body.hook.event:
             return ignored(f"hook event {body.hook.event[:40]}")
         raise errors.Invalid("Object missing required field `data`", "data")
-    if data.results is None:
+    if found.results is None:
         raise errors.Invalid("Object missing required field `results`", "data.results")
-    if data.timestamp is None:
+    if found.timestamp is None:
         raise errors.Invalid("Object missing required field `timestamp`", "data.timestamp")
-    ts = clock.parse(data.timestamp, ctx.tz, ctx.now, "data.timestamp")
-    common = values.kept((("camera_id", data.camera_id), ("filename", data.filename),
-                          ("hook.event", None if body.hook is None else body.hook.event)))
+    ts = clock.parse(found.timestamp, ctx.tz, ctx.now, "data.timestamp")
+    event = None if body.hook is None else body.hook.event
+    common = values.kept((("camera_id", found.camera_id), ("filename", found.filename),
+                          ("hook.event", event)))  # fmt: skip
     reads = []
-    for i, r in enumerate(data.results or [None]):
+    for i, r in enumerate(found.results or [None]):
         if r is None:  # results: [] - a picture without a readable plate
             reads.append(Read("", ts, None, None, dict(common)))
             continue
@@ -116,7 +124,7 @@ def payload(body: _Body, ctx: Context) -> Payload:
             confidence=values.confidence(r.score, f"{where}.score", 1),
             country=None if r.region is None else values.country(r.region.code),
             fields=kept,
-            candidates=candidates([c.plate for c in r.candidates], plate),
+            candidates=candidates(map(_PLATE, r.candidates), plate),
         ))  # fmt: skip
-    camera = values.present(data.camera_id)
-    return Payload(reads, device=None if camera is None else ("data.camera_id", camera))
+    camera = values.present(found.camera_id)
+    return Payload(reads, None if camera is None else ("data.camera_id", camera))

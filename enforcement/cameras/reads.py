@@ -10,7 +10,7 @@ why there is nothing to judge (a heartbeat, another event type).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -22,27 +22,26 @@ from ..config import Camera
 MAX_CANDIDATES: Final = 10  # alternative reads checked per transit
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+# msgspec structs, not dataclasses: built in C, three of them per post. Not encoded or
+# decoded, so their fields may hold any Python type.
+class Context(msgspec.Struct, gc=False):
     camera: Camera
     tz: ZoneInfo  # the camera's zone, for timestamps without an offset
     max_body: int
     now: float
 
 
-@dataclass(slots=True)
-class Read:
+class Read(msgspec.Struct, gc=False):
     plate: str  # raw read; "" (or a vendor's "unknown") when nothing was read
     ts: dt.datetime  # capture instant, aware
     confidence: float | None
     country: str | None
     fields: dict[str, str]  # raw payload fields kept on the transit record (never images)
-    candidates: list[str] = field(default_factory=list)
+    candidates: list[str] = []  # (a fresh list per Read)
     event_id: str | None = None  # the vendor's id for this vehicle; None: derived (ids.py)
 
 
-@dataclass(slots=True)
-class Payload:
+class Payload(msgspec.Struct, gc=False):
     reads: list[Read]
     device: tuple[str, str] | None = None  # (payload field, value) naming the sender
     ignored: str | None = None  # nothing to judge, and why (heartbeat, other event type)
@@ -56,7 +55,9 @@ T = TypeVar("T")
 
 
 def decode_json(data: bytes, decoder: msgspec.json.Decoder[T]) -> T:
-    """A JSON body as `decoder`'s type; 400 (not JSON) or 422 (wrong shape, naming the field)."""
+    """A JSON body as `decoder`'s type; 400 (not JSON) or 422 (wrong shape, naming the field).
+    (Adapters try `decoder.decode(data)` first and call this when it fails: a body with a
+    byte-order mark fails there, and no body without one decodes here but not there.)"""
     if data[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark, as some firmware send
         data = data[3:]
     try:
@@ -68,7 +69,7 @@ def decode_json(data: bytes, decoder: msgspec.json.Decoder[T]) -> T:
 OBJECT: Final = msgspec.json.Decoder(dict[str, Any])
 
 
-def candidates(plates: list[str], best: str) -> list[str]:
+def candidates(plates: Iterable[str], best: str) -> list[str]:
     """Alternative reads, without the best read itself and without repeats."""
     out: list[str] = []
     for p in plates:

@@ -32,6 +32,9 @@ class Registry:
         self.settings = settings
         self.zones = {c.id: ZoneInfo(c.timezone) for c in settings.cameras.values()}
         self._tokens: dict[str, Camera] = {}  # known token -> camera (bounded, like Api._keys)
+        # Authorization header -> its camera, once a post proved it (bounded): a camera sends
+        # the same header every time, so the key is hashed and checked once, not per post
+        self._headers: dict[str, Camera] = {}
 
     def by_token(self, token: str) -> Camera:
         camera = self._tokens.get(token)
@@ -59,25 +62,34 @@ class Registry:
         """The posting camera; 401 without valid credentials, 403 for a key that is no
         camera's or a camera registered for another vendor."""
         token = request.match_info.get("token")
-        if token is None and "token=" in request.query_string:  # parse the query only then
+        # No "?" in the request target, no query to parse (the usual post).
+        if token is None and "?" in request.raw_path and "token=" in request.query_string:
             token = request.query.get("token")
         if token:
             camera = self.by_token(token)
         else:
             header = request.headers.get("Authorization", "")
-            if header[:6].lower() == "basic ":
-                camera = self.by_basic(header)
-            else:
-                key = require(request, CAMERA_ROLES)
-                if key.camera is None:
-                    raise errors.Forbidden(
-                        f"key {key.id!r} belongs to no camera: register the camera under "
-                        "[cameras.ID] with its own key or URL token")  # fmt: skip
-                camera = self.settings.cameras[key.camera]
+            known = self._headers.get(header)
+            if known is None:
+                known = self.by_header(request, header, require)
+                if len(self._headers) < 10_000:  # failures raise, so are never cached
+                    self._headers[header] = known
+            camera = known
         if camera.vendor != vendor:
             raise errors.Forbidden(f"camera {camera.id!r} is registered for vendor "
                                    f"{camera.vendor!r}, not {vendor!r}")  # fmt: skip
         return camera
+
+    def by_header(self, request: web.Request, header: str, require: Require) -> Camera:
+        """The camera whose key (Bearer) or id and token (Basic) `header` holds."""
+        if header[:6].lower() == "basic ":
+            return self.by_basic(header)
+        key = require(request, CAMERA_ROLES)
+        if key.camera is None:
+            raise errors.Forbidden(
+                f"key {key.id!r} belongs to no camera: register the camera under "
+                "[cameras.ID] with its own key or URL token")  # fmt: skip
+        return self.settings.cameras[key.camera]
 
     @staticmethod
     def check_device(camera: Camera, device: tuple[str, str] | None) -> None:

@@ -18,6 +18,7 @@ do not declare them, so the decoder skips them.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Final
 
 import msgspec
@@ -74,30 +75,37 @@ DECODER: Final = msgspec.json.Decoder(_Message)
 
 
 async def parse(request: web.Request, ctx: Context) -> Payload:
-    return payload(decode_json(await read_body(request, ctx.max_body), DECODER), ctx)
+    return from_body(await read_body(request, ctx.max_body), ctx)
+
+
+_PLATE: Final = attrgetter("plate")  # a candidate's plate
 
 
 def _instant(value: Scalar, field: str) -> float:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     raise errors.Invalid(f"Object missing required field `{field}`", field)
 
 
-def payload(m: _Message, ctx: Context) -> Payload:
+def from_body(data: bytes, ctx: Context) -> Payload:
+    try:
+        m = DECODER.decode(data)
+    except msgspec.MsgspecError:  # a byte-order mark to drop, or the error to answer
+        m = decode_json(data, DECODER)
     kind = m.data_type
     if kind is None:
         raise errors.Invalid("Object missing required field `data_type`", "data_type")
     camera = values.present(m.camera_id)
     device = None if camera is None else ("camera_id", camera)
-    common = values.kept((("data_type", kind), ("agent_uid", m.agent_uid),
-                          ("site_id", m.site_id), ("camera_id", m.camera_id)))  # fmt: skip
     if kind == "alpr_group":
         start = _instant(m.epoch_start, "epoch_start")
         ts = clock.from_epoch(start, "epoch_start")
         plate = values.plate(m.best_plate_number, "best_plate_number")
-        fields = common | values.kept((
+        fields = values.kept((
+            ("data_type", kind), ("agent_uid", m.agent_uid), ("site_id", m.site_id),
+            ("camera_id", m.camera_id),
             ("best_plate_number", m.best_plate_number), ("best_confidence", m.best_confidence),
             ("best_region", m.best_region), ("best_uuid", m.best_uuid),
             ("epoch_start", m.epoch_start), ("epoch_end", m.epoch_end),
@@ -107,19 +115,20 @@ def payload(m: _Message, ctx: Context) -> Payload:
         event_id = None
         if agent is not None and camera is not None:
             first = f"{agent}-{camera}-{round(start)}"  # the uuid of the group's first frame
-            at = next((i for i, u in enumerate(m.uuids) if u == first), None)
+            at = m.uuids.index(first) if first in m.uuids else None
             index = m.plate_indexes[at] if at is not None and at < len(m.plate_indexes) else 0
             event_id = f"{first}-{index}"
         alternatives = (m.best_plate.candidates if m.best_plate is not None
                         and m.best_plate.candidates else m.candidates)  # fmt: skip
         read = Read(plate, ts, values.confidence(m.best_confidence, "best_confidence", 100),
                     values.country(m.best_region or m.country), fields,
-                    candidates([c.plate for c in alternatives], plate),
-                    event_id=event_id)  # fmt: skip
-        return Payload([read], device=device)
+                    candidates(map(_PLATE, alternatives), plate), event_id)  # fmt: skip
+        return Payload([read], device)
     if kind == "alpr_results":
+        common = values.kept((("data_type", kind), ("agent_uid", m.agent_uid),
+                              ("site_id", m.site_id), ("camera_id", m.camera_id),
+                              ("uuid", m.uuid)))  # fmt: skip
         ts = clock.from_epoch(_instant(m.epoch_time, "epoch_time"), "epoch_time")
-        common |= values.kept((("uuid", m.uuid),))
         reads = []
         for i, r in enumerate(m.results or [_Plate()]):  # results: []: a frame, no read
             where = f"results[{i}]"
@@ -129,6 +138,6 @@ def payload(m: _Message, ctx: Context) -> Payload:
             reads.append(Read(plate, ts, values.confidence(r.confidence, f"{where}.confidence",
                                                            100),
                               values.country(r.region or m.country), fields,
-                              candidates([c.plate for c in r.candidates], plate)))  # fmt: skip
-        return Payload(reads, device=device)
+                              candidates(map(_PLATE, r.candidates), plate)))  # fmt: skip
+        return Payload(reads, device)
     return ignored(kind[:40])  # heartbeat, alpr_alert, vehicle, ...

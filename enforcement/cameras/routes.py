@@ -9,25 +9,30 @@ parser (one module each) -> TransitIn with the camera's gate and a stable event 
 `Api.accept`, the same check, log and verdict as `/v1/transits`. The answer is
 `{"results": [verdict, ...]}` (Dahua: `{"Result": true, "results": [...]}`), or
 `{"results": [], "ignored": why}` for a heartbeat or another event type.
+
+The usual post is a few kB of JSON that has fully arrived by the time the handler runs: it is
+parsed straight from the buffered bytes (`body.buffered`, the vendor's `from_body`), with no
+awaits; multipart, compressed, large or still-arriving bodies take the vendor's streaming
+`parse`. Both give the same answer for the same bytes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import msgspec
 from aiohttp import web
 
 from .. import errors
 from ..openapi import ERRORS, PathDocs, json_response
-from ..plates import normalise
+from ..plates import Plate, normalise
 from ..schemas import ENCODER, ErrorOut, TransitIn
 from ..verdicts import Verdict
 from . import axis, dahua, hikvision, ids, milesight, platerecognizer, rekor
-from .body import read_body
-from .reads import Context, Payload
+from .body import buffered, is_multipart, read_body
+from .reads import Context, Payload, Read
 from .registry import Registry
 
 if TYPE_CHECKING:
@@ -36,13 +41,20 @@ if TYPE_CHECKING:
 JSON: Final = "application/json"
 Parser = Callable[[web.Request, Context], Awaitable[Payload]]
 
-PARSERS: Final[dict[str, Parser]] = {
-    "hikvision": hikvision.parse,
-    "axis": axis.parse,
-    "milesight": milesight.parse,
-    "platerecognizer": platerecognizer.parse,
-    "rekor": rekor.parse,
-    "dahua": dahua.parse,
+
+class Vendor(NamedTuple):
+    parse: Parser  # any body: reads it, streaming multipart parts, within the cap
+    from_body: Callable[[bytes, Context], Payload]  # a whole body already received
+    multipart: bool  # posts may be multipart/form-data (parse then, never from_body)
+
+
+VENDORS: Final[dict[str, Vendor]] = {
+    "hikvision": Vendor(hikvision.parse, hikvision.from_body, True),
+    "axis": Vendor(axis.parse, axis.from_body, True),
+    "milesight": Vendor(milesight.parse, milesight.from_body, False),
+    "platerecognizer": Vendor(platerecognizer.parse, platerecognizer.from_body, True),
+    "rekor": Vendor(rekor.parse, rekor.from_body, False),
+    "dahua": Vendor(dahua.parse, dahua.from_body, False),
 }
 
 
@@ -61,17 +73,29 @@ class DahuaOut(msgspec.Struct, omit_defaults=True):
     ignored: str | None = None
 
 
-def _transits(camera_id: str, gate: str, payload: Payload) -> list[TransitIn]:
-    out = []
-    for r in payload.reads:
+_Batch = tuple[list[TransitIn], list[Plate], list[dict[str, str] | None], list[list[str]] | None]
+
+
+def _batch(camera_id: str, gate: str, reads: Sequence[Read]) -> _Batch:
+    """A payload's reads as `Api.accept` takes them: the transits, their plates normalised
+    (once: the event id needs them, and so does the check), the kept fields, and the
+    candidates (None when no read has any)."""
+    transits: list[TransitIn] = []
+    plates: list[Plate] = []
+    fields: list[dict[str, str] | None] = []
+    candidates: list[list[str]] = []
+    for r in reads:
+        plate = normalise(r.plate, r.country)
         if r.event_id is not None:
             event_id = ids.vendor(r.event_id)
         else:
-            event_id = ids.synthetic(camera_id, normalise(r.plate, r.country).text,
-                                     r.ts.timestamp())  # fmt: skip
-        out.append(TransitIn(event_id=event_id, camera=camera_id, gate=gate, plate=r.plate,
-                             ts=r.ts, confidence=r.confidence, country=r.country))  # fmt: skip
-    return out
+            event_id = ids.synthetic(camera_id, plate.text, r.ts.timestamp())
+        transits.append(TransitIn(event_id, camera_id, gate, r.plate, r.ts, r.confidence,
+                                  r.country))  # fmt: skip
+        plates.append(plate)
+        fields.append(r.fields)
+        candidates.append(r.candidates)
+    return transits, plates, fields, candidates if any(candidates) else None
 
 
 def add_camera_routes(app: web.Application, api: Api) -> None:
@@ -80,22 +104,28 @@ def add_camera_routes(app: web.Application, api: Api) -> None:
     registry = Registry(settings)
     cap = settings.max_camera_body_bytes
 
-    def handler(vendor: str, parse: Parser, dahua_answer: bool) -> Callable[
+    zones, max_batch = registry.zones, settings.max_batch
+
+    def handler(vendor: str, dahua_answer: bool) -> Callable[
             [web.Request], Awaitable[web.Response]]:  # fmt: skip
+        parse, from_body, multipart = VENDORS[vendor]
+
         async def handle(request: web.Request) -> web.Response:
             camera = registry.identify(request, api.require, vendor)  # before reading a byte
-            payload = await parse(request, Context(camera, registry.zones[camera.id], cap,
-                                                   time.time()))  # fmt: skip
-            registry.check_device(camera, payload.device)
+            ctx = Context(camera, zones[camera.id], cap, time.time())
+            data = None if multipart and is_multipart(request) else buffered(request, cap)
+            payload = from_body(data, ctx) if data is not None else await parse(request, ctx)
+            if camera.device_id is not None:
+                registry.check_device(camera, payload.device)
             verdicts: list[Verdict] = []
             if payload.ignored is None:
-                if len(payload.reads) > settings.max_batch:
-                    raise errors.TooLarge(f"at most {settings.max_batch} plate reads per post",
+                reads = payload.reads
+                if len(reads) > max_batch:
+                    raise errors.TooLarge(f"at most {max_batch} plate reads per post",
                                           "results")  # fmt: skip
-                verdicts = await api.accept(
-                    _transits(camera.id, camera.gate, payload),
-                    vendor_fields=[r.fields for r in payload.reads],
-                    candidates=[r.candidates for r in payload.reads])  # fmt: skip
+                transits, plates, fields, candidates = _batch(camera.id, camera.gate, reads)
+                verdicts = await api.accept(transits, plates=plates, vendor_fields=fields,
+                                            candidates=candidates)  # fmt: skip
             out: Any = (DahuaOut(True, verdicts, payload.ignored) if dahua_answer
                         else CameraOut(verdicts, payload.ignored))  # fmt: skip
             return web.Response(body=ENCODER.encode(out), content_type=JSON)
@@ -108,11 +138,11 @@ def add_camera_routes(app: web.Application, api: Api) -> None:
         return web.Response(body=b'{"Result":true}', content_type=JSON)
 
     add, ep = app.router.add_route, api.endpoint
-    for vendor, parse in PARSERS.items():
-        handle = handler(vendor, parse, vendor == "dahua")
+    for vendor in VENDORS:
+        handle = handler(vendor, vendor == "dahua")
         for path in (f"/v1/cameras/{vendor}", f"/v1/cameras/{vendor}/{{token}}"):
             add("POST", path, ep(path, handle))
-    tollgate = handler("dahua", dahua.parse, True)
+    tollgate = handler("dahua", True)
     for prefix in ("", "/v1/cameras/dahua/{token}"):
         add("POST", f"{prefix}/NotificationInfo/TollgateInfo",
             ep(f"{prefix}/NotificationInfo/TollgateInfo", tollgate))  # fmt: skip
@@ -177,7 +207,7 @@ def _operation(vendor: str, out: str, with_token: bool) -> dict[str, Any]:
 
 def _docs() -> PathDocs:
     paths: dict[str, Any] = {}
-    for vendor in PARSERS:
+    for vendor in VENDORS:
         out = "DahuaOut" if vendor == "dahua" else "CameraOut"
         paths[f"/v1/cameras/{vendor}"] = _operation(vendor, out, False)
         paths[f"/v1/cameras/{vendor}/{{token}}"] = _operation(vendor, out, True)

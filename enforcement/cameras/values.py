@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable
+from math import isfinite
 from typing import Final
 
 from .. import errors
@@ -31,6 +32,8 @@ def present(value: Scalar) -> str | None:
         return None if len(text) <= 4 and text.lower() in MISSING else text
     if value is None:
         return None
+    if type(value) is int:  # camera ids, counters: digits, never a missing marker
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and not math.isfinite(value):
@@ -45,19 +48,38 @@ _MISSING_AS_SENT: Final = MISSING | {"NULL", "Null", "None", "N/A", "NA", "NaN"}
 
 def kept(pairs: Iterable[tuple[str, Scalar]]) -> dict[str, str]:
     """The raw payload fields to keep on the transit record: those present, as text, cut to
-    MAX_FIELD. Runs on every post, so it avoids per-value function calls."""
+    MAX_FIELD. Runs on every post, so the usual values (text, None) take one test each."""
     out: dict[str, str] = {}
     for name, v in pairs:
-        if isinstance(v, str):
+        if type(v) is str:
             if v not in _MISSING_AS_SENT:
                 out[name] = v[:MAX_FIELD]
         elif v is None:
             continue
-        elif isinstance(v, bool):
+        elif v is True or v is False:
             out[name] = "true" if v else "false"
-        elif isinstance(v, int) or (isinstance(v, float) and math.isfinite(v)):
-            out[name] = str(v)  # anything else (an object where a value was due) is dropped
+        elif type(v) is int:
+            out[name] = str(v)
+        elif type(v) is float:
+            if isfinite(v):
+                out[name] = str(v)
+        else:
+            text = _text(v)
+            if text is not None:
+                out[name] = text
     return out
+
+
+def _text(v: object) -> str | None:
+    """`kept`'s other values: booleans and finite numbers as text; anything else (an object
+    where a value was due) is dropped."""
+    if isinstance(v, str):
+        return None if v in _MISSING_AS_SENT else v[:MAX_FIELD]
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int) or (isinstance(v, float) and math.isfinite(v)):
+        return str(v)
+    return None
 
 
 def plate(value: Scalar, field: str) -> str:
@@ -75,20 +97,24 @@ def plate(value: Scalar, field: str) -> str:
 def confidence(value: Scalar, field: str, scale: float | None = None) -> float | None:
     """A confidence in 0-1, or None when missing. `scale` is the vendor's full scale (1 or
     100) when it is known; None guesses from the value (above 1 means a percentage)."""
-    if isinstance(value, float) and 0 <= value <= 1 and scale != 100:
-        return value  # the usual 0-1 float: no conversions
-    if value is None or isinstance(value, bool):
-        if isinstance(value, bool):
-            raise errors.Invalid("a confidence is a number, got a boolean", field)
+    if type(value) is float:
+        if 0 <= value <= 1 and scale != 100:
+            return value  # the usual 0-1 float: no conversions
+        number = value
+    elif type(value) is int:  # exact: a bool is no int here
+        number = float(value)
+    elif value is None:
         return None
-    if isinstance(value, str):
-        text = value.strip().rstrip("%").strip()
-        if text.lower() in MISSING:
-            return None
+    elif isinstance(value, bool):
+        raise errors.Invalid("a confidence is a number, got a boolean", field)
+    elif isinstance(value, str):
         try:
-            number = float(text.replace(",", "."))
+            parsed = _number(value)
         except ValueError:
             raise errors.Invalid(f"{value!r} is not a confidence (a number)", field) from None
+        if parsed is None:
+            return None
+        number = parsed
     elif isinstance(value, int | float):
         number = float(value)
     else:
@@ -99,6 +125,16 @@ def confidence(value: Scalar, field: str, scale: float | None = None) -> float |
     if number > full:
         raise errors.Invalid(f"{value!r} is not a confidence (0-{full:g})", field)
     return number / full
+
+
+@functools.lru_cache(maxsize=1024)  # a camera sends a few hundred distinct strings ("92")
+def _number(value: str) -> float | None:
+    """A confidence sent as text ("92", "0,92", "92 %"): the number, None when missing,
+    ValueError when it is no number."""
+    text = value.strip().rstrip("%").strip()
+    if text.lower() in MISSING:
+        return None
+    return float(text.replace(",", "."))
 
 
 # English and Italian names some firmware send instead of codes (Hikvision's newer ANPR).
