@@ -31,7 +31,7 @@ from .followup import FollowUp, running
 from .live import IndexHolder, LiveIndex
 from .metrics import Metrics
 from .openapi import PathDocs, docs_html, openapi_document
-from .plates import Plate, normalise, normalise_text
+from .plates import Plate, alternatives, normalise, normalise_text
 from .police import plate_view
 from .rules import Gate, Rules
 from .schemas import BATCH_DECODER, ENCODER, TRANSIT_DECODER, BatchOut, ErrorOut, TransitIn
@@ -142,8 +142,8 @@ class Api:
 
     async def accept(
         self, transits: Sequence[TransitIn], *, field: str | None = None,
-        vendor_fields: Sequence[dict[str, str] | None] | None = None,
-        candidates: Sequence[Sequence[str]] | None = None,
+        vendor_fields: Sequence[msgspec.Raw | None] | None = None,
+        candidates: Sequence[Iterable[str]] | None = None,
         plates: Sequence[Plate] | None = None,
     ) -> list[Verdict]:  # fmt: skip
         """Judge camera transits (native or from a vendor adapter) and record them.
@@ -163,10 +163,11 @@ class Api:
                 raise errors.Invalid(f"unknown gate {t.gate!r}", where)
             items.append((normalise(t.plate, t.country) if plates is None else plates[i],
                           t.ts.timestamp(), gate, t.confidence, t.event_id))  # fmt: skip
-        # The camera's alternative reads, normalised as the read itself is.
+        # The camera's alternative reads, normalised as the read itself is when a check
+        # needs them (lazily: most transits are covered and never do).
         alts = None if not candidates else [
-            [text for c in cs if (text := normalise(c, t.country).text)]
-            for t, cs in zip(transits, candidates, strict=True)]  # fmt: skip
+            alternatives(cs, t.country, item[0])
+            for t, cs, item in zip(transits, candidates, items, strict=True)]  # fmt: skip
         now = time.time()
         if len(items) == 1:
             plate, ts, gate, confidence, event_id = items[0]
@@ -183,7 +184,7 @@ class Api:
     async def _record(
         self, transits: Sequence[TransitIn], items: Sequence[tuple[Plate, float, Gate,
         float | None, str | None]], verdicts: list[Verdict], now: float,
-        vendor_fields: Sequence[dict[str, str] | None] | None,
+        vendor_fields: Sequence[msgspec.Raw | None] | None,
     ) -> list[Verdict]:  # fmt: skip
         """Log the transits before answering; a retry gets its first attempt's verdict."""
         assert self.transit_log is not None

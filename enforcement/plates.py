@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from typing import Final, NamedTuple
 
 MAX_PLATE_LEN: Final = 11
@@ -120,10 +121,19 @@ def fix_italian(text: str) -> str | None:
     return results.pop() if len(results) == 1 else None
 
 
+def _settled(text: str) -> bool:
+    """Clean, upper-case, no sentinel, and nothing an Italian fix could change: its own
+    normalised form, whatever the country."""
+    return bool(_CLEAN.fullmatch(text)) and text not in SENTINELS and (
+        len(text) != 7 or _IT_ANY.fullmatch(text) is not None)
+
+
 def normalise(raw: str, country: str | None = None) -> Plate:
     """Normalise a camera read. Italian fixes apply unless the camera says it is foreign."""
-    if _CLEAN.fullmatch(raw) and raw not in SENTINELS and (len(raw) != 7 or _IT_ANY.fullmatch(raw)):
-        return Plate(raw, raw)  # the usual read: clean, and nothing a fix could change
+    if _settled(raw):
+        return Plate(raw, raw)  # the usual read
+    if raw.isascii() and _settled(upper := raw.upper()):
+        return Plate(raw, upper)  # the same in lower case (Plate Recognizer's, always)
     text = normalise_text(raw)
     if text and (country is None or country.upper() in ("IT", "I", "ITA")):
         fixed = fix_italian(text)
@@ -153,3 +163,23 @@ def confusable_variants(text: str) -> list[str]:
         for sub in CONFUSABLE.get(ch, ""):
             out.append(text[:i] + sub + text[i + 1 :])
     return out
+
+
+MAX_ALTERNATIVES: Final = 10  # a camera's alternative reads checked per transit
+
+
+def alternatives(reads: Iterable[str], country: str | None, best: Plate) -> Iterator[str]:
+    """A camera's alternative reads of one plate, normalised like the read itself, without
+    the best read `best`, blanks or repeats; at most MAX_ALTERNATIVES. Lazy: only a transit
+    no permit covers looks at them, and most transits are covered."""
+    seen = {best.text}
+    for raw in reads:
+        raw = raw.strip()
+        if raw == best.raw or len(raw) > 64:  # vendors list the best read among them
+            continue
+        text = normalise(raw, country).text
+        if text not in seen and text:
+            seen.add(text)
+            yield text
+            if len(seen) > MAX_ALTERNATIVES:
+                return

@@ -15,6 +15,8 @@ import msgspec
 
 from .verdicts import Verdict
 
+NO_FIELDS: Final = msgspec.Raw(b"\xc0")  # MessagePack nil: a native transit's vendor fields
+
 
 class TransitRecord(msgspec.Struct, array_like=True, gc=False, omit_defaults=True):
     """One transit as logged. Holds a plate: deleted with its retention (retention.py)."""
@@ -35,7 +37,10 @@ class TransitRecord(msgspec.Struct, array_like=True, gc=False, omit_defaults=Tru
     grace_until: int | None = None  # epoch seconds; pending only
     confidence: float | None = None
     country: str | None = None
-    vendor: dict[str, str] | None = None  # raw payload fields an adapter keeps (no images)
+    # The raw payload fields a vendor adapter keeps (never images), embedded as the adapter
+    # encoded them: a MessagePack map in the vendor's own field names (cameras/values.kept),
+    # or nil. (A Raw field cannot be optional: msgspec decodes it whatever it holds.)
+    vendor: msgspec.Raw = NO_FIELDS
 
 
 class Seen(msgspec.Struct, array_like=True, gc=False):
@@ -73,11 +78,12 @@ def seen_of(record: TransitRecord) -> Seen:
 
 def record_of(verdict: Verdict, *, camera: str, gate: str, zone: str, raw: str, ts: float,
               received: float, confidence: float | None, country: str | None,
-              vendor: dict[str, str] | None) -> TransitRecord:  # fmt: skip
+              vendor: msgspec.Raw | None) -> TransitRecord:  # fmt: skip
     event_id = verdict.event_id or ""
     grace = verdict.grace_until
     return TransitRecord(
         transit_id(camera, event_id, ts), camera, event_id, gate, zone, verdict.plate, raw, ts,
         received, verdict.verdict, verdict.reason, verdict.permits, verdict.index_revision,
-        None if grace is None else int(grace.timestamp()), confidence, country, vendor,
+        None if grace is None else int(grace.timestamp()), confidence, country,
+        NO_FIELDS if vendor is None else vendor,
     )  # fmt: skip

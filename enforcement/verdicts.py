@@ -16,7 +16,7 @@ are evaluated in local time (`Rules`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 import msgspec
@@ -80,7 +80,7 @@ class Checker:
 
     def check(
         self, live: LiveIndex, plate: Plate, ts: float, gate: Gate, confidence: float | None,
-        now: float, event_id: str | None = None, candidates: Sequence[str] = (),
+        now: float, event_id: str | None = None, candidates: Iterable[str] = (),
     ) -> Verdict:  # fmt: skip
         """The verdict for one transit at epoch seconds `ts` (camera time). `candidates` are
         the camera's alternative reads (normalised): one that a permit covers makes an
@@ -193,7 +193,7 @@ class Checker:
 
     def _uncovered(
         self, live: LiveIndex, plate: Plate, t: int, gate: Gate, confidence: float | None,
-        now: float, miss: int, event_id: str | None, candidates: Sequence[str] = (),
+        now: float, miss: int, event_id: str | None, candidates: Iterable[str] = (),
     ) -> Verdict:  # fmt: skip
         rev = live.revision
         if confidence is not None and confidence < self.review_confidence:
@@ -231,7 +231,7 @@ class Checker:
         return found
 
     def _candidate_covered(self, live: LiveIndex, text: str, t: int, gate: Gate,
-                           candidates: Sequence[str]) -> bool:  # fmt: skip
+                           candidates: Iterable[str]) -> bool:  # fmt: skip
         """Whether a permit covers one of the camera's alternative reads: the camera itself
         was unsure between them, so the uncovered best read is no ground for a fine."""
         if not candidates:
@@ -255,7 +255,7 @@ class Checker:
 
     def check_batch(
         self, live: LiveIndex, items: Sequence[tuple[Plate, float, Gate, float | None, str | None]],
-        now: float, candidates: Sequence[Sequence[str]] | None = None,
+        now: float, candidates: Sequence[Iterable[str]] | None = None,
     ) -> list[Verdict]:  # fmt: skip
         """Verdicts for many transits; the permit scan is vectorised with numpy.
 

@@ -26,22 +26,29 @@ from .body import is_multipart, read_body, read_parts
 from .reads import Context, Payload, Read, decode_json
 from .values import Scalar
 
-_OFFSET: Final = re.compile(r"(?:[+-]\d\d:?\d\d|Z)\s*$")
+_OFFSET: Final = re.compile(r"(?:[+-]\d\d:?\d\d|Z)$")
 
 
-class _VehicleInfo(msgspec.Struct):
+def _has_offset(text: str) -> bool:
+    """Whether a time ends in a UTC offset or Z (only the tail is searched: `+0200` or
+    `+02:00` at most, and the date's own dashes are further in)."""
+    text = text.rstrip()
+    return _OFFSET.search(text, len(text) - 6) is not None
+
+
+class _VehicleInfo(msgspec.Struct, omit_defaults=True):
     type: Scalar = None
     color: Scalar = None
     make: Scalar = None
     model: Scalar = None
 
 
-class _CameraInfo(msgspec.Struct):
+class _CameraInfo(msgspec.Struct, omit_defaults=True):
     SerialNumber: Scalar = None
     ProdShortName: Scalar = None
 
 
-class _Event(msgspec.Struct):
+class _Event(msgspec.Struct, omit_defaults=True):
     # Fields not declared (geotag, plateCoordinates, pictures) are skipped unread.
     plateUTF8: Scalar = None
     plateUnicode: Scalar = None
@@ -106,28 +113,18 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     if isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
         seconds = clock.epoch_seconds(epoch)
     # An explicit offset is unambiguous; else the epoch; else local time in the camera's zone.
-    if isinstance(text, str) and (seconds is None or _OFFSET.search(text)):
+    if isinstance(text, str) and (seconds is None or _has_offset(text)):
         ts = clock.parse(text, ctx.tz, ctx.now, "datetime")
     elif seconds is not None:
         ts = dt.datetime.fromtimestamp(seconds, dt.UTC)  # clock.from_epoch, already checked
     else:
         raise errors.Invalid("Object missing required field `datetime`", "datetime")
-    vi, ci = e.vehicle_info or _VehicleInfo(), e.camera_info or _CameraInfo()
-    kept = values.kept((
-        ("plate", raw), ("carState", e.carState), ("carID", e.carID),
-        ("carMoveDirection", e.carMoveDirection), ("plateCountry", e.plateCountry),
-        ("plateRegion", e.plateRegion), ("plateConfidence", e.plateConfidence),
-        ("sensorProviderID", e.sensorProviderID), ("roiID", e.roiID),
-        ("packetCounter", e.packetCounter), ("datetime", e.datetime),
-        ("vehicle_info.type", vi.type), ("vehicle_info.color", vi.color),
-        ("vehicle_info.make", vi.make), ("camera_info.SerialNumber", ci.SerialNumber),
-    ))  # fmt: skip
     car = values.present(e.carID)
     event_id = None
     if car is not None:
         day = ts.astimezone(ctx.tz)
         event_id = f"car-{car[:64]}-{day.year}{day.month:02}{day.day:02}"
     read = Read(plate, ts, values.confidence(e.plateConfidence, "plateConfidence"),
-                values.country(e.plateCountry), kept, [], event_id)  # fmt: skip
-    serial = kept.get("camera_info.SerialNumber")
+                values.country(e.plateCountry), values.kept(e), [], event_id)  # fmt: skip
+    serial = None if e.camera_info is None else values.present(e.camera_info.SerialNumber)
     return Payload([read], None if serial is None else ("camera_info.SerialNumber", serial))

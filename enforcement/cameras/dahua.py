@@ -26,7 +26,7 @@ from .reads import Context, Payload, Read, decode_json
 from .values import Scalar
 
 
-class _Plate(msgspec.Struct):
+class _Plate(msgspec.Struct, omit_defaults=True):
     PlateNumber: Scalar = None
     IsExist: Scalar = None
     Confidence: Scalar = None
@@ -36,7 +36,7 @@ class _Plate(msgspec.Struct):
     Country: Scalar = None
 
 
-class _Snap(msgspec.Struct):
+class _Snap(msgspec.Struct, omit_defaults=True):
     AccurateTime: Scalar = None
     SnapTime: Scalar = None
     DeviceID: Scalar = None
@@ -46,19 +46,19 @@ class _Snap(msgspec.Struct):
     SnapAddress: Scalar = None
 
 
-class _Vehicle(msgspec.Struct):
+class _Vehicle(msgspec.Struct, omit_defaults=True):
     VehicleColor: Scalar = None
     VehicleType: Scalar = None
     VehicleSeries: Scalar = None
 
 
-class _Picture(msgspec.Struct):
+class _Picture(msgspec.Struct, omit_defaults=True):
     Plate: _Plate | None = None
     SnapInfo: _Snap | None = None
     Vehicle: _Vehicle | None = None
 
 
-class _Message(msgspec.Struct):
+class _Message(msgspec.Struct, omit_defaults=True):
     Picture: _Picture | None = None
 
 
@@ -88,21 +88,10 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     plate_in = pic.Plate or _Plate()
     exists = plate_in.IsExist not in (False, 0, "false", "0")
     plate = values.plate(plate_in.PlateNumber if exists else None, "Picture.Plate.PlateNumber")
-    vehicle = pic.Vehicle or _Vehicle()
-    kept = values.kept((
-        ("Plate.PlateNumber", plate_in.PlateNumber), ("Plate.Confidence", plate_in.Confidence),
-        ("Plate.PlateColor", plate_in.PlateColor), ("Plate.PlateType", plate_in.PlateType),
-        ("Plate.Region", plate_in.Region), ("SnapInfo.SnapTime", snap.SnapTime),
-        ("SnapInfo.AccurateTime", snap.AccurateTime), ("SnapInfo.DeviceID", snap.DeviceID),
-        ("SnapInfo.Direction", snap.Direction), ("SnapInfo.LaneNo", snap.LaneNo),
-        ("SnapInfo.TriggerSource", snap.TriggerSource),
-        ("Vehicle.VehicleColor", vehicle.VehicleColor),
-        ("Vehicle.VehicleType", vehicle.VehicleType),
-        ("Vehicle.VehicleSeries", vehicle.VehicleSeries),
-    ))  # fmt: skip
     read = Read(plate, ts,
                 values.confidence(plate_in.Confidence, "Picture.Plate.Confidence"),
-                values.country(plate_in.Country or plate_in.Region), kept)  # fmt: skip
+                values.country(plate_in.Country or plate_in.Region),
+                values.kept(pic))  # fmt: skip
     device = values.present(snap.DeviceID)
     return Payload([read], device=None if device is None else ("Picture.SnapInfo.DeviceID",
                                                                device))  # fmt: skip

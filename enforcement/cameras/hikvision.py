@@ -27,9 +27,10 @@ from .body import Malformed, is_multipart, read_body, read_parts
 from .reads import Context, Payload, Read, decode_json, ignored
 from .values import Scalar
 
-KEPT: Final = ("eventType", "channelID", "ipAddress", "macAddress", "isDataRetransmission",
-               "UUID", "licensePlate", "confidenceLevel", "country", "direction", "plateType",
-               "plateColor", "vehicleType", "dateTime")  # fmt: skip
+KEPT: Final = frozenset({
+    "eventType", "channelID", "ipAddress", "macAddress", "isDataRetransmission", "UUID",
+    "licensePlate", "confidenceLevel", "country", "direction", "plateType", "plateColor",
+    "vehicleType", "dateTime"})  # fmt: skip
 
 
 def _metadata(name: str, filename: str, content_type: str) -> bool:
@@ -67,17 +68,18 @@ JSON_DECODER: Final = msgspec.json.Decoder(_Alert)
 
 
 def fields_of(data: bytes) -> dict[str, Scalar]:
-    """The event's fields by name (top level and ANPR block), from its XML or JSON form."""
+    """The event's KEPT fields by name (top level and ANPR block), from its XML or JSON form:
+    what the check reads and the record keeps."""
     data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
     head = data.lstrip()[:1]
     if head == b"<":
-        return dict(safexml.leaves(safexml.parse(data)))
+        return {k: v for k, v in safexml.leaves(safexml.parse(data)).items() if k in KEPT}
     if head == b"{":
         alert = decode_json(data, JSON_DECODER)
         alert = alert.EventNotificationAlert or alert
         anpr = alert.ANPR[0] if isinstance(alert.ANPR, list) and alert.ANPR else alert.ANPR
-        fields = msgspec.structs.asdict(alert)
-        del fields["ANPR"]
+        fields = msgspec.structs.asdict(alert)  # exactly KEPT, the two below aside
+        del fields["ANPR"], fields["EventNotificationAlert"]
         if isinstance(anpr, _Anpr):
             more = msgspec.structs.asdict(anpr)
             if more["licensePlate"] is msgspec.UNSET:  # the one field that may be unset
@@ -111,13 +113,12 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     when = values.present(f.get("dateTime"))
     if when is None:
         raise errors.Invalid("Object missing required field `dateTime`", "dateTime")
-    kept = values.kept(zip(KEPT, map(f.get, KEPT), strict=True))
     read = Read(
         plate=values.plate(f["licensePlate"], "ANPR.licensePlate"),
         ts=clock.parse(when, ctx.tz, ctx.now, "dateTime"),
         confidence=values.confidence(f.get("confidenceLevel"), "ANPR.confidenceLevel", 100),
         country=values.country(f.get("country")),
-        fields=kept,
+        fields=values.kept(f),
     )
     mac = values.present(f.get("macAddress"))
     return Payload([read], None if mac is None else ("macAddress", mac))

@@ -43,7 +43,7 @@ class _Plan(NamedTuple):
     country: str | None
     device: str | None
     event: str | None
-    kept: tuple[str, ...]
+    dropped: tuple[str, ...]  # every key not kept on the record (pictures, coordinates, ...)
 
 
 @functools.lru_cache(maxsize=256)  # a camera sends the same keys, in the same order, each time
@@ -53,9 +53,10 @@ def _plan(keys: tuple[str, ...]) -> _Plan:
     def first(names: tuple[str, ...]) -> str | None:
         return next((folded[n] for n in names if n in folded), None)
 
+    kept = {folded[n] for n in KEPT if n in folded}
     return _Plan(first(PLATE_KEYS), first(TIME_KEYS), first(("confidence",)),
                  first(COUNTRY_KEYS), first(DEVICE_KEYS), first(("event",)),
-                 tuple(folded[n] for n in KEPT if n in folded))  # fmt: skip
+                 tuple(k for k in keys if k not in kept))  # fmt: skip
 
 
 async def parse(request: web.Request, ctx: Context) -> Payload:
@@ -82,14 +83,13 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     else:
         raise errors.Invalid("Object missing required field `time`", field)
     raw = obj[plan.plate]
-    read = Read(
-        plate=values.plate(raw if values.present(raw) else "", plan.plate),
-        ts=ts,
-        confidence=None if plan.confidence is None else values.confidence(
-            obj[plan.confidence], plan.confidence),
-        country=None if plan.country is None else values.country(obj[plan.country]),
-        fields=values.kept(zip(plan.kept, map(obj.__getitem__, plan.kept), strict=True)),
-    )  # fmt: skip
+    plate = values.plate(raw if values.present(raw) else "", plan.plate)
+    confidence = None if plan.confidence is None else values.confidence(
+        obj[plan.confidence], plan.confidence)  # fmt: skip
+    country = None if plan.country is None else values.country(obj[plan.country])
     device = None if plan.device is None else values.present(obj[plan.device])
+    for key in plan.dropped:  # the object is ours: what remains is what the record keeps
+        del obj[key]
+    read = Read(plate, ts, confidence, country, values.kept(obj))
     return Payload([read], device=None if device is None or plan.device is None
                    else (plan.device, device))  # fmt: skip

@@ -20,26 +20,26 @@ from aiohttp import web
 from .. import errors
 from . import clock, values
 from .body import is_multipart, read_body, read_parts
-from .reads import Context, Payload, Read, candidates, decode_json, ignored
+from .reads import Context, Payload, Read, decode_json, ignored
 from .values import Scalar
 
 
-class _Candidate(msgspec.Struct):
+class _Candidate(msgspec.Struct, omit_defaults=True):
     plate: str = ""
     score: Scalar = None
 
 
-class _Region(msgspec.Struct):
+class _Region(msgspec.Struct, omit_defaults=True):
     code: str | None = None
     score: Scalar = None
 
 
-class _Vehicle(msgspec.Struct):
+class _Vehicle(msgspec.Struct, omit_defaults=True):
     type: str | None = None
     score: Scalar = None
 
 
-class _Result(msgspec.Struct):
+class _Result(msgspec.Struct, omit_defaults=True):
     plate: Scalar = None
     score: Scalar = None
     dscore: Scalar = None
@@ -51,19 +51,19 @@ class _Result(msgspec.Struct):
     position_sec: Scalar = None
 
 
-class _Data(msgspec.Struct):
+class _Data(msgspec.Struct, omit_defaults=True):
     results: list[_Result] | None = None
     camera_id: Scalar = None
     timestamp: str | None = None
     filename: Scalar = None
 
 
-class _Hook(msgspec.Struct):
+class _Hook(msgspec.Struct, omit_defaults=True):
     event: str | None = None
     id: Scalar = None
 
 
-class _Body(msgspec.Struct):
+class _Body(msgspec.Struct, omit_defaults=True):
     data: _Data | None = None
     hook: _Hook | None = None
 
@@ -104,27 +104,21 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         raise errors.Invalid("Object missing required field `timestamp`", "data.timestamp")
     ts = clock.parse(found.timestamp, ctx.tz, ctx.now, "data.timestamp")
     event = None if body.hook is None else body.hook.event
-    common = values.kept((("camera_id", found.camera_id), ("filename", found.filename),
-                          ("hook.event", event)))  # fmt: skip
+    common = {"camera_id": found.camera_id, "filename": found.filename, "hook.event": event}
     reads = []
     for i, r in enumerate(found.results or [None]):
         if r is None:  # results: [] - a picture without a readable plate
-            reads.append(Read("", ts, None, None, dict(common)))
+            reads.append(Read("", ts, None, None, values.kept(common)))
             continue
         where = f"data.results[{i}]"
         plate = values.plate(r.plate, f"{where}.plate")
-        kept = common | values.kept((
-            ("plate", r.plate), ("score", r.score), ("dscore", r.dscore),
-            ("direction", r.direction), ("position_sec", r.position_sec),
-            ("region.code", None if r.region is None else r.region.code),
-            ("vehicle.type", None if r.vehicle is None else r.vehicle.type)))  # fmt: skip
         reads.append(Read(
             plate=plate,
             ts=ts,
             confidence=values.confidence(r.score, f"{where}.score", 1),
             country=None if r.region is None else values.country(r.region.code),
-            fields=kept,
-            candidates=candidates(map(_PLATE, r.candidates), plate),
+            fields=values.kept({**common, "result": r}),
+            candidates=map(_PLATE, r.candidates),
         ))  # fmt: skip
     camera = values.present(found.camera_id)
     return Payload(reads, None if camera is None else ("data.camera_id", camera))

@@ -19,8 +19,6 @@ import msgspec
 from .. import errors
 from ..config import Camera
 
-MAX_CANDIDATES: Final = 10  # alternative reads checked per transit
-
 
 # msgspec structs, not dataclasses: built in C, three of them per post. Not encoded or
 # decoded, so their fields may hold any Python type.
@@ -36,8 +34,10 @@ class Read(msgspec.Struct, gc=False):
     ts: dt.datetime  # capture instant, aware
     confidence: float | None
     country: str | None
-    fields: dict[str, str]  # raw payload fields kept on the transit record (never images)
-    candidates: list[str] = []  # (a fresh list per Read)
+    fields: msgspec.Raw | None  # raw payload fields for the transit record (values.kept)
+    # The camera's alternative reads as sent, unread until a check needs them
+    # (plates.alternatives): a lazy map over the decoded payload, usually.
+    candidates: Iterable[str] = ()
     event_id: str | None = None  # the vendor's id for this vehicle; None: derived (ids.py)
 
 
@@ -67,15 +67,3 @@ def decode_json(data: bytes, decoder: msgspec.json.Decoder[T]) -> T:
 
 
 OBJECT: Final = msgspec.json.Decoder(dict[str, Any])
-
-
-def candidates(plates: Iterable[str], best: str) -> list[str]:
-    """Alternative reads, without the best read itself and without repeats."""
-    out: list[str] = []
-    for p in plates:
-        p = p.strip()
-        if p and p != best and p not in out and len(p) <= 64:
-            out.append(p)
-            if len(out) == MAX_CANDIDATES:
-                break
-    return out

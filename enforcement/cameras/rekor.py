@@ -27,16 +27,16 @@ from aiohttp import web
 from .. import errors
 from . import clock, values
 from .body import read_body
-from .reads import Context, Payload, Read, candidates, decode_json, ignored
+from .reads import Context, Payload, Read, decode_json, ignored
 from .values import Scalar
 
 
-class _Candidate(msgspec.Struct):
+class _Candidate(msgspec.Struct, omit_defaults=True):
     plate: str = ""
     confidence: Scalar = None
 
 
-class _Plate(msgspec.Struct):
+class _Plate(msgspec.Struct, omit_defaults=True):
     plate: Scalar = None
     confidence: Scalar = None
     region: Scalar = None
@@ -44,7 +44,7 @@ class _Plate(msgspec.Struct):
     candidates: list[_Candidate] = []
 
 
-class _Message(msgspec.Struct):
+class _Message(msgspec.Struct, omit_defaults=True):
     data_type: str | None = None
     # alpr_group
     best_plate_number: Scalar = None
@@ -103,14 +103,6 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         start = _instant(m.epoch_start, "epoch_start")
         ts = clock.from_epoch(start, "epoch_start")
         plate = values.plate(m.best_plate_number, "best_plate_number")
-        fields = values.kept((
-            ("data_type", kind), ("agent_uid", m.agent_uid), ("site_id", m.site_id),
-            ("camera_id", m.camera_id),
-            ("best_plate_number", m.best_plate_number), ("best_confidence", m.best_confidence),
-            ("best_region", m.best_region), ("best_uuid", m.best_uuid),
-            ("epoch_start", m.epoch_start), ("epoch_end", m.epoch_end),
-            ("is_preview", m.is_preview), ("is_parked", m.is_parked),
-            ("travel_direction", m.travel_direction)))  # fmt: skip
         agent = values.present(m.agent_uid) or values.present(m.site_id)
         event_id = None
         if agent is not None and camera is not None:
@@ -121,23 +113,21 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         alternatives = (m.best_plate.candidates if m.best_plate is not None
                         and m.best_plate.candidates else m.candidates)  # fmt: skip
         read = Read(plate, ts, values.confidence(m.best_confidence, "best_confidence", 100),
-                    values.country(m.best_region or m.country), fields,
-                    candidates(map(_PLATE, alternatives), plate), event_id)  # fmt: skip
+                    values.country(m.best_region or m.country), values.kept(m),
+                    map(_PLATE, alternatives), event_id)  # fmt: skip
         return Payload([read], device)
     if kind == "alpr_results":
-        common = values.kept((("data_type", kind), ("agent_uid", m.agent_uid),
-                              ("site_id", m.site_id), ("camera_id", m.camera_id),
-                              ("uuid", m.uuid)))  # fmt: skip
+        common = {"data_type": kind, "agent_uid": m.agent_uid, "site_id": m.site_id,
+                  "camera_id": m.camera_id, "uuid": m.uuid, "epoch_time": m.epoch_time}
         ts = clock.from_epoch(_instant(m.epoch_time, "epoch_time"), "epoch_time")
         reads = []
         for i, r in enumerate(m.results or [_Plate()]):  # results: []: a frame, no read
             where = f"results[{i}]"
             plate = values.plate(r.plate, f"{where}.plate")
-            fields = common | values.kept((("plate", r.plate), ("confidence", r.confidence),
-                                           ("region", r.region)))  # fmt: skip
             reads.append(Read(plate, ts, values.confidence(r.confidence, f"{where}.confidence",
                                                            100),
-                              values.country(r.region or m.country), fields,
-                              candidates(map(_PLATE, r.candidates), plate)))  # fmt: skip
+                              values.country(r.region or m.country),
+                              values.kept({**common, "result": r}),
+                              map(_PLATE, r.candidates)))  # fmt: skip
         return Payload(reads, device)
     return ignored(kind[:40])  # heartbeat, alpr_alert, vehicle, ...

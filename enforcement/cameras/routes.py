@@ -19,7 +19,7 @@ awaits; multipart, compressed, large or still-arriving bodies take the vendor's 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import msgspec
@@ -73,17 +73,18 @@ class DahuaOut(msgspec.Struct, omit_defaults=True):
     ignored: str | None = None
 
 
-_Batch = tuple[list[TransitIn], list[Plate], list[dict[str, str] | None], list[list[str]] | None]
+_Batch = tuple[list[TransitIn], list[Plate], list[msgspec.Raw | None],
+               list[Iterable[str]] | None]
 
 
 def _batch(camera_id: str, gate: str, reads: Sequence[Read]) -> _Batch:
     """A payload's reads as `Api.accept` takes them: the transits, their plates normalised
     (once: the event id needs them, and so does the check), the kept fields, and the
-    candidates (None when no read has any)."""
+    candidates (None when no read has any: `()` is false, a vendor's lazy map true)."""
     transits: list[TransitIn] = []
     plates: list[Plate] = []
-    fields: list[dict[str, str] | None] = []
-    candidates: list[list[str]] = []
+    fields: list[msgspec.Raw | None] = []
+    candidates: list[Iterable[str]] = []
     for r in reads:
         plate = normalise(r.plate, r.country)
         if r.event_id is not None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
-from math import isfinite
 from typing import Final
+
+import msgspec
 
 from .. import errors
 
@@ -42,44 +42,30 @@ def present(value: Scalar) -> str | None:
     return None if text.lower() in MISSING else text
 
 
-# MISSING as vendors actually spell it, for an exact match without strip() and lower().
-_MISSING_AS_SENT: Final = MISSING | {"NULL", "Null", "None", "N/A", "NA", "NaN"}
+MAX_KEPT: Final = 2048  # bytes of raw fields kept per read before long values are cut
+_MSGPACK: Final = msgspec.msgpack.Encoder().encode
 
 
-def kept(pairs: Iterable[tuple[str, Scalar]]) -> dict[str, str]:
-    """The raw payload fields to keep on the transit record: those present, as text, cut to
-    MAX_FIELD. Runs on every post, so the usual values (text, None) take one test each."""
-    out: dict[str, str] = {}
-    for name, v in pairs:
-        if type(v) is str:
-            if v not in _MISSING_AS_SENT:
-                out[name] = v[:MAX_FIELD]
-        elif v is None:
-            continue
-        elif v is True or v is False:
-            out[name] = "true" if v else "false"
-        elif type(v) is int:
-            out[name] = str(v)
-        elif type(v) is float:
-            if isfinite(v):
-                out[name] = str(v)
-        else:
-            text = _text(v)
-            if text is not None:
-                out[name] = text
-    return out
+def kept(fields: object) -> msgspec.Raw:
+    """The raw payload fields to keep on the transit record, as the vendor sent them:
+    `fields` is a struct of the fields an adapter declares (so never a picture: undeclared
+    fields are skipped unread), or a dict of them. Encoded once, in C, as MessagePack: the
+    record embeds it as it stands. A payload that puts a blob where a value was due is kept
+    with texts cut to MAX_FIELD characters and lists to 10 items."""
+    raw = _MSGPACK(fields)
+    if len(raw) > MAX_KEPT:
+        raw = _MSGPACK(_cut(msgspec.to_builtins(fields)))
+    return msgspec.Raw(raw)
 
 
-def _text(v: object) -> str | None:
-    """`kept`'s other values: booleans and finite numbers as text; anything else (an object
-    where a value was due) is dropped."""
-    if isinstance(v, str):
-        return None if v in _MISSING_AS_SENT else v[:MAX_FIELD]
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int) or (isinstance(v, float) and math.isfinite(v)):
-        return str(v)
-    return None
+def _cut(value: object) -> object:
+    if isinstance(value, str):
+        return value[:MAX_FIELD]
+    if isinstance(value, dict):
+        return {k[:MAX_FIELD]: _cut(v) for k, v in list(value.items())[:64]}
+    if isinstance(value, list):
+        return [_cut(v) for v in value[:10]]
+    return value
 
 
 def plate(value: Scalar, field: str) -> str:

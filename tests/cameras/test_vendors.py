@@ -5,13 +5,18 @@ is particular to each vendor."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
+from enforcement.cameras import values
+from enforcement.spool import all_frames
+from enforcement.transits import DECODE_RECORD
 from tests.cameras import payloads as p
 from tests.cameras.conftest import NOW, PERMITTED, UNKNOWN, Cameras, key
 
@@ -139,6 +144,38 @@ async def test_duplicate(cams: Cameras, v: Vendor) -> None:
     assert first["transit_id"] == retry["transit_id"] == later["transit_id"]
     other = (await post(cams, v, PERMITTED))["results"][0]
     assert other["transit_id"] != first["transit_id"]
+
+
+# A field each vendor's record must keep, in the vendor's own name (a sample, not the list).
+KEPT = {"hikvision": "licensePlate", "axis": "carID", "milesight": "plate",
+        "platerecognizer": "result", "rekor": "best_plate_number", "dahua": "SnapInfo"}
+
+
+@pytest.mark.parametrize("v", VENDORS, ids=IDS)
+async def test_raw_fields_kept_on_the_record(cams: Cameras, v: Vendor) -> None:
+    """The payload fields that matter reach the transit record as the vendor sent them; the
+    pictures (in the body as parts or base64) never do."""
+    [verdict] = (await post(cams, v, PERMITTED))["results"]
+    [record] = [r for f in all_frames(cams.settings.spool_dir)
+                if (r := DECODE_RECORD(f)).id == verdict["transit_id"]]  # fmt: skip
+    fields = msgspec.msgpack.decode(record.vendor)
+    assert KEPT[v.name] in fields, fields
+    text = json.dumps(fields)
+    assert PERMITTED in text.upper()
+    assert p.JPEG_B64 not in text and "jpeg" not in text.lower().replace("imagetype", "")
+
+
+def test_kept_fields_are_bounded() -> None:
+    """A blob where a value was due is cut, not stored whole and not refused."""
+
+    class Event(msgspec.Struct, omit_defaults=True):
+        plate: str | None = None
+        note: str | None = None
+        tags: list[str] = []
+
+    kept = msgspec.msgpack.decode(values.kept(Event("AB123CD", "x" * 100_000, ["t"] * 500)))
+    assert kept == {"plate": "AB123CD", "note": "x" * values.MAX_FIELD, "tags": ["t"] * 10}
+    assert msgspec.msgpack.decode(values.kept(Event("AB123CD"))) == {"plate": "AB123CD"}
 
 
 @pytest.mark.parametrize("v", VENDORS, ids=IDS)

@@ -7,6 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from enforcement.plates import (
+    MAX_ALTERNATIVES,
+    alternatives,
     confusable_variants,
     fix_italian,
     key_plate,
@@ -100,3 +102,31 @@ def test_confusable_variants() -> None:
     variants = confusable_variants("AB0")
     assert "A80" in variants and "ABO" in variants and "ABD" in variants
     assert "AB0" not in variants
+
+
+def test_alternatives_are_normalised_unique_and_bounded() -> None:
+    best = normalise("ab123cd", "IT")
+    reads = [" ab123cd ", "AB123CD", "ab 123 cd", "", "-", "ZZ999ZZ", "zz999zz", "x" * 65]
+    assert list(alternatives(reads, "IT", best)) == ["ZZ999ZZ"]
+    many = [f"AA{i:03d}BB" for i in range(30)]
+    assert list(alternatives(many, None, best)) == many[:MAX_ALTERNATIVES]
+    assert list(alternatives(iter(()), None, best)) == []
+
+
+def _normalise_reference(raw: str, country: str | None) -> tuple[str, str, bool]:
+    """`normalise` without its fast paths."""
+    text = normalise_text(raw)
+    if text and (country is None or country.upper() in ("IT", "I", "ITA")):
+        fixed = fix_italian(text)
+        if fixed is not None:
+            return (raw, fixed, True)
+    return (raw, text, False)
+
+
+@given(st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnoz -.ßıİÄ",
+               max_size=12),
+       st.sampled_from([None, "IT", "fr"]))  # fmt: skip
+def test_fast_paths_agree_with_the_full_normalisation(raw: str, country: str | None) -> None:
+    assert tuple(normalise(raw, country)) == _normalise_reference(raw, country)
+    assert tuple(normalise(raw.upper(), country))[1:] == _normalise_reference(raw.upper(),
+                                                                              country)[1:]
