@@ -3,11 +3,13 @@ Content-Type by some agent versions, so the raw body is read whatever the header
 
 - `alpr_group`: one vehicle. `best_plate_number` is the read, `best_confidence` (0-100) its
   confidence, `best_plate.candidates` (or `candidates`) the alternatives, `best_region` the
-  region (`it`, `us-mo`), `epoch_start` (ms) the first sight. A group may first come as a
-  preview (`is_preview: true`, provisional) and again when complete: both start with the same
-  frame (uuid `{agent_uid}-{camera_id}-{epoch_start}`) and the same plate in it (its
-  `plate_indexes` entry), so both get the event id `{that uuid}-{plate index}` and are one
-  transit; two vehicles first seen in the same frame differ by plate index.
+  region (`it`, `us-mo`), `epoch_start` (ms) the first sight. The event id is the uuid of
+  the group's first frame (`{agent_uid}-{camera_id}-{epoch_start}`) and the plate's index in
+  it (its `plate_indexes` entry): two vehicles first seen in one frame differ by index, and
+  a resent group is a retry. A group may first come as a preview (`is_preview: true`), sent
+  while the vehicle is still in view and followed by the complete group: the preview's read
+  is provisional (the complete group often reads better), so it is acknowledged and ignored;
+  were it judged, the complete group would be its retry and a misread could become a fine.
 - `alpr_results`: one video frame (`epoch_time`, ms), `results[]` with `plate`, `confidence`
   (0-100), `region`, `candidates`; a vehicle yields many frames, collapsed by derived id.
 - `heartbeat` (every minute), `alpr_alert` and other types: acknowledged, nothing to judge.
@@ -100,6 +102,8 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     camera = values.present(m.camera_id)
     device = None if camera is None else ("camera_id", camera)
     if kind == "alpr_group":
+        if m.is_preview:
+            return ignored("alpr_group preview")
         start = _instant(m.epoch_start, "epoch_start")
         ts = clock.from_epoch(start, "epoch_start")
         plate = values.plate(m.best_plate_number, "best_plate_number")
