@@ -16,6 +16,14 @@ On a host shared with other work, throughput swings between runs seconds apart; 
 CPU time per request (from /proc, user + system) is steadier, so it is reported beside it:
 `cpu ratio` = native's CPU per request / the vendor's (what throughput would be if the server
 had its core to itself).
+
+    .venv/bin/python -m bench.bench_cameras --permits 1000000 --instructions 2000 [--log]
+
+counts instead the server's instructions per post under callgrind (bench/instructions.py),
+each endpoint in turn, twice: a figure this host's noise cannot move. Every post is a new
+event (plates x capture minutes), so with `--log` (the durable transit log on an embedded
+Redis, as in production: vendor records also carry the vendor's raw fields) no post is
+answered as a retry.
 """
 
 from __future__ import annotations
@@ -36,7 +44,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import instructions
 from bench.bench_http import free_port, prepare, wrk
+from enforcement.redis_server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "demo.toml"
@@ -47,14 +57,14 @@ def _bodies() -> dict[str, tuple[str, str, Callable[[str, dt.datetime], Any]]]:
     from tests.cameras import payloads as p  # the vendors' documented payloads
 
     def native(plate: str, at: dt.datetime) -> Any:
-        return {"event_id": f"bench-{plate}", "camera": "cam-1", "gate": "PD-03",
+        return {"event_id": f"bench-{plate}-{at:%H%M}", "camera": "cam-1", "gate": "PD-03",
                 "plate": plate, "ts": at.isoformat(), "confidence": 0.92}  # fmt: skip
 
     return {
         "native": ("/v1/transits", "Bearer demo-camera", native),
         "hikvision": ("/v1/cameras/hikvision", "Bearer demo-hikvision", p.hikvision_json),
         "axis": ("/v1/cameras/axis", "Bearer demo-axis",
-                 lambda plate, at: p.axis_event(plate, at, car_id=str(abs(hash(plate))))),
+                 lambda plate, at: p.axis_event(plate, at, car_id=f"{abs(hash(plate))}{at:%H%M}")),
         "milesight": ("/v1/cameras/milesight", "Bearer demo-milesight", p.milesight),
         "platerecognizer": ("/v1/cameras/platerecognizer", "Bearer demo-platerecognizer",
                             lambda plate, at: p.platerecognizer_stream([(plate, 0.9)], at)),
@@ -78,8 +88,9 @@ end
 """)
 
 
-def serve(port: int) -> None:
-    """The service under test: `varco serve`'s app on local snapshot files, no transit log."""
+def serve(port: int, redis_url: str | None) -> None:
+    """The service under test: `varco serve`'s app on local snapshot files; the transit log
+    on the Redis at `redis_url`, or none."""
     import uvloop
     from aiohttp import web
 
@@ -88,16 +99,21 @@ def serve(port: int) -> None:
 
     settings, rules = load_config(CONFIG, os.environ)
     uvloop.install()
-    web.run_app(create_app(settings, rules, record=False), host="127.0.0.1", port=port,
-                access_log=None, print=None)  # fmt: skip
+    app = create_app(settings, rules, record=redis_url is not None, transit_redis_url=redis_url)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-def start(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def start(port: int, data_dir: Path, callgrind: bool = False,
+          redis_url: str | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
     env = dict(os.environ, VARCO_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), REDIS_URL="off")
     cmd = [sys.executable, "-m", "bench.bench_cameras", "--serve", str(port)]
+    if redis_url is not None:
+        cmd += ["--redis", redis_url]
+    if callgrind:
+        cmd = instructions.under_callgrind(cmd, data_dir)
     proc = subprocess.Popen(["taskset", "-c", "0", *cmd], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + (600 if callgrind else 60)
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
@@ -115,6 +131,65 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def count_instructions(port: int, data: Path, endpoints: dict[str, Any], plates: list[str],
+                       at: dt.datetime, args: argparse.Namespace) -> int:
+    """Instructions per post, each endpoint in turn, two rounds (they should agree)."""
+    if not instructions.available():
+        print("needs valgrind (Debian: apt-get install valgrind)", file=sys.stderr)
+        return 2
+    redis = None
+    if args.log:
+        redis = EmbeddedRedis(data / "redis")  # appendfsync always, as the log requires
+        redis.start()
+    print("starting the server under callgrind (a minute or more) ...", flush=True)
+    proc = start(port, data, callgrind=True, redis_url=None if redis is None else redis.url)
+    counter = instructions.Callgrind(proc.pid, data)
+    minutes = -(-args.instructions // len(plates))  # capture minutes a round's posts span
+
+    def bodies(build: Callable[[str, dt.datetime], Any], r: int) -> list[bytes]:
+        """Round r's posts: each a new event (its plate, capture minute), never a retry."""
+        n = len(plates)  # (the milliseconds tell Rekor's groups apart: its id has no plate)
+        return [json.dumps(build(plates[i % n], at - dt.timedelta(
+                    minutes=1 + r * minutes + i // n, milliseconds=i % n)),
+                    separators=(",", ":")).encode() for i in range(args.instructions)]  # fmt: skip
+
+    per_post: dict[str, list[float]] = {k: [] for k in endpoints}
+    try:
+        counter.start_counting()
+        for r in range(3):  # round 0 warms up
+            for name, (url_path, auth, build) in endpoints.items():
+                posts = bodies(build, r)
+                headers = {"Authorization": auth, "Content-Type": "application/json"}
+                if r == 0:
+                    instructions.post(port, url_path, headers, posts[:200], 8)
+                    continue
+
+                def send(b: list[bytes] = posts, u: str = url_path,
+                         h: dict[str, str] = headers) -> None:  # fmt: skip
+                    instructions.post(port, u, h, b, 8)
+
+                keep = None if args.keep_dumps is None else args.keep_dumps / f"{name}.{r}"
+                per_post[name].append(counter.count(send, keep) / len(posts))
+                print(f"round {r} {name:16} {per_post[name][-1]:12,.0f} instructions "
+                      "per post", flush=True)  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        if redis is not None:
+            redis.stop()
+    native = statistics.mean(per_post["native"])
+    log = "durable transit log on Redis" if args.log else "no transit log"
+    print(f"\n{args.instructions:,} posts per endpoint and round, {args.permits:,} permits, "
+          f"8 connections, {log}, counted by callgrind")
+    print(f"{'':16}{'instr/post':>12}{'ratio':>8}  (ratio = native's / the vendor's: the "
+          "throughput share a quiet core would give)")
+    for name, counts in per_post.items():
+        mean = statistics.mean(counts)
+        flag = "" if name == "native" else ("  ok" if native / mean >= 0.85 else "  over 15 %")
+        print(f"{name:16}{mean:>12,.0f}{native / mean:>8.2f}{flag}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--permits", type=int, default=1_000_000)
@@ -122,11 +197,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--vendors", nargs="*", help="only these (native is always measured)")
+    p.add_argument("--instructions", type=int, metavar="N",
+                   help="instead of wrk rounds: count the server's instructions over N "
+                        "posts per endpoint under callgrind (steady on a noisy host)")
+    p.add_argument("--log", action="store_true",
+                   help="with --instructions: the durable transit log on, as in production")
+    p.add_argument("--redis", help=argparse.SUPPRESS)
+    p.add_argument("--keep-dumps", type=Path, metavar="DIR",
+                   help="with --instructions: keep each callgrind dump here")
     p.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.redis)
         return 0
+    if args.log and not args.instructions:
+        p.error("--log needs --instructions: wrk replays its bodies, so logged posts would "
+                "be answered as retries")
     if not shutil.which("wrk") or not shutil.which("taskset"):
         print("needs wrk and taskset (Debian: apt-get install wrk util-linux)", file=sys.stderr)
         return 2
@@ -146,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             scripts[name] = data / f"{name}.lua"
             lua_script(scripts[name], url_path, auth, bodies)
         port = free_port()
+        if args.instructions:
+            return count_instructions(port, data, endpoints, plates, at, args)
         proc = start(port, data)
         results: dict[str, list[dict[str, float]]] = {k: [] for k in endpoints}
         try:
