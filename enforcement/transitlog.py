@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import time
@@ -34,9 +35,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import hiredis
 import redis.asyncio as aredis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
 
 from .spool import Spool, SpoolFull, read_frames
 from .transits import DECODE_RECORD, DECODE_SEEN, ENCODE, Seen, TransitRecord, dedup_key, seen_of
@@ -61,6 +65,8 @@ for i = 1, n do
 end
 return out
 """
+
+_RECORD_SHA: Final = hashlib.sha1(_RECORD.encode()).hexdigest()
 
 MAX_GROUP: Final = 1000  # records per Lua call: Redis runs a script without interruption
 LOCAL_SEEN_MAX: Final = 200_000  # retries answered from memory while Redis is away
@@ -98,6 +104,65 @@ async def durability(r: aredis.Redis) -> bool:
                      "set appendfsync always")  # fmt: skip
 
 
+def _pack(*parts: str | bytes | int) -> bytes:
+    """A command in RESP, packed in C. (hiredis's stub types its argument as a 1-tuple.)"""
+    return hiredis.pack_command(parts)  # type: ignore[arg-type,no-any-return]
+
+
+class _Writer:
+    """The log's own Redis connection for its one hot command, the group's Lua call (and
+    WAITAOF, which must follow the write on the same connection to wait for it).
+
+    Not redis-py's client path: per call it takes a connection from the pool, packs the
+    command in Python, runs retry and observability hooks and gives the connection back,
+    which cost more server CPU than a whole group's records (profiled at ~100 us a call).
+    Here one connection is kept, the command is packed by hiredis in C, and any failure
+    drops the connection (a reply half read must not be read by the next call); the log's
+    replay loop owns reconnecting, so the next call simply opens a new one."""
+
+    def __init__(self, redis: aredis.Redis) -> None:
+        self._pool = redis.connection_pool
+        self._conn: AbstractConnection | None = None
+        self._lock = asyncio.Lock()  # the writer and the replay never overlap; be sure
+
+    async def record(self, keys: Sequence[str], args: Sequence[Any],
+                     waitaof_ms: int | None) -> list[Any]:  # fmt: skip
+        """The Lua call's replies; with `waitaof_ms`, only once the write is fsynced."""
+        async with self._lock:
+            conn = self._conn
+            if conn is None:
+                conn = self._conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
+                await conn.connect()
+            call = _pack("EVALSHA", _RECORD_SHA, len(keys), *keys, *args)
+            try:
+                try:
+                    replies = await self._round_trip(conn, call)
+                except NoScriptError:  # a restarted Redis has an empty script cache
+                    await self._round_trip(conn, _pack("SCRIPT", "LOAD", _RECORD))
+                    replies = await self._round_trip(conn, call)
+                if waitaof_ms is not None:
+                    local, _ = await self._round_trip(conn, _pack("WAITAOF", 1, 0, waitaof_ms))
+                    if local < 1:
+                        raise NotDurable("WAITAOF: the write was not fsynced in time")
+            except BaseException:
+                self._conn = None
+                with contextlib.suppress(Exception):
+                    await conn.disconnect()
+                raise
+            return replies  # type: ignore[no-any-return]
+
+    @staticmethod
+    async def _round_trip(conn: AbstractConnection, packed: bytes) -> Any:
+        await conn.send_packed_command(packed, check_health=False)
+        return await conn.read_response()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.disconnect()
+            self._conn = None
+
+
 class TransitLog:
     """Records transits durably; `record` returns, per record, None (newly written) or the
     `Seen` of an earlier attempt of the same camera event."""
@@ -113,7 +178,7 @@ class TransitLog:
         self.clock, self.retention_s = clock, retention_s
         self.spool: Spool | None = None
         self._redis: aredis.Redis | None = None
-        self._script: Any = None
+        self._writer: _Writer | None = None
         self._waitaof = False
         self.redis_ok = False  # Redis takes writes durably and the spool is empty
         self.full = False  # the last write was refused: spool full (or failing)
@@ -145,7 +210,7 @@ class TransitLog:
                 self.redis_url, socket_timeout=self.write_timeout_s,
                 socket_connect_timeout=self.write_timeout_s, retry=Retry(NoBackoff(), 0),
             )  # fmt: skip
-            self._script = self._redis.register_script(_RECORD)
+            self._writer = _Writer(self._redis)
             self._tasks.append(asyncio.create_task(self._replay_loop(), name="transit-replay"))
         self._tasks.append(asyncio.create_task(self._write_loop(), name="transit-writer"))
         self._tasks.append(asyncio.create_task(self._prune_loop(self.retention_s),
@@ -165,6 +230,8 @@ class TransitLog:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        if self._writer is not None:
+            await self._writer.close()
         if self._redis is not None:
             await self._redis.aclose()
         if self.spool is not None:
@@ -267,12 +334,9 @@ class TransitLog:
                 args: list[Any] = [self.dedup_window_s]
                 args += [ENCODE(r) for r in part]
                 args += [ENCODE(seen_of(r)) for r in part]
-                replies = await self._script(keys=keys, args=args)
-                if self._waitaof:
-                    local, _ = await self._redis.execute_command(  # type: ignore[union-attr]
-                        "WAITAOF", 1, 0, int((timeout_s or self.write_timeout_s) * 1000))
-                    if local < 1:
-                        raise NotDurable("WAITAOF: the write was not fsynced in time")
+                assert self._writer is not None
+                replies = await self._writer.record(keys, args, int(
+                    (timeout_s or self.write_timeout_s) * 1000) if self._waitaof else None)
                 out += [None if r is None else DECODE_SEEN(r) for r in replies]
         return out
 
