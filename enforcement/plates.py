@@ -19,7 +19,9 @@ from typing import Final, NamedTuple
 MAX_PLATE_LEN: Final = 11
 
 # Reads that mean "the camera saw no plate" (vendors differ); all are `review`, never `pending`.
-SENTINELS: Final = frozenset({"", "UNKNOWN", "NOPLATE", "NONE", "NULL", "NA", "N/A", "-", "--"})
+# ("No Plates": Milesight's; separators are dropped before the comparison.)
+SENTINELS: Final = frozenset({"", "UNKNOWN", "NOPLATE", "NOPLATES", "NONE", "NULL", "NA", "N/A",
+                              "-", "--"})
 
 # Greek and Cyrillic capitals that look like Latin ones; OCR engines trained on mixed alphabets
 # return them, and a permit registered with Latin letters must still match.

@@ -2,11 +2,11 @@
 `event` JSON part and an `image` part, or the JSON alone.
 
 Fields: `plateUTF8` / `plateUnicode` / `plateText` (the read), `plateCountry` (ISO alpha-3),
-`plateConfidence`, `carState` (`new`, `updated`, `lost`), `carID`, `carMoveDirection`,
+`plateConfidence`, `carState` (`new`, `update`, `lost`), `carID`, `carMoveDirection`,
 `datetime` (`YYYYMMDD HHMMSSFFF`, an offset `+HHMM` optional), `capture_timestamp` (epoch),
 `sensorProviderID`, `roiID`, `packetCounter`, `vehicle_info`, `camera_info`.
 
-One vehicle yields a `new` event, `updated` ones (direction found, read corrected) and a
+One vehicle yields a `new` event, `update` ones (direction found, read corrected) and a
 `lost` one: they share the car id, so they are one transit (event id = car id + the local
 date, since car ids restart when the camera does).
 """
@@ -40,6 +40,7 @@ class _VehicleInfo(msgspec.Struct, omit_defaults=True):
     type: Scalar = None
     color: Scalar = None
     make: Scalar = None
+    brand: Scalar = None  # what devices send (`make` in some documentation)
     model: Scalar = None
 
 

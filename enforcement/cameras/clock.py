@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from .. import errors
 
+UTC_ZONE: Final = ZoneInfo("UTC")  # for vendors whose times without an offset are UTC
 SKEW_S: Final = 300  # "not in the future" allows this much camera clock drift
 # Epoch instants are accepted from 2000 to 2100: anything else is a wrong unit or a wrong clock
 # (a camera reset to 1970 still posts an instant in range and gets `too_old`).
@@ -79,6 +80,8 @@ def parse(text: str, tz: ZoneInfo, now: float, field: str) -> dt.datetime:
     text = text.strip()
     if "/" in text[:10]:  # 2026/11/22 10:00:00, as some firmware write the date
         text = text[:10].replace("/", "-") + text[10:]
+    if text[-5:-4] in ("+", "-") and text[-3:-2] == ":":  # -8:00 (older Hikvision firmware)
+        text = f"{text[:-4]}0{text[-4:]}"
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:

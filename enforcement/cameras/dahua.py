@@ -42,6 +42,7 @@ class _Snap(msgspec.Struct, omit_defaults=True):
     DeviceID: Scalar = None
     Direction: Scalar = None
     LaneNo: Scalar = None
+    LanNo: Scalar = None  # as ITSAPI firmware spell it
     TriggerSource: Scalar = None
     SnapAddress: Scalar = None
 

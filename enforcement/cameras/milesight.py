@@ -26,12 +26,14 @@ from .reads import OBJECT, Context, Payload, Read, decode_json, ignored
 
 PLATE_KEYS: Final = ("plate", "license_plate", "plate_number", "licenseplate")
 TIME_KEYS: Final = ("time_msec", "time", "snap_time", "datetime")
-COUNTRY_KEYS: Final = ("region", "country", "plate_region")
+COUNTRY_KEYS: Final = ("region", "country", "plate_region", "country_region")
+CONFIDENCE_KEYS: Final = ("confidence", "confidence_int")
 DEVICE_KEYS: Final = ("mac", "device_mac", "mac_address", "sn")
 # Kept on the transit record (folded names); pictures and coordinates are not.
 KEPT: Final = ("device", "mac", "sn", "id", "type", "direction", "speed", "detection_region",
-               "region", "country", "confidence", "plate_color", "vehicle_type",
-               "vehicle_color", "vehicle_brand", *PLATE_KEYS, *TIME_KEYS)  # fmt: skip
+               "plate_color", "vehicle_type", "vehicle_color", "vehicle_brand", "device_name",
+               "event_type", *COUNTRY_KEYS, *CONFIDENCE_KEYS, *PLATE_KEYS,
+               *TIME_KEYS)  # fmt: skip
 
 
 class _Plan(NamedTuple):
@@ -54,7 +56,7 @@ def _plan(keys: tuple[str, ...]) -> _Plan:
         return next((folded[n] for n in names if n in folded), None)
 
     kept = {folded[n] for n in KEPT if n in folded}
-    return _Plan(first(PLATE_KEYS), first(TIME_KEYS), first(("confidence",)),
+    return _Plan(first(PLATE_KEYS), first(TIME_KEYS), first(CONFIDENCE_KEYS),
                  first(COUNTRY_KEYS), first(DEVICE_KEYS), first(("event",)),
                  tuple(k for k in keys if k not in kept))  # fmt: skip
 

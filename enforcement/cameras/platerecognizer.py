@@ -4,7 +4,9 @@
 `data.results[]` holds one entry per plate in the picture: `plate` (lower case), `score` (the
 read, 0-1), `dscore` (the detection, 0-1), `region.code` (`it`, `us-ca`), `candidates[]`
 (`plate`, `score`) and `vehicle`; `results: []` means nothing was read. `data.timestamp` is the
-capture instant (UTC), `data.camera_id` the camera as Stream or the caller named it. Every
+capture instant in UTC (`...Z`, or in newer Snapshot versions `2025-09-09 23:22:38.030345`
+without an offset: UTC all the same, whatever the camera's zone; `timestamp_local` is not
+used), `data.camera_id` the camera as Stream or the caller named it. Every
 result is one transit; Plate Recognizer has no stable id for the vehicle, so event ids are
 derived (a webhook retry carries the same timestamp and plates).
 """
@@ -102,7 +104,7 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         raise errors.Invalid("Object missing required field `results`", "data.results")
     if found.timestamp is None:
         raise errors.Invalid("Object missing required field `timestamp`", "data.timestamp")
-    ts = clock.parse(found.timestamp, ctx.tz, ctx.now, "data.timestamp")
+    ts = clock.parse(found.timestamp, clock.UTC_ZONE, ctx.now, "data.timestamp")
     event = None if body.hook is None else body.hook.event
     common = {"camera_id": found.camera_id, "filename": found.filename, "hook.event": event}
     reads = []

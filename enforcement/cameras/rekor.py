@@ -116,8 +116,10 @@ def from_body(data: bytes, ctx: Context) -> Payload:
             event_id = f"{first}-{index}"
         alternatives = (m.best_plate.candidates if m.best_plate is not None
                         and m.best_plate.candidates else m.candidates)  # fmt: skip
+        # (version 1 groups have the region in best_plate only)
+        region = m.best_region or (None if m.best_plate is None else m.best_plate.region)
         read = Read(plate, ts, values.confidence(m.best_confidence, "best_confidence", 100),
-                    values.country(m.best_region or m.country), values.kept(m),
+                    values.country(region or m.country), values.kept(m),
                     map(_PLATE, alternatives), event_id)  # fmt: skip
         return Payload([read], device)
     if kind == "alpr_results":

@@ -79,7 +79,9 @@ def hikvision_json(plate: str, at: dt.datetime, confidence: int = 93) -> dict[st
 
 def axis_event(plate: str, at: dt.datetime, confidence: str = "0.92", car_id: str = "1234",
                state: str = "new", with_offset: bool = False) -> dict[str, Any]:  # fmt: skip
-    """AXIS License Plate Verifier event JSON (FF Group protocol 1.6)."""
+    """AXIS License Plate Verifier event JSON (FF Group protocol 1.6). Devices send `carState`
+    `new`, `update` and `lost` (captured/axis-lpv-*.json; FF Group's field table says
+    `updated`), all scalars as strings."""
     local = at.astimezone(ROME)
     stamp = local.strftime("%Y%m%d %H%M%S") + f"{local.microsecond // 1000:03d}"
     if with_offset:

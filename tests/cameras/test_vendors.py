@@ -286,6 +286,29 @@ async def test_milesight_local_time(cams: Cameras) -> None:
     assert (status, reply["ignored"]) == (200, "event Vehicle Counting")
 
 
+async def test_milesight_newer_firmware_keys(cams: Cameras) -> None:
+    """Newer firmware's configurable body: `license_plate`, `country_region`,
+    `confidence_int`, pictures as `*_snapshot`; "No Plates" when nothing was read."""
+    local = AT.astimezone(p.ROME).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    body = {"device_name": "LPR-7", "mac_address": "1C:C3:16:00:00:01", "sn": "6223C0000001",
+            "event_type": "LPR", "time": local, "license_plate": PERMITTED,
+            "country_region": "Italy", "confidence_int": "31", "license_plate_snapshot": "AAAA",
+            "vehicle_snapshot": "AAAA", "full_snapshot": "AAAA"}  # fmt: skip
+    headers = {**key("milesight"), **JSON}
+    status, reply = await cams.post("/v1/cameras/milesight", p.dump(body), headers)
+    assert status == 200, reply
+    [verdict] = reply["results"]
+    assert (verdict["verdict"], verdict["plate"]) == ("allowed", PERMITTED), reply
+    [record] = [r for f in all_frames(cams.settings.spool_dir)
+                if (r := DECODE_RECORD(f)).id == verdict["transit_id"]]  # fmt: skip
+    assert (record.confidence, record.country) == (0.31, "IT")
+    kept = msgspec.msgpack.decode(record.vendor)
+    assert kept["country_region"] == "Italy" and "full_snapshot" not in kept
+    status, reply = await cams.post("/v1/cameras/milesight",
+                                    p.dump({**body, "license_plate": "No Plates"}), headers)
+    assert status == 200 and reply["results"][0]["reason"] == "unreadable", reply
+
+
 # -- Plate Recognizer -----------------------------------------------------------------------
 
 

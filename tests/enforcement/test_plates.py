@@ -70,7 +70,8 @@ def test_fix_italian_only_when_invalid() -> None:
     assert fix_italian("ABCDEFG") is None
 
 
-@pytest.mark.parametrize("raw", ["", "unknown", "UNKNOWN", "NOPLATE", "-", "--", "NULL"])
+@pytest.mark.parametrize("raw", ["", "unknown", "UNKNOWN", "NOPLATE", "No Plates", "-", "--",
+                                 "NULL"])
 def test_sentinels_are_unreadable(raw: str) -> None:
     assert not normalise(raw).readable
     assert normalise_text(raw) == ""
