@@ -58,6 +58,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def _error_response(exc: errors.ApiError) -> web.Response:
     body = ENCODER.encode(ErrorOut(exc.code, exc.detail, exc.field))
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.headers is not None:  # a camera route's Digest challenge in place of Bearer
+        headers = dict(exc.headers)
     if exc.retry_after is not None:
         headers = {"Retry-After": str(exc.retry_after)}
     return web.Response(status=exc.status, body=body, content_type=JSON, headers=headers)

@@ -37,6 +37,7 @@ from .rules import (
 
 Role = Literal["camera", "police", "admin"]
 MAX_ZONES: Final = 32  # zone sets are uint32 bit masks in the index
+DIGEST_REALM: Final = "varco"  # the HTTP Digest realm of every camera (part of its HA1)
 
 
 class ConfigError(Exception):
@@ -190,6 +191,13 @@ class CameraSpec(_Strict, kw_only=True):
     key_sha256: str | None = None
     token: str | None = None
     token_sha256: str | None = None
+    # Or HTTP Digest (RFC 7616), for cameras that take only a user name and password (Dahua
+    # ITSAPI): the user name is the camera id, the realm "varco". In production the HA1, MD5
+    # hex of "ID:varco:PASSWORD" (`printf %s 'ID:varco:PASSWORD' | md5sum`; sha256sum for
+    # digest_ha1_sha256), so the file holds no password; the password itself for demos.
+    digest_ha1: str | None = None
+    digest_ha1_sha256: str | None = None
+    digest_password: str | None = None
     # The vendor's own id of the device (serial, MAC, camera_id): when set, a payload naming
     # another device is refused (403), so a key copied to a second camera cannot post.
     device_id: str | None = None
@@ -244,6 +252,17 @@ class Camera(msgspec.Struct, frozen=True):
     device_id: str | None = None
 
 
+class DigestHA1(msgspec.Struct, frozen=True):
+    """A camera's HTTP Digest HA1, H("ID:varco:PASSWORD"), per algorithm: whoever has one can
+    authenticate as the camera, so it is as secret as the password and never printed."""
+
+    md5: str | None = None
+    sha256: str | None = None
+
+    def __repr__(self) -> str:
+        return "DigestHA1(...)"
+
+
 class Circuit(msgspec.Struct, frozen=True):
     name: str
     comuni: frozenset[str]
@@ -293,6 +312,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sources: dict[str, Source] = {}
     cameras: dict[str, Camera] = {}
     camera_tokens: dict[str, str] = {}  # sha256 hex of a URL token -> camera id
+    camera_digests: dict[str, DigestHA1] = {}  # camera id -> its HTTP Digest HA1s
     max_camera_body_bytes: int = 8 << 20
     spool_max_bytes: int = 1024 << 20
     transit_write_timeout_s: float = 0.5
@@ -543,7 +563,7 @@ def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settin
         if digest in api_keys:
             raise fail(f"api_keys[{i}]", "the same key is listed twice")
         api_keys[digest] = ApiKey(k.id, k.role)
-    cameras, camera_tokens = _cameras(raw, api_keys, fail)
+    cameras, camera_tokens, camera_digests = _cameras(raw, api_keys, fail)
 
     e = raw.enforcement
     base = path.parent
@@ -587,6 +607,7 @@ def _compile(path: Path, raw: RawConfig, env: Mapping[str, str]) -> tuple[Settin
         sources=_sources(raw, base, env, attempt, fail),
         cameras=cameras,
         camera_tokens=camera_tokens,
+        camera_digests=camera_digests,
         max_camera_body_bytes=raw.server.max_camera_body_bytes,
         spool_max_bytes=raw.transit_log.spool_max_mb << 20,
         transit_write_timeout_s=raw.transit_log.write_timeout_ms / 1000,
@@ -674,12 +695,43 @@ def _digest(plain: str | None, hashed: str | None, key: str, what: str,
     return None
 
 
+def _digest_ha1(cid: str, c: CameraSpec, key: str,
+                fail: Callable[[str, str], ConfigError]) -> DigestHA1 | None:  # fmt: skip
+    """The camera's HTTP Digest HA1s, from digest_password or digest_ha1 / digest_ha1_sha256."""
+    if c.digest_password is not None:
+        if c.digest_ha1 is not None or c.digest_ha1_sha256 is not None:
+            raise fail(key, "give digest_password or digest_ha1 / digest_ha1_sha256, not both")
+        if not c.digest_password:
+            raise fail(f"{key}.digest_password", "empty")
+        a1 = f"{cid}:{DIGEST_REALM}:{c.digest_password}".encode()
+        ha1 = DigestHA1(hashlib.md5(a1).hexdigest(), hashlib.sha256(a1).hexdigest())
+    elif c.digest_ha1 is None and c.digest_ha1_sha256 is None:
+        return None
+    else:
+        hashed = {"digest_ha1": (c.digest_ha1, 32, "MD5"),
+                  "digest_ha1_sha256": (c.digest_ha1_sha256, 64, "SHA-256")}  # fmt: skip
+        for what, (value, size, algorithm) in hashed.items():
+            if value is not None and not re.fullmatch(f"[0-9a-fA-F]{{{size}}}", value):
+                raise fail(f"{key}.{what}", f"not {size} hex digits: the {algorithm} hex of "
+                                            f"'{cid}:{DIGEST_REALM}:PASSWORD'")  # fmt: skip
+        ha1 = DigestHA1(c.digest_ha1 and c.digest_ha1.lower(),
+                        c.digest_ha1_sha256 and c.digest_ha1_sha256.lower())  # fmt: skip
+    if c.vendor == "native":
+        raise fail(key, "Digest is for the vendor routes: a native camera posts to "
+                        "/v1/transits with its key")  # fmt: skip
+    if ":" in cid:  # the Digest user name: "a:b:varco:PASSWORD" would be ambiguous
+        raise fail(key, "a camera with Digest credentials needs an id without ':'")
+    return ha1
+
+
 def _cameras(raw: RawConfig, api_keys: dict[str, ApiKey], fail: Callable[[str, str], ConfigError]
-             ) -> tuple[dict[str, Camera], dict[str, str]]:  # fmt: skip
+             ) -> tuple[dict[str, Camera], dict[str, str], dict[str, DigestHA1]]:  # fmt: skip
     """The camera registry; each camera's Bearer key joins `api_keys` (role camera, bound to
-    the camera), its URL token the returned token table (sha256 -> camera id)."""
+    the camera), its URL token the returned token table (sha256 -> camera id), its Digest
+    credentials the HA1 table (camera id -> HA1s)."""
     cameras: dict[str, Camera] = {}
     tokens: dict[str, str] = {}
+    digests: dict[str, DigestHA1] = {}
     known_gates = ", ".join(raw.gates)
     for cid, c in raw.cameras.items():
         key = f"cameras.{cid}"
@@ -694,9 +746,13 @@ def _cameras(raw: RawConfig, api_keys: dict[str, ApiKey], fail: Callable[[str, s
             raise fail(f"{key}.timezone", f"unknown time zone {tz!r}") from None
         key_digest = _digest(c.key, c.key_sha256, key, "key", fail)
         token_digest = _digest(c.token, c.token_sha256, key, "token", fail)
-        if key_digest is None and token_digest is None:
+        ha1 = _digest_ha1(cid, c, key, fail)
+        if key_digest is None and token_digest is None and ha1 is None:
             raise fail(key, "give the camera's key (key or key_sha256, sent as 'Authorization: "
-                            "Bearer KEY') or its URL token (token or token_sha256)")  # fmt: skip
+                            "Bearer KEY'), its URL token (token or token_sha256) or its HTTP "
+                            "Digest credentials (digest_ha1 or digest_password)")  # fmt: skip
+        if ha1 is not None:
+            digests[cid] = ha1
         if key_digest is not None:
             if key_digest in api_keys:
                 raise fail(f"{key}.key", "the same key is already used by another camera or "
@@ -708,7 +764,7 @@ def _cameras(raw: RawConfig, api_keys: dict[str, ApiKey], fail: Callable[[str, s
                                            f"{tokens[token_digest]!r}")  # fmt: skip
             tokens[token_digest] = cid
         cameras[cid] = Camera(cid, c.gate, c.vendor, tz, c.device_id)
-    return cameras, tokens
+    return cameras, tokens, digests
 
 
 def _redis_url(env: Mapping[str, str], configured: str | None,

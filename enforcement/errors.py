@@ -7,6 +7,7 @@ the service builds error bodies.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import msgspec
 
@@ -16,9 +17,12 @@ class ApiError(Exception):
     code = "bad_request"
     retry_after: int | None = None  # seconds, sent as Retry-After
 
-    def __init__(self, detail: str, field: str | None = None) -> None:
+    def __init__(self, detail: str, field: str | None = None, *,
+                 headers: Mapping[str, str] | None = None) -> None:  # fmt: skip
         super().__init__(detail)
         self.detail, self.field = detail, field
+        # Response headers in place of the defaults (a camera route's Digest challenge)
+        self.headers = headers
 
 
 class MalformedBody(ApiError):

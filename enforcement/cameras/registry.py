@@ -3,8 +3,11 @@
 A camera proves who it is with its own key (`Authorization: Bearer KEY`, a `[cameras.ID]` key
 in the API key table, role camera, bound to the camera) or, for cameras that can only set a
 URL, a token in the URL (`/v1/cameras/{vendor}/{token}`, `?token=`), or the token as the
-password of HTTP Basic with the camera id as user name. Only sha256 digests of keys and
-tokens are kept, and neither is ever logged. The gate always comes from the registry, never
+password of HTTP Basic with the camera id as user name, or, for cameras that take only a user
+name and password (Dahua), HTTP Digest (`digest.py`; offered once any camera has Digest
+credentials: a post without credentials is then answered 401 with a Digest challenge). Only
+sha256 digests of keys and tokens and the Digest HA1s are kept, and none of them, nor an
+Authorization header, is ever logged. The gate always comes from the registry, never
 from the payload: a camera can only produce transits for its own gate, and a native post
 (/v1/transits) with a camera's key naming another camera or gate is refused with 403.
 """
@@ -22,6 +25,7 @@ from aiohttp import web
 from .. import errors
 from ..config import ApiKey, Camera, Settings, hash_key
 from ..schemas import TransitIn
+from .digest import DigestAuth
 
 CAMERA_ROLES: Final = frozenset({"camera", "admin"})
 Require = Callable[[web.Request, frozenset[str]], ApiKey]  # Api.require
@@ -35,6 +39,7 @@ class Registry:
         # Authorization header -> its camera, once a post proved it (bounded): a camera sends
         # the same header every time, so the key is hashed and checked once, not per post
         self._headers: dict[str, Camera] = {}
+        self.digest = DigestAuth(settings.camera_digests) if settings.camera_digests else None
 
     def by_token(self, token: str) -> Camera:
         camera = self._tokens.get(token)
@@ -69,16 +74,33 @@ class Registry:
             camera = self.by_token(token)
         else:
             header = request.headers.get("Authorization", "")
-            known = self._headers.get(header)
-            if known is None:
-                known = self.by_header(request, header, require)
-                if len(self._headers) < 10_000:  # failures raise, so are never cached
-                    self._headers[header] = known
-            camera = known
+            if self.digest is not None and (not header or header[:7].lower() == "digest "):
+                camera = self.by_digest(request, header)
+            else:
+                known = self._headers.get(header)
+                if known is None:
+                    known = self.by_header(request, header, require)
+                    if len(self._headers) < 10_000:  # failures raise, so are never cached
+                        self._headers[header] = known
+                camera = known
         if camera.vendor != vendor:
             raise errors.Forbidden(f"camera {camera.id!r} is registered for vendor "
                                    f"{camera.vendor!r}, not {vendor!r}")  # fmt: skip
         return camera
+
+    def by_digest(self, request: web.Request, header: str) -> Camera:
+        """The camera whose Digest credentials `header` holds; no header: 401 with a challenge.
+
+        Never through the header cache (`_headers`): each Digest header has its own nonce, nc
+        and cnonce, so a cache would hardly ever hit, and a hit would skip the nonce's expiry,
+        letting a header captured once replay for ever instead of for LIFETIME_S."""
+        assert self.digest is not None
+        if not header:
+            raise self.digest.unauthorized("missing credentials: send HTTP Digest (user name: "
+                                           "the camera id), Basic, 'Authorization: Bearer "
+                                           "KEY' or the camera's URL token")  # fmt: skip
+        cid = self.digest.verify(header, request.method, request.raw_path)
+        return self.settings.cameras[cid]
 
     def by_header(self, request: web.Request, header: str, require: Require) -> Camera:
         """The camera whose key (Bearer) or id and token (Basic) `header` holds."""

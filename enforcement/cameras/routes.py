@@ -182,9 +182,11 @@ _FORMATS: Final = {
 }  # fmt: skip
 
 _AUTH: Final = (" Authenticate with the camera's own key (`Authorization: Bearer KEY`), its URL "
-                "token (in the path, or `?token=`), or HTTP Basic with the camera id and its "
-                "token. The gate is the camera's, from `[cameras.ID]`; pictures are never "
-                "stored; bodies up to `server.max_camera_body_bytes` (8 MiB).")  # fmt: skip
+                "token (in the path, or `?token=`), HTTP Basic with the camera id and its "
+                "token, or HTTP Digest with the camera id and its password (realm `varco`, "
+                "`[cameras.ID] digest_ha1`). The gate is the camera's, from `[cameras.ID]`; "
+                "pictures are never stored; bodies up to `server.max_camera_body_bytes` "
+                "(8 MiB).")  # fmt: skip
 
 
 def _operation(vendor: str, out: str, with_token: bool) -> dict[str, Any]:

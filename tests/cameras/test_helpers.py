@@ -59,6 +59,8 @@ def test_local_time_and_dst() -> None:
     assert clock.parse("20260701 080000000Z", ROME, now, "datetime") == summer
     assert clock.parse("20260701 100000000+0200", ROME, now, "datetime") == summer
     assert clock.parse("2026/07/01 10:00:00", ROME, now, "time") == summer
+    assert clock.parse("2026-07-01T01:00:00-7:00", ROME, now, "t") == summer  # old Hikvision
+    assert clock.parse("2026-07-01 08:00:00.000", clock.UTC_ZONE, now, "t") == summer
     # 25 October 2026, 02:30 happens twice in Rome (CEST, then CET). A camera posting at
     # 02:31 CET (second pass) means the later instant; at 02:31 CEST, the earlier one.
     naive = dt.datetime(2026, 10, 25, 2, 30)
@@ -151,6 +153,18 @@ device_id = "B8A44F000001"
          "already used"),
         ('gate = "PD-01"\nvendor = "axis"\nkey = "k"\ncolour = "red"', "cameras.c",
          "unknown field"),
+        ('gate = "PD-01"\nvendor = "dahua"\ndigest_ha1 = "xyz"', "cameras.c.digest_ha1",
+         "not 32 hex digits"),
+        (f'gate = "PD-01"\nvendor = "dahua"\ndigest_ha1 = "{"a" * 64}"', "cameras.c.digest_ha1",
+         "the MD5 hex of 'c:varco:PASSWORD'"),
+        (f'gate = "PD-01"\nvendor = "dahua"\ndigest_ha1_sha256 = "{"a" * 32}"',
+         "cameras.c.digest_ha1_sha256", "not 64 hex digits"),
+        (f'gate = "PD-01"\nvendor = "dahua"\ndigest_password = "p"\ndigest_ha1 = "{"a" * 32}"',
+         "cameras.c", "not both"),
+        ('gate = "PD-01"\nvendor = "dahua"\ndigest_password = ""', "cameras.c.digest_password",
+         "empty"),
+        ('gate = "PD-01"\nvendor = "native"\nkey = "k"\ndigest_password = "p"', "cameras.c",
+         "Digest is for the vendor routes"),
     ],
 )  # fmt: skip
 def test_camera_config_errors(tmp_path: Path, section: str, key: str, reason: str) -> None:
