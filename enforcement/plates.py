@@ -123,11 +123,14 @@ def fix_italian(text: str) -> str | None:
     return results.pop() if len(results) == 1 else None
 
 
+# Clean and upper case, and nothing an Italian fix could change: a valid Italian plate, or
+# any other length than the 7 characters of a car plate. (One match: this runs per transit.)
+_SETTLED: Final = re.compile(rf"{_IT_ANY.pattern}|[0-9A-Z]{{1,6}}|[0-9A-Z]{{8,11}}")
+
+
 def _settled(text: str) -> bool:
-    """Clean, upper-case, no sentinel, and nothing an Italian fix could change: its own
-    normalised form, whatever the country."""
-    return bool(_CLEAN.fullmatch(text)) and text not in SENTINELS and (
-        len(text) != 7 or _IT_ANY.fullmatch(text) is not None)
+    """`text` is its own normalised form, whatever the country."""
+    return _SETTLED.fullmatch(text) is not None and text not in SENTINELS
 
 
 def normalise(raw: str, country: str | None = None) -> Plate:

@@ -74,15 +74,15 @@ class Registry:
             camera = self.by_token(token)
         else:
             header = request.headers.get("Authorization", "")
-            if self.digest is not None and (not header or header[:7].lower() == "digest "):
+            known = self._headers.get(header)  # (never a Digest header: see by_digest)
+            if known is not None:
+                camera = known
+            elif self.digest is not None and (not header or header[:7].lower() == "digest "):
                 camera = self.by_digest(request, header)
             else:
-                known = self._headers.get(header)
-                if known is None:
-                    known = self.by_header(request, header, require)
-                    if len(self._headers) < 10_000:  # failures raise, so are never cached
-                        self._headers[header] = known
-                camera = known
+                camera = self.by_header(request, header, require)
+                if len(self._headers) < 10_000:  # failures raise, so are never cached
+                    self._headers[header] = camera
         if camera.vendor != vendor:
             raise errors.Forbidden(f"camera {camera.id!r} is registered for vendor "
                                    f"{camera.vendor!r}, not {vendor!r}")  # fmt: skip
