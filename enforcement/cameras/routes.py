@@ -174,8 +174,8 @@ _FORMATS: Final = {
                         "result; `results: []` is one unreadable transit.",
                         (JSON, "multipart/form-data")),
     "rekor": ("Rekor Scout / OpenALPR agent",
-              "`alpr_group` (preview and final are one transit), `alpr_results`, `heartbeat`; "
-              "any or no Content-Type.", (JSON,)),
+              "`alpr_group` (a preview is acknowledged and ignored: the complete group is "
+              "the transit), `alpr_results`, `heartbeat`; any or no Content-Type.", (JSON,)),
     "dahua": ("Dahua ITSAPI push",
               "`{Picture: {Plate, SnapInfo, Vehicle, ...}}`, local time (the camera's "
               "`timezone`); answered `{Result: true}`.", (JSON,)),
