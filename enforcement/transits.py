@@ -60,15 +60,23 @@ DECODE_RECORD: Final = msgspec.msgpack.Decoder(TransitRecord).decode
 DECODE_SEEN: Final = msgspec.msgpack.Decoder(Seen).decode
 
 
+# Copied per use: cheaper than a new hash object with parameters (every transit takes both).
+_ID_HASH: Final = hashlib.blake2b(digest_size=12)
+_KEY_HASH: Final = hashlib.blake2b(digest_size=16)
+
+
 def transit_id(camera: str, event_id: str, ts: float) -> str:
     """24 hex digits: unique per event for all practical purposes (2^96)."""
-    h = hashlib.blake2b(f"{camera}\0{event_id}\0{ts:.3f}".encode(), digest_size=12)
+    h = _ID_HASH.copy()
+    h.update(f"{camera}\0{event_id}\0{ts:.3f}".encode())
     return h.hexdigest()
 
 
 def dedup_key(camera: str, event_id: str) -> str:
     """Hashed so that camera-chosen strings never shape Redis key names."""
-    return hashlib.blake2b(f"{camera}\0{event_id}".encode(), digest_size=16).hexdigest()
+    h = _KEY_HASH.copy()
+    h.update(f"{camera}\0{event_id}".encode())
+    return h.hexdigest()
 
 
 def seen_of(record: TransitRecord) -> Seen:
