@@ -20,7 +20,7 @@ from .. import errors
 # Strings vendors send for "no value" (compared lower-case, stripped).
 MISSING: Final = frozenset({"", "-", "--", "null", "none", "n/a", "na", "nan"})
 MAX_PLATE: Final = 64  # TransitIn.plate
-MAX_FIELD: Final = 256  # a kept vendor field longer than this is cut: no images, no blobs
+MAX_FIELD: Final = 256  # where kept fields pass MAX_KEPT, a text longer than this is cut
 
 Scalar = str | int | float | bool | None
 
