@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.bench_cameras --permits 1000000 --rounds 5 --duration 5
 
 One service (the demo configuration and its demo cameras, over a snapshot of N synthetic
-permits, transit log off: the log costs the same on every endpoint and would only dilute
-the difference) answers, in interleaved rounds: `native` (Varco's own JSON, the demo's shared
+permits, transit log off: wrk replays a few hundred bodies, which the log would answer as
+retries; `--instructions --log` measures with it) answers, in interleaved rounds: `native` (Varco's own JSON, the demo's shared
 camera key) and each vendor's JSON endpoint with that vendor's documented payload (plates
 80 % permitted, 20 % unknown, as bench_http): hikvision (ISAPI JSON), axis, milesight,
 platerecognizer, rekor (alpr_group), dahua (ITSAPI). The figure is each vendor's throughput
