@@ -693,6 +693,13 @@ def plot(res: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib.ticker
 
     out.mkdir(parents=True, exist_ok=True)
+
+    def save(fig: Any, path: Path) -> Path:
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
     written = []
     sizes = res["sizes"]
     if sizes:
@@ -718,11 +725,7 @@ def plot(res: dict[str, Any], out: Path) -> list[Path]:
                 ax.set_title(f"{size['permits']:,} permits, {what}, server on 1 core", fontsize=10)
                 ax.grid(True, which="both", alpha=0.3)
                 ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / "latency.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(save(fig, out / "latency.png"))
         # Throughput bars (left) and the server's CPU per request (right), min-max over
         # rounds as error bars, ratios to (a) in the bars, the targets as lines.
         fig, axes2 = plt.subplots(1, 2, figsize=(13, 4.8))
@@ -758,11 +761,7 @@ def plot(res: dict[str, Any], out: Path) -> list[Path]:
             ax.set_title(title, fontsize=10)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / "throughput.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(save(fig, out / "throughput.png"))
     # Memory per permit by size.
     fig, ax = plt.subplots(figsize=(9.5, 4.5))
     idx = res.get("index") or []
@@ -804,11 +803,7 @@ def plot(res: dict[str, Any], out: Path) -> list[Path]:
     ax.set_title("Memory per permit by size")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    path = out / "memory.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(save(fig, out / "memory.png"))
     return written
 
 

@@ -91,10 +91,7 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
 
 def from_body(data: bytes, ctx: Context) -> Payload:
     """The event from its JSON (a whole body, or the multipart body's event part)."""
-    try:
-        e = DECODER.decode(data)
-    except msgspec.MsgspecError:  # a byte-order mark to drop, or the error to answer
-        e = decode_json(data, DECODER)
+    e = decode_json(data, DECODER)
     # The first of the plate fields the event has.
     if e.plateUTF8 is not None:
         field, raw = "plateUTF8", e.plateUTF8

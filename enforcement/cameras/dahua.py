@@ -71,10 +71,7 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:
-    try:
-        pic = DECODER.decode(data).Picture
-    except msgspec.MsgspecError:  # a byte-order mark to drop, or the error to answer
-        pic = decode_json(data, DECODER).Picture
+    pic = decode_json(data, DECODER).Picture
     if pic is None:
         raise errors.Invalid("Object missing required field `Picture`", "Picture")
     snap = pic.SnapInfo or _Snap()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 from typing import Final, NamedTuple
 
-import msgspec
 from aiohttp import web
 
 from .. import errors
@@ -67,10 +66,7 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:
-    try:
-        obj = OBJECT.decode(data)
-    except msgspec.MsgspecError:  # a byte-order mark to drop, or the error to answer
-        obj = decode_json(data, OBJECT)
+    obj = decode_json(data, OBJECT)
     plan = _plan(tuple(obj))
     if plan.plate is None:
         if plan.event is not None:  # vehicle counting, parking: no plate read to judge

@@ -91,10 +91,7 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
 
 def from_body(data: bytes, ctx: Context) -> Payload:
     """The webhook from its JSON (a whole body, or the multipart body's json part)."""
-    try:
-        body = DECODER.decode(data)
-    except msgspec.MsgspecError:  # a byte-order mark to drop, or the error to answer
-        body = decode_json(data, DECODER)
+    body = decode_json(data, DECODER)
     found = body.data
     if found is None:
         if body.hook is not None and body.hook.event:

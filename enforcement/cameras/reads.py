@@ -56,12 +56,15 @@ T = TypeVar("T")
 
 def decode_json(data: bytes, decoder: msgspec.json.Decoder[T]) -> T:
     """A JSON body as `decoder`'s type; 400 (not JSON) or 422 (wrong shape, naming the field).
-    (Adapters try `decoder.decode(data)` first and call this when it fails: a body with a
-    byte-order mark fails there, and no body without one decodes here but not there.)"""
-    if data[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark, as some firmware send
-        data = data[3:]
+    A UTF-8 byte-order mark, as some firmware send, is dropped: looked for only when the body
+    fails as it stands (no body without one decodes after the drop but not before)."""
     try:
         return decoder.decode(data)
+    except msgspec.MsgspecError as exc:
+        if data[:3] != b"\xef\xbb\xbf":
+            raise errors.from_msgspec(exc) from None
+    try:
+        return decoder.decode(data[3:])
     except msgspec.MsgspecError as exc:
         raise errors.from_msgspec(exc) from None
 

@@ -92,10 +92,7 @@ def _instant(value: Scalar, field: str) -> float:
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:
-    try:
-        m = DECODER.decode(data)
-    except msgspec.MsgspecError:  # a byte-order mark to drop, or the error to answer
-        m = decode_json(data, DECODER)
+    m = decode_json(data, DECODER)
     kind = m.data_type
     if kind is None:
         raise errors.Invalid("Object missing required field `data_type`", "data_type")
