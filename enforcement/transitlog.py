@@ -286,10 +286,11 @@ class TransitLog:
         fresh: list[int] = []
         batch_keys: dict[str, int] = {}
         digests = [dedup_key(rec.camera, rec.event_id) for rec in records]
+        seens = [seen_of(rec) for rec in records]  # written to Redis, and remembered here
         for i, digest in enumerate(digests):
             prior = self._seen_locally(digest, now)
             if prior is None and digest in batch_keys:  # two attempts in one group
-                prior = seen_of(records[batch_keys[digest]])
+                prior = seens[batch_keys[digest]]
             if prior is not None:
                 results[i] = prior
             else:
@@ -298,7 +299,8 @@ class TransitLog:
         if fresh and self.redis_ok:
             try:
                 priors = await self._to_redis([records[i] for i in fresh],
-                                              [digests[i] for i in fresh])  # fmt: skip
+                                              [digests[i] for i in fresh],
+                                              [seens[i] for i in fresh])  # fmt: skip
             except Exception as exc:
                 self._redis_failed(exc)
             else:
@@ -318,12 +320,13 @@ class TransitLog:
             self.written_spool += len(fresh)
             self._retry_redis.set()
         self.duplicates += sum(r is not None for r in results)
-        for i, rec in enumerate(records):
-            if results[i] is None:
-                self._remember(digests[i], seen_of(rec), now)
+        for i, result in enumerate(results):
+            if result is None:
+                self._remember(digests[i], seens[i], now)
         return results
 
     async def _to_redis(self, records: Sequence[TransitRecord], digests: Sequence[str],
+                        seens: Sequence[Seen],
                         timeout_s: float | None = None) -> list[Seen | None]:  # fmt: skip
         out: list[Seen | None] = []
         async with asyncio.timeout(timeout_s or self.write_timeout_s):
@@ -333,7 +336,7 @@ class TransitLog:
                                        for d in digests[start : start + MAX_GROUP])]  # fmt: skip
                 args: list[Any] = [self.dedup_window_s]
                 args += [ENCODE(r) for r in part]
-                args += [ENCODE(seen_of(r)) for r in part]
+                args += [ENCODE(seen) for seen in seens[start : start + MAX_GROUP]]
                 assert self._writer is not None
                 replies = await self._writer.record(keys, args, int(
                     (timeout_s or self.write_timeout_s) * 1000) if self._waitaof else None)
@@ -416,7 +419,7 @@ class TransitLog:
         for start in range(0, len(records), MAX_GROUP):
             part = records[start : start + MAX_GROUP]
             await self._to_redis(part, [dedup_key(r.camera, r.event_id) for r in part],
-                                 timeout_s=10.0)  # fmt: skip
+                                 [seen_of(r) for r in part], timeout_s=10.0)  # fmt: skip
         self.replayed += len(records)
         await asyncio.to_thread(self.spool.remove, path)
         if records:
