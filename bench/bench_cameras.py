@@ -154,6 +154,8 @@ def count_instructions(port: int, data: Path, endpoints: dict[str, Any], plates:
                     separators=(",", ":")).encode() for i in range(args.instructions)]  # fmt: skip
 
     per_post: dict[str, list[float]] = {k: [] for k in endpoints}
+    if args.keep_dumps is not None:
+        args.keep_dumps.mkdir(parents=True, exist_ok=True)
     try:
         counter.start_counting()
         for r in range(3):  # round 0 warms up
