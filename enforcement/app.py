@@ -38,7 +38,7 @@ from .schemas import BATCH_DECODER, ENCODER, TRANSIT_DECODER, BatchOut, ErrorOut
 from .sources import SourceStatus
 from .spool import SpoolFull
 from .transitlog import TransitLog
-from .transits import record_of
+from .transits import Transit, record_of
 from .verdicts import Checker, Verdict
 from .violations import ViolationPage, Violations, csv_header, to_csv_rows
 from .watcher import snapshot_watcher
@@ -142,19 +142,12 @@ class Api:
             raise errors.NotReady("no verified permit index loaded yet; see /readyz")
         return live
 
-    async def accept(
-        self, transits: Sequence[TransitIn], *, field: str | None = None,
-        vendor_fields: Sequence[msgspec.Raw | None] | None = None,
-        candidates: Sequence[Iterable[str]] | None = None,
-        plates: Sequence[Plate] | None = None,
-    ) -> list[Verdict]:  # fmt: skip
+    async def accept(self, transits: Sequence[Transit], *,
+                     field: str | None = None) -> list[Verdict]:  # fmt: skip
         """Judge camera transits (native or from a vendor adapter) and record them.
 
         `field` names the list in error messages (`transits` gives `transits[3].gate`; None
-        for a single transit). `vendor_fields` (raw payload fields worth keeping),
-        `candidates` (the camera's alternative reads, for the near-match check) and `plates`
-        (each read already normalised, as `normalise(t.plate, t.country)`) come from vendor
-        adapters, one entry per transit.
+        for a single transit).
         """
         live = self.live()
         items = []
@@ -163,39 +156,35 @@ class Api:
             if gate is None:
                 where = "gate" if field is None else f"{field}[{i}].gate"
                 raise errors.Invalid(f"unknown gate {t.gate!r}", where)
-            items.append((normalise(t.plate, t.country) if plates is None else plates[i],
-                          t.ts.timestamp(), gate, t.confidence, t.event_id))  # fmt: skip
+            items.append((t.plate, t.ts, gate, t.confidence, t.event_id))
         # The camera's alternative reads, normalised as the read itself is when a check
         # needs them (lazily: most transits are covered and never do).
-        alts = None if not candidates else [
-            alternatives(cs, t.country, item[0])
-            for t, cs, item in zip(transits, candidates, items, strict=True)]  # fmt: skip
+        alts = [alternatives(t.candidates, t.country, t.plate) if t.candidates else ()
+                for t in transits]  # fmt: skip
         now = time.time()
         if len(items) == 1:
             plate, ts, gate, confidence, event_id = items[0]
             verdicts = [self.checker.check(live, plate, ts, gate, confidence, now, event_id,
-                                           alts[0] if alts else ())]  # fmt: skip
+                                           alts[0])]  # fmt: skip
         else:
             verdicts = self.checker.check_batch(live, items, now, alts)
         if self.transit_log is not None:
-            verdicts = await self._record(transits, items, verdicts, now, vendor_fields)
+            verdicts = await self._record(transits, items, verdicts, now)
         for v in verdicts:
             self.verdict_counts[(v.verdict, v.reason)] += 1
         return verdicts
 
     async def _record(
-        self, transits: Sequence[TransitIn], items: Sequence[tuple[Plate, float, Gate,
+        self, transits: Sequence[Transit], items: Sequence[tuple[Plate, float, Gate,
         float | None, str | None]], verdicts: list[Verdict], now: float,
-        vendor_fields: Sequence[msgspec.Raw | None] | None,
     ) -> list[Verdict]:  # fmt: skip
         """Log the transits before answering; a retry gets its first attempt's verdict."""
         assert self.transit_log is not None
         records = [
-            record_of(v, camera=t.camera, gate=gate.code, zone=gate.zone, raw=t.plate, ts=ts,
+            record_of(v, camera=t.camera, gate=gate.code, zone=gate.zone, raw=t.raw, ts=t.ts,
                       received=now, confidence=t.confidence, country=t.country,
-                      vendor=vendor_fields[i] if vendor_fields else None)
-            for i, (t, (_, ts, gate, _, _), v) in enumerate(zip(transits, items, verdicts,
-                                                                strict=True))
+                      vendor=t.fields)
+            for t, (_, _, gate, _, _), v in zip(transits, items, verdicts, strict=True)
         ]  # fmt: skip
         try:
             priors = await self.transit_log.record(records)
@@ -219,7 +208,7 @@ class Api:
         t = await _decode(request, TRANSIT_DECODER)
         if key.camera is not None:  # a registered camera's key: its own camera and gate only
             check_own(self.settings, key, (t,))
-        (verdict,) = await self.accept((t,))
+        (verdict,) = await self.accept((transit_of(t),))
         return web.Response(body=ENCODER.encode(verdict), content_type=JSON)
 
     async def post_batch(self, request: web.Request) -> web.Response:
@@ -232,7 +221,7 @@ class Api:
             raise errors.TooLarge(
                 f"at most {limit} transits per batch, got {len(batch.transits)}", "transits"
             )
-        results = await self.accept(batch.transits, field="transits")
+        results = await self.accept([transit_of(t) for t in batch.transits], field="transits")
         return web.Response(body=ENCODER.encode(BatchOut(results)), content_type=JSON)
 
     async def get_plate(self, request: web.Request) -> web.Response:
@@ -311,6 +300,12 @@ class Api:
 
 
 API = web.AppKey("api", Api)
+
+
+def transit_of(t: TransitIn) -> Transit:
+    """A native transit as `Api.accept` takes it."""
+    return Transit(t.camera, t.gate, t.event_id, t.plate, normalise(t.plate, t.country),
+                   t.ts.timestamp(), t.confidence, t.country)  # fmt: skip
 
 
 def _instant(text: str | None, field: str, rules: Rules, *, default: float) -> float:

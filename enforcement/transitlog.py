@@ -43,7 +43,16 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
 from .spool import Spool, SpoolFull, read_frames
-from .transits import DECODE_RECORD, DECODE_SEEN, ENCODE, Seen, TransitRecord, dedup_key, seen_of
+from .transits import (
+    DECODE_RECORD,
+    DECODE_SEEN,
+    ENCODE,
+    Seen,
+    TransitRecord,
+    dedup_key,
+    encode_record,
+    seen_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +320,8 @@ class TransitLog:
         if fresh:
             assert self.spool is not None
             try:
-                await asyncio.to_thread(self.spool.append, [ENCODE(records[i]) for i in fresh])
+                frames = [encode_record(records[i]) for i in fresh]
+                await asyncio.to_thread(self.spool.append, frames)
             except SpoolFull:
                 raise
             except OSError as exc:
@@ -335,7 +345,7 @@ class TransitLog:
                 keys = [self.stream, *(seen_key(self.prefix, d)
                                        for d in digests[start : start + MAX_GROUP])]  # fmt: skip
                 args: list[Any] = [self.dedup_window_s]
-                args += [ENCODE(r) for r in part]
+                args += [encode_record(r) for r in part]
                 args += [ENCODE(seen) for seen in seens[start : start + MAX_GROUP]]
                 assert self._writer is not None
                 replies = await self._writer.record(keys, args, int(

@@ -9,13 +9,31 @@ second transit, and acknowledged ids can be reconciled against the log. The dedu
 from __future__ import annotations
 
 import hashlib
-from typing import Final
+from collections.abc import Iterable
+from typing import Final, cast
 
 import msgspec
 
+from .plates import Plate
 from .verdicts import Verdict
 
 NO_FIELDS: Final = msgspec.Raw(b"\xc0")  # MessagePack nil: a native transit's vendor fields
+
+
+class Transit(msgspec.Struct, gc=False):
+    """One camera transit as `Api.accept` judges and records it, whatever format it came in
+    (a native TransitIn, a vendor adapter's read). Built in C, one per transit."""
+
+    camera: str
+    gate: str
+    event_id: str | None
+    raw: str  # the plate as read
+    plate: Plate  # normalised: normalise(raw, country)
+    ts: float  # capture instant, epoch seconds (camera clock)
+    confidence: float | None
+    country: str | None
+    fields: object = None  # a vendor's raw payload fields (TransitRecord.vendor), unencoded
+    candidates: Iterable[str] = ()  # the camera's alternative reads, as sent
 
 
 class TransitRecord(msgspec.Struct, array_like=True, gc=False, omit_defaults=True):
@@ -37,9 +55,11 @@ class TransitRecord(msgspec.Struct, array_like=True, gc=False, omit_defaults=Tru
     grace_until: int | None = None  # epoch seconds; pending only
     confidence: float | None = None
     country: str | None = None
-    # The raw payload fields a vendor adapter keeps (never images), embedded as the adapter
-    # encoded them: a MessagePack map in the vendor's own field names (cameras/values.kept),
-    # or nil. (A Raw field cannot be optional: msgspec decodes it whatever it holds.)
+    # The raw payload fields a vendor adapter keeps (never images): a MessagePack map in the
+    # vendor's own field names, or nil. Decoded as a Raw, left for whoever reads it (a Raw
+    # field cannot be optional: msgspec decodes it whatever it holds). A new record holds
+    # the adapter's struct or dict itself instead: msgspec encodes a field by its value's
+    # type, so it is encoded in place, with the record (encode_record), the same bytes.
     vendor: msgspec.Raw = NO_FIELDS
 
 
@@ -56,6 +76,8 @@ class Seen(msgspec.Struct, array_like=True, gc=False):
 
 
 ENCODE: Final = msgspec.msgpack.Encoder().encode
+MAX_RECORD: Final = 4096  # bytes: past this a record's vendor fields are cut (encode_record)
+MAX_FIELD: Final = 256  # characters a vendor text is cut to, there
 DECODE_RECORD: Final = msgspec.msgpack.Decoder(TransitRecord).decode
 DECODE_SEEN: Final = msgspec.msgpack.Decoder(Seen).decode
 
@@ -79,6 +101,30 @@ def dedup_key(camera: str, event_id: str) -> str:
     return h.hexdigest()
 
 
+def encode_record(record: TransitRecord) -> bytes:
+    """The record as logged. A payload that puts a blob where a value was due would make it
+    large: then it is encoded again with the vendor's texts cut to MAX_FIELD characters,
+    lists to 10 items and maps to 64 keys (kept, not refused: the transit happened)."""
+    data = ENCODE(record)
+    if len(data) > MAX_RECORD and record.vendor is not NO_FIELDS:
+        fields: object = record.vendor
+        plain = (msgspec.msgpack.decode(fields) if isinstance(fields, msgspec.Raw)
+                 else msgspec.to_builtins(fields))  # fmt: skip
+        cut = msgspec.Raw(ENCODE(_cut(plain)))
+        data = ENCODE(msgspec.structs.replace(record, vendor=cut))
+    return data
+
+
+def _cut(value: object) -> object:
+    if isinstance(value, str):
+        return value[:MAX_FIELD]
+    if isinstance(value, dict):
+        return {str(k)[:MAX_FIELD]: _cut(v) for k, v in list(value.items())[:64]}
+    if isinstance(value, list):
+        return [_cut(v) for v in value[:10]]
+    return value
+
+
 def seen_of(record: TransitRecord) -> Seen:
     return Seen(record.id, record.verdict, record.reason, record.permits, record.revision,
                 record.grace_until)  # fmt: skip
@@ -86,12 +132,13 @@ def seen_of(record: TransitRecord) -> Seen:
 
 def record_of(verdict: Verdict, *, camera: str, gate: str, zone: str, raw: str, ts: float,
               received: float, confidence: float | None, country: str | None,
-              vendor: msgspec.Raw | None) -> TransitRecord:  # fmt: skip
+              vendor: object) -> TransitRecord:  # fmt: skip
+    """`vendor`: the adapter's kept fields (a msgspec struct or a dict), unencoded, or None."""
     event_id = verdict.event_id or ""
     grace = verdict.grace_until
     return TransitRecord(
         transit_id(camera, event_id, ts), camera, event_id, gate, zone, verdict.plate, raw, ts,
         received, verdict.verdict, verdict.reason, verdict.permits, verdict.index_revision,
         None if grace is None else int(grace.timestamp()), confidence, country,
-        NO_FIELDS if vendor is None else vendor,
+        NO_FIELDS if vendor is None else cast(msgspec.Raw, vendor),  # encoded in place
     )  # fmt: skip

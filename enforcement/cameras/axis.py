@@ -107,22 +107,23 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     text, epoch = e.datetime, e.capture_timestamp
     if isinstance(epoch, str) and epoch.strip().isdigit():
         epoch = int(epoch)
-    seconds = None
-    if isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
-        seconds = clock.epoch_seconds(epoch)
+    number: float | None = None  # the epoch, if it is one in range
+    if (isinstance(epoch, (int, float)) and not isinstance(epoch, bool)
+            and clock.plausible_epoch(epoch)):  # fmt: skip
+        number = epoch
     # An explicit offset is unambiguous; else the epoch; else local time in the camera's zone.
-    if isinstance(text, str) and (seconds is None or _has_offset(text)):
+    if isinstance(text, str) and (number is None or _has_offset(text)):
         ts = clock.parse(text, ctx.tz, ctx.now, "datetime")
-    elif seconds is not None:
-        ts = dt.datetime.fromtimestamp(seconds, dt.UTC)  # clock.from_epoch, already checked
+    elif number is not None:
+        ts = clock.from_epoch(number, "capture_timestamp")
     else:
         raise errors.Invalid("Object missing required field `datetime`", "datetime")
     car = values.present(e.carID)
     event_id = None
     if car is not None:
-        day = ts.astimezone(ctx.tz)
+        day = dt.datetime.fromtimestamp(ts, ctx.tz)
         event_id = f"car-{car[:64]}-{day.year}{day.month:02}{day.day:02}"
     read = Read(plate, ts, values.confidence(e.plateConfidence, "plateConfidence"),
-                values.country(e.plateCountry), values.kept(e), [], event_id)  # fmt: skip
+                values.country(e.plateCountry), e, [], event_id)  # fmt: skip
     serial = None if e.camera_info is None else values.present(e.camera_info.SerialNumber)
     return Payload([read], None if serial is None else ("camera_info.SerialNumber", serial))

@@ -89,7 +89,7 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     read = Read(plate, ts,
                 values.confidence(plate_in.Confidence, "Picture.Plate.Confidence"),
                 values.country(plate_in.Country or plate_in.Region),
-                values.kept(pic))  # fmt: skip
+                pic)  # fmt: skip
     device = values.present(snap.DeviceID)
     return Payload([read], device=None if device is None else ("Picture.SnapInfo.DeviceID",
                                                                device))  # fmt: skip

@@ -118,7 +118,7 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         ts=clock.parse(when, ctx.tz, ctx.now, "dateTime"),
         confidence=values.confidence(f.get("confidenceLevel"), "ANPR.confidenceLevel", 100),
         country=values.country(f.get("country")),
-        fields=values.kept(f),
+        fields=f,
     )
     mac = values.present(f.get("macAddress"))
     return Payload([read], None if mac is None else ("macAddress", mac))

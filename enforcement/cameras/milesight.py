@@ -88,6 +88,6 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     device = None if plan.device is None else values.present(obj[plan.device])
     for key in plan.dropped:  # the object is ours: what remains is what the record keeps
         del obj[key]
-    read = Read(plate, ts, confidence, country, values.kept(obj))
+    read = Read(plate, ts, confidence, country, obj)
     return Payload([read], device=None if device is None or plan.device is None
                    else (plan.device, device))  # fmt: skip

@@ -107,7 +107,7 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     reads = []
     for i, r in enumerate(found.results or [None]):
         if r is None:  # results: [] - a picture without a readable plate
-            reads.append(Read("", ts, None, None, values.kept(common)))
+            reads.append(Read("", ts, None, None, common))
             continue
         where = f"data.results[{i}]"
         plate = values.plate(r.plate, f"{where}.plate")
@@ -116,7 +116,7 @@ def from_body(data: bytes, ctx: Context) -> Payload:
             ts=ts,
             confidence=values.confidence(r.score, f"{where}.score", 1),
             country=None if r.region is None else values.country(r.region.code),
-            fields=values.kept({**common, "result": r}),
+            fields={**common, "result": r},
             candidates=map(_PLATE, r.candidates),
         ))  # fmt: skip
     camera = values.present(found.camera_id)

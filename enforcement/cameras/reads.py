@@ -9,7 +9,6 @@ why there is nothing to judge (a heartbeat, another event type).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
@@ -31,10 +30,13 @@ class Context(msgspec.Struct, gc=False):
 
 class Read(msgspec.Struct, gc=False):
     plate: str  # raw read; "" (or a vendor's "unknown") when nothing was read
-    ts: dt.datetime  # capture instant, aware
+    ts: float  # capture instant, epoch seconds (clock.parse, clock.from_epoch)
     confidence: float | None
     country: str | None
-    fields: msgspec.Raw | None  # raw payload fields for the transit record (values.kept)
+    # The raw payload fields for the transit record, as the vendor named them: a struct of
+    # the fields the adapter declares (so never a picture: undeclared fields are skipped
+    # unread) or a dict. Encoded only if the transit is logged, with its record.
+    fields: object
     # The camera's alternative reads as sent, unread until a check needs them
     # (plates.alternatives): a lazy map over the decoded payload, usually.
     candidates: Iterable[str] = ()

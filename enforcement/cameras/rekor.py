@@ -116,7 +116,7 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         # (version 1 groups have the region in best_plate only)
         region = m.best_region or (None if m.best_plate is None else m.best_plate.region)
         read = Read(plate, ts, values.confidence(m.best_confidence, "best_confidence", 100),
-                    values.country(region or m.country), values.kept(m),
+                    values.country(region or m.country), m,
                     map(_PLATE, alternatives), event_id)  # fmt: skip
         return Payload([read], device)
     if kind == "alpr_results":
@@ -130,7 +130,7 @@ def from_body(data: bytes, ctx: Context) -> Payload:
             reads.append(Read(plate, ts, values.confidence(r.confidence, f"{where}.confidence",
                                                            100),
                               values.country(r.region or m.country),
-                              values.kept({**common, "result": r}),
+                              {**common, "result": r},
                               map(_PLATE, r.candidates)))  # fmt: skip
         return Payload(reads, device)
     return ignored(kind[:40])  # heartbeat, alpr_alert, vehicle, ...

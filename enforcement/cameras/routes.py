@@ -5,7 +5,7 @@
 platerecognizer, rekor and dahua, plus the paths Dahua insists on:
 `/NotificationInfo/TollgateInfo` and `/NotificationInfo/KeepAlive` (also under
 `/v1/cameras/dahua/{token}/`). Every post goes: who is posting (registry) -> the vendor's
-parser (one module each) -> TransitIn with the camera's gate and a stable event id ->
+parser (one module each) -> a Transit with the camera's gate and a stable event id ->
 `Api.accept`, the same check, log and verdict as `/v1/transits`. The answer is
 `{"results": [verdict, ...]}` (Dahua: `{"Result": true, "results": [...]}`), or
 `{"results": [], "ignored": why}` for a heartbeat or another event type.
@@ -19,7 +19,7 @@ awaits; multipart, compressed, large or still-arriving bodies take the vendor's 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import msgspec
@@ -27,8 +27,9 @@ from aiohttp import web
 
 from .. import errors
 from ..openapi import ERRORS, PathDocs, json_response
-from ..plates import Plate, normalise
-from ..schemas import ENCODER, ErrorOut, TransitIn
+from ..plates import normalise
+from ..schemas import ENCODER, ErrorOut
+from ..transits import Transit
 from ..verdicts import Verdict
 from . import axis, dahua, hikvision, ids, milesight, platerecognizer, rekor
 from .body import buffered, is_multipart, read_body
@@ -73,30 +74,17 @@ class DahuaOut(msgspec.Struct, omit_defaults=True):
     ignored: str | None = None
 
 
-_Batch = tuple[list[TransitIn], list[Plate], list[msgspec.Raw | None],
-               list[Iterable[str]] | None]
-
-
-def _batch(camera_id: str, gate: str, reads: Sequence[Read]) -> _Batch:
-    """A payload's reads as `Api.accept` takes them: the transits, their plates normalised
-    (once: the event id needs them, and so does the check), the kept fields, and the
-    candidates (None when no read has any: `()` is false, a vendor's lazy map true)."""
-    transits: list[TransitIn] = []
-    plates: list[Plate] = []
-    fields: list[msgspec.Raw | None] = []
-    candidates: list[Iterable[str]] = []
+def _transits(camera_id: str, gate: str, reads: Sequence[Read]) -> list[Transit]:
+    """A payload's reads as `Api.accept` takes them: each plate normalised once (the event
+    id needs it, and so does the check), the event id the vendor's or derived (ids.py)."""
+    out = []
     for r in reads:
         plate = normalise(r.plate, r.country)
-        if r.event_id is not None:
-            event_id = ids.vendor(r.event_id)
-        else:
-            event_id = ids.synthetic(camera_id, plate.text, r.ts.timestamp())
-        transits.append(TransitIn(event_id, camera_id, gate, r.plate, r.ts, r.confidence,
-                                  r.country))  # fmt: skip
-        plates.append(plate)
-        fields.append(r.fields)
-        candidates.append(r.candidates)
-    return transits, plates, fields, candidates if any(candidates) else None
+        event_id = (ids.vendor(r.event_id) if r.event_id is not None
+                    else ids.synthetic(camera_id, plate.text, r.ts))  # fmt: skip
+        out.append(Transit(camera_id, gate, event_id, r.plate, plate, r.ts, r.confidence,
+                           r.country, r.fields, r.candidates))  # fmt: skip
+    return out
 
 
 def add_camera_routes(app: web.Application, api: Api) -> None:
@@ -124,9 +112,7 @@ def add_camera_routes(app: web.Application, api: Api) -> None:
                 if len(reads) > max_batch:
                     raise errors.TooLarge(f"at most {max_batch} plate reads per post",
                                           "results")  # fmt: skip
-                transits, plates, fields, candidates = _batch(camera.id, camera.gate, reads)
-                verdicts = await api.accept(transits, plates=plates, vendor_fields=fields,
-                                            candidates=candidates)  # fmt: skip
+                verdicts = await api.accept(_transits(camera.id, camera.gate, reads))
             out: Any = (DahuaOut(True, verdicts, payload.ignored) if dahua_answer
                         else CameraOut(verdicts, payload.ignored))  # fmt: skip
             return web.Response(body=ENCODER.encode(out), content_type=JSON)

@@ -13,14 +13,11 @@ import functools
 import math
 from typing import Final
 
-import msgspec
-
 from .. import errors
 
 # Strings vendors send for "no value" (compared lower-case, stripped).
 MISSING: Final = frozenset({"", "-", "--", "null", "none", "n/a", "na", "nan"})
 MAX_PLATE: Final = 64  # TransitIn.plate
-MAX_FIELD: Final = 256  # where kept fields pass MAX_KEPT, a text longer than this is cut
 
 Scalar = str | int | float | bool | None
 
@@ -40,32 +37,6 @@ def present(value: Scalar) -> str | None:
         return None
     text = str(value).strip()
     return None if text.lower() in MISSING else text
-
-
-MAX_KEPT: Final = 2048  # bytes of raw fields kept per read before long values are cut
-_MSGPACK: Final = msgspec.msgpack.Encoder().encode
-
-
-def kept(fields: object) -> msgspec.Raw:
-    """The raw payload fields to keep on the transit record, as the vendor sent them:
-    `fields` is a struct of the fields an adapter declares (so never a picture: undeclared
-    fields are skipped unread), or a dict of them. Encoded once, in C, as MessagePack: the
-    record embeds it as it stands. A payload that puts a blob where a value was due is kept
-    with texts cut to MAX_FIELD characters and lists to 10 items."""
-    raw = _MSGPACK(fields)
-    if len(raw) > MAX_KEPT:
-        raw = _MSGPACK(_cut(msgspec.to_builtins(fields)))
-    return msgspec.Raw(raw)
-
-
-def _cut(value: object) -> object:
-    if isinstance(value, str):
-        return value[:MAX_FIELD]
-    if isinstance(value, dict):
-        return {k[:MAX_FIELD]: _cut(v) for k, v in list(value.items())[:64]}
-    if isinstance(value, list):
-        return [_cut(v) for v in value[:10]]
-    return value
 
 
 def plate(value: Scalar, field: str) -> str:

@@ -14,7 +14,7 @@ import aiohttp
 import msgspec
 import pytest
 
-from enforcement.cameras import values
+from enforcement import transits
 from enforcement.spool import all_frames
 from enforcement.transits import DECODE_RECORD
 from tests.cameras import payloads as p
@@ -166,16 +166,29 @@ async def test_raw_fields_kept_on_the_record(cams: Cameras, v: Vendor) -> None:
 
 
 def test_kept_fields_are_bounded() -> None:
-    """A blob where a value was due is cut, not stored whole and not refused."""
+    """A blob where a value was due is cut, not stored whole and not refused; a record
+    without one is encoded as it stands, its fields as the adapter declared them."""
 
     class Event(msgspec.Struct, omit_defaults=True):
         plate: str | None = None
         note: str | None = None
         tags: list[str] = []
 
-    kept = msgspec.msgpack.decode(values.kept(Event("AB123CD", "x" * 100_000, ["t"] * 500)))
-    assert kept == {"plate": "AB123CD", "note": "x" * values.MAX_FIELD, "tags": ["t"] * 10}
-    assert msgspec.msgpack.decode(values.kept(Event("AB123CD"))) == {"plate": "AB123CD"}
+    def logged(fields: Event) -> tuple[bytes, Any]:
+        record = transits.TransitRecord("id", "cam", "e-1", "G", "Z", "AB123CD", "AB123CD",
+                                        1.8e9, 1.8e9, "allowed", "permit",
+                                        vendor=fields)  # type: ignore[arg-type]  # fmt: skip
+        data = transits.encode_record(record)
+        return data, msgspec.msgpack.decode(DECODE_RECORD(data).vendor)
+
+    data, kept = logged(Event("AB123CD", "x" * 100_000, ["t"] * 500))
+    assert kept == {"plate": "AB123CD", "note": "x" * transits.MAX_FIELD, "tags": ["t"] * 10}
+    assert len(data) <= transits.MAX_RECORD
+    small = Event("AB123CD", "x" * 1000, ["t"] * 20)  # under the cap: kept whole
+    data, kept = logged(small)
+    assert kept == msgspec.to_builtins(small)
+    assert data == transits.ENCODE(msgspec.structs.replace(
+        DECODE_RECORD(data), vendor=msgspec.Raw(msgspec.msgpack.encode(small))))  # fmt: skip
 
 
 @pytest.mark.parametrize("v", VENDORS, ids=IDS)
