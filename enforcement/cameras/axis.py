@@ -32,6 +32,8 @@ _OFFSET: Final = re.compile(r"(?:[+-]\d\d:?\d\d|Z)$")
 def _has_offset(text: str) -> bool:
     """Whether a time ends in a UTC offset or Z (only the tail is searched: `+0200` or
     `+02:00` at most, and the date's own dashes are further in)."""
+    if "+" not in text and "Z" not in text and "-" not in text[10:]:
+        return False  # the usual compact local time: no regex
     text = text.rstrip()
     return _OFFSET.search(text, len(text) - 6) is not None
 
@@ -50,24 +52,26 @@ class _CameraInfo(msgspec.Struct, omit_defaults=True):
 
 
 class _Event(msgspec.Struct, omit_defaults=True):
-    # Fields not declared (geotag, plateCoordinates, pictures) are skipped unread.
-    plateUTF8: Scalar = None
-    plateUnicode: Scalar = None
+    # Fields not declared (geotag, plateCoordinates, pictures) are skipped unread. In the
+    # order devices send them: the decoder looks for each key from the field after the last
+    # one found, so keys in order are found at the first try.
+    packetCounter: Scalar = None
+    capture_timestamp: Scalar = None
+    datetime: Scalar = None
     plateText: Scalar = None
+    plateUnicode: Scalar = None
+    plateUTF8: Scalar = None
     plateASCII: Scalar = None
     plateCountry: Scalar = None
     plateRegion: Scalar = None
     plateConfidence: Scalar = None
     carState: Scalar = None
-    carID: Scalar = None
-    carMoveDirection: Scalar = None
-    datetime: Scalar = None
-    capture_timestamp: Scalar = None
-    sensorProviderID: Scalar = None
     roiID: Scalar = None
-    packetCounter: Scalar = None
+    carMoveDirection: Scalar = None
+    carID: Scalar = None
     vehicle_info: _VehicleInfo | None = None
     camera_info: _CameraInfo | None = None
+    sensorProviderID: Scalar = None
 
 
 DECODER: Final = msgspec.json.Decoder(_Event)
@@ -107,23 +111,22 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     text, epoch = e.datetime, e.capture_timestamp
     if isinstance(epoch, str) and epoch.strip().isdigit():
         epoch = int(epoch)
-    number: float | None = None  # the epoch, if it is one in range
-    if (isinstance(epoch, (int, float)) and not isinstance(epoch, bool)
-            and clock.plausible_epoch(epoch)):  # fmt: skip
-        number = epoch
+    seconds = None  # the epoch's, if it names an instant in range
+    if type(epoch) is int or type(epoch) is float:  # (a bool is neither)
+        seconds = clock.instant(epoch)
     # An explicit offset is unambiguous; else the epoch; else local time in the camera's zone.
-    if isinstance(text, str) and (number is None or _has_offset(text)):
+    if isinstance(text, str) and (seconds is None or _has_offset(text)):
         ts = clock.parse(text, ctx.tz, ctx.now, "datetime")
-    elif number is not None:
-        ts = clock.from_epoch(number, "capture_timestamp")
+    elif seconds is not None:
+        ts = seconds
     else:
         raise errors.Invalid("Object missing required field `datetime`", "datetime")
     car = values.present(e.carID)
     event_id = None
     if car is not None:
         day = dt.datetime.fromtimestamp(ts, ctx.tz)
-        event_id = f"car-{car[:64]}-{day.year}{day.month:02}{day.day:02}"
+        event_id = f"car-{car[:64]}-{day.year * 10000 + day.month * 100 + day.day}"  # YYYYMMDD
     read = Read(plate, ts, values.confidence(e.plateConfidence, "plateConfidence"),
                 values.country(e.plateCountry), e, [], event_id)  # fmt: skip
-    serial = None if e.camera_info is None else values.present(e.camera_info.SerialNumber)
-    return Payload([read], None if serial is None else ("camera_info.SerialNumber", serial))
+    return Payload([read], None if e.camera_info is None
+                   else ("camera_info.SerialNumber", e.camera_info.SerialNumber))  # fmt: skip

@@ -32,6 +32,7 @@ _COMPACT: Final = re.compile(
 
 
 _EPOCH_DAY: Final = dt.date(1970, 1, 1).toordinal()
+_EAST: dict[dt.tzinfo, int] = {}  # fixed UTC offsets sent (timezone compares by offset) -> s
 _FIXED: dict[dt.timedelta, dt.timezone] = {}  # a zone has a handful of offsets
 
 
@@ -85,13 +86,20 @@ def parse(text: str, tz: ZoneInfo, now: float, field: str) -> float:
     except ValueError:
         value = _lenient(text, field)
     hour = value.toordinal() * 24 + value.hour
-    offset = value.utcoffset()
-    if offset is None:  # local time
+    zone = value.tzinfo
+    if zone is None:  # local time
         start = _hour(tz, hour)
         if start is None:  # a daylight-saving change in this hour
             return _in_range(aware(value, tz, now).timestamp(), text, field)
     else:
-        start = (hour - _EPOCH_DAY * 24) * 3600 - offset.days * 86400 - offset.seconds
+        east = _EAST.get(zone)  # a fixed offset: a dict lookup, not a utcoffset() call
+        if east is None:
+            offset = value.utcoffset()
+            assert offset is not None
+            east = offset.days * 86400 + offset.seconds
+            if type(zone) is dt.timezone and len(_EAST) < 256:
+                _EAST[zone] = east
+        start = (hour - _EPOCH_DAY * 24) * 3600 - east
     # Microseconds, exact in a float below 2^53 (the year 2255), divided once: the very
     # float timestamp() gives for the instant (transit ids and dedup keys derive from it).
     seconds = ((start + value.minute * 60 + value.second) * 1e6 + value.microsecond) / 1e6
@@ -150,17 +158,20 @@ _MIN_MS: Final = _MIN_EPOCH * 1000
 _MAX_MS: Final = _MAX_EPOCH * 1000
 
 
-def from_epoch(value: float, field: str) -> float:
+def instant(value: float) -> float | None:
     """Epoch seconds from a number in seconds, milliseconds or microseconds, told apart by
-    size, as the microsecond instant it names."""
-    if type(value) is int and _MIN_MS <= value < _MAX_MS:  # milliseconds (Rekor): exact
+    size, as the microsecond instant it names; None if it names none from 2000 to 2100."""
+    if type(value) is int and _MIN_MS <= value < _MAX_MS:  # milliseconds (Rekor, Axis): exact
         return value / 1000
     seconds = epoch_seconds(value)
     if seconds is None:
-        raise errors.Invalid(f"{value!r} is not an epoch instant between 2000 and 2100", field)
+        return None
     return dt.datetime.fromtimestamp(seconds, dt.UTC).timestamp()  # to the microsecond
 
 
-def plausible_epoch(value: float) -> bool:
-    """Whether `value` reads as an epoch instant in range in some unit."""
-    return epoch_seconds(value) is not None
+def from_epoch(value: float, field: str) -> float:
+    """`instant(value)`, or 422 naming `field`."""
+    seconds = instant(value)
+    if seconds is None:
+        raise errors.Invalid(f"{value!r} is not an epoch instant between 2000 and 2100", field)
+    return seconds

@@ -41,12 +41,14 @@ class _Vehicle(msgspec.Struct, omit_defaults=True):
     score: Scalar = None
 
 
+# Fields in the order the webhooks send them: the decoder looks for each key from the field
+# after the last one found, so keys in order are found at the first try.
 class _Result(msgspec.Struct, omit_defaults=True):
     plate: Scalar = None
-    score: Scalar = None
-    dscore: Scalar = None
     region: _Region | None = None
+    score: Scalar = None
     candidates: list[_Candidate] = []
+    dscore: Scalar = None
     vehicle: _Vehicle | None = None
     direction: Scalar = None
     source_url: Scalar = None
@@ -54,20 +56,20 @@ class _Result(msgspec.Struct, omit_defaults=True):
 
 
 class _Data(msgspec.Struct, omit_defaults=True):
-    results: list[_Result] | None = None
     camera_id: Scalar = None
-    timestamp: str | None = None
     filename: Scalar = None
+    timestamp: str | None = None
+    results: list[_Result] | None = None
 
 
 class _Hook(msgspec.Struct, omit_defaults=True):
-    event: str | None = None
     id: Scalar = None
+    event: str | None = None
 
 
 class _Body(msgspec.Struct, omit_defaults=True):
-    data: _Data | None = None
     hook: _Hook | None = None
+    data: _Data | None = None
 
 
 DECODER: Final = msgspec.json.Decoder(_Body)
@@ -104,20 +106,17 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     ts = clock.parse(found.timestamp, clock.UTC_ZONE, ctx.now, "data.timestamp")
     event = None if body.hook is None else body.hook.event
     common = {"camera_id": found.camera_id, "filename": found.filename, "hook.event": event}
-    reads = []
-    for i, r in enumerate(found.results or [None]):
-        if r is None:  # results: [] - a picture without a readable plate
-            reads.append(Read("", ts, None, None, common))
-            continue
-        where = f"data.results[{i}]"
-        plate = values.plate(r.plate, f"{where}.plate")
-        reads.append(Read(
-            plate=plate,
-            ts=ts,
-            confidence=values.confidence(r.score, f"{where}.score", 1),
-            country=None if r.region is None else values.country(r.region.code),
-            fields={**common, "result": r},
-            candidates=map(_PLATE, r.candidates),
-        ))  # fmt: skip
-    camera = values.present(found.camera_id)
-    return Payload(reads, None if camera is None else ("data.camera_id", camera))
+    if not found.results:  # results: [] - a picture without a readable plate
+        reads = [Read("", ts, None, None, common)]
+    else:
+        reads = []
+        for i, r in enumerate(found.results):
+            try:
+                reads.append(Read(values.plate(r.plate, "plate"), ts,
+                                  values.confidence(r.score, "score", 1),
+                                  None if r.region is None else values.country(r.region.code),
+                                  {**common, "result": r}, map(_PLATE, r.candidates)))  # fmt: skip
+            except errors.Invalid as exc:  # the field's full name, built only when needed
+                exc.field = f"data.results[{i}].{exc.field}"
+                raise
+    return Payload(reads, ("data.camera_id", found.camera_id))

@@ -47,28 +47,27 @@ class _Plate(msgspec.Struct, omit_defaults=True):
 
 
 class _Message(msgspec.Struct, omit_defaults=True):
+    # In the order the agent sends them: the decoder looks for each key from the field after
+    # the last one found, so keys in order are found at the first try.
     data_type: str | None = None
-    # alpr_group
-    best_plate_number: Scalar = None
-    best_confidence: Scalar = None
-    best_region: Scalar = None
-    best_plate: _Plate | None = None
-    candidates: list[_Candidate] = []
-    epoch_start: Scalar = None
+    epoch_start: Scalar = None  # alpr_group
     epoch_end: Scalar = None
-    best_uuid: Scalar = None
-    uuids: list[str] = []
-    plate_indexes: list[int] = []
-    is_preview: bool = False
-    is_parked: Scalar = None
-    travel_direction: Scalar = None
-    # both
     agent_uid: Scalar = None
     site_id: Scalar = None
     camera_id: Scalar = None
     country: Scalar = None
-    # alpr_results
-    uuid: Scalar = None
+    uuids: list[str] = []
+    plate_indexes: list[int] = []
+    candidates: list[_Candidate] = []
+    best_plate: _Plate | None = None
+    best_confidence: Scalar = None
+    best_uuid: Scalar = None
+    best_plate_number: Scalar = None
+    best_region: Scalar = None
+    travel_direction: Scalar = None
+    is_parked: Scalar = None
+    is_preview: bool = False
+    uuid: Scalar = None  # alpr_results
     epoch_time: Scalar = None
     results: list[_Plate] = []
 
@@ -84,9 +83,11 @@ _PLATE: Final = attrgetter("plate")  # a candidate's plate
 
 
 def _instant(value: Scalar, field: str) -> float:
+    if type(value) is int:  # milliseconds, as sent
+        return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, float):
         return value
     raise errors.Invalid(f"Object missing required field `{field}`", field)
 
@@ -108,8 +109,11 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         event_id = None
         if agent is not None and camera is not None:
             first = f"{agent}-{camera}-{round(start)}"  # the uuid of the group's first frame
-            at = m.uuids.index(first) if first in m.uuids else None
-            index = m.plate_indexes[at] if at is not None and at < len(m.plate_indexes) else 0
+            try:
+                at = m.uuids.index(first)
+            except ValueError:
+                at = len(m.plate_indexes)
+            index = m.plate_indexes[at] if at < len(m.plate_indexes) else 0
             event_id = f"{first}-{index}"
         alternatives = (m.best_plate.candidates if m.best_plate is not None
                         and m.best_plate.candidates else m.candidates)  # fmt: skip
@@ -125,12 +129,13 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         ts = clock.from_epoch(_instant(m.epoch_time, "epoch_time"), "epoch_time")
         reads = []
         for i, r in enumerate(m.results or [_Plate()]):  # results: []: a frame, no read
-            where = f"results[{i}]"
-            plate = values.plate(r.plate, f"{where}.plate")
-            reads.append(Read(plate, ts, values.confidence(r.confidence, f"{where}.confidence",
-                                                           100),
-                              values.country(r.region or m.country),
-                              {**common, "result": r},
-                              map(_PLATE, r.candidates)))  # fmt: skip
+            try:
+                reads.append(Read(values.plate(r.plate, "plate"), ts,
+                                  values.confidence(r.confidence, "confidence", 100),
+                                  values.country(r.region or m.country),
+                                  {**common, "result": r}, map(_PLATE, r.candidates)))  # fmt: skip
+            except errors.Invalid as exc:  # the field's full name, built only when needed
+                exc.field = f"results[{i}].{exc.field}"
+                raise
         return Payload(reads, device)
     return ignored(kind[:40])  # heartbeat, alpr_alert, vehicle, ...
