@@ -2,62 +2,103 @@
 `"-"` means missing, the time is local wall time without an offset, and some keys are words
 with spaces (`"Vehicle Brand"`, and in some firmware `"License Plate"`, `"Plate Color"`).
 
-Firmware differ in spelling (`plate` / `License Plate`, `vehicle_type` / `Vehicle Type`), so
-keys are matched case-insensitively with spaces and underscores alike. Fields: the plate,
-`time` or `time_msec` (local), `confidence` (a percentage string), `region` or `country`,
-`direction`, `type` (the camera's own list), colours, vehicle type and brand; pictures
-(base64) and coordinates are not kept. Milesight has no documented id for the vehicle (an
-`id` field, where a firmware sends one, is kept on the record but not trusted as one): the
-event id is derived.
+Fields: the plate, `time` or `time_msec` (local), `confidence` (a percentage string),
+`region` or `country`, `direction`, `type` (the camera's own list), colours, vehicle type and
+brand; pictures (base64), coordinates and resolution are not kept. Milesight has no
+documented id for the vehicle (an `id` field, where a firmware sends one, is kept on the
+record but not trusted as one): the event id is derived.
+
+A post is decoded into `_Post`, by the names the documentation and the devices use, which
+skips the pictures unread. Firmware differ in spelling (`plate` / `License Plate`,
+`vehicle_type` / `Vehicle Type`): a post whose plate (or event) and time are under none of
+those names is decoded again as a dict, its keys matched case-insensitively with spaces,
+dashes and underscores alike, into the same struct. (A documented post that also spells a
+kept field another way keeps only the documented names on the record.)
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Final, NamedTuple
+from typing import Any, Final
 
+import msgspec
 from aiohttp import web
+from msgspec import UNSET, UnsetType
 
 from .. import errors
 from . import clock, values
 from .body import read_body
 from .reads import OBJECT, Context, Payload, Read, decode_json, ignored
+from .values import Scalar
 
+Field = Scalar | UnsetType  # UNSET: the post has no such key (None: a JSON null)
+
+
+class _Post(msgspec.Struct, omit_defaults=True):
+    """The fields Varco reads or keeps, in the order cameras send them (the decoder looks
+    for each key from the field after the last one found). Kept on the transit record as
+    it stands: UNSET fields are left out."""
+
+    device: Field = UNSET
+    device_name: Field = UNSET
+    mac: Field = UNSET
+    device_mac: Field = UNSET
+    mac_address: Field = UNSET
+    sn: Field = UNSET
+    id: Field = UNSET
+    event: Field = UNSET  # vehicle counting, parking: no plate read to judge
+    event_type: Field = UNSET
+    time: Field = UNSET
+    time_msec: Field = UNSET
+    snap_time: Field = UNSET
+    datetime: Field = UNSET
+    plate: Field = UNSET
+    license_plate: Field = UNSET
+    plate_number: Field = UNSET
+    licenseplate: Field = UNSET
+    type: Field = UNSET
+    speed: Field = UNSET
+    direction: Field = UNSET
+    detection_region: Field = UNSET
+    region: Field = UNSET
+    country: Field = UNSET
+    plate_region: Field = UNSET
+    country_region: Field = UNSET
+    confidence: Field = UNSET
+    confidence_int: Field = UNSET
+    plate_color: Field = UNSET
+    vehicle_type: Field = UNSET
+    vehicle_color: Field = UNSET
+    vehicle_brand: Field = msgspec.field(default=UNSET, name="Vehicle Brand")
+
+
+DECODER: Final = msgspec.json.Decoder(_Post)
+NAMES: Final = frozenset(_Post.__struct_fields__)
+# Where firmware differ, the names in order of preference.
 PLATE_KEYS: Final = ("plate", "license_plate", "plate_number", "licenseplate")
 TIME_KEYS: Final = ("time_msec", "time", "snap_time", "datetime")
 COUNTRY_KEYS: Final = ("region", "country", "plate_region", "country_region")
 CONFIDENCE_KEYS: Final = ("confidence", "confidence_int")
 DEVICE_KEYS: Final = ("mac", "device_mac", "mac_address", "sn")
-# Kept on the transit record (folded names); pictures and coordinates are not.
-KEPT: Final = ("device", "mac", "sn", "id", "type", "direction", "speed", "detection_region",
-               "plate_color", "vehicle_type", "vehicle_color", "vehicle_brand", "device_name",
-               "event_type", *COUNTRY_KEYS, *CONFIDENCE_KEYS, *PLATE_KEYS,
-               *TIME_KEYS)  # fmt: skip
 
 
-class _Plan(NamedTuple):
-    """Where a key layout keeps each field (keys as sent; None: absent)."""
-
-    plate: str | None
-    time: str | None
-    confidence: str | None
-    country: str | None
-    device: str | None
-    event: str | None
-    dropped: tuple[str, ...]  # every key not kept on the record (pictures, coordinates, ...)
+def _first(post: _Post, names: tuple[str, ...]) -> tuple[str, Field]:
+    """The first of `names` the post has, and its value (UNSET when none)."""
+    for name in names:
+        value = getattr(post, name)
+        if value is not UNSET:
+            return name, value
+    return names[0], UNSET
 
 
-@functools.lru_cache(maxsize=256)  # a camera sends the same keys, in the same order, each time
-def _plan(keys: tuple[str, ...]) -> _Plan:
-    folded = {k.strip().lower().replace(" ", "_").replace("-", "_"): k for k in keys}
-
-    def first(names: tuple[str, ...]) -> str | None:
-        return next((folded[n] for n in names if n in folded), None)
-
-    kept = {folded[n] for n in KEPT if n in folded}
-    return _Plan(first(PLATE_KEYS), first(TIME_KEYS), first(CONFIDENCE_KEYS),
-                 first(COUNTRY_KEYS), first(DEVICE_KEYS), first(("event",)),
-                 tuple(k for k in keys if k not in kept))  # fmt: skip
+def _folded(data: bytes) -> _Post:
+    """A post whose keys are spelt otherwise (`License Plate`, `Plate Color`, `TIME`)."""
+    obj: dict[str, Any] = decode_json(data, OBJECT)
+    fields: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = key.strip().lower().replace(" ", "_").replace("-", "_")
+        if name in NAMES and name not in fields:
+            fields[name] = value
+    return _Post(**fields)
 
 
 async def parse(request: web.Request, ctx: Context) -> Payload:
@@ -66,28 +107,32 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:
-    obj = decode_json(data, OBJECT)
-    plan = _plan(tuple(obj))
-    if plan.plate is None:
-        if plan.event is not None:  # vehicle counting, parking: no plate read to judge
-            return ignored(f"event {str(obj[plan.event])[:40]}")
+    post = decode_json(data, DECODER)
+    # The documented names first: one attribute each; _first for the other firmware's.
+    when_key, when = ("time_msec", post.time_msec) if post.time_msec is not UNSET \
+        else _first(post, TIME_KEYS)  # fmt: skip
+    plate_key, raw = ("plate", post.plate) if post.plate is not UNSET \
+        else _first(post, PLATE_KEYS)  # fmt: skip
+    if when is UNSET or (raw is UNSET and post.event is UNSET):
+        post = _folded(data)  # no documented names: another firmware's spelling
+        when_key, when = _first(post, TIME_KEYS)
+        plate_key, raw = _first(post, PLATE_KEYS)
+    if raw is UNSET:
+        if post.event is not UNSET:
+            return ignored(f"event {str(post.event)[:40]}")
         raise errors.Invalid("Object missing required field `plate`", "plate")
-    field = plan.time or "time"
-    when = None if plan.time is None else obj[plan.time]
     if isinstance(when, str) and when.strip().isdigit():
-        ts = clock.from_epoch(int(when), field)
+        ts = clock.from_epoch(int(when), when_key)
     elif isinstance(when, str) and values.present(when) is not None:
-        ts = clock.parse(when, ctx.tz, ctx.now, field)
+        ts = clock.parse(when, ctx.tz, ctx.now, when_key)
     else:
-        raise errors.Invalid("Object missing required field `time`", field)
-    raw = obj[plan.plate]
-    plate = values.plate(raw if values.present(raw) else "", plan.plate)
-    confidence = None if plan.confidence is None else values.confidence(
-        obj[plan.confidence], plan.confidence)  # fmt: skip
-    country = None if plan.country is None else values.country(obj[plan.country])
-    device = None if plan.device is None else values.present(obj[plan.device])
-    for key in plan.dropped:  # the object is ours: what remains is what the record keeps
-        del obj[key]
-    read = Read(plate, ts, confidence, country, obj)
-    return Payload([read], device=None if device is None or plan.device is None
-                   else (plan.device, device))  # fmt: skip
+        raise errors.Invalid("Object missing required field `time`", when_key)
+    plate = values.plate(raw if values.present(raw) else "", plate_key)
+    key, value = ("confidence", post.confidence) if post.confidence is not UNSET \
+        else _first(post, CONFIDENCE_KEYS)  # fmt: skip
+    confidence = None if value is UNSET else values.confidence(value, key)
+    value = post.region if post.region is not UNSET else _first(post, COUNTRY_KEYS)[1]
+    country = None if value is UNSET else values.country(value)
+    key, value = _first(post, DEVICE_KEYS)
+    read = Read(plate, ts, confidence, country, post)
+    return Payload([read], None if value is UNSET else (key, value))

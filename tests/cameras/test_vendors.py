@@ -322,6 +322,27 @@ async def test_milesight_newer_firmware_keys(cams: Cameras) -> None:
     assert status == 200 and reply["results"][0]["reason"] == "unreadable", reply
 
 
+async def test_milesight_spaced_keys(cams: Cameras) -> None:
+    """Firmware that spell keys as words (`License Plate`, `Plate Color`, `TIME`) are read by
+    the folded names; the record keeps the fields under those names, never the picture."""
+    local = AT.astimezone(p.ROME).strftime("%Y-%m-%d %H:%M:%S")
+    body = {"Device": "LPR-9", "TIME": local, "License Plate": PERMITTED, "Region": "ITA",
+            "Confidence": "88", "Plate Color": "White", "Vehicle Brand": "Fiat",
+            "Plate Image": p.JPEG_B64}  # fmt: skip
+    status, reply = await cams.post("/v1/cameras/milesight", p.dump(body),
+                                    {**key("milesight"), **JSON})  # fmt: skip
+    assert status == 200, reply
+    [verdict] = reply["results"]
+    assert (verdict["verdict"], verdict["plate"]) == ("allowed", PERMITTED), reply
+    [record] = [r for f in all_frames(cams.settings.spool_dir)
+                if (r := DECODE_RECORD(f)).id == verdict["transit_id"]]  # fmt: skip
+    assert (record.confidence, record.country) == (0.88, "ITA")
+    assert record.ts == dt.datetime.fromisoformat(local).replace(tzinfo=p.ROME).timestamp()
+    assert msgspec.msgpack.decode(record.vendor) == {
+        "device": "LPR-9", "time": local, "license_plate": PERMITTED, "region": "ITA",
+        "confidence": "88", "plate_color": "White", "Vehicle Brand": "Fiat"}  # fmt: skip
+
+
 # -- Plate Recognizer -----------------------------------------------------------------------
 
 
