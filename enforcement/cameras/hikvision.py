@@ -27,10 +27,29 @@ from .body import Malformed, is_multipart, read_body, read_parts
 from .reads import Context, Payload, Read, decode_json, ignored
 from .values import Scalar
 
-KEPT: Final = frozenset({
-    "eventType", "channelID", "ipAddress", "macAddress", "isDataRetransmission", "UUID",
-    "licensePlate", "confidenceLevel", "country", "direction", "plateType", "plateColor",
-    "vehicleType", "dateTime"})  # fmt: skip
+
+class _Fields(msgspec.Struct, omit_defaults=True):
+    """The event's fields that the check reads and the record keeps, from the top level and
+    the ANPR block alike (as the XML leaves them: one flat map). None fields are left out
+    of the record."""
+
+    eventType: Scalar = None
+    dateTime: Scalar = None
+    channelID: Scalar = None
+    ipAddress: Scalar = None
+    macAddress: Scalar = None
+    isDataRetransmission: Scalar = None
+    UUID: Scalar = None
+    licensePlate: Scalar | msgspec.UnsetType = msgspec.UNSET  # UNSET: not an ANPR event
+    confidenceLevel: Scalar = None
+    country: Scalar = None
+    direction: Scalar = None
+    plateType: Scalar = None
+    plateColor: Scalar = None
+    vehicleType: Scalar = None
+
+
+KEPT: Final = frozenset(_Fields.__struct_fields__)
 
 
 def _metadata(name: str, filename: str, content_type: str) -> bool:
@@ -65,27 +84,25 @@ class _Alert(msgspec.Struct):
 
 
 JSON_DECODER: Final = msgspec.json.Decoder(_Alert)
+_NO_ANPR: Final = _Anpr()
 
 
-def fields_of(data: bytes) -> dict[str, Scalar]:
-    """The event's KEPT fields by name (top level and ANPR block), from its XML or JSON form:
-    what the check reads and the record keeps."""
+def fields_of(data: bytes) -> _Fields:
+    """The event's fields, from its XML or JSON form."""
     data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
     head = data.lstrip()[:1]
     if head == b"<":
-        return {k: v for k, v in safexml.leaves(safexml.parse(data)).items() if k in KEPT}
+        leaves = safexml.leaves(safexml.parse(data))
+        return _Fields(**{k: v for k, v in leaves.items() if k in KEPT})
     if head == b"{":
         alert = decode_json(data, JSON_DECODER)
         alert = alert.EventNotificationAlert or alert
         anpr = alert.ANPR[0] if isinstance(alert.ANPR, list) and alert.ANPR else alert.ANPR
-        fields = msgspec.structs.asdict(alert)  # exactly KEPT, the two below aside
-        del fields["ANPR"], fields["EventNotificationAlert"]
-        if isinstance(anpr, _Anpr):
-            more = msgspec.structs.asdict(anpr)
-            if more["licensePlate"] is msgspec.UNSET:  # the one field that may be unset
-                del more["licensePlate"]
-            fields.update(more)
-        return fields
+        a = anpr if isinstance(anpr, _Anpr) else _NO_ANPR
+        return _Fields(alert.eventType, alert.dateTime, alert.channelID, alert.ipAddress,
+                       alert.macAddress, alert.isDataRetransmission, alert.UUID,
+                       a.licensePlate, a.confidenceLevel, a.country, a.direction,
+                       a.plateType, a.plateColor, a.vehicleType)  # fmt: skip
     raise Malformed("expected an EventNotificationAlert as XML or JSON")
 
 
@@ -104,21 +121,17 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
 def from_body(data: bytes, ctx: Context) -> Payload:
     """The event from its XML or JSON (a whole body, or the multipart body's event part)."""
     f = fields_of(data)
-    event_type = values.present(f.get("eventType"))
+    event_type = values.present(f.eventType)
     if event_type is not None and event_type.lower() != "anpr":
         return ignored(f"eventType {event_type[:40]}")  # heartbeats (videoloss), motion, ...
-    if "licensePlate" not in f:
+    if f.licensePlate is msgspec.UNSET:
         field = "ANPR.licensePlate" if event_type else "eventType"
         raise errors.Invalid("not an ANPR event: no licensePlate", field)
-    when = values.present(f.get("dateTime"))
+    when = values.present(f.dateTime)
     if when is None:
         raise errors.Invalid("Object missing required field `dateTime`", "dateTime")
-    read = Read(
-        plate=values.plate(f["licensePlate"], "ANPR.licensePlate"),
-        ts=clock.parse(when, ctx.tz, ctx.now, "dateTime"),
-        confidence=values.confidence(f.get("confidenceLevel"), "ANPR.confidenceLevel", 100),
-        country=values.country(f.get("country")),
-        fields=f,
-    )
-    mac = values.present(f.get("macAddress"))
-    return Payload([read], None if mac is None else ("macAddress", mac))
+    read = Read(values.plate(f.licensePlate, "ANPR.licensePlate"),
+                clock.parse(when, ctx.tz, ctx.now, "dateTime"),
+                values.confidence(f.confidenceLevel, "ANPR.confidenceLevel", 100),
+                values.country(f.country), f)  # fmt: skip
+    return Payload([read], ("macAddress", f.macAddress))
