@@ -90,6 +90,4 @@ def from_body(data: bytes, ctx: Context) -> Payload:
                 values.confidence(plate_in.Confidence, "Picture.Plate.Confidence"),
                 values.country(plate_in.Country or plate_in.Region),
                 pic)  # fmt: skip
-    device = values.present(snap.DeviceID)
-    return Payload([read], device=None if device is None else ("Picture.SnapInfo.DeviceID",
-                                                               device))  # fmt: skip
+    return Payload([read], ("Picture.SnapInfo.DeviceID", snap.DeviceID))

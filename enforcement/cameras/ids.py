@@ -33,7 +33,7 @@ def synthetic(camera: str, plate: str, ts: float) -> str:
     """The id of a read without a vendor id: camera + normalised plate + time window."""
     if plate:  # most posts: _digest inlined
         h = _BLAKE2B.copy()
-        h.update(f"{camera}\x00{plate}\x00{int(ts // WINDOW_S)}".encode())
+        h.update(f"{camera}\x00{plate}\x00{int(ts) // WINDOW_S}".encode())  # (ts > 0)
         return "w-" + h.hexdigest()
     return "n-" + _digest(f"{camera}\x00\x00{round(ts * 1000)}")
 

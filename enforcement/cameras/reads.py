@@ -17,6 +17,7 @@ import msgspec
 
 from .. import errors
 from ..config import Camera
+from .values import Scalar
 
 
 # msgspec structs, not dataclasses: built in C, three of them per post. Not encoded or
@@ -45,7 +46,9 @@ class Read(msgspec.Struct, gc=False):
 
 class Payload(msgspec.Struct, gc=False):
     reads: list[Read]
-    device: tuple[str, str] | None = None  # (payload field, value) naming the sender
+    # (payload field, its value as sent) naming the sender: read (values.present) only for a
+    # camera with a `device_id` to check.
+    device: tuple[str, Scalar] | None = None
     ignored: str | None = None  # nothing to judge, and why (heartbeat, other event type)
 
 

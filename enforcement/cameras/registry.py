@@ -25,7 +25,9 @@ from aiohttp import web
 from .. import errors
 from ..config import ApiKey, Camera, Settings, hash_key
 from ..schemas import TransitIn
+from . import values
 from .digest import DigestAuth
+from .values import Scalar
 
 CAMERA_ROLES: Final = frozenset({"camera", "admin"})
 Require = Callable[[web.Request, frozenset[str]], ApiKey]  # Api.require
@@ -114,14 +116,15 @@ class Registry:
         return self.settings.cameras[key.camera]
 
     @staticmethod
-    def check_device(camera: Camera, device: tuple[str, str] | None) -> None:
+    def check_device(camera: Camera, device: tuple[str, Scalar] | None) -> None:
         """403 when the camera has a `device_id` and the payload names another device."""
         if camera.device_id is None:
             return
-        if device is None:
+        field, raw = device if device is not None else ("", None)
+        value = values.present(raw)
+        if value is None:
             raise errors.Forbidden(f"camera {camera.id!r} must name its device "
                                    f"{camera.device_id!r} in the payload")  # fmt: skip
-        field, value = device
         if value != camera.device_id:
             raise errors.Forbidden(f"camera {camera.id!r} is device {camera.device_id!r}, "
                                    f"not {value[:64]!r}", field)  # fmt: skip
