@@ -1,16 +1,21 @@
 """Vendor camera adapters against native POST /v1/transits, side by side in one run.
 
-    .venv/bin/python -m bench.bench_cameras --permits 1000000 --rounds 5 --duration 5
+    .venv/bin/python -m bench.bench_cameras --permits 1000000 --rounds 5 --duration 5 [--log]
 
 One service (the demo configuration and its demo cameras, over a snapshot of N synthetic
-permits, transit log off: wrk replays a few hundred bodies, which the log would answer as
-retries; `--instructions --log` measures with it) answers, in interleaved rounds: `native` (Varco's own JSON, the demo's shared
+permits) answers, in interleaved rounds: `native` (Varco's own JSON, the demo's shared
 camera key) and each vendor's JSON endpoint with that vendor's documented payload (plates
 80 % permitted, 20 % unknown, as bench_http): hikvision (ISAPI JSON), axis, milesight,
 platerecognizer, rekor (alpr_group), dahua (ITSAPI). The figure is each vendor's throughput
 as a share of native's within the same round (per-round ratios, then their median): the
 adapter's overhead is 1 - ratio (target <= 15 %). Server on core 0, wrk on core 1 (needs
 `wrk`: apt-get install wrk).
+
+Without `--log` there is no transit log and wrk replays a few hundred bodies. With it the
+durable transit log is on (an embedded Redis, appendfsync always, as in production), and
+every post must be a new event, or the log would answer it as a retry: each wrk run reads
+its own file of `--bodies` distinct posts (plates x capture minutes), and a run that used
+them all up (so replayed some) is reported, not silently counted.
 
 On a host shared with other work, throughput swings between runs seconds apart; the server's
 CPU time per request (from /proc, user + system) is steadier, so it is reported beside it:
@@ -45,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import instructions
-from bench.bench_http import free_port, prepare, wrk
+from bench.bench_http import free_port, parse_wrk, prepare, wrk, wrk_raw
 from enforcement.redis_server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +76,36 @@ def _bodies() -> dict[str, tuple[str, str, Callable[[str, dt.datetime], Any]]]:
         "rekor": ("/v1/cameras/rekor", "Bearer demo-rekor", p.rekor_group),
         "dahua": ("/NotificationInfo/TollgateInfo", "Bearer demo-dahua", p.dahua),
     }  # fmt: skip
+
+
+def unique_bodies(build: Callable[[str, dt.datetime], Any], plates: list[str],
+                  at: dt.datetime, first: int, count: int) -> list[bytes]:  # fmt: skip
+    """Posts `first` to `first + count` of an endpoint: each a new event (its plate and
+    capture minute, going back from `at`), never a retry of another. (The milliseconds tell
+    Rekor's groups apart: its event id has no plate.)"""
+    n = len(plates)
+    return [json.dumps(build(plates[k % n], at - dt.timedelta(minutes=1 + k // n,
+                                                             milliseconds=k % n)),
+                       separators=(",", ":")).encode()
+            for k in range(first, first + count)]  # fmt: skip
+
+
+def lua_file_script(path: Path, url_path: str, auth: str) -> None:
+    """A wrk script posting, in order, the lines of the file named by its first argument."""
+    path.write_text(f"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "{auth}"
+local bodies = {{}}
+init = function(args)
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+end
+local i = 0
+request = function()
+  i = (i % #bodies) + 1
+  return wrk.format(nil, "{url_path}", nil, bodies[i])
+end
+""")
 
 
 def lua_script(path: Path, url_path: str, auth: str, bodies: list[str]) -> None:
@@ -144,14 +179,9 @@ def count_instructions(port: int, data: Path, endpoints: dict[str, Any], plates:
     print("starting the server under callgrind (a minute or more) ...", flush=True)
     proc = start(port, data, callgrind=True, redis_url=None if redis is None else redis.url)
     counter = instructions.Callgrind(proc.pid, data)
-    minutes = -(-args.instructions // len(plates))  # capture minutes a round's posts span
 
     def bodies(build: Callable[[str, dt.datetime], Any], r: int) -> list[bytes]:
-        """Round r's posts: each a new event (its plate, capture minute), never a retry."""
-        n = len(plates)  # (the milliseconds tell Rekor's groups apart: its id has no plate)
-        return [json.dumps(build(plates[i % n], at - dt.timedelta(
-                    minutes=1 + r * minutes + i // n, milliseconds=i % n)),
-                    separators=(",", ":")).encode() for i in range(args.instructions)]  # fmt: skip
+        return unique_bodies(build, plates, at, r * args.instructions, args.instructions)
 
     per_post: dict[str, list[float]] = {k: [] for k in endpoints}
     if args.keep_dumps is not None:
@@ -203,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead of wrk rounds: count the server's instructions over N "
                         "posts per endpoint under callgrind (steady on a noisy host)")
     p.add_argument("--log", action="store_true",
-                   help="with --instructions: the durable transit log on, as in production")
+                   help="the durable transit log on (embedded Redis), as in production")
+    p.add_argument("--bodies", type=int, default=40_000,
+                   help="with --log, distinct posts per wrk run (a run must not use them up)")
     p.add_argument("--redis", help=argparse.SUPPRESS)
     p.add_argument("--keep-dumps", type=Path, metavar="DIR",
                    help="with --instructions: keep each callgrind dump here")
@@ -212,9 +244,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve(args.serve, args.redis)
         return 0
-    if args.log and not args.instructions:
-        p.error("--log needs --instructions: wrk replays its bodies, so logged posts would "
-                "be answered as retries")
     if not shutil.which("wrk") or not shutil.which("taskset"):
         print("needs wrk and taskset (Debian: apt-get install wrk util-linux)", file=sys.stderr)
         return 2
@@ -228,19 +257,44 @@ def main(argv: list[str] | None = None) -> int:
         plates = permitted[:400] + unknown[:100]
         random.Random(7).shuffle(plates)
         at = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        scripts = {}
-        for name, (url_path, auth, build) in endpoints.items():
-            bodies = [json.dumps(build(plate, at), separators=(",", ":")) for plate in plates]
-            scripts[name] = data / f"{name}.lua"
-            lua_script(scripts[name], url_path, auth, bodies)
         port = free_port()
         if args.instructions:
             return count_instructions(port, data, endpoints, plates, at, args)
-        proc = start(port, data)
+        scripts = {}
+        for name, (url_path, auth, build) in endpoints.items():
+            scripts[name] = data / f"{name}.lua"
+            if args.log:
+                lua_file_script(scripts[name], url_path, auth)
+            else:
+                bodies = [json.dumps(build(plate, at), separators=(",", ":"))
+                          for plate in plates]  # fmt: skip
+                lua_script(scripts[name], url_path, auth, bodies)
+        redis = None
+        if args.log:
+            redis = EmbeddedRedis(data / "redis")  # appendfsync always, as the log requires
+            redis.start()
+        proc = start(port, data, redis_url=None if redis is None else redis.url)
         results: dict[str, list[dict[str, float]]] = {k: [] for k in endpoints}
+        used = dict.fromkeys(endpoints, 0)  # with --log: posts each endpoint has had
+
+        def run(name: str, duration: int) -> dict[str, float]:
+            if not args.log:
+                return wrk(port, scripts[name], duration, args.connections)
+            posts = data / "posts.txt"  # this run's distinct posts, one JSON per line
+            build = endpoints[name][2]
+            posts.write_bytes(b"\n".join(unique_bodies(build, plates, at, used[name],
+                                                        args.bodies)) + b"\n")  # fmt: skip
+            res = parse_wrk(wrk_raw(port, scripts[name], duration, args.connections,
+                                    script_args=[str(posts)]))  # fmt: skip
+            used[name] += args.bodies
+            if res["requests"] > args.bodies:
+                raise RuntimeError(f"{name}: {res['requests']:.0f} posts in {duration} s, "
+                                   f"more than --bodies {args.bodies}: some were retries")
+            return res
+
         try:
             for name in endpoints:  # warm-up, and a check that every endpoint answers 200
-                res = wrk(port, scripts[name], 1, args.connections)
+                res = run(name, 1)
                 if res["non_2xx"]:
                     raise RuntimeError(f"{name}: {res['non_2xx']:.0f} non-2xx answers")
             for r in range(args.rounds):
@@ -248,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                 random.Random(r).shuffle(order)  # no endpoint always runs first in a round
                 for name in order:
                     cpu0 = cpu_seconds(proc.pid)
-                    res = wrk(port, scripts[name], args.duration, args.connections)
+                    res = run(name, args.duration)
                     res["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / (res["rps"] *
                                                                       args.duration) * 1e6
                     results[name].append(res)
@@ -259,9 +313,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+            if redis is not None:
+                redis.stop()
     native = results["native"]
+    log = "durable transit log on Redis" if args.log else "no transit log"
     print(f"\nmedians of {args.rounds} rounds of {args.duration} s, {args.permits:,} permits, "
-          f"{args.connections} connections, server on core 0, wrk on core 1, no transit log")
+          f"{args.connections} connections, server on core 0, wrk on core 1, {log}")
     print(f"{'':16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'us/req':>8}"
           f"{'cpu ratio':>11}  per-round ratios")  # fmt: skip
     for name, runs in results.items():

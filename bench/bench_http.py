@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,11 +128,13 @@ def launch(name: str, cmd: list[str], env: dict[str, str], port: int, ready_path
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk_raw(port: int, script: Path, duration: int, connections: int, core: int = 1) -> str:
-    """wrk's full output (1 thread, pinned to `core`, with --latency)."""
+def wrk_raw(port: int, script: Path, duration: int, connections: int, core: int = 1,
+            script_args: Sequence[str] = ()) -> str:  # fmt: skip
+    """wrk's full output (1 thread, pinned to `core`, with --latency); `script_args` go to
+    the script's init(args)."""
     return subprocess.run(
         ["taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
-         "--latency", "-s", str(script), f"http://127.0.0.1:{port}"],
+         "--latency", "-s", str(script), f"http://127.0.0.1:{port}", "--", *script_args],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
 
@@ -144,8 +147,10 @@ def parse_wrk(out: str) -> dict[str, float]:
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)", out, re.M)
         lat[pct] = float(m.group(1)) * _UNITS[m.group(2)]  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    count = re.search(r"(\d+) requests in", out)
     return {"rps": rps, "p50_ms": lat["50"], "p99_ms": lat["99"],
-            "non_2xx": float(errors.group(1)) if errors else 0.0}  # fmt: skip
+            "non_2xx": float(errors.group(1)) if errors else 0.0,
+            "requests": float(count.group(1)) if count else 0.0}  # fmt: skip
 
 
 def wrk(port: int, script: Path, duration: int, connections: int) -> dict[str, float]:

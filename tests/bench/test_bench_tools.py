@@ -115,3 +115,35 @@ def test_top_frames_reads_collapsed_stacks() -> None:
               "main (a/app.py:1);read (x/streams.py:5) 10\n")  # fmt: skip
     top = dict(compare.top_frames(stacks))
     assert top["main (app.py)"] == 1.0 and top["check (verdicts.py)"] == 0.75
+
+
+def test_camera_bench_posts_are_all_new_events() -> None:
+    """bench_cameras --log is valid only if no post is a retry of another: every post
+    of an endpoint, across its runs, must carry a distinct event id as Varco derives it."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from bench.bench_cameras import CONFIG, _bodies, unique_bodies
+    from enforcement.cameras import ids
+    from enforcement.cameras.reads import Context
+    from enforcement.cameras.routes import VENDORS
+    from enforcement.plates import normalise as norm
+
+    settings, _ = load_config(CONFIG, {})
+    cameras = {c.vendor: c for c in settings.cameras.values()}
+    plates = [f"AB{i:03d}CD" for i in range(50)]
+    at = dt.datetime(2026, 11, 23, 17, 0, 30, tzinfo=dt.UTC)
+    for name, (_, _, build) in _bodies().items():
+        posts = unique_bodies(build, plates, at, 0, 400) + unique_bodies(build, plates, at,
+                                                                         400, 400)  # fmt: skip
+        seen = set()
+        for body in posts:
+            if name == "native":
+                seen.add(json.loads(body)["event_id"])
+                continue
+            camera = cameras[name]
+            ctx = Context(camera, ZoneInfo(camera.timezone), 1 << 20, at.timestamp())
+            (read,) = VENDORS[name].from_body(body, ctx).reads
+            seen.add(ids.vendor(read.event_id) if read.event_id is not None else
+                     ids.synthetic(camera.id, norm(read.plate, read.country).text, read.ts))
+        assert len(seen) == len(posts), name
