@@ -20,6 +20,7 @@ do not declare them, so the decoder skips them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from typing import Final
 
@@ -58,7 +59,6 @@ class _Message(msgspec.Struct, omit_defaults=True):
     country: Scalar = None
     uuids: list[str] = []
     plate_indexes: list[int] = []
-    candidates: list[_Candidate] = []
     best_plate: _Plate | None = None
     best_confidence: Scalar = None
     best_uuid: Scalar = None
@@ -73,6 +73,26 @@ class _Message(msgspec.Struct, omit_defaults=True):
 
 
 DECODER: Final = msgspec.json.Decoder(_Message)
+
+
+class _Candidates(msgspec.Struct):
+    candidates: list[_Candidate] = []
+
+
+CANDIDATES: Final = msgspec.json.Decoder(_Candidates)
+
+
+def _top_candidates(data: bytes) -> Iterator[str]:
+    """A group's top-level `candidates`, read only if a check asks for alternatives and
+    best_plate had none. Version 2 groups repeat best_plate's list there (so the first
+    decode skips it, and the record keeps best_plate's); version 1 has it in best_plate
+    only. A malformed list gives no alternatives: they are hints, the read stands."""
+    try:
+        found = CANDIDATES.decode(data.removeprefix(b"\xef\xbb\xbf")).candidates
+    except msgspec.MsgspecError:
+        return
+    for c in found:
+        yield c.plate
 
 
 async def parse(request: web.Request, ctx: Context) -> Payload:
@@ -97,31 +117,35 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     kind = m.data_type
     if kind is None:
         raise errors.Invalid("Object missing required field `data_type`", "data_type")
-    camera = values.present(m.camera_id)
-    device = None if camera is None else ("camera_id", camera)
+    device = ("camera_id", m.camera_id)
     if kind == "alpr_group":
         if m.is_preview:
             return ignored("alpr_group preview")
-        start = _instant(m.epoch_start, "epoch_start")
+        start = m.epoch_start
+        if type(start) is not int:  # (milliseconds as an int, as agents send them)
+            start = _instant(start, "epoch_start")
         ts = clock.from_epoch(start, "epoch_start")
         plate = values.plate(m.best_plate_number, "best_plate_number")
         agent = values.present(m.agent_uid) or values.present(m.site_id)
+        camera = m.camera_id if type(m.camera_id) is int else values.present(m.camera_id)
         event_id = None
         if agent is not None and camera is not None:
-            first = f"{agent}-{camera}-{round(start)}"  # the uuid of the group's first frame
+            ms = start if type(start) is int else round(start)
+            first = f"{agent}-{camera}-{ms}"  # the uuid of the group's first frame
             try:
                 at = m.uuids.index(first)
             except ValueError:
                 at = len(m.plate_indexes)
             index = m.plate_indexes[at] if at < len(m.plate_indexes) else 0
             event_id = f"{first}-{index}"
-        alternatives = (m.best_plate.candidates if m.best_plate is not None
-                        and m.best_plate.candidates else m.candidates)  # fmt: skip
+        alternatives: Iterable[str] = (
+            map(_PLATE, m.best_plate.candidates) if m.best_plate is not None
+            and m.best_plate.candidates else _top_candidates(data))  # fmt: skip
         # (version 1 groups have the region in best_plate only)
         region = m.best_region or (None if m.best_plate is None else m.best_plate.region)
         read = Read(plate, ts, values.confidence(m.best_confidence, "best_confidence", 100),
-                    values.country(region or m.country), m,
-                    map(_PLATE, alternatives), event_id)  # fmt: skip
+                    values.country(region or m.country), m, alternatives,
+                    event_id)  # fmt: skip
         return Payload([read], device)
     if kind == "alpr_results":
         common = {"data_type": kind, "agent_uid": m.agent_uid, "site_id": m.site_id,

@@ -54,9 +54,11 @@ def plate(value: Scalar, field: str) -> str:
 def confidence(value: Scalar, field: str, scale: float | None = None) -> float | None:
     """A confidence in 0-1, or None when missing. `scale` is the vendor's full scale (1 or
     100) when it is known; None guesses from the value (above 1 means a percentage)."""
+    if type(value) is float or type(value) is int:  # the usual (a bool is neither)
+        full = scale if scale is not None else (1 if value <= 1 else 100)
+        if 0 <= value <= full:  # a number on its scale (NaN is not)
+            return value / full
     if type(value) is float:
-        if 0 <= value <= 1 and scale != 100:
-            return value  # the usual 0-1 float: no conversions
         number = value
     elif type(value) is int:  # exact: a bool is no int here
         number = float(value)

@@ -400,6 +400,15 @@ async def test_rekor_without_content_type(cams: Cameras) -> None:
     torn = p.rekor_group(UNKNOWN, AT + dt.timedelta(seconds=30), candidates=[PERMITTED])
     status, reply = await cams.post(path, p.dump(torn), key("rekor"))
     assert reply["results"][0]["reason"] == "near_match"
+    # candidates only at the top level (best_plate without them): still read, when needed
+    top = p.rekor_group(UNKNOWN, AT + dt.timedelta(seconds=40), candidates=[PERMITTED])
+    del top["best_plate"]["candidates"]
+    status, reply = await cams.post(path, p.dump(top), key("rekor"))
+    assert reply["results"][0]["reason"] == "near_match", reply
+    # ... and a malformed top-level list gives no alternatives, not an error
+    top = {**top, "epoch_start": top["epoch_start"] + 10_000, "candidates": {"plate": 1}}
+    status, reply = await cams.post(path, p.dump(top), key("rekor"))
+    assert (status, reply["results"][0]["reason"]) == (200, "no_permit"), reply
 
 
 # -- Dahua ----------------------------------------------------------------------------------
