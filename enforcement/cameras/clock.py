@@ -105,7 +105,7 @@ def parse(text: str, tz: ZoneInfo, now: float, field: str) -> float:
     seconds = ((start + value.minute * 60 + value.second) * 1e6 + value.microsecond) / 1e6
     if _MIN_EPOCH <= seconds < _MAX_EPOCH:
         return seconds
-    raise errors.Invalid(f"{text[:40]!r} is outside 2000-2100", field)
+    return _in_range(seconds, text, field)  # raises
 
 
 def _in_range(seconds: float, text: str, field: str) -> float:
@@ -128,7 +128,7 @@ def _lenient(text: str, field: str) -> dt.datetime:
         pass
     m = _COMPACT.fullmatch(text)
     if m is None:
-        raise errors.Invalid(f"{text[:40]!r} is not a date-time", field) from None
+        raise errors.Invalid(f"{text[:40]!r} is not a date-time", field)
     y, mo, d, h, mi, s, ms, sign, oh, om = m.groups()
     try:
         value = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), int(ms or 0) * 1000)
