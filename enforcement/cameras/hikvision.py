@@ -28,10 +28,8 @@ from .reads import Context, Payload, Read, decode_json, ignored
 from .values import Scalar
 
 
-class _Fields(msgspec.Struct, omit_defaults=True):
-    """The event's fields that the check reads and the record keeps, from the top level and
-    the ANPR block alike (as the XML leaves them: one flat map). None fields are left out
-    of the record."""
+class _Top(msgspec.Struct):
+    """The event's top-level fields the check reads and the record keeps."""
 
     eventType: Scalar = None
     dateTime: Scalar = None
@@ -40,7 +38,26 @@ class _Fields(msgspec.Struct, omit_defaults=True):
     macAddress: Scalar = None
     isDataRetransmission: Scalar = None
     UUID: Scalar = None
+
+
+class _Anpr(msgspec.Struct):
+    """The ANPR block's."""
+
     licensePlate: Scalar | msgspec.UnsetType = msgspec.UNSET  # UNSET: not an ANPR event
+    confidenceLevel: Scalar = None
+    country: Scalar = None
+    direction: Scalar = None
+    plateType: Scalar = None
+    plateColor: Scalar = None
+    vehicleType: Scalar = None
+
+
+class _Fields(_Top, omit_defaults=True):
+    """Both, in one flat map (as the XML's leaves come): what the check reads and the record
+    keeps (None fields left out). The ANPR block's fields, as _Anpr declares them: msgspec
+    structs take one base."""
+
+    licensePlate: Scalar | msgspec.UnsetType = msgspec.UNSET
     confidenceLevel: Scalar = None
     country: Scalar = None
     direction: Scalar = None
@@ -59,26 +76,9 @@ def _metadata(name: str, filename: str, content_type: str) -> bool:
         n.endswith((".xml", ".json")) for n in names)  # fmt: skip
 
 
-class _Anpr(msgspec.Struct):
-    licensePlate: Scalar | msgspec.UnsetType = msgspec.UNSET
-    confidenceLevel: Scalar = None
-    country: Scalar = None
-    direction: Scalar = None
-    plateType: Scalar = None
-    plateColor: Scalar = None
-    vehicleType: Scalar = None
-
-
-class _Alert(msgspec.Struct):
+class _Alert(_Top):
     """ISAPI's JSON form; undeclared fields (pictures, vehicleInfo, ...) are skipped unread."""
 
-    eventType: Scalar = None
-    dateTime: Scalar = None
-    channelID: Scalar = None
-    ipAddress: Scalar = None
-    macAddress: Scalar = None
-    isDataRetransmission: Scalar = None
-    UUID: Scalar = None
     ANPR: _Anpr | list[_Anpr] | None = None
     EventNotificationAlert: _Alert | None = None  # some firmware wrap the event
 
