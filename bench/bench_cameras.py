@@ -8,8 +8,8 @@ camera key) and each vendor's JSON endpoint with that vendor's documented payloa
 80 % permitted, 20 % unknown, as bench_http): hikvision (ISAPI JSON), axis, milesight,
 platerecognizer, rekor (alpr_group), dahua (ITSAPI). The figure is each vendor's throughput
 as a share of native's within the same round (per-round ratios, then their median): the
-adapter's overhead is 1 - ratio (target <= 15 %). Server on core 0, wrk on core 1 (needs
-`wrk`: apt-get install wrk).
+adapter's overhead is 1 - ratio (target <= 15 %). Server on core 0, wrk (and with --log
+Redis) on core 1 (needs `wrk`: apt-get install wrk).
 
 Without `--log` there is no transit log and wrk replays a few hundred bodies. With it the
 durable transit log is on (an embedded Redis, appendfsync always, as in production), and
@@ -273,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.log:
             redis = EmbeddedRedis(data / "redis")  # appendfsync always, as the log requires
             redis.start()
+            assert redis.process is not None  # on wrk's core: the server's is the server's
+            subprocess.run(["taskset", "-a", "-p", "-c", "1", str(redis.process.pid)],
+                           check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         proc = start(port, data, redis_url=None if redis is None else redis.url)
         results: dict[str, list[dict[str, float]]] = {k: [] for k in endpoints}
         used = dict.fromkeys(endpoints, 0)  # with --log: posts each endpoint has had
