@@ -31,7 +31,7 @@ from .followup import FollowUp, running
 from .live import IndexHolder, LiveIndex
 from .metrics import Metrics
 from .openapi import PathDocs, docs_html, openapi_document
-from .plates import Plate, alternatives, normalise, normalise_text
+from .plates import alternatives, normalise, normalise_text
 from .police import plate_view
 from .rules import Gate, Rules
 from .schemas import BATCH_DECODER, ENCODER, TRANSIT_DECODER, BatchOut, ErrorOut, TransitIn
@@ -150,41 +150,41 @@ class Api:
         for a single transit).
         """
         live = self.live()
-        items = []
+        gates = []
         for i, t in enumerate(transits):
             gate = self.gates.get(t.gate)
             if gate is None:
                 where = "gate" if field is None else f"{field}[{i}].gate"
                 raise errors.Invalid(f"unknown gate {t.gate!r}", where)
-            items.append((t.plate, t.ts, gate, t.confidence, t.event_id))
+            gates.append(gate)
         # The camera's alternative reads, normalised as the read itself is when a check
         # needs them (lazily: most transits are covered and never do).
         alts = [alternatives(t.candidates, t.country, t.plate) if t.candidates else ()
                 for t in transits]  # fmt: skip
         now = time.time()
-        if len(items) == 1:
-            plate, ts, gate, confidence, event_id = items[0]
-            verdicts = [self.checker.check(live, plate, ts, gate, confidence, now, event_id,
-                                           alts[0])]  # fmt: skip
+        if len(transits) == 1:
+            t = transits[0]
+            verdicts = [self.checker.check(live, t.plate, t.ts, gates[0], t.confidence, now,
+                                           t.event_id, alts[0])]  # fmt: skip
         else:
+            items = [(t.plate, t.ts, g, t.confidence, t.event_id)
+                     for t, g in zip(transits, gates, strict=True)]  # fmt: skip
             verdicts = self.checker.check_batch(live, items, now, alts)
         if self.transit_log is not None:
-            verdicts = await self._record(transits, items, verdicts, now)
+            verdicts = await self._record(transits, gates, verdicts, now)
         for v in verdicts:
             self.verdict_counts[(v.verdict, v.reason)] += 1
         return verdicts
 
-    async def _record(
-        self, transits: Sequence[Transit], items: Sequence[tuple[Plate, float, Gate,
-        float | None, str | None]], verdicts: list[Verdict], now: float,
-    ) -> list[Verdict]:  # fmt: skip
+    async def _record(self, transits: Sequence[Transit], gates: Sequence[Gate],
+                      verdicts: list[Verdict], now: float) -> list[Verdict]:  # fmt: skip
         """Log the transits before answering; a retry gets its first attempt's verdict."""
         assert self.transit_log is not None
         records = [
             record_of(v, camera=t.camera, gate=gate.code, zone=gate.zone, raw=t.raw, ts=t.ts,
                       received=now, confidence=t.confidence, country=t.country,
                       vendor=t.fields)
-            for t, (_, _, gate, _, _), v in zip(transits, items, verdicts, strict=True)
+            for t, gate, v in zip(transits, gates, verdicts, strict=True)
         ]  # fmt: skip
         try:
             priors = await self.transit_log.record(records)
