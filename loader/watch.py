@@ -211,7 +211,7 @@ class LoaderWatch:
         while not self.stop_event.is_set():
             try:
                 if pubsub is None:
-                    pubsub = self.r.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                    pubsub = self.r.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
                     pubsub.subscribe(self.layout.wake)
                 n = self.step()
                 if n:
