@@ -6,4 +6,7 @@ multipart parts (`body.py`), parse XML safely by local names (`safexml.py`), nor
 confidences, countries and missing values (`values.py`) and local timestamps (`clock.py`),
 and derive stable event ids (`ids.py`); `registry.py` says which camera is posting, and
 `routes.py` registers the endpoints.
+
+Payload structs are declared `gc=False`: decoded from a body, they cannot hold a reference
+cycle, and untracked they neither trigger the garbage collector nor lengthen its walks.
 """

@@ -38,7 +38,7 @@ def _has_offset(text: str) -> bool:
     return _OFFSET.search(text, len(text) - 6) is not None
 
 
-class _VehicleInfo(msgspec.Struct, omit_defaults=True):
+class _VehicleInfo(msgspec.Struct, omit_defaults=True, gc=False):
     type: Scalar = None
     color: Scalar = None
     make: Scalar = None
@@ -46,12 +46,12 @@ class _VehicleInfo(msgspec.Struct, omit_defaults=True):
     model: Scalar = None
 
 
-class _CameraInfo(msgspec.Struct, omit_defaults=True):
+class _CameraInfo(msgspec.Struct, omit_defaults=True, gc=False):
     SerialNumber: Scalar = None
     ProdShortName: Scalar = None
 
 
-class _Event(msgspec.Struct, omit_defaults=True):
+class _Event(msgspec.Struct, omit_defaults=True, gc=False):
     # Fields not declared (geotag, plateCoordinates, pictures) are skipped unread. In the
     # order devices send them: the decoder looks for each key from the field after the last
     # one found, so keys in order are found at the first try.

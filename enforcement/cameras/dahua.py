@@ -26,7 +26,7 @@ from .reads import Context, Payload, Read, decode_json
 from .values import Scalar
 
 
-class _Plate(msgspec.Struct, omit_defaults=True):
+class _Plate(msgspec.Struct, omit_defaults=True, gc=False):
     PlateNumber: Scalar = None
     IsExist: Scalar = None
     Confidence: Scalar = None
@@ -36,7 +36,7 @@ class _Plate(msgspec.Struct, omit_defaults=True):
     Country: Scalar = None
 
 
-class _Snap(msgspec.Struct, omit_defaults=True):
+class _Snap(msgspec.Struct, omit_defaults=True, gc=False):
     AccurateTime: Scalar = None
     SnapTime: Scalar = None
     DeviceID: Scalar = None
@@ -47,19 +47,19 @@ class _Snap(msgspec.Struct, omit_defaults=True):
     SnapAddress: Scalar = None
 
 
-class _Vehicle(msgspec.Struct, omit_defaults=True):
+class _Vehicle(msgspec.Struct, omit_defaults=True, gc=False):
     VehicleColor: Scalar = None
     VehicleType: Scalar = None
     VehicleSeries: Scalar = None
 
 
-class _Picture(msgspec.Struct, omit_defaults=True):
+class _Picture(msgspec.Struct, omit_defaults=True, gc=False):
     Plate: _Plate | None = None
     SnapInfo: _Snap | None = None
     Vehicle: _Vehicle | None = None
 
 
-class _Message(msgspec.Struct, omit_defaults=True):
+class _Message(msgspec.Struct, omit_defaults=True, gc=False):
     Picture: _Picture | None = None
 
 

@@ -28,7 +28,7 @@ from .reads import Context, Payload, Read, decode_json, ignored
 from .values import Scalar
 
 
-class _Top(msgspec.Struct):
+class _Top(msgspec.Struct, gc=False):
     """The event's top-level fields the check reads and the record keeps."""
 
     eventType: Scalar = None
@@ -40,7 +40,7 @@ class _Top(msgspec.Struct):
     UUID: Scalar = None
 
 
-class _Anpr(msgspec.Struct):
+class _Anpr(msgspec.Struct, gc=False):
     """The ANPR block's."""
 
     licensePlate: Scalar | msgspec.UnsetType = msgspec.UNSET  # UNSET: not an ANPR event

@@ -33,7 +33,7 @@ from .values import Scalar
 Field = Scalar | UnsetType  # UNSET: the post has no such key (None: a JSON null)
 
 
-class _Post(msgspec.Struct, omit_defaults=True):
+class _Post(msgspec.Struct, omit_defaults=True, gc=False):
     """The fields Varco reads or keeps, in the order cameras send them (the decoder looks
     for each key from the field after the last one found). Kept on the transit record as
     it stands: UNSET fields are left out."""

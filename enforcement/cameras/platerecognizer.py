@@ -26,24 +26,24 @@ from .reads import Context, Payload, Read, decode_json, ignored
 from .values import Scalar
 
 
-class _Candidate(msgspec.Struct, omit_defaults=True):
+class _Candidate(msgspec.Struct, omit_defaults=True, gc=False):
     plate: str = ""
     score: Scalar = None
 
 
-class _Region(msgspec.Struct, omit_defaults=True):
+class _Region(msgspec.Struct, omit_defaults=True, gc=False):
     code: str | None = None
     score: Scalar = None
 
 
-class _Vehicle(msgspec.Struct, omit_defaults=True):
+class _Vehicle(msgspec.Struct, omit_defaults=True, gc=False):
     type: str | None = None
     score: Scalar = None
 
 
 # Fields in the order the webhooks send them: the decoder looks for each key from the field
 # after the last one found, so keys in order are found at the first try.
-class _Result(msgspec.Struct, omit_defaults=True):
+class _Result(msgspec.Struct, omit_defaults=True, gc=False):
     plate: Scalar = None
     region: _Region | None = None
     score: Scalar = None
@@ -55,19 +55,19 @@ class _Result(msgspec.Struct, omit_defaults=True):
     position_sec: Scalar = None
 
 
-class _Data(msgspec.Struct, omit_defaults=True):
+class _Data(msgspec.Struct, omit_defaults=True, gc=False):
     camera_id: Scalar = None
     filename: Scalar = None
     timestamp: str | None = None
     results: list[_Result] | None = None
 
 
-class _Hook(msgspec.Struct, omit_defaults=True):
+class _Hook(msgspec.Struct, omit_defaults=True, gc=False):
     id: Scalar = None
     event: str | None = None
 
 
-class _Body(msgspec.Struct, omit_defaults=True):
+class _Body(msgspec.Struct, omit_defaults=True, gc=False):
     hook: _Hook | None = None
     data: _Data | None = None
 

@@ -34,12 +34,12 @@ from .reads import Context, Payload, Read, decode_json, ignored
 from .values import Scalar
 
 
-class _Candidate(msgspec.Struct, omit_defaults=True):
+class _Candidate(msgspec.Struct, omit_defaults=True, gc=False):
     plate: str = ""
     confidence: Scalar = None
 
 
-class _Plate(msgspec.Struct, omit_defaults=True):
+class _Plate(msgspec.Struct, omit_defaults=True, gc=False):
     plate: Scalar = None
     confidence: Scalar = None
     region: Scalar = None
@@ -47,7 +47,7 @@ class _Plate(msgspec.Struct, omit_defaults=True):
     candidates: list[_Candidate] = []
 
 
-class _Message(msgspec.Struct, omit_defaults=True):
+class _Message(msgspec.Struct, omit_defaults=True, gc=False):
     # In the order the agent sends them: the decoder looks for each key from the field after
     # the last one found, so keys in order are found at the first try.
     data_type: str | None = None
@@ -75,7 +75,7 @@ class _Message(msgspec.Struct, omit_defaults=True):
 DECODER: Final = msgspec.json.Decoder(_Message)
 
 
-class _Candidates(msgspec.Struct):
+class _Candidates(msgspec.Struct, gc=False):
     candidates: list[_Candidate] = []
 
 

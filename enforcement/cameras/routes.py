@@ -59,14 +59,14 @@ VENDORS: Final[dict[str, Vendor]] = {
 }
 
 
-class CameraOut(msgspec.Struct, omit_defaults=True):
+class CameraOut(msgspec.Struct, omit_defaults=True, gc=False):
     """The answer to a vendor post: one verdict per plate read, in the payload's order."""
 
     results: list[Verdict]
     ignored: str | None = None  # a heartbeat or another event type: nothing was judged
 
 
-class DahuaOut(msgspec.Struct, omit_defaults=True):
+class DahuaOut(msgspec.Struct, omit_defaults=True, gc=False):
     """Dahua's answer: `Result: true` stops the camera resending."""
 
     Result: bool
