@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -131,11 +132,54 @@ def serve(port: int, redis_url: str | None) -> None:
 
     from enforcement.app import create_app
     from enforcement.config import load_config
+    from enforcement.server import freeze_startup_objects
 
     settings, rules = load_config(CONFIG, os.environ)
     uvloop.install()
     app = create_app(settings, rules, record=redis_url is not None, transit_redis_url=redis_url)
+    app.router.add_get("/_bench/gc", _gc_counter())
+
+    async def freeze(app: web.Application) -> None:  # as `varco serve` does once started
+        freeze_startup_objects()
+    app.on_startup.append(freeze)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def _gc_counter() -> Callable[[Any], Any]:
+    """A handler answering the garbage collector's collections (per generation) and seconds
+    so far: the bench reads it around each run."""
+    import gc
+
+    from aiohttp import web
+
+    collections = [0, 0, 0]
+    seconds = [0.0]
+    started = [0.0]
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            seconds[0] += time.perf_counter() - started[0]
+            collections[info["generation"]] += 1
+
+    gc.callbacks.append(count)
+
+    async def handler(request: Any) -> Any:
+        if "types" in request.query:  # what the collector tracks now, by type
+            kinds = Counter(type(o).__qualname__ for o in gc.get_objects())
+            return web.json_response(kinds.most_common(20))
+        return web.json_response({"collections": collections, "seconds": seconds[0],
+                                  "tracked": [len(gc.get_objects(g)) for g in range(3)]})
+    return handler
+
+
+def gc_stats(port: int) -> tuple[list[int], float, list[int]]:
+    """The server's garbage collections per generation, seconds in them, and the objects
+    each generation tracks, so far."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_bench/gc", timeout=5) as r:
+        data = json.loads(r.read())
+    return data["collections"], data["seconds"], data["tracked"]
 
 
 def start(port: int, data_dir: Path, callgrind: bool = False,
@@ -160,10 +204,23 @@ def start(port: int, data_dir: Path, callgrind: bool = False,
     raise RuntimeError(f"server not ready: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
+def cpu_times(pid: int) -> tuple[float, float, int]:
+    """User and system CPU seconds of a process so far, and its minor page faults."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick, int(fields[7])
+
+
+def sample(pid: int, out: Path, name: str, round_: int) -> subprocess.Popen[bytes]:
+    """py-spy sampling the server for one run, without pausing it (--nonblocking, which
+    cannot see C frames); one collapsed-stack file per endpoint and round."""
+    out.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen(["taskset", "-c", "1", spy, "record", "--pid", str(pid),
+                             "--format", "raw", "--rate", "100", "--native",
+                             "--duration", "3",
+                             "--output", str(out / f"{name}.{round_}.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
 def count_instructions(port: int, data: Path, endpoints: dict[str, Any], plates: list[str],
@@ -234,11 +291,15 @@ def main(argv: list[str] | None = None) -> int:
                         "posts per endpoint under callgrind (steady on a noisy host)")
     p.add_argument("--log", action="store_true",
                    help="the durable transit log on (embedded Redis), as in production")
-    p.add_argument("--bodies", type=int, default=40_000,
-                   help="with --log, distinct posts per wrk run (a run must not use them up)")
+    p.add_argument("--bodies", type=int, metavar="N",
+                   help="with --log, distinct posts per wrk run, which it must not use up "
+                        "(default: 25,000 per second of --duration)")
     p.add_argument("--redis", help=argparse.SUPPRESS)
     p.add_argument("--keep-dumps", type=Path, metavar="DIR",
                    help="with --instructions: keep each callgrind dump here")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="sample the server with py-spy (on wrk's core) during each "
+                        "endpoint's runs: DIR/<endpoint>.txt, collapsed stacks")
     p.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
@@ -280,24 +341,36 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, list[dict[str, float]]] = {k: [] for k in endpoints}
         used = dict.fromkeys(endpoints, 0)  # with --log: posts each endpoint has had
 
-        def run(name: str, duration: int) -> dict[str, float]:
+        def run(name: str, duration: int,
+                measure: Callable[[], Callable[[], None]] | None = None) -> dict[str, float]:
+            """One wrk run; `measure()` is called as it starts, and what it returns as it
+            ends (so that writing the posts file is not measured)."""
             if not args.log:
-                return wrk(port, scripts[name], duration, args.connections)
+                stop = measure() if measure else None
+                res = wrk(port, scripts[name], duration, args.connections)
+                if stop:
+                    stop()
+                return res
             posts = data / "posts.txt"  # this run's distinct posts, one JSON per line
             build = endpoints[name][2]
+            count = args.bodies or 25_000 * duration
             posts.write_bytes(b"\n".join(unique_bodies(build, plates, at, used[name],
-                                                        args.bodies)) + b"\n")  # fmt: skip
+                                                        count)) + b"\n")  # fmt: skip
             # Written back now, not during the run: Redis's fsyncs (appendfsync always) make
             # the filesystem flush every dirty page, and the file is tens of MB for the larger
             # vendor bodies, which cost those runs the server's core and caches (Rekor 0.73
             # without this, 0.95 with it).
             os.sync()
+            stop = measure() if measure else None
             res = parse_wrk(wrk_raw(port, scripts[name], duration, args.connections,
                                     script_args=[str(posts)]))  # fmt: skip
-            used[name] += args.bodies
-            if res["requests"] > args.bodies:
+            if stop:
+                stop()
+            used[name] += count
+            if res["requests"] > count:
                 raise RuntimeError(f"{name}: {res['requests']:.0f} posts in {duration} s, "
-                                   f"more than --bodies {args.bodies}: some were retries")
+                                   f"more than the {count} distinct ones (--bodies): some "
+                                   "were retries")
             return res
 
         try:
@@ -309,14 +382,43 @@ def main(argv: list[str] | None = None) -> int:
                 order = list(endpoints)
                 random.Random(r).shuffle(order)  # no endpoint always runs first in a round
                 for name in order:
-                    cpu0 = cpu_seconds(proc.pid)
-                    res = run(name, args.duration)
-                    res["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / (res["rps"] *
-                                                                      args.duration) * 1e6
+                    times: list[tuple[float, float, int]] = []
+                    gcs: list[tuple[list[int], float, list[int]]] = []
+
+                    def measure(name: str = name, r: int = r,
+                                times: list[tuple[float, float, int]] = times,
+                                gcs: list[tuple[list[int], float, list[int]]] = gcs,
+                                ) -> Callable[[], None]:
+                        gcs.append(gc_stats(port))
+                        times.append(cpu_times(proc.pid))
+                        spy = None if args.profile is None else sample(proc.pid, args.profile,
+                                                                       name, r)  # fmt: skip
+
+                        def stop(times: list[tuple[float, float, int]] = times,
+                                 gcs: list[tuple[list[int], float, list[int]]] = gcs) -> None:
+                            times.append(cpu_times(proc.pid))
+                            gcs.append(gc_stats(port))
+                            if spy is not None:
+                                spy.wait(timeout=60)
+                        return stop
+
+                    res = run(name, args.duration, measure)
+                    (user0, sys0, faults0), (user, sys_, faults) = times
+                    n = res["rps"] * args.duration
+                    res["user_us"] = (user - user0) / n * 1e6
+                    res["sys_us"] = (sys_ - sys0) / n * 1e6
+                    res["cpu_us"] = res["user_us"] + res["sys_us"]
+                    res["faults"] = (faults - faults0) / n
+                    (gc0, gcs0, _), (gc1, gcs1, tracked) = gcs
+                    res["gc_us"] = (gcs1 - gcs0) / n * 1e6
+                    gc_runs = "/".join(str(b - a) for a, b in zip(gc0, gc1, strict=True))
                     results[name].append(res)
                     print(f"round {r + 1} {name:16} {res['rps']:9.0f} req/s  p50 "
                           f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  cpu "
-                          f"{res['cpu_us']:.0f} us/req  non-2xx {res['non_2xx']:.0f}",
+                          f"{res['cpu_us']:.0f} us/req (user {res['user_us']:.0f}, system "
+                          f"{res['sys_us']:.0f}, {res['faults']:.1f} page faults; gc {res['gc_us']:.1f} us, "
+                          f"{gc_runs} runs, {sum(tracked)} tracked)  "
+                          f"non-2xx {res['non_2xx']:.0f}",
                           flush=True)  # fmt: skip
         finally:
             proc.terminate()
@@ -328,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmedians of {args.rounds} rounds of {args.duration} s, {args.permits:,} permits, "
           f"{args.connections} connections, server on core 0, wrk on core 1, {log}")
     print(f"{'':16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'us/req':>8}"
-          f"{'cpu ratio':>11}  per-round ratios")  # fmt: skip
+          f"{'cpu ratio':>11}{'gc us':>7}  per-round ratios")  # fmt: skip
     for name, runs in results.items():
         rps = statistics.median(x["rps"] for x in runs)
         p50 = statistics.median(x["p50_ms"] for x in runs)
@@ -339,8 +441,9 @@ def main(argv: list[str] | None = None) -> int:
         cpu_ratio = statistics.median(n["cpu_us"] / x["cpu_us"]
                                       for x, n in zip(runs, native, strict=True))  # fmt: skip
         flag = "" if name == "native" else ("  ok" if ratio >= 0.85 else "  over 15 %")
+        gc_us = statistics.median(x["gc_us"] for x in runs)
         print(f"{name:16}{rps:>9.0f}{p50:>9.2f}{p99:>9.2f}{ratio:>8.2f}{cpu:>8.0f}"
-              f"{cpu_ratio:>11.2f}  {', '.join(f'{x:.2f}' for x in ratios)}{flag}")  # fmt: skip
+              f"{cpu_ratio:>11.2f}{gc_us:>7.1f}  {', '.join(f'{x:.2f}' for x in ratios)}{flag}")  # fmt: skip
     return 0
 
 
