@@ -45,13 +45,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import instructions
-from bench.bench_http import free_port, parse_wrk, prepare, wrk, wrk_raw
+from bench.bench_http import free_port, parse_wrk, prepare, wrk_raw
 from enforcement.redis_server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +146,7 @@ def serve(port: int, redis_url: str | None) -> None:
 
 def _gc_counter() -> Callable[[Any], Any]:
     """A handler answering the garbage collector's collections (per generation) and seconds
-    so far: the bench reads it around each run."""
+    so far, and the objects it tracks now: the bench reads it around each run."""
     import gc
 
     from aiohttp import web
@@ -166,20 +165,48 @@ def _gc_counter() -> Callable[[Any], Any]:
     gc.callbacks.append(count)
 
     async def handler(request: Any) -> Any:
-        if "types" in request.query:  # what the collector tracks now, by type
-            kinds = Counter(type(o).__qualname__ for o in gc.get_objects())
-            return web.json_response(kinds.most_common(20))
         return web.json_response({"collections": collections, "seconds": seconds[0],
-                                  "tracked": [len(gc.get_objects(g)) for g in range(3)]})
+                                  "tracked": len(gc.get_objects())})
     return handler
 
 
-def gc_stats(port: int) -> tuple[list[int], float, list[int]]:
-    """The server's garbage collections per generation, seconds in them, and the objects
-    each generation tracks, so far."""
+def server_counters(pid: int, port: int) -> dict[str, Any]:
+    """The server's user and system CPU seconds, minor page faults, garbage collections per
+    generation and seconds in them, so far, and the objects the collector tracks now."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/_bench/gc", timeout=5) as r:
-        data = json.loads(r.read())
-    return data["collections"], data["seconds"], data["tracked"]
+        gc = json.loads(r.read())
+    return {"user": int(fields[11]) / tick, "system": int(fields[12]) / tick,
+            "faults": int(fields[7]), "gc_runs": gc["collections"], "gc": gc["seconds"],
+            "tracked": gc["tracked"]}  # fmt: skip
+
+
+def per_post(before: dict[str, Any], after: dict[str, Any], posts: float) -> dict[str, Any]:
+    """What one run cost the server per post (µs, page faults) between two counter reads."""
+    def us(key: str) -> float:
+        return (after[key] - before[key]) / posts * 1e6
+
+    return {"user_us": us("user"), "sys_us": us("system"), "cpu_us": us("user") + us("system"),
+            "gc_us": us("gc"), "faults": (after["faults"] - before["faults"]) / posts,
+            "gc_runs": "/".join(str(b - a) for a, b in zip(before["gc_runs"], after["gc_runs"],
+                                                             strict=True)),
+            "tracked": after["tracked"]}  # fmt: skip
+
+
+def sample(pid: int, out: Path, name: str, duration: int) -> subprocess.Popen[bytes]:
+    """py-spy sampling the server for one run, C frames included, into `out/name.N.txt`
+    (collapsed stacks; N counts that endpoint's runs). py-spy stops the process for each
+    sample (ptrace), which lands on system-call boundaries more often than chance: read
+    the profile for its shape."""
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(list(out.glob(f"{name}.*.txt")))
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen(["taskset", "-c", "1", spy, "record", "--pid", str(pid),
+                             "--format", "raw", "--rate", "100", "--native",
+                             "--duration", str(duration),
+                             "--output", str(out / f"{name}.{n}.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
 def start(port: int, data_dir: Path, callgrind: bool = False,
@@ -202,25 +229,6 @@ def start(port: int, data_dir: Path, callgrind: bool = False,
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"server not ready: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-
-
-def cpu_times(pid: int) -> tuple[float, float, int]:
-    """User and system CPU seconds of a process so far, and its minor page faults."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick, int(fields[7])
-
-
-def sample(pid: int, out: Path, name: str, round_: int) -> subprocess.Popen[bytes]:
-    """py-spy sampling the server for one run, without pausing it (--nonblocking, which
-    cannot see C frames); one collapsed-stack file per endpoint and round."""
-    out.mkdir(parents=True, exist_ok=True)
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    return subprocess.Popen(["taskset", "-c", "1", spy, "record", "--pid", str(pid),
-                             "--format", "raw", "--rate", "100", "--native",
-                             "--duration", "3",
-                             "--output", str(out / f"{name}.{round_}.txt")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
 def count_instructions(port: int, data: Path, endpoints: dict[str, Any], plates: list[str],
@@ -341,33 +349,33 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, list[dict[str, float]]] = {k: [] for k in endpoints}
         used = dict.fromkeys(endpoints, 0)  # with --log: posts each endpoint has had
 
-        def run(name: str, duration: int,
-                measure: Callable[[], Callable[[], None]] | None = None) -> dict[str, float]:
-            """One wrk run; `measure()` is called as it starts, and what it returns as it
-            ends (so that writing the posts file is not measured)."""
-            if not args.log:
-                stop = measure() if measure else None
-                res = wrk(port, scripts[name], duration, args.connections)
-                if stop:
-                    stop()
-                return res
-            posts = data / "posts.txt"  # this run's distinct posts, one JSON per line
-            build = endpoints[name][2]
-            count = args.bodies or 25_000 * duration
-            posts.write_bytes(b"\n".join(unique_bodies(build, plates, at, used[name],
-                                                        count)) + b"\n")  # fmt: skip
-            # Written back now, not during the run: Redis's fsyncs (appendfsync always) make
-            # the filesystem flush every dirty page, and the file is tens of MB for the larger
-            # vendor bodies, which cost those runs the server's core and caches (Rekor 0.73
-            # without this, 0.95 with it).
-            os.sync()
-            stop = measure() if measure else None
-            res = parse_wrk(wrk_raw(port, scripts[name], duration, args.connections,
-                                    script_args=[str(posts)]))  # fmt: skip
-            if stop:
-                stop()
-            used[name] += count
-            if res["requests"] > count:
+        def run(name: str, duration: int, measured: bool = False) -> dict[str, Any]:
+            """One wrk run; `measured`: with what it cost the server per post (the counters
+            are read around wrk alone, not around writing the posts file)."""
+            script_args: list[str] = []
+            count = 0
+            if args.log:
+                posts = data / "posts.txt"  # this run's distinct posts, one JSON per line
+                count = args.bodies or 25_000 * duration
+                posts.write_bytes(b"\n".join(unique_bodies(endpoints[name][2], plates, at,
+                                                            used[name], count)) + b"\n")  # fmt: skip
+                used[name] += count
+                script_args = [str(posts)]
+                # Written back now, not during the run: Redis's fsyncs (appendfsync always)
+                # make the filesystem flush every dirty page, and the file is tens of MB for
+                # the larger vendor bodies, which cost those runs the server's core and
+                # caches (Rekor 0.73 without this, 0.95 with it).
+                os.sync()
+            before = server_counters(proc.pid, port) if measured else None
+            spy = (sample(proc.pid, args.profile, name, duration)
+                   if measured and args.profile is not None else None)  # fmt: skip
+            res: dict[str, Any] = parse_wrk(wrk_raw(port, scripts[name], duration,
+                                                    args.connections, script_args=script_args))  # fmt: skip
+            if before is not None:
+                res |= per_post(before, server_counters(proc.pid, port), res["rps"] * duration)
+            if spy is not None:
+                spy.wait(timeout=60)
+            if args.log and res["requests"] > count:
                 raise RuntimeError(f"{name}: {res['requests']:.0f} posts in {duration} s, "
                                    f"more than the {count} distinct ones (--bodies): some "
                                    "were retries")
@@ -382,42 +390,13 @@ def main(argv: list[str] | None = None) -> int:
                 order = list(endpoints)
                 random.Random(r).shuffle(order)  # no endpoint always runs first in a round
                 for name in order:
-                    times: list[tuple[float, float, int]] = []
-                    gcs: list[tuple[list[int], float, list[int]]] = []
-
-                    def measure(name: str = name, r: int = r,
-                                times: list[tuple[float, float, int]] = times,
-                                gcs: list[tuple[list[int], float, list[int]]] = gcs,
-                                ) -> Callable[[], None]:
-                        gcs.append(gc_stats(port))
-                        times.append(cpu_times(proc.pid))
-                        spy = None if args.profile is None else sample(proc.pid, args.profile,
-                                                                       name, r)  # fmt: skip
-
-                        def stop(times: list[tuple[float, float, int]] = times,
-                                 gcs: list[tuple[list[int], float, list[int]]] = gcs) -> None:
-                            times.append(cpu_times(proc.pid))
-                            gcs.append(gc_stats(port))
-                            if spy is not None:
-                                spy.wait(timeout=60)
-                        return stop
-
-                    res = run(name, args.duration, measure)
-                    (user0, sys0, faults0), (user, sys_, faults) = times
-                    n = res["rps"] * args.duration
-                    res["user_us"] = (user - user0) / n * 1e6
-                    res["sys_us"] = (sys_ - sys0) / n * 1e6
-                    res["cpu_us"] = res["user_us"] + res["sys_us"]
-                    res["faults"] = (faults - faults0) / n
-                    (gc0, gcs0, _), (gc1, gcs1, tracked) = gcs
-                    res["gc_us"] = (gcs1 - gcs0) / n * 1e6
-                    gc_runs = "/".join(str(b - a) for a, b in zip(gc0, gc1, strict=True))
+                    res = run(name, args.duration, measured=True)
                     results[name].append(res)
                     print(f"round {r + 1} {name:16} {res['rps']:9.0f} req/s  p50 "
                           f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  cpu "
                           f"{res['cpu_us']:.0f} us/req (user {res['user_us']:.0f}, system "
                           f"{res['sys_us']:.0f}, {res['faults']:.1f} page faults; gc {res['gc_us']:.1f} us, "
-                          f"{gc_runs} runs, {sum(tracked)} tracked)  "
+                          f"{res['gc_runs']} runs, {res['tracked']} tracked)  "
                           f"non-2xx {res['non_2xx']:.0f}",
                           flush=True)  # fmt: skip
         finally:
