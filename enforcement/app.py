@@ -22,6 +22,7 @@ from . import errors
 from .audit import HOST as AUDIT_HOST
 from .audit import AuditLog, AuditRecord, AuditUnavailable, audit_writer, reason_of
 from .audit import register_metrics as register_audit_metrics
+from .cameras.body import buffered
 from .cameras.registry import check_own
 from .cameras.routes import add_camera_routes
 from .config import ApiKey, Settings, hash_key
@@ -342,8 +343,11 @@ async def _decode(request: web.Request, decoder: msgspec.json.Decoder[T]) -> T:
     # Compare the raw header first: parsing it costs more than the verdict's lookup.
     if request.headers.get("Content-Type") != JSON and request.content_type != JSON:
         raise errors.UnsupportedMediaType(f"send Content-Type: {JSON}")
+    # A body already received whole is taken without an await, as the camera adapters do;
+    # `request.read()` costs a few µs more per post (two awaits and a copy).
+    body = buffered(request, request.client_max_size)
     try:
-        return decoder.decode(await request.read())
+        return decoder.decode(body if body is not None else await request.read())
     except msgspec.MsgspecError as exc:
         raise errors.from_msgspec(exc) from None
 

@@ -113,6 +113,38 @@ async def test_transit_verdicts(api: Client) -> None:
     assert (body["verdict"], body["reason"]) == ("not_enforced", "gate_inactive")
 
 
+async def test_a_body_arriving_after_its_headers_is_judged_the_same(api: Client) -> None:
+    """A whole body is taken without an await (the fast path); one still on its way, or
+    chunked, is read to its end: both give the verdict a whole body gets."""
+    whole = await api.request("POST", "/v1/transits", CAMERA, json=transit("AB123CD"))
+    assert whole[1]["verdict"] == "allowed"
+    url = api.base.removeprefix("http://")
+    host, port = url.split(":")
+    for chunked in (False, True):
+        body = json.dumps(transit("AB123CD")).encode()
+        framing = (b"Transfer-Encoding: chunked\r\n" if chunked
+                   else b"Content-Length: %d\r\n" % len(body))  # fmt: skip
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /v1/transits HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     b"Authorization: Bearer demo-camera\r\n"
+                     b"Content-Type: application/json\r\n" + framing + b"\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the handler starts before the body is in
+        half = len(body) // 2
+        for part in (body[:half], body[half:]):
+            writer.write(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        if chunked:
+            writer.write(b"0\r\n\r\n")
+        reply = await reader.read()
+        writer.close()
+        head, _, payload = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), reply
+        got = json.loads(payload)
+        assert (got["verdict"], got["reason"], got["permits"]) == ("allowed", "permit", ["RES-1"])
+
+
 async def test_batch_matches_single(api: Client) -> None:
     plates = ["AB123CD", "ZZ999ZZ", "unknown", "FA001CU", "FA002CU", "AB123CO", "a b 1 2 3 c d"]
     items = [transit(p, event_id=f"b{i}") for i, p in enumerate(plates)]
