@@ -134,8 +134,11 @@ def test_camera_bench_posts_are_all_new_events() -> None:
     plates = [f"AB{i:03d}CD" for i in range(50)]
     at = dt.datetime(2026, 11, 23, 17, 0, 30, tzinfo=dt.UTC)
     for name, (_, _, build) in _bodies().items():
-        posts = unique_bodies(build, plates, at, 0, 400) + unique_bodies(build, plates, at,
-                                                                         400, 400)  # fmt: skip
+        # Two runs in a row, and one a day of capture minutes later (runs go back in time
+        # by the minute: an id made of the hour and minute alone repeated there).
+        posts = (unique_bodies(build, plates, at, 0, 400)
+                 + unique_bodies(build, plates, at, 400, 400)
+                 + unique_bodies(build, plates, at, 1440 * len(plates), 400))  # fmt: skip
         seen = set()
         for body in posts:
             if name == "native":
