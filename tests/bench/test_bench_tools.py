@@ -150,3 +150,15 @@ def test_camera_bench_posts_are_all_new_events() -> None:
             seen.add(ids.vendor(read.event_id) if read.event_id is not None else
                      ids.synthetic(camera.id, norm(read.plate, read.country).text, read.ts))
         assert len(seen) == len(posts), name
+
+
+def test_handler_bench_runs_every_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench_handlers calls each endpoint's handler directly: every post must answer 200
+    without waiting (it raises otherwise), and every endpoint gets its line."""
+    from bench import bench_handlers
+    from bench.bench_cameras import _bodies
+
+    assert bench_handlers.main(["--posts", "20", "--rounds", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    shown = {line.split()[0] for line in lines[2:]}
+    assert shown == set(_bodies()), lines
