@@ -2,17 +2,17 @@
 
     .venv/bin/python -m bench.bench_handlers [--posts 10000] [--rounds 5] [--profile]
 
-The handlers of `native` (POST /v1/transits) and of each vendor endpoint, called directly on
-requests built beforehand, each a new event with its body already received (a real aiohttp
-StreamReader at end of stream, as a body arriving with its headers is): authentication,
-reading and parsing the body, the check against a snapshot of 100,000 synthetic permits
-(80 % of plates covered), the response. Without the transit log a handler never waits, so
-each call runs to completion in one step and nothing else runs between posts.
+The handlers of `native` (POST /v1/transits) and of each vendor endpoint, called directly,
+each on a new event whose request is built just before the call (untimed) with its body
+already received (a real aiohttp StreamReader at end of stream, as a body arriving with its
+headers is): authentication, reading and parsing the body, the check against a snapshot of
+100,000 synthetic permits (80 % of plates covered), the response. Without the transit log a
+handler never waits, so each call runs to completion in one step.
 
 What it leaves out (the HTTP parser, the event loop, the durable log) costs every endpoint
 the same, so the difference between a vendor's time and native's is the adapter's own cost,
 the figure to cut when bench_cameras says an adapter costs too much. Under load the same
-code runs about three times slower (bench/README.md, "Runs of 2026-12-04 (evening)"): read
+code runs about twice as slow (bench/README.md, "Runs of 2026-12-04 (evening)"): read
 these as relative, not as a post's cost in service. Rounds are interleaved; the figure is
 the best round of each (the least disturbed by the host). `--profile` adds cProfile's top
 functions per endpoint (its overhead inflates short functions: use it for where, not how
@@ -56,15 +56,16 @@ class _Protocol:
         pass
 
 
-def _requests(app: web.Application, loop: asyncio.AbstractEventLoop, path: str, auth: str,
-              bodies: list[bytes]) -> list[web.Request]:  # fmt: skip
-    """One request per body, its body already received. aiohttp's make_mocked_request builds
-    its mocks per call (milliseconds each), so it builds one, and the others share its
-    connection stand-ins, each with its own message and StreamReader."""
+def _maker(app: web.Application, loop: asyncio.AbstractEventLoop, path: str,
+           auth: str) -> tuple[Handler, Callable[[bytes], web.Request]]:  # fmt: skip
+    """The endpoint's handler, and a function building one request for a body, its body already received. aiohttp's
+    make_mocked_request builds its mocks per call (milliseconds each), so it builds one, and
+    the others share its connection stand-ins, each with its own message and StreamReader."""
     template = make_mocked_request("POST", path, app=app, loop=loop)
+    match = loop.run_until_complete(app.router.resolve(template))
     protocol = _Protocol()
-    out = []
-    for body in bodies:
+
+    def make(body: bytes) -> web.Request:
         content = StreamReader(protocol, 1 << 16, loop=loop)
         content.feed_data(body)
         content.feed_eof()
@@ -73,37 +74,51 @@ def _requests(app: web.Application, loop: asyncio.AbstractEventLoop, path: str, 
         message = template._message._replace(
             headers=CIMultiDictProxy(headers),
             raw_headers=tuple((k.encode(), v.encode()) for k, v in headers.items()))
-        out.append(web.Request(message, content, template._protocol, template._payload_writer,
-                               template._task, loop))  # fmt: skip
-    return out
+        request = web.Request(message, content, template._protocol, template._payload_writer,
+                              template._task, loop)  # fmt: skip
+        request._match_info = match  # as the server sets it
+        return request
+
+    return match.handler, make
 
 
-def _run(handler: Handler, requests: list[web.Request]) -> float:
-    """Microseconds per post; each handler must answer 200 without waiting."""
-    start = time.perf_counter()
-    for request in requests:
+def _run(handler: Handler, make: Callable[[bytes], web.Request], bodies: list[bytes]) -> float:
+    """Microseconds per post; each handler must answer 200 without waiting. Each request is
+    built just before its call (untimed), as the server parses one just before its handler
+    runs: building it touches other code and data, which then compete with the handler's
+    for the caches, as in service. (Built all beforehand, the handlers ran ~1.5-2.5 us
+    faster and the vendors' gap over native was ~2-3 us smaller.)"""
+    total = 0
+    for body in bodies:
+        request = make(body)
+        start = time.perf_counter_ns()
         step = handler(request)
         try:
             step.send(None)
         except StopIteration as done:
+            total += time.perf_counter_ns() - start
             if done.value.status != 200:
                 raise RuntimeError(f"{request.path}: {done.value.status} "
                                    f"{getattr(done.value, 'body', b'')!r}") from None  # fmt: skip
         else:
             step.close()
             raise RuntimeError(f"{request.path}: the handler waited (is the log off?)")
-    return (time.perf_counter() - start) / len(requests) * 1e6
+    return total / len(bodies) / 1e3
 
 
-def _profile(handler: Handler, requests: list[web.Request], top: int = 20) -> None:
+def _profile(handler: Handler, make: Callable[[bytes], web.Request], bodies: list[bytes],
+             top: int = 20) -> None:  # fmt: skip
     profiler = cProfile.Profile()
     profiler.enable()
-    _run(handler, requests)
+    _run(handler, make, bodies)
     profiler.disable()
     stats = pstats.Stats(profiler).stats
-    n = len(requests)
+    n = len(bodies)
     rows = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
     for (file, line, func), (_, calls, own, _, _) in rows:
+        if Path(file).name in ("bench_handlers.py", "streams.py", "web_request.py") and \
+                func in ("make", "feed_data", "feed_eof", "__init__"):
+            continue  # building the request, not handling it
         print(f"    {calls / n:5.2f} calls {own / n * 1e6:6.2f} us  {Path(file).name}:{line} {func}")
 
 
@@ -140,31 +155,23 @@ def main(argv: list[str] | None = None) -> int:
         loop.run_until_complete(ready())
         endpoints = _bodies()
         handlers: dict[str, Handler] = {}
-        used = dict.fromkeys(endpoints, 0)  # posts built so far: each post a new event
+        makers: dict[str, Callable[[bytes], web.Request]] = {}
+        for name, (path, auth, _) in endpoints.items():
+            handlers[name], makers[name] = _maker(app, loop, path, auth)
+        used = dict.fromkeys(endpoints, 0)  # posts so far: each post a new event
 
-        def build(name: str) -> list[web.Request]:
-            """The endpoint's next `--posts` posts (built untimed, just before their run:
-            all rounds at once would hold hundreds of thousands of requests)."""
-            path, auth, body_of = endpoints[name]
-            requests = _requests(app, loop, path, auth,
-                                 unique_bodies(body_of, plates, at, used[name], args.posts))
-            used[name] += args.posts
-            match = loop.run_until_complete(app.router.resolve(requests[0]))
-            handlers[name] = match.handler
-            for r in requests:
-                r._match_info = match  # as the server sets it
-            return requests
+        def bodies(name: str) -> list[bytes]:
+            first, used[name] = used[name], used[name] + args.posts
+            return unique_bodies(endpoints[name][2], plates, at, first, args.posts)
 
         for name in endpoints:  # warm-up
-            requests = build(name)
-            _run(handlers[name], requests)
+            _run(handlers[name], makers[name], bodies(name))
         times: dict[str, list[float]] = {name: [] for name in endpoints}
         for r in range(1, args.rounds + 1):
             order = list(endpoints)
             random.Random(r).shuffle(order)
             for name in order:
-                requests = build(name)
-                times[name].append(_run(handlers[name], requests))
+                times[name].append(_run(handlers[name], makers[name], bodies(name)))
         native = min(times["native"])
         print(f"{args.posts:,} posts per endpoint and round, best of {args.rounds} rounds; "
               "no network, no transit log")
@@ -173,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             best = min(ts)
             print(f"{name:16}{best:9.2f}{best - native:+13.2f}{native / best:7.2f}")
             if args.profile:
-                _profile(handlers[name], build(name))
+                _profile(handlers[name], makers[name], bodies(name))
         loop.run_until_complete(runner.cleanup())
         loop.close()
     return 0
