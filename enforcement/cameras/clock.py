@@ -154,14 +154,14 @@ def epoch_seconds(value: float) -> float | None:
     return seconds if _MIN_EPOCH <= seconds < _MAX_EPOCH else None
 
 
-_MIN_MS: Final = _MIN_EPOCH * 1000
-_MAX_MS: Final = _MAX_EPOCH * 1000
+MIN_MS: Final = _MIN_EPOCH * 1000  # epoch milliseconds from 2000 to 2100
+MAX_MS: Final = _MAX_EPOCH * 1000
 
 
 def instant(value: float) -> float | None:
     """Epoch seconds from a number in seconds, milliseconds or microseconds, told apart by
     size, as the microsecond instant it names; None if it names none from 2000 to 2100."""
-    if type(value) is int and _MIN_MS <= value < _MAX_MS:  # milliseconds (Rekor, Axis): exact
+    if type(value) is int and MIN_MS <= value < MAX_MS:  # milliseconds (Rekor, Axis): exact
         return value / 1000
     seconds = epoch_seconds(value)
     if seconds is None:

@@ -1,0 +1,126 @@
+"""A vendor's fast path (`Vendor.transit`: the usual post straight to its transit) gives, for
+every body it accepts, exactly the transit the general path (`from_body`, then
+`routes._transits`) makes of it; anything else it declines, and the general path takes it.
+Checked on the documented payloads, the captured ones, and hypothesis's variations of them."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enforcement import errors
+from enforcement.cameras.reads import Context
+from enforcement.cameras.routes import VENDORS, _transits
+from enforcement.config import Camera, load_config
+from enforcement.transits import ENCODE, Transit
+from tests.cameras import payloads as p
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CAPTURED = Path(__file__).parent / "captured"
+AT = dt.datetime(2026, 11, 23, 9, 15, 30, tzinfo=dt.UTC)
+SETTINGS, _ = load_config(ROOT / "examples" / "demo.toml", {})
+CAMERAS = {c.vendor: c for c in SETTINGS.cameras.values()}
+FAST = sorted(name for name, v in VENDORS.items() if v.transit is not None)
+
+
+def general(vendor: str, body: bytes, camera: Camera) -> list[Transit] | None:
+    """The general path's transits, or None where it judges nothing (ignored, or an error)."""
+    ctx = Context(camera, ZoneInfo(camera.timezone), 1 << 20, AT.timestamp())
+    try:
+        payload = VENDORS[vendor].from_body(body, ctx)
+    except errors.ApiError:
+        return None
+    if payload.ignored is not None:
+        return None
+    return _transits(camera.id, camera.gate, payload.reads)
+
+
+def same_as_general(vendor: str, body: bytes) -> Transit | None:
+    """The fast path's transit, asserted equal to the general path's where it gives one."""
+    camera = CAMERAS[vendor]
+    fast = VENDORS[vendor].transit
+    assert fast is not None
+    got = fast(body, camera)
+    if got is None:
+        return None
+    want = general(vendor, body, camera)
+    assert want is not None and len(want) == 1, (body, want)
+    (w,) = want
+    for field in ("camera", "gate", "event_id", "raw", "plate", "ts", "confidence", "country"):
+        assert getattr(got, field) == getattr(w, field), (field, body)
+    assert ENCODE(got.fields) == ENCODE(w.fields), body  # the record keeps the same bytes
+    assert list(got.candidates) == list(w.candidates), body
+    return got
+
+
+def usual(vendor: str) -> list[dict[str, Any]]:
+    """Documented payloads of the vendor's usual post, which its fast path must take."""
+    if vendor == "rekor":
+        return [p.rekor_group("AB123CD", AT), p.rekor_group("ab 123 cd", AT, confidence=100),
+                p.rekor_group("ZZ999ZZ", AT, confidence=0, candidates=["ZZ999Z2"]),
+                p.rekor_group("AB123CD", AT, plate_index=1)]  # fmt: skip
+    raise AssertionError(f"no usual payloads for {vendor}")
+
+
+def declined(vendor: str) -> list[dict[str, Any] | str]:
+    """Payloads the fast path must leave to the general path (which may ignore or refuse)."""
+    if vendor == "rekor":
+        group = p.rekor_group("AB123CD", AT)
+        return [p.rekor_group("AB123CD", AT, preview=True), p.rekor_results([("AB123CD", 90)], AT),
+                p.rekor_heartbeat(AT), {**group, "best_confidence": "92"},
+                {**group, "agent_uid": "-"}, {**group, "camera_id": "1234"},
+                {**group, "epoch_start": str(group["epoch_start"])},
+                {**group, "best_plate_number": None}, {**group, "best_confidence": True},
+                {**group, "best_confidence": 101}, "\ufeff" + json.dumps(group), "{"]  # fmt: skip
+    raise AssertionError(f"no declined payloads for {vendor}")
+
+
+def dump(value: dict[str, Any] | str) -> bytes:
+    return (value if isinstance(value, str) else json.dumps(value)).encode()
+
+
+@pytest.mark.parametrize("vendor", FAST)
+def test_the_usual_post_takes_the_fast_path_and_matches_the_general_one(vendor: str) -> None:
+    for body in usual(vendor):
+        assert same_as_general(vendor, dump(body)) is not None, body
+
+
+@pytest.mark.parametrize("vendor", FAST)
+def test_anything_else_is_left_to_the_general_path(vendor: str) -> None:
+    for body in declined(vendor):
+        assert same_as_general(vendor, dump(body)) is None, body
+
+
+def test_captured_payloads_match_wherever_the_fast_path_takes_them() -> None:
+    taken = 0
+    for vendor in FAST:
+        for path in sorted(CAPTURED.glob(f"{vendor}-*.json")):
+            taken += same_as_general(vendor, path.read_bytes()) is not None
+    assert taken >= 1  # the captured groups are usual posts: the test is not vacuous
+
+
+# Values a device might put in any field: the fast path must decline or agree.
+VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-10, 10**14), st.floats(allow_nan=True),
+    st.sampled_from(["", "-", "null", " N/A ", "it", "IT", "eu", "us-ca", "92", "AB123CD",
+                     " ab123cd ", "X" * 70, "1764000000000"]),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("vendor", FAST)
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_variations_of_the_usual_post_match_or_are_declined(vendor: str, data: st.DataObject
+                                                            ) -> None:  # fmt: skip
+    body = copy.deepcopy(data.draw(st.sampled_from(usual(vendor))))
+    for key in data.draw(st.lists(st.sampled_from(sorted(body)), max_size=4, unique=True)):
+        body[key] = data.draw(VALUES)
+    same_as_general(vendor, json.dumps(body).encode())
