@@ -57,7 +57,8 @@ VENDORS: Final[dict[str, Vendor]] = {
     "hikvision": Vendor(hikvision.parse, hikvision.from_body, True),
     "axis": Vendor(axis.parse, axis.from_body, True),
     "milesight": Vendor(milesight.parse, milesight.from_body, False),
-    "platerecognizer": Vendor(platerecognizer.parse, platerecognizer.from_body, True),
+    "platerecognizer": Vendor(platerecognizer.parse, platerecognizer.from_body, True,
+                              platerecognizer.transit),
     "rekor": Vendor(rekor.parse, rekor.from_body, False, rekor.transit),
     "dahua": Vendor(dahua.parse, dahua.from_body, False),
 }
