@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from operator import attrgetter
 from typing import Final
+from zoneinfo import ZoneInfo
 
 import msgspec
 from aiohttp import web
@@ -95,7 +96,7 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
     return from_body(data, ctx)
 
 
-def transit(data: bytes, camera: Camera) -> Transit | None:
+def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     """The usual post, a webhook with one result in the documented types, straight to its
     transit: the very Transit `from_body` and `routes._transits` make of it, in fewer steps
     (see `rekor.transit` for why). None for anything else, which `from_body` takes."""

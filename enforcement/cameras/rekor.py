@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from typing import Final
+from zoneinfo import ZoneInfo
 
 import msgspec
 from aiohttp import web
@@ -115,7 +116,7 @@ def _instant(value: Scalar, field: str) -> float:
     raise errors.Invalid(f"Object missing required field `{field}`", field)
 
 
-def transit(data: bytes, camera: Camera) -> Transit | None:
+def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     """The usual post, a complete alpr_group as agents send it (typed as documented, no
     missing markers), straight to its transit: the very Transit that `from_body` and
     `routes._transits` make of it, in far fewer steps. None for anything else (a preview,

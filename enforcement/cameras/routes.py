@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from zoneinfo import ZoneInfo
 
 import msgspec
 from aiohttp import web
@@ -50,7 +51,7 @@ class Vendor(NamedTuple):
     multipart: bool  # posts may be multipart/form-data (parse then, never from_body)
     # The usual post (one read, in the documented types) straight to its transit, or None
     # for anything else: the same Transit from_body and _transits give, in fewer steps.
-    transit: Callable[[bytes, Camera], Transit | None] | None = None
+    transit: Callable[[bytes, Camera, ZoneInfo], Transit | None] | None = None
 
 
 VENDORS: Final[dict[str, Vendor]] = {
@@ -60,7 +61,7 @@ VENDORS: Final[dict[str, Vendor]] = {
     "platerecognizer": Vendor(platerecognizer.parse, platerecognizer.from_body, True,
                               platerecognizer.transit),
     "rekor": Vendor(rekor.parse, rekor.from_body, False, rekor.transit),
-    "dahua": Vendor(dahua.parse, dahua.from_body, False),
+    "dahua": Vendor(dahua.parse, dahua.from_body, False, dahua.transit),
 }
 
 
@@ -109,7 +110,7 @@ def add_camera_routes(app: web.Application, api: Api) -> None:
             data = None if multipart and is_multipart(request) else buffered(request, cap)
             # The usual post straight to its transit (a camera with a device_id to check
             # takes the general path, which reads the device field).
-            usual = (fast(data, camera) if fast is not None and data is not None
+            usual = (fast(data, camera, zones[camera.id]) if fast is not None and data is not None
                      and camera.device_id is None else None)  # fmt: skip
             if usual is not None:
                 verdicts, ignored = await api.accept((usual,)), None

@@ -48,7 +48,7 @@ def same_as_general(vendor: str, body: bytes) -> Transit | None:
     camera = CAMERAS[vendor]
     fast = VENDORS[vendor].transit
     assert fast is not None
-    got = fast(body, camera)
+    got = fast(body, camera, ZoneInfo(camera.timezone))
     if got is None:
         return None
     want = general(vendor, body, camera)
@@ -72,6 +72,9 @@ def usual(vendor: str) -> list[dict[str, Any]]:
         return [p.platerecognizer_stream([("ab123cd", 0.9)], AT),
                 p.platerecognizer_stream([("zz999zz", 0.2)], AT),
                 p.platerecognizer_snapshot("ab123cd", 1, AT)]  # fmt: skip
+    if vendor == "dahua":
+        return [p.dahua("AB123CD", AT), p.dahua("ZZ 999 ZZ", AT, confidence=None),
+                p.dahua("", AT, confidence=0), p.dahua("ab123cd", AT, confidence=1)]  # fmt: skip
     raise AssertionError(f"no usual payloads for {vendor}")
 
 
@@ -96,6 +99,15 @@ def declined(vendor: str) -> list[dict[str, Any] | str]:
                 {**hook, "data": {**data, "results": [{**result, "score": 90}]}},
                 {**hook, "data": {**data, "results": [{**result, "plate": None}]}},
                 {"hook": hook["hook"]}, "{"]  # fmt: skip
+    if vendor == "dahua":
+        push = p.dahua("AB123CD", AT)
+        pic = push["Picture"]
+        return [p.dahua("AB123CD", AT, exists=False),
+                {"Picture": {**pic, "Plate": {**pic["Plate"], "Confidence": "92"}}},
+                {"Picture": {**pic, "Plate": {**pic["Plate"], "Confidence": 101}}},
+                {"Picture": {**pic, "SnapInfo": {**pic["SnapInfo"], "AccurateTime": "-"}}},
+                {"Picture": {**pic, "SnapInfo": {**pic["SnapInfo"], "AccurateTime": "noon"}}},
+                {"Picture": {k: v for k, v in pic.items() if k != "Plate"}}, {}, "{"]  # fmt: skip
     raise AssertionError(f"no declined payloads for {vendor}")
 
 
