@@ -16,16 +16,21 @@ Hikvision has no stable id for the vehicle: the event id is derived (ids.py).
 
 from __future__ import annotations
 
+import time
 from typing import Final
+from zoneinfo import ZoneInfo
 
 import msgspec
 from aiohttp import web
 
 from .. import errors
-from . import clock, safexml, values
+from ..config import Camera
+from ..plates import normalise
+from ..transits import Transit
+from . import clock, ids, safexml, values
 from .body import Malformed, is_multipart, read_body, read_parts
 from .reads import Context, Payload, Read, decode_json, ignored
-from .values import Scalar
+from .values import MAX_PLATE, MISSING, Scalar
 
 
 class _Top(msgspec.Struct, gc=False):
@@ -116,6 +121,47 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
     else:
         data = await read_body(request, ctx.max_body)
     return from_body(data, ctx)
+
+
+def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
+    """The usual post, an ANPR event as plain JSON in the documented types, straight to its
+    transit: the very Transit `from_body` and `routes._transits` make of it, in fewer steps
+    (see `rekor.transit` for why). None for anything else (XML, a wrapped or listed ANPR
+    block, values in another form), which `from_body` takes."""
+    if data[:1] != b"{":
+        return None
+    try:
+        alert = JSON_DECODER.decode(data)
+    except msgspec.MsgspecError:
+        return None
+    a = alert.ANPR
+    if alert.EventNotificationAlert is not None or type(a) is not _Anpr:
+        return None
+    event_type, when, raw, confidence = alert.eventType, alert.dateTime, a.licensePlate, \
+        a.confidenceLevel  # fmt: skip
+    if (type(event_type) is not str or event_type.strip().lower() != "anpr"
+            or type(when) is not str or type(raw) is not str):  # fmt: skip
+        return None
+    when, raw = when.strip(), raw.strip()
+    if (len(when) <= 4 and when.lower() in MISSING) or len(raw) > MAX_PLATE:
+        return None
+    if confidence is not None:
+        if ((type(confidence) is not int and type(confidence) is not float)
+                or not 0 <= confidence <= 100):  # fmt: skip
+            return None
+        confidence = confidence / 100
+    try:
+        ts = clock.parse(when, tz, time.time(), "dateTime")
+    except errors.Invalid:
+        return None
+    country = values.country(a.country)
+    plate = normalise(raw, country)
+    fields = _Fields(alert.eventType, alert.dateTime, alert.channelID, alert.ipAddress,
+                     alert.macAddress, alert.isDataRetransmission, alert.UUID, a.licensePlate,
+                     a.confidenceLevel, a.country, a.direction, a.plateType, a.plateColor,
+                     a.vehicleType)  # fmt: skip
+    return Transit(camera.id, camera.gate, ids.synthetic(camera.id, plate.text, ts), raw,
+                   plate, ts, confidence, country, fields)  # fmt: skip
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:

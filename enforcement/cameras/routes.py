@@ -55,7 +55,7 @@ class Vendor(NamedTuple):
 
 
 VENDORS: Final[dict[str, Vendor]] = {
-    "hikvision": Vendor(hikvision.parse, hikvision.from_body, True),
+    "hikvision": Vendor(hikvision.parse, hikvision.from_body, True, hikvision.transit),
     "axis": Vendor(axis.parse, axis.from_body, True),
     "milesight": Vendor(milesight.parse, milesight.from_body, False),
     "platerecognizer": Vendor(platerecognizer.parse, platerecognizer.from_body, True,

@@ -72,13 +72,16 @@ def usual(vendor: str) -> list[dict[str, Any]]:
         return [p.platerecognizer_stream([("ab123cd", 0.9)], AT),
                 p.platerecognizer_stream([("zz999zz", 0.2)], AT),
                 p.platerecognizer_snapshot("ab123cd", 1, AT)]  # fmt: skip
+    if vendor == "hikvision":
+        return [p.hikvision_json("AB123CD", AT), p.hikvision_json("ab 123 cd", AT, 100),
+                p.hikvision_json("unknown", AT, 0)]  # fmt: skip
     if vendor == "dahua":
         return [p.dahua("AB123CD", AT), p.dahua("ZZ 999 ZZ", AT, confidence=None),
                 p.dahua("", AT, confidence=0), p.dahua("ab123cd", AT, confidence=1)]  # fmt: skip
     raise AssertionError(f"no usual payloads for {vendor}")
 
 
-def declined(vendor: str) -> list[dict[str, Any] | str]:
+def declined(vendor: str) -> list[dict[str, Any] | str | bytes]:
     """Payloads the fast path must leave to the general path (which may ignore or refuse)."""
     if vendor == "rekor":
         group = p.rekor_group("AB123CD", AT)
@@ -99,6 +102,14 @@ def declined(vendor: str) -> list[dict[str, Any] | str]:
                 {**hook, "data": {**data, "results": [{**result, "score": 90}]}},
                 {**hook, "data": {**data, "results": [{**result, "plate": None}]}},
                 {"hook": hook["hook"]}, "{"]  # fmt: skip
+    if vendor == "hikvision":
+        alert = p.hikvision_json("AB123CD", AT)
+        return [p.hikvision_xml("AB123CD", AT), {**alert, "eventType": "videoloss"},
+                {"EventNotificationAlert": alert}, {**alert, "ANPR": [alert["ANPR"]]},
+                {**alert, "dateTime": "-"}, {**alert, "dateTime": "noon"},
+                {**alert, "ANPR": {**alert["ANPR"], "confidenceLevel": "93"}},
+                {**alert, "ANPR": {**alert["ANPR"], "licensePlate": 12}},
+                " " + json.dumps(alert), "{"]  # fmt: skip
     if vendor == "dahua":
         push = p.dahua("AB123CD", AT)
         pic = push["Picture"]
@@ -111,7 +122,9 @@ def declined(vendor: str) -> list[dict[str, Any] | str]:
     raise AssertionError(f"no declined payloads for {vendor}")
 
 
-def dump(value: dict[str, Any] | str) -> bytes:
+def dump(value: dict[str, Any] | str | bytes) -> bytes:
+    if isinstance(value, bytes):
+        return value
     return (value if isinstance(value, str) else json.dumps(value)).encode()
 
 
