@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from typing import Final
+from zoneinfo import ZoneInfo
 
 import msgspec
 from aiohttp import web
 
 from .. import errors
-from . import clock, values
+from ..config import Camera
+from ..plates import normalise
+from ..transits import Transit
+from . import clock, ids, values
 from .body import is_multipart, read_body, read_parts
 from .reads import Context, Payload, Read, decode_json
 from .values import Scalar
@@ -93,9 +98,30 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
     return from_body(data, ctx)
 
 
+def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
+    """The usual post, the event as plain JSON, straight to its transit: the very Transit
+    `from_body` and `routes._transits` make of it (the same `_read`), without the general
+    path's wrapping (see `rekor.transit` for why). None for a body it cannot take as it
+    stands (a byte-order mark, or anything `from_body` refuses, naming the field)."""
+    try:
+        read = _read(DECODER.decode(data), tz, time.time())
+    except (msgspec.MsgspecError, errors.Invalid):
+        return None
+    plate = normalise(read.plate, read.country)
+    event_id = (ids.vendor(read.event_id) if read.event_id is not None
+                else ids.synthetic(camera.id, plate.text, read.ts))  # fmt: skip
+    return Transit(camera.id, camera.gate, event_id, read.plate, plate, read.ts,
+                   read.confidence, read.country, read.fields, read.candidates)  # fmt: skip
+
+
 def from_body(data: bytes, ctx: Context) -> Payload:
     """The event from its JSON (a whole body, or the multipart body's event part)."""
     e = decode_json(data, DECODER)
+    return Payload([_read(e, ctx.tz, ctx.now)], None if e.camera_info is None
+                   else ("camera_info.SerialNumber", e.camera_info.SerialNumber))  # fmt: skip
+
+
+def _read(e: _Event, tz: ZoneInfo, now: float) -> Read:
     # The first of the plate fields the event has.
     if e.plateUTF8 is not None:
         field, raw = "plateUTF8", e.plateUTF8
@@ -116,7 +142,7 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         seconds = clock.instant(epoch)
     # An explicit offset is unambiguous; else the epoch; else local time in the camera's zone.
     if isinstance(text, str) and (seconds is None or _has_offset(text)):
-        ts = clock.parse(text, ctx.tz, ctx.now, "datetime")
+        ts = clock.parse(text, tz, now, "datetime")
     elif seconds is not None:
         ts = seconds
     else:
@@ -124,9 +150,7 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     car = values.present(e.carID)
     event_id = None
     if car is not None:
-        day = dt.datetime.fromtimestamp(ts, ctx.tz)
+        day = dt.datetime.fromtimestamp(ts, tz)
         event_id = f"car-{car[:64]}-{day.year * 10000 + day.month * 100 + day.day}"  # YYYYMMDD
-    read = Read(plate, ts, values.confidence(e.plateConfidence, "plateConfidence"),
+    return Read(plate, ts, values.confidence(e.plateConfidence, "plateConfidence"),
                 values.country(e.plateCountry), e, [], event_id)  # fmt: skip
-    return Payload([read], None if e.camera_info is None
-                   else ("camera_info.SerialNumber", e.camera_info.SerialNumber))  # fmt: skip

@@ -18,14 +18,19 @@ kept field another way keeps only the documented names on the record.)
 
 from __future__ import annotations
 
+import time
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import msgspec
 from aiohttp import web
 from msgspec import UNSET, UnsetType
 
 from .. import errors
-from . import clock, values
+from ..config import Camera
+from ..plates import normalise
+from ..transits import Transit
+from . import clock, ids, values
 from .body import read_body
 from .reads import OBJECT, Context, Payload, Read, decode_json, ignored
 from .values import Scalar
@@ -121,10 +126,38 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         if post.event is not UNSET:
             return ignored(f"event {str(post.event)[:40]}")
         raise errors.Invalid("Object missing required field `plate`", "plate")
+    read = _read(post, when_key, when, plate_key, raw, ctx.tz, ctx.now)
+    key, value = _first(post, DEVICE_KEYS)
+    return Payload([read], None if value is UNSET else (key, value))
+
+
+def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
+    """The usual post, in the documented names, straight to its transit: the very Transit
+    `from_body` and `routes._transits` make of it (the same `_read`), without the general
+    path's wrapping (see `rekor.transit` for why). None for anything else (other firmware's
+    names, an event without a plate, a body `from_body` refuses), which `from_body` takes."""
+    try:
+        post = DECODER.decode(data)
+    except msgspec.MsgspecError:
+        return None
+    if post.time_msec is UNSET or post.plate is UNSET:
+        return None
+    try:
+        read = _read(post, "time_msec", post.time_msec, "plate", post.plate, tz, time.time())
+    except errors.Invalid:
+        return None
+    plate = normalise(read.plate, read.country)
+    return Transit(camera.id, camera.gate, ids.synthetic(camera.id, plate.text, read.ts),
+                   read.plate, plate, read.ts, read.confidence, read.country, post)  # fmt: skip
+
+
+def _read(post: _Post, when_key: str, when: Any, plate_key: str, raw: Any, tz: ZoneInfo,
+          now: float) -> Read:  # fmt: skip
+    """The read of a post whose time and plate fields were found under these keys."""
     if isinstance(when, str) and when.strip().isdigit():
         ts = clock.from_epoch(int(when), when_key)
     elif isinstance(when, str) and values.present(when) is not None:
-        ts = clock.parse(when, ctx.tz, ctx.now, when_key)
+        ts = clock.parse(when, tz, now, when_key)
     else:
         raise errors.Invalid("Object missing required field `time`", when_key)
     plate = values.plate(raw if values.present(raw) else "", plate_key)
@@ -133,6 +166,4 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     confidence = None if value is UNSET else values.confidence(value, key)
     value = post.region if post.region is not UNSET else _first(post, COUNTRY_KEYS)[1]
     country = None if value is UNSET else values.country(value)
-    key, value = _first(post, DEVICE_KEYS)
-    read = Read(plate, ts, confidence, country, post)
-    return Payload([read], None if value is UNSET else (key, value))
+    return Read(plate, ts, confidence, country, post)

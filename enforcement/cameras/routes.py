@@ -56,8 +56,8 @@ class Vendor(NamedTuple):
 
 VENDORS: Final[dict[str, Vendor]] = {
     "hikvision": Vendor(hikvision.parse, hikvision.from_body, True, hikvision.transit),
-    "axis": Vendor(axis.parse, axis.from_body, True),
-    "milesight": Vendor(milesight.parse, milesight.from_body, False),
+    "axis": Vendor(axis.parse, axis.from_body, True, axis.transit),
+    "milesight": Vendor(milesight.parse, milesight.from_body, False, milesight.transit),
     "platerecognizer": Vendor(platerecognizer.parse, platerecognizer.from_body, True,
                               platerecognizer.transit),
     "rekor": Vendor(rekor.parse, rekor.from_body, False, rekor.transit),

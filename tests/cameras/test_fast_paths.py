@@ -72,6 +72,12 @@ def usual(vendor: str) -> list[dict[str, Any]]:
         return [p.platerecognizer_stream([("ab123cd", 0.9)], AT),
                 p.platerecognizer_stream([("zz999zz", 0.2)], AT),
                 p.platerecognizer_snapshot("ab123cd", 1, AT)]  # fmt: skip
+    if vendor == "milesight":
+        return [p.milesight("AB123CD", AT), p.milesight("ab 123 cd", AT, "-"),
+                p.milesight("-", AT, "0.4")]  # fmt: skip
+    if vendor == "axis":
+        return [p.axis_event("AB123CD", AT), p.axis_event("ab 123 cd", AT, "92", state="lost"),
+                p.axis_event("ZZ999ZZ", AT, with_offset=True, car_id="")]  # fmt: skip
     if vendor == "hikvision":
         return [p.hikvision_json("AB123CD", AT), p.hikvision_json("ab 123 cd", AT, 100),
                 p.hikvision_json("unknown", AT, 0)]  # fmt: skip
@@ -102,6 +108,18 @@ def declined(vendor: str) -> list[dict[str, Any] | str | bytes]:
                 {**hook, "data": {**data, "results": [{**result, "score": 90}]}},
                 {**hook, "data": {**data, "results": [{**result, "plate": None}]}},
                 {"hook": hook["hook"]}, "{"]  # fmt: skip
+    if vendor == "milesight":
+        post = p.milesight("AB123CD", AT)
+        return [{k: v for k, v in post.items() if k != "plate"},
+                {k.upper(): v for k, v in post.items()}, {**post, "time_msec": "-"},
+                {**post, "confidence": "high"}, "{"]  # fmt: skip
+    if vendor == "axis":
+        event = p.axis_event("AB123CD", AT)
+        plates = ("plateText", "plateUnicode", "plateUTF8", "plateASCII")
+        return [{k: v for k, v in event.items() if k not in plates},
+                {**event, "plateConfidence": "high"},
+                {**event, "datetime": "noon", "capture_timestamp": "-"},
+                "\ufeff" + json.dumps(event), "{"]  # fmt: skip
     if vendor == "hikvision":
         alert = p.hikvision_json("AB123CD", AT)
         return [p.hikvision_xml("AB123CD", AT), {**alert, "eventType": "videoloss"},
