@@ -11,9 +11,12 @@ parser (one module each) -> a Transit with the camera's gate and a stable event 
 `{"results": [], "ignored": why}` for a heartbeat or another event type.
 
 The usual post is a few kB of JSON that has fully arrived by the time the handler runs: it is
-parsed straight from the buffered bytes (`body.buffered`, the vendor's `from_body`), with no
-awaits; multipart, compressed, large or still-arriving bodies take the vendor's streaming
-`parse`. Both give the same answer for the same bytes.
+taken straight from the buffered bytes (`body.buffered`), with no awaits, and each vendor's
+`transit` makes the one Transit of its usual shape in a few steps; anything else (another
+shape or event type, values in another form, a camera whose device field is checked) goes
+through the vendor's `from_body`, and multipart, compressed, large or still-arriving bodies
+through its streaming `parse`. All give the same answer for the same bytes (tests/cameras/
+test_fast_paths.py compares the first two on every body the fast path takes).
 """
 
 from __future__ import annotations
