@@ -24,11 +24,10 @@ from aiohttp import web
 
 from .. import errors
 from ..config import Camera
-from ..plates import normalise
 from ..transits import Transit
-from . import clock, ids, values
+from . import clock, values
 from .body import is_multipart, read_body, read_parts
-from .reads import Context, Payload, Read, decode_json
+from .reads import Context, Payload, Read, decode_json, transit_of
 from .values import Scalar
 
 _OFFSET: Final = re.compile(r"(?:[+-]\d\d:?\d\d|Z)$")
@@ -107,11 +106,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
         read = _read(DECODER.decode(data), tz, time.time())
     except (msgspec.MsgspecError, errors.Invalid):
         return None
-    plate = normalise(read.plate, read.country)
-    event_id = (ids.vendor(read.event_id) if read.event_id is not None
-                else ids.synthetic(camera.id, plate.text, read.ts))  # fmt: skip
-    return Transit(camera.id, camera.gate, event_id, read.plate, plate, read.ts,
-                   read.confidence, read.country, read.fields, read.candidates)  # fmt: skip
+    return transit_of(camera.id, camera.gate, read)
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:

@@ -28,7 +28,7 @@ from ..transits import Transit
 from . import clock, ids, values
 from .body import read_body
 from .reads import Context, Payload, Read, decode_json
-from .values import MAX_PLATE, MISSING, Scalar
+from .values import Scalar
 
 
 class _Plate(msgspec.Struct, omit_defaults=True, gc=False):
@@ -88,19 +88,16 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     plate_in = pic.Plate
     when, raw, confidence = pic.SnapInfo.AccurateTime, plate_in.PlateNumber, plate_in.Confidence
     if (type(when) is not str or type(raw) is not str
-            or (plate_in.IsExist is not True and plate_in.IsExist is not None)):  # fmt: skip
+            or (plate_in.IsExist is not True and plate_in.IsExist is not None)
+            or (confidence is not None and type(confidence) is not int
+                and type(confidence) is not float)):  # fmt: skip
         return None
-    when, raw = when.strip(), raw.strip()
-    if (len(when) <= 4 and when.lower() in MISSING) or len(raw) > MAX_PLATE:
+    when = values.present(when)
+    if when is None:  # the general path then tries SnapTime
         return None
-    if confidence is not None:
-        if type(confidence) is not int and type(confidence) is not float:
-            return None
-        full = 1 if confidence <= 1 else 100
-        if not 0 <= confidence <= full:
-            return None
-        confidence = confidence / full
     try:
+        raw = values.plate(raw, "Picture.Plate.PlateNumber")
+        confidence = values.confidence(confidence, "Picture.Plate.Confidence")
         ts = clock.parse(when, tz, time.time(), "Picture.SnapInfo.AccurateTime")
     except errors.Invalid:
         return None

@@ -30,7 +30,7 @@ from ..transits import Transit
 from . import clock, ids, safexml, values
 from .body import Malformed, is_multipart, read_body, read_parts
 from .reads import Context, Payload, Read, decode_json, ignored
-from .values import MAX_PLATE, MISSING, Scalar
+from .values import Scalar
 
 
 class _Top(msgspec.Struct, gc=False):
@@ -140,17 +140,16 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     event_type, when, raw, confidence = alert.eventType, alert.dateTime, a.licensePlate, \
         a.confidenceLevel  # fmt: skip
     if (type(event_type) is not str or event_type.strip().lower() != "anpr"
-            or type(when) is not str or type(raw) is not str):  # fmt: skip
+            or type(when) is not str or type(raw) is not str
+            or (confidence is not None and type(confidence) is not int
+                and type(confidence) is not float)):  # fmt: skip
         return None
-    when, raw = when.strip(), raw.strip()
-    if (len(when) <= 4 and when.lower() in MISSING) or len(raw) > MAX_PLATE:
+    when = values.present(when)
+    if when is None:
         return None
-    if confidence is not None:
-        if ((type(confidence) is not int and type(confidence) is not float)
-                or not 0 <= confidence <= 100):  # fmt: skip
-            return None
-        confidence = confidence / 100
     try:
+        raw = values.plate(raw, "ANPR.licensePlate")
+        confidence = values.confidence(confidence, "ANPR.confidenceLevel", 100)
         ts = clock.parse(when, tz, time.time(), "dateTime")
     except errors.Invalid:
         return None

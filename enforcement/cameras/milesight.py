@@ -28,11 +28,10 @@ from msgspec import UNSET, UnsetType
 
 from .. import errors
 from ..config import Camera
-from ..plates import normalise
 from ..transits import Transit
-from . import clock, ids, values
+from . import clock, values
 from .body import read_body
-from .reads import OBJECT, Context, Payload, Read, decode_json, ignored
+from .reads import OBJECT, Context, Payload, Read, decode_json, ignored, transit_of
 from .values import Scalar
 
 Field = Scalar | UnsetType  # UNSET: the post has no such key (None: a JSON null)
@@ -146,9 +145,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
         read = _read(post, "time_msec", post.time_msec, "plate", post.plate, tz, time.time())
     except errors.Invalid:
         return None
-    plate = normalise(read.plate, read.country)
-    return Transit(camera.id, camera.gate, ids.synthetic(camera.id, plate.text, read.ts),
-                   read.plate, plate, read.ts, read.confidence, read.country, post)  # fmt: skip
+    return transit_of(camera.id, camera.gate, read)
 
 
 def _read(post: _Post, when_key: str, when: Any, plate_key: str, raw: Any, tz: ZoneInfo,

@@ -28,7 +28,7 @@ from ..transits import Transit
 from . import clock, ids, values
 from .body import is_multipart, read_body, read_parts
 from .reads import Context, Payload, Read, decode_json, ignored
-from .values import MAX_PLATE, Scalar
+from .values import Scalar
 
 
 class _Candidate(msgspec.Struct, omit_defaults=True, gc=False):
@@ -109,13 +109,11 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
         return None
     r = found.results[0]
     raw, score = r.plate, r.score
-    if (type(raw) is not str or (type(score) is not float and type(score) is not int)
-            or not 0 <= score <= 1):  # fmt: skip
-        return None
-    raw = raw.strip()
-    if len(raw) > MAX_PLATE:
+    if type(raw) is not str or (type(score) is not float and type(score) is not int):
         return None
     try:
+        raw = values.plate(raw, "plate")
+        confidence = values.confidence(score, "score", 1)
         ts = clock.parse(found.timestamp, clock.UTC_ZONE, time.time(), "data.timestamp")
     except errors.Invalid:
         return None
@@ -125,7 +123,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
               "result": r}  # fmt: skip
     plate = normalise(raw, country)
     return Transit(camera.id, camera.gate, ids.synthetic(camera.id, plate.text, ts), raw,
-                   plate, ts, score / 1, country, fields, map(_PLATE, r.candidates))  # fmt: skip
+                   plate, ts, confidence, country, fields, map(_PLATE, r.candidates))  # fmt: skip
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:

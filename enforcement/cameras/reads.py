@@ -17,6 +17,9 @@ import msgspec
 
 from .. import errors
 from ..config import Camera
+from ..plates import normalise
+from ..transits import Transit
+from . import ids
 from .values import Scalar
 
 
@@ -54,6 +57,16 @@ class Payload(msgspec.Struct, gc=False):
 
 def ignored(why: str) -> Payload:
     return Payload([], ignored=why)
+
+
+def transit_of(camera_id: str, gate: str, r: Read) -> Transit:
+    """A read as `Api.accept` takes it: the plate normalised once (the event id needs it,
+    and so does the check), the event id the vendor's or derived (ids.py)."""
+    plate = normalise(r.plate, r.country)
+    event_id = (ids.vendor(r.event_id) if r.event_id is not None
+                else ids.synthetic(camera_id, plate.text, r.ts))  # fmt: skip
+    return Transit(camera_id, gate, event_id, r.plate, plate, r.ts, r.confidence, r.country,
+                   r.fields, r.candidates)  # fmt: skip
 
 
 T = TypeVar("T")

@@ -35,7 +35,7 @@ from ..transits import Transit
 from . import clock, ids, values
 from .body import read_body
 from .reads import Context, Payload, Read, decode_json, ignored
-from .values import MAX_PLATE, Scalar
+from .values import Scalar
 
 
 class _Candidate(msgspec.Struct, omit_defaults=True, gc=False):
@@ -136,12 +136,15 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     if (m.data_type != "alpr_group" or m.is_preview
             or type(start) is not int or not clock.MIN_MS <= start < clock.MAX_MS
             or type(raw) is not str or type(agent) is not str or type(camera_id) is not int
-            or (type(confidence) is not float and type(confidence) is not int)
-            or not 0 <= confidence <= 100):  # fmt: skip
+            or (type(confidence) is not float and type(confidence) is not int)):  # fmt: skip
         return None
-    raw = raw.strip()
-    agent = agent.strip()
-    if len(raw) > MAX_PLATE or (len(agent) <= 4 and agent.lower() in values.MISSING):
+    agent = values.present(agent)
+    if agent is None:  # the general path then tries site_id
+        return None
+    try:
+        raw = values.plate(raw, "best_plate_number")
+        confidence = values.confidence(confidence, "best_confidence", 100)
+    except errors.Invalid:
         return None
     first = f"{agent}-{camera_id}-{start}"  # the uuid of the group's first frame
     try:
@@ -155,7 +158,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     alternatives: Iterable[str] = (map(_PLATE, best.candidates) if best is not None
                                    and best.candidates else _top_candidates(data))  # fmt: skip
     return Transit(camera.id, camera.gate, ids.vendor(event_id), raw, normalise(raw, country),
-                   start / 1000, confidence / 100, country, m, alternatives)  # fmt: skip
+                   start / 1000, confidence, country, m, alternatives)  # fmt: skip
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:

@@ -32,13 +32,12 @@ from aiohttp import web
 from .. import errors
 from ..config import Camera
 from ..openapi import ERRORS, PathDocs, json_response
-from ..plates import normalise
 from ..schemas import ENCODER, ErrorOut
 from ..transits import Transit
 from ..verdicts import Verdict
-from . import axis, dahua, hikvision, ids, milesight, platerecognizer, rekor
+from . import axis, dahua, hikvision, milesight, platerecognizer, rekor
 from .body import buffered, is_multipart, read_body
-from .reads import Context, Payload, Read
+from .reads import Context, Payload, Read, transit_of
 from .registry import Registry
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ class Vendor(NamedTuple):
     multipart: bool  # posts may be multipart/form-data (parse then, never from_body)
     # The usual post (one read, in the documented types) straight to its transit, or None
     # for anything else: the same Transit from_body and _transits give, in fewer steps.
-    transit: Callable[[bytes, Camera, ZoneInfo], Transit | None] | None = None
+    transit: Callable[[bytes, Camera, ZoneInfo], Transit | None]
 
 
 VENDORS: Final[dict[str, Vendor]] = {
@@ -84,16 +83,8 @@ class DahuaOut(msgspec.Struct, omit_defaults=True, gc=False):
 
 
 def _transits(camera_id: str, gate: str, reads: Sequence[Read]) -> list[Transit]:
-    """A payload's reads as `Api.accept` takes them: each plate normalised once (the event
-    id needs it, and so does the check), the event id the vendor's or derived (ids.py)."""
-    out = []
-    for r in reads:
-        plate = normalise(r.plate, r.country)
-        event_id = (ids.vendor(r.event_id) if r.event_id is not None
-                    else ids.synthetic(camera_id, plate.text, r.ts))  # fmt: skip
-        out.append(Transit(camera_id, gate, event_id, r.plate, plate, r.ts, r.confidence,
-                           r.country, r.fields, r.candidates))  # fmt: skip
-    return out
+    """A payload's reads as `Api.accept` takes them (`reads.transit_of`)."""
+    return [transit_of(camera_id, gate, r) for r in reads]
 
 
 def add_camera_routes(app: web.Application, api: Api) -> None:
@@ -113,8 +104,8 @@ def add_camera_routes(app: web.Application, api: Api) -> None:
             data = None if multipart and is_multipart(request) else buffered(request, cap)
             # The usual post straight to its transit (a camera with a device_id to check
             # takes the general path, which reads the device field).
-            usual = (fast(data, camera, zones[camera.id]) if fast is not None and data is not None
-                     and camera.device_id is None else None)  # fmt: skip
+            usual = (fast(data, camera, zones[camera.id])
+                     if data is not None and camera.device_id is None else None)  # fmt: skip
             if usual is not None:
                 verdicts, ignored = await api.accept((usual,)), None
             else:
