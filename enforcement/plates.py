@@ -135,10 +135,8 @@ def _settled(text: str) -> bool:
 
 def normalise(raw: str, country: str | None = None) -> Plate:
     """Normalise a camera read. Italian fixes apply unless the camera says it is foreign."""
-    if _settled(raw):
-        return Plate(raw, raw)  # the usual read
-    if raw.isascii() and _settled(upper := raw.upper()):
-        return Plate(raw, upper)  # the same in lower case (Plate Recognizer's, always)
+    if raw.isascii() and _settled(upper := raw.upper()):  # one match, whatever the case
+        return Plate(raw, upper)  # the usual read (Plate Recognizer's in lower case)
     text = normalise_text(raw)
     if text and (country is None or country.upper() in ("IT", "I", "ITA")):
         fixed = fix_italian(text)

@@ -32,6 +32,7 @@ _COMPACT: Final = re.compile(
 
 
 _EPOCH_DAY: Final = dt.date(1970, 1, 1).toordinal()
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EAST: dict[dt.tzinfo, int] = {}  # fixed UTC offsets sent (timezone compares by offset) -> s
 _FIXED: dict[dt.timedelta, dt.timezone] = {}  # a zone has a handful of offsets
 
@@ -85,8 +86,13 @@ def parse(text: str, tz: ZoneInfo, now: float, field: str) -> float:
         value = dt.datetime.fromisoformat(text)  # the usual form, as sent
     except ValueError:
         value = _lenient(text, field)
-    hour = value.toordinal() * 24 + value.hour
     zone = value.tzinfo
+    if zone is dt.UTC:  # `Z` or +00:00 (Plate Recognizer's): the same float, all in C
+        seconds = (value - _EPOCH).total_seconds()
+        if _MIN_EPOCH <= seconds < _MAX_EPOCH:
+            return seconds
+        return _in_range(seconds, text, field)  # raises
+    hour = value.toordinal() * 24 + value.hour
     if zone is None:  # local time
         start = _hour(tz, hour)
         if start is None:  # a daylight-saving change in this hour

@@ -73,6 +73,9 @@ def test_times_with_an_offset_match_the_model(wall: dt.datetime, minutes: int, z
         ("2026-07-01T01:00:00-7:00", "2026-07-01T08:00:00+00:00"),
         ("20260701 100000390", "2026-07-01T08:00:00.390+00:00"),
         ("20260701 080000000Z", "2026-07-01T08:00:00+00:00"),
+        # UTC (`Z`, +00:00) at the ends of the accepted range
+        ("2000-01-01T00:00:00Z", "2000-01-01T00:00:00+00:00"),
+        ("2099-12-31T23:59:59.999999+00:00", "2099-12-31T23:59:59.999999+00:00"),
     ],
 )  # fmt: skip
 def test_rome_table(text: str, expected: str) -> None:
@@ -81,6 +84,7 @@ def test_rome_table(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["1999-12-31 23:59:59", "2100-01-01T01:00:00+00:00",
+                                  "1999-12-31T23:59:59.999999Z", "2100-01-01T00:00:00Z",
                                   "2026-02-30 10:00:00", "10:00", ""])  # fmt: skip
 def test_refused(text: str) -> None:
     with pytest.raises(errors.Invalid) as exc:
