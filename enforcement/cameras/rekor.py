@@ -79,6 +79,32 @@ class _Message(msgspec.Struct, omit_defaults=True, gc=False):
 DECODER: Final = msgspec.json.Decoder(_Message)
 
 
+class _Kept(msgspec.Struct, omit_defaults=True, gc=False):
+    """What the record keeps of a group: where its pictures are on the agent (agent or site,
+    camera, the best frame's uuid), when the vehicle left view, its region, direction and
+    parking flag as sent, and the camera's alternative reads with their confidences. Not
+    what the record holds already (the read, its confidence, the first sight) nor the
+    group's frame list: a record is written for every transit, and its size costs the
+    service and Redis on every post (bench/README.md, "Smaller records")."""
+
+    agent_uid: Scalar = None
+    site_id: Scalar = None
+    camera_id: Scalar = None
+    epoch_end: Scalar = None
+    best_uuid: Scalar = None
+    best_region: Scalar = None
+    travel_direction: Scalar = None
+    is_parked: Scalar = None
+    candidates: list[_Candidate] = []
+
+
+def _kept(m: _Message, region: Scalar) -> _Kept:
+    """`region`: best_region, or best_plate's region in version 1 groups."""
+    best = m.best_plate
+    return _Kept(m.agent_uid, m.site_id, m.camera_id, m.epoch_end, m.best_uuid, region,
+                 m.travel_direction, m.is_parked, [] if best is None else best.candidates)
+
+
 class _Candidates(msgspec.Struct, gc=False):
     candidates: list[_Candidate] = []
 
@@ -158,7 +184,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     alternatives: Iterable[str] = (map(_PLATE, best.candidates) if best is not None
                                    and best.candidates else _top_candidates(data))  # fmt: skip
     return Transit(camera.id, camera.gate, ids.vendor(event_id), raw, normalise(raw, country),
-                   start / 1000, confidence, country, m, alternatives)  # fmt: skip
+                   start / 1000, confidence, country, _kept(m, region), alternatives)  # fmt: skip
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:
@@ -193,7 +219,7 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         # (version 1 groups have the region in best_plate only)
         region = m.best_region or (None if m.best_plate is None else m.best_plate.region)
         read = Read(plate, ts, values.confidence(m.best_confidence, "best_confidence", 100),
-                    values.country(region or m.country), m, alternatives,
+                    values.country(region or m.country), _kept(m, region), alternatives,
                     event_id)  # fmt: skip
         return Payload([read], device)
     if kind == "alpr_results":

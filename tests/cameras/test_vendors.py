@@ -148,7 +148,7 @@ async def test_duplicate(cams: Cameras, v: Vendor) -> None:
 
 # A field each vendor's record must keep, in the vendor's own name (a sample, not the list).
 KEPT = {"hikvision": "licensePlate", "axis": "carID", "milesight": "plate",
-        "platerecognizer": "result", "rekor": "best_plate_number", "dahua": "SnapInfo"}
+        "platerecognizer": "result", "rekor": "best_uuid", "dahua": "SnapInfo"}
 
 
 @pytest.mark.parametrize("v", VENDORS, ids=IDS)
@@ -163,6 +163,25 @@ async def test_raw_fields_kept_on_the_record(cams: Cameras, v: Vendor) -> None:
     text = json.dumps(fields)
     assert PERMITTED in text.upper()
     assert p.JPEG_B64 not in text and "jpeg" not in text.lower().replace("imagetype", "")
+
+
+async def test_rekor_record_keeps_where_the_pictures_are(cams: Cameras) -> None:
+    """A group's record keeps what finds its pictures on the agent and what a reviewer needs
+    beside the read: agent, camera, best frame, end, region, direction, the alternatives
+    with their confidences. Not what the record holds already, nor the frame list."""
+    group = p.rekor_group(PERMITTED, AT + dt.timedelta(seconds=50), 93.0, candidates=["AB128CD"])
+    status, reply = await cams.post("/v1/cameras/rekor", p.dump(group), key("rekor"))
+    assert status == 200, reply
+    [verdict] = reply["results"]
+    [record] = [r for f in all_frames(cams.settings.spool_dir)
+                if (r := DECODE_RECORD(f)).id == verdict["transit_id"]]  # fmt: skip
+    assert msgspec.msgpack.decode(record.vendor) == {
+        "agent_uid": group["agent_uid"], "camera_id": 1234, "epoch_end": group["epoch_end"],
+        "best_uuid": group["best_uuid"], "best_region": "it", "travel_direction": 181.5,
+        "is_parked": False,
+        "candidates": [{"plate": PERMITTED, "confidence": 93.0},
+                       {"plate": "AB128CD", "confidence": 80.1}]}  # fmt: skip
+    assert (record.raw, record.confidence) == (PERMITTED, 0.93)
 
 
 def test_kept_fields_are_bounded() -> None:
