@@ -94,20 +94,28 @@ def unique_bodies(build: Callable[[str, dt.datetime], Any], plates: list[str],
             for k in range(first, first + count)]  # fmt: skip
 
 
+# Both scripts format every request once, before wrk starts its clock, and then only hand
+# them out: wrk.format per request (headers and body concatenated in Lua) cost wrk's core
+# time in proportion to the body, and that core also runs Redis with --log, so larger vendor
+# bodies slowed the load and the log, not just the server under test.
+
+
 def lua_file_script(path: Path, url_path: str, auth: str) -> None:
     """A wrk script posting, in order, the lines of the file named by its first argument."""
     path.write_text(f"""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "{auth}"
-local bodies = {{}}
+local requests = {{}}
 init = function(args)
-  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+  for line in io.lines(args[1]) do
+    requests[#requests + 1] = wrk.format(nil, "{url_path}", nil, line)
+  end
 end
 local i = 0
 request = function()
-  i = (i % #bodies) + 1
-  return wrk.format(nil, "{url_path}", nil, bodies[i])
+  i = (i % #requests) + 1
+  return requests[i]
 end
 """)
 
@@ -119,10 +127,16 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "{auth}"
 local bodies = {{ {lua_bodies} }}
+local requests = {{}}
+init = function(args)
+  for _, body in ipairs(bodies) do
+    requests[#requests + 1] = wrk.format(nil, "{url_path}", nil, body)
+  end
+end
 local i = 0
 request = function()
-  i = (i % #bodies) + 1
-  return wrk.format(nil, "{url_path}", nil, bodies[i])
+  i = (i % #requests) + 1
+  return requests[i]
 end
 """)
 
