@@ -17,6 +17,10 @@ every post must be a new event, or the log would answer it as a retry: each wrk 
 its own file of `--bodies` distinct posts (plates x capture minutes), and a run that used
 them all up (so replayed some) is reported, not silently counted.
 
+With `--paired`, each round runs native right beside every vendor (before it in even rounds,
+after it in odd ones) and each vendor's ratio is to that native run: the host's speed drifts
+over a round's minute, and a reference 40 s away carried that drift into the ratio.
+
 On a host shared with other work, throughput swings between runs seconds apart; the server's
 CPU time per request (from /proc, user + system) is steadier, so it is reported beside it:
 `cpu ratio` = native's CPU per request / the vendor's (what throughput would be if the server
@@ -330,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--vendors", nargs="*", help="only these (native is always measured)")
+    p.add_argument("--paired", action="store_true",
+                   help="run native right beside each vendor run (alternately before and "
+                        "after it) and take each vendor's ratio to its own native run: "
+                        "slow swings of the host's speed cancel, at ~1.7x the time")
     p.add_argument("--instructions", type=int, metavar="N",
                    help="instead of wrk rounds: count the server's instructions over N "
                         "posts per endpoint under callgrind (steady on a noisy host)")
@@ -385,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
                            check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         proc = start(port, data, redis_url=None if redis is None else redis.url)
         results: dict[str, list[dict[str, float]]] = {k: [] for k in endpoints}
+        # Each vendor run's native reference: the round's native run, or with --paired the
+        # native run beside it.
+        references: dict[str, list[dict[str, float]]] = {k: [] for k in endpoints}
         used = dict.fromkeys(endpoints, 0)  # with --log: posts each endpoint has had
 
         def run(name: str, duration: int, measured: bool = False) -> dict[str, Any]:
@@ -427,31 +438,47 @@ def main(argv: list[str] | None = None) -> int:
                 res = run(name, 1)
                 if res["non_2xx"]:
                     raise RuntimeError(f"{name}: {res['non_2xx']:.0f} non-2xx answers")
+            def measure(r: int, name: str) -> dict[str, Any]:
+                res = run(name, args.duration, measured=True)
+                results[name].append(res)
+                print(f"round {r + 1} {name:16} {res['rps']:9.0f} req/s  p50 "
+                      f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  cpu "
+                      f"{res['cpu_us']:.0f} us/req (user {res['user_us']:.0f}, system "
+                      f"{res['sys_us']:.0f}, {res['faults']:.1f} page faults; gc {res['gc_us']:.1f} us, "
+                      f"{res['gc_runs']} runs, {res['tracked']} tracked{spooled(res)})  "
+                      f"non-2xx {res['non_2xx']:.0f}",
+                      flush=True)  # fmt: skip
+                return res
+
             for r in range(args.rounds):
                 order = list(endpoints)
                 random.Random(r).shuffle(order)  # no endpoint always runs first in a round
-                for name in order:
-                    res = run(name, args.duration, measured=True)
-                    results[name].append(res)
-                    print(f"round {r + 1} {name:16} {res['rps']:9.0f} req/s  p50 "
-                          f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  cpu "
-                          f"{res['cpu_us']:.0f} us/req (user {res['user_us']:.0f}, system "
-                          f"{res['sys_us']:.0f}, {res['faults']:.1f} page faults; gc {res['gc_us']:.1f} us, "
-                          f"{res['gc_runs']} runs, {res['tracked']} tracked{spooled(res)})  "
-                          f"non-2xx {res['non_2xx']:.0f}",
-                          flush=True)  # fmt: skip
+                if not args.paired:
+                    for name in order:
+                        measure(r, name)
+                    for name in endpoints:
+                        references[name].append(results["native"][-1])
+                    continue
+                for name in (n for n in order if n != "native"):
+                    if r % 2 == 0:  # native first in even rounds, second in odd ones
+                        ref, _ = measure(r, "native"), measure(r, name)
+                    else:
+                        _, ref = measure(r, name), measure(r, "native")
+                    references[name].append(ref)
+                references["native"] = results["native"]
         finally:
             proc.terminate()
             proc.wait(timeout=10)
             if redis is not None:
                 redis.stop()
-    native = results["native"]
     log = "durable transit log on Redis" if args.log else "no transit log"
+    paired = ", each vendor run beside its own native run" if args.paired else ""
     print(f"\nmedians of {args.rounds} rounds of {args.duration} s, {args.permits:,} permits, "
-          f"{args.connections} connections, server on core 0, wrk on core 1, {log}")
+          f"{args.connections} connections, server on core 0, wrk on core 1, {log}{paired}")
     print(f"{'':16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'us/req':>8}"
           f"{'cpu ratio':>11}{'gc us':>7}  per-round ratios")  # fmt: skip
     for name, runs in results.items():
+        native = references[name]
         rps = statistics.median(x["rps"] for x in runs)
         p50 = statistics.median(x["p50_ms"] for x in runs)
         p99 = statistics.median(x["p99_ms"] for x in runs)
@@ -462,8 +489,10 @@ def main(argv: list[str] | None = None) -> int:
                                       for x, n in zip(runs, native, strict=True))  # fmt: skip
         flag = "" if name == "native" else ("  ok" if ratio >= 0.85 else "  over 15 %")
         gc_us = statistics.median(x["gc_us"] for x in runs)
+        shown = (f"({len(runs)} runs)" if name == "native"
+                 else ", ".join(f"{x:.2f}" for x in ratios))  # fmt: skip
         print(f"{name:16}{rps:>9.0f}{p50:>9.2f}{p99:>9.2f}{ratio:>8.2f}{cpu:>8.0f}"
-              f"{cpu_ratio:>11.2f}{gc_us:>7.1f}  {', '.join(f'{x:.2f}' for x in ratios)}{flag}")  # fmt: skip
+              f"{cpu_ratio:>11.2f}{gc_us:>7.1f}  {shown}{flag}")  # fmt: skip
     return 0
 
 
