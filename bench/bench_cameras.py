@@ -104,36 +104,16 @@ def unique_bodies(build: Callable[[str, dt.datetime], Any], plates: list[str],
 # bodies slowed the load and the log, not just the server under test.
 
 
-def lua_file_script(path: Path, url_path: str, auth: str) -> None:
-    """A wrk script posting, in order, the lines of the file named by its first argument."""
-    path.write_text(f"""
+def _lua(url_path: str, auth: str, loop: str) -> str:
+    """A wrk script posting, in order and round again, the bodies the Lua `loop` header
+    (`for body in ... do`) walks in init(), each request formatted there."""
+    return f"""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "{auth}"
 local requests = {{}}
 init = function(args)
-  for line in io.lines(args[1]) do
-    requests[#requests + 1] = wrk.format(nil, "{url_path}", nil, line)
-  end
-end
-local i = 0
-request = function()
-  i = (i % #requests) + 1
-  return requests[i]
-end
-""")
-
-
-def lua_script(path: Path, url_path: str, auth: str, bodies: list[str]) -> None:
-    lua_bodies = ",\n".join("[=[" + b + "]=]" for b in bodies)  # level-1: JSON may hold "]]"
-    path.write_text(f"""
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "{auth}"
-local bodies = {{ {lua_bodies} }}
-local requests = {{}}
-init = function(args)
-  for _, body in ipairs(bodies) do
+  {loop}
     requests[#requests + 1] = wrk.format(nil, "{url_path}", nil, body)
   end
 end
@@ -142,7 +122,19 @@ request = function()
   i = (i % #requests) + 1
   return requests[i]
 end
-""")
+"""
+
+
+def lua_file_script(path: Path, url_path: str, auth: str) -> None:
+    """A wrk script posting the lines of the file named by its first argument."""
+    path.write_text(_lua(url_path, auth, "for body in io.lines(args[1]) do"))
+
+
+def lua_script(path: Path, url_path: str, auth: str, bodies: list[str]) -> None:
+    """A wrk script posting `bodies`."""
+    lua_bodies = ",\n".join("[=[" + b + "]=]" for b in bodies)  # level-1: JSON may hold "]]"
+    path.write_text(f"local bodies = {{ {lua_bodies} }}\n"
+                    + _lua(url_path, auth, "for _, body in ipairs(bodies) do"))
 
 
 def serve(port: int, redis_url: str | None) -> None:

@@ -23,11 +23,10 @@ from aiohttp import web
 
 from .. import errors
 from ..config import Camera
-from ..plates import normalise
 from ..transits import Transit
-from . import clock, ids, values
+from . import clock, values
 from .body import read_body
-from .reads import Context, Payload, Read, decode_json
+from .reads import Context, Payload, Read, decode_json, transit_from
 from .values import Scalar
 
 
@@ -102,9 +101,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     except errors.Invalid:
         return None
     country = values.country(plate_in.Country or plate_in.Region)
-    plate = normalise(raw, country)
-    return Transit(camera.id, camera.gate, ids.synthetic(camera.id, plate.text, ts), raw,
-                   plate, ts, confidence, country, pic)  # fmt: skip
+    return transit_from(camera.id, camera.gate, raw, ts, confidence, country, pic)
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:

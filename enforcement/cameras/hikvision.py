@@ -25,11 +25,10 @@ from aiohttp import web
 
 from .. import errors
 from ..config import Camera
-from ..plates import normalise
 from ..transits import Transit
-from . import clock, ids, safexml, values
+from . import clock, safexml, values
 from .body import Malformed, is_multipart, read_body, read_parts
-from .reads import Context, Payload, Read, decode_json, ignored
+from .reads import Context, Payload, Read, decode_json, ignored, transit_from
 from .values import Scalar
 
 
@@ -154,13 +153,11 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     except errors.Invalid:
         return None
     country = values.country(a.country)
-    plate = normalise(raw, country)
     fields = _Fields(alert.eventType, alert.dateTime, alert.channelID, alert.ipAddress,
                      alert.macAddress, alert.isDataRetransmission, alert.UUID, a.licensePlate,
                      a.confidenceLevel, a.country, a.direction, a.plateType, a.plateColor,
                      a.vehicleType)  # fmt: skip
-    return Transit(camera.id, camera.gate, ids.synthetic(camera.id, plate.text, ts), raw,
-                   plate, ts, confidence, country, fields)  # fmt: skip
+    return transit_from(camera.id, camera.gate, raw, ts, confidence, country, fields)
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:

@@ -23,11 +23,10 @@ from aiohttp import web
 
 from .. import errors
 from ..config import Camera
-from ..plates import normalise
 from ..transits import Transit
-from . import clock, ids, values
+from . import clock, values
 from .body import is_multipart, read_body, read_parts
-from .reads import Context, Payload, Read, decode_json, ignored
+from .reads import Context, Payload, Read, decode_json, ignored, transit_from
 from .values import Scalar
 
 
@@ -121,9 +120,8 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     event = None if body.hook is None else body.hook.event
     fields = {"camera_id": found.camera_id, "filename": found.filename, "hook.event": event,
               "result": r}  # fmt: skip
-    plate = normalise(raw, country)
-    return Transit(camera.id, camera.gate, ids.synthetic(camera.id, plate.text, ts), raw,
-                   plate, ts, confidence, country, fields, map(_PLATE, r.candidates))  # fmt: skip
+    return transit_from(camera.id, camera.gate, raw, ts, confidence, country, fields,
+                        map(_PLATE, r.candidates))
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:

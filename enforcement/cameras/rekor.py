@@ -30,11 +30,10 @@ from aiohttp import web
 
 from .. import errors
 from ..config import Camera
-from ..plates import normalise
 from ..transits import Transit
-from . import clock, ids, values
+from . import clock, values
 from .body import read_body
-from .reads import Context, Payload, Read, decode_json, ignored
+from .reads import Context, Payload, Read, decode_json, ignored, transit_from
 from .values import Scalar
 
 
@@ -98,9 +97,10 @@ class _Kept(msgspec.Struct, omit_defaults=True, gc=False):
     candidates: list[_Candidate] = []
 
 
-def _kept(m: _Message, region: Scalar) -> _Kept:
-    """`region`: best_region, or best_plate's region in version 1 groups."""
+def _kept(m: _Message) -> _Kept:
     best = m.best_plate
+    # (version 1 groups have the region in best_plate only)
+    region = m.best_region or (None if best is None else best.region)
     return _Kept(m.agent_uid, m.site_id, m.camera_id, m.epoch_end, m.best_uuid, region,
                  m.travel_direction, m.is_parked, [] if best is None else best.candidates)
 
@@ -130,6 +130,24 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
 
 
 _PLATE: Final = attrgetter("plate")  # a candidate's plate
+
+
+def _group_id(m: _Message, agent: str, camera: object, start_ms: int) -> str:
+    """The group's event id: the uuid of its first frame and the plate's index in it."""
+    first = f"{agent}-{camera}-{start_ms}"
+    try:
+        at = m.uuids.index(first)
+    except ValueError:
+        at = len(m.plate_indexes)
+    return f"{first}-{m.plate_indexes[at] if at < len(m.plate_indexes) else 0}"
+
+
+def _alternatives(m: _Message, data: bytes) -> Iterable[str]:
+    """best_plate's candidates, else (lazily) the group's top-level ones."""
+    best = m.best_plate
+    if best is not None and best.candidates:
+        return map(_PLATE, best.candidates)
+    return _top_candidates(data)
 
 
 def _instant(value: Scalar, field: str) -> float:
@@ -172,19 +190,10 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
         confidence = values.confidence(confidence, "best_confidence", 100)
     except errors.Invalid:
         return None
-    first = f"{agent}-{camera_id}-{start}"  # the uuid of the group's first frame
-    try:
-        at = m.uuids.index(first)
-    except ValueError:
-        at = len(m.plate_indexes)
-    event_id = f"{first}-{m.plate_indexes[at] if at < len(m.plate_indexes) else 0}"
-    best = m.best_plate
-    region = m.best_region or (None if best is None else best.region)
-    country = values.country(region or m.country)
-    alternatives: Iterable[str] = (map(_PLATE, best.candidates) if best is not None
-                                   and best.candidates else _top_candidates(data))  # fmt: skip
-    return Transit(camera.id, camera.gate, ids.vendor(event_id), raw, normalise(raw, country),
-                   start / 1000, confidence, country, _kept(m, region), alternatives)  # fmt: skip
+    kept = _kept(m)
+    country = values.country(kept.best_region or m.country)
+    return transit_from(camera.id, camera.gate, raw, start / 1000, confidence, country, kept,
+                        _alternatives(m, data), _group_id(m, agent, camera_id, start))
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:
@@ -205,22 +214,11 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         camera = m.camera_id if type(m.camera_id) is int else values.present(m.camera_id)
         event_id = None
         if agent is not None and camera is not None:
-            ms = start if type(start) is int else round(start)
-            first = f"{agent}-{camera}-{ms}"  # the uuid of the group's first frame
-            try:
-                at = m.uuids.index(first)
-            except ValueError:
-                at = len(m.plate_indexes)
-            index = m.plate_indexes[at] if at < len(m.plate_indexes) else 0
-            event_id = f"{first}-{index}"
-        alternatives: Iterable[str] = (
-            map(_PLATE, m.best_plate.candidates) if m.best_plate is not None
-            and m.best_plate.candidates else _top_candidates(data))  # fmt: skip
-        # (version 1 groups have the region in best_plate only)
-        region = m.best_region or (None if m.best_plate is None else m.best_plate.region)
+            event_id = _group_id(m, agent, camera, start if type(start) is int else round(start))
+        kept = _kept(m)
         read = Read(plate, ts, values.confidence(m.best_confidence, "best_confidence", 100),
-                    values.country(region or m.country), _kept(m, region), alternatives,
-                    event_id)  # fmt: skip
+                    values.country(kept.best_region or m.country), kept,
+                    _alternatives(m, data), event_id)  # fmt: skip
         return Payload([read], device)
     if kind == "alpr_results":
         common = {"data_type": kind, "agent_uid": m.agent_uid, "site_id": m.site_id,
