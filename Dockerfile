@@ -6,6 +6,7 @@ WORKDIR /app
 COPY pyproject.toml setup.py README.md ./
 COPY enforcement enforcement
 COPY loader loader
+COPY varco varco
 COPY examples examples
 RUN pip install --no-cache-dir .
 ENV VARCO_CONFIG=/app/examples/demo.toml VARCO_DATA_DIR=/data VARCO_HOST=0.0.0.0

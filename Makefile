@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run topology test check bench clean venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py enforcement/core/_lookup.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Varco needs Python 3.11 or newer; set PYTHON=python3.x")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -23,7 +23,7 @@ topology: $(STAMP)
 	$(BIN)/python -m deploy.topology
 
 check: $(STAMP)
-	$(BIN)/ruff check enforcement loader deploy bench tests
+	$(BIN)/ruff check enforcement loader varco deploy bench tests
 	$(BIN)/mypy
 
 test: check

@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "enforcement._lookup",
-            ["enforcement/_lookup.c"],
+            "enforcement.core._lookup",
+            ["enforcement/core/_lookup.c"],
             extra_compile_args=["-O2"],
             optional=True,
         )

@@ -29,8 +29,9 @@ CALLS = 500  # per measurement (instruction counts do not vary: no need for more
 
 
 def measure() -> None:
-    from enforcement import transits
-    from enforcement.cameras import (
+    from enforcement.config import load_config
+    from enforcement.core.plates import normalise
+    from enforcement.http.cameras import (
         axis,
         clock,
         dahua,
@@ -40,10 +41,9 @@ def measure() -> None:
         platerecognizer,
         rekor,
     )
-    from enforcement.cameras.reads import Context
-    from enforcement.config import load_config
-    from enforcement.plates import normalise
-    from enforcement.schemas import TRANSIT_DECODER
+    from enforcement.http.cameras.reads import Context
+    from enforcement.http.schemas import TRANSIT_DECODER
+    from enforcement.transits import record as transits
     from tests.cameras import payloads as p
 
     settings, _ = load_config(ROOT / "examples" / "demo.toml", {})

@@ -54,8 +54,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import instructions
-from bench.bench_http import free_port, parse_wrk, prepare, wrk_raw
-from enforcement.redis_server import EmbeddedRedis
+from enforcement.replica.redis_server import EmbeddedRedis
+
+from .bench_http import free_port, parse_wrk, prepare, wrk_raw
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "demo.toml"
@@ -63,7 +64,7 @@ CONFIG = ROOT / "examples" / "demo.toml"
 
 def _bodies() -> dict[str, tuple[str, str, Callable[[str, dt.datetime], Any]]]:
     """vendor -> (path, Authorization header, (plate, instant) -> JSON body)."""
-    from tests.cameras import payloads as p  # the vendors' documented payloads
+    from tests.cameras import payloads as p
 
     def native(plate: str, at: dt.datetime) -> Any:
         # The whole instant: posts run back in time by the minute, past a day with --log
@@ -143,9 +144,9 @@ def serve(port: int, redis_url: str | None) -> None:
     import uvloop
     from aiohttp import web
 
-    from enforcement.app import create_app
     from enforcement.config import load_config
-    from enforcement.server import freeze_startup_objects
+    from enforcement.http.app import create_app
+    from enforcement.http.server import freeze_startup_objects
 
     settings, rules = load_config(CONFIG, os.environ)
     uvloop.install()

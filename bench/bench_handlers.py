@@ -38,8 +38,8 @@ from aiohttp import StreamReader, web
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from bench.bench_cameras import CONFIG, _bodies, unique_bodies
-from bench.bench_http import prepare
+from .bench_cameras import CONFIG, _bodies, unique_bodies
+from .bench_http import prepare
 
 Handler = Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]
 
@@ -129,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="and cProfile's top functions")
     args = p.parse_args(argv)
 
-    from enforcement.app import API, create_app
     from enforcement.config import load_config
+    from enforcement.http.app import API, create_app
 
     with tempfile.TemporaryDirectory(prefix="varco-bench-handlers-") as tmp:
         data = Path(tmp)

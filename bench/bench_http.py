@@ -32,12 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_index import synthetic_keys
 from enforcement.config import load_config
-from enforcement.index import END_UNLIMITED, IndexMeta, build_index
-from enforcement.plates import key_plate
-from enforcement.rules import zone_mask
+from enforcement.core.index import END_UNLIMITED, IndexMeta, build_index
+from enforcement.core.plates import key_plate
+from enforcement.core.rules import zone_mask
 from loader.rebuild import publish
+
+from .bench_index import synthetic_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "demo.toml"
@@ -101,7 +102,7 @@ def start(kind: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
     if kind == "empty":
         cmd = [sys.executable, "-m", "bench.empty_server", str(port)]
     else:
-        cmd = [sys.executable, "-m", "loader.cli", "--config", str(CONFIG), "serve"]
+        cmd = [sys.executable, "-m", "varco.cli", "--config", str(CONFIG), "serve"]
     return launch(kind, cmd, env, port, "readyz" if kind == "varco" else "healthz")
 
 

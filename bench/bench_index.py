@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from enforcement.index import END_UNLIMITED, IndexMeta, PermitIndex, build_index
-from enforcement.snapshot import open_snapshot, write_snapshot
+from enforcement.core.index import END_UNLIMITED, IndexMeta, PermitIndex, build_index
+from enforcement.core.snapshot import open_snapshot, write_snapshot
 
 LETTERS = np.frombuffer(b"ABCDEFGHJKLMNPRSTVWXYZ", dtype=np.uint8)
 

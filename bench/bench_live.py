@@ -28,9 +28,9 @@ import aiohttp
 import redis
 
 from deploy.topology import DEFAULT_CONFIG, Topology
-from enforcement.distribution import Layout
-from loader.demo import DEMO_RESIDENT, DEMO_UNKNOWN
+from enforcement.replica.distribution import Layout
 from tests.api.test_cli import free_port
+from varco.demo import DEMO_RESIDENT, DEMO_UNKNOWN
 
 ADMIN = {"Authorization": "Bearer demo-admin"}
 CAMERA = {"Authorization": "Bearer demo-camera"}

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.bench_rebuild --permits 1000000 --rounds 3
 
-N demo permits (`loader.demo.demo_permits`, the demo configuration's types, generated once)
+N demo permits (`varco.demo.demo_permits`, the demo configuration's types, generated once)
 go into a SQLite file and into a throwaway PostgreSQL database (`varco_bench_<pid>` on
 --pg-url, dropped at the end) with `bulk_insert_new`. PostgreSQL then gets `VACUUM ANALYZE`,
 what autovacuum does to a freshly loaded table on a default server (timed, reported apart;
@@ -37,11 +37,11 @@ from psycopg import sql
 from tqdm import tqdm
 
 from enforcement.config import load_config
-from enforcement.rules import Rules
+from enforcement.core.rules import Rules
 from loader.db import PermitDB, PermitRow, PermitStore
-from loader.demo import demo_permits
 from loader.pgdb import PgPermitDB, describe
 from loader.rebuild import rebuild
+from varco.demo import demo_permits
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "demo.toml"
 PG_ADMIN_URL = os.environ.get("VARCO_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import redis
 
-from bench.bench_http import free_port, launch, prepare, wrk
-from enforcement.redis_server import EmbeddedRedis
-from enforcement.transitlog import transits_key
+from enforcement.replica.redis_server import EmbeddedRedis
+from enforcement.transits.log import transits_key
+
+from .bench_http import free_port, launch, prepare, wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 GATE = "PD-03"

@@ -35,14 +35,15 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from bench.bench_http import CONFIG, GATE, ROOT, free_port
-from bench.bench_index import synthetic_keys
 from enforcement.config import load_config
-from enforcement.index import END_UNLIMITED, IndexMeta, build_index
-from enforcement.plates import key_plate
-from enforcement.rules import zone_mask
-from enforcement.snapshot import SUFFIX
+from enforcement.core.index import END_UNLIMITED, IndexMeta, build_index
+from enforcement.core.plates import key_plate
+from enforcement.core.rules import zone_mask
+from enforcement.core.snapshot import SUFFIX
 from loader.rebuild import publish
+
+from .bench_http import CONFIG, GATE, ROOT, free_port
+from .bench_index import synthetic_keys
 
 MB = 1 << 20
 VARCO = ROOT / ".venv" / "bin" / "varco"

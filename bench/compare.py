@@ -59,14 +59,15 @@ import msgspec
 import numpy as np
 
 from bench import bench_transits
-from bench.bench_http import free_port, launch, parse_wrk, wrk_raw
-from bench.bench_index import synthetic_keys
-from bench.peer_server import APP_NAME, TABLE
 from enforcement.config import load_config
-from enforcement.index import END_UNLIMITED, IndexMeta, build_index
-from enforcement.redis_server import EmbeddedRedis
-from enforcement.rules import zone_mask
+from enforcement.core.index import END_UNLIMITED, IndexMeta, build_index
+from enforcement.core.rules import zone_mask
+from enforcement.replica.redis_server import EmbeddedRedis
 from loader.rebuild import publish
+
+from .bench_http import free_port, launch, parse_wrk, wrk_raw
+from .bench_index import synthetic_keys
+from .peer_server import APP_NAME, TABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "demo.toml"

@@ -7,7 +7,7 @@ import sys
 import uvloop
 from aiohttp import web
 
-from enforcement.schemas import TRANSIT_DECODER
+from enforcement.http.schemas import TRANSIT_DECODER
 
 BODY = (
     b'{"verdict":"allowed","reason":"permit","plate":"AB123CD","permits":["PD-1"],'

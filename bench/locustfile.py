@@ -132,7 +132,7 @@ def _slot_edge(rules: Any, ptype: Any, before: int) -> int | None:
 
 def load_mix(seed: int = 7) -> PlateMix:
     from enforcement.config import load_config
-    from enforcement.plates import confusable_variants, is_italian
+    from enforcement.core.plates import confusable_variants, is_italian
     from loader.db import open_db
 
     settings, rules = load_config(CONFIG, os.environ)

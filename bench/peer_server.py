@@ -6,7 +6,7 @@ from PostgreSQL or from Redis instead of Varco's in-memory index.
 
 Per request, as the ceiling (bench/empty_server.py): read the body and decode it with the same
 msgspec decoder; then what Varco does around its index: normalise the plate
-(`enforcement.plates.normalise`), look the gate's zone bits up, fetch the plate's permits (one
+(`enforcement.core.plates.normalise`), look the gate's zone bits up, fetch the plate's permits (one
 round trip), keep those whose [valid_from, valid_to) contains ts and whose zones cover the
 gate's zone, and answer the same `Verdict` JSON (pending: the closest miss as reason, and
 `grace_until`). Not done here, so the peers are flattered, never handicapped: API-key check,
@@ -39,10 +39,9 @@ import uvloop
 from aiohttp import web
 
 from enforcement.config import load_config
-from enforcement.plates import normalise
-from enforcement.rules import zone_mask
-from enforcement.schemas import ENCODER, TRANSIT_DECODER
-from enforcement.verdicts import (
+from enforcement.core.plates import normalise
+from enforcement.core.rules import zone_mask
+from enforcement.core.verdicts import (
     ALLOWED,
     EXPIRED,
     MISS_REASONS,
@@ -52,6 +51,7 @@ from enforcement.verdicts import (
     WRONG_ZONE,
     Verdict,
 )
+from enforcement.http.schemas import ENCODER, TRANSIT_DECODER
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "demo.toml"

@@ -11,8 +11,8 @@ from pathlib import Path
 import uvloop
 from aiohttp import web
 
-from enforcement.app import create_app
 from enforcement.config import load_config
+from enforcement.http.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from enforcement.config import ConfigError, load_config
-from enforcement.redis_server import EmbeddedRedis
+from enforcement.replica.redis_server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "examples" / "demo.toml"
@@ -60,13 +60,13 @@ class Topology:
         if name in self._logs:
             self._logs[name].close()
         log = self._logs[name] = (self.log_dir / f"{name}.log").open("ab")
-        cmd = [sys.executable, "-m", "loader.cli", "--config", str(self.config), *args]
+        cmd = [sys.executable, "-m", "varco.cli", "--config", str(self.config), *args]
         self.procs[name] = subprocess.Popen(cmd, env={**self.env, **(env or {})}, cwd=ROOT,
                                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
 
     def seed(self, permits: int) -> None:
         """Demo permits into an empty permit database (and a first local snapshot)."""
-        out = subprocess.run([sys.executable, "-m", "loader.cli", "--config", str(self.config),
+        out = subprocess.run([sys.executable, "-m", "varco.cli", "--config", str(self.config),
                               "demo", "--permits", str(permits), "--no-serve"],
                              env={**self.env, "REDIS_URL": "off"}, cwd=ROOT,
                              capture_output=True, text=True)  # fmt: skip

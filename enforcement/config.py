@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from .localtime import HolidayCalendar, LocalClock
-from .rules import (
+from .core.localtime import HolidayCalendar, LocalClock
+from .core.rules import (
     ALWAYS,
     DAY_NAMES,
     Duration,

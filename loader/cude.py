@@ -22,8 +22,8 @@ from typing import Final
 
 from tqdm import tqdm
 
-from enforcement.permits import MAX_CUDE_PLATES, PermitInvalid, check_plate
-from enforcement.rules import Rules
+from enforcement.core.permits import MAX_CUDE_PLATES, PermitInvalid, check_plate
+from enforcement.core.rules import Rules
 
 from .db import PermitRow
 from .feedcsv import FeedReport, decode, parse_date, rows, with_plates

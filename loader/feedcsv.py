@@ -20,9 +20,9 @@ from typing import Final
 
 import msgspec
 
-from enforcement.localtime import LocalClock
-from enforcement.permits import PermitInvalid, check_permit
-from enforcement.rules import Rules
+from enforcement.core.localtime import LocalClock
+from enforcement.core.permits import PermitInvalid, check_permit
+from enforcement.core.rules import Rules
 
 from .db import PermitRow
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from msgspec.structs import replace
 
 from enforcement.config import Settings, Source
-from enforcement.rules import Rules
-from enforcement.sources import SourceStatus
+from enforcement.core.rules import Rules
+from enforcement.replica.sources import SourceStatus
 
 from .db import DatabaseError, PermitStore
 from .feedcsv import FeedFileError

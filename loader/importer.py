@@ -17,7 +17,7 @@ from typing import Final
 
 from tqdm import tqdm
 
-from enforcement.permits import (
+from enforcement.core.permits import (
     MAX_CUDE_PLATES,
     PermitInvalid,
     check_permit,
@@ -26,7 +26,7 @@ from enforcement.permits import (
     parse_instant,
     parse_zones,
 )
-from enforcement.rules import Rules
+from enforcement.core.rules import Rules
 
 from .db import PermitRow, PermitStore
 from .feedcsv import Reject  # line, key (the permit_id here), field, reason

@@ -18,7 +18,7 @@ from typing import Final
 import numpy as np
 from tqdm import tqdm
 
-from enforcement.index import (
+from enforcement.core.index import (
     FLAG_PRIMARY,
     SOURCE_SHIFT,
     SOURCES,
@@ -26,9 +26,15 @@ from enforcement.index import (
     PermitIndex,
     build_index,
 )
-from enforcement.plates import plate_key
-from enforcement.rules import Rules, zone_mask
-from enforcement.snapshot import SUFFIX, SnapshotError, open_snapshot, read_header, write_snapshot
+from enforcement.core.plates import plate_key
+from enforcement.core.rules import Rules, zone_mask
+from enforcement.core.snapshot import (
+    SUFFIX,
+    SnapshotError,
+    open_snapshot,
+    read_header,
+    write_snapshot,
+)
 
 from .db import PermitStore
 

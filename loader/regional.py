@@ -31,9 +31,9 @@ import msgspec
 from tqdm import tqdm
 
 from enforcement.config import Circuit
-from enforcement.localtime import LocalClock
-from enforcement.permits import PermitInvalid, check_permit, check_plate
-from enforcement.rules import Rules
+from enforcement.core.localtime import LocalClock
+from enforcement.core.permits import PermitInvalid, check_permit, check_plate
+from enforcement.core.rules import Rules
 
 from .db import PermitRow
 from .feedcsv import (

@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 
 from enforcement.config import Settings, Source
-from enforcement.rules import Rules
+from enforcement.core.rules import Rules
 
 from .cude import parse_cude
 from .db import PermitRow, PermitStore

@@ -31,11 +31,17 @@ from typing import Any, Final
 
 import redis
 
-from enforcement.changes import STREAM_FIELD, PermitChange, encode_change, revision_of, stream_id
 from enforcement.config import Settings
-from enforcement.distribution import Layout, publish_snapshot
-from enforcement.rules import Rules
-from enforcement.sources import ENCODER as SOURCE_ENCODER
+from enforcement.core.changes import (
+    STREAM_FIELD,
+    PermitChange,
+    encode_change,
+    revision_of,
+    stream_id,
+)
+from enforcement.core.rules import Rules
+from enforcement.replica.distribution import Layout, publish_snapshot
+from enforcement.replica.sources import ENCODER as SOURCE_ENCODER
 
 from .db import PermitRow, PermitStore, open_db
 from .feeds import FeedRunner

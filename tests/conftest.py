@@ -14,10 +14,10 @@ import pytest
 from psycopg import sql
 
 from enforcement.config import Settings, load_config
-from enforcement.live import IndexHolder, LiveIndex
-from enforcement.rules import Rules
-from enforcement.verdicts import Checker
-from enforcement.watcher import load_initial
+from enforcement.core.live import IndexHolder, LiveIndex
+from enforcement.core.rules import Rules
+from enforcement.core.verdicts import Checker
+from enforcement.replica.watcher import load_initial
 from loader.db import PermitDB, PermitRow
 from loader.pgdb import describe
 from loader.rebuild import rebuild

@@ -19,10 +19,11 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enforcement.app import create_app
 from enforcement.config import Settings
-from enforcement.rules import Rules
-from tests.conftest import permit, publish_permits
+from enforcement.core.rules import Rules
+from enforcement.http.app import create_app
+
+from ..conftest import permit, publish_permits
 
 CAMERA = {"Authorization": "Bearer demo-camera"}
 POLICE = {"Authorization": "Bearer demo-police"}

@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from enforcement.audit import REASON_MAX, audit_file
-from tests.api.test_api import POLICE, Client, api  # noqa: F401  (`api`: the fixture)
+from enforcement.audit.chain import REASON_MAX, audit_file
+
+from .test_api import POLICE, Client, api  # noqa: F401  (`api`: the fixture)
 
 
 def records(client: Client) -> list[dict[str, object]]:

@@ -16,13 +16,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import DEMO_CONFIG, ROOT
+from ..conftest import DEMO_CONFIG, ROOT
 
 
 def varco(
     *args: str, env: dict[str, str], timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "loader.cli", *args], env=env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "varco.cli", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
@@ -53,7 +53,7 @@ def test_demo_then_serve(tmp_path: Path) -> None:
     port = free_port()
     env["VARCO_PORT"] = str(port)
     log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "loader.cli", "--config", str(DEMO_CONFIG),
+    server = subprocess.Popen([sys.executable, "-m", "varco.cli", "--config", str(DEMO_CONFIG),
                                "serve"], env=env, cwd=ROOT, stderr=log)  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
@@ -120,7 +120,7 @@ def test_serve_workers_share_one_port_and_a_dead_one_is_replaced(tmp_path: Path)
     assert demo.returncode == 0, demo.stderr
     port = free_port()
     log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "loader.cli", "--config", str(DEMO_CONFIG),
+    server = subprocess.Popen([sys.executable, "-m", "varco.cli", "--config", str(DEMO_CONFIG),
                                "serve", "--workers", "2", "--port", str(port)],
                               env=env, cwd=ROOT, stderr=log)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -157,14 +157,14 @@ def test_make_run_issues_a_permit_that_is_enforced_at_once(tmp_path: Path) -> No
     """`make run` (varco demo): our own Redis, the loader thread and the admin API in one
     process; a permit issued over HTTP is enforced by the same service a moment later, and
     everything stops with it."""
-    from enforcement.redis_server import EmbeddedRedis
+    from enforcement.replica.redis_server import EmbeddedRedis
 
     port = free_port()
     env = {**os.environ, "VARCO_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT),
            "VARCO_PORT": str(port)}  # fmt: skip
     env.pop("REDIS_URL", None)
     log = (tmp_path / "demo.log").open("wb")
-    demo = subprocess.Popen([sys.executable, "-m", "loader.cli", "--config", str(DEMO_CONFIG),
+    demo = subprocess.Popen([sys.executable, "-m", "varco.cli", "--config", str(DEMO_CONFIG),
                              "demo", "--permits", "500"], env=env, cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     base = f"http://127.0.0.1:{port}"

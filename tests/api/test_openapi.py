@@ -7,10 +7,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from enforcement.app import create_app
 from enforcement.config import Settings
-from enforcement.rules import Rules
-from loader import admin
+from enforcement.core.rules import Rules
+from enforcement.http.app import create_app
+from varco import admin
 
 ADMIN_BODIES = {
     ("/v1/permits", "post"): "PermitIn",

@@ -15,11 +15,11 @@ import pytest
 
 from bench import compare, peer_server
 from enforcement.config import load_config
-from enforcement.index import IndexMeta, build_index
-from enforcement.live import bind
-from enforcement.plates import key_plate, normalise
-from enforcement.schemas import ENCODER
-from enforcement.verdicts import Checker
+from enforcement.core.index import IndexMeta, build_index
+from enforcement.core.live import bind
+from enforcement.core.plates import key_plate, normalise
+from enforcement.core.verdicts import Checker
+from enforcement.http.schemas import ENCODER
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -124,10 +124,10 @@ def test_camera_bench_posts_are_all_new_events() -> None:
     from zoneinfo import ZoneInfo
 
     from bench.bench_cameras import CONFIG, _bodies, unique_bodies
-    from enforcement.cameras import ids
-    from enforcement.cameras.reads import Context
-    from enforcement.cameras.routes import VENDORS
-    from enforcement.plates import normalise as norm
+    from enforcement.core.plates import normalise as norm
+    from enforcement.http.cameras import ids
+    from enforcement.http.cameras.reads import Context
+    from enforcement.http.cameras.routes import VENDORS
 
     settings, _ = load_config(CONFIG, {})
     cameras = {c.vendor: c for c in settings.cameras.values()}

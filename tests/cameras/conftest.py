@@ -14,10 +14,11 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestServer
 
-from enforcement.app import create_app
 from enforcement.config import Settings
-from enforcement.rules import Rules
-from tests.conftest import permit, publish_permits
+from enforcement.core.rules import Rules
+from enforcement.http.app import create_app
+
+from ..conftest import permit, publish_permits
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=5)
 PERMITTED, UNKNOWN = "AB123CD", "ZZ999ZZ"

@@ -16,12 +16,13 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enforcement.app import create_app
 from enforcement.config import Camera, Settings
-from enforcement.rules import Rules
-from tests.cameras import payloads as p
-from tests.cameras.conftest import MAX_CAMERA_BODY, NOW, PERMITS, PERMITTED, Cameras, key
-from tests.conftest import publish_permits
+from enforcement.core.rules import Rules
+from enforcement.http.app import create_app
+
+from ..conftest import publish_permits
+from . import payloads as p
+from .conftest import MAX_CAMERA_BODY, NOW, PERMITS, PERMITTED, Cameras, key
 
 JSON = {"Content-Type": "application/json"}
 MILESIGHT = p.dump(p.milesight(PERMITTED, NOW))

@@ -3,9 +3,10 @@ near-match (review), single and batch alike."""
 
 from __future__ import annotations
 
-from enforcement.plates import normalise
-from enforcement.verdicts import Checker
-from tests.conftest import Publish, at, permit
+from enforcement.core.plates import normalise
+from enforcement.core.verdicts import Checker
+
+from ..conftest import Publish, at, permit
 
 T = at("2026-11-23T10:00:00+01:00")
 

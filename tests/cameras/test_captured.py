@@ -19,10 +19,11 @@ import aiohttp
 import msgspec
 import pytest
 
-from enforcement.spool import all_frames
-from enforcement.transits import DECODE_RECORD
-from tests.cameras import payloads as p
-from tests.cameras.conftest import Cameras, key
+from enforcement.transits.record import DECODE_RECORD
+from enforcement.transits.spool import all_frames
+
+from . import payloads as p
+from .conftest import Cameras, key
 
 CAPTURED = Path(__file__).parent / "captured"
 JUDGED = frozenset({"allowed", "pending", "review", "not_enforced"})

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enforcement import errors
-from enforcement.cameras import clock
+from enforcement.http import errors
+from enforcement.http.cameras import clock
 
 ZONES = [ZoneInfo(z) for z in ("Europe/Rome", "UTC", "America/Sao_Paulo", "Asia/Kolkata",
                                "Australia/Lord_Howe", "America/St_Johns")]  # fmt: skip

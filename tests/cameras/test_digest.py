@@ -15,15 +15,16 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from enforcement import errors
-from enforcement.cameras import digest
-from enforcement.cameras.digest import LIFETIME_S, DigestAuth
-from enforcement.cameras.registry import Registry
 from enforcement.config import ConfigError, DigestHA1, Settings, load_config
-from enforcement.rules import Rules
-from tests.cameras import payloads as p
-from tests.cameras.conftest import NOW, PERMITTED, Cameras, key
-from tests.cameras.test_helpers import _config
+from enforcement.core.rules import Rules
+from enforcement.http import errors
+from enforcement.http.cameras import digest
+from enforcement.http.cameras.digest import LIFETIME_S, DigestAuth
+from enforcement.http.cameras.registry import Registry
+
+from . import payloads as p
+from .conftest import NOW, PERMITTED, Cameras, key
+from .test_helpers import _config
 
 CAMERA, PASSWORD = "cam-dahua", "demo-dahua-password"
 TOLLGATE, KEEPALIVE = "/NotificationInfo/TollgateInfo", "/NotificationInfo/KeepAlive"

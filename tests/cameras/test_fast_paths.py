@@ -16,12 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enforcement import errors
-from enforcement.cameras.reads import Context
-from enforcement.cameras.routes import VENDORS, _transits
 from enforcement.config import Camera, load_config
-from enforcement.transits import ENCODE, Transit
-from tests.cameras import payloads as p
+from enforcement.http import errors
+from enforcement.http.cameras.reads import Context
+from enforcement.http.cameras.routes import VENDORS, _transits
+from enforcement.transits.record import ENCODE, Transit
+
+from . import payloads as p
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CAPTURED = Path(__file__).parent / "captured"

@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from enforcement import errors
-from enforcement.cameras import clock, ids, safexml, values
-from enforcement.cameras.body import Malformed
 from enforcement.config import ConfigError, hash_key, load_config
-from tests.conftest import DEMO_CONFIG
+from enforcement.http import errors
+from enforcement.http.cameras import clock, ids, safexml, values
+from enforcement.http.cameras.body import Malformed
+
+from ..conftest import DEMO_CONFIG
 
 ROME = ZoneInfo("Europe/Rome")
 

@@ -14,11 +14,12 @@ import aiohttp
 import msgspec
 import pytest
 
-from enforcement import transits
-from enforcement.spool import all_frames
-from enforcement.transits import DECODE_RECORD
-from tests.cameras import payloads as p
-from tests.cameras.conftest import NOW, PERMITTED, UNKNOWN, Cameras, key
+from enforcement.transits import record as transits
+from enforcement.transits.record import DECODE_RECORD
+from enforcement.transits.spool import all_frames
+
+from . import payloads as p
+from .conftest import NOW, PERMITTED, UNKNOWN, Cameras, key
 
 AT = NOW.replace(second=10)  # reads at AT and AT + 2 s share a minute window (and a local day)
 JSON = {"Content-Type": "application/json"}

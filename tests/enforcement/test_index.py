@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enforcement import index as index_module
-from enforcement.index import END_UNLIMITED, IndexMeta, PermitIndex, build_index
-from enforcement.plates import plate_key
+from enforcement.core import index as index_module
+from enforcement.core.index import END_UNLIMITED, IndexMeta, PermitIndex, build_index
+from enforcement.core.plates import plate_key
 
 META = IndexMeta(7, 1_700_000_000, ("1", "4", "CUDE"), ("ZTL", "PEDONALE"))
 # A small plate alphabet so that plates collide: several permits per plate, as renewals do.

@@ -9,14 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enforcement.localtime import (
+from enforcement.core.localtime import (
     HolidayCalendar,
     LocalClock,
     day_number,
     easter_sunday,
     italian_holidays,
 )
-from tests.conftest import at
+
+from ..conftest import at
 
 ROME = ZoneInfo("Europe/Rome")
 CLOCK = LocalClock("Europe/Rome")

@@ -9,15 +9,16 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enforcement.changes import PermitChange
 from enforcement.config import Settings, load_config
-from enforcement.live import LiveIndex
-from enforcement.plates import Plate
-from enforcement.police import plate_view
-from enforcement.rules import Rules
-from enforcement.verdicts import Checker
+from enforcement.core.changes import PermitChange
+from enforcement.core.live import LiveIndex
+from enforcement.core.plates import Plate
+from enforcement.core.police import plate_view
+from enforcement.core.rules import Rules
+from enforcement.core.verdicts import Checker
 from loader.db import PermitRow
-from tests.conftest import DEMO_CONFIG, at, permit, publish_permits
+
+from ..conftest import DEMO_CONFIG, at, permit, publish_permits
 
 T0 = at("2026-03-01T00:00:00+01:00")
 PLATES = ["AB123CD", "AB123CO", "EF456GH", "XY999ZZ"]  # CO/CD: a near-match pair

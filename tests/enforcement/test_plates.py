@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enforcement.plates import (
+from enforcement.core.plates import (
     MAX_ALTERNATIVES,
     alternatives,
     confusable_variants,

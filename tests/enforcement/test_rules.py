@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from enforcement.config import ConfigError, load_config, parse_duration
-from enforcement.rules import Duration, Rules
-from tests.conftest import DEMO_CONFIG, at
+from enforcement.core.rules import Duration, Rules
+
+from ..conftest import DEMO_CONFIG, at
 
 BASE = """
 [city]

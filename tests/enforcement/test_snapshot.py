@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from enforcement.snapshot import SnapshotError, open_snapshot, write_snapshot
-from tests.enforcement.test_index import build
+from enforcement.core.snapshot import SnapshotError, open_snapshot, write_snapshot
+
+from .test_index import build
 
 
 @pytest.fixture

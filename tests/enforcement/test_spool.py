@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enforcement.spool import Spool, SpoolFull, all_frames, read_frames
+from enforcement.transits.spool import Spool, SpoolFull, all_frames, read_frames
 
 
 @settings(max_examples=50, deadline=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from enforcement.transits import dedup_key, transit_id
+from enforcement.transits.record import dedup_key, transit_id
 
 
 def test_ids_are_pinned() -> None:

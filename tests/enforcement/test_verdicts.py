@@ -12,11 +12,12 @@ import random
 import pytest
 
 from enforcement.config import Settings
-from enforcement.live import LiveIndex
-from enforcement.plates import normalise
-from enforcement.rules import Rules
-from enforcement.verdicts import Checker, Verdict
-from tests.conftest import Publish, at, permit
+from enforcement.core.live import LiveIndex
+from enforcement.core.plates import normalise
+from enforcement.core.rules import Rules
+from enforcement.core.verdicts import Checker, Verdict
+
+from ..conftest import Publish, at, permit
 
 NOW = at("2026-11-22T12:00:00+01:00")
 PERMITS = [

@@ -11,10 +11,11 @@ from pathlib import Path
 from aiohttp import web
 
 from enforcement.config import Settings
-from enforcement.live import IndexHolder
-from enforcement.rules import Rules
-from enforcement.watcher import load_initial, snapshot_watcher
-from tests.conftest import permit, publish_permits
+from enforcement.core.live import IndexHolder
+from enforcement.core.rules import Rules
+from enforcement.replica.watcher import load_initial, snapshot_watcher
+
+from ..conftest import permit, publish_permits
 
 
 def corrupt_current(snapshot_dir: Path) -> None:

@@ -13,13 +13,14 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestServer
 
-from enforcement.app import create_app
 from enforcement.config import Settings
-from enforcement.redis_server import EmbeddedRedis
-from enforcement.rules import Rules
+from enforcement.core.rules import Rules
+from enforcement.http.app import create_app
+from enforcement.replica.redis_server import EmbeddedRedis
 from loader.pgdb import PgPermitDB
 from loader.watch import LoaderThread, WatchOptions
-from tests.api.test_api import Client
+
+from ..api.test_api import Client
 
 
 @pytest.fixture

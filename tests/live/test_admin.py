@@ -12,14 +12,15 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from enforcement.app import create_app
 from enforcement.config import Settings
-from enforcement.rules import Rules
-from loader import admin
+from enforcement.core.rules import Rules
+from enforcement.http.app import create_app
 from loader.watch import LoaderThread
-from tests.api.test_api import ADMIN, CAMERA, NOW, PERMITS, POLICE, Client, transit
-from tests.live.conftest import eventually
-from tests.live.test_follow import ready, upsert
+from varco import admin
+
+from ..api.test_api import ADMIN, CAMERA, NOW, PERMITS, POLICE, Client, transit
+from .conftest import eventually
+from .test_follow import ready, upsert
 
 PLATE = "HK321LM"
 

@@ -20,8 +20,7 @@ import pytest
 import redis
 from aiohttp.test_utils import TestServer
 
-from enforcement.app import create_app
-from enforcement.audit import (
+from enforcement.audit.chain import (
     GENESIS,
     AuditRecord,
     FileAudit,
@@ -30,14 +29,16 @@ from enforcement.audit import (
     link_of,
 )
 from enforcement.config import Settings
-from enforcement.distribution import Layout
-from enforcement.live import IndexHolder
-from enforcement.redis_server import EmbeddedRedis
-from enforcement.rules import Rules
-from enforcement.watcher import load_initial
-from loader import cli
-from tests.api.test_api import PERMITS, Client
-from tests.conftest import DEMO_CONFIG, publish_permits
+from enforcement.core.live import IndexHolder
+from enforcement.core.rules import Rules
+from enforcement.http.app import create_app
+from enforcement.replica.distribution import Layout
+from enforcement.replica.redis_server import EmbeddedRedis
+from enforcement.replica.watcher import load_initial
+from varco import cli
+
+from ..api.test_api import PERMITS, Client
+from ..conftest import DEMO_CONFIG, publish_permits
 
 ROME = ZoneInfo("Europe/Rome")
 LOOKUP = {"Authorization": "Bearer demo-police", "X-Reason": "verbale 123/2026: controllo"}

@@ -11,15 +11,21 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
-from enforcement import distribution
 from enforcement.config import Settings
-from enforcement.distribution import Layout, SnapshotUnavailable, fetch_snapshot, publish_snapshot
-from enforcement.redis_server import EmbeddedRedis
-from enforcement.rules import Rules
-from enforcement.snapshot import open_snapshot
+from enforcement.core.rules import Rules
+from enforcement.core.snapshot import open_snapshot
+from enforcement.replica import distribution
+from enforcement.replica.distribution import (
+    Layout,
+    SnapshotUnavailable,
+    fetch_snapshot,
+    publish_snapshot,
+)
+from enforcement.replica.redis_server import EmbeddedRedis
 from loader.db import open_db
 from loader.rebuild import rebuild
-from tests.api.test_api import PERMITS
+
+from ..api.test_api import PERMITS
 
 
 def snapshot(settings: Settings, rules: Rules) -> Path:

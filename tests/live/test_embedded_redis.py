@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from enforcement.redis_server import EmbeddedRedis, RedisStartError, find_redis_server
+from enforcement.replica.redis_server import EmbeddedRedis, RedisStartError, find_redis_server
 
 
 def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:

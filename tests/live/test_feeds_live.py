@@ -12,14 +12,15 @@ import msgspec
 import pytest
 
 from enforcement.config import Settings, load_config
-from enforcement.redis_server import EmbeddedRedis
-from enforcement.rules import Rules
+from enforcement.core.rules import Rules
+from enforcement.replica.redis_server import EmbeddedRedis
 from loader.watch import LoaderThread, WatchOptions
-from tests.api.test_api import Client
-from tests.conftest import DEMO_CONFIG
-from tests.live.conftest import eventually, start_replica
-from tests.live.test_follow import verdict
-from tests.loader.test_feeds import GOOD, regional
+
+from ..api.test_api import Client
+from ..conftest import DEMO_CONFIG
+from ..loader.test_feeds import GOOD, regional
+from .conftest import eventually, start_replica
+from .test_follow import verdict
 
 SOURCES = """
 [sources.vivipass]

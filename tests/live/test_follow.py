@@ -8,15 +8,16 @@ from typing import Any
 
 import redis
 
-from enforcement.changes import PermitChange, encode_change, stream_id
 from enforcement.config import Settings
-from enforcement.distribution import Layout
-from enforcement.rules import Rules
+from enforcement.core.changes import PermitChange, encode_change, stream_id
+from enforcement.core.rules import Rules
+from enforcement.replica.distribution import Layout
 from loader.db import PermitRow, open_db
 from loader.watch import LoaderThread
-from tests.api.test_api import CAMERA, NOW, PERMITS, Client, transit
-from tests.conftest import permit
-from tests.live.conftest import eventually
+
+from ..api.test_api import CAMERA, NOW, PERMITS, Client, transit
+from ..conftest import permit
+from .conftest import eventually
 
 NEW_PLATE = "GH789JK"
 

@@ -20,16 +20,17 @@ import redis
 import redis.asyncio as aredis
 from aiohttp.test_utils import TestServer
 
-from enforcement.app import API, Api, create_app
 from enforcement.config import Settings
-from enforcement.followup import FollowUp
-from enforcement.redis_server import EmbeddedRedis
-from enforcement.rules import Rules
-from enforcement.spool import all_frames
-from tests.api.test_api import ADMIN, CAMERA, NOW, Client, transit
-from tests.conftest import permit, publish_permits
-from tests.live.conftest import eventually
-from tests.live.test_transit_log import stream
+from enforcement.core.rules import Rules
+from enforcement.http.app import API, Api, create_app
+from enforcement.replica.redis_server import EmbeddedRedis
+from enforcement.transits.followup import FollowUp
+from enforcement.transits.spool import all_frames
+
+from ..api.test_api import ADMIN, CAMERA, NOW, Client, transit
+from ..conftest import permit, publish_permits
+from .conftest import eventually
+from .test_transit_log import stream
 
 PERMITS = [permit("RES-1", "AB123CD", "1", "2020-01-01T00:00:00+01:00")]
 GRACE_S = 72 * 3600  # the demo zones' grace
@@ -237,7 +238,7 @@ async def test_retention_removes_plates_from_redis_spool_and_logs(
 
 
 def _spooled(world: World) -> list[Any]:
-    from enforcement.transits import DECODE_RECORD
+    from enforcement.transits.record import DECODE_RECORD
 
     return [DECODE_RECORD(f) for f in all_frames(world.settings.spool_dir)]
 
@@ -267,8 +268,9 @@ def _redis_dump(world: World) -> bytes:
 
 async def test_cli_exports_violations(world: World, monkeypatch: pytest.MonkeyPatch,
                                       tmp_path: Any) -> None:  # fmt: skip
-    from loader.cli import main
-    from tests.conftest import DEMO_CONFIG
+    from varco.cli import main
+
+    from ..conftest import DEMO_CONFIG
 
     body = await world.post("ZZ999ZZ")
     world.advance(GRACE_S)
@@ -296,7 +298,7 @@ async def test_a_day_replayed_with_after_the_fact_permits(world: World) -> None:
     (covering their transits, or not); the violations equal a naive model's."""
     import random
 
-    from tests.conftest import PermitRow
+    from ..conftest import PermitRow
 
     rng = random.Random(11)
     plates = [f"DY{i:03d}AA" for i in range(40)]

@@ -23,11 +23,12 @@ import pytest
 import redis
 
 from deploy.topology import Topology
-from enforcement.distribution import Layout
+from enforcement.replica.distribution import Layout
 from loader.db import PermitDB
-from loader.demo import DEMO_RESIDENT, DEMO_UNKNOWN
-from tests.api.test_cli import free_port
-from tests.conftest import DEMO_CONFIG
+from varco.demo import DEMO_RESIDENT, DEMO_UNKNOWN
+
+from ..api.test_cli import free_port
+from ..conftest import DEMO_CONFIG
 
 ADMIN = {"Authorization": "Bearer demo-admin", "Content-Type": "application/json"}
 CAMERA = {"Authorization": "Bearer demo-camera", "Content-Type": "application/json"}

@@ -22,12 +22,13 @@ import pytest
 import redis
 
 from deploy.topology import Topology
-from enforcement.spool import all_frames
-from enforcement.transitlog import transits_key
-from enforcement.transits import DECODE_RECORD
-from loader.demo import DEMO_RESIDENT, DEMO_UNKNOWN
-from tests.api.test_cli import free_port
-from tests.conftest import DEMO_CONFIG
+from enforcement.transits.log import transits_key
+from enforcement.transits.record import DECODE_RECORD
+from enforcement.transits.spool import all_frames
+from varco.demo import DEMO_RESIDENT, DEMO_UNKNOWN
+
+from ..api.test_cli import free_port
+from ..conftest import DEMO_CONFIG
 
 CAMERA = {"Authorization": "Bearer demo-camera"}
 GATE = "PD-03"

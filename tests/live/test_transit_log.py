@@ -17,16 +17,17 @@ import pytest
 import redis
 from aiohttp.test_utils import TestServer
 
-from enforcement.app import create_app
 from enforcement.config import Settings
-from enforcement.redis_server import EmbeddedRedis
-from enforcement.rules import Rules
-from enforcement.spool import all_frames
-from enforcement.transitlog import transits_key
-from enforcement.transits import DECODE_RECORD, TransitRecord
-from tests.api.test_api import CAMERA, Client, transit
-from tests.conftest import permit, publish_permits
-from tests.live.conftest import eventually
+from enforcement.core.rules import Rules
+from enforcement.http.app import create_app
+from enforcement.replica.redis_server import EmbeddedRedis
+from enforcement.transits.log import transits_key
+from enforcement.transits.record import DECODE_RECORD, TransitRecord
+from enforcement.transits.spool import all_frames
+
+from ..api.test_api import CAMERA, Client, transit
+from ..conftest import permit, publish_permits
+from .conftest import eventually
 
 PERMITS = [permit("RES-1", "AB123CD", "1", "2020-01-01T00:00:00+01:00")]
 _N = itertools.count()

@@ -23,7 +23,6 @@ import pytest
 
 import loader.db
 from enforcement.config import ConfigError, load_config
-from loader.cli import main as cli
 from loader.db import (
     SCHEMA_VERSION,
     SQLITE_MIGRATIONS,
@@ -34,8 +33,10 @@ from loader.db import (
     open_db,
 )
 from loader.pgdb import PgPermitDB, describe
-from tests.conftest import DEMO_CONFIG
-from tests.loader.test_import import GOOD
+from varco.cli import main as cli
+
+from ..conftest import DEMO_CONFIG
+from .test_import import GOOD
 
 Opener = Callable[[], PermitStore]
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from enforcement.config import Settings, load_config
-from enforcement.rules import Rules
+from enforcement.core.rules import Rules
 from loader import feedcsv, regional
 from loader.feedcsv import FeedReport, decode, gc_paused, rows
 from loader.regional import (
@@ -31,7 +31,8 @@ from loader.regional import (
     parse_regional_reference,
     parse_regional_rows,
 )
-from tests.conftest import DEMO_CONFIG
+
+from ..conftest import DEMO_CONFIG
 
 OPTIONAL = [c for c in COLUMNS if c not in REQUIRED]
 # Values for each column: usually one that reads (the first list; repeats make several rows

@@ -9,7 +9,8 @@ import pytest
 
 import loader.db
 import loader.pgdb
-from tests.loader.test_db import Opener, open_store, permit  # noqa: F401 (the fixture)
+
+from .test_db import Opener, open_store, permit  # noqa: F401 (the fixture)
 
 
 def test_a_range_check_in_byte_order(open_store: Opener,  # noqa: F811

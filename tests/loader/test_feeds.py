@@ -11,13 +11,14 @@ import msgspec
 import pytest
 
 from enforcement.config import Settings, Source, load_config
-from enforcement.plates import normalise
-from enforcement.rules import Rules
-from enforcement.verdicts import Checker
+from enforcement.core.plates import normalise
+from enforcement.core.rules import Rules
+from enforcement.core.verdicts import Checker
 from loader.db import PermitDB
 from loader.feedcsv import FeedFileError
 from loader.sync import SyncHeld, sync_source
-from tests.conftest import DEMO_CONFIG, at, publish_permits
+
+from ..conftest import DEMO_CONFIG, at, publish_permits
 
 HEADER = "numero_pass;comune;targa;principale;tipo_pass;inizio;fine;stato;data_revoca;pass_precedente"
 CUDE_HEADER = "codice_cude;targa;tipo_targa;inizio;fine;data_revoca"
@@ -223,7 +224,7 @@ def test_cude_primary_secondary_and_a_badge_with_three_plates(demo: tuple[Settin
 
 def test_cli_sync_reports_and_writes_rejects(demo: tuple[Settings, Rules], tmp_path,  # type: ignore[no-untyped-def]
                                              monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # fmt: skip
-    from loader.cli import main
+    from varco.cli import main
 
     settings, _ = demo
     feeds = tmp_path / "feeds"

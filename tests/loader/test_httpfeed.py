@@ -19,7 +19,7 @@ import msgspec
 import pytest
 
 from enforcement.config import Settings
-from enforcement.rules import Rules
+from enforcement.core.rules import Rules
 from loader.feedcsv import FeedFileError, FeedReport
 from loader.httpfeed import (
     MAX_DELAY_S,
@@ -386,7 +386,8 @@ def test_a_configured_http_source_syncs_then_304s_then_keeps_its_data_on_failure
     from enforcement.config import load_config
     from loader.db import PermitDB
     from loader.feeds import FeedRunner
-    from tests.conftest import DEMO_CONFIG
+
+    from ..conftest import DEMO_CONFIG
 
     config = tmp_path / "city.toml"
     config.write_text(DEMO_CONFIG.read_text(encoding="utf-8") + f"""

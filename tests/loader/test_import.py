@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from enforcement.config import Settings
-from enforcement.index import IndexMeta, build_index
-from enforcement.rules import Rules
-from loader.cli import main as cli
+from enforcement.core.index import IndexMeta, build_index
+from enforcement.core.rules import Rules
 from loader.db import PermitDB
 from loader.importer import ImportFileError, import_csv
 from loader.rebuild import ShrinkRefused, publish
-from tests.conftest import DEMO_CONFIG, at
+from varco.cli import main as cli
+
+from ..conftest import DEMO_CONFIG, at
 
 HEADER = "permit_id,plate,type,valid_from,valid_to,zones,source,primary\n"
 GOOD = HEADER + (

@@ -1,0 +1,229 @@
+"""The camera vendors' endpoints: `add_camera_routes(app, api)` (called by `create_app`).
+
+`POST /v1/cameras/{vendor}` (key in `Authorization: Bearer`) and
+`POST /v1/cameras/{vendor}/{token}` (token in the URL) for hikvision, axis, milesight,
+platerecognizer, rekor and dahua, plus the paths Dahua insists on:
+`/NotificationInfo/TollgateInfo` and `/NotificationInfo/KeepAlive` (also under
+`/v1/cameras/dahua/{token}/`). Every post goes: who is posting (registry) -> the vendor's
+parser (one module each) -> a Transit with the camera's gate and a stable event id ->
+`Api.accept`, the same check, log and verdict as `/v1/transits`. The answer is
+`{"results": [verdict, ...]}` (Dahua: `{"Result": true, "results": [...]}`), or
+`{"results": [], "ignored": why}` for a heartbeat or another event type.
+
+The usual post is a few kB of JSON that has fully arrived by the time the handler runs: it is
+taken straight from the buffered bytes (`body.buffered`), with no awaits, and each vendor's
+`transit` makes the one Transit of its usual shape in a few steps; anything else (another
+shape or event type, values in another form, a camera whose device field is checked) goes
+through the vendor's `from_body`, and multipart, compressed, large or still-arriving bodies
+through its streaming `parse`. All give the same answer for the same bytes (tests/cameras/
+test_fast_paths.py compares the first two on every body the fast path takes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from zoneinfo import ZoneInfo
+
+import msgspec
+from aiohttp import web
+
+from ...config import Camera
+from ...core.verdicts import Verdict
+from ...transits.record import Transit
+from .. import errors
+from ..openapi import ERRORS, PathDocs, json_response
+from ..schemas import ENCODER, ErrorOut
+from . import axis, dahua, hikvision, milesight, platerecognizer, rekor
+from .body import buffered, is_multipart, read_body
+from .reads import Context, Payload, Read, transit_of
+from .registry import Registry
+
+if TYPE_CHECKING:
+    from ..app import Api
+
+JSON: Final = "application/json"
+Parser = Callable[[web.Request, Context], Awaitable[Payload]]
+
+
+class Vendor(NamedTuple):
+    parse: Parser  # any body: reads it, streaming multipart parts, within the cap
+    from_body: Callable[[bytes, Context], Payload]  # a whole body already received
+    multipart: bool  # posts may be multipart/form-data (parse then, never from_body)
+    # The usual post (one read, in the documented types) straight to its transit, or None
+    # for anything else: the same Transit from_body and _transits give, in fewer steps.
+    transit: Callable[[bytes, Camera, ZoneInfo], Transit | None]
+
+
+VENDORS: Final[dict[str, Vendor]] = {
+    "hikvision": Vendor(hikvision.parse, hikvision.from_body, True, hikvision.transit),
+    "axis": Vendor(axis.parse, axis.from_body, True, axis.transit),
+    "milesight": Vendor(milesight.parse, milesight.from_body, False, milesight.transit),
+    "platerecognizer": Vendor(platerecognizer.parse, platerecognizer.from_body, True,
+                              platerecognizer.transit),
+    "rekor": Vendor(rekor.parse, rekor.from_body, False, rekor.transit),
+    "dahua": Vendor(dahua.parse, dahua.from_body, False, dahua.transit),
+}
+
+
+class CameraOut(msgspec.Struct, omit_defaults=True, gc=False):
+    """The answer to a vendor post: one verdict per plate read, in the payload's order."""
+
+    results: list[Verdict]
+    ignored: str | None = None  # a heartbeat or another event type: nothing was judged
+
+
+class DahuaOut(msgspec.Struct, omit_defaults=True, gc=False):
+    """Dahua's answer: `Result: true` stops the camera resending."""
+
+    Result: bool
+    results: list[Verdict] = []
+    ignored: str | None = None
+
+
+def _transits(camera_id: str, gate: str, reads: Sequence[Read]) -> list[Transit]:
+    """A payload's reads as `Api.accept` takes them (`reads.transit_of`)."""
+    return [transit_of(camera_id, gate, r) for r in reads]
+
+
+def add_camera_routes(app: web.Application, api: Api) -> None:
+    """Register the vendor endpoints and document them (before the catch-all routes)."""
+    settings = api.settings
+    registry = Registry(settings)
+    cap = settings.max_camera_body_bytes
+
+    zones, max_batch = registry.zones, settings.max_batch
+
+    def handler(vendor: str, dahua_answer: bool) -> Callable[
+            [web.Request], Awaitable[web.Response]]:  # fmt: skip
+        parse, from_body, multipart, fast = VENDORS[vendor]
+
+        async def handle(request: web.Request) -> web.Response:
+            camera = registry.identify(request, api.require, vendor)  # before reading a byte
+            data = None if multipart and is_multipart(request) else buffered(request, cap)
+            # The usual post straight to its transit (a camera with a device_id to check
+            # takes the general path, which reads the device field).
+            usual = (fast(data, camera, zones[camera.id])
+                     if data is not None and camera.device_id is None else None)  # fmt: skip
+            if usual is not None:
+                verdicts, ignored = await api.accept((usual,)), None
+            else:
+                verdicts, ignored = await general(camera, data, request)
+            out: Any = (DahuaOut(True, verdicts, ignored) if dahua_answer
+                        else CameraOut(verdicts, ignored))  # fmt: skip
+            return web.Response(body=ENCODER.encode(out), content_type=JSON)
+
+        async def general(camera: Camera, data: bytes | None,
+                          request: web.Request) -> tuple[list[Verdict], str | None]:  # fmt: skip
+            """Any post: the payload's reads judged, or why there is nothing to judge."""
+            ctx = Context(camera, zones[camera.id], cap, time.time())
+            payload = from_body(data, ctx) if data is not None else await parse(request, ctx)
+            if camera.device_id is not None:
+                registry.check_device(camera, payload.device)
+            if payload.ignored is not None:
+                return [], payload.ignored
+            reads = payload.reads
+            if len(reads) > max_batch:
+                raise errors.TooLarge(f"at most {max_batch} plate reads per post", "results")
+            return await api.accept(_transits(camera.id, camera.gate, reads)), None
+
+        return handle
+
+    async def keepalive(request: web.Request) -> web.Response:
+        registry.identify(request, api.require, "dahua")
+        await read_body(request, cap)  # {"Active": "keepAlive", ...}: nothing to keep
+        return web.Response(body=b'{"Result":true}', content_type=JSON)
+
+    add, ep = app.router.add_route, api.endpoint
+    for vendor in VENDORS:
+        handle = handler(vendor, vendor == "dahua")
+        for path in (f"/v1/cameras/{vendor}", f"/v1/cameras/{vendor}/{{token}}"):
+            add("POST", path, ep(path, handle))
+    tollgate = handler("dahua", True)
+    for prefix in ("", "/v1/cameras/dahua/{token}"):
+        add("POST", f"{prefix}/NotificationInfo/TollgateInfo",
+            ep(f"{prefix}/NotificationInfo/TollgateInfo", tollgate))  # fmt: skip
+        add("POST", f"{prefix}/NotificationInfo/KeepAlive",
+            ep(f"{prefix}/NotificationInfo/KeepAlive", keepalive))  # fmt: skip
+    api.docs.append(DOCS)
+
+
+# -- the OpenAPI description ------------------------------------------------------------------
+
+_FORMATS: Final = {
+    "hikvision": ("Hikvision ISAPI ANPR",
+                  "`EventNotificationAlert` (eventType ANPR) as XML, JSON, or multipart/form-data "
+                  "with an `anpr.xml` part beside picture parts (dropped unread). Any namespace; "
+                  "a DTD or entity declaration is refused. Other event types (heartbeats) are "
+                  "acknowledged and ignored.",
+                  ("application/xml", JSON, "multipart/form-data")),
+    "axis": ("AXIS License Plate Verifier",
+             "The event JSON, alone or as the `event` part of multipart/form-data beside an "
+             "`image` part. The new, updated and lost events of one car are one transit.",
+             (JSON, "multipart/form-data")),
+    "milesight": ("Milesight LPR",
+                  "Flat JSON of strings (`-` = missing), local time without offset (the "
+                  "camera's `timezone`).", (JSON,)),
+    "platerecognizer": ("Plate Recognizer Snapshot and Stream webhooks",
+                        "`{hook, data: {results: [...], camera_id, timestamp}}` as JSON, or "
+                        "multipart with a `json` part and an `upload` part. One transit per "
+                        "result; `results: []` is one unreadable transit.",
+                        (JSON, "multipart/form-data")),
+    "rekor": ("Rekor Scout / OpenALPR agent",
+              "`alpr_group` (a preview is acknowledged and ignored: the complete group is "
+              "the transit), `alpr_results`, `heartbeat`; any or no Content-Type.", (JSON,)),
+    "dahua": ("Dahua ITSAPI push",
+              "`{Picture: {Plate, SnapInfo, Vehicle, ...}}`, local time (the camera's "
+              "`timezone`); answered `{Result: true}`.", (JSON,)),
+}  # fmt: skip
+
+_AUTH: Final = (" Authenticate with the camera's own key (`Authorization: Bearer KEY`), its URL "
+                "token (in the path, or `?token=`), HTTP Basic with the camera id and its "
+                "token, or HTTP Digest with the camera id and its password (realm `varco`, "
+                "`[cameras.ID] digest_ha1`). The gate is the camera's, from `[cameras.ID]`; "
+                "pictures are never stored; bodies up to `server.max_camera_body_bytes` "
+                "(8 MiB).")  # fmt: skip
+
+
+def _operation(vendor: str, out: str, with_token: bool) -> dict[str, Any]:
+    title, text, types = _FORMATS[vendor]
+    errors_ = {k: v for k, v in ERRORS.items() if k != "415"}
+    errors_["400"] = json_response("ErrorOut", "Body is not the vendor's format (or a DTD)")
+    op: dict[str, Any] = {
+        "summary": f"{title} (camera)",
+        "description": text + _AUTH,
+        "security": [] if with_token else [{"bearer": []}],
+        "requestBody": {"required": True, "content": {
+            t: {"schema": {"type": "object"}} for t in types}},
+        "responses": {"200": json_response(out, "One verdict per plate read"), **errors_},
+    }  # fmt: skip
+    if with_token:
+        op["parameters"] = [{"name": "token", "in": "path", "required": True,
+                             "description": "The camera's URL token",
+                             "schema": {"type": "string"}}]  # fmt: skip
+    return {"post": op}
+
+
+def _docs() -> PathDocs:
+    paths: dict[str, Any] = {}
+    for vendor in VENDORS:
+        out = "DahuaOut" if vendor == "dahua" else "CameraOut"
+        paths[f"/v1/cameras/{vendor}"] = _operation(vendor, out, False)
+        paths[f"/v1/cameras/{vendor}/{{token}}"] = _operation(vendor, out, True)
+    paths["/NotificationInfo/TollgateInfo"] = _operation("dahua", "DahuaOut", False)
+    paths["/v1/cameras/dahua/{token}/NotificationInfo/TollgateInfo"] = _operation(
+        "dahua", "DahuaOut", True)  # fmt: skip
+    keep: dict[str, Any] = {"post": {
+        "summary": "Dahua ITSAPI keep-alive (camera)",
+        "description": "Answered `{\"Result\": true}`." + _AUTH,
+        "security": [{"bearer": []}],
+        "responses": {"200": {"description": "{\"Result\": true}"},
+                      "401": ERRORS["401"], "403": ERRORS["403"]},
+    }}  # fmt: skip
+    paths["/NotificationInfo/KeepAlive"] = keep
+    paths["/v1/cameras/dahua/{token}/NotificationInfo/KeepAlive"] = keep
+    return PathDocs(paths, (CameraOut, DahuaOut, ErrorOut))
+
+
+DOCS: Final = _docs()

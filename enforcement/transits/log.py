@@ -1,0 +1,490 @@
+"""The durable transit log: every transit is written before the camera gets its verdict.
+
+Group commit: requests queue their records and one writer task sends everything queued since
+its last write as one Lua call. Redis (append-only, `appendfsync always`) fsyncs once per
+event-loop turn, so a whole group costs one round trip and one fsync, and the request path
+never waits on more than the write in flight plus its own.
+
+The Lua call also deduplicates: a `(camera, event_id)` seen within the dedup window returns
+the first attempt's verdict and id (`Seen`) and writes nothing.
+
+Acknowledged must survive `kill -9` of Redis and of the service, so on connecting the log
+checks how Redis persists: `appendonly yes` + `appendfsync always`, or `WAITAOF` (Redis 7.2+)
+after each write. A Redis that does neither, is unreachable, or does not answer within
+`transit_log.write_timeout_ms`, gets nothing: records go to the local fsynced spool
+(spool.py), and are replayed in order once Redis is back and durable. While the spool holds
+anything, new records go to the spool too, so the order is kept. A full spool refuses (503
+with Retry-After); nothing is dropped.
+
+Keys (prefix as in distribution.py):
+
+    {p}:transits              stream of transit records (field `r`: msgpack TransitRecord)
+    {p}:transit:seen:{hash}   the first attempt's Seen, expiring after the dedup window
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import hiredis
+import redis.asyncio as aredis
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
+
+from .record import (
+    DECODE_RECORD,
+    DECODE_SEEN,
+    ENCODE,
+    Seen,
+    TransitRecord,
+    dedup_key,
+    encode_record,
+    seen_of,
+)
+from .spool import Spool, SpoolFull, read_frames
+
+log = logging.getLogger(__name__)
+
+# KEYS: stream, then one dedup key per record. ARGV: ttl, then the records, then their Seen.
+# Returns, per record, the earlier Seen (a retry: nothing written) or false (written).
+_RECORD: Final = """
+local n = #KEYS - 1
+local ttl = ARGV[1]
+local out = {}
+for i = 1, n do
+  local prior = redis.call('GET', KEYS[i + 1])
+  if prior then
+    out[i] = prior
+  else
+    redis.call('SET', KEYS[i + 1], ARGV[1 + n + i], 'EX', ttl)
+    redis.call('XADD', KEYS[1], '*', 'r', ARGV[1 + i])
+    out[i] = false
+  end
+end
+return out
+"""
+
+_RECORD_SHA: Final = hashlib.sha1(_RECORD.encode()).hexdigest()
+
+MAX_GROUP: Final = 1000  # records per Lua call: Redis runs a script without interruption
+LOCAL_SEEN_MAX: Final = 200_000  # retries answered from memory while Redis is away
+
+
+def transits_key(prefix: str) -> str:
+    return f"{prefix}:transits"
+
+
+def seen_key(prefix: str, digest: str) -> str:
+    return f"{prefix}:transit:seen:{digest}"
+
+
+class NotDurable(Exception):
+    """Redis answers but would not keep an acknowledged write through a crash."""
+
+
+async def durability(r: aredis.Redis) -> bool:
+    """How this Redis makes a write durable: False = fsync before replying (appendfsync
+    always), True = only with WAITAOF after the write. Raises NotDurable otherwise."""
+    try:
+        cfg = await r.config_get("append*")
+    except aredis.ResponseError as exc:  # CONFIG renamed or disabled (managed Redis)
+        raise NotDurable(f"cannot read Redis's persistence settings ({exc})") from None
+    if cfg.get("appendonly") != "yes":
+        raise NotDurable("Redis has appendonly=no: a Redis crash would lose acknowledged "
+                         "transits (set appendonly yes, appendfsync always)")  # fmt: skip
+    if cfg.get("appendfsync") == "always":
+        return False
+    version = str((await r.info("server")).get("redis_version", "0"))
+    major, minor = (int(x) for x in version.split(".")[:2])
+    if (major, minor) >= (7, 2):
+        return True
+    raise NotDurable(f"Redis {version} has appendfsync={cfg.get('appendfsync')} and no WAITAOF: "
+                     "set appendfsync always")  # fmt: skip
+
+
+def _pack(*parts: str | bytes | int) -> bytes:
+    """A command in RESP, packed in C. (hiredis's stub types its argument as a 1-tuple.)"""
+    return hiredis.pack_command(parts)  # type: ignore[arg-type,no-any-return]
+
+
+class _Writer:
+    """The log's own Redis connection for its one hot command, the group's Lua call (and
+    WAITAOF, which must follow the write on the same connection to wait for it).
+
+    Not redis-py's client path: per call it takes a connection from the pool, packs the
+    command in Python, runs retry and observability hooks and gives the connection back,
+    which cost more server CPU than a whole group's records (profiled at ~100 us a call).
+    Here one connection is kept, the command is packed by hiredis in C, and any failure
+    drops the connection (a reply half read must not be read by the next call); the log's
+    replay loop owns reconnecting, so the next call simply opens a new one."""
+
+    def __init__(self, redis: aredis.Redis) -> None:
+        self._pool = redis.connection_pool
+        self._conn: AbstractConnection | None = None
+        self._lock = asyncio.Lock()  # the writer and the replay never overlap; be sure
+
+    async def record(self, keys: Sequence[str], args: Sequence[Any],
+                     waitaof_ms: int | None) -> list[Any]:  # fmt: skip
+        """The Lua call's replies; with `waitaof_ms`, only once the write is fsynced."""
+        async with self._lock:
+            conn = self._conn
+            if conn is None:
+                conn = self._conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
+                await conn.connect()
+            call = _pack("EVALSHA", _RECORD_SHA, len(keys), *keys, *args)
+            try:
+                try:
+                    replies = await self._round_trip(conn, call)
+                except NoScriptError:  # a restarted Redis has an empty script cache
+                    await self._round_trip(conn, _pack("SCRIPT", "LOAD", _RECORD))
+                    replies = await self._round_trip(conn, call)
+                if waitaof_ms is not None:
+                    local, _ = await self._round_trip(conn, _pack("WAITAOF", 1, 0, waitaof_ms))
+                    if local < 1:
+                        raise NotDurable("WAITAOF: the write was not fsynced in time")
+            except BaseException:
+                self._conn = None
+                with contextlib.suppress(Exception):
+                    await conn.disconnect()
+                raise
+            return replies  # type: ignore[no-any-return]
+
+    @staticmethod
+    async def _round_trip(conn: AbstractConnection, packed: bytes) -> Any:
+        await conn.send_packed_command(packed, check_health=False)
+        return await conn.read_response()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.disconnect()
+            self._conn = None
+
+
+class TransitLog:
+    """Records transits durably; `record` returns, per record, None (newly written) or the
+    `Seen` of an earlier attempt of the same camera event."""
+
+    def __init__(self, *, redis_url: str | None, prefix: str, spool_root: Path,
+                 spool_max_bytes: int, write_timeout_s: float, dedup_window_s: int,
+                 retention_s: float = 86400,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.redis_url, self.prefix = redis_url, prefix
+        self.stream = transits_key(prefix)
+        self.spool_root, self.spool_max_bytes = spool_root, spool_max_bytes
+        self.write_timeout_s, self.dedup_window_s = write_timeout_s, dedup_window_s
+        self.clock, self.retention_s = clock, retention_s
+        self.spool: Spool | None = None
+        self._redis: aredis.Redis | None = None
+        self._writer: _Writer | None = None
+        self._waitaof = False
+        self.redis_ok = False  # Redis takes writes durably and the spool is empty
+        self.full = False  # the last write was refused: spool full (or failing)
+        self.last_error: str | None = None
+        self._queue: list[tuple[Sequence[TransitRecord], asyncio.Future[list[Seen | None]]]] = []
+        self._wake = asyncio.Event()
+        self._retry_redis = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._segment_lock = asyncio.Lock()  # replay and retention rewrite segments
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        # digest -> (first seen, the encoded Seen): bytes, not the Seen, because a Seen holds
+        # a list, and with 200,000 lists to walk the collector's full collections set the p99
+        # under load (40-120 ms; bench/README.md) and cost every post up to 8 us.
+        self._seen: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        # counters for /metrics
+        self.written_redis = 0
+        self.written_spool = 0
+        self.replayed = 0
+        self.duplicates = 0
+        self.refused = 0
+        self.groups = 0
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.spool = await asyncio.to_thread(Spool.claim, self.spool_root, self.spool_max_bytes)
+        if self.redis_url is not None:
+            # No retries inside redis-py: a failed write goes to the spool at once, and the
+            # replay task owns reconnecting (the request path never waits on a reconnect loop).
+            self._redis = aredis.Redis.from_url(
+                self.redis_url, socket_timeout=self.write_timeout_s,
+                socket_connect_timeout=self.write_timeout_s, retry=Retry(NoBackoff(), 0),
+            )  # fmt: skip
+            self._writer = _Writer(self._redis)
+            self._tasks.append(asyncio.create_task(self._replay_loop(), name="transit-replay"))
+        self._tasks.append(asyncio.create_task(self._write_loop(), name="transit-writer"))
+        self._tasks.append(asyncio.create_task(self._prune_loop(self.retention_s),
+                                               name="transit-spool-retention"))  # fmt: skip
+
+    async def stop(self) -> None:
+        # Let queued records reach Redis or the spool: they may already be waited on.
+        for _ in range(100):
+            if not self._queue and not self._write_lock.locked():
+                break
+            await asyncio.sleep(0.01)
+        self._stopping = True
+        self._retry_redis.set()
+        self._wake.set()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self._writer is not None:
+            await self._writer.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+        if self.spool is not None:
+            self.spool.release()
+
+    # -- the request path ------------------------------------------------------------------
+
+    async def record(self, records: Sequence[TransitRecord]) -> list[Seen | None]:
+        fut: asyncio.Future[list[Seen | None]] = asyncio.get_running_loop().create_future()
+        self._queue.append((records, fut))
+        self._wake.set()
+        return await fut
+
+    async def _write_loop(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            # One more turn of the event loop: requests whose bodies arrived in the same
+            # batch of socket events join this group instead of paying a round trip each.
+            await asyncio.sleep(0)
+            self._wake.clear()
+            while self._queue:
+                group, self._queue = self._queue, []
+                records = [r for recs, _ in group for r in recs]
+                try:
+                    async with self._write_lock:
+                        results = await self._write(records)
+                except Exception as exc:  # SpoolFull, or the disk failing: refuse, never drop
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():  # see _replay_loop
+                        for _, fut in group:
+                            if not fut.done():
+                                fut.set_exception(exc)
+                        raise asyncio.CancelledError from exc
+                    self.refused += len(records)
+                    self.full = True
+                    for _, fut in group:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                self.groups += 1
+                self.full = False
+                pos = 0
+                for recs, fut in group:
+                    if not fut.done():
+                        fut.set_result(results[pos : pos + len(recs)])
+                    pos += len(recs)
+
+    async def _write(self, records: list[TransitRecord]) -> list[Seen | None]:
+        """Write the records not already seen; the Seen of the others."""
+        now = self.clock()
+        results: list[Seen | None] = [None] * len(records)
+        fresh: list[int] = []
+        batch_keys: dict[str, int] = {}
+        digests = [dedup_key(rec.camera, rec.event_id) for rec in records]
+        seens = [ENCODE(seen_of(rec)) for rec in records]  # to Redis, and remembered here
+        for i, digest in enumerate(digests):
+            prior = self._seen_locally(digest, now)
+            if prior is None and digest in batch_keys:  # two attempts in one group
+                prior = DECODE_SEEN(seens[batch_keys[digest]])
+            if prior is not None:
+                results[i] = prior
+            else:
+                batch_keys[digest] = i
+                fresh.append(i)
+        if fresh and self.redis_ok:
+            try:
+                priors = await self._to_redis([records[i] for i in fresh],
+                                              [digests[i] for i in fresh],
+                                              [seens[i] for i in fresh])  # fmt: skip
+            except Exception as exc:
+                self._redis_failed(exc)
+            else:
+                for i, prior in zip(fresh, priors, strict=True):
+                    results[i] = prior
+                self.written_redis += sum(p is None for p in priors)
+                fresh = []
+        if fresh:
+            assert self.spool is not None
+            try:
+                frames = [encode_record(records[i]) for i in fresh]
+                await asyncio.to_thread(self.spool.append, frames)
+            except SpoolFull:
+                raise
+            except OSError as exc:
+                log.error("transit spool write failed: %s", exc)
+                raise SpoolFull(f"spool write failed: {exc.strerror}") from exc
+            self.written_spool += len(fresh)
+            self._retry_redis.set()
+        self.duplicates += sum(r is not None for r in results)
+        for i, result in enumerate(results):
+            if result is None:
+                self._remember(digests[i], seens[i], now)
+        return results
+
+    async def _to_redis(self, records: Sequence[TransitRecord], digests: Sequence[str],
+                        seens: Sequence[bytes],
+                        timeout_s: float | None = None) -> list[Seen | None]:  # fmt: skip
+        """`seens`: each record's Seen, encoded."""
+        out: list[Seen | None] = []
+        async with asyncio.timeout(timeout_s or self.write_timeout_s):
+            for start in range(0, len(records), MAX_GROUP):
+                part = records[start : start + MAX_GROUP]
+                keys = [self.stream, *(seen_key(self.prefix, d)
+                                       for d in digests[start : start + MAX_GROUP])]  # fmt: skip
+                args: list[Any] = [self.dedup_window_s]
+                args += [encode_record(r) for r in part]
+                args += seens[start : start + MAX_GROUP]
+                assert self._writer is not None
+                replies = await self._writer.record(keys, args, int(
+                    (timeout_s or self.write_timeout_s) * 1000) if self._waitaof else None)
+                out += [None if r is None else DECODE_SEEN(r) for r in replies]
+        return out
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        if self.redis_ok:
+            log.warning("transit log: Redis failed (%s); recording to the local spool",
+                        _describe(exc))  # fmt: skip
+        self.redis_ok = False
+        self.last_error = _describe(exc)
+        self._retry_redis.set()
+
+    # -- local dedup (while Redis is away, and for retries to this worker) -----------------
+
+    def _seen_locally(self, digest: str, now: float) -> Seen | None:
+        hit = self._seen.get(digest)
+        if hit is None or hit[0] < now - self.dedup_window_s:
+            return None
+        return DECODE_SEEN(hit[1])
+
+    def _remember(self, digest: str, seen: bytes, now: float) -> None:
+        self._seen[digest] = (now, seen)
+        if len(self._seen) > LOCAL_SEEN_MAX:
+            self._seen.popitem(last=False)
+
+    # -- replay ----------------------------------------------------------------------------
+
+    async def _replay_loop(self) -> None:
+        """Connect, verify durability, replay the spool in order, then let writes go to
+        Redis; on any failure back off (with jitter, so replicas do not retry in step)."""
+        delay = 0.2
+        while not self._stopping:  # redis-py may swallow a cancellation: check the flag too
+            if self.redis_ok:
+                await self._retry_redis.wait()
+                self._retry_redis.clear()
+                continue
+            try:
+                assert self._redis is not None
+                async with asyncio.timeout(max(2.0, self.write_timeout_s * 4)):
+                    self._waitaof = await durability(self._redis)
+                await self._replay()
+                delay = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A cancellation racing redis-py's timeout comes out as another exception
+                # (Python 3.11's asyncio.timeout): honour it, or shutdown hangs.
+                task = asyncio.current_task()
+                if self._stopping or (task is not None and task.cancelling()):
+                    raise asyncio.CancelledError from exc
+                self.last_error = _describe(exc)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 5.0)
+
+    async def _replay(self) -> None:
+        spool = self.spool
+        assert spool is not None
+        # Sealed segments first, without blocking new writes (they go to the active one) ...
+        for path in spool.sealed_segments():
+            await self._replay_segment(path)
+        # ... then, holding writes back, whatever was written meanwhile; then switch.
+        async with self._write_lock:
+            spool.seal()
+            for path in spool.segments():
+                await self._replay_segment(path)
+            spool.recount()
+            self.redis_ok, self.last_error, self.full = True, None, False
+        log.info("transit log: writing to Redis")
+
+    async def _replay_segment(self, path: Path) -> None:
+        async with self._segment_lock:
+            await self._replay_segment_locked(path)
+
+    async def _replay_segment_locked(self, path: Path) -> None:
+        assert self.spool is not None
+        frames = await asyncio.to_thread(lambda: list(read_frames(path)))
+        records = [DECODE_RECORD(f) for f in frames]
+        for start in range(0, len(records), MAX_GROUP):
+            part = records[start : start + MAX_GROUP]
+            await self._to_redis(part, [dedup_key(r.camera, r.event_id) for r in part],
+                                 [ENCODE(seen_of(r)) for r in part], timeout_s=10.0)  # fmt: skip
+        self.replayed += len(records)
+        await asyncio.to_thread(self.spool.remove, path)
+        if records:
+            log.info("transit log: replayed %d spooled transits into Redis", len(records))
+
+    # -- retention -------------------------------------------------------------------------
+
+    async def prune_spool(self, retention_s: float) -> int:
+        """Drop spooled records of allowed and not-enforced transits older than `retention_s`
+        (Redis away for longer than the retention): they must not outlive their purpose.
+        Pending and review records stay: they still have to reach the follow-up."""
+        spool = self.spool
+        if spool is None or spool.is_empty():
+            return 0
+        cutoff = self.clock() - retention_s
+
+        def expired(frame: bytes) -> bool:
+            rec = DECODE_RECORD(frame)
+            return rec.verdict in ("allowed", "not_enforced") and rec.received < cutoff
+
+        dropped = 0
+        async with self._write_lock, self._segment_lock:
+            spool.seal()
+            for path in spool.segments():
+                dropped += await asyncio.to_thread(spool.rewrite, path,
+                                                   lambda f: not expired(f))  # fmt: skip
+        return dropped
+
+    async def _prune_loop(self, retention_s: float, every_s: float = 60.0) -> None:
+        while not self._stopping:
+            await asyncio.sleep(every_s)
+            try:
+                await self.prune_spool(retention_s)
+            except OSError as exc:
+                log.error("transit spool retention failed: %s", exc)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        spool = self.spool
+        return {
+            "target": "redis" if self.redis_ok else "spool",
+            "last_error": self.last_error,
+            "spool_bytes": spool.bytes_used if spool else 0,
+            "spool_max_bytes": self.spool_max_bytes,
+            "spool_dir": str(spool.directory) if spool else None,
+        }
+
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,200 @@
+"""Confirmed violations and the review queue in Redis: writing, paging, exporting, expiring.
+
+At most one violation per plate, zone and calendar day in the city's time zone (Codice della
+Strada art. 198 c. 2-bis: repeated entries into one ZTL on one day are one violation). Every
+transit of that day is attached to it; the first one (earliest capture) names its gate.
+
+Keys (prefix as in distribution.py):
+
+    {p}:violations             hash: violation key -> JSON (Violation without transit_ids)
+    {p}:violations:index       sorted set: violation key by its first transit's instant
+    {p}:violation:ids:{key}    set of the transit ids of that plate, zone and day
+    {p}:review                 hash: transit id -> JSON ReviewItem
+    {p}:review:index           sorted set: transit id by capture instant
+
+The violation key is `zone|YYYY-MM-DD|plate`. Writes are idempotent (the follow-up worker is
+at-least-once): re-adding a transit changes nothing, and an earlier transit of the same day
+replaces the recorded first one whichever order they arrive in.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+import msgspec
+import redis.asyncio as aredis
+
+from ..core.localtime import LocalClock
+from .record import TransitRecord
+
+
+class Violation(msgspec.Struct, omit_defaults=False):
+    plate: str
+    zone: str
+    day: str  # the local calendar day, YYYY-MM-DD
+    first_transit: str  # transit id
+    first_ts: dt.datetime
+    gate: str
+    camera: str
+    index_revision: int  # the index the violation was confirmed on
+    reason: str  # why no permit covered it (no_permit, expired, outside_window, ...)
+    transit_ids: list[str] = []
+
+
+class ViolationPage(msgspec.Struct):
+    """GET /v1/violations: a page, and the cursor of the next one (None: the last page)."""
+
+    violations: list[Violation]
+    next_cursor: str | None
+
+
+class ReviewItem(msgspec.Struct):
+    transit_id: str
+    plate: str
+    raw: str
+    zone: str
+    gate: str
+    camera: str
+    ts: dt.datetime
+    reason: str
+    confidence: float | None
+    index_revision: int
+
+
+_JSON: Final = msgspec.json.Encoder()
+_DECODE_VIOLATION: Final = msgspec.json.Decoder(Violation)
+
+# KEYS: violations hash, index zset, ids set. ARGV: key, JSON, first-ts score, transit id.
+_MERGE: Final = """
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if (not score) or tonumber(score) > tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+end
+redis.call('SADD', KEYS[3], ARGV[4])
+return 1
+"""
+
+
+class Violations:
+    def __init__(self, redis: aredis.Redis, prefix: str, clock: LocalClock) -> None:
+        self.redis, self.prefix, self.clock = redis, prefix, clock
+        self.hash = f"{prefix}:violations"
+        self.index = f"{prefix}:violations:index"
+        self.review_hash = f"{prefix}:review"
+        self.review_index = f"{prefix}:review:index"
+        self._merge = redis.register_script(_MERGE)
+
+    def _ids_key(self, key: str) -> str:
+        return f"{self.prefix}:violation:ids:{key}"
+
+    def key_of(self, rec: TransitRecord) -> str:
+        day = self.clock.to_datetime(rec.ts).date().isoformat()
+        return f"{rec.zone}|{day}|{rec.plate}"
+
+    async def confirm(self, rec: TransitRecord, reason: str, revision: int) -> str:
+        key = self.key_of(rec)
+        v = Violation(rec.plate, rec.zone, key.split("|")[1], rec.id,
+                      self.clock.to_datetime(rec.ts), rec.gate, rec.camera, revision,
+                      reason)  # fmt: skip
+        await self._merge(keys=[self.hash, self.index, self._ids_key(key)],
+                          args=[key, _JSON.encode(v), rec.ts, rec.id])  # fmt: skip
+        return key
+
+    def queue_review(self, p: Any, rec: TransitRecord, reason: str, revision: int) -> None:
+        """Add the review item to pipeline `p` (the caller's transaction)."""
+        item = ReviewItem(rec.id, rec.plate, rec.raw, rec.zone, rec.gate, rec.camera,
+                          self.clock.to_datetime(rec.ts), reason, rec.confidence,
+                          revision)  # fmt: skip
+        p.hset(self.review_hash, rec.id, _JSON.encode(item))
+        p.zadd(self.review_index, {rec.id: rec.ts})
+
+    async def to_review(self, rec: TransitRecord, reason: str, revision: int) -> None:
+        async with self.redis.pipeline(transaction=True) as p:
+            self.queue_review(p, rec, reason, revision)
+            await p.execute()
+
+    async def page(self, start: float, end: float, offset: int,
+                   limit: int) -> tuple[list[Violation], int | None]:  # fmt: skip
+        """Violations whose first transit is in [start, end), by that instant; and the offset
+        of the next page (None at the end)."""
+        keys: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+            self.index, start, f"({end}", start=offset,
+                                              num=limit + 1)  # fmt: skip
+        more = len(keys) > limit
+        keys = keys[:limit]
+        out = []
+        if keys:
+            async with self.redis.pipeline(transaction=False) as p:
+                p.hmget(self.hash, keys)
+                for k in keys:
+                    p.smembers(self._ids_key(k.decode()))
+                replies = await p.execute()
+            for blob, ids in zip(replies[0], replies[1:], strict=True):
+                if blob is None:  # expired between the two reads
+                    continue
+                v = _DECODE_VIOLATION.decode(blob)
+                v.transit_ids = sorted(i.decode() for i in ids)
+                out.append(v)
+        return out, (offset + limit if more else None)
+
+    async def all(self, start: float, end: float, batch: int = 1000) -> AsyncIterator[Violation]:
+        offset: int | None = 0
+        while offset is not None:
+            items, offset = await self.page(start, end, offset, batch)
+            for v in items:
+                yield v
+
+    async def expire(self, cutoff: float) -> int:
+        """Delete violations and review items whose first transit is older than `cutoff`."""
+        removed = 0
+        while True:
+            keys: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+                self.index, "-inf", f"({cutoff}", start=0,
+                                                  num=1000)  # fmt: skip
+            if not keys:
+                break
+            async with self.redis.pipeline(transaction=True) as p:
+                p.hdel(self.hash, *keys)
+                p.zrem(self.index, *keys)
+                p.delete(*(self._ids_key(k.decode()) for k in keys))
+                await p.execute()
+            removed += len(keys)
+        while True:
+            ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+                self.review_index, "-inf", f"({cutoff}",
+                                                 start=0, num=1000)  # fmt: skip
+            if not ids:
+                break
+            async with self.redis.pipeline(transaction=True) as p:
+                p.hdel(self.review_hash, *ids)
+                p.zrem(self.review_index, *ids)
+                await p.execute()
+            removed += len(ids)
+        return removed
+
+
+CSV_COLUMNS: Final = ("plate", "zone", "day", "first_ts", "gate", "camera", "first_transit",
+                      "transit_ids", "index_revision", "reason")  # fmt: skip
+
+
+def to_csv_rows(violations: list[Violation]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, delimiter=";", lineterminator="\n")
+    for v in violations:
+        w.writerow([v.plate, v.zone, v.day, v.first_ts.isoformat(), v.gate, v.camera,
+                    v.first_transit, " ".join(v.transit_ids), v.index_revision,
+                    v.reason])  # fmt: skip
+    return out.getvalue()
+
+
+def csv_header() -> str:
+    return ";".join(CSV_COLUMNS) + "\n"
+
+
+def as_json(v: Violation) -> Any:
+    return msgspec.to_builtins(v)

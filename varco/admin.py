@@ -1,0 +1,423 @@
+"""The admin API (admin role): issue, read, change, revoke and renew permits.
+
+    POST  /v1/permits                 issue (valid_from may lie in the past: after-the-fact)
+    GET   /v1/permits/{id}            the permit, its revision and its earlier versions
+    PATCH /v1/permits/{id}            change validity, plates or zones
+    POST  /v1/permits/{id}/revoke     decadenza: validity ends at `at` (default now)
+    POST  /v1/permits/{id}/renew      same number, new validity
+
+Every write goes to the permit database, which gives it the next revision; the loader streams
+it to every replica (this service included). A write also wakes the loader through Redis
+pub/sub so it does not wait for its next poll. Validation is the import's (permits.py), so a
+CSV row and an API call are refused for the same reasons, naming the same field.
+
+Installed into the service by `install` (the service package does not depend on the loader's
+database; the command line composes the two). Database calls run on one thread of their own:
+one connection, writes in order, the event loop never blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, Final, TypeVar
+
+import msgspec
+import psycopg
+import redis.asyncio as aredis
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from enforcement.core.permits import PermitInvalid, check_permit, check_plate
+from enforcement.http import errors, openapi
+from enforcement.http.app import JSON, Api
+from enforcement.http.schemas import ENCODER
+from enforcement.replica.distribution import Layout
+from loader.db import DatabaseError, PermitRow, PermitStore, open_db
+
+log = logging.getLogger(__name__)
+
+ADMIN = frozenset({"admin"})
+Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+PermitId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+T = TypeVar("T")
+
+
+class PlateIn(msgspec.Struct, forbid_unknown_fields=True):
+    plate: Annotated[str, msgspec.Meta(max_length=64)]
+    primary: bool = True
+
+
+PlateList = Annotated[list[PlateIn], msgspec.Meta(min_length=1, max_length=10)]
+
+
+class PermitIn(msgspec.Struct, forbid_unknown_fields=True):
+    permit_id: PermitId
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    valid_from: Instant
+    plates: PlateList
+    valid_to: Instant | None = None  # None: unlimited (where the type allows it)
+    zones: list[str] = []  # empty: the type's zones
+    source: str = "municipal"
+
+
+class PermitPatch(msgspec.Struct, forbid_unknown_fields=True):
+    valid_from: Instant | msgspec.UnsetType = msgspec.UNSET
+    valid_to: Instant | msgspec.UnsetType | None = msgspec.UNSET
+    zones: list[str] | msgspec.UnsetType = msgspec.UNSET
+    plates: PlateList | msgspec.UnsetType = msgspec.UNSET
+
+
+class RevokeIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    at: Instant | None = None  # default: now
+
+
+class RenewIn(msgspec.Struct, forbid_unknown_fields=True):
+    valid_to: Instant | None  # required: None only for types without a maximum duration
+    valid_from: Instant | None = None  # default: where the current validity ends (or now)
+
+
+class PlateOut(msgspec.Struct):
+    plate: str
+    primary: bool
+
+
+class PermitVersion(msgspec.Struct, omit_defaults=True):
+    revision: int
+    valid_from: dt.datetime
+    valid_to: dt.datetime | None
+    zones: list[str]
+    plates: list[PlateOut]
+
+
+class PermitOut(msgspec.Struct, omit_defaults=True):
+    permit_id: str
+    type: str
+    source: str
+    valid_from: dt.datetime
+    valid_to: dt.datetime | None
+    zones: list[str]
+    plates: list[PlateOut]
+    revision: int
+    history: list[PermitVersion] = []
+
+
+class Conflict(errors.ApiError):
+    status, code = 409, "conflict"
+
+
+class PreconditionFailed(errors.ApiError):
+    status, code = 412, "precondition_failed"
+
+
+class DatabaseUnavailable(errors.ApiError):
+    status, code = 503, "database_unavailable"
+
+
+_DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError, sqlite3.InterfaceError,
+                                           DatabaseError, psycopg.Error)  # fmt: skip
+
+
+_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
+    t: msgspec.json.Decoder(t) for t in (PermitIn, PermitPatch, RevokeIn, RenewIn)
+}
+
+
+class AdminApi:
+    def __init__(self, api: Api, redis_url: str | None) -> None:
+        self.api, self.rules, self.settings = api, api.rules, api.settings
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="permit-db")
+        self._db: PermitStore | None = None
+        self._redis = None
+        if redis_url is not None:
+            self._redis = aredis.Redis.from_url(redis_url, socket_timeout=1,
+                                                socket_connect_timeout=1)  # fmt: skip
+        self._layout = Layout(self.settings.redis_prefix)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _in_db(self, fn: Any, *args: Any) -> Any:
+        def call() -> Any:
+            try:
+                if self._db is None:
+                    self._db = open_db(self.settings)
+                return fn(self._db, *args)
+            except _DB_ERRORS as exc:
+                # A dropped connection (PostgreSQL restart, failover) or a lock held too long:
+                # 503, and a new connection for the next request instead of failing forever.
+                log.error("permit database error (%s); reconnecting on the next request",
+                          type(exc).__name__)  # fmt: skip
+                if self._db is not None:
+                    with contextlib.suppress(Exception):
+                        self._db.close()
+                    self._db = None
+                raise DatabaseUnavailable("the permit database is unavailable; retry") from None
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._db is not None:
+                self._db.close()
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
+        self._executor.shutdown(wait=True)
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def _wake_loader(self) -> None:
+        if self._redis is None:
+            return
+        with contextlib.suppress(RedisError, OSError):  # the loader polls anyway: best effort
+            await self._redis.publish(self._layout.wake, b"permits")
+
+    async def _body(self, request: web.Request, kind: type[T]) -> T:
+        if request.content_type != JSON:
+            raise errors.UnsupportedMediaType(f"send Content-Type: {JSON}")
+        try:
+            return _DECODERS[kind].decode(await request.read())  # type: ignore[no-any-return]
+        except msgspec.MsgspecError as exc:
+            raise errors.from_msgspec(exc) from None
+
+    def _out(self, row: PermitRow, revision: int,
+             history: list[tuple[int, PermitRow]] | None = None) -> web.Response:  # fmt: skip
+        to_local = self.rules.clock.to_datetime
+
+        def end(t: int | None) -> dt.datetime | None:
+            return None if t is None else to_local(t)
+
+        def plates(p: PermitRow) -> list[PlateOut]:
+            return [PlateOut(plate, primary) for plate, primary in p.plates]
+
+        out = PermitOut(row.permit_id, row.type, row.source, to_local(row.valid_from),
+                        end(row.valid_to), list(row.zones), plates(row), revision,
+                        [PermitVersion(rev, to_local(old.valid_from), end(old.valid_to),
+                                       list(old.zones), plates(old))
+                         for rev, old in history or []])  # fmt: skip
+        return web.Response(body=ENCODER.encode(out), content_type=JSON)
+
+    def _validated(self, row: PermitRow) -> PermitRow:
+        """The row if the city's rules accept it; 422 naming the field otherwise."""
+        try:
+            check_permit(self.rules, row.permit_id, row.type, row.valid_from, row.valid_to,
+                         row.zones, row.source, len(row.plates))  # fmt: skip
+        except PermitInvalid as exc:
+            raise errors.Invalid(exc.reason, exc.field) from None
+        ptype = self.rules.types[row.type]
+        if ptype.cude and sum(p for _, p in row.plates) != 1:
+            raise errors.Invalid("a CUDE badge needs exactly one primary plate", "plates")
+        return row
+
+    def _plates(self, plates: list[PlateIn]) -> tuple[tuple[str, bool], ...]:
+        out: dict[str, bool] = {}
+        for i, p in enumerate(plates):
+            try:
+                text = check_plate(p.plate, f"plates[{i}].plate")
+            except PermitInvalid as exc:
+                raise errors.Invalid(exc.reason, exc.field) from None
+            if text in out:
+                raise errors.Invalid("plate listed twice", f"plates[{i}].plate")
+            out[text] = p.primary
+        return tuple(sorted(out.items()))
+
+    async def _current(self, permit_id: str) -> tuple[PermitRow, int]:
+        found = await self._in_db(lambda db, pid: db.get_with_revision(pid), permit_id)
+        if found is None:
+            raise errors.NotFound(f"no permit {permit_id!r}", "permit_id")
+        return found  # type: ignore[no-any-return]
+
+    async def _read(self, request: web.Request) -> tuple[PermitRow, int]:
+        """The permit to change and the revision the write must still find: the client's
+        `If-Match` (the revision it read) or, without one, the revision read now."""
+        row, revision = await self._current(request.match_info["permit_id"])
+        if_match = request.headers.get("If-Match")
+        if if_match is not None:
+            try:
+                expected = int(if_match.strip().strip('"'))
+            except ValueError:
+                raise errors.Invalid("If-Match must be the permit's revision, as GET gives it",
+                                     "If-Match") from None  # fmt: skip
+            if expected != revision:
+                raise PreconditionFailed(f"the permit is at revision {revision}, not "
+                                         f"{expected}: read it again", "If-Match")  # fmt: skip
+        return row, revision
+
+    async def _save(self, row: PermitRow, key_id: str, action: str,
+                    expected: int) -> web.Response:  # fmt: skip
+        revision = await self._in_db(lambda db, r, e: db.upsert_one_if(r, e), row, expected)
+        if revision is None:  # changed by someone else between our read and this write
+            raise Conflict("the permit changed while this request was handled: read it "
+                           "again and retry", "permit_id")  # fmt: skip
+        log.info("permit %s %s by key %s (revision %d)", row.permit_id, action, key_id, revision)
+        await self._wake_loader()
+        return self._out(row, revision)
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    async def issue(self, request: web.Request) -> web.Response:
+        key = self.api.require(request, ADMIN)
+        body = await self._body(request, PermitIn)
+        row = self._validated(PermitRow(
+            body.permit_id, body.type, int(body.valid_from.timestamp()),
+            None if body.valid_to is None else int(body.valid_to.timestamp()),
+            tuple(dict.fromkeys(body.zones)), body.source, self._plates(body.plates),
+        ))  # fmt: skip
+        # Insert-only in one transaction: of two concurrent issues of one number, on any
+        # replica, one gets 201 and the other 409, never a silent overwrite.
+        revision = await self._in_db(lambda db, r: db.upsert_one_if(r, None), row)
+        if revision is None:
+            raise Conflict(f"permit {row.permit_id!r} exists: change it with PATCH or renew it",
+                           "permit_id")  # fmt: skip
+        log.info("permit %s issued by key %s (revision %d)", row.permit_id, key.id, revision)
+        await self._wake_loader()
+        response = self._out(row, revision)
+        response.set_status(201)
+        return response
+
+    async def get(self, request: web.Request) -> web.Response:
+        self.api.require(request, ADMIN)
+        row, revision = await self._current(request.match_info["permit_id"])
+        history = await self._in_db(lambda db, pid: db.history(pid), row.permit_id)
+        return self._out(row, revision, history)
+
+    async def patch(self, request: web.Request) -> web.Response:
+        key = self.api.require(request, ADMIN)
+        body = await self._body(request, PermitPatch)
+        row, read = await self._read(request)
+        changes: dict[str, Any] = {}
+        if body.valid_from is not msgspec.UNSET:
+            changes["valid_from"] = int(body.valid_from.timestamp())
+        if body.valid_to is not msgspec.UNSET:
+            changes["valid_to"] = None if body.valid_to is None else int(body.valid_to.timestamp())
+        if body.zones is not msgspec.UNSET:
+            changes["zones"] = tuple(dict.fromkeys(body.zones))
+        if body.plates is not msgspec.UNSET:
+            changes["plates"] = self._plates(body.plates)
+        if not changes:
+            raise errors.Invalid("nothing to change: give valid_from, valid_to, zones or plates")
+        new = self._validated(msgspec.structs.replace(row, **changes))
+        return await self._save(new, key.id, "changed", read)
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        key = self.api.require(request, ADMIN)
+        body = await self._body(request, RevokeIn)
+        row, read = await self._read(request)
+        at = int(body.at.timestamp()) if body.at is not None else int(time.time())
+        if at <= row.valid_from:
+            at = row.valid_from  # revoked before it began: it never covers anything
+        if row.valid_to is not None and row.valid_to <= at:
+            raise Conflict("the permit already ends before that instant", "at")
+        # [valid_from, valid_from) is empty: a permit revoked at its start covers nothing, and
+        # stays on record (with its history) rather than being deleted.
+        new = msgspec.structs.replace(row, valid_to=at)
+        # The reason is free text an operator may fill with a plate or a name: not logged.
+        # (Not yet kept either: the audit trail of admin actions comes with issue 5.)
+        return await self._save(new, key.id, "revoked", read)
+
+    async def renew(self, request: web.Request) -> web.Response:
+        key = self.api.require(request, ADMIN)
+        body = await self._body(request, RenewIn)
+        row, read = await self._read(request)
+        if body.valid_from is not None:
+            start = int(body.valid_from.timestamp())
+        else:
+            start = row.valid_to if row.valid_to is not None else int(time.time())
+        end = None if body.valid_to is None else int(body.valid_to.timestamp())
+        new = self._validated(msgspec.structs.replace(row, valid_from=start, valid_to=end))
+        return await self._save(new, key.id, "renewed", read)
+
+
+_PERMIT_ID = {"name": "permit_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _op(summary: str, description: str, body: type[msgspec.Struct] | None = None, *,
+        ok: str = "200", conflict: str | None = None,
+        by_id: bool = True) -> dict[str, Any]:  # fmt: skip
+    """One admin operation for the OpenAPI document: answers the permit (`ok`), or the
+    service's errors, 404 on an unknown `permit_id` (`by_id`), 409 where `conflict` says."""
+    common = ("400", "401", "403", "413", "415", "422") if body else ("401", "403")
+    responses = {ok: openapi.json_response("PermitOut", "The permit and its revision"),
+                 **{status: openapi.ERRORS[status] for status in common}}  # fmt: skip
+    if by_id:
+        responses["404"] = openapi.json_response("ErrorOut", "No permit with this permit_id")
+    if conflict:
+        responses["409"] = openapi.json_response("ErrorOut", conflict)
+    parameters = [_PERMIT_ID] if by_id else []
+    if body is not None and by_id:  # a change of an existing permit
+        parameters.append(_IF_MATCH)
+        responses["412"] = openapi.json_response(
+            "ErrorOut", "If-Match named another revision than the permit's: read it again")
+    op: dict[str, Any] = {
+        "summary": f"{summary} (admin)",
+        "description": description,
+        "security": [{"bearer": []}],
+        "parameters": parameters,
+        "responses": dict(sorted(responses.items())),
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True,
+                             "content": {JSON: {"schema": openapi.ref(body.__name__)}}}  # fmt: skip
+    return op
+
+
+# Next to the routes so the two change together; `install` registers it, so the document
+# lists the admin API exactly where it is served.
+_WRITE = ("Every change raises the permit database's revision; the loader streams it to every "
+          "replica, which enforces it within a second. A change made by someone else between "
+          "this request's read and its write is never overwritten: 409, read again.")  # fmt: skip
+_IF_MATCH: Final = {"name": "If-Match", "in": "header", "required": False,
+                    "schema": {"type": "string"}, "description":
+                    "The revision the client read (GET); the change applies only if the permit "
+                    "is still at it, else 412"}  # fmt: skip
+DOCS = openapi.PathDocs(
+    {
+        "/v1/permits": {"post": _op(
+            "Issue a permit",
+            "valid_from may lie in the past (a permit issued after the fact). Checked against "
+            f"the city's rules like an imported CSV row. {_WRITE}",
+            PermitIn, ok="201", by_id=False,
+            conflict="A permit with this permit_id exists: PATCH or renew it")},
+        "/v1/permits/{permit_id}": {
+            "get": _op("Read a permit",
+                       "The permit, its revision, and its earlier versions in `history`."),
+            "patch": _op("Change a permit's validity, plates or zones",
+                         "Give at least one field; the others keep their value. valid_to null "
+                         f"means unlimited (where the type allows it). {_WRITE}", PermitPatch,
+                         conflict="The permit changed while the request was handled"),
+        },
+        "/v1/permits/{permit_id}/revoke": {"post": _op(
+            "Revoke a permit",
+            "Decadenza: the validity ends at `at` (default now; at or before the start, the "
+            f"permit covers nothing). The permit and its history are kept. {_WRITE}",
+            RevokeIn, conflict="The permit already ends before `at`, or changed meanwhile")},
+        "/v1/permits/{permit_id}/renew": {"post": _op(
+            "Renew a permit, keeping its number",
+            "The new validity runs from valid_from (default where the current one ends, or now) "
+            f"to valid_to. {_WRITE}", RenewIn,
+            conflict="The permit changed while the request was handled")},
+    },
+    (PermitIn, PermitPatch, RevokeIn, RenewIn, PermitOut),
+)  # fmt: skip
+
+
+def install(app: web.Application, api: Api, redis_url: str | None) -> None:
+    """Add the admin routes to the service's application, and their documentation."""
+    admin = AdminApi(api, redis_url)
+    api.docs.append(DOCS)
+    add, ep = app.router.add_route, api.endpoint
+    add("POST", "/v1/permits", ep("/v1/permits", admin.issue))
+    add("GET", "/v1/permits/{permit_id}", ep("/v1/permits/{id}", admin.get))
+    add("PATCH", "/v1/permits/{permit_id}", ep("/v1/permits/{id}", admin.patch))
+    add("POST", "/v1/permits/{permit_id}/revoke", ep("/v1/permits/{id}/revoke", admin.revoke))
+    add("POST", "/v1/permits/{permit_id}/renew", ep("/v1/permits/{id}/renew", admin.renew))
+
+    async def close(app: web.Application) -> None:
+        await admin.close()
+
+    app.on_cleanup.append(close)
