@@ -38,9 +38,10 @@ from tqdm import tqdm
 
 from enforcement.config import load_config
 from enforcement.core.rules import Rules
-from loader.db import PermitDB, PermitRow, PermitStore
-from loader.pgdb import PgPermitDB, describe
+from loader.postgres import PgPermitDB, describe
 from loader.rebuild import rebuild
+from loader.sqlite import PermitDB
+from loader.store import PermitRow, PermitStore
 from varco.demo import demo_permits
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "demo.toml"

@@ -35,10 +35,12 @@ from typing import Any
 import msgspec
 
 from enforcement.config import Settings, Source, load_config
-from loader import db as dbmod
 from loader import feedcsv, regional, sync
-from loader.db import Change, PermitDB, PermitRow, open_db
+from loader import store as dbmod
+from loader.database import open_db
 from loader.feedcsv import FeedReport
+from loader.sqlite import PermitDB
+from loader.store import Change, PermitRow
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "numero_pass;comune;targa;principale;tipo_pass;inizio;fine;stato;data_revoca;pass_precedente"
@@ -106,8 +108,8 @@ def _old_current(self: PermitDB, permit_ids: Sequence[str]) -> dict[str, tuple[i
 
 
 def _old_pg_apply(self: Any, changes: list[Change], now: int) -> None:
-    from loader.db import history_json
-    from loader.pgdb import _COPY_PERMITS, _PERMIT_COLUMNS
+    from loader.postgres import _COPY_PERMITS, _PERMIT_COLUMNS
+    from loader.store import history_json
 
     replaced = [ch.permit.permit_id for ch in changes if ch.previous is not None]
     with self.conn.cursor() as cur:
@@ -148,7 +150,7 @@ def _before() -> Iterator[None]:
         (PermitDB, "_current", _old_current),
     ]
     with contextlib.suppress(ImportError):
-        from loader.pgdb import PgPermitDB
+        from loader.postgres import PgPermitDB
 
         patches += [(PgPermitDB, "_apply", _old_pg_apply),
                     (PgPermitDB, "_written", lambda self, changed: None)]  # fmt: skip

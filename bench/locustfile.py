@@ -133,7 +133,7 @@ def _slot_edge(rules: Any, ptype: Any, before: int) -> int | None:
 def load_mix(seed: int = 7) -> PlateMix:
     from enforcement.config import load_config
     from enforcement.core.plates import confusable_variants, is_italian
-    from loader.db import open_db
+    from loader.database import open_db
 
     settings, rules = load_config(CONFIG, os.environ)
     rng = random.Random(seed)

@@ -25,8 +25,8 @@ from tqdm import tqdm
 from enforcement.core.permits import MAX_CUDE_PLATES, PermitInvalid, check_plate
 from enforcement.core.rules import Rules
 
-from .db import PermitRow
 from .feedcsv import FeedReport, decode, parse_date, rows, with_plates
+from .store import PermitRow
 
 COLUMNS: Final = ("codice_cude", "targa", "tipo_targa", "inizio", "fine", "data_revoca")
 REQUIRED: Final = ("codice_cude", "targa", "tipo_targa", "inizio", "fine")

@@ -24,7 +24,7 @@ from enforcement.core.localtime import LocalClock
 from enforcement.core.permits import PermitInvalid, check_permit
 from enforcement.core.rules import Rules
 
-from .db import PermitRow
+from .store import PermitRow
 
 _DATE: Final = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2})[:.](\d{2}))?")
 

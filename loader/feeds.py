@@ -18,8 +18,8 @@ from enforcement.config import Settings, Source
 from enforcement.core.rules import Rules
 from enforcement.replica.sources import SourceStatus
 
-from .db import DatabaseError, PermitStore
 from .feedcsv import FeedFileError
+from .store import DatabaseError, PermitStore
 from .sync import SyncHeld, sync_source, write_rejects
 
 log = logging.getLogger(__name__)

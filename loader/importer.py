@@ -28,8 +28,8 @@ from enforcement.core.permits import (
 )
 from enforcement.core.rules import Rules
 
-from .db import PermitRow, PermitStore
 from .feedcsv import Reject  # line, key (the permit_id here), field, reason
+from .store import PermitRow, PermitStore
 
 COLUMNS: Final = ("permit_id", "plate", "type", "valid_from", "valid_to", "zones", "source",
                   "primary")  # fmt: skip

@@ -36,7 +36,7 @@ from enforcement.core.snapshot import (
     write_snapshot,
 )
 
-from .db import PermitStore
+from .store import PermitStore
 
 log = logging.getLogger(__name__)
 

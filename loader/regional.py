@@ -35,7 +35,6 @@ from enforcement.core.localtime import LocalClock
 from enforcement.core.permits import PermitInvalid, check_permit, check_plate
 from enforcement.core.rules import Rules
 
-from .db import PermitRow
 from .feedcsv import (
     FeedReport,
     _row,
@@ -46,6 +45,7 @@ from .feedcsv import (
     rows,
     with_plates,
 )
+from .store import PermitRow
 
 COLUMNS: Final = ("numero_pass", "comune", "targa", "principale", "tipo_pass", "inizio", "fine",
                   "stato", "data_revoca", "pass_precedente")  # fmt: skip

@@ -22,10 +22,10 @@ from enforcement.config import Settings, Source
 from enforcement.core.rules import Rules
 
 from .cude import parse_cude
-from .db import PermitRow, PermitStore
 from .feedcsv import FeedReport, gc_paused
 from .httpfeed import NotModified, fetch_regional_feed
 from .regional import parse_regional, parse_regional_rows, revoke_replaced
+from .store import PermitRow, PermitStore
 
 
 class SyncHeld(Exception):

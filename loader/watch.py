@@ -43,9 +43,10 @@ from enforcement.core.rules import Rules
 from enforcement.replica.distribution import Layout, publish_snapshot
 from enforcement.replica.sources import ENCODER as SOURCE_ENCODER
 
-from .db import PermitRow, PermitStore, open_db
+from .database import open_db
 from .feeds import FeedRunner
 from .rebuild import DEFAULT_MAX_SHRINK, ShrinkRefused, rebuild
+from .store import PermitRow, PermitStore
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,10 @@ from enforcement.core.live import IndexHolder, LiveIndex
 from enforcement.core.rules import Rules
 from enforcement.core.verdicts import Checker
 from enforcement.replica.watcher import load_initial
-from loader.db import PermitDB, PermitRow
-from loader.pgdb import describe
+from loader.postgres import describe
 from loader.rebuild import rebuild
+from loader.sqlite import PermitDB
+from loader.store import PermitRow
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "examples" / "demo.toml"

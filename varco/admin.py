@@ -38,7 +38,8 @@ from enforcement.http import errors, openapi
 from enforcement.http.app import JSON, Api
 from enforcement.http.schemas import ENCODER
 from enforcement.replica.distribution import Layout
-from loader.db import DatabaseError, PermitRow, PermitStore, open_db
+from loader.database import open_db
+from loader.store import DatabaseError, PermitRow, PermitStore
 
 log = logging.getLogger(__name__)
 

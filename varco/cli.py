@@ -21,9 +21,10 @@ from enforcement.core.police import plate_view
 from enforcement.core.rules import Rules
 from enforcement.core.verdicts import Checker
 from enforcement.replica.watcher import load_initial
-from loader.db import DatabaseError, open_db
+from loader.database import open_db
 from loader.importer import ImportFileError, import_csv, write_rejects
 from loader.rebuild import DEFAULT_MAX_SHRINK, ShrinkRefused, rebuild
+from loader.store import DatabaseError
 
 from . import demo
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from enforcement.core.rules import Rules
-from loader.db import PermitRow
+from loader.store import PermitRow
 
 DAY: Final = 86400
 _LETTERS: Final = "ABCDEFGHJKLMNPRSTVWXYZ"  # Italian plates never use I, O, Q, U

@@ -16,7 +16,7 @@ from enforcement.core.plates import Plate
 from enforcement.core.police import plate_view
 from enforcement.core.rules import Rules
 from enforcement.core.verdicts import Checker
-from loader.db import PermitRow
+from loader.store import PermitRow
 
 from ..conftest import DEMO_CONFIG, at, permit, publish_permits
 

@@ -17,7 +17,7 @@ from enforcement.config import Settings
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 from enforcement.replica.redis_server import EmbeddedRedis
-from loader.pgdb import PgPermitDB
+from loader.postgres import PgPermitDB
 from loader.watch import LoaderThread, WatchOptions
 
 from ..api.test_api import Client

@@ -22,7 +22,7 @@ from enforcement.replica.distribution import (
     publish_snapshot,
 )
 from enforcement.replica.redis_server import EmbeddedRedis
-from loader.db import open_db
+from loader.database import open_db
 from loader.rebuild import rebuild
 
 from ..api.test_api import PERMITS

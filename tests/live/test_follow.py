@@ -12,7 +12,8 @@ from enforcement.config import Settings
 from enforcement.core.changes import PermitChange, encode_change, stream_id
 from enforcement.core.rules import Rules
 from enforcement.replica.distribution import Layout
-from loader.db import PermitRow, open_db
+from loader.database import open_db
+from loader.store import PermitRow
 from loader.watch import LoaderThread
 
 from ..api.test_api import CAMERA, NOW, PERMITS, Client, transit

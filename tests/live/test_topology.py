@@ -24,7 +24,7 @@ import redis
 
 from deploy.topology import Topology
 from enforcement.replica.distribution import Layout
-from loader.db import PermitDB
+from loader.sqlite import PermitDB
 from varco.demo import DEMO_RESIDENT, DEMO_UNKNOWN
 
 from ..api.test_cli import free_port

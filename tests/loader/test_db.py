@@ -21,18 +21,12 @@ import msgspec
 import psycopg
 import pytest
 
-import loader.db
+import loader.store
 from enforcement.config import ConfigError, load_config
-from loader.db import (
-    SCHEMA_VERSION,
-    SQLITE_MIGRATIONS,
-    PermitDB,
-    PermitRow,
-    PermitStore,
-    SchemaError,
-    open_db,
-)
-from loader.pgdb import PgPermitDB, describe
+from loader.database import open_db
+from loader.postgres import PgPermitDB, describe
+from loader.sqlite import SQLITE_MIGRATIONS, PermitDB
+from loader.store import SCHEMA_VERSION, PermitRow, PermitStore, SchemaError
 from varco.cli import main as cli
 
 from ..conftest import DEMO_CONFIG
@@ -156,7 +150,7 @@ def test_bulk_insert_new(open_store: Opener) -> None:
 def test_upsert_in_chunks(open_store: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
     """Stored versions are fetched a chunk at a time; a permit listed twice, within a chunk
     or across chunks, ends up as its last version."""
-    monkeypatch.setattr(loader.db, "UPSERT_CHUNK", 3)
+    monkeypatch.setattr(loader.store, "UPSERT_CHUNK", 3)
     v = {pid: permit(pid) for pid in "ABCDEFG"}
     a2, b2 = permit("A", valid_to=5), permit("B", valid_to=6)
     with open_store() as db:
@@ -380,7 +374,7 @@ def test_config_database_url(tmp_path: Path) -> None:
 def test_describe_hides_the_password() -> None:
     assert describe("postgresql://varco:s3cret@db:5433/permits?sslmode=require") == (
         "postgresql://varco@db:5433/permits")
-    with pytest.raises(loader.db.DatabaseError, match="cannot connect") as exc:
+    with pytest.raises(loader.store.DatabaseError, match="cannot connect") as exc:
         PgPermitDB("postgresql://varco:s3cret@127.0.0.1:1/permits?connect_timeout=2")
     assert "s3cret" not in str(exc.value)
 

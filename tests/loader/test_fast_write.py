@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-import loader.db
-import loader.pgdb
+import loader.postgres
+import loader.store
 
 from .test_db import Opener, open_store, permit  # noqa: F401 (the fixture)
 
 
 def test_a_range_check_in_byte_order(open_store: Opener,  # noqa: F811
                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    monkeypatch.setattr(loader.db, "UPSERT_CHUNK", 2)
+    monkeypatch.setattr(loader.store, "UPSERT_CHUNK", 2)
     stored = [permit("é-1"), permit("Z-1"), permit("M-1")]
     changed = [permit(p.permit_id, valid_to=1_800_000_000) for p in stored]
     with open_store() as db:
@@ -34,12 +34,12 @@ def test_a_range_check_in_byte_order(open_store: Opener,  # noqa: F811
 def test_a_large_write_refreshes_the_statistics(open_store: Opener,  # noqa: F811
                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """PostgreSQL runs ANALYZE after a write of ANALYZE_AFTER permits or more."""
-    monkeypatch.setattr(loader.pgdb, "ANALYZE_AFTER", 2)
+    monkeypatch.setattr(loader.postgres, "ANALYZE_AFTER", 2)
     with open_store() as db:
         db.upsert([permit("A"), permit("B")])
         assert db.upsert([permit("A"), permit("B")]) == 0
         assert db.bulk_insert_new([permit("C"), permit("D")]) == 2
-        if isinstance(db, loader.pgdb.PgPermitDB):
+        if isinstance(db, loader.postgres.PgPermitDB):
             row = db.conn.execute("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables"
                                   " WHERE relname = 'permits'").fetchone()  # fmt: skip
             assert row == (True,)

@@ -14,8 +14,8 @@ from enforcement.config import Settings, Source, load_config
 from enforcement.core.plates import normalise
 from enforcement.core.rules import Rules
 from enforcement.core.verdicts import Checker
-from loader.db import PermitDB
 from loader.feedcsv import FeedFileError
+from loader.sqlite import PermitDB
 from loader.sync import SyncHeld, sync_source
 
 from ..conftest import DEMO_CONFIG, at, publish_permits

@@ -384,8 +384,8 @@ def test_a_configured_http_source_syncs_then_304s_then_keeps_its_data_on_failure
     """The loader's FeedRunner with a regional_http source: a sync, a 304 that keeps the feed
     fresh, and a server failing mid-download that changes nothing and is reported."""
     from enforcement.config import load_config
-    from loader.db import PermitDB
     from loader.feeds import FeedRunner
+    from loader.sqlite import PermitDB
 
     from ..conftest import DEMO_CONFIG
 

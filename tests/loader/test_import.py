@@ -10,9 +10,9 @@ import pytest
 from enforcement.config import Settings
 from enforcement.core.index import IndexMeta, build_index
 from enforcement.core.rules import Rules
-from loader.db import PermitDB
 from loader.importer import ImportFileError, import_csv
 from loader.rebuild import ShrinkRefused, publish
+from loader.sqlite import PermitDB
 from varco.cli import main as cli
 
 from ..conftest import DEMO_CONFIG, at
@@ -163,8 +163,8 @@ def test_cli_import_writes_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_rebuild_reports_unknown_types(demo: tuple[Settings, Rules], tmp_path: Path,
                                        caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     """Permits of a type the configuration dropped are left out loudly, never silently."""
-    from loader.db import PermitRow
     from loader.rebuild import rebuild
+    from loader.store import PermitRow
 
     settings, rules = demo
     with PermitDB(settings.database_path) as db:

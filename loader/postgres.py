@@ -1,4 +1,4 @@
-"""The permit database on PostgreSQL: the same tables and API as the SQLite one (`loader.db`).
+"""The permit database on PostgreSQL: the same tables and API as the SQLite one (`loader.sqlite`).
 
 What differs, and why:
 
@@ -6,7 +6,7 @@ What differs, and why:
   FOR UPDATE`, numbers its changes from that value and writes the last one back just before
   it commits. The row lock queues the next writer until this one has committed (and become
   visible), so revisions become visible in order and `changes_since(last_seen)` never skips
-  a row committed late; a sequence cannot promise that (see `loader.db`). Connections are
+  a row committed late; a sequence cannot promise that (see `loader.store`). Connections are
   pinned to READ COMMITTED: each statement after the lock sees every earlier commit, and a
   database defaulting to REPEATABLE READ would make a queued writer fail instead of wait.
 - Byte order. Text keys are `COLLATE "C"`, so the primary key index, comparisons and
@@ -32,7 +32,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
-from .db import (
+from .store import (
     PERMIT_SELECT,
     SCHEMA_VERSION,
     Change,
