@@ -28,7 +28,7 @@ import aiohttp
 import redis
 
 from deploy.topology import DEFAULT_CONFIG, Topology
-from enforcement.replica.distribution import Layout
+from enforcement.keys import Keys
 from tests.api.test_cli import free_port
 from varco.demo import DEMO_RESIDENT, DEMO_UNKNOWN
 
@@ -146,7 +146,7 @@ async def measure(topo: Topology, n_issue: int, swaps: int, connections: int) ->
             failed_before = len(load.failed)
             for k in range(swaps):
                 _, revision = await issue(session, bases[0], n_issue + k)
-                r.set(Layout().wanted, b"1")
+                r.set(Keys().wanted, b"1")
                 deadline = time.monotonic() + 60
                 while any(rep.snapshot_revision < revision for rep in replicas):
                     if time.monotonic() > deadline:

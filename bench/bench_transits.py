@@ -32,8 +32,8 @@ from pathlib import Path
 
 import redis
 
+from enforcement.keys import Keys
 from enforcement.replica.redis_server import EmbeddedRedis
-from enforcement.transits.log import transits_key
 
 from .bench_http import free_port, launch, prepare, wrk
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  "
                           f"non-2xx {res['non_2xx']:.0f}", flush=True)  # fmt: skip
             r_ = redis.Redis.from_url(server.url)
-            logged = r_.xlen(transits_key("varco"))
+            logged = r_.xlen(Keys("varco").transits)
             r_.close()
         finally:
             for proc in procs.values():

@@ -40,7 +40,8 @@ from enforcement.core.changes import (
     stream_id,
 )
 from enforcement.core.rules import Rules
-from enforcement.replica.distribution import Layout, publish_snapshot
+from enforcement.keys import Keys
+from enforcement.replica.distribution import publish_snapshot
 from enforcement.replica.sources import ENCODER as SOURCE_ENCODER
 
 from .database import open_db
@@ -83,14 +84,14 @@ def change_of(row: PermitRow, revision: int, prev: int) -> PermitChange:
 
 class LoaderWatch:
     def __init__(self, db: PermitStore, rules: Rules, snapshot_dir: Path, r: redis.Redis,
-                 options: WatchOptions, layout: Layout | None = None,
+                 options: WatchOptions, keys: Keys | None = None,
                  feeds: FeedRunner | None = None,
                  reopen: Callable[[], PermitStore] | None = None) -> None:  # fmt: skip
         self.db, self.rules, self.snapshot_dir, self.r = db, rules, snapshot_dir, r
         self.reopen = reopen  # a new database connection after an error (PostgreSQL restart)
         self.waiting_for_lease = False
         self.options = options
-        self.layout = layout or Layout()
+        self.keys = keys or Keys()
         self.feeds = feeds
         self.stop_event = threading.Event()
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
@@ -103,19 +104,15 @@ class LoaderWatch:
 
     def _hold_lease(self) -> bool:
         me = self.identity.encode()
-        if self.r.set(self._lease_key, me, nx=True, px=LEASE_MS):
+        if self.r.set(self.keys.lease, me, nx=True, px=LEASE_MS):
             return True
         # Extend only if still ours, atomically: a GET then PEXPIRE could extend another's.
-        return bool(self.r.eval(_EXTEND_IF_MINE, 1, self._lease_key, me, LEASE_MS))
+        return bool(self.r.eval(_EXTEND_IF_MINE, 1, self.keys.lease, me, LEASE_MS))
 
     def _release_lease(self) -> None:
         """On a clean stop, so a standby loader takes over at once instead of in LEASE_MS."""
         with contextlib.suppress(redis.RedisError, OSError):
-            self.r.eval(_DELETE_IF_MINE, 1, self._lease_key, self.identity.encode())
-
-    @property
-    def _lease_key(self) -> str:
-        return f"{self.layout.prefix}:loader:lease"
+            self.r.eval(_DELETE_IF_MINE, 1, self.keys.lease, self.identity.encode())
 
     # -- one round ---------------------------------------------------------------------------
 
@@ -134,7 +131,7 @@ class LoaderWatch:
             self.last_streamed = self._last_in_stream()
         if self.feeds is not None:  # before streaming: what a sync changed goes out now
             for status in self.feeds.run_due(self.db):
-                self.r.hset(self.layout.sources, status.name, SOURCE_ENCODER.encode(status))
+                self.r.hset(self.keys.sources, status.name, SOURCE_ENCODER.encode(status))
         # Stream first, then snapshot, then stream what committed meanwhile: a snapshot never
         # jumps the stream ahead, so a replica never sees an entry whose predecessor it lacks
         # (it would turn stale, ask for a snapshot, and the fleet would go 503 together).
@@ -143,19 +140,19 @@ class LoaderWatch:
             self.publish_snapshot()
         if self.last_streamed is not None:
             n += self.stream_changes()
-            self.r.set(self.layout.heartbeat, repr(read_at))
+            self.r.set(self.keys.heartbeat, repr(read_at))
         return n
 
     def _last_in_stream(self) -> int | None:
-        last: Any = self.r.xrevrange(self.layout.changes, count=1)
+        last: Any = self.r.xrevrange(self.keys.changes, count=1)
         return revision_of(last[0][0]) if last else None
 
     def _snapshot_due(self) -> bool:
         if time.time() < self.refused_until:
             return False  # a refused rebuild waits for its interval (or an operator)
-        if self.last_streamed is None or self.r.get(self.layout.current) is None:
+        if self.last_streamed is None or self.r.get(self.keys.current) is None:
             return True  # nothing to stream from: replicas need a base first
-        if self.r.exists(self.layout.wanted):
+        if self.r.exists(self.keys.wanted):
             return True
         if self.snapshot_at == 0.0:  # this loader's first round: publish only if needed
             self.snapshot_at = time.time()
@@ -174,7 +171,7 @@ class LoaderWatch:
         if not self._hold_lease():  # a long rebuild outlasted the lease: another took over
             log.warning("lease lost during the rebuild; this loader's snapshot is not published")
             return
-        name = publish_snapshot(self.r, self.layout, report.path)
+        name = publish_snapshot(self.r, self.keys, report.path)
         log.info("snapshot published to Redis: %s (revision %d, %d permits)", name,
                  report.revision, report.permits)  # fmt: skip
         self.snapshot_at = time.time()
@@ -199,7 +196,7 @@ class LoaderWatch:
             for revision, row in rows:
                 fields: dict[Any, Any] = {STREAM_FIELD: encode_change(change_of(row, revision,
                                                                                 prev))}  # fmt: skip
-                pipe.xadd(self.layout.changes, fields, id=stream_id(revision))
+                pipe.xadd(self.keys.changes, fields, id=stream_id(revision))
                 prev = revision
             pipe.execute()
             self.last_streamed = prev
@@ -219,7 +216,7 @@ class LoaderWatch:
             try:
                 if pubsub is None:
                     pubsub = self.r.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
-                    pubsub.subscribe(self.layout.wake)
+                    pubsub.subscribe(self.keys.wake)
                 n = self.step()
                 if n:
                     log.debug("streamed %d permit changes", n)
@@ -269,7 +266,7 @@ def run_loader(settings: Settings, rules: Rules, redis_url: str,
     try:
         with open_db(settings) as db:  # SQLite connections belong to the thread that opens them
             watch = LoaderWatch(db, rules, settings.snapshot_dir, r,
-                                options or watch_options(settings), Layout(settings.redis_prefix),
+                                options or watch_options(settings), Keys(settings.redis_prefix),
                                 feeds_of(settings, rules), lambda: open_db(settings))  # fmt: skip
             if started is not None:
                 started(watch)

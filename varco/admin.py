@@ -37,7 +37,7 @@ from enforcement.core.permits import PermitInvalid, check_permit, check_plate
 from enforcement.http import errors, openapi
 from enforcement.http.app import JSON, Api
 from enforcement.http.schemas import ENCODER
-from enforcement.replica.distribution import Layout
+from enforcement.keys import Keys
 from loader.database import open_db
 from loader.store import DatabaseError, PermitRow, PermitStore
 
@@ -139,7 +139,7 @@ class AdminApi:
         if redis_url is not None:
             self._redis = aredis.Redis.from_url(redis_url, socket_timeout=1,
                                                 socket_connect_timeout=1)  # fmt: skip
-        self._layout = Layout(self.settings.redis_prefix)
+        self._keys = Keys(self.settings.redis_prefix)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -176,7 +176,7 @@ class AdminApi:
         if self._redis is None:
             return
         with contextlib.suppress(RedisError, OSError):  # the loader polls anyway: best effort
-            await self._redis.publish(self._layout.wake, b"permits")
+            await self._redis.publish(self._keys.wake, b"permits")
 
     async def _body(self, request: web.Request, kind: type[T]) -> T:
         if request.content_type != JSON:

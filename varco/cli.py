@@ -351,7 +351,7 @@ def _audit(args: argparse.Namespace, export: bool) -> int:
 
     from enforcement.audit import chain as audit
     from enforcement.http.server import start_redis
-    from enforcement.replica.distribution import Layout
+    from enforcement.keys import Keys
 
     settings, rules = _config(args)
     tz = rules.clock.tz
@@ -384,7 +384,7 @@ def _audit(args: argparse.Namespace, export: bool) -> int:
             redis_url, embedded = start_redis(settings)
             assert redis_url is not None
             r = redis.Redis.from_url(redis_url, socket_timeout=30, socket_connect_timeout=5)
-            key = Layout(settings.redis_prefix).audit
+            key = Keys(settings.redis_prefix).audit
             where = f"Redis stream {key}"
             total = r.xlen(key) if start is None and end is None else None
             entries = audit.redis_entries(r, key, start, end)

@@ -30,7 +30,7 @@ chain can stop: whoever can write the store can rewrite every link after the rec
 change. Anchor the head against that: `varco audit verify` prints it (seq and link); kept
 elsewhere (a ticket, the daily operations log), a rewritten history no longer matches it.
 
-Redis (`redis_url` set): the stream `{p}:audit` (distribution.Layout.audit), never trimmed.
+Redis (`redis_url` set): the stream `{p}:audit` (`enforcement.keys`), never trimmed.
 Entry id `<t>-<seq>`, so a date range is an XRANGE and the ids are covered by the links;
 fields `prev`, `link`, `body`. The script takes `seq` from the stream's last generated id, so a
 record deleted at the end leaves a gap the next record exposes, and `verify` compares the last

@@ -27,7 +27,7 @@ from ..core.plates import alternatives, normalise, normalise_text
 from ..core.police import plate_view
 from ..core.rules import Gate, Rules
 from ..core.verdicts import Checker, Verdict
-from ..replica.distribution import Layout
+from ..keys import Keys
 from ..replica.follower import Follower, redis_follower
 from ..replica.sources import SourceStatus
 from ..replica.watcher import snapshot_watcher
@@ -571,7 +571,7 @@ def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = No
 
     # Every police lookup is recorded first: in Redis when following one, else in a file.
     app.cleanup_ctx.append(audit_writer(settings.data_dir, redis_url,
-                                        Layout(settings.redis_prefix).audit, adopt_audit))
+                                        Keys(settings.redis_prefix).audit, adopt_audit))
 
     async def readyz(request: web.Request) -> web.Response:
         ok, info = readiness(api)
@@ -621,7 +621,7 @@ def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = No
             api.follower = follower
 
         app.cleanup_ctx.append(redis_follower(rules, api.holder, settings.snapshot_dir, redis_url,
-                                              Layout(settings.redis_prefix), adopt))  # fmt: skip
+                                              Keys(settings.redis_prefix), adopt))  # fmt: skip
     elif watch:
         app.cleanup_ctx.append(snapshot_watcher(settings, rules, api.holder))
     return app

@@ -1,22 +1,8 @@
-"""Snapshots and permit changes over Redis: the layout the loader writes and replicas read.
+"""Snapshots and permit changes over Redis: the keys the loader writes and replicas read.
 
-Keys (under a prefix, default `varco`):
-
-    {p}:snapshot:current      name of the current snapshot, set last: it never names a
-                              snapshot whose chunks are not all there
-    {p}:snapshots             sorted set of published snapshot names, scored by revision
-    {p}:snapshot:{name}       hash: revision, size, chunks, digest (blake2b-256 of the file)
-    {p}:snapshot:{name}:{i}   the file's bytes, in chunks of 8 MiB (a Redis string holds
-                              512 MB at most; 10 M permits make a ~500 MB file)
-    {p}:changes               stream of permit changes (changes.py): entry id `<revision>-1`
-    {p}:loader:heartbeat      epoch seconds at which the loader last saw the permit database
-                              wholly published: the freshness a replica can claim
-    {p}:snapshot:wanted       set by a replica that missed changes: publish a snapshot soon
-    {p}:wake                  pub/sub: wakes the loader early (after an admin API change);
-                              a nudge, never data (pub/sub drops what nobody hears)
-    {p}:loader:lease          the active loader's identity, expiring: one loader at a time
-    {p}:sources               hash: feed name -> its SourceStatus (sources.py)
-    {p}:audit                 stream: the police-lookup audit trail, hash-chained (audit.py)
+A snapshot is published as chunks that expire until one Lua call makes them permanent and
+names them current, so a loader killed at any point never leaves a half-written snapshot
+current; the key names are in `enforcement.keys`.
 
 The stream keeps the entries newer than the oldest snapshot still published, so a replica on
 any published snapshot can catch up from the stream; an older one detects the gap (changes.py)
@@ -32,7 +18,6 @@ import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,6 +25,7 @@ import redis
 import redis.asyncio as aredis
 
 from ..core.snapshot import SUFFIX, fsync_dir, read_header
+from ..keys import Keys
 from . import failpoints
 
 CHUNK: Final = 8 << 20
@@ -51,49 +37,6 @@ class SnapshotUnavailable(Exception):
     """The snapshot named is not (or no longer wholly) in Redis, or its bytes are wrong."""
 
 
-@dataclass(frozen=True, slots=True)
-class Layout:
-    prefix: str = "varco"
-
-    @property
-    def current(self) -> str:
-        return f"{self.prefix}:snapshot:current"
-
-    @property
-    def snapshots(self) -> str:
-        return f"{self.prefix}:snapshots"
-
-    @property
-    def changes(self) -> str:
-        return f"{self.prefix}:changes"
-
-    @property
-    def heartbeat(self) -> str:
-        return f"{self.prefix}:loader:heartbeat"
-
-    @property
-    def wanted(self) -> str:
-        return f"{self.prefix}:snapshot:wanted"
-
-    @property
-    def sources(self) -> str:
-        return f"{self.prefix}:sources"  # hash: feed name -> SourceStatus (JSON)
-
-    @property
-    def audit(self) -> str:
-        return f"{self.prefix}:audit"  # stream, never trimmed: see audit.py
-
-    @property
-    def wake(self) -> str:
-        return f"{self.prefix}:wake"
-
-    def meta(self, name: str) -> str:
-        return f"{self.prefix}:snapshot:{name}"
-
-    def chunk(self, name: str, i: int) -> str:
-        return f"{self.prefix}:snapshot:{name}:{i}"
-
-
 def _valid_name(name: str) -> bool:
     return name.endswith(SUFFIX) and "/" not in name and not name.startswith(".")
 
@@ -101,27 +44,27 @@ def _valid_name(name: str) -> bool:
 # -- loader side (synchronous client) -------------------------------------------------------
 
 
-def publish_snapshot(r: redis.Redis, layout: Layout, path: Path,
+def publish_snapshot(r: redis.Redis, keys: Keys, path: Path,
                      keep: int = KEEP_SNAPSHOTS) -> str:  # fmt: skip
     """Copy a verified snapshot file into Redis and make it current; prune old ones."""
     name = path.name
     head = read_header(path)
-    meta: Any = r.hgetall(layout.meta(name))
+    meta: Any = r.hgetall(keys.snapshot_meta(name))
     if meta:
         # Published already (meta is written only at a switch): re-uploading would put an
         # expiry on chunks replicas rely on. Point at it again if it is still whole.
         size, chunks, digest = int(meta[b"size"]), int(meta[b"chunks"]), meta[b"digest"].decode()
     else:
-        size, chunks, digest = _upload(r, layout, path, name)
+        size, chunks, digest = _upload(r, keys, path, name)
     failpoints.hit("publish_snapshot:before_switch")
-    keys = [layout.meta(name), layout.snapshots, layout.current, layout.wanted,
-            *(layout.chunk(name, i) for i in range(chunks))]  # fmt: skip
-    if not r.eval(_SWITCH, len(keys), *keys, name, head["revision"], size, chunks, digest):
+    names = [keys.snapshot_meta(name), keys.snapshots, keys.current, keys.wanted,
+            *(keys.snapshot_chunk(name, i) for i in range(chunks))]  # fmt: skip
+    if not r.eval(_SWITCH, len(names), *names, name, head["revision"], size, chunks, digest):
         # A chunk expired (an upload slower than ORPHAN_TTL_S) or was evicted: never switch
         # to a snapshot replicas could not fetch whole. The next attempt uploads it again.
-        r.delete(layout.meta(name))
+        r.delete(keys.snapshot_meta(name))
         raise SnapshotUnavailable(f"snapshot {name}: a chunk vanished before the switch")
-    _prune(r, layout, keep)
+    _prune(r, keys, keep)
     return name
 
 
@@ -141,7 +84,7 @@ return 1
 """
 
 
-def _upload(r: redis.Redis, layout: Layout, path: Path, name: str) -> tuple[int, int, str]:
+def _upload(r: redis.Redis, keys: Keys, path: Path, name: str) -> tuple[int, int, str]:
     """Copy the file's chunks, expiring until the switch (a loader killed mid-copy leaves
     nothing behind); (size, chunks, digest)."""
     size = path.stat().st_size
@@ -150,38 +93,38 @@ def _upload(r: redis.Redis, layout: Layout, path: Path, name: str) -> tuple[int,
     with open(path, "rb") as f:
         while block := f.read(CHUNK):
             digest.update(block)
-            r.set(layout.chunk(name, chunks), block, ex=ORPHAN_TTL_S)
+            r.set(keys.snapshot_chunk(name, chunks), block, ex=ORPHAN_TTL_S)
             chunks += 1
     return size, chunks, digest.hexdigest()
 
 
-def _prune(r: redis.Redis, layout: Layout, keep: int) -> None:
-    listed: Any = r.zrange(layout.snapshots, 0, -1)
+def _prune(r: redis.Redis, keys: Keys, keep: int) -> None:
+    listed: Any = r.zrange(keys.snapshots, 0, -1)
     names = [n.decode() for n in listed]
     for old in names[:-keep]:
-        meta: Any = r.hgetall(layout.meta(old))
+        meta: Any = r.hgetall(keys.snapshot_meta(old))
         chunks = int(meta.get(b"chunks", 0))
         pipe = r.pipeline(transaction=True)
-        pipe.zrem(layout.snapshots, old)
-        pipe.delete(layout.meta(old), *[layout.chunk(old, i) for i in range(chunks)])
+        pipe.zrem(keys.snapshots, old)
+        pipe.delete(keys.snapshot_meta(old), *[keys.snapshot_chunk(old, i) for i in range(chunks)])
         pipe.execute()
-    oldest: Any = r.zrange(layout.snapshots, 0, 0, withscores=True)
+    oldest: Any = r.zrange(keys.snapshots, 0, 0, withscores=True)
     if oldest:
         # Entries at or below the oldest published snapshot's revision are in every snapshot
         # a replica can still fetch: no one needs them.
-        r.xtrim(layout.changes, minid=f"{int(oldest[0][1]) + 1}-0", approximate=False)
+        r.xtrim(keys.changes, minid=f"{int(oldest[0][1]) + 1}-0", approximate=False)
 
 
 # -- replica side (asyncio client) ----------------------------------------------------------
 
 
-async def current_snapshot(r: aredis.Redis, layout: Layout) -> tuple[str, int] | None:
+async def current_snapshot(r: aredis.Redis, keys: Keys) -> tuple[str, int] | None:
     """(name, revision) of the current snapshot in Redis, or None when none is published."""
-    raw: Any = await r.get(layout.current)
+    raw: Any = await r.get(keys.current)
     if raw is None:
         return None
     name = raw.decode()
-    revision = await r.hget(layout.meta(name), "revision")
+    revision = await r.hget(keys.snapshot_meta(name), "revision")
     if revision is None or not _valid_name(name):
         return None
     return name, int(revision)
@@ -204,7 +147,7 @@ async def _directory_lock(directory: Path) -> AsyncIterator[None]:
         os.close(fd)
 
 
-async def fetch_snapshot(r: aredis.Redis, layout: Layout, name: str, directory: Path) -> Path:
+async def fetch_snapshot(r: aredis.Redis, keys: Keys, name: str, directory: Path) -> Path:
     """The snapshot `name` as a local file in `directory`, downloading it if needed.
 
     The file is written under a temporary name, fsynced, checked against the published size
@@ -220,7 +163,7 @@ async def fetch_snapshot(r: aredis.Redis, layout: Layout, name: str, directory: 
     async with _directory_lock(directory):
         if target.exists():  # another worker of this host fetched it meanwhile
             return target
-        meta: Any = await r.hgetall(layout.meta(name))
+        meta: Any = await r.hgetall(keys.snapshot_meta(name))
         if not meta:
             raise SnapshotUnavailable(f"snapshot {name} is no longer published")
         size, chunks = int(meta[b"size"]), int(meta[b"chunks"])
@@ -229,7 +172,7 @@ async def fetch_snapshot(r: aredis.Redis, layout: Layout, name: str, directory: 
         try:
             with os.fdopen(fd, "wb") as f:
                 for i in range(chunks):
-                    block: Any = await r.get(layout.chunk(name, i))
+                    block: Any = await r.get(keys.snapshot_chunk(name, i))
                     if block is None:
                         raise SnapshotUnavailable(f"snapshot {name}: chunk {i} missing")
                     digest.update(block)

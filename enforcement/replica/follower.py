@@ -34,7 +34,8 @@ from ..core.changes import STREAM_FIELD, decode_change, stream_id
 from ..core.live import IndexHolder, bind
 from ..core.rules import Rules
 from ..core.snapshot import SUFFIX, SnapshotError, open_snapshot
-from .distribution import Layout, SnapshotUnavailable, current_snapshot, fetch_snapshot
+from ..keys import Keys
+from .distribution import SnapshotUnavailable, current_snapshot, fetch_snapshot
 from .sources import DECODER as SOURCE_DECODER
 from .sources import SourceStatus
 from .watcher import load_initial
@@ -49,9 +50,9 @@ KEEP_LOCAL: Final = 3
 
 class Follower:
     def __init__(self, holder: IndexHolder, rules: Rules, snapshot_dir: Path, redis_url: str,
-                 layout: Layout | None = None) -> None:  # fmt: skip
+                 keys: Keys | None = None) -> None:  # fmt: skip
         self.holder, self.rules, self.snapshot_dir = holder, rules, snapshot_dir
-        self.layout = layout or Layout()
+        self.keys = keys or Keys()
         # Explicit timeouts: the read blocks BLOCK_MS server-side, so allow that and more.
         self.redis = aredis.Redis.from_url(
             redis_url, socket_timeout=BLOCK_MS / 1000 + 4, socket_connect_timeout=2
@@ -104,14 +105,14 @@ class Follower:
             await asyncio.sleep(BLOCK_MS / 1000)
             return
         if live.overlay.stale is not None:
-            await self.redis.set(self.layout.wanted, b"1")
+            await self.redis.set(self.keys.wanted, b"1")
             await asyncio.sleep(0.25)
             return
         if time.monotonic() - self._sources_read_at > SOURCES_EVERY_S:
             await self.read_sources()
-        heartbeat = await self.redis.get(self.layout.heartbeat)  # read before the stream: see
+        heartbeat = await self.redis.get(self.keys.heartbeat)  # read before the stream: see
         # distribution.py; every change published before it is in what XREAD returns now
-        reply: Any = await self.redis.xread({self.layout.changes: stream_id(live.revision)},
+        reply: Any = await self.redis.xread({self.keys.changes: stream_id(live.revision)},
                                        count=READ_COUNT, block=BLOCK_MS)  # fmt: skip
         entries = reply[0][1] if reply else []
         overlay = live.overlay
@@ -126,13 +127,13 @@ class Follower:
                     self.changes_applied += 1
                     continue
             # Stale from here on: ask the loader for a snapshot at once (and every round after).
-            await self.redis.set(self.layout.wanted, b"1")
+            await self.redis.set(self.keys.wanted, b"1")
             return
         if len(entries) < READ_COUNT and heartbeat is not None:
             overlay.fresh_at = float(heartbeat)
 
     async def read_sources(self) -> None:
-        raw: Any = await self.redis.hgetall(self.layout.sources)
+        raw: Any = await self.redis.hgetall(self.keys.sources)
         sources = {}
         for name, value in raw.items():
             try:
@@ -142,7 +143,7 @@ class Follower:
         self.sources, self._sources_read_at = sources, time.monotonic()
 
     async def sync_snapshot(self) -> None:
-        current = await current_snapshot(self.redis, self.layout)
+        current = await current_snapshot(self.redis, self.keys)
         live = self.holder.current
         if current is None:
             return
@@ -152,7 +153,7 @@ class Follower:
         # Adopted even when the overlay already has every change it holds: the swap folds those
         # changes into the compact index, which is what keeps the overlay small.
         try:
-            path = await fetch_snapshot(self.redis, self.layout, name, self.snapshot_dir)
+            path = await fetch_snapshot(self.redis, self.keys, name, self.snapshot_dir)
             index = await asyncio.to_thread(open_snapshot, path)
         except (SnapshotUnavailable, SnapshotError) as exc:
             self.holder.refuse(exc)
@@ -183,14 +184,14 @@ def _prune_local(directory: Path, keep: Path) -> None:
 
 def redis_follower(
     rules: Rules, holder: IndexHolder, snapshot_dir: Path, redis_url: str,
-    layout: Layout | None = None, on_start: Callable[[Follower], None] | None = None,
+    keys: Keys | None = None, on_start: Callable[[Follower], None] | None = None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:  # fmt: skip
     """A cleanup_ctx resource: serve the local snapshot, then follow Redis until shutdown."""
 
     async def resource(app: web.Application) -> AsyncIterator[None]:
         t0 = time.perf_counter()
         await asyncio.to_thread(load_initial, holder, rules, snapshot_dir)
-        follower = Follower(holder, rules, snapshot_dir, redis_url, layout)
+        follower = Follower(holder, rules, snapshot_dir, redis_url, keys)
         if on_start is not None:
             on_start(follower)
         task = asyncio.create_task(follower.run(), name="redis-follower")

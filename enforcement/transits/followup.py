@@ -14,7 +14,7 @@ crash or a second worker repeats work but never doubles it):
   queue.
 
 Nothing is confirmed on an index that is itself stale or too old: decisions wait for a good
-one. Keys (prefix as in distribution.py), besides those of transitlog.py and violations.py:
+one. Keys (named in `enforcement.keys`), besides those of log.py and violations.py:
 
     {p}:followup:held     hash: transit id -> msgpack TransitRecord awaiting its grace period
     {p}:followup:due      sorted set: transit id by the instant it may be decided
@@ -37,7 +37,7 @@ from ..core.live import IndexHolder, LiveIndex
 from ..core.plates import normalise
 from ..core.rules import Rules
 from ..core.verdicts import ALLOWED, NOT_ENFORCED, PENDING, REVIEW, Checker
-from .log import transits_key
+from ..keys import Keys
 from .record import DECODE_RECORD, ENCODE, TransitRecord
 from .violations import Violations
 
@@ -57,9 +57,8 @@ class FollowUp:
         self.checker, self.holder, self.clock = checker, holder, clock
         self.retention_allowed_s = retention_allowed_s
         self.retention_violations_s = retention_violations_s
-        self.stream = transits_key(prefix)
-        self.held = f"{prefix}:followup:held"
-        self.due = f"{prefix}:followup:due"
+        keys = Keys(prefix)
+        self.stream, self.held, self.due = keys.transits, keys.followup_held, keys.followup_due
         self.violations = Violations(redis, prefix, rules.clock)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.counts = {"confirmed": 0, "discarded": 0, "reviewed": 0, "held": 0, "deferred": 0}

@@ -16,10 +16,8 @@ after each write. A Redis that does neither, is unreachable, or does not answer 
 anything, new records go to the spool too, so the order is kept. A full spool refuses (503
 with Retry-After); nothing is dropped.
 
-Keys (prefix as in distribution.py):
-
-    {p}:transits              stream of transit records (field `r`: msgpack TransitRecord)
-    {p}:transit:seen:{hash}   the first attempt's Seen, expiring after the dedup window
+Keys (`enforcement.keys`): the stream `{p}:transits` (field `r`: a msgpack TransitRecord) and
+`{p}:transit:seen:{hash}` (the first attempt's Seen, expiring after the dedup window).
 """
 
 from __future__ import annotations
@@ -42,6 +40,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
+from ..keys import Keys
 from .record import (
     DECODE_RECORD,
     DECODE_SEEN,
@@ -79,14 +78,6 @@ _RECORD_SHA: Final = hashlib.sha1(_RECORD.encode()).hexdigest()
 
 MAX_GROUP: Final = 1000  # records per Lua call: Redis runs a script without interruption
 LOCAL_SEEN_MAX: Final = 200_000  # retries answered from memory while Redis is away
-
-
-def transits_key(prefix: str) -> str:
-    return f"{prefix}:transits"
-
-
-def seen_key(prefix: str, digest: str) -> str:
-    return f"{prefix}:transit:seen:{digest}"
 
 
 class NotDurable(Exception):
@@ -180,8 +171,8 @@ class TransitLog:
                  spool_max_bytes: int, write_timeout_s: float, dedup_window_s: int,
                  retention_s: float = 86400,
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
-        self.redis_url, self.prefix = redis_url, prefix
-        self.stream = transits_key(prefix)
+        self.redis_url, self.keys = redis_url, Keys(prefix)
+        self.stream = self.keys.transits
         self.spool_root, self.spool_max_bytes = spool_root, spool_max_bytes
         self.write_timeout_s, self.dedup_window_s = write_timeout_s, dedup_window_s
         self.clock, self.retention_s = clock, retention_s
@@ -346,7 +337,7 @@ class TransitLog:
         async with asyncio.timeout(timeout_s or self.write_timeout_s):
             for start in range(0, len(records), MAX_GROUP):
                 part = records[start : start + MAX_GROUP]
-                keys = [self.stream, *(seen_key(self.prefix, d)
+                keys = [self.stream, *(self.keys.transit_seen(d)
                                        for d in digests[start : start + MAX_GROUP])]  # fmt: skip
                 args: list[Any] = [self.dedup_window_s]
                 args += [encode_record(r) for r in part]

@@ -4,7 +4,7 @@ At most one violation per plate, zone and calendar day in the city's time zone (
 Strada art. 198 c. 2-bis: repeated entries into one ZTL on one day are one violation). Every
 transit of that day is attached to it; the first one (earliest capture) names its gate.
 
-Keys (prefix as in distribution.py):
+Keys (named in `enforcement.keys`):
 
     {p}:violations             hash: violation key -> JSON (Violation without transit_ids)
     {p}:violations:index       sorted set: violation key by its first transit's instant
@@ -29,6 +29,7 @@ import msgspec
 import redis.asyncio as aredis
 
 from ..core.localtime import LocalClock
+from ..keys import Keys
 from .record import TransitRecord
 
 
@@ -82,15 +83,10 @@ return 1
 
 class Violations:
     def __init__(self, redis: aredis.Redis, prefix: str, clock: LocalClock) -> None:
-        self.redis, self.prefix, self.clock = redis, prefix, clock
-        self.hash = f"{prefix}:violations"
-        self.index = f"{prefix}:violations:index"
-        self.review_hash = f"{prefix}:review"
-        self.review_index = f"{prefix}:review:index"
+        self.redis, self.keys, self.clock = redis, Keys(prefix), clock
+        self.hash, self.index = self.keys.violations, self.keys.violations_index
+        self.review_hash, self.review_index = self.keys.review, self.keys.review_index
         self._merge = redis.register_script(_MERGE)
-
-    def _ids_key(self, key: str) -> str:
-        return f"{self.prefix}:violation:ids:{key}"
 
     def key_of(self, rec: TransitRecord) -> str:
         day = self.clock.to_datetime(rec.ts).date().isoformat()
@@ -101,7 +97,7 @@ class Violations:
         v = Violation(rec.plate, rec.zone, key.split("|")[1], rec.id,
                       self.clock.to_datetime(rec.ts), rec.gate, rec.camera, revision,
                       reason)  # fmt: skip
-        await self._merge(keys=[self.hash, self.index, self._ids_key(key)],
+        await self._merge(keys=[self.hash, self.index, self.keys.violation_ids(key)],
                           args=[key, _JSON.encode(v), rec.ts, rec.id])  # fmt: skip
         return key
 
@@ -132,7 +128,7 @@ class Violations:
             async with self.redis.pipeline(transaction=False) as p:
                 p.hmget(self.hash, keys)
                 for k in keys:
-                    p.smembers(self._ids_key(k.decode()))
+                    p.smembers(self.keys.violation_ids(k.decode()))
                 replies = await p.execute()
             for blob, ids in zip(replies[0], replies[1:], strict=True):
                 if blob is None:  # expired between the two reads
@@ -161,7 +157,7 @@ class Violations:
             async with self.redis.pipeline(transaction=True) as p:
                 p.hdel(self.hash, *keys)
                 p.zrem(self.index, *keys)
-                p.delete(*(self._ids_key(k.decode()) for k in keys))
+                p.delete(*(self.keys.violation_ids(k.decode()) for k in keys))
                 await p.execute()
             removed += len(keys)
         while True:

@@ -32,7 +32,7 @@ from enforcement.config import Settings
 from enforcement.core.live import IndexHolder
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
-from enforcement.replica.distribution import Layout
+from enforcement.keys import Keys
 from enforcement.replica.redis_server import EmbeddedRedis
 from enforcement.replica.watcher import load_initial
 from varco import cli
@@ -93,7 +93,7 @@ def r(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
     client.close()
 
 
-KEY = Layout().audit  # the demo configuration's prefix
+KEY = Keys().audit  # the demo configuration's prefix
 
 
 def audit_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

@@ -11,7 +11,7 @@ import redis
 from enforcement.config import Settings
 from enforcement.core.changes import PermitChange, encode_change, stream_id
 from enforcement.core.rules import Rules
-from enforcement.replica.distribution import Layout
+from enforcement.keys import Keys
 from loader.database import open_db
 from loader.store import PermitRow
 from loader.watch import LoaderThread
@@ -93,7 +93,7 @@ async def test_a_new_snapshot_folds_the_overlay_into_the_index(
     assert info["snapshot_revision"] < rev
     assert live_settings.redis_url is not None
     r = redis.Redis.from_url(live_settings.redis_url)
-    r.set(Layout().wanted, b"1")  # as the schedule or the overlay bound would
+    r.set(Keys().wanted, b"1")  # as the schedule or the overlay bound would
     r.close()
 
     async def swapped() -> dict[str, Any] | None:
@@ -112,14 +112,14 @@ async def test_gap_turns_pending_into_review_until_resynchronised(
     info = await eventually(lambda: ready(replica, base))
     assert live_settings.redis_url is not None
     r = redis.Redis.from_url(live_settings.redis_url)
-    layout = Layout()
+    keys = Keys()
     # Forge an entry whose predecessor the replica never saw, as when the stream was trimmed
     # past a replica or Redis lost entries: it must not be applied, and nothing may be pending.
     rev = info["index_revision"]
     loader.stop()  # the loader would otherwise heal the gap at once
     ghost = PermitChange(rev + 10, rev + 5, "GHOST", "1", 0, None, (), "municipal",
                          (("ZZ000ZZ", True),))  # fmt: skip
-    r.xadd(layout.changes, {b"c": encode_change(ghost)}, id=stream_id(rev + 10))
+    r.xadd(keys.changes, {b"c": encode_change(ghost)}, id=stream_id(rev + 10))
 
     async def not_ready() -> dict[str, Any] | None:
         status, body, _ = await replica.request("GET", "/readyz")
@@ -132,7 +132,7 @@ async def test_gap_turns_pending_into_review_until_resynchronised(
     assert (await verdict(replica, "AB123CD"))["verdict"] == "allowed"  # known permits still count
 
     async def snapshot_wanted() -> bool:
-        return bool(r.exists(layout.wanted))
+        return bool(r.exists(keys.wanted))
 
     await eventually(snapshot_wanted, timeout_s=1)  # the replica asked for a snapshot
 
@@ -140,7 +140,7 @@ async def test_gap_turns_pending_into_review_until_resynchronised(
     with open_db(live_settings) as db:  # the database moves past the forged revision
         for i in range(12):
             db.upsert([permit(f"FILL-{i}", f"FI{i:03d}LL", "1", "2020-01-01T00:00:00+01:00")])
-    r.delete(layout.changes)  # the forged entry goes: the loader restarts the stream
+    r.delete(keys.changes)  # the forged entry goes: the loader restarts the stream
     new_loader = LoaderThread(live_settings, demo[1], loader.redis_url, loader.options).start()
     try:
         info = await eventually(lambda: ready(replica), timeout_s=15)
@@ -168,7 +168,7 @@ async def test_a_snapshot_under_writes_leaves_replicas_fresh(
         last = upsert(live_settings, PermitRow(f"W-{i}", "TEMP", start, start + 86400, (),
                                                "municipal", ((f"WR{i:03d}AA", True),)))  # fmt: skip
         if i % 10 == 5:
-            r.set(Layout().wanted, b"1")
+            r.set(Keys().wanted, b"1")
         status, _, _ = await replica.request("GET", "/readyz")
         stale_seen += status != 200
         await asyncio.sleep(0.05)

@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestServer
 from enforcement.config import Settings
 from enforcement.core.rules import Rules
 from enforcement.http.app import API, Api, create_app
+from enforcement.keys import Keys
 from enforcement.replica.redis_server import EmbeddedRedis
 from enforcement.transits.followup import FollowUp
 from enforcement.transits.spool import all_frames
@@ -137,7 +138,7 @@ async def test_permit_registered_within_grace_discards(world: World) -> None:
     assert await world.violations() == []
     assert world.followup.counts["discarded"] == 1
     r = redis.Redis.from_url(world.settings.redis_url or "")
-    assert r.hlen(f"{world.settings.redis_prefix}:followup:held") == 0
+    assert r.hlen(Keys(world.settings.redis_prefix).followup_held) == 0
     r.close()
 
 
@@ -150,7 +151,7 @@ async def test_doubts_go_to_review(world: World) -> None:
     await world.post("ZZ999ZZ", confidence=0.3)  # low confidence: never pending
     await world.run_followup()
     r = redis.Redis.from_url(world.settings.redis_url or "")
-    items = [msgspec.json.decode(v) for v in r.hvals(f"{world.settings.redis_prefix}:review")]
+    items = [msgspec.json.decode(v) for v in r.hvals(Keys(world.settings.redis_prefix).review)]
     r.close()
     assert [(i["plate"], i["reason"]) for i in items] == [("ZZ999ZZ", "low_confidence")]
 

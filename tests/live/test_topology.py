@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from deploy.topology import Topology
-from enforcement.replica.distribution import Layout
+from enforcement.keys import Keys
 from loader.sqlite import PermitDB
 from varco.demo import DEMO_RESIDENT, DEMO_UNKNOWN
 
@@ -174,25 +174,25 @@ def test_replicas_converge_through_every_fault(topology: Topology) -> None:
 
         # 4. The loader killed between copying a snapshot's chunks and switching to it.
         r = redis.Redis.from_url(topo.env["REDIS_URL"])
-        layout = Layout()
-        before = r.get(layout.current)
+        keys = Keys()
+        before = r.get(keys.current)
         assert topo.kill("loader", sig=15) == 0  # SIGTERM: a clean stop
         issue_some("EE")
-        r.set(layout.wanted, b"1")  # a snapshot is due: the next loader publishes at once
+        r.set(keys.wanted, b"1")  # a snapshot is due: the next loader publishes at once
         topo.start_loader(failpoint="publish_snapshot:before_switch")
         assert topo.procs["loader"].wait(60) == 137
-        assert r.get(layout.current) == before  # the half-published snapshot is invisible
+        assert r.get(keys.current) == before  # the half-published snapshot is invisible
         for i in (1, 2):
             info = topo.wait_ready(i)
             assert info["snapshot_rejected"] == 0
         topo.start_loader()
         converged(topo, issued)  # the changes may come through the stream before the snapshot
         deadline = time.monotonic() + 30
-        while r.get(layout.current) == before:  # the new loader publishes a whole one
+        while r.get(keys.current) == before:  # the new loader publishes a whole one
             assert time.monotonic() < deadline, "no snapshot published after the crash"
             time.sleep(0.1)
         revision = converged(topo, issued)
-        meta = r.hgetall(layout.meta(r.get(layout.current).decode()))  # type: ignore[union-attr]
+        meta = r.hgetall(keys.snapshot_meta(r.get(keys.current).decode()))  # type: ignore[union-attr]
         assert int(meta[b"revision"]) == revision
         r.close()
     finally:

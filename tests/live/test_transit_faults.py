@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from deploy.topology import Topology
-from enforcement.transits.log import transits_key
+from enforcement.keys import Keys
 from enforcement.transits.record import DECODE_RECORD
 from enforcement.transits.spool import all_frames
 from varco.demo import DEMO_RESIDENT, DEMO_UNKNOWN
@@ -112,7 +112,7 @@ def logged(topo: Topology) -> Counter[str]:
     try:
         start = "-"
         while True:
-            entries = r.xrange(transits_key("varco"), start, "+", count=10_000)
+            entries = r.xrange(Keys("varco").transits, start, "+", count=10_000)
             for _, fields in entries:
                 found[DECODE_RECORD(fields[b"r"]).id] += 1
             if len(entries) < 10_000:
@@ -138,7 +138,7 @@ def metric(topo: Topology, name: str) -> float:
 def stream_order(topo: Topology) -> list[str]:
     r = redis.Redis.from_url(topo.env["REDIS_URL"])
     try:
-        return [DECODE_RECORD(f[b"r"]).id for _, f in r.xrange(transits_key("varco"))]
+        return [DECODE_RECORD(f[b"r"]).id for _, f in r.xrange(Keys("varco").transits)]
     finally:
         r.close()
 

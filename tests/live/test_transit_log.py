@@ -20,8 +20,8 @@ from aiohttp.test_utils import TestServer
 from enforcement.config import Settings
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
+from enforcement.keys import Keys
 from enforcement.replica.redis_server import EmbeddedRedis
-from enforcement.transits.log import transits_key
 from enforcement.transits.record import DECODE_RECORD, TransitRecord
 from enforcement.transits.spool import all_frames
 
@@ -36,7 +36,7 @@ _N = itertools.count()
 def stream(settings: Settings) -> list[TransitRecord]:
     r = redis.Redis.from_url(settings.redis_url or "")
     try:
-        return [DECODE_RECORD(f[b"r"]) for _, f in r.xrange(transits_key(settings.redis_prefix))]
+        return [DECODE_RECORD(f[b"r"]) for _, f in r.xrange(Keys(settings.redis_prefix).transits)]
     finally:
         r.close()
 

@@ -1,0 +1,129 @@
+"""Every Redis key Varco uses, spelled once (as arq keeps its keys in `constants.py`).
+
+All keys sit under a prefix (`[redis] prefix`, default `varco`), so one Redis can serve
+several cities. Who writes and who reads each:
+
+    key                         type    written by            read by
+    {p}:snapshot:current        string  loader                replicas: the current snapshot's
+                                                              name, set last, so it never names
+                                                              a snapshot not wholly uploaded
+    {p}:snapshots               zset    loader                replicas, loader (pruning): names
+                                                              of published snapshots by revision
+    {p}:snapshot:{name}         hash    loader                replicas: revision, size, chunks,
+                                                              digest (blake2b-256 of the file)
+    {p}:snapshot:{name}:{i}     string  loader                replicas: the file in 8 MiB chunks
+    {p}:snapshot:wanted         string  a replica that        loader: publish a snapshot soon
+                                        missed changes
+    {p}:changes                 stream  loader                replicas: permit changes, entry id
+                                                              `<revision>-1` (core/changes.py)
+    {p}:loader:heartbeat        string  loader                replicas: when the permit database
+                                                              was last seen wholly published
+    {p}:loader:lease            string  loader                loader: the active loader, expiring
+    {p}:wake                    pubsub  admin API             loader: a nudge, never data
+    {p}:sources                 hash    loader                replicas: feed name -> SourceStatus
+    {p}:audit                   stream  service (police       `varco audit`: the hash-chained
+                                        lookups)              audit trail, never trimmed
+    {p}:transits                stream  service               follow-up: transit records
+    {p}:transit:seen:{hash}     string  service               service: a retry's first verdict,
+                                                              expiring after the dedup window
+    {p}:followup:held           hash    follow-up             follow-up: transits awaiting grace
+    {p}:followup:due            zset    follow-up             follow-up: when each is due
+    {p}:violations              hash    follow-up             service, `varco violations`
+    {p}:violations:index        zset    follow-up             the same, by first transit instant
+    {p}:violation:ids:{key}     set     follow-up             follow-up: a violation's transits
+    {p}:review                  hash    service, follow-up    the review queue
+    {p}:review:index            zset    service, follow-up    the same, by transit instant
+
+`{hash}` and `{key}` are digests or Varco's own codes, never text a camera chose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "varco"
+
+    # -- snapshots and permit changes (loader -> replicas) ---------------------------------
+
+    @property
+    def current(self) -> str:
+        return f"{self.prefix}:snapshot:current"
+
+    @property
+    def snapshots(self) -> str:
+        return f"{self.prefix}:snapshots"
+
+    def snapshot_meta(self, name: str) -> str:
+        return f"{self.prefix}:snapshot:{name}"
+
+    def snapshot_chunk(self, name: str, i: int) -> str:
+        return f"{self.prefix}:snapshot:{name}:{i}"
+
+    @property
+    def wanted(self) -> str:
+        return f"{self.prefix}:snapshot:wanted"
+
+    @property
+    def changes(self) -> str:
+        return f"{self.prefix}:changes"
+
+    @property
+    def heartbeat(self) -> str:
+        return f"{self.prefix}:loader:heartbeat"
+
+    @property
+    def lease(self) -> str:
+        return f"{self.prefix}:loader:lease"
+
+    @property
+    def wake(self) -> str:
+        return f"{self.prefix}:wake"
+
+    @property
+    def sources(self) -> str:
+        return f"{self.prefix}:sources"
+
+    # -- the audit trail -------------------------------------------------------------------
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:audit"
+
+    # -- transits and what follows them ------------------------------------------------------
+
+    @property
+    def transits(self) -> str:
+        return f"{self.prefix}:transits"
+
+    def transit_seen(self, digest: str) -> str:
+        return f"{self.prefix}:transit:seen:{digest}"
+
+    @property
+    def followup_held(self) -> str:
+        return f"{self.prefix}:followup:held"
+
+    @property
+    def followup_due(self) -> str:
+        return f"{self.prefix}:followup:due"
+
+    @property
+    def violations(self) -> str:
+        return f"{self.prefix}:violations"
+
+    @property
+    def violations_index(self) -> str:
+        return f"{self.prefix}:violations:index"
+
+    def violation_ids(self, key: str) -> str:
+        return f"{self.prefix}:violation:ids:{key}"
+
+    @property
+    def review(self) -> str:
+        return f"{self.prefix}:review"
+
+    @property
+    def review_index(self) -> str:
+        return f"{self.prefix}:review:index"
