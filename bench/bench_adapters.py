@@ -29,7 +29,7 @@ CALLS = 500  # per measurement (instruction counts do not vary: no need for more
 
 
 def measure() -> None:
-    from enforcement.config import load_config
+    from enforcement.config.load import load_config
     from enforcement.core.plates import normalise
     from enforcement.http.cameras import (
         axis,

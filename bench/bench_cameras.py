@@ -144,7 +144,7 @@ def serve(port: int, redis_url: str | None) -> None:
     import uvloop
     from aiohttp import web
 
-    from enforcement.config import load_config
+    from enforcement.config.load import load_config
     from enforcement.http.app import create_app
     from enforcement.http.server import freeze_startup_objects
 

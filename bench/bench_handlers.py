@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="and cProfile's top functions")
     args = p.parse_args(argv)
 
-    from enforcement.config import load_config
+    from enforcement.config.load import load_config
     from enforcement.http.app import API, create_app
 
     with tempfile.TemporaryDirectory(prefix="varco-bench-handlers-") as tmp:

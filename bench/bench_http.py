@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from enforcement.config import load_config
+from enforcement.config.load import load_config
 from enforcement.core.index import END_UNLIMITED, IndexMeta, build_index
 from enforcement.core.plates import key_plate
 from enforcement.core.rules import zone_mask
@@ -70,7 +70,7 @@ def prepare(data_dir: Path, n: int) -> tuple[list[str], list[str]]:
     index = build_index(meta, permitted, np.full(n, now - 86400), np.full(n, END_UNLIMITED),
                         zones[type_no], np.arange(n), type_no, np.ones(n),
                         [f"PD-{i:08d}" for i in range(n)])  # fmt: skip
-    publish(index, settings.snapshot_dir, max_shrink=1.0)
+    publish(index, settings.storage.snapshot_dir, max_shrink=1.0)
     sample = rng.integers(0, n, 800)
     return [key_plate(int(k)) for k in permitted[sample]], [
         key_plate(int(k)) for k in unknown[:200]

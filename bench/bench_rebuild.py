@@ -36,7 +36,7 @@ import psycopg
 from psycopg import sql
 from tqdm import tqdm
 
-from enforcement.config import load_config
+from enforcement.config.load import load_config
 from enforcement.core.rules import Rules
 from loader.postgres import PgPermitDB, describe
 from loader.rebuild import rebuild
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="varco-bench-rebuild-") as tmp:
         tmp_path = Path(tmp)
         settings, rules = load_config(CONFIG, {"VARCO_DATA_DIR": str(tmp_path / "data")})
-        sqlite_path = settings.database_path
+        sqlite_path = settings.storage.database_path
         backends = [Backend("SQLite", lambda: PermitDB(sqlite_path))]
         created = pg_database(args.pg_url)
         skipped: str | None = None
@@ -267,11 +267,11 @@ def main(argv: list[str] | None = None) -> int:
                     note("VACUUM ANALYZE PostgreSQL ...")
                     pg_vacuum(pg, pg_url)
                     note(f"  {pg.vacuum_s:.1f} s")
-            min_end = int(now - settings.history_days * 86400)
+            min_end = int(now - settings.storage.history_days * 86400)
             for r in range(args.rounds):
                 for b in backends:
                     scan(b, min_end)
-                    rebuild_once(b, rules, settings.history_days,
+                    rebuild_once(b, rules, settings.storage.history_days,
                                  tmp_path / f"snap-{b.name}-{r}")  # fmt: skip
                     note(f"round {r + 1}/{args.rounds} {b.name}: scan {b.scan_s[-1]:.2f} s, "
                          f"rebuild {b.rebuild_s[-1]:.2f} s")  # fmt: skip
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             print(table(backends, n, skipped))
             if args.profile:
                 for b in backends:
-                    profile_rebuild(b, rules, settings.history_days,
+                    profile_rebuild(b, rules, settings.storage.history_days,
                                     tmp_path / f"snap-profile-{b.name}", args.profile)  # fmt: skip
         finally:
             if drop is not None:

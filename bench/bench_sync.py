@@ -34,7 +34,8 @@ from typing import Any
 
 import msgspec
 
-from enforcement.config import Settings, Source, load_config
+from enforcement.config.load import load_config
+from enforcement.config.settings import Settings, Source
 from loader import feedcsv, regional, sync
 from loader import store as dbmod
 from loader.database import open_db

@@ -35,7 +35,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from enforcement.config import load_config
+from enforcement.config.load import load_config
 from enforcement.core.index import END_UNLIMITED, IndexMeta, build_index
 from enforcement.core.plates import key_plate
 from enforcement.core.rules import zone_mask
@@ -68,7 +68,7 @@ def prepare(data_dir: Path, n: int, samples: int) -> tuple[list[str], list[str],
     index = build_index(IndexMeta(1, now, types, zones), plate_keys, start, end,
                         type_zones[type_no], np.arange(n), type_no, np.ones(n),
                         [f"PD-{i:08d}" for i in range(n)])  # fmt: skip
-    path = publish(index, settings.snapshot_dir, max_shrink=1.0)
+    path = publish(index, settings.storage.snapshot_dir, max_shrink=1.0)
     del index
     with open("/proc/self/maps") as f:  # a mapping here would take a share of the PSS
         assert SUFFIX not in f.read(), "the benchmark process still maps the snapshot"

@@ -59,7 +59,7 @@ import msgspec
 import numpy as np
 
 from bench import bench_transits
-from enforcement.config import load_config
+from enforcement.config.load import load_config
 from enforcement.core.index import END_UNLIMITED, IndexMeta, build_index
 from enforcement.core.rules import zone_mask
 from enforcement.replica.redis_server import EmbeddedRedis
@@ -161,7 +161,7 @@ def publish_snapshot(ds: Dataset, data: Path) -> Path:
     meta = IndexMeta(1, int(time.time()), tuple(rules.types), tuple(rules.zones))
     index = build_index(meta, ds.keys, ds.start, ds.end, ds.zones, np.arange(ds.n), ds.type_no,
                         np.ones(ds.n), ds.ids())  # fmt: skip
-    return publish(index, settings.snapshot_dir, max_shrink=1.0)
+    return publish(index, settings.storage.snapshot_dir, max_shrink=1.0)
 
 
 # -- the peers' stores -------------------------------------------------------------------------

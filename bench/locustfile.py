@@ -131,7 +131,7 @@ def _slot_edge(rules: Any, ptype: Any, before: int) -> int | None:
 
 
 def load_mix(seed: int = 7) -> PlateMix:
-    from enforcement.config import load_config
+    from enforcement.config.load import load_config
     from enforcement.core.plates import confusable_variants, is_italian
     from loader.database import open_db
 
@@ -148,9 +148,9 @@ def load_mix(seed: int = 7) -> PlateMix:
     known: set[str] = set()
     seen: Counter[str] = Counter()
     slot_edges = {c: _slot_edge(rules, t, now - 60) for c, t in rules.types.items() if t.restricted}
-    oldest = now - (settings.history_days - 2) * 86400  # edges the index still judges
+    oldest = now - (settings.storage.history_days - 2) * 86400  # edges the index still judges
     with open_db(settings) as db:
-        rows = db.index_rows(now - settings.history_days * 86400)
+        rows = db.index_rows(now - settings.storage.history_days * 86400)
         for _pid, start, end, type_, _zones, _source, primary, plate in rows:
             known.add(plate)
             ptype = rules.types.get(type_)

@@ -38,7 +38,7 @@ import msgspec
 import uvloop
 from aiohttp import web
 
-from enforcement.config import load_config
+from enforcement.config.load import load_config
 from enforcement.core.plates import normalise
 from enforcement.core.rules import zone_mask
 from enforcement.core.verdicts import (

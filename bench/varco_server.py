@@ -11,7 +11,7 @@ from pathlib import Path
 import uvloop
 from aiohttp import web
 
-from enforcement.config import load_config
+from enforcement.config.load import load_config
 from enforcement.http.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent

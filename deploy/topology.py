@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
-from enforcement.config import ConfigError, load_config
+from enforcement.config.load import ConfigError, load_config
 from enforcement.replica.redis_server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     ports = [args.base_port + i for i in range(1, args.replicas + 1)]
-    topo = Topology(args.config, settings.data_dir, ports, proxy_port=settings.port)
+    topo = Topology(args.config, settings.storage.data_dir, ports, proxy_port=settings.server.port)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"starting Redis, the loader and {args.replicas} replicas "
               f"(logs in {topo.log_dir})", flush=True)  # fmt: skip
         topo.start(args.permits)
-        print(f"ready: proxy http://127.0.0.1:{settings.port}, replicas on "
+        print(f"ready: proxy http://127.0.0.1:{settings.server.port}, replicas on "
               f"{', '.join(map(str, ports))}; "
               "Ctrl-C stops everything", flush=True)  # fmt: skip
         while not stopping:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings
 
 from .sqlite import PermitDB
 from .store import PermitStore
@@ -18,5 +18,5 @@ def open_db(settings: Settings, *, check_schema: bool = True) -> PermitStore:
         from .postgres import PgPermitDB  # psycopg loads only where PostgreSQL is used
 
         return PgPermitDB(settings.database_url, check_schema=check_schema)
-    return PermitDB(settings.database_path)
+    return PermitDB(settings.storage.database_path)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from msgspec.structs import replace
 
-from enforcement.config import Settings, Source
+from enforcement.config.settings import Settings, Source
 from enforcement.core.rules import Rules
 from enforcement.replica.sources import SourceStatus
 
@@ -77,7 +77,7 @@ class FeedRunner:
             return replace(status, last_attempt=now, last_success=now, last_error=None)
         state.seen, state.etag = mark, report.etag
         feed = report.feed
-        rejects = write_rejects(feed, self.settings.data_dir / "rejects", now)
+        rejects = write_rejects(feed, self.settings.storage.data_dir / "rejects", now)
         if rejects is not None:
             log.warning("feed %s: %d rows rejected, listed in %s", source.name,
                         len(feed.rejects), rejects)  # fmt: skip

@@ -30,7 +30,7 @@ from typing import Any, Final, Literal
 import msgspec
 from tqdm import tqdm
 
-from enforcement.config import Circuit
+from enforcement.config.settings import Circuit
 from enforcement.core.localtime import LocalClock
 from enforcement.core.permits import PermitInvalid, check_permit, check_plate
 from enforcement.core.rules import Rules

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import msgspec
 
-from enforcement.config import Settings, Source
+from enforcement.config.settings import Settings, Source
 from enforcement.core.rules import Rules
 
 from .cude import parse_cude

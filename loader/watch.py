@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import redis
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings
 from enforcement.core.changes import (
     STREAM_FIELD,
     PermitChange,
@@ -70,10 +70,10 @@ class WatchOptions:
 
 def watch_options(settings: Settings) -> WatchOptions:
     return WatchOptions(
-        poll_s=settings.loader_poll_s,
-        snapshot_interval_s=settings.snapshot_interval_s,
-        max_overlay=settings.max_overlay,
-        history_days=settings.history_days,
+        poll_s=settings.loader.poll_s,
+        snapshot_interval_s=settings.loader.snapshot_interval_s,
+        max_overlay=settings.loader.max_overlay,
+        history_days=settings.storage.history_days,
     )
 
 
@@ -265,8 +265,8 @@ def run_loader(settings: Settings, rules: Rules, redis_url: str,
     r = redis_client(redis_url)
     try:
         with open_db(settings) as db:  # SQLite connections belong to the thread that opens them
-            watch = LoaderWatch(db, rules, settings.snapshot_dir, r,
-                                options or watch_options(settings), Keys(settings.redis_prefix),
+            watch = LoaderWatch(db, rules, settings.storage.snapshot_dir, r,
+                                options or watch_options(settings), Keys(settings.redis.prefix),
                                 feeds_of(settings, rules), lambda: open_db(settings))  # fmt: skip
             if started is not None:
                 started(watch)

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from enforcement.config import Settings, load_config
+from enforcement.config.load import load_config
+from enforcement.config.settings import Settings
 from enforcement.core.live import IndexHolder, LiveIndex
 from enforcement.core.rules import Rules
 from enforcement.core.verdicts import Checker
@@ -45,11 +46,11 @@ def demo(tmp_path: Path) -> tuple[Settings, Rules]:
 def publish_permits(settings: Settings, rules: Rules, permits: Iterable[PermitRow],
                     history_days: int = 100_000) -> LiveIndex:  # fmt: skip
     """Upsert permits into the settings' database, publish a snapshot, return it live."""
-    with PermitDB(settings.database_path) as db:
+    with PermitDB(settings.storage.database_path) as db:
         db.upsert(permits)
-        rebuild(db, rules, settings.snapshot_dir, history_days, max_shrink=1.0)
+        rebuild(db, rules, settings.storage.snapshot_dir, history_days, max_shrink=1.0)
     holder = IndexHolder()
-    assert load_initial(holder, rules, settings.snapshot_dir)
+    assert load_initial(holder, rules, settings.storage.snapshot_dir)
     assert holder.current is not None
     return holder.current
 
@@ -58,8 +59,8 @@ def publish_permits(settings: Settings, rules: Rules, permits: Iterable[PermitRo
 def checker(demo: tuple[Settings, Rules]) -> Checker:
     settings, rules = demo
     # The tables use fixed 2026 instants: no index-age or transit-age limit applies.
-    return Checker(rules, review_confidence=settings.review_confidence,
-                   max_clock_skew_s=settings.max_clock_skew_s,
+    return Checker(rules, review_confidence=settings.enforcement.review_confidence,
+                   max_clock_skew_s=settings.enforcement.max_clock_skew_s,
                    index_max_age_s=10**10, max_transit_age_s=10**10)  # fmt: skip
 
 

@@ -139,7 +139,7 @@ class AdminApi:
         if redis_url is not None:
             self._redis = aredis.Redis.from_url(redis_url, socket_timeout=1,
                                                 socket_connect_timeout=1)  # fmt: skip
-        self._keys = Keys(self.settings.redis_prefix)
+        self._keys = Keys(self.settings.redis.prefix)
 
     # -- plumbing ----------------------------------------------------------------------------
 

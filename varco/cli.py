@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-from enforcement.config import ConfigError, Settings, load_config
+from enforcement.config.load import ConfigError, load_config
+from enforcement.config.settings import Settings, with_changes
 from enforcement.core.live import IndexHolder
 from enforcement.core.plates import normalise
 from enforcement.core.police import plate_view
@@ -48,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings, rules = _config(args)
     if args.port is not None:
-        settings = msgspec.structs.replace(settings, port=args.port)
+        settings = with_changes(settings, server={"port": args.port})
     if args.workers > 1:
         serve_workers(settings, dict(os.environ), args.workers, extend=admin.install,
                       followup=args.followup)  # fmt: skip
@@ -79,7 +80,7 @@ def cmd_violations(args: argparse.Namespace) -> int:
         r = aredis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=2)
         n = 0
         try:
-            store = Violations(r, settings.redis_prefix, rules.clock)
+            store = Violations(r, settings.redis.prefix, rules.clock)
             total = await r.zcount(store.index, start, f"({end}")
             bar = tqdm(total=total, unit="violation", desc="export", disable=None, file=sys.stderr)
             out.write(csv_header() if args.format == "csv" else "[\n")
@@ -213,7 +214,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                   f"{r.changed} changed, {r.closed} closed (missing from the export), "
                   f"{r.replaced} replaced by duplicates, {len(feed.rejects)} rejected; "
                   f"revision {r.revision}")  # fmt: skip
-            rejects = write_rejects(feed, settings.data_dir / "rejects")
+            rejects = write_rejects(feed, settings.storage.data_dir / "rejects")
             if rejects is not None:
                 for rej in feed.rejects[:10]:
                     print(f"  line {rej.line} {rej.key}: {rej.field}: {rej.reason}")
@@ -225,7 +226,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def _rebuild(settings: Settings, rules: Rules, accept_shrink: bool) -> int:
     with open_db(settings) as db:
         try:
-            r = rebuild(db, rules, settings.snapshot_dir, settings.history_days,
+            r = rebuild(db, rules, settings.storage.snapshot_dir, settings.storage.history_days,
                         max_shrink=1.0 if accept_shrink else DEFAULT_MAX_SHRINK)  # fmt: skip
         except ShrinkRefused as exc:
             print(f"rebuild refused: {exc}", file=sys.stderr)
@@ -245,9 +246,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     settings, rules = _config(args)
     holder = IndexHolder()
-    if not load_initial(holder, rules, settings.snapshot_dir) or holder.current is None:
+    if not load_initial(holder, rules, settings.storage.snapshot_dir) or holder.current is None:
         print(
-            f"no verified snapshot in {settings.snapshot_dir}; run `varco rebuild`", file=sys.stderr
+            f"no verified snapshot in {settings.storage.snapshot_dir}; run `varco rebuild`", file=sys.stderr
         )
         return 2
     at = dt.datetime.fromisoformat(args.at) if args.at else dt.datetime.now(dt.UTC)
@@ -271,7 +272,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     settings, rules = _config(args)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     with open_db(settings) as db:
         if args.regenerate or db.count() == 0:
             if db.count():
@@ -315,7 +316,7 @@ def _serve_with_loader(settings: Settings, rules: Rules) -> None:
         if redis_url is not None:
             loader = LoaderThread(settings, rules, redis_url).start()
             # serve() finds the server running and follows it; it is ours to stop, below.
-            settings = msgspec.structs.replace(settings, redis_url=redis_url)
+            settings = with_changes(settings, redis={"url": redis_url})
         serve(settings, rules, extend=admin.install, followup=True)
     finally:
         if loader is not None:
@@ -361,8 +362,8 @@ def _audit(args: argparse.Namespace, export: bool) -> int:
         if start is not None and end is not None and end <= start:
             raise _AuditUsage("--to must be after --from")
         path = Path(args.file) if args.file else None
-        if path is None and settings.redis_url == "off":
-            path = audit.audit_file(settings.data_dir)
+        if path is None and settings.redis.url == "off":
+            path = audit.audit_file(settings.storage.data_dir)
         if path is not None and not path.is_file():
             raise _AuditUsage(f"no audit file at {path}")
     except _AuditUsage as exc:
@@ -384,7 +385,7 @@ def _audit(args: argparse.Namespace, export: bool) -> int:
             redis_url, embedded = start_redis(settings)
             assert redis_url is not None
             r = redis.Redis.from_url(redis_url, socket_timeout=30, socket_connect_timeout=5)
-            key = Keys(settings.redis_prefix).audit
+            key = Keys(settings.redis.prefix).audit
             where = f"Redis stream {key}"
             total = r.xlen(key) if start is None and end is None else None
             entries = audit.redis_entries(r, key, start, end)
@@ -496,7 +497,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _print_curls(settings: Settings, rules: Rules) -> None:
-    base = f"http://{settings.host}:{settings.port}"
+    base = f"http://{settings.server.host}:{settings.server.port}"
     gate = next(
         (g for g in rules.gates.values() if g.zone == "PEDONALE"), next(iter(rules.gates.values()))
     )

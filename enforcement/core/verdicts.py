@@ -22,7 +22,7 @@ from typing import Final
 import msgspec
 import numpy as np
 
-from ..config import Settings
+from ..config.settings import Settings
 from .live import LiveIndex
 from .overlay import OverlayRecord
 from .plates import Plate, confusable_variants, normalise_text, plate_key
@@ -71,10 +71,10 @@ class Checker:
 
     @classmethod
     def from_settings(cls, rules: Rules, settings: Settings) -> Checker:
-        return cls(rules, review_confidence=settings.review_confidence,
-                   max_clock_skew_s=settings.max_clock_skew_s,
-                   index_max_age_s=settings.index_max_age_s,
-                   max_transit_age_s=settings.history_days * 86400)  # fmt: skip
+        return cls(rules, review_confidence=settings.enforcement.review_confidence,
+                   max_clock_skew_s=settings.enforcement.max_clock_skew_s,
+                   index_max_age_s=settings.enforcement.index_max_age_s,
+                   max_transit_age_s=settings.storage.history_days * 86400)  # fmt: skip
 
     # -- one transit -----------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from aiohttp import web
 from ..audit.chain import HOST as AUDIT_HOST
 from ..audit.chain import AuditLog, AuditRecord, AuditUnavailable, audit_writer, reason_of
 from ..audit.chain import register_metrics as register_audit_metrics
-from ..config import ApiKey, Settings, hash_key
+from ..config.settings import ApiKey, Settings, hash_key
 from ..core.live import IndexHolder, LiveIndex
 from ..core.plates import alternatives, normalise, normalise_text
 from ..core.police import plate_view
@@ -217,7 +217,7 @@ class Api:
         batch = await _decode(request, BATCH_DECODER)
         if key.camera is not None:
             check_own(self.settings, key, batch.transits, "transits")
-        limit = self.settings.max_batch
+        limit = self.settings.server.max_batch
         if len(batch.transits) > limit:
             raise errors.TooLarge(
                 f"at most {limit} transits per batch, got {len(batch.transits)}", "transits"
@@ -246,7 +246,7 @@ class Api:
                 raise errors.Invalid("give the offset, e.g. 2026-11-22T10:00:00+01:00", "at")
             if at.timestamp() < time.time() - self.checker.max_transit_age_s:
                 raise errors.Invalid(
-                    f"older than the index's history ({self.settings.history_days} days): "
+                    f"older than the index's history ({self.settings.storage.history_days} days): "
                     "permits that ended before then are not in it", "at")  # fmt: skip
         else:
             at = dt.datetime.now(dt.UTC)
@@ -383,7 +383,7 @@ def readiness(api: Api) -> tuple[bool, dict[str, object]]:
         return False, {"ready": False, "reason": "no verified index loaded", **info}
     lag = time.time() - live.fresh_at
     stale = live.overlay.stale
-    fresh = lag <= api.settings.index_max_age_s
+    fresh = lag <= api.settings.enforcement.index_max_age_s
     reason = (f"index stale: {stale}" if stale is not None
               else None if fresh else "index older than enforcement.index_max_age")  # fmt: skip
     return reason is None, {
@@ -502,11 +502,11 @@ def _transit_log(
     api: Api, settings: Settings, redis_url: str | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run(app: web.Application) -> AsyncIterator[None]:
-        log_ = TransitLog(redis_url=redis_url, prefix=settings.redis_prefix,
-                          spool_root=settings.spool_dir, spool_max_bytes=settings.spool_max_bytes,
-                          write_timeout_s=settings.transit_write_timeout_s,
-                          dedup_window_s=settings.dedup_window_s,
-                          retention_s=settings.retention_allowed_s)  # fmt: skip
+        log_ = TransitLog(redis_url=redis_url, prefix=settings.redis.prefix,
+                          spool_root=settings.storage.spool_dir, spool_max_bytes=settings.transit_log.spool_max_bytes,
+                          write_timeout_s=settings.transit_log.write_timeout_s,
+                          dedup_window_s=settings.transit_log.dedup_window_s,
+                          retention_s=settings.retention.allowed_s)  # fmt: skip
         await log_.start()
         api.transit_log = log_
         try:
@@ -524,12 +524,12 @@ def _violations(api: Api, settings: Settings, redis_url: str,
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         r = aredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
-        api.violations = Violations(r, settings.redis_prefix, api.rules.clock)
+        api.violations = Violations(r, settings.redis.prefix, api.rules.clock)
         worker = None
         if followup:
-            worker = FollowUp(r, settings.redis_prefix, api.rules, api.checker, api.holder,
-                              retention_allowed_s=settings.retention_allowed_s,
-                              retention_violations_s=settings.retention_violations_s)  # fmt: skip
+            worker = FollowUp(r, settings.redis.prefix, api.rules, api.checker, api.holder,
+                              retention_allowed_s=settings.retention.allowed_s,
+                              retention_violations_s=settings.retention.violations_s)  # fmt: skip
             api.followup = worker
         try:
             if worker is None:
@@ -560,7 +560,7 @@ def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = No
     `transit_redis_url` (default: `redis_url`; none: the local spool only); `followup` runs
     the follow-up worker (followup.py) in this process."""
     api = Api(settings, rules, holder or IndexHolder())
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[API] = api
     app[HOLDER] = api.holder
     _register_gauges(api)
@@ -570,8 +570,8 @@ def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = No
         api.audit = audit
 
     # Every police lookup is recorded first: in Redis when following one, else in a file.
-    app.cleanup_ctx.append(audit_writer(settings.data_dir, redis_url,
-                                        Keys(settings.redis_prefix).audit, adopt_audit))
+    app.cleanup_ctx.append(audit_writer(settings.storage.data_dir, redis_url,
+                                        Keys(settings.redis.prefix).audit, adopt_audit))
 
     async def readyz(request: web.Request) -> web.Response:
         ok, info = readiness(api)
@@ -620,8 +620,8 @@ def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = No
         def adopt(follower: Follower) -> None:
             api.follower = follower
 
-        app.cleanup_ctx.append(redis_follower(rules, api.holder, settings.snapshot_dir, redis_url,
-                                              Keys(settings.redis_prefix), adopt))  # fmt: skip
+        app.cleanup_ctx.append(redis_follower(rules, api.holder, settings.storage.snapshot_dir, redis_url,
+                                              Keys(settings.redis.prefix), adopt))  # fmt: skip
     elif watch:
         app.cleanup_ctx.append(snapshot_watcher(settings, rules, api.holder))
     return app

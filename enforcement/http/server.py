@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
 from aiohttp import web
 
-from ..config import Settings, load_config
+from ..config.load import load_config
+from ..config.settings import Settings, with_changes
 from ..core.rules import Rules
 from ..replica.redis_server import EmbeddedRedis
 from .app import Extension, create_app
@@ -40,11 +40,11 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def start_redis(settings: Settings) -> tuple[str | None, EmbeddedRedis | None]:
     """(URL to follow or None for no Redis, the embedded server if this call started one)."""
-    if settings.redis_url == "off":
+    if settings.redis.url == "off":
         return None, None
-    if settings.redis_url is not None:
-        return settings.redis_url, None
-    embedded = EmbeddedRedis(settings.redis_dir)
+    if settings.redis.url is not None:
+        return settings.redis.url, None
+    embedded = EmbeddedRedis(settings.storage.redis_dir)
     return embedded.url, embedded if embedded.start() else None
 
 
@@ -56,10 +56,10 @@ async def serve_forever(
     app = create_app(settings, rules, redis_url=redis_url, extend=extend, followup=followup)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True, backlog=1024)
+    site = web.TCPSite(runner, settings.server.host, settings.server.port, reuse_port=True, backlog=1024)
     await site.start()
     freeze_startup_objects()
-    log.info("listening on http://%s:%d (pid %d)", settings.host, settings.port, os.getpid())
+    log.info("listening on http://%s:%d (pid %d)", settings.server.host, settings.server.port, os.getpid())
     if ready is not None:
         ready()
     stop = asyncio.Event()
@@ -99,7 +99,7 @@ def _worker(config_path: Path, env: dict[str, str], port: int, redis_url: str | 
     fmt = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
     logging.basicConfig(level=logging.INFO, format=fmt)
     settings, rules = load_config(config_path, env)
-    settings = msgspec.structs.replace(settings, port=port)  # a --port given to the parent
+    settings = with_changes(settings, server={"port": port})  # a --port given to the parent
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve_forever(settings, rules, redis_url, extend=extend, followup=followup))
 
@@ -119,7 +119,7 @@ def serve_workers(settings: Settings, env: dict[str, str], workers: int,
     signal.signal(signal.SIGINT, stop)
 
     def spawn() -> multiprocessing.process.BaseProcess:
-        args = (settings.config_path, env, settings.port, redis_url, extend, followup)
+        args = (settings.config_path, env, settings.server.port, redis_url, extend, followup)
         p = ctx.Process(target=_worker, args=args, name="varco-worker", daemon=False)
         p.start()
         return p
@@ -128,7 +128,7 @@ def serve_workers(settings: Settings, env: dict[str, str], workers: int,
     started = [time.monotonic()] * workers
     quick_deaths = [0] * workers  # a worker dying at start-up again and again backs off
     restart_at: list[float | None] = [None] * workers
-    log.info("%d workers on http://%s:%d", workers, settings.host, settings.port)
+    log.info("%d workers on http://%s:%d", workers, settings.server.host, settings.server.port)
     try:
         while not stopping:
             time.sleep(0.2)

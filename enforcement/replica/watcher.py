@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..core.live import IndexHolder, bind
 from ..core.rules import Rules
 from ..core.snapshot import SUFFIX, SnapshotError, open_snapshot
@@ -76,9 +76,9 @@ def snapshot_watcher(
     """A cleanup_ctx resource: load at start-up, then follow `current` until shutdown."""
 
     async def resource(app: web.Application) -> AsyncIterator[None]:
-        current = settings.current_snapshot
+        current = settings.storage.current_snapshot
         seen = _identity(current)
-        await asyncio.to_thread(load_initial, holder, rules, settings.snapshot_dir)
+        await asyncio.to_thread(load_initial, holder, rules, settings.storage.snapshot_dir)
         wake = asyncio.Event()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -88,7 +88,7 @@ def snapshot_watcher(
             nonlocal seen
             while True:
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wake.wait(), settings.snapshot_poll_s)
+                    await asyncio.wait_for(wake.wait(), settings.server.snapshot_poll_s)
                 wake.clear()
                 now = _identity(current)
                 if now is not None and now != seen:

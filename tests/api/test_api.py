@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 
@@ -76,8 +76,8 @@ async def wait_ready(client: Client, revision: int | None = None) -> dict[str, A
 @pytest.fixture
 async def api(demo: tuple[Settings, Rules]) -> AsyncIterator[Client]:
     settings, rules = demo
-    settings = settings.__class__(**{**{f: getattr(settings, f) for f in settings.__struct_fields__},
-                                     "snapshot_poll_s": 0.05, "max_body_bytes": 256 * 1024})  # fmt: skip
+    settings = with_changes(settings, server={"snapshot_poll_s": 0.05,
+                                              "max_body_bytes": 256 * 1024})
     publish_permits(settings, rules, PERMITS)
     server = TestServer(create_app(settings, rules), host="127.0.0.1")
     await server.start_server()
@@ -317,14 +317,14 @@ async def test_hot_swap_and_refusal(api: Client) -> None:
             _, body, _ = await api.request("POST", "/v1/transits", CAMERA, json=transit(plate))
             assert body["verdict"] == "allowed"
         # A damaged snapshot made current: refused, the last good index keeps serving.
-        good = (settings.snapshot_dir / "current.vidx").resolve()
-        bad = settings.snapshot_dir / "index-r000000000099-bad.vidx"
+        good = (settings.storage.snapshot_dir / "current.vidx").resolve()
+        bad = settings.storage.snapshot_dir / "index-r000000000099-bad.vidx"
         data = bytearray(good.read_bytes())
         data[len(data) // 2] ^= 0xFF
         bad.write_bytes(bytes(data))
-        link = settings.snapshot_dir / ".bad-link"
+        link = settings.storage.snapshot_dir / ".bad-link"
         link.symlink_to(bad.name)
-        os.replace(link, settings.snapshot_dir / "current.vidx")
+        os.replace(link, settings.storage.snapshot_dir / "current.vidx")
         for _ in range(200):
             status, ready, _ = await api.request("GET", "/readyz")
             if ready["snapshot_rejected"] >= 1:

@@ -14,7 +14,7 @@ from .test_api import POLICE, Client, api  # noqa: F401  (`api`: the fixture)
 
 
 def records(client: Client) -> list[dict[str, object]]:
-    path = audit_file(client.settings.data_dir)  # type: ignore[attr-defined]
+    path = audit_file(client.settings.storage.data_dir)  # type: ignore[attr-defined]
     if not path.exists():
         return []
     return [json.loads(line.split(b"\t", 4)[4]) for line in path.read_bytes().splitlines()]

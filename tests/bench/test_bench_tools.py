@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bench import compare, peer_server
-from enforcement.config import load_config
+from enforcement.config.load import load_config
 from enforcement.core.index import IndexMeta, build_index
 from enforcement.core.live import bind
 from enforcement.core.plates import key_plate, normalise

@@ -10,11 +10,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import msgspec
 import pytest
 from aiohttp.test_utils import TestServer
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 
@@ -51,8 +50,8 @@ class Cameras:
 @pytest.fixture
 async def cams(demo: tuple[Settings, Rules]) -> AsyncIterator[Cameras]:
     settings, rules = demo
-    settings = msgspec.structs.replace(settings, snapshot_poll_s=0.05,
-                                       max_camera_body_bytes=MAX_CAMERA_BODY)  # fmt: skip
+    settings = with_changes(settings, server={
+        "snapshot_poll_s": 0.05, "max_camera_body_bytes": MAX_CAMERA_BODY})  # fmt: skip
     publish_permits(settings, rules, PERMITS)
     server = TestServer(create_app(settings, rules), host="127.0.0.1")
     await server.start_server()

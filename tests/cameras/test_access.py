@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enforcement.config import Camera, Settings
+from enforcement.config.settings import Camera, Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 
@@ -126,7 +126,7 @@ async def test_device_must_match(demo: tuple[Settings, Rules]) -> None:
     cameras = dict(settings.cameras)
     cameras["cam-dahua"] = Camera("cam-dahua", "PD-03", "dahua", "Europe/Rome", "7E0C1B2PAJ00001")
     cameras["cam-rekor"] = Camera("cam-rekor", "PD-03", "rekor", "Europe/Rome", "999")
-    settings = msgspec.structs.replace(settings, cameras=cameras, snapshot_poll_s=0.05)
+    settings = with_changes(settings, cameras=cameras, server={"snapshot_poll_s": 0.05})
     publish_permits(settings, rules, PERMITS)
     server = TestServer(create_app(settings, rules), host="127.0.0.1")
     await server.start_server()

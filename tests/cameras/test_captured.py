@@ -133,7 +133,7 @@ async def test_captured_payload_is_understood(cams: Cameras, case: Captured) -> 
 
 
 def record(cams: Cameras, transit_id: str) -> Any:
-    [found] = [r for f in all_frames(cams.settings.spool_dir)
+    [found] = [r for f in all_frames(cams.settings.storage.spool_dir)
                if (r := DECODE_RECORD(f)).id == transit_id]  # fmt: skip
     return found
 

@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from enforcement.config import ConfigError, DigestHA1, Settings, load_config
+from enforcement.config.load import ConfigError, load_config
+from enforcement.config.settings import DigestHA1, Settings
 from enforcement.core.rules import Rules
 from enforcement.http import errors
 from enforcement.http.cameras import digest

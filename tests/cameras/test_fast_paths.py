@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enforcement.config import Camera, load_config
+from enforcement.config.load import load_config
+from enforcement.config.settings import Camera
 from enforcement.http import errors
 from enforcement.http.cameras.reads import Context
 from enforcement.http.cameras.routes import VENDORS, _transits

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from enforcement.config import ConfigError, hash_key, load_config
+from enforcement.config.load import ConfigError, load_config
+from enforcement.config.settings import hash_key
 from enforcement.http import errors
 from enforcement.http.cameras import clock, ids, safexml, values
 from enforcement.http.cameras.body import Malformed

@@ -157,7 +157,7 @@ async def test_raw_fields_kept_on_the_record(cams: Cameras, v: Vendor) -> None:
     """The payload fields that matter reach the transit record as the vendor sent them; the
     pictures (in the body as parts or base64) never do."""
     [verdict] = (await post(cams, v, PERMITTED))["results"]
-    [record] = [r for f in all_frames(cams.settings.spool_dir)
+    [record] = [r for f in all_frames(cams.settings.storage.spool_dir)
                 if (r := DECODE_RECORD(f)).id == verdict["transit_id"]]  # fmt: skip
     fields = msgspec.msgpack.decode(record.vendor)
     assert KEPT[v.name] in fields, fields
@@ -174,7 +174,7 @@ async def test_rekor_record_keeps_where_the_pictures_are(cams: Cameras) -> None:
     status, reply = await cams.post("/v1/cameras/rekor", p.dump(group), key("rekor"))
     assert status == 200, reply
     [verdict] = reply["results"]
-    [record] = [r for f in all_frames(cams.settings.spool_dir)
+    [record] = [r for f in all_frames(cams.settings.storage.spool_dir)
                 if (r := DECODE_RECORD(f)).id == verdict["transit_id"]]  # fmt: skip
     assert msgspec.msgpack.decode(record.vendor) == {
         "agent_uid": group["agent_uid"], "camera_id": 1234, "epoch_end": group["epoch_end"],
@@ -332,7 +332,7 @@ async def test_milesight_newer_firmware_keys(cams: Cameras) -> None:
     assert status == 200, reply
     [verdict] = reply["results"]
     assert (verdict["verdict"], verdict["plate"]) == ("allowed", PERMITTED), reply
-    [record] = [r for f in all_frames(cams.settings.spool_dir)
+    [record] = [r for f in all_frames(cams.settings.storage.spool_dir)
                 if (r := DECODE_RECORD(f)).id == verdict["transit_id"]]  # fmt: skip
     assert (record.confidence, record.country) == (0.31, "IT")
     kept = msgspec.msgpack.decode(record.vendor)
@@ -354,7 +354,7 @@ async def test_milesight_spaced_keys(cams: Cameras) -> None:
     assert status == 200, reply
     [verdict] = reply["results"]
     assert (verdict["verdict"], verdict["plate"]) == ("allowed", PERMITTED), reply
-    [record] = [r for f in all_frames(cams.settings.spool_dir)
+    [record] = [r for f in all_frames(cams.settings.storage.spool_dir)
                 if (r := DECODE_RECORD(f)).id == verdict["transit_id"]]  # fmt: skip
     assert (record.confidence, record.country) == (0.88, "ITA")
     assert record.ts == dt.datetime.fromisoformat(local).replace(tzinfo=p.ROME).timestamp()

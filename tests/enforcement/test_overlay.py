@@ -9,7 +9,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enforcement.config import Settings, load_config
+from enforcement.config.load import load_config
+from enforcement.config.settings import Settings
 from enforcement.core.changes import PermitChange
 from enforcement.core.live import LiveIndex
 from enforcement.core.plates import Plate
@@ -46,7 +47,7 @@ def _cfg(tmp: Path) -> tuple[Settings, Rules]:
 
 
 def _checker(settings: Settings, rules: Rules) -> Checker:
-    return Checker(rules, review_confidence=settings.review_confidence, max_clock_skew_s=10**10,
+    return Checker(rules, review_confidence=settings.enforcement.review_confidence, max_clock_skew_s=10**10,
                    index_max_age_s=10**10, max_transit_age_s=10**10)  # fmt: skip
 
 

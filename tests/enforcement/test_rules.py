@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from enforcement.config import ConfigError, load_config, parse_duration
+from enforcement.config.load import ConfigError, load_config
+from enforcement.config.values import parse_duration
 from enforcement.core.rules import Duration, Rules
 
 from ..conftest import DEMO_CONFIG, at

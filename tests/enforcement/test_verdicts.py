@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings
 from enforcement.core.live import LiveIndex
 from enforcement.core.plates import normalise
 from enforcement.core.rules import Rules

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings, with_changes
 from enforcement.core.live import IndexHolder
 from enforcement.core.rules import Rules
 from enforcement.replica.watcher import load_initial, snapshot_watcher
@@ -35,26 +35,25 @@ def test_startup_falls_back_to_newest_good(demo: tuple[Settings, Rules]) -> None
     settings, rules = demo
     publish_permits(settings, rules, [permit("A", "AB123CD", "1", "2020-01-01T00:00:00+01:00")])
     publish_permits(settings, rules, [permit("B", "EF456GH", "1", "2020-01-01T00:00:00+01:00")])
-    corrupt_current(settings.snapshot_dir)
+    corrupt_current(settings.storage.snapshot_dir)
     holder = IndexHolder()
-    assert load_initial(holder, rules, settings.snapshot_dir)
+    assert load_initial(holder, rules, settings.storage.snapshot_dir)
     assert holder.current is not None and holder.current.revision == 2  # the newest good one
     assert holder.rejected == 1
 
 
 def test_startup_with_nothing_good(demo: tuple[Settings, Rules]) -> None:
     settings, rules = demo
-    settings.snapshot_dir.mkdir(parents=True)
-    (settings.snapshot_dir / "current.vidx").write_bytes(b"VARCOIDX garbage")
+    settings.storage.snapshot_dir.mkdir(parents=True)
+    (settings.storage.snapshot_dir / "current.vidx").write_bytes(b"VARCOIDX garbage")
     holder = IndexHolder()
-    assert not load_initial(holder, rules, settings.snapshot_dir)
+    assert not load_initial(holder, rules, settings.storage.snapshot_dir)
     assert holder.current is None and holder.last_error
 
 
 async def test_sighup_checks_at_once(demo: tuple[Settings, Rules]) -> None:
     settings, rules = demo
-    slow = Settings(**{**{f: getattr(settings, f) for f in settings.__struct_fields__},
-                       "snapshot_poll_s": 3600.0})  # fmt: skip
+    slow = with_changes(settings, server={"snapshot_poll_s": 3600.0})
     publish_permits(slow, rules, [permit("A", "AB123CD", "1", "2020-01-01T00:00:00+01:00")])
     holder = IndexHolder()
     resource = snapshot_watcher(slow, rules, holder)(web.Application())

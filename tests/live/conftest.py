@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import msgspec
 import pytest
 from aiohttp.test_utils import TestServer
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 from enforcement.replica.redis_server import EmbeddedRedis
@@ -41,22 +40,22 @@ def live_settings(request: pytest.FixtureRequest, demo: tuple[Settings, Rules],
         database_url = request.getfixturevalue("pg_url")
         with PgPermitDB(database_url, check_schema=False) as db:
             db.migrate()
-    return msgspec.structs.replace(settings, redis_url=redis_server.url,
-                                   database_url=database_url)  # fmt: skip
+    return with_changes(settings, redis={"url": redis_server.url},
+                        database_url=database_url)  # fmt: skip
 
 
 @pytest.fixture
 def loader(live_settings: Settings, demo: tuple[Settings, Rules]) -> Iterator[LoaderThread]:
     options = WatchOptions(poll_s=0.05, history_days=100_000, max_shrink=1.0)
-    assert live_settings.redis_url is not None
-    thread = LoaderThread(live_settings, demo[1], live_settings.redis_url, options).start()
+    assert live_settings.redis.url is not None
+    thread = LoaderThread(live_settings, demo[1], live_settings.redis.url, options).start()
     yield thread
     thread.stop()
 
 
 async def start_replica(settings: Settings, rules: Rules) -> tuple[TestServer, Client,
                                                                  aiohttp.ClientSession]:  # fmt: skip
-    app = create_app(settings, rules, redis_url=settings.redis_url)
+    app = create_app(settings, rules, redis_url=settings.redis.url)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     session = aiohttp.ClientSession()

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 from loader.watch import LoaderThread
@@ -29,7 +29,7 @@ PLATE = "HK321LM"
 async def server(live_settings: Settings, demo: tuple[Settings, Rules],
                  loader: LoaderThread) -> AsyncIterator[Client]:  # fmt: skip
     base = upsert(live_settings, *PERMITS)
-    app = create_app(live_settings, demo[1], redis_url=live_settings.redis_url,
+    app = create_app(live_settings, demo[1], redis_url=live_settings.redis.url,
                      extend=admin.install)  # fmt: skip
     test_server = TestServer(app, host="127.0.0.1")
     await test_server.start_server()

@@ -28,7 +28,7 @@ from enforcement.audit.chain import (
     audit_file,
     link_of,
 )
-from enforcement.config import Settings
+from enforcement.config.settings import Settings
 from enforcement.core.live import IndexHolder
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
@@ -56,7 +56,7 @@ async def start(settings: Settings, rules: Rules,
     """The service on loopback over the published test permits; the audit trail in Redis at
     `redis_url`, else in the data directory's file."""
     holder = IndexHolder()
-    assert load_initial(holder, rules, settings.snapshot_dir)
+    assert load_initial(holder, rules, settings.storage.snapshot_dir)
     app = create_app(settings, rules, holder, watch=False, redis_url=redis_url)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -99,7 +99,7 @@ KEY = Keys().audit  # the demo configuration's prefix
 def audit_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
               settings: Settings, redis_url: str, *args: str) -> tuple[int, str, str]:  # fmt: skip
     """`varco audit ...` on the test's data directory and Redis ("off": the file)."""
-    monkeypatch.setenv("VARCO_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("VARCO_DATA_DIR", str(settings.storage.data_dir))
     monkeypatch.setenv("REDIS_URL", redis_url)
     capsys.readouterr()
     code = cli.main(["--config", str(DEMO_CONFIG), "audit", *args])
@@ -368,7 +368,7 @@ def lines(path: Path) -> list[bytes]:
 async def test_file_mode(file_service: Service, monkeypatch: pytest.MonkeyPatch,
                          capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:  # fmt: skip
     settings = file_service.settings
-    path = audit_file(settings.data_dir)
+    path = audit_file(settings.storage.data_dir)
 
     def verify(*args: str) -> tuple[int, str]:
         code, out, _ = audit_cli(monkeypatch, capsys, settings, "off", "verify", *args)
@@ -417,7 +417,7 @@ async def test_file_mode_ranges_and_workers(demo: tuple[Settings, Rules],
                                             monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     settings, _ = demo
-    path = audit_file(settings.data_dir)
+    path = audit_file(settings.storage.data_dir)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"".join(b"%d\t%d\t%s\t%s\t%s\n" % (seq, t, prev.encode(), link.encode(),
                                                             body)
@@ -443,7 +443,7 @@ async def test_file_mode_ranges_and_workers(demo: tuple[Settings, Rules],
 async def test_file_mode_fails_closed(demo: tuple[Settings, Rules]) -> None:
     settings, rules = demo
     publish_permits(settings, rules, PERMITS)
-    audit_file(settings.data_dir).parent.write_text("not a directory")  # the file cannot exist
+    audit_file(settings.storage.data_dir).parent.write_text("not a directory")  # the file cannot exist
     server, session, service = await start(settings, rules, None)
     try:
         status, body, _ = await service.client.request("GET", "/v1/plates/AB123CD", LOOKUP)

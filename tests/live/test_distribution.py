@@ -11,7 +11,7 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
 from enforcement.core.snapshot import open_snapshot
 from enforcement.keys import Keys
@@ -27,7 +27,7 @@ from ..api.test_api import PERMITS
 def snapshot(settings: Settings, rules: Rules) -> Path:
     with open_db(settings) as db:
         db.upsert(PERMITS)
-        return rebuild(db, rules, settings.snapshot_dir, settings.history_days).path
+        return rebuild(db, rules, settings.storage.snapshot_dir, settings.storage.history_days).path
 
 
 def test_published_snapshot_is_whole_and_republishing_keeps_it(
@@ -69,7 +69,7 @@ def test_a_chunk_lost_before_the_switch_never_becomes_current(
     publish_snapshot(r, keys, first)
     with open_db(settings) as db:  # a newer snapshot
         db.upsert([msgspec.structs.replace(PERMITS[0], permit_id="NEW-1")])
-        second = rebuild(db, rules, settings.snapshot_dir, settings.history_days).path
+        second = rebuild(db, rules, settings.storage.snapshot_dir, settings.storage.history_days).path
 
     def evict(name: str) -> None:  # as an eviction or an upload slower than the chunks' TTL
         if name == "publish_snapshot:before_switch":

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
-from enforcement.config import Settings, load_config
+from enforcement.config.load import load_config
+from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.replica.redis_server import EmbeddedRedis
 from loader.watch import LoaderThread, WatchOptions
@@ -43,15 +43,15 @@ def city(tmp_path: Path, redis_server: EmbeddedRedis) -> tuple[Settings, Rules]:
     (tmp_path / "feeds").mkdir()
     (tmp_path / "feeds" / "vivipass.csv").write_bytes(regional(*GOOD))
     settings, rules = load_config(config, {"VARCO_DATA_DIR": str(tmp_path / "data")})
-    return msgspec.structs.replace(settings, redis_url=redis_server.url), rules
+    return with_changes(settings, redis={"url": redis_server.url}), rules
 
 
 @pytest.fixture
 def loader(city: tuple[Settings, Rules]) -> Iterator[LoaderThread]:
     settings, rules = city
-    assert settings.redis_url is not None
+    assert settings.redis.url is not None
     options = WatchOptions(poll_s=0.05, history_days=100_000, max_shrink=1.0)
-    thread = LoaderThread(settings, rules, settings.redis_url, options).start()
+    thread = LoaderThread(settings, rules, settings.redis.url, options).start()
     yield thread
     thread.stop()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings
 from enforcement.core.changes import PermitChange, encode_change, stream_id
 from enforcement.core.rules import Rules
 from enforcement.keys import Keys
@@ -91,8 +91,8 @@ async def test_a_new_snapshot_folds_the_overlay_into_the_index(
     info = await eventually(lambda: ready(replica, rev))
     assert info["overlay_changes"] == before["overlay_changes"] + 5
     assert info["snapshot_revision"] < rev
-    assert live_settings.redis_url is not None
-    r = redis.Redis.from_url(live_settings.redis_url)
+    assert live_settings.redis.url is not None
+    r = redis.Redis.from_url(live_settings.redis.url)
     r.set(Keys().wanted, b"1")  # as the schedule or the overlay bound would
     r.close()
 
@@ -110,8 +110,8 @@ async def test_gap_turns_pending_into_review_until_resynchronised(
 ) -> None:
     base = upsert(live_settings, *PERMITS)
     info = await eventually(lambda: ready(replica, base))
-    assert live_settings.redis_url is not None
-    r = redis.Redis.from_url(live_settings.redis_url)
+    assert live_settings.redis.url is not None
+    r = redis.Redis.from_url(live_settings.redis.url)
     keys = Keys()
     # Forge an entry whose predecessor the replica never saw, as when the stream was trimmed
     # past a replica or Redis lost entries: it must not be applied, and nothing may be pending.
@@ -160,8 +160,8 @@ async def test_a_snapshot_under_writes_leaves_replicas_fresh(
     changes committed since the last round; every replica turned stale at once)."""
     base = upsert(live_settings, *PERMITS)
     await eventually(lambda: ready(replica, base))
-    assert live_settings.redis_url is not None
-    r = redis.Redis.from_url(live_settings.redis_url)
+    assert live_settings.redis.url is not None
+    r = redis.Redis.from_url(live_settings.redis.url)
     start = int(NOW.timestamp()) - 3600
     stale_seen, last = 0, base
     for i in range(40):  # 40 writes over ~2 s, a snapshot asked for every 10

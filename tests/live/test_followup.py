@@ -20,7 +20,7 @@ import redis
 import redis.asyncio as aredis
 from aiohttp.test_utils import TestServer
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import API, Api, create_app
 from enforcement.keys import Keys
@@ -72,17 +72,18 @@ class World:
 async def world(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> AsyncIterator[World]:
     base, rules = demo
     publish_permits(base, rules, PERMITS)
-    settings = msgspec.structs.replace(base, redis_url=redis_server.url, snapshot_poll_s=0.05)
-    app = create_app(settings, rules, transit_redis_url=settings.redis_url)
+    settings = with_changes(base, redis={"url": redis_server.url},
+                            server={"snapshot_poll_s": 0.05})
+    app = create_app(settings, rules, transit_redis_url=settings.redis.url)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     r = aredis.Redis.from_url(redis_server.url)
     async with aiohttp.ClientSession() as session:
         client = Client(session, str(server.make_url("")).rstrip("/"))
         api = app[API]
-        followup = FollowUp(r, settings.redis_prefix, rules, api.checker, api.holder,
-                            retention_allowed_s=settings.retention_allowed_s,
-                            retention_violations_s=settings.retention_violations_s,
+        followup = FollowUp(r, settings.redis.prefix, rules, api.checker, api.holder,
+                            retention_allowed_s=settings.retention.allowed_s,
+                            retention_violations_s=settings.retention.violations_s,
                             clock=lambda: w.now)  # fmt: skip
         w = World(client, api, followup, settings, rules)
         await eventually(lambda: _ready(client))
@@ -137,8 +138,8 @@ async def test_permit_registered_within_grace_discards(world: World) -> None:
     await world.run_followup()
     assert await world.violations() == []
     assert world.followup.counts["discarded"] == 1
-    r = redis.Redis.from_url(world.settings.redis_url or "")
-    assert r.hlen(Keys(world.settings.redis_prefix).followup_held) == 0
+    r = redis.Redis.from_url(world.settings.redis.url or "")
+    assert r.hlen(Keys(world.settings.redis.prefix).followup_held) == 0
     r.close()
 
 
@@ -150,8 +151,8 @@ async def _revision(world: World, revision: int) -> bool:
 async def test_doubts_go_to_review(world: World) -> None:
     await world.post("ZZ999ZZ", confidence=0.3)  # low confidence: never pending
     await world.run_followup()
-    r = redis.Redis.from_url(world.settings.redis_url or "")
-    items = [msgspec.json.decode(v) for v in r.hvals(Keys(world.settings.redis_prefix).review)]
+    r = redis.Redis.from_url(world.settings.redis.url or "")
+    items = [msgspec.json.decode(v) for v in r.hvals(Keys(world.settings.redis.prefix).review)]
     r.close()
     assert [(i["plate"], i["reason"]) for i in items] == [("ZZ999ZZ", "low_confidence")]
 
@@ -221,7 +222,7 @@ async def test_retention_removes_plates_from_redis_spool_and_logs(
     await world.post("AB123CD")
     assert [r.plate for r in _spooled(world)] == ["AB123CD"]
     world.advance(GRACE_S)  # > 24 h, Redis still away
-    await world.api.transit_log.prune_spool(world.settings.retention_allowed_s)  # type: ignore[union-attr]
+    await world.api.transit_log.prune_spool(world.settings.retention.allowed_s)  # type: ignore[union-attr]
     assert _spooled(world) == []
     redis_server.start()
     await eventually(lambda: _ready(world.client))
@@ -241,12 +242,12 @@ async def test_retention_removes_plates_from_redis_spool_and_logs(
 def _spooled(world: World) -> list[Any]:
     from enforcement.transits.record import DECODE_RECORD
 
-    return [DECODE_RECORD(f) for f in all_frames(world.settings.spool_dir)]
+    return [DECODE_RECORD(f) for f in all_frames(world.settings.storage.spool_dir)]
 
 
 def _redis_dump(world: World) -> bytes:
     """Every value of every key, as bytes: what a plate could hide in."""
-    r = redis.Redis.from_url(world.settings.redis_url or "")
+    r = redis.Redis.from_url(world.settings.redis.url or "")
     out = []
     for key in r.scan_iter(count=1000):
         out.append(key)
@@ -276,8 +277,8 @@ async def test_cli_exports_violations(world: World, monkeypatch: pytest.MonkeyPa
     body = await world.post("ZZ999ZZ")
     world.advance(GRACE_S)
     await world.run_followup()
-    monkeypatch.setenv("VARCO_DATA_DIR", str(world.settings.data_dir))
-    monkeypatch.setenv("REDIS_URL", world.settings.redis_url or "")
+    monkeypatch.setenv("VARCO_DATA_DIR", str(world.settings.storage.data_dir))
+    monkeypatch.setenv("REDIS_URL", world.settings.redis.url or "")
     day = NOW.astimezone(world.rules.clock.tz).date()
     until = (day + dt.timedelta(days=1)).isoformat()
     out = tmp_path / "violations.csv"

@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import msgspec
 import pytest
 import redis
 from aiohttp.test_utils import TestServer
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 from enforcement.keys import Keys
@@ -34,15 +33,15 @@ _N = itertools.count()
 
 
 def stream(settings: Settings) -> list[TransitRecord]:
-    r = redis.Redis.from_url(settings.redis_url or "")
+    r = redis.Redis.from_url(settings.redis.url or "")
     try:
-        return [DECODE_RECORD(f[b"r"]) for _, f in r.xrange(Keys(settings.redis_prefix).transits)]
+        return [DECODE_RECORD(f[b"r"]) for _, f in r.xrange(Keys(settings.redis.prefix).transits)]
     finally:
         r.close()
 
 
 def spooled(settings: Settings) -> list[TransitRecord]:
-    return [DECODE_RECORD(f) for f in all_frames(settings.spool_dir)]
+    return [DECODE_RECORD(f) for f in all_frames(settings.storage.spool_dir)]
 
 
 @pytest.fixture
@@ -50,13 +49,13 @@ def settings(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> Setti
     """File snapshots (no follower needed) and the transit log on our Redis."""
     base, rules = demo
     publish_permits(base, rules, PERMITS)
-    return msgspec.structs.replace(base, redis_url=redis_server.url, snapshot_poll_s=0.05,
-                                   transit_write_timeout_s=0.2)  # fmt: skip
+    return with_changes(base, redis={"url": redis_server.url}, server={"snapshot_poll_s": 0.05},
+                        transit_log={"write_timeout_s": 0.2})  # fmt: skip
 
 
 async def _serve(settings: Settings, rules: Rules) -> AsyncIterator[Client]:
     """Snapshots from files (no follower to disturb), transits to our Redis."""
-    app = create_app(settings, rules, transit_redis_url=settings.redis_url)
+    app = create_app(settings, rules, transit_redis_url=settings.redis.url)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     async with aiohttp.ClientSession() as session:
@@ -173,7 +172,7 @@ async def test_retry_while_redis_is_away(api: Client, settings: Settings,
 async def test_full_spool_refuses_with_503(settings: Settings, demo: tuple[Settings, Rules],
                                            redis_server: EmbeddedRedis) -> None:  # fmt: skip
     redis_server.kill()
-    small = msgspec.structs.replace(settings, spool_max_bytes=2000)
+    small = with_changes(settings, transit_log={"spool_max_bytes": 2000})
     async for api in _serve(small, demo[1]):
         await eventually(functools.partial(_index_loaded, api))
         codes = []

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 import loader.store
-from enforcement.config import ConfigError, load_config
+from enforcement.config.load import ConfigError, load_config
 from loader.database import open_db
 from loader.postgres import PgPermitDB, describe
 from loader.sqlite import SQLITE_MIGRATIONS, PermitDB
@@ -345,7 +345,7 @@ def test_open_db_picks_the_backend(tmp_path: Path, pg_url: str) -> None:
     settings, _ = load_config(DEMO_CONFIG, env)
     assert settings.database_url is None
     with open_db(settings) as db:
-        assert isinstance(db, PermitDB) and db.path == settings.database_path
+        assert isinstance(db, PermitDB) and db.path == settings.storage.database_path
     settings, _ = load_config(DEMO_CONFIG, {**env, "DATABASE_URL": pg_url})
     assert settings.database_url == pg_url
     with pytest.raises(SchemaError, match="varco migrate"):

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from enforcement.config import Settings, load_config
+from enforcement.config.load import load_config
+from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
 from loader import feedcsv, regional
 from loader.feedcsv import FeedReport, decode, gc_paused, rows

@@ -10,7 +10,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from enforcement.config import Settings, Source, load_config
+from enforcement.config.load import load_config
+from enforcement.config.settings import Settings, Source
 from enforcement.core.plates import normalise
 from enforcement.core.rules import Rules
 from enforcement.core.verdicts import Checker
@@ -57,13 +58,13 @@ def source(settings: Settings, name: str) -> Source:
 
 def sync(demo: tuple[Settings, Rules], name: str, data: bytes, **kw: object):  # type: ignore[no-untyped-def]
     settings, rules = demo
-    with PermitDB(settings.database_path) as db:
+    with PermitDB(settings.storage.database_path) as db:
         return sync_source(db, rules, settings, source(settings, name), data=data, now=NOW,
                            **kw)  # type: ignore[arg-type]  # fmt: skip
 
 
 def stored(demo: tuple[Settings, Rules], pid: str):  # type: ignore[no-untyped-def]
-    with PermitDB(demo[0].database_path) as db:
+    with PermitDB(demo[0].storage.database_path) as db:
         return db.get(pid), db.history(pid)
 
 
@@ -163,10 +164,10 @@ def test_duplicate_pass_rows_that_disagree_reject_the_pass(demo: tuple[Settings,
 def test_a_truncated_or_malformed_file_changes_nothing(demo: tuple[Settings, Rules],
                                                        data: bytes) -> None:  # fmt: skip
     sync(demo, "vivipass", regional(*GOOD))
-    before = PermitDB(demo[0].database_path).revision
+    before = PermitDB(demo[0].storage.database_path).revision
     with pytest.raises(FeedFileError):
         sync(demo, "vivipass", data)
-    assert PermitDB(demo[0].database_path).revision == before
+    assert PermitDB(demo[0].storage.database_path).revision == before
 
 
 def test_missing_rows_are_closed_and_a_large_shrink_is_held(demo: tuple[Settings, Rules]) -> None:
@@ -177,11 +178,11 @@ def test_missing_rows_are_closed_and_a_large_shrink_is_held(demo: tuple[Settings
     assert r.closed == 3
     closed, history = stored(demo, "L736_2024_00099")
     assert closed.valid_to == NOW and history[-1][1].valid_to is None
-    db = PermitDB(demo[0].database_path)
+    db = PermitDB(demo[0].storage.database_path)
     before = db.revision
     with pytest.raises(SyncHeld, match="would close 47 of 97"):
         sync(demo, "vivipass", regional(*many[:50]))  # a truncated export at a row boundary
-    assert PermitDB(demo[0].database_path).revision == before
+    assert PermitDB(demo[0].storage.database_path).revision == before
     assert sync(demo, "vivipass", regional(*many[:50]), accept_shrink=True).closed == 47
 
 
@@ -230,13 +231,13 @@ def test_cli_sync_reports_and_writes_rejects(demo: tuple[Settings, Rules], tmp_p
     feeds = tmp_path / "feeds"
     feeds.mkdir()
     (feeds / "vivipass.csv").write_bytes(regional(GOOD[0], GOOD[1], "bad;row", GOOD[2]))
-    monkeypatch.setenv("VARCO_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("VARCO_DATA_DIR", str(settings.storage.data_dir))
     config = settings.config_path
     assert main(["--config", str(config), "sync", "vivipass"]) == 1  # some rows rejected
     out = capsys.readouterr()
     assert "vivipass: 4 rows (cp1252), 2 permits, 2 changed" in out.out, out
     assert "line 4 bad: row:" in out.out
-    reports = list((settings.data_dir / "rejects").glob("vivipass-*.rejects.csv"))
+    reports = list((settings.storage.data_dir / "rejects").glob("vivipass-*.rejects.csv"))
     assert len(reports) == 1 and "bad" in reports[0].read_text()
     assert main(["--config", str(config), "sync", "cude"]) == 2  # no such file: nothing changed
     assert main(["--config", str(config), "sync", "nope"]) == 2

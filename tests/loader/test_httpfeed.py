@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
 from loader.feedcsv import FeedFileError, FeedReport
 from loader.httpfeed import (
@@ -383,7 +383,7 @@ def test_a_configured_http_source_syncs_then_304s_then_keeps_its_data_on_failure
 ) -> None:
     """The loader's FeedRunner with a regional_http source: a sync, a 304 that keeps the feed
     fresh, and a server failing mid-download that changes nothing and is reported."""
-    from enforcement.config import load_config
+    from enforcement.config.load import load_config
     from loader.feeds import FeedRunner
     from loader.sqlite import PermitDB
 
@@ -409,7 +409,7 @@ schedule = "1s"
 
     feed.routes = {"/feed": answer, "/feed2": [page([item("G224_2025_00003", "EF456GH")], None)]}
     runner = FeedRunner(settings, rules)
-    with PermitDB(settings.database_path) as db:
+    with PermitDB(settings.storage.database_path) as db:
         (status,) = runner.run_due(db, now=1000.0)
         assert (status.permits, status.last_error, status.last_success) == (2, None, 1000.0)
         assert db.get("G224_2025_00003") is not None

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from enforcement.config import Settings
+from enforcement.config.settings import Settings
 from enforcement.core.index import IndexMeta, build_index
 from enforcement.core.rules import Rules
 from loader.importer import ImportFileError, import_csv
@@ -36,7 +36,7 @@ def write(tmp_path: Path, text: str, name: str = "permits.csv") -> Path:
 def test_import_and_reimport(demo: tuple[Settings, Rules], tmp_path: Path) -> None:
     settings, rules = demo
     path = write(tmp_path, GOOD)
-    with PermitDB(settings.database_path) as db:
+    with PermitDB(settings.storage.database_path) as db:
         first = import_csv(path, rules, db)
         assert (first.rows, first.permits, first.changed, first.rejects) == (5, 4, 4, [])
         assert first.revision == 4
@@ -83,7 +83,7 @@ def test_rejects(demo: tuple[Settings, Rules], tmp_path: Path, row: str, field: 
                  reason: str) -> None:  # fmt: skip
     settings, rules = demo
     path = write(tmp_path, HEADER + "OK-1,KK111KK,1,2026-01-01,,,municipal,true\n" + row + "\n")
-    with PermitDB(settings.database_path) as db:
+    with PermitDB(settings.storage.database_path) as db:
         report = import_csv(path, rules, db)
         assert [(r.line, r.field) for r in report.rejects] == [(3, field)]
         assert reason in report.rejects[0].reason
@@ -102,7 +102,7 @@ def test_permit_level_rejects(demo: tuple[Settings, Rules], tmp_path: Path) -> N
         "P-1,PA111AA,1,2026-01-01,,,municipal,true\n"  # duplicate of line 5
         "C-2,CB111AA,CUDE,2026-01-01,2030-01-01,,cude,false\n"  # no primary plate
     )
-    with PermitDB(settings.database_path) as db:
+    with PermitDB(settings.storage.database_path) as db:
         report = import_csv(write(tmp_path, text), rules, db)
         got = {(r.line, r.field) for r in report.rejects}
         assert got == {(4, "plate"), (6, "permit_id"), (7, "plate"), (8, "primary")}
@@ -114,9 +114,9 @@ def test_permit_level_rejects(demo: tuple[Settings, Rules], tmp_path: Path) -> N
 def test_missing_column_imports_nothing(demo: tuple[Settings, Rules], tmp_path: Path) -> None:
     settings, rules = demo
     path = write(tmp_path, "permit_id,plate,type,valid_from\nX,AB123CD,1,2026-01-01\n")
-    with PermitDB(settings.database_path) as db, pytest.raises(ImportFileError, match="valid_to"):
+    with PermitDB(settings.storage.database_path) as db, pytest.raises(ImportFileError, match="valid_to"):
         import_csv(path, rules, db)
-    with PermitDB(settings.database_path) as db:
+    with PermitDB(settings.storage.database_path) as db:
         assert db.count() == 0
 
 
@@ -124,7 +124,7 @@ def test_not_utf8(demo: tuple[Settings, Rules], tmp_path: Path) -> None:
     settings, rules = demo
     path = tmp_path / "latin1.csv"
     path.write_bytes((HEADER + "X,AB123CD,1,2026-01-01,,Città,municipal,true\n").encode("latin-1"))
-    with PermitDB(settings.database_path) as db, pytest.raises(ImportFileError, match="UTF-8"):
+    with PermitDB(settings.storage.database_path) as db, pytest.raises(ImportFileError, match="UTF-8"):
         import_csv(path, rules, db)
 
 
@@ -137,11 +137,11 @@ def test_shrink_guard(demo: tuple[Settings, Rules]) -> None:
                            np.ones(n), np.arange(n), np.zeros(n), np.ones(n),
                            [f"P{i}" for i in range(n)])  # fmt: skip
 
-    publish(index(100), settings.snapshot_dir)
+    publish(index(100), settings.storage.snapshot_dir)
     with pytest.raises(ShrinkRefused, match="--accept-shrink"):
-        publish(index(50), settings.snapshot_dir)
-    publish(index(95), settings.snapshot_dir)  # a 5 % drop is normal churn
-    publish(index(50), settings.snapshot_dir, max_shrink=1.0)
+        publish(index(50), settings.storage.snapshot_dir)
+    publish(index(95), settings.storage.snapshot_dir)  # a 5 % drop is normal churn
+    publish(index(50), settings.storage.snapshot_dir, max_shrink=1.0)
 
 
 def test_cli_import_writes_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -167,9 +167,9 @@ def test_rebuild_reports_unknown_types(demo: tuple[Settings, Rules], tmp_path: P
     from loader.store import PermitRow
 
     settings, rules = demo
-    with PermitDB(settings.database_path) as db:
+    with PermitDB(settings.storage.database_path) as db:
         db.upsert([PermitRow("OLD-1", "GONE", 0, None, (), "municipal", (("AB123CD", True),)),
                    PermitRow("OK-1", "1", 0, None, (), "municipal", (("EF456GH", True),))])  # fmt: skip
-        report = rebuild(db, rules, settings.snapshot_dir, 30)
+        report = rebuild(db, rules, settings.storage.snapshot_dir, 30)
     assert report.permits == 1
     assert "1 plate rows of permit type 'GONE' left out" in caplog.text

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from aiohttp import web
 
-from ...config import Camera
+from ...config.settings import Camera
 from ...transits.record import Transit
 from .. import errors
 from . import clock, values

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from ...config import DIGEST_REALM, DigestHA1
+from ...config.settings import DIGEST_REALM, DigestHA1
 from .. import errors
 
 REALM: Final = DIGEST_REALM

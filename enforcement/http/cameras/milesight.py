@@ -26,7 +26,7 @@ import msgspec
 from aiohttp import web
 from msgspec import UNSET, UnsetType
 
-from ...config import Camera
+from ...config.settings import Camera
 from ...transits.record import Transit
 from .. import errors
 from . import clock, values

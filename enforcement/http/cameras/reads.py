@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from ...config import Camera
+from ...config.settings import Camera
 from ...core.plates import normalise
 from ...transits.record import Transit
 from .. import errors

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ...config import ApiKey, Camera, Settings, hash_key
+from ...config.settings import ApiKey, Camera, Settings, hash_key
 from .. import errors
 from ..schemas import TransitIn
 from . import values

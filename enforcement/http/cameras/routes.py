@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from aiohttp import web
 
-from ...config import Camera
+from ...config.settings import Camera
 from ...core.verdicts import Verdict
 from ...transits.record import Transit
 from .. import errors
@@ -91,9 +91,9 @@ def add_camera_routes(app: web.Application, api: Api) -> None:
     """Register the vendor endpoints and document them (before the catch-all routes)."""
     settings = api.settings
     registry = Registry(settings)
-    cap = settings.max_camera_body_bytes
+    cap = settings.server.max_camera_body_bytes
 
-    zones, max_batch = registry.zones, settings.max_batch
+    zones, max_batch = registry.zones, settings.server.max_batch
 
     def handler(vendor: str, dahua_answer: bool) -> Callable[
             [web.Request], Awaitable[web.Response]]:  # fmt: skip
