@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from enforcement.config.load import load_config
-    from enforcement.http.app import API, create_app
+    from enforcement.http.app import create_app
+    from enforcement.http.service import SERVICE
 
     with tempfile.TemporaryDirectory(prefix="varco-bench-handlers-") as tmp:
         data = Path(tmp)
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         async def ready() -> None:
             await runner.setup()
             for _ in range(200):
-                if app[API].holder.current is not None:
+                if app[SERVICE].holder.current is not None:
                     return
                 await asyncio.sleep(0.05)
             raise RuntimeError("no snapshot loaded")

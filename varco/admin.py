@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import psycopg
@@ -34,79 +34,30 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from enforcement.core.permits import PermitInvalid, check_permit, check_plate
-from enforcement.http import errors, openapi
-from enforcement.http.app import JSON, Api
+from enforcement.http import errors
+from enforcement.http.auth import ADMIN
+from enforcement.http.endpoints import JSON
 from enforcement.http.schemas import ENCODER
+from enforcement.http.service import Service
 from enforcement.keys import Keys
 from loader.database import open_db
 from loader.store import DatabaseError, PermitRow, PermitStore
 
+from .admin_schemas import (
+    DOCS,
+    PermitIn,
+    PermitOut,
+    PermitPatch,
+    PermitVersion,
+    PlateIn,
+    PlateOut,
+    RenewIn,
+    RevokeIn,
+)
+
 log = logging.getLogger(__name__)
 
-ADMIN = frozenset({"admin"})
-Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
-PermitId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 T = TypeVar("T")
-
-
-class PlateIn(msgspec.Struct, forbid_unknown_fields=True):
-    plate: Annotated[str, msgspec.Meta(max_length=64)]
-    primary: bool = True
-
-
-PlateList = Annotated[list[PlateIn], msgspec.Meta(min_length=1, max_length=10)]
-
-
-class PermitIn(msgspec.Struct, forbid_unknown_fields=True):
-    permit_id: PermitId
-    type: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    valid_from: Instant
-    plates: PlateList
-    valid_to: Instant | None = None  # None: unlimited (where the type allows it)
-    zones: list[str] = []  # empty: the type's zones
-    source: str = "municipal"
-
-
-class PermitPatch(msgspec.Struct, forbid_unknown_fields=True):
-    valid_from: Instant | msgspec.UnsetType = msgspec.UNSET
-    valid_to: Instant | msgspec.UnsetType | None = msgspec.UNSET
-    zones: list[str] | msgspec.UnsetType = msgspec.UNSET
-    plates: PlateList | msgspec.UnsetType = msgspec.UNSET
-
-
-class RevokeIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-    at: Instant | None = None  # default: now
-
-
-class RenewIn(msgspec.Struct, forbid_unknown_fields=True):
-    valid_to: Instant | None  # required: None only for types without a maximum duration
-    valid_from: Instant | None = None  # default: where the current validity ends (or now)
-
-
-class PlateOut(msgspec.Struct):
-    plate: str
-    primary: bool
-
-
-class PermitVersion(msgspec.Struct, omit_defaults=True):
-    revision: int
-    valid_from: dt.datetime
-    valid_to: dt.datetime | None
-    zones: list[str]
-    plates: list[PlateOut]
-
-
-class PermitOut(msgspec.Struct, omit_defaults=True):
-    permit_id: str
-    type: str
-    source: str
-    valid_from: dt.datetime
-    valid_to: dt.datetime | None
-    zones: list[str]
-    plates: list[PlateOut]
-    revision: int
-    history: list[PermitVersion] = []
 
 
 class Conflict(errors.ApiError):
@@ -131,8 +82,8 @@ _DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
 
 
 class AdminApi:
-    def __init__(self, api: Api, redis_url: str | None) -> None:
-        self.api, self.rules, self.settings = api, api.rules, api.settings
+    def __init__(self, service: Service, redis_url: str | None) -> None:
+        self.service, self.rules, self.settings = service, service.rules, service.settings
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="permit-db")
         self._db: PermitStore | None = None
         self._redis = None
@@ -262,7 +213,7 @@ class AdminApi:
     # -- handlers ----------------------------------------------------------------------------
 
     async def issue(self, request: web.Request) -> web.Response:
-        key = self.api.require(request, ADMIN)
+        key = self.service.require(request, ADMIN)
         body = await self._body(request, PermitIn)
         row = self._validated(PermitRow(
             body.permit_id, body.type, int(body.valid_from.timestamp()),
@@ -282,13 +233,13 @@ class AdminApi:
         return response
 
     async def get(self, request: web.Request) -> web.Response:
-        self.api.require(request, ADMIN)
+        self.service.require(request, ADMIN)
         row, revision = await self._current(request.match_info["permit_id"])
         history = await self._in_db(lambda db, pid: db.history(pid), row.permit_id)
         return self._out(row, revision, history)
 
     async def patch(self, request: web.Request) -> web.Response:
-        key = self.api.require(request, ADMIN)
+        key = self.service.require(request, ADMIN)
         body = await self._body(request, PermitPatch)
         row, read = await self._read(request)
         changes: dict[str, Any] = {}
@@ -306,7 +257,7 @@ class AdminApi:
         return await self._save(new, key.id, "changed", read)
 
     async def revoke(self, request: web.Request) -> web.Response:
-        key = self.api.require(request, ADMIN)
+        key = self.service.require(request, ADMIN)
         body = await self._body(request, RevokeIn)
         row, read = await self._read(request)
         at = int(body.at.timestamp()) if body.at is not None else int(time.time())
@@ -322,7 +273,7 @@ class AdminApi:
         return await self._save(new, key.id, "revoked", read)
 
     async def renew(self, request: web.Request) -> web.Response:
-        key = self.api.require(request, ADMIN)
+        key = self.service.require(request, ADMIN)
         body = await self._body(request, RenewIn)
         row, read = await self._read(request)
         if body.valid_from is not None:
@@ -334,84 +285,11 @@ class AdminApi:
         return await self._save(new, key.id, "renewed", read)
 
 
-_PERMIT_ID = {"name": "permit_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def _op(summary: str, description: str, body: type[msgspec.Struct] | None = None, *,
-        ok: str = "200", conflict: str | None = None,
-        by_id: bool = True) -> dict[str, Any]:  # fmt: skip
-    """One admin operation for the OpenAPI document: answers the permit (`ok`), or the
-    service's errors, 404 on an unknown `permit_id` (`by_id`), 409 where `conflict` says."""
-    common = ("400", "401", "403", "413", "415", "422") if body else ("401", "403")
-    responses = {ok: openapi.json_response("PermitOut", "The permit and its revision"),
-                 **{status: openapi.ERRORS[status] for status in common}}  # fmt: skip
-    if by_id:
-        responses["404"] = openapi.json_response("ErrorOut", "No permit with this permit_id")
-    if conflict:
-        responses["409"] = openapi.json_response("ErrorOut", conflict)
-    parameters = [_PERMIT_ID] if by_id else []
-    if body is not None and by_id:  # a change of an existing permit
-        parameters.append(_IF_MATCH)
-        responses["412"] = openapi.json_response(
-            "ErrorOut", "If-Match named another revision than the permit's: read it again")
-    op: dict[str, Any] = {
-        "summary": f"{summary} (admin)",
-        "description": description,
-        "security": [{"bearer": []}],
-        "parameters": parameters,
-        "responses": dict(sorted(responses.items())),
-    }
-    if body is not None:
-        op["requestBody"] = {"required": True,
-                             "content": {JSON: {"schema": openapi.ref(body.__name__)}}}  # fmt: skip
-    return op
-
-
-# Next to the routes so the two change together; `install` registers it, so the document
-# lists the admin API exactly where it is served.
-_WRITE = ("Every change raises the permit database's revision; the loader streams it to every "
-          "replica, which enforces it within a second. A change made by someone else between "
-          "this request's read and its write is never overwritten: 409, read again.")  # fmt: skip
-_IF_MATCH: Final = {"name": "If-Match", "in": "header", "required": False,
-                    "schema": {"type": "string"}, "description":
-                    "The revision the client read (GET); the change applies only if the permit "
-                    "is still at it, else 412"}  # fmt: skip
-DOCS = openapi.PathDocs(
-    {
-        "/v1/permits": {"post": _op(
-            "Issue a permit",
-            "valid_from may lie in the past (a permit issued after the fact). Checked against "
-            f"the city's rules like an imported CSV row. {_WRITE}",
-            PermitIn, ok="201", by_id=False,
-            conflict="A permit with this permit_id exists: PATCH or renew it")},
-        "/v1/permits/{permit_id}": {
-            "get": _op("Read a permit",
-                       "The permit, its revision, and its earlier versions in `history`."),
-            "patch": _op("Change a permit's validity, plates or zones",
-                         "Give at least one field; the others keep their value. valid_to null "
-                         f"means unlimited (where the type allows it). {_WRITE}", PermitPatch,
-                         conflict="The permit changed while the request was handled"),
-        },
-        "/v1/permits/{permit_id}/revoke": {"post": _op(
-            "Revoke a permit",
-            "Decadenza: the validity ends at `at` (default now; at or before the start, the "
-            f"permit covers nothing). The permit and its history are kept. {_WRITE}",
-            RevokeIn, conflict="The permit already ends before `at`, or changed meanwhile")},
-        "/v1/permits/{permit_id}/renew": {"post": _op(
-            "Renew a permit, keeping its number",
-            "The new validity runs from valid_from (default where the current one ends, or now) "
-            f"to valid_to. {_WRITE}", RenewIn,
-            conflict="The permit changed while the request was handled")},
-    },
-    (PermitIn, PermitPatch, RevokeIn, RenewIn, PermitOut),
-)  # fmt: skip
-
-
-def install(app: web.Application, api: Api, redis_url: str | None) -> None:
+def install(app: web.Application, service: Service, redis_url: str | None) -> None:
     """Add the admin routes to the service's application, and their documentation."""
-    admin = AdminApi(api, redis_url)
-    api.docs.append(DOCS)
-    add, ep = app.router.add_route, api.endpoint
+    admin = AdminApi(service, redis_url)
+    service.docs.append(DOCS)
+    add, ep = app.router.add_route, service.endpoint
     add("POST", "/v1/permits", ep("/v1/permits", admin.issue))
     add("GET", "/v1/permits/{permit_id}", ep("/v1/permits/{id}", admin.get))
     add("PATCH", "/v1/permits/{permit_id}", ep("/v1/permits/{id}", admin.patch))

@@ -4,12 +4,48 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..http.schemas import NearMatch, PermitView, PlateView, ZoneVerdict
+import msgspec
+
 from .index import END_UNLIMITED, Interval
 from .live import LiveIndex
 from .plates import confusable_variants, plate_key
 from .rules import PermitType, Rules
 from .verdicts import MISS_REASONS, Checker
+
+
+class PermitView(msgspec.Struct):
+    permit_id: str
+    type: str
+    type_name: str
+    valid_from: dt.datetime
+    valid_to: dt.datetime | None
+    zones: list[str]
+    source: str
+    primary: bool
+    windows: list[str]  # local time slots; empty = no restriction
+    status: str  # valid | expired | not_yet_valid at the instant asked
+
+
+class ZoneVerdict(msgspec.Struct):
+    zone: str
+    verdict: str  # allowed | not_allowed
+    reason: str
+    permits: list[str]
+
+
+class NearMatch(msgspec.Struct):
+    plate: str
+    permits: list[str]
+
+
+class PlateView(msgspec.Struct):
+    plate: str
+    at: dt.datetime
+    index_revision: int
+    permits: list[PermitView]
+    zones: list[ZoneVerdict]
+    near_matches: list[NearMatch]
+
 
 
 def _status(start: int, end: int, t: int) -> str:

@@ -82,3 +82,9 @@ def from_msgspec(exc: msgspec.MsgspecError) -> ApiError:
             field = f"{field}.{name}" if field else name
         return Invalid(detail, field or None)
     return MalformedBody(f"body is not valid JSON: {exc}")
+
+
+class AuditUnavailable(ApiError):
+    """The lookup could not be recorded in the audit trail, so it is refused (fail closed)."""
+
+    status, code, retry_after = 503, "audit_unavailable", 1

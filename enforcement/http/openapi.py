@@ -2,7 +2,7 @@
 
 Schemas come from the msgspec structs the handlers decode and encode, so the document cannot
 drift from the code. Routes an extension adds (`create_app(extend=...)`, the admin API) come
-with a `PathDocs` registered on the `Api`: the document lists them exactly when installed.
+with a `PathDocs` registered on the `Service`: the document lists them exactly when installed.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any
 import msgspec
 
 from ..audit.chain import REASON_MAX
+from ..core.police import PlateView
 from ..core.verdicts import Verdict
 from ..transits.violations import ViolationPage
-from .schemas import BatchIn, BatchOut, ErrorOut, PlateView, TransitIn
+from .schemas import BatchIn, BatchOut, ErrorOut, TransitIn
 
 
 def ref(name: str) -> dict[str, Any]:

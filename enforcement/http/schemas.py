@@ -39,40 +39,6 @@ class ErrorOut(msgspec.Struct, omit_defaults=True):
     field: str | None = None
 
 
-class PermitView(msgspec.Struct):
-    permit_id: str
-    type: str
-    type_name: str
-    valid_from: dt.datetime
-    valid_to: dt.datetime | None
-    zones: list[str]
-    source: str
-    primary: bool
-    windows: list[str]  # local time slots; empty = no restriction
-    status: str  # valid | expired | not_yet_valid at the instant asked
-
-
-class ZoneVerdict(msgspec.Struct):
-    zone: str
-    verdict: str  # allowed | not_allowed
-    reason: str
-    permits: list[str]
-
-
-class NearMatch(msgspec.Struct):
-    plate: str
-    permits: list[str]
-
-
-class PlateView(msgspec.Struct):
-    plate: str
-    at: dt.datetime
-    index_revision: int
-    permits: list[PermitView]
-    zones: list[ZoneVerdict]
-    near_matches: list[NearMatch]
-
-
 TRANSIT_DECODER: Final = msgspec.json.Decoder(TransitIn)
 BATCH_DECODER: Final = msgspec.json.Decoder(BatchIn)
 ENCODER: Final = msgspec.json.Encoder()

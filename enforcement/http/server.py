@@ -24,7 +24,7 @@ from aiohttp import web
 from ..config.load import load_config
 from ..config.settings import Settings, with_changes
 from ..core.rules import Rules
-from ..replica.redis_server import EmbeddedRedis
+from ..replica.redis_server import start_redis
 from .app import Extension, create_app
 
 log = logging.getLogger("varco")
@@ -36,16 +36,6 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
         return None
     return uvloop.new_event_loop  # type: ignore[no-any-return,unused-ignore]
-
-
-def start_redis(settings: Settings) -> tuple[str | None, EmbeddedRedis | None]:
-    """(URL to follow or None for no Redis, the embedded server if this call started one)."""
-    if settings.redis.url == "off":
-        return None, None
-    if settings.redis.url is not None:
-        return settings.redis.url, None
-    embedded = EmbeddedRedis(settings.storage.redis_dir)
-    return embedded.url, embedded if embedded.start() else None
 
 
 async def serve_forever(

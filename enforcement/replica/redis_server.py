@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..config.settings import Settings
+
 log = logging.getLogger(__name__)
 
 _SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
@@ -134,3 +136,13 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def start_redis(settings: Settings) -> tuple[str | None, EmbeddedRedis | None]:
+    """(URL to follow or None for no Redis, the embedded server if this call started one)."""
+    if settings.redis.url == "off":
+        return None, None
+    if settings.redis.url is not None:
+        return settings.redis.url, None
+    embedded = EmbeddedRedis(settings.storage.redis_dir)
+    return embedded.url, embedded if embedded.start() else None

@@ -40,6 +40,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
+from ..durable import NotDurable, needs_waitaof
 from ..keys import Keys
 from .record import (
     DECODE_RECORD,
@@ -78,30 +79,6 @@ _RECORD_SHA: Final = hashlib.sha1(_RECORD.encode()).hexdigest()
 
 MAX_GROUP: Final = 1000  # records per Lua call: Redis runs a script without interruption
 LOCAL_SEEN_MAX: Final = 200_000  # retries answered from memory while Redis is away
-
-
-class NotDurable(Exception):
-    """Redis answers but would not keep an acknowledged write through a crash."""
-
-
-async def durability(r: aredis.Redis) -> bool:
-    """How this Redis makes a write durable: False = fsync before replying (appendfsync
-    always), True = only with WAITAOF after the write. Raises NotDurable otherwise."""
-    try:
-        cfg = await r.config_get("append*")
-    except aredis.ResponseError as exc:  # CONFIG renamed or disabled (managed Redis)
-        raise NotDurable(f"cannot read Redis's persistence settings ({exc})") from None
-    if cfg.get("appendonly") != "yes":
-        raise NotDurable("Redis has appendonly=no: a Redis crash would lose acknowledged "
-                         "transits (set appendonly yes, appendfsync always)")  # fmt: skip
-    if cfg.get("appendfsync") == "always":
-        return False
-    version = str((await r.info("server")).get("redis_version", "0"))
-    major, minor = (int(x) for x in version.split(".")[:2])
-    if (major, minor) >= (7, 2):
-        return True
-    raise NotDurable(f"Redis {version} has appendfsync={cfg.get('appendfsync')} and no WAITAOF: "
-                     "set appendfsync always")  # fmt: skip
 
 
 def _pack(*parts: str | bytes | int) -> bytes:
@@ -383,7 +360,7 @@ class TransitLog:
             try:
                 assert self._redis is not None
                 async with asyncio.timeout(max(2.0, self.write_timeout_s * 4)):
-                    self._waitaof = await durability(self._redis)
+                    self._waitaof = await needs_waitaof(self._redis, "acknowledged transits")
                 await self._replay()
                 delay = 0.2
             except asyncio.CancelledError:

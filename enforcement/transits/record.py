@@ -14,6 +14,7 @@ from typing import Final, cast
 
 import msgspec
 
+from ..core.localtime import LocalClock
 from ..core.plates import Plate
 from ..core.verdicts import Verdict
 
@@ -21,7 +22,7 @@ NO_FIELDS: Final = msgspec.Raw(b"\xc0")  # MessagePack nil: a native transit's v
 
 
 class Transit(msgspec.Struct, gc=False):
-    """One camera transit as `Api.accept` judges and records it, whatever format it came in
+    """One camera transit as `Intake.accept` judges and records it, whatever format it came in
     (a native TransitIn, a vendor adapter's read). Built in C, one per transit."""
 
     camera: str
@@ -37,7 +38,7 @@ class Transit(msgspec.Struct, gc=False):
 
 
 class TransitRecord(msgspec.Struct, array_like=True, gc=False, omit_defaults=True):
-    """One transit as logged. Holds a plate: deleted with its retention (retention.py)."""
+    """One transit as logged. Holds a plate: deleted with its retention (`[retention]`)."""
 
     id: str
     camera: str
@@ -73,6 +74,12 @@ class Seen(msgspec.Struct, array_like=True, gc=False):
     permits: list[str]
     revision: int
     grace_until: int | None
+
+    def answer(self, plate: str, event_id: str | None, clock: LocalClock) -> Verdict:
+        """The verdict a retry gets: the first attempt's, with its transit id."""
+        grace = None if self.grace_until is None else clock.to_datetime(self.grace_until)
+        return Verdict(self.verdict, self.reason, plate, self.permits, self.revision, grace,
+                       event_id, self.id)
 
 
 ENCODE: Final = msgspec.msgpack.Encoder().encode
@@ -126,6 +133,7 @@ def _cut(value: object) -> object:
 
 
 def seen_of(record: TransitRecord) -> Seen:
+    """What the dedup key keeps of a record: its verdict, not its plate."""
     return Seen(record.id, record.verdict, record.reason, record.permits, record.revision,
                 record.grace_until)  # fmt: skip
 

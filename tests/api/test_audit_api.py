@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from enforcement.audit.chain import REASON_MAX, audit_file
+from enforcement.audit.chain import REASON_MAX
+from enforcement.audit.writer import audit_file
 
 from .test_api import POLICE, Client, api  # noqa: F401  (`api`: the fixture)
 

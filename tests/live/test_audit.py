@@ -20,14 +20,8 @@ import pytest
 import redis
 from aiohttp.test_utils import TestServer
 
-from enforcement.audit.chain import (
-    GENESIS,
-    AuditRecord,
-    FileAudit,
-    RedisAudit,
-    audit_file,
-    link_of,
-)
+from enforcement.audit.chain import GENESIS, AuditRecord, link_of
+from enforcement.audit.writer import FileAudit, RedisAudit, audit_file
 from enforcement.config.settings import Settings
 from enforcement.core.live import IndexHolder
 from enforcement.core.rules import Rules

@@ -22,7 +22,8 @@ from aiohttp.test_utils import TestServer
 
 from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
-from enforcement.http.app import API, Api, create_app
+from enforcement.http.app import create_app
+from enforcement.http.service import SERVICE, Service
 from enforcement.keys import Keys
 from enforcement.replica.redis_server import EmbeddedRedis
 from enforcement.transits.followup import FollowUp
@@ -40,7 +41,7 @@ GRACE_S = 72 * 3600  # the demo zones' grace
 class World:
     """The service, a follow-up worker on its own Redis connection, and a clock we move."""
 
-    def __init__(self, client: Client, api: Api, followup: FollowUp, settings: Settings,
+    def __init__(self, client: Client, api: Service, followup: FollowUp, settings: Settings,
                  rules: Rules) -> None:  # fmt: skip
         self.client, self.api, self.followup = client, api, followup
         self.settings, self.rules = settings, rules
@@ -80,7 +81,7 @@ async def world(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> As
     r = aredis.Redis.from_url(redis_server.url)
     async with aiohttp.ClientSession() as session:
         client = Client(session, str(server.make_url("")).rstrip("/"))
-        api = app[API]
+        api = app[SERVICE]
         followup = FollowUp(r, settings.redis.prefix, rules, api.checker, api.holder,
                             retention_allowed_s=settings.retention.allowed_s,
                             retention_violations_s=settings.retention.violations_s,

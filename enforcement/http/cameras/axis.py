@@ -27,7 +27,7 @@ from ...transits.record import Transit
 from .. import errors
 from . import clock, values
 from .body import is_multipart, read_body, read_parts
-from .reads import Context, Payload, Read, decode_json, transit_of
+from .reads import Context, Payload, Read, decode_json, read_transit
 from .values import Scalar
 
 _OFFSET: Final = re.compile(r"(?:[+-]\d\d:?\d\d|Z)$")
@@ -106,7 +106,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
         read = _read(DECODER.decode(data), tz, time.time())
     except (msgspec.MsgspecError, errors.Invalid):
         return None
-    return transit_of(camera.id, camera.gate, read)
+    return read_transit(camera.id, camera.gate, read)
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:

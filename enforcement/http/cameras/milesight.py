@@ -31,7 +31,7 @@ from ...transits.record import Transit
 from .. import errors
 from . import clock, values
 from .body import read_body
-from .reads import OBJECT, Context, Payload, Read, decode_json, ignored, transit_of
+from .reads import OBJECT, Context, Payload, Read, decode_json, ignored, read_transit
 from .values import Scalar
 
 Field = Scalar | UnsetType  # UNSET: the post has no such key (None: a JSON null)
@@ -145,7 +145,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
         read = _read(post, "time_msec", post.time_msec, "plate", post.plate, tz, time.time())
     except errors.Invalid:
         return None
-    return transit_of(camera.id, camera.gate, read)
+    return read_transit(camera.id, camera.gate, read)
 
 
 def _read(post: _Post, when_key: str, when: Any, plate_key: str, raw: Any, tz: ZoneInfo,

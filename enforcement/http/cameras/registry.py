@@ -30,14 +30,14 @@ from .digest import DigestAuth
 from .values import Scalar
 
 CAMERA_ROLES: Final = frozenset({"camera", "admin"})
-Require = Callable[[web.Request, frozenset[str]], ApiKey]  # Api.require
+Require = Callable[[web.Request, frozenset[str]], ApiKey]  # Keyring.require
 
 
 class Registry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.zones = {c.id: ZoneInfo(c.timezone) for c in settings.cameras.values()}
-        self._tokens: dict[str, Camera] = {}  # known token -> camera (bounded, like Api._keys)
+        self._tokens: dict[str, Camera] = {}  # known token -> camera (bounded, as the Keyring's)
         # Authorization header -> its camera, once a post proved it (bounded): a camera sends
         # the same header every time, so the key is hashed and checked once, not per post
         self._headers: dict[str, Camera] = {}

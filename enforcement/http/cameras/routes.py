@@ -1,4 +1,4 @@
-"""The camera vendors' endpoints: `add_camera_routes(app, api)` (called by `create_app`).
+"""The camera vendors' endpoints: `add_routes(app, service)` (called by `create_app`).
 
 `POST /v1/cameras/{vendor}` (key in `Authorization: Bearer`) and
 `POST /v1/cameras/{vendor}/{token}` (token in the URL) for hikvision, axis, milesight,
@@ -6,7 +6,7 @@ platerecognizer, rekor and dahua, plus the paths Dahua insists on:
 `/NotificationInfo/TollgateInfo` and `/NotificationInfo/KeepAlive` (also under
 `/v1/cameras/dahua/{token}/`). Every post goes: who is posting (registry) -> the vendor's
 parser (one module each) -> a Transit with the camera's gate and a stable event id ->
-`Api.accept`, the same check, log and verdict as `/v1/transits`. The answer is
+`Intake.accept`, the same check, log and verdict as `/v1/transits`. The answer is
 `{"results": [verdict, ...]}` (Dahua: `{"Result": true, "results": [...]}`), or
 `{"results": [], "ignored": why}` for a heartbeat or another event type.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -35,13 +35,11 @@ from ...transits.record import Transit
 from .. import errors
 from ..openapi import ERRORS, PathDocs, json_response
 from ..schemas import ENCODER, ErrorOut
+from ..service import Service
 from . import axis, dahua, hikvision, milesight, platerecognizer, rekor
 from .body import buffered, is_multipart, read_body
-from .reads import Context, Payload, Read, transit_of
+from .reads import Context, Payload, Read, read_transit
 from .registry import Registry
-
-if TYPE_CHECKING:
-    from ..app import Api
 
 JSON: Final = "application/json"
 Parser = Callable[[web.Request, Context], Awaitable[Payload]]
@@ -83,13 +81,13 @@ class DahuaOut(msgspec.Struct, omit_defaults=True, gc=False):
 
 
 def _transits(camera_id: str, gate: str, reads: Sequence[Read]) -> list[Transit]:
-    """A payload's reads as `Api.accept` takes them (`reads.transit_of`)."""
-    return [transit_of(camera_id, gate, r) for r in reads]
+    """A payload's reads as `Intake.accept` takes them (`reads.read_transit`)."""
+    return [read_transit(camera_id, gate, r) for r in reads]
 
 
-def add_camera_routes(app: web.Application, api: Api) -> None:
+def add_routes(app: web.Application, service: Service) -> None:
     """Register the vendor endpoints and document them (before the catch-all routes)."""
-    settings = api.settings
+    settings, accept, require = service.settings, service.intake.accept, service.require
     registry = Registry(settings)
     cap = settings.server.max_camera_body_bytes
 
@@ -100,14 +98,14 @@ def add_camera_routes(app: web.Application, api: Api) -> None:
         parse, from_body, multipart, fast = VENDORS[vendor]
 
         async def handle(request: web.Request) -> web.Response:
-            camera = registry.identify(request, api.require, vendor)  # before reading a byte
+            camera = registry.identify(request, require, vendor)  # before reading a byte
             data = None if multipart and is_multipart(request) else buffered(request, cap)
             # The usual post straight to its transit (a camera with a device_id to check
             # takes the general path, which reads the device field).
             usual = (fast(data, camera, zones[camera.id])
                      if data is not None and camera.device_id is None else None)  # fmt: skip
             if usual is not None:
-                verdicts, ignored = await api.accept((usual,)), None
+                verdicts, ignored = await accept((usual,)), None
             else:
                 verdicts, ignored = await general(camera, data, request)
             out: Any = (DahuaOut(True, verdicts, ignored) if dahua_answer
@@ -126,16 +124,16 @@ def add_camera_routes(app: web.Application, api: Api) -> None:
             reads = payload.reads
             if len(reads) > max_batch:
                 raise errors.TooLarge(f"at most {max_batch} plate reads per post", "results")
-            return await api.accept(_transits(camera.id, camera.gate, reads)), None
+            return await accept(_transits(camera.id, camera.gate, reads)), None
 
         return handle
 
     async def keepalive(request: web.Request) -> web.Response:
-        registry.identify(request, api.require, "dahua")
+        registry.identify(request, require, "dahua")
         await read_body(request, cap)  # {"Active": "keepAlive", ...}: nothing to keep
         return web.Response(body=b'{"Result":true}', content_type=JSON)
 
-    add, ep = app.router.add_route, api.endpoint
+    add, ep = app.router.add_route, service.endpoint
     for vendor in VENDORS:
         handle = handler(vendor, vendor == "dahua")
         for path in (f"/v1/cameras/{vendor}", f"/v1/cameras/{vendor}/{{token}}"):
@@ -146,7 +144,7 @@ def add_camera_routes(app: web.Application, api: Api) -> None:
             ep(f"{prefix}/NotificationInfo/TollgateInfo", tollgate))  # fmt: skip
         add("POST", f"{prefix}/NotificationInfo/KeepAlive",
             ep(f"{prefix}/NotificationInfo/KeepAlive", keepalive))  # fmt: skip
-    api.docs.append(DOCS)
+    service.docs.append(DOCS)
 
 
 # -- the OpenAPI description ------------------------------------------------------------------

@@ -1,0 +1,108 @@
+"""What `/metrics` shows besides requests and verdicts: the index, the transit log, the
+follow-up, the feeds and the audit trail, read from their owners when scraped.
+
+Labels are configuration (feed names) or outcomes, never data: no plate, key or reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from ..replica.sources import SourceStatus
+from .service import Service
+
+
+def register_gauges(service: Service) -> None:
+    """The gauges and counters /metrics reads from the service's parts at render time."""
+    m, holder = service.metrics, service.holder
+
+    def rev() -> float:
+        return holder.current.revision if holder.current else -1
+
+    def age() -> float:
+        return time.time() - holder.current.built_at if holder.current else -1
+
+    def permits() -> float:
+        return holder.current.index.permit_count if holder.current else 0
+
+    m.gauge("varco_index_revision", "Permit-database revision of the live index.", rev)
+    m.gauge("varco_index_age_seconds", "Seconds since the live index was built.", age)
+    m.gauge(
+        "varco_index_freshness_lag_seconds",
+        "Seconds since the permit database was last known reflected in the index.",
+        lambda: time.time() - holder.current.fresh_at if holder.current else -1,
+    )
+    m.gauge(
+        "varco_index_stale",
+        "1 when permit changes were missed (resynchronising).",
+        lambda: float(holder.current is not None and holder.current.overlay.stale is not None),
+    )
+    m.gauge(
+        "varco_overlay_changes",
+        "Permit changes applied on top of the snapshot.",
+        lambda: len(holder.current.overlay) if holder.current else 0,
+    )
+    m.gauge("varco_index_permits", "Permits in the live index.", permits)
+    m.gauge("varco_snapshot_swaps_total", "Snapshots activated.", lambda: holder.swaps)
+    m.gauge("varco_snapshot_rejected_total", "Snapshots refused (corrupt, unreadable).",
+            lambda: holder.rejected)  # fmt: skip
+
+    def transits(attr: str) -> Callable[[], float]:
+        return lambda: getattr(service.transit_log, attr) if service.transit_log is not None else 0
+
+    m.gauge("varco_transits_logged_redis_total", "Transits written to the Redis stream.",
+            transits("written_redis"))  # fmt: skip
+    m.gauge("varco_transits_spooled_total", "Transits written to the local spool.",
+            transits("written_spool"))  # fmt: skip
+    m.gauge("varco_transits_replayed_total", "Spooled transits replayed into Redis.",
+            transits("replayed"))  # fmt: skip
+    m.gauge("varco_transits_duplicate_total", "Camera retries answered with the first verdict.",
+            transits("duplicates"))  # fmt: skip
+    m.gauge("varco_transits_refused_total", "Transits refused (spool full or failing).",
+            transits("refused"))  # fmt: skip
+    m.gauge("varco_transit_log_groups_total", "Group commits (writes of queued transits).",
+            transits("groups"))  # fmt: skip
+    m.gauge("varco_transit_log_to_spool", "1 while transits go to the local spool.",
+            lambda: float(service.transit_log is not None and not service.transit_log.redis_ok))
+    m.gauge("varco_transit_spool_bytes", "Bytes in the local transit spool.",
+            lambda: service.transit_log.spool.bytes_used
+            if service.transit_log is not None and service.transit_log.spool else 0)  # fmt: skip
+
+    m.gauge_by("varco_followup_transits_total",
+               "Transits the follow-up worker in this process handled, by outcome.", "outcome",
+               lambda: dict(service.followup.counts) if service.followup is not None else {})  # fmt: skip
+
+    def feeds() -> list[SourceStatus]:
+        return list(service.follower.sources.values()) if service.follower is not None else []
+
+    def feed_age(s: SourceStatus) -> float:
+        a = s.age_s(time.time())
+        return -1 if a is None else a
+
+    m.gauge_by("varco_feed_age_seconds", "Seconds since the feed's last good sync (-1: never).",
+               "feed", lambda: {s.name: feed_age(s) for s in feeds()})  # fmt: skip
+    m.gauge_by("varco_feed_max_age_seconds", "The feed's age bound (older: a warning).", "feed",
+               lambda: {s.name: s.max_age_s for s in feeds()})  # fmt: skip
+    m.gauge_by("varco_feed_failing", "1 while the feed's last attempt failed or is held.",
+               "feed", lambda: {s.name: s.last_error is not None for s in feeds()})  # fmt: skip
+    m.gauge_by("varco_feed_rejected_rows", "Rows rejected by the feed's last good sync.", "feed",
+               lambda: {s.name: s.rejected for s in feeds()})  # fmt: skip
+
+    def audit_writes() -> dict[str, float]:
+        audit = service.audit
+        return {"ok": audit.writes if audit else 0, "failed": audit.failures if audit else 0}
+
+    m.counter_by("varco_audit_writes_total",
+                 "Police-lookup audit records written (ok) or not (failed: lookup refused).",
+                 "result", audit_writes)
+
+
+def add_routes(app: web.Application, service: Service) -> None:
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(text=service.metrics.render(), content_type="text/plain",
+                            charset="utf-8")
+
+    app.router.add_route("GET", "/metrics", service.endpoint("/metrics", metrics))

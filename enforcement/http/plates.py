@@ -1,0 +1,96 @@
+"""The police lookup: `GET /v1/plates/{plate}`, recorded in the audit trail before it is answered.
+
+Every lookup gives a reason (header `X-Reason`, or query parameter `reason`: the header keeps
+it out of proxies' access logs); the record (who, when, what, why, how many permits) is written
+before the answer, and a lookup that cannot be recorded is refused (503).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+import unicodedata
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from ..audit.chain import REASON_MAX, AuditRecord
+from ..audit.writer import HOST
+from ..core.plates import normalise_text
+from ..core.police import plate_view
+from . import errors
+from .auth import POLICE
+from .endpoints import JSON
+from .schemas import ENCODER
+from .service import Service
+
+
+def reason_of(headers: MultiMapping[str], query: MultiMapping[str]) -> str:
+    """The lookup's reason, from header X-Reason or query parameter `reason`; 422 naming
+    `reason` when missing, empty, given twice, too long, or with control characters. Free text
+    from the police: error details never echo it."""
+    given = [*headers.getall("X-Reason", ()), *query.getall("reason", ())]
+    if len(given) > 1:
+        raise errors.Invalid("give the reason once: header X-Reason or query parameter reason",
+                             "reason")  # fmt: skip
+    text = given[0].strip() if given else ""
+    if not text:
+        # The header is the better channel: a query string ends up in proxies' access logs.
+        raise errors.Invalid("a police lookup needs a reason: send header X-Reason (or query "
+                             "parameter reason)", "reason")  # fmt: skip
+    if len(text) > REASON_MAX:
+        raise errors.Invalid(f"the reason has {len(text)} characters; at most {REASON_MAX}",
+                             "reason")  # fmt: skip
+    # Cc/Zl/Zp: control characters and line breaks (they would forge lines in exports);
+    # Cs: undecodable header bytes, which aiohttp hands over as lone surrogates.
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text):
+        raise errors.Invalid("the reason must be one line of text, without control characters "
+                             "(UTF-8)", "reason")  # fmt: skip
+    return text
+
+
+def add_routes(app: web.Application, service: Service) -> None:
+    settings, rules, checker = service.settings, service.rules, service.checker
+
+    async def get_plate(request: web.Request) -> web.Response:
+        key = service.require(request, POLICE)
+        raw = request.match_info["plate"]
+        text = normalise_text(raw)
+        if not text:
+            raise errors.Invalid(f"{raw!r} is not a plate (1-11 letters and digits)", "plate")
+        unknown = sorted(set(request.query) - {"at", "zone", "reason"})
+        if unknown:
+            raise errors.Invalid(f"unknown query parameter {unknown[0]!r}", unknown[0])
+        reason = reason_of(request.headers, request.query)  # free text: never logged
+        at_text = request.query.get("at")
+        if at_text:
+            try:
+                at = dt.datetime.fromisoformat(at_text)
+            except ValueError:
+                raise errors.Invalid(f"{at_text!r} is not an RFC 3339 date-time", "at") from None
+            if at.tzinfo is None:
+                raise errors.Invalid("give the offset, e.g. 2026-11-22T10:00:00+01:00", "at")
+            if at.timestamp() < time.time() - checker.max_transit_age_s:
+                raise errors.Invalid(
+                    f"older than the index's history ({settings.storage.history_days} days): "
+                    "permits that ended before then are not in it", "at")
+        else:
+            at = dt.datetime.now(dt.UTC)
+        zone = request.query.get("zone")
+        if zone is not None and zone not in rules.zones:
+            raise errors.Invalid(f"unknown zone {zone!r} (known: {', '.join(rules.zones)})",
+                                 "zone")
+        zones = [zone] if zone else list(rules.zones)
+        view = plate_view(checker, service.live(), text, at, zones)
+        # Recorded before answering; no record, no answer (503).
+        if service.audit is None:
+            raise errors.AuditUnavailable("the audit trail is not open yet; retry shortly")
+        await service.audit.write(AuditRecord(key_id=key.id, role=key.role, plate=text, at=at,
+                                              zone=zone, reason=reason,
+                                              results=len(view.permits), host=HOST,
+                                              pid=os.getpid()))
+        return web.Response(body=ENCODER.encode(view), content_type=JSON)
+
+    app.router.add_route("GET", "/v1/plates/{plate}",
+                         service.endpoint("/v1/plates/{plate}", get_plate))

@@ -1,0 +1,88 @@
+"""What the service opens while it runs, one cleanup context each: opened before the first
+request, handed to the `Service`, closed after the last.
+
+The index follower (Redis) or snapshot watcher (files) is the replica's (replica/); here are
+the audit trail, the transit log, and the violations store with the follow-up worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import redis.asyncio as aredis
+from aiohttp import web
+
+from ..audit.writer import AuditLog, FileAudit, RedisAudit, audit_file
+from ..keys import Keys
+from ..transits.followup import FollowUp, running
+from ..transits.log import TransitLog
+from ..transits.violations import Violations
+from .service import Service
+
+Resource = Callable[[web.Application], AsyncIterator[None]]
+
+
+def audit_trail(service: Service, redis_url: str | None) -> Resource:
+    """Every police lookup is recorded first: in Redis when following one, else in a file."""
+    settings = service.settings
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        audit: AuditLog = (RedisAudit(redis_url, Keys(settings.redis.prefix).audit)
+                           if redis_url is not None
+                           else FileAudit(audit_file(settings.storage.data_dir)))
+        service.audit = audit
+        try:
+            yield
+        finally:
+            service.audit = None
+            await audit.close()
+
+    return run
+
+
+def transit_log(service: Service, redis_url: str | None) -> Resource:
+    """The durable transit log: Redis at `redis_url`, else (or while it is away) the spool."""
+    settings = service.settings
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        log = TransitLog(redis_url=redis_url, prefix=settings.redis.prefix,
+                         spool_root=settings.storage.spool_dir,
+                         spool_max_bytes=settings.transit_log.spool_max_bytes,
+                         write_timeout_s=settings.transit_log.write_timeout_s,
+                         dedup_window_s=settings.transit_log.dedup_window_s,
+                         retention_s=settings.retention.allowed_s)
+        await log.start()
+        service.transit_log = log
+        try:
+            yield
+        finally:
+            service.transit_log = None
+            await log.stop()
+
+    return run
+
+
+def violations(service: Service, redis_url: str, followup: bool) -> Resource:
+    """The violations store for GET /v1/violations; and the follow-up worker if asked."""
+    settings, rules = service.settings, service.rules
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        r = aredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+        service.violations = Violations(r, settings.redis.prefix, rules.clock)
+        worker = None
+        if followup:
+            worker = FollowUp(r, settings.redis.prefix, rules, service.checker, service.holder,
+                              retention_allowed_s=settings.retention.allowed_s,
+                              retention_violations_s=settings.retention.violations_s)
+            service.followup = worker
+        try:
+            if worker is None:
+                yield
+            else:
+                async with running(worker):
+                    yield
+        finally:
+            service.violations = service.followup = None
+            await r.aclose()
+
+    return run

@@ -1,0 +1,62 @@
+"""The running service's state, which every handler module binds to when routes are added.
+
+One `Service` per application (`app[SERVICE]`): the settings and rules, the index holder, the
+intake (judge and record), the keyring, the metrics, and the resources that exist while the
+app runs (follower, audit trail, transit log, violations, follow-up), set and cleared by their
+cleanup contexts (resources.py). Handlers hold it in a closure: no `app[...]` per request.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..audit.writer import AuditLog
+from ..config.settings import ApiKey, Settings
+from ..core.live import IndexHolder, LiveIndex
+from ..core.rules import Rules
+from ..core.verdicts import Checker
+from ..replica.follower import Follower
+from ..transits.followup import FollowUp
+from ..transits.intake import Intake
+from ..transits.log import TransitLog
+from ..transits.violations import Violations
+from .auth import Keyring
+from .endpoints import Handler, endpoint
+from .metrics import Metrics
+from .openapi import PathDocs
+
+
+class Service:
+    def __init__(self, settings: Settings, rules: Rules, holder: IndexHolder) -> None:
+        self.settings, self.rules, self.holder = settings, rules, holder
+        self.checker = Checker.from_settings(rules, settings)
+        self.metrics = Metrics()
+        self.intake = Intake(rules, self.checker, holder, self.metrics.verdicts)
+        self.keyring = Keyring(settings.api_keys)
+        self.follower: Follower | None = None  # set while following Redis
+        self.audit: AuditLog | None = None  # the police-lookup audit trail, set while running
+        self.violations: Violations | None = None  # set while running, with a Redis
+        self.followup: FollowUp | None = None  # set while the worker runs here
+        self.docs: list[PathDocs] = []  # an extension's paths, for /openapi.json and /docs
+
+    @property
+    def transit_log(self) -> TransitLog | None:
+        """Set while running (None with `create_app(record=False)`: judged, not recorded)."""
+        return self.intake.transit_log
+
+    @transit_log.setter
+    def transit_log(self, log: TransitLog | None) -> None:
+        self.intake.transit_log = log
+
+    def endpoint(self, name: str, handler: Handler) -> Handler:
+        return endpoint(self.metrics, name, handler)
+
+    def require(self, request: web.Request, roles: frozenset[str]) -> ApiKey:
+        return self.keyring.require(request, roles)
+
+    def live(self) -> LiveIndex:
+        return self.intake.live()
+
+
+SERVICE = web.AppKey("service", Service)
+HOLDER = web.AppKey("holder", IndexHolder)

@@ -1,0 +1,99 @@
+"""From camera transits to judged, recorded verdicts: the one path every camera post takes.
+
+Native posts (`POST /v1/transits`, `/batch`) and every vendor adapter build `Transit`s and
+hand them to `Intake.accept`, which judges them against the live index and records them in
+the transit log before anything is answered; a retry of an event already recorded gets the
+first attempt's verdict and transit id back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping, Sequence
+
+from ..core.live import IndexHolder, LiveIndex
+from ..core.plates import alternatives
+from ..core.rules import Gate, Rules
+from ..core.verdicts import Checker, Verdict
+from .log import TransitLog
+from .record import Transit, record_of
+
+
+class NoIndex(Exception):
+    """No verified permit index is loaded yet: nothing can be judged."""
+
+
+class UnknownGate(Exception):
+    """A transit names a gate the configuration does not have."""
+
+    def __init__(self, gate: str, field: str) -> None:
+        super().__init__(f"unknown gate {gate!r}")
+        self.field = field  # "gate", or "transits[3].gate" in a batch
+
+
+class Intake:
+    def __init__(self, rules: Rules, checker: Checker, holder: IndexHolder,
+                 verdicts: MutableMapping[tuple[str, str], int]) -> None:
+        self.rules, self.checker, self.holder = rules, checker, holder
+        self.gates = rules.gates
+        self.transit_log: TransitLog | None = None  # set while it runs; None: judge only
+        self.verdicts = verdicts  # (verdict, reason) -> transits, a metric
+
+    def live(self) -> LiveIndex:
+        live = self.holder.current
+        if live is None:
+            raise NoIndex("no verified permit index loaded yet; see /readyz")
+        return live
+
+    async def accept(self, transits: Sequence[Transit], *,
+                     field: str | None = None) -> list[Verdict]:
+        """Judge camera transits and record them; the verdicts, in order.
+
+        `field` names the list in error messages (`transits` gives `transits[3].gate`; None
+        for a single transit). Raises NoIndex, UnknownGate, or SpoolFull (nothing recorded).
+        """
+        live = self.live()
+        gates = []
+        for i, t in enumerate(transits):
+            gate = self.gates.get(t.gate)
+            if gate is None:
+                raise UnknownGate(t.gate, "gate" if field is None else f"{field}[{i}].gate")
+            gates.append(gate)
+        # The camera's alternative reads, normalised as the read itself is when a check
+        # needs them (lazily: most transits are covered and never do).
+        alts = [alternatives(t.candidates, t.country, t.plate) if t.candidates else ()
+                for t in transits]
+        now = time.time()
+        if len(transits) == 1:
+            t = transits[0]
+            verdicts = [self.checker.check(live, t.plate, t.ts, gates[0], t.confidence, now,
+                                           t.event_id, alts[0])]
+        else:
+            items = [(t.plate, t.ts, g, t.confidence, t.event_id)
+                     for t, g in zip(transits, gates, strict=True)]
+            verdicts = self.checker.check_batch(live, items, now, alts)
+        if self.transit_log is not None:
+            verdicts = await self._record(transits, gates, verdicts, now)
+        for v in verdicts:
+            self.verdicts[(v.verdict, v.reason)] += 1
+        return verdicts
+
+    async def _record(self, transits: Sequence[Transit], gates: Sequence[Gate],
+                      verdicts: list[Verdict], now: float) -> list[Verdict]:
+        """Log the transits before answering; a retry gets its first attempt's verdict."""
+        assert self.transit_log is not None
+        records = [
+            record_of(v, camera=t.camera, gate=gate.code, zone=gate.zone, raw=t.raw, ts=t.ts,
+                      received=now, confidence=t.confidence, country=t.country,
+                      vendor=t.fields)
+            for t, gate, v in zip(transits, gates, verdicts, strict=True)
+        ]
+        priors = await self.transit_log.record(records)
+        out = []
+        for v, rec, prior in zip(verdicts, records, priors, strict=True):
+            if prior is None:
+                v.transit_id = rec.id
+                out.append(v)
+            else:  # a retry: the first attempt's answer, so a camera never gets two verdicts
+                out.append(prior.answer(v.plate, v.event_id, self.rules.clock))
+        return out

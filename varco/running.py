@@ -1,0 +1,140 @@
+"""The commands that run something: `serve`, `watch` (the loader daemon) and `demo`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+
+from enforcement.config.settings import Settings, with_changes
+from enforcement.core.rules import Rules
+from loader.database import open_db
+
+from . import demo
+from .permit_commands import rebuild_snapshot
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
+    from enforcement.http.server import serve, serve_workers
+
+    from . import admin
+
+    if args.port is not None:
+        settings = with_changes(settings, server={"port": args.port})
+    if args.workers > 1:
+        serve_workers(settings, dict(os.environ), args.workers, extend=admin.install,
+                      followup=args.followup)  # fmt: skip
+    else:
+        serve(settings, rules, extend=admin.install, followup=args.followup)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
+    """The loader daemon: stream permit changes to Redis, publish snapshots."""
+    from enforcement.replica.redis_server import start_redis
+    from loader.watch import run_loader
+
+    redis_url, embedded = start_redis(settings)
+    if redis_url is None:
+        print(f"config error: {settings.config_path}: [redis] url: 'off' leaves the loader "
+              "nowhere to publish; set a URL or remove the key", file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        run_loader(settings, rules, redis_url)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
+    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    with open_db(settings) as db:
+        if args.regenerate or db.count() == 0:
+            if db.count():
+                db.clear()
+            t0 = time.perf_counter()
+            from tqdm import tqdm
+
+            permits = tqdm(demo.demo_permits(rules, args.permits), total=args.permits,
+                           unit="permit", desc="demo data", disable=None)  # fmt: skip
+            n = db.bulk_insert_new(permits)
+            print(
+                f"generated {n} demo permits in {time.perf_counter() - t0:.1f} s "
+                f"into {db.location}"
+            )
+        else:
+            print(
+                f"using the {db.count()} permits already in {db.location} "
+                "(--regenerate to start over)"
+            )
+    code = rebuild_snapshot(settings, rules, accept_shrink=True)
+    if code:
+        return code
+    _print_curls(settings, rules)
+    if args.no_serve:
+        return 0
+    _serve_with_loader(settings, rules)
+    return 0
+
+
+def _serve_with_loader(settings: Settings, rules: Rules) -> None:
+    """One process for the demo: Redis (ours unless configured), the loader in a thread, and the
+    service with the admin API, so a permit issued over HTTP is enforced a moment later."""
+    from enforcement.http.server import serve
+    from enforcement.replica.redis_server import start_redis
+    from loader.watch import LoaderThread
+
+    from . import admin
+
+    redis_url, embedded = start_redis(settings)
+    loader = None
+    try:
+        if redis_url is not None:
+            loader = LoaderThread(settings, rules, redis_url).start()
+            # serve() finds the server running and follows it; it is ours to stop, below.
+            settings = with_changes(settings, redis={"url": redis_url})
+        serve(settings, rules, extend=admin.install, followup=True)
+    finally:
+        if loader is not None:
+            loader.stop()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _print_curls(settings: Settings, rules: Rules) -> None:
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    gate = next(
+        (g for g in rules.gates.values() if g.zone == "PEDONALE"), next(iter(rules.gates.values()))
+    )
+    now = dt.datetime.now(rules.clock.tz).replace(microsecond=0).isoformat()
+
+    def transit(plate: str, event: str) -> str:
+        body = json.dumps({"event_id": event, "camera": "cam-1", "gate": gate.code,
+                           "plate": plate, "ts": now, "confidence": 0.93})  # fmt: skip
+        return (
+            f"curl -s {base}/v1/transits -H 'Authorization: Bearer demo-camera' "
+            f"-H 'Content-Type: application/json' -d '{body}'"
+        )
+
+    police = (f"curl -s '{base}/v1/plates/{demo.DEMO_CUDE_SECONDARY}' "
+              "-H 'Authorization: Bearer demo-police' -H 'X-Reason: demo: CUDE badge check'")
+    print(
+        f"""
+Varco is starting on {base} (docs: {base}/docs). Try, in another terminal:
+
+  # a resident's car at gate {gate.code}: allowed
+  {transit(demo.DEMO_RESIDENT, "evt-1")}
+
+  # a plate with no permit: pending until the zone's grace period ends
+  {transit(demo.DEMO_UNKNOWN, "evt-2")}
+
+  # the police view of a plate: permits, verdict per zone, near-matches
+  # (each lookup gives a reason and is recorded in the audit trail before it is answered)
+  {police}
+""",
+        flush=True,
+    )
