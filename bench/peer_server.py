@@ -41,7 +41,7 @@ from aiohttp import web
 from enforcement.config.load import load_config
 from enforcement.core.plates import normalise
 from enforcement.core.rules import zone_mask
-from enforcement.core.verdicts import (
+from enforcement.core.verdict import (
     ALLOWED,
     EXPIRED,
     MISS_REASONS,

@@ -15,9 +15,9 @@ from psycopg import sql
 
 from enforcement.config.load import load_config
 from enforcement.config.settings import Settings
+from enforcement.core.checker import Checker
 from enforcement.core.live import IndexHolder, LiveIndex
 from enforcement.core.rules import Rules
-from enforcement.core.verdicts import Checker
 from enforcement.replica.watcher import load_initial
 from loader.postgres import describe
 from loader.rebuild import rebuild

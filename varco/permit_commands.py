@@ -11,12 +11,12 @@ from pathlib import Path
 
 import msgspec
 
+from enforcement.config.load import make_checker
 from enforcement.config.settings import Settings
 from enforcement.core.live import IndexHolder
 from enforcement.core.plates import normalise
 from enforcement.core.police import plate_view
 from enforcement.core.rules import Rules
-from enforcement.core.verdicts import Checker
 from enforcement.replica.watcher import load_initial
 from loader.database import open_db
 from loader.importer import ImportFileError, import_csv, write_rejects
@@ -122,7 +122,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings, rules: Rules) -> int
     at = dt.datetime.fromisoformat(args.at) if args.at else dt.datetime.now(dt.UTC)
     if at.tzinfo is None:
         at = at.replace(tzinfo=rules.clock.tz)
-    checker = Checker.from_settings(rules, settings)
+    checker = make_checker(rules, settings)
     plate = normalise(args.plate)
     out: dict[str, object] = {}
     if args.gate:

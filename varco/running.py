@@ -4,31 +4,41 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import sys
 import time
 
+from aiohttp import web
+
 from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
+from enforcement.http.app import create_app
 from loader.database import open_db
 
-from . import demo
+from . import admin, demo
 from .permit_commands import rebuild_snapshot
+
+
+def service_app(settings: Settings, rules: Rules, redis_url: str | None, *,
+                followup: bool) -> web.Application:
+    """The service with the admin API (server.AppFactory; module-level, so that worker
+    processes can be handed it)."""
+    return create_app(settings, rules, redis_url=redis_url, extend=admin.install,
+                      followup=followup)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
     from enforcement.http.server import serve, serve_workers
 
-    from . import admin
-
     if args.port is not None:
         settings = with_changes(settings, server={"port": args.port})
+    make_app = functools.partial(service_app, followup=args.followup)
     if args.workers > 1:
-        serve_workers(settings, dict(os.environ), args.workers, extend=admin.install,
-                      followup=args.followup)  # fmt: skip
+        serve_workers(settings, dict(os.environ), args.workers, make_app)
     else:
-        serve(settings, rules, extend=admin.install, followup=args.followup)
+        serve(settings, rules, make_app)
     return 0
 
 
@@ -88,8 +98,6 @@ def _serve_with_loader(settings: Settings, rules: Rules) -> None:
     from enforcement.replica.redis_server import start_redis
     from loader.watch import LoaderThread
 
-    from . import admin
-
     redis_url, embedded = start_redis(settings)
     loader = None
     try:
@@ -97,7 +105,7 @@ def _serve_with_loader(settings: Settings, rules: Rules) -> None:
             loader = LoaderThread(settings, rules, redis_url).start()
             # serve() finds the server running and follows it; it is ours to stop, below.
             settings = with_changes(settings, redis={"url": redis_url})
-        serve(settings, rules, extend=admin.install, followup=True)
+        serve(settings, rules, functools.partial(service_app, followup=True))
     finally:
         if loader is not None:
             loader.stop()

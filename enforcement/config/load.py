@@ -18,6 +18,7 @@ from typing import Any, Final, NoReturn
 
 import msgspec
 
+from ..core.checker import Checker
 from ..core.localtime import HolidayCalendar, LocalClock
 from ..core.rules import (
     ALWAYS,
@@ -79,6 +80,14 @@ def load_config(
         key, reason = _locate(data, exc)
         raise ConfigError(path, key, reason) from exc
     return _Compiler(path, spec, env).compile()
+
+
+def make_checker(rules: Rules, settings: Settings) -> Checker:
+    """The verdict checker as `[enforcement]` and `[storage] history_days` configure it."""
+    e = settings.enforcement
+    return Checker(rules, review_confidence=e.review_confidence,
+                   max_clock_skew_s=e.max_clock_skew_s, index_max_age_s=e.index_max_age_s,
+                   max_transit_age_s=settings.storage.history_days * 86400)
 
 
 def _msgspec_key(exc: msgspec.ValidationError) -> tuple[str, str]:

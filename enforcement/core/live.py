@@ -116,6 +116,10 @@ def bind(index: PermitIndex, rules: Rules, source: str | Path = "") -> LiveIndex
                      unknown, overlay, windows, modes, cude, known, scanner)  # fmt: skip
 
 
+class NoIndex(Exception):
+    """No verified permit index is loaded yet: nothing can be judged."""
+
+
 class IndexHolder:
     """Holds the index being served; `current` is None until a verified one is activated."""
 
@@ -124,6 +128,13 @@ class IndexHolder:
         self.swaps = 0
         self.rejected = 0
         self.last_error: str | None = None
+
+    def live(self) -> LiveIndex:
+        """The index being served; NoIndex before one is activated."""
+        live = self.current
+        if live is None:
+            raise NoIndex("no verified permit index loaded yet; see /readyz")
+        return live
 
     def activate(self, live: LiveIndex) -> None:
         self.current = live

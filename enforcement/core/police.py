@@ -6,11 +6,12 @@ import datetime as dt
 
 import msgspec
 
+from .checker import Checker
 from .index import END_UNLIMITED, Interval
 from .live import LiveIndex
 from .plates import confusable_variants, plate_key
 from .rules import PermitType, Rules
-from .verdicts import MISS_REASONS, Checker
+from .verdict import MISS_REASONS
 
 
 class PermitView(msgspec.Struct):

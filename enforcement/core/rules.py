@@ -134,6 +134,14 @@ class PermitType:
         return self.windows is not ALWAYS
 
 
+class UnknownGate(Exception):
+    """A transit names a gate the configuration does not have."""
+
+    def __init__(self, gate: str, field: str) -> None:
+        super().__init__(f"unknown gate {gate!r}")
+        self.field = field  # where the request named it: "gate", "transits[3].gate"
+
+
 @dataclass(slots=True)
 class Rules:
     """The city's compiled rules; evaluation helpers take epoch seconds."""

@@ -17,7 +17,8 @@ import msgspec
 from aiohttp import web
 
 from ..audit.writer import AuditUnavailable
-from ..transits.intake import NoIndex, UnknownGate
+from ..core.live import NoIndex
+from ..core.rules import UnknownGate
 from ..transits.spool import SpoolFull
 from . import errors
 from .cameras.body import buffered

@@ -17,7 +17,7 @@ import msgspec
 
 from ..audit.chain import REASON_MAX
 from ..core.police import PlateView
-from ..core.verdicts import Verdict
+from ..core.verdict import Verdict
 from ..transits.violations import ViolationPage
 from .schemas import BatchIn, BatchOut, ErrorOut, TransitIn
 

@@ -7,7 +7,7 @@ from typing import Annotated, Final
 
 import msgspec
 
-from ..core.verdicts import Verdict
+from ..core.verdict import Verdict
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

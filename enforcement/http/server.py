@@ -1,6 +1,8 @@
 """Running the service: Redis, the event loop (uvloop where available), workers, signals.
 
-`serve` runs one process; `serve_workers` runs N worker processes on one port
+What is served comes from `make_app(settings, rules, redis_url)` (the composition's
+`create_app` with its extensions). `serve` runs one process; `serve_workers` runs N worker
+processes on one port
 (SO_REUSEPORT: the kernel spreads connections), each mapping the same snapshot file, so the
 index's pages are in memory once. The parent starts the embedded Redis when none is
 configured, restarts a worker that dies, and stops everything on SIGTERM or SIGINT.
@@ -25,9 +27,12 @@ from ..config.load import load_config
 from ..config.settings import Settings, with_changes
 from ..core.rules import Rules
 from ..replica.redis_server import start_redis
-from .app import Extension, create_app
 
 log = logging.getLogger("varco")
+
+# The application to serve, given the settings, the rules and the Redis URL to follow (None:
+# no Redis). Passed to worker processes, so a module-level function (or a partial of one).
+AppFactory = Callable[[Settings, Rules, str | None], web.Application]
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -38,12 +43,9 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop  # type: ignore[no-any-return,unused-ignore]
 
 
-async def serve_forever(
-    settings: Settings, rules: Rules, redis_url: str | None,
-    ready: Callable[[], None] | None = None, extend: Extension | None = None,
-    followup: bool = False,
-) -> None:  # fmt: skip
-    app = create_app(settings, rules, redis_url=redis_url, extend=extend, followup=followup)
+async def serve_forever(settings: Settings, rules: Rules, make_app: AppFactory,
+                        redis_url: str | None, ready: Callable[[], None] | None = None) -> None:
+    app = make_app(settings, rules, redis_url)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.port, reuse_port=True, backlog=1024)
@@ -71,31 +73,31 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def serve(settings: Settings, rules: Rules, ready: Callable[[], None] | None = None,
-          extend: Extension | None = None, followup: bool = False) -> None:  # fmt: skip
+def serve(settings: Settings, rules: Rules, make_app: AppFactory,
+          ready: Callable[[], None] | None = None) -> None:
     """Serve in this process until SIGTERM or SIGINT."""
     redis_url, embedded = start_redis(settings)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(serve_forever(settings, rules, redis_url, ready, extend, followup))
+            runner.run(serve_forever(settings, rules, make_app, redis_url, ready))
     finally:
         if embedded is not None:
             embedded.stop()
 
 
 def _worker(config_path: Path, env: dict[str, str], port: int, redis_url: str | None,
-            extend: Extension | None, followup: bool) -> None:  # fmt: skip
+            make_app: AppFactory) -> None:
     """A worker process: its own configuration load (nothing unpicklable crosses over)."""
     fmt = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
     logging.basicConfig(level=logging.INFO, format=fmt)
     settings, rules = load_config(config_path, env)
     settings = with_changes(settings, server={"port": port})  # a --port given to the parent
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve_forever(settings, rules, redis_url, extend=extend, followup=followup))
+        runner.run(serve_forever(settings, rules, make_app, redis_url))
 
 
 def serve_workers(settings: Settings, env: dict[str, str], workers: int,
-                  extend: Extension | None = None, followup: bool = False) -> None:  # fmt: skip
+                  make_app: AppFactory) -> None:
     """Run `workers` processes on one port until SIGTERM or SIGINT; restart any that die."""
     redis_url, embedded = start_redis(settings)
     ctx = multiprocessing.get_context("spawn")
@@ -109,7 +111,7 @@ def serve_workers(settings: Settings, env: dict[str, str], workers: int,
     signal.signal(signal.SIGINT, stop)
 
     def spawn() -> multiprocessing.process.BaseProcess:
-        args = (settings.config_path, env, settings.server.port, redis_url, extend, followup)
+        args = (settings.config_path, env, settings.server.port, redis_url, make_app)
         p = ctx.Process(target=_worker, args=args, name="varco-worker", daemon=False)
         p.start()
         return p

@@ -11,10 +11,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..audit.writer import AuditLog
+from ..config.load import make_checker
 from ..config.settings import ApiKey, Settings
 from ..core.live import IndexHolder, LiveIndex
 from ..core.rules import Rules
-from ..core.verdicts import Checker
 from ..replica.follower import Follower
 from ..transits.followup import FollowUp
 from ..transits.intake import Intake
@@ -29,7 +29,7 @@ from .openapi import PathDocs
 class Service:
     def __init__(self, settings: Settings, rules: Rules, holder: IndexHolder) -> None:
         self.settings, self.rules, self.holder = settings, rules, holder
-        self.checker = Checker.from_settings(rules, settings)
+        self.checker = make_checker(rules, settings)
         self.metrics = Metrics()
         self.intake = Intake(rules, self.checker, holder, self.metrics.verdicts)
         self.keyring = Keyring(settings.api_keys)
@@ -55,7 +55,7 @@ class Service:
         return self.keyring.require(request, roles)
 
     def live(self) -> LiveIndex:
-        return self.intake.live()
+        return self.holder.live()
 
 
 SERVICE = web.AppKey("service", Service)

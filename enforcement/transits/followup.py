@@ -33,10 +33,11 @@ from typing import Any, Final
 
 import redis.asyncio as aredis
 
+from ..core.checker import Checker
 from ..core.live import IndexHolder, LiveIndex
 from ..core.plates import normalise
 from ..core.rules import Rules
-from ..core.verdicts import ALLOWED, NOT_ENFORCED, PENDING, REVIEW, Checker
+from ..core.verdict import ALLOWED, NOT_ENFORCED, PENDING, REVIEW
 from ..keys import Keys
 from .record import DECODE_RECORD, ENCODE, TransitRecord
 from .violations import Violations

@@ -11,24 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import MutableMapping, Sequence
 
-from ..core.live import IndexHolder, LiveIndex
+from ..core.checker import Checker
+from ..core.live import IndexHolder
 from ..core.plates import alternatives
-from ..core.rules import Gate, Rules
-from ..core.verdicts import Checker, Verdict
+from ..core.rules import Gate, Rules, UnknownGate
+from ..core.verdict import Verdict
 from .log import TransitLog
 from .record import Transit, record_of
-
-
-class NoIndex(Exception):
-    """No verified permit index is loaded yet: nothing can be judged."""
-
-
-class UnknownGate(Exception):
-    """A transit names a gate the configuration does not have."""
-
-    def __init__(self, gate: str, field: str) -> None:
-        super().__init__(f"unknown gate {gate!r}")
-        self.field = field  # "gate", or "transits[3].gate" in a batch
 
 
 class Intake:
@@ -39,12 +28,6 @@ class Intake:
         self.transit_log: TransitLog | None = None  # set while it runs; None: judge only
         self.verdicts = verdicts  # (verdict, reason) -> transits, a metric
 
-    def live(self) -> LiveIndex:
-        live = self.holder.current
-        if live is None:
-            raise NoIndex("no verified permit index loaded yet; see /readyz")
-        return live
-
     async def accept(self, transits: Sequence[Transit], *,
                      field: str | None = None) -> list[Verdict]:
         """Judge camera transits and record them; the verdicts, in order.
@@ -52,7 +35,7 @@ class Intake:
         `field` names the list in error messages (`transits` gives `transits[3].gate`; None
         for a single transit). Raises NoIndex, UnknownGate, or SpoolFull (nothing recorded).
         """
-        live = self.live()
+        live = self.holder.live()
         gates = []
         for i, t in enumerate(transits):
             gate = self.gates.get(t.gate)

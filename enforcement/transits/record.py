@@ -16,7 +16,7 @@ import msgspec
 
 from ..core.localtime import LocalClock
 from ..core.plates import Plate
-from ..core.verdicts import Verdict
+from ..core.verdict import Verdict
 
 NO_FIELDS: Final = msgspec.Raw(b"\xc0")  # MessagePack nil: a native transit's vendor fields
 

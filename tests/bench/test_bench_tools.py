@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 
 from bench import compare, peer_server
-from enforcement.config.load import load_config
+from enforcement.config.load import load_config, make_checker
 from enforcement.core.index import IndexMeta, build_index
 from enforcement.core.live import bind
 from enforcement.core.plates import key_plate, normalise
-from enforcement.core.verdicts import Checker
 from enforcement.http.schemas import ENCODER
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -59,7 +58,7 @@ def _answers(ds: compare.Dataset, rows_of: dict[str, list[tuple[str, int, int, i
     meta = IndexMeta(1, int(time.time()), tuple(rules.types), tuple(rules.zones))
     index = build_index(meta, ds.keys, ds.start, ds.end, ds.zones, np.arange(ds.n), ds.type_no,
                         np.ones(ds.n), ds.ids())  # fmt: skip
-    live, checker = bind(index, rules), Checker.from_settings(rules, settings)
+    live, checker = bind(index, rules), make_checker(rules, settings)
     gate = rules.gates[compare.GATE]
     mask = live.gate_masks[gate.code]
     grace = rules.zones[gate.zone].grace_s

@@ -3,8 +3,8 @@ near-match (review), single and batch alike."""
 
 from __future__ import annotations
 
+from enforcement.core.checker import Checker
 from enforcement.core.plates import normalise
-from enforcement.core.verdicts import Checker
 
 from ..conftest import Publish, at, permit
 

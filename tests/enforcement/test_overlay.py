@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from enforcement.config.load import load_config
 from enforcement.config.settings import Settings
 from enforcement.core.changes import PermitChange
+from enforcement.core.checker import Checker
 from enforcement.core.live import LiveIndex
 from enforcement.core.plates import Plate
 from enforcement.core.police import plate_view
 from enforcement.core.rules import Rules
-from enforcement.core.verdicts import Checker
 from loader.store import PermitRow
 
 from ..conftest import DEMO_CONFIG, at, permit, publish_permits

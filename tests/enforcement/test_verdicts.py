@@ -11,11 +11,13 @@ import random
 
 import pytest
 
+from enforcement.config.load import make_checker
 from enforcement.config.settings import Settings
+from enforcement.core.checker import Checker
 from enforcement.core.live import LiveIndex
 from enforcement.core.plates import normalise
 from enforcement.core.rules import Rules
-from enforcement.core.verdicts import Checker, Verdict
+from enforcement.core.verdict import Verdict
 
 from ..conftest import Publish, at, permit
 
@@ -118,7 +120,7 @@ def test_clock_skew(checker: Checker, live: LiveIndex) -> None:
 
 def test_too_old_is_review(demo: tuple[Settings, Rules], live: LiveIndex) -> None:
     settings, rules = demo
-    checker = Checker.from_settings(rules, settings)  # history_days = 30
+    checker = make_checker(rules, settings)  # history_days = 30
     gate = rules.gates["PD-03"]
     for ts in (5, at("2026-10-01T12:00:00+02:00")):  # a clock reset to 1970; 52 days late
         v = checker.check(live, normalise("ZZ999ZZ"), ts, gate, 0.9, NOW)

@@ -12,9 +12,9 @@ import pytest
 
 from enforcement.config.load import load_config
 from enforcement.config.settings import Settings, Source
+from enforcement.core.checker import Checker
 from enforcement.core.plates import normalise
 from enforcement.core.rules import Rules
-from enforcement.core.verdicts import Checker
 from loader.feedcsv import FeedFileError
 from loader.sqlite import PermitDB
 from loader.sync import SyncHeld, sync_source

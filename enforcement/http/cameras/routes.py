@@ -30,7 +30,7 @@ import msgspec
 from aiohttp import web
 
 from ...config.settings import Camera
-from ...core.verdicts import Verdict
+from ...core.verdict import Verdict
 from ...transits.record import Transit
 from .. import errors
 from ..openapi import ERRORS, PathDocs, json_response

@@ -1,57 +1,37 @@
-"""Verdicts: did this plate hold a valid permit at this instant at this gate?
+"""The Checker: computes a transit's verdict from the rules and the live index (verdict.py
+says what each verdict and reason means).
 
-- `allowed`: at least one permit covers the transit (its ids are returned).
-- `not_enforced`: the gate was not active at that instant; no permit is needed.
-- `pending`: no permit covers it now; a violation candidate until the zone's grace period
-  ends (`grace_until`), because permits may still be registered after the fact.
-- `review`: a person must look: unreadable or low-confidence read, a near-match with a
-  permitted plate, a camera clock that cannot be right, a transit older than the index's
-  history (ended permits older than that are not in it), or an index too old to trust.
-
-A camera must never receive a verdict that could turn into an unlawful fine, so every doubt
-ends in `review`, never `pending`. Intervals are [valid_from, valid_to); windows and schedules
-are evaluated in local time (`Rules`).
+The hot path is one scan of a plate's permit records, in C when the kernel is built
+(`_lookup.Scanner`) with `scan_python` as its reference; batches are vectorised with numpy.
+Every doubt ends in `review`, never `pending`: a camera must never receive a verdict that
+could turn into an unlawful fine.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Final
 
-import msgspec
 import numpy as np
 
-from ..config.settings import Settings
 from .live import LiveIndex
 from .overlay import OverlayRecord
 from .plates import Plate, confusable_variants, normalise_text, plate_key
 from .rules import Gate, Rules
-
-ALLOWED: Final = "allowed"
-NOT_ENFORCED: Final = "not_enforced"
-PENDING: Final = "pending"
-REVIEW: Final = "review"
-
-
-# Why a plate's permits do not cover a transit; higher = closer to covering it. Plain ints,
-# not an IntEnum: enum member access costs more than the comparison on the hot path.
-NO_PERMIT, NOT_YET_VALID, EXPIRED, WRONG_ZONE, UNKNOWN_TYPE, OUTSIDE_WINDOW, NOT_PRIMARY = range(7)
-MISS_REASONS: Final = ("no_permit", "not_yet_valid", "expired", "wrong_zone", "unknown_type",
-                       "outside_window", "not_primary_plate")  # fmt: skip
-
-
-class Verdict(msgspec.Struct, omit_defaults=True, gc=False):
-    """The answer to one transit (also the JSON body returned to cameras)."""
-
-    verdict: str
-    reason: str
-    plate: str  # normalised plate the verdict is about ("" when unreadable)
-    permits: list[str] = []
-    index_revision: int = 0
-    grace_until: dt.datetime | None = None
-    event_id: str | None = None
-    transit_id: str | None = None  # the log's id: a retry of the same event gets the same one
+from .verdict import (
+    ALLOWED,
+    EXPIRED,
+    MISS_REASONS,
+    NO_PERMIT,
+    NOT_ENFORCED,
+    NOT_PRIMARY,
+    NOT_YET_VALID,
+    OUTSIDE_WINDOW,
+    PENDING,
+    REVIEW,
+    UNKNOWN_TYPE,
+    WRONG_ZONE,
+    Verdict,
+)
 
 
 class Checker:
@@ -68,13 +48,6 @@ class Checker:
         # Older transits cannot be judged: the index keeps ended permits only this long.
         self.max_transit_age_s = max_transit_age_s
         self._always_active = frozenset(c for c, g in rules.gates.items() if g.always_active)
-
-    @classmethod
-    def from_settings(cls, rules: Rules, settings: Settings) -> Checker:
-        return cls(rules, review_confidence=settings.enforcement.review_confidence,
-                   max_clock_skew_s=settings.enforcement.max_clock_skew_s,
-                   index_max_age_s=settings.enforcement.index_max_age_s,
-                   max_transit_age_s=settings.storage.history_days * 86400)  # fmt: skip
 
     # -- one transit -----------------------------------------------------------------------
 
