@@ -52,10 +52,10 @@ def read_source(db: PermitStore, rules: Rules, settings: Settings, source: Sourc
     are passes revoked because a duplicate replaced them)."""
     report = FeedReport(source.name)
     if source.kind == "cude_csv":
-        assert source.type is not None and isinstance(data, bytes)  # config.py requires it
+        assert source.type is not None and isinstance(data, bytes)  # the configuration requires it (config/load.py)
         permits = parse_cude(data, rules, source.type, report)
         return report, "cude", {p.permit_id: p for p in permits}, 0
-    assert settings.circuit is not None  # config.py requires a circuit for regional sources
+    assert settings.circuit is not None  # config/load.py requires one for regional sources
     if isinstance(data, bytes):
         passes = parse_regional(data, rules, settings.circuit, report)
     else:

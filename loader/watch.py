@@ -6,8 +6,8 @@ Each round (every `poll_s`, or at once when the admin API publishes a wake-up):
    changes), when the schedule says so, or when more changes than `max_overlay` were streamed
    since the last one (replicas hold those in memory, outside the compact index).
 2. Stream every permit row whose revision is newer than the last one streamed, oldest first,
-   each entry naming the one before it (changes.py). Revisions follow commit order in both
-   databases (db.py), so reading `revision > last` never skips a row committed late.
+   each entry naming the one before it (enforcement/core/changes.py). Revisions follow commit order in both
+   databases (store.py), so reading `revision > last` never skips a row committed late.
 3. Record the heartbeat: the instant at which the database was read and wholly published.
 
 One loader at a time holds a lease in Redis; a second one waits. A crash at any point leaves

@@ -8,7 +8,7 @@
 
 Every write goes to the permit database, which gives it the next revision; the loader streams
 it to every replica (this service included). A write also wakes the loader through Redis
-pub/sub so it does not wait for its next poll. Validation is the import's (permits.py), so a
+pub/sub so it does not wait for its next poll. Validation is the import's (enforcement/core/permits.py), so a
 CSV row and an API call are refused for the same reasons, naming the same field.
 
 Installed into the service by `install` (the service package does not depend on the loader's
@@ -268,8 +268,9 @@ class AdminApi:
         # [valid_from, valid_from) is empty: a permit revoked at its start covers nothing, and
         # stays on record (with its history) rather than being deleted.
         new = msgspec.structs.replace(row, valid_to=at)
-        # The reason is free text an operator may fill with a plate or a name: not logged.
-        # (Not yet kept either: the audit trail of admin actions comes with issue 5.)
+        # The reason is free text an operator may fill with a plate or a name: not logged,
+        # and not stored yet (admin changes are not recorded with their reasons; README,
+        # Status).
         return await self._save(new, key.id, "revoked", read)
 
     async def renew(self, request: web.Request) -> web.Response:

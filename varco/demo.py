@@ -1,7 +1,7 @@
 """A realistic demo permit set: every permit type, overlaps, renewals, windows, CUDE badges.
 
 Deterministic (seeded), so the plates printed in the README and by `varco demo` exist. Shapes
-follow DESIGN §1: residents unlimited or renewed with a 4-month overlap, craftsmen and shops
+follow the cities' rules (Milan, Padova, the Veneto circuit): residents unlimited or renewed with a 4-month overlap, craftsmen and shops
 for a year, hotel guests for a few days (some registered after the fact), online 2-hour
 permits, temporary ones up to 6 months, CUDE badges with a primary and a secondary plate,
 foreign and motorcycle plates, and permits that ended within the last weeks.

@@ -96,10 +96,6 @@ def day_date(day: int) -> dt.date:
     return dt.date.fromordinal(day + _EPOCH_ORDINAL)
 
 
-def weekday_of_day(day: int) -> int:
-    return (day + _EPOCH_WEEKDAY) % 7
-
-
 def easter_sunday(year: int) -> dt.date:
     """Gregorian Easter (anonymous Gregorian algorithm, Meeus/Jones/Butcher)."""
     a = year % 19

@@ -16,8 +16,6 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Final, NamedTuple
 
-MAX_PLATE_LEN: Final = 11
-
 # Reads that mean "the camera saw no plate" (vendors differ); all are `review`, never `pending`.
 # ("No Plates": Milesight's; separators are dropped before the comparison.)
 SENTINELS: Final = frozenset({"", "UNKNOWN", "NOPLATE", "NOPLATES", "NONE", "NULL", "NA", "N/A",

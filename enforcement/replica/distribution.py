@@ -5,7 +5,7 @@ names them current, so a loader killed at any point never leaves a half-written 
 current; the key names are in `enforcement.keys`.
 
 The stream keeps the entries newer than the oldest snapshot still published, so a replica on
-any published snapshot can catch up from the stream; an older one detects the gap (changes.py)
+any published snapshot can catch up from the stream; an older one detects the gap (core/changes.py)
 and fetches the current snapshot.
 """
 

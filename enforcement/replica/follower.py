@@ -8,7 +8,7 @@ One asyncio task per worker process:
    anywhere is applied here within one round trip) and applies each entry to the overlay.
 3. Whenever Redis names a newer snapshot, it is fetched (once per host, shared by the
    workers), verified, bound, and swapped in with the overlay entries it lacks carried over.
-4. On a gap (changes.py) the overlay turns stale: verdicts that would be `pending` become
+4. On a gap (core/changes.py) the overlay turns stale: verdicts that would be `pending` become
    `review`, `/readyz` says so, and the follower asks the loader for a snapshot
    (`snapshot:wanted`) and resynchronises from it.
 5. Redis unreachable: keep serving from memory, retry with back-off; the index's freshness

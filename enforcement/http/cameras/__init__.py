@@ -1,4 +1,4 @@
-"""Vendor camera formats: adapters in front of the same check, log and verdict (DESIGN §4).
+"""Vendor camera formats: adapters in front of the same check, log and verdict.
 
 One module per vendor (hikvision, axis, milesight, platerecognizer, rekor, dahua) parses its
 payload into plate reads (`reads.py`), and has a fast path (`transit`) for its usual post,
