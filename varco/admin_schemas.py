@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-from enforcement.http import openapi
+from enforcement.http import apidoc
 from enforcement.http.endpoints import JSON
 
 Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
@@ -87,16 +87,16 @@ def _op(summary: str, description: str, body: type[msgspec.Struct] | None = None
     """One admin operation for the OpenAPI document: answers the permit (`ok`), or the
     service's errors, 404 on an unknown `permit_id` (`by_id`), 409 where `conflict` says."""
     common = ("400", "401", "403", "413", "415", "422") if body else ("401", "403")
-    responses = {ok: openapi.json_response("PermitOut", "The permit and its revision"),
-                 **{status: openapi.ERRORS[status] for status in common}}  # fmt: skip
+    responses = {ok: apidoc.json_response("PermitOut", "The permit and its revision"),
+                 **{status: apidoc.ERRORS[status] for status in common}}  # fmt: skip
     if by_id:
-        responses["404"] = openapi.json_response("ErrorOut", "No permit with this permit_id")
+        responses["404"] = apidoc.json_response("ErrorOut", "No permit with this permit_id")
     if conflict:
-        responses["409"] = openapi.json_response("ErrorOut", conflict)
+        responses["409"] = apidoc.json_response("ErrorOut", conflict)
     parameters = [_PERMIT_ID] if by_id else []
     if body is not None and by_id:  # a change of an existing permit
         parameters.append(_IF_MATCH)
-        responses["412"] = openapi.json_response(
+        responses["412"] = apidoc.json_response(
             "ErrorOut", "If-Match named another revision than the permit's: read it again")
     op: dict[str, Any] = {
         "summary": f"{summary} (admin)",
@@ -107,7 +107,7 @@ def _op(summary: str, description: str, body: type[msgspec.Struct] | None = None
     }
     if body is not None:
         op["requestBody"] = {"required": True,
-                             "content": {JSON: {"schema": openapi.ref(body.__name__)}}}  # fmt: skip
+                             "content": {JSON: {"schema": apidoc.ref(body.__name__)}}}  # fmt: skip
     return op
 
 
@@ -118,7 +118,7 @@ _IF_MATCH: Final = {"name": "If-Match", "in": "header", "required": False,
                     "schema": {"type": "string"}, "description":
                     "The revision the client read (GET); the change applies only if the permit "
                     "is still at it, else 412"}  # fmt: skip
-DOCS = openapi.PathDocs(
+DOCS = apidoc.PathDocs(
     {
         "/v1/permits": {"post": _op(
             "Issue a permit",

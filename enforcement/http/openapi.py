@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -19,35 +18,8 @@ from ..audit.chain import REASON_MAX
 from ..core.police import PlateView
 from ..core.verdict import Verdict
 from ..transits.violations import ViolationPage
+from .apidoc import ERRORS, PathDocs, json_response, ref
 from .schemas import BatchIn, BatchOut, ErrorOut, TransitIn
-
-
-def ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def json_response(name: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": ref(name)}}}
-
-
-ERRORS = {
-    "400": json_response("ErrorOut", "Body is not JSON"),
-    "401": json_response("ErrorOut", "Missing or unknown API key"),
-    "403": json_response("ErrorOut", "The key's role may not call this endpoint"),
-    "413": json_response("ErrorOut", "Body or batch too large"),
-    "415": json_response("ErrorOut", "Content-Type is not application/json"),
-    "422": json_response("ErrorOut", "A field is missing, unknown or invalid; `field` names it"),
-    "503": json_response("ErrorOut", "No verified permit index loaded yet"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class PathDocs:
-    """Paths an extension adds to the document, and the structs their `ref`s name (their
-    schemas are generated with the service's, so a shared struct such as ErrorOut is one)."""
-
-    paths: Mapping[str, Any]
-    schemas: tuple[type, ...] = ()
 
 
 def openapi_document(extra: Sequence[PathDocs] = ()) -> dict[str, Any]:

@@ -20,10 +20,10 @@ from ..transits.followup import FollowUp
 from ..transits.intake import Intake
 from ..transits.log import TransitLog
 from ..transits.violations import Violations
+from .apidoc import PathDocs
 from .auth import Keyring
 from .endpoints import Handler, endpoint
 from .metrics import Metrics
-from .openapi import PathDocs
 
 
 class Service:

@@ -1,7 +1,7 @@
 """The durable transit log: every transit is written before the camera gets its verdict.
 
 Group commit: requests queue their records and one writer task sends everything queued since
-its last write as one Lua call. Redis (append-only, `appendfsync always`) fsyncs once per
+its last write as one Lua call (writer.py). Redis (append-only, `appendfsync always`) fsyncs once per
 event-loop turn, so a whole group costs one round trip and one fsync, and the request path
 never waits on more than the write in flight plus its own.
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import random
 import time
@@ -33,14 +32,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import hiredis
 import redis.asyncio as aredis
-from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError
 
-from ..durable import NotDurable, needs_waitaof
+from ..durable import needs_waitaof
 from ..keys import Keys
 from .record import (
     DECODE_RECORD,
@@ -53,91 +49,12 @@ from .record import (
     seen_of,
 )
 from .spool import Spool, SpoolFull, read_frames
+from .writer import GroupWriter
 
 log = logging.getLogger(__name__)
 
-# KEYS: stream, then one dedup key per record. ARGV: ttl, then the records, then their Seen.
-# Returns, per record, the earlier Seen (a retry: nothing written) or false (written).
-_RECORD: Final = """
-local n = #KEYS - 1
-local ttl = ARGV[1]
-local out = {}
-for i = 1, n do
-  local prior = redis.call('GET', KEYS[i + 1])
-  if prior then
-    out[i] = prior
-  else
-    redis.call('SET', KEYS[i + 1], ARGV[1 + n + i], 'EX', ttl)
-    redis.call('XADD', KEYS[1], '*', 'r', ARGV[1 + i])
-    out[i] = false
-  end
-end
-return out
-"""
-
-_RECORD_SHA: Final = hashlib.sha1(_RECORD.encode()).hexdigest()
-
 MAX_GROUP: Final = 1000  # records per Lua call: Redis runs a script without interruption
 LOCAL_SEEN_MAX: Final = 200_000  # retries answered from memory while Redis is away
-
-
-def _pack(*parts: str | bytes | int) -> bytes:
-    """A command in RESP, packed in C. (hiredis's stub types its argument as a 1-tuple.)"""
-    return hiredis.pack_command(parts)  # type: ignore[arg-type,no-any-return]
-
-
-class _Writer:
-    """The log's own Redis connection for its one hot command, the group's Lua call (and
-    WAITAOF, which must follow the write on the same connection to wait for it).
-
-    Not redis-py's client path: per call it takes a connection from the pool, packs the
-    command in Python, runs retry and observability hooks and gives the connection back,
-    which cost more server CPU than a whole group's records (profiled at ~100 us a call).
-    Here one connection is kept, the command is packed by hiredis in C, and any failure
-    drops the connection (a reply half read must not be read by the next call); the log's
-    replay loop owns reconnecting, so the next call simply opens a new one."""
-
-    def __init__(self, redis: aredis.Redis) -> None:
-        self._pool = redis.connection_pool
-        self._conn: AbstractConnection | None = None
-        self._lock = asyncio.Lock()  # the writer and the replay never overlap; be sure
-
-    async def record(self, keys: Sequence[str], args: Sequence[Any],
-                     waitaof_ms: int | None) -> list[Any]:  # fmt: skip
-        """The Lua call's replies; with `waitaof_ms`, only once the write is fsynced."""
-        async with self._lock:
-            conn = self._conn
-            if conn is None:
-                conn = self._conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
-                await conn.connect()
-            call = _pack("EVALSHA", _RECORD_SHA, len(keys), *keys, *args)
-            try:
-                try:
-                    replies = await self._round_trip(conn, call)
-                except NoScriptError:  # a restarted Redis has an empty script cache
-                    await self._round_trip(conn, _pack("SCRIPT", "LOAD", _RECORD))
-                    replies = await self._round_trip(conn, call)
-                if waitaof_ms is not None:
-                    local, _ = await self._round_trip(conn, _pack("WAITAOF", 1, 0, waitaof_ms))
-                    if local < 1:
-                        raise NotDurable("WAITAOF: the write was not fsynced in time")
-            except BaseException:
-                self._conn = None
-                with contextlib.suppress(Exception):
-                    await conn.disconnect()
-                raise
-            return replies  # type: ignore[no-any-return]
-
-    @staticmethod
-    async def _round_trip(conn: AbstractConnection, packed: bytes) -> Any:
-        await conn.send_packed_command(packed, check_health=False)
-        return await conn.read_response()
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.disconnect()
-            self._conn = None
 
 
 class TransitLog:
@@ -155,7 +72,7 @@ class TransitLog:
         self.clock, self.retention_s = clock, retention_s
         self.spool: Spool | None = None
         self._redis: aredis.Redis | None = None
-        self._writer: _Writer | None = None
+        self._writer: GroupWriter | None = None
         self._waitaof = False
         self.redis_ok = False  # Redis takes writes durably and the spool is empty
         self.full = False  # the last write was refused: spool full (or failing)
@@ -190,7 +107,7 @@ class TransitLog:
                 self.redis_url, socket_timeout=self.write_timeout_s,
                 socket_connect_timeout=self.write_timeout_s, retry=Retry(NoBackoff(), 0),
             )  # fmt: skip
-            self._writer = _Writer(self._redis)
+            self._writer = GroupWriter(self._redis)
             self._tasks.append(asyncio.create_task(self._replay_loop(), name="transit-replay"))
         self._tasks.append(asyncio.create_task(self._write_loop(), name="transit-writer"))
         self._tasks.append(asyncio.create_task(self._prune_loop(self.retention_s),

@@ -33,7 +33,7 @@ from ...config.settings import Camera
 from ...core.verdict import Verdict
 from ...transits.record import Transit
 from .. import errors
-from ..openapi import ERRORS, PathDocs, json_response
+from ..apidoc import ERRORS, PathDocs, json_response
 from ..schemas import ENCODER, ErrorOut
 from ..service import Service
 from . import axis, dahua, hikvision, milesight, platerecognizer, rekor
