@@ -44,7 +44,7 @@ def measure() -> None:
     from enforcement.http.cameras.reads import Context
     from enforcement.http.schemas import TRANSIT_DECODER
     from enforcement.transits import record as transits
-    from tests.cameras import payloads as p
+    from tests.support import payloads as p
 
     settings, _ = load_config(ROOT / "examples" / "demo.toml", {})
     cameras = {c.vendor: c for c in settings.cameras.values()}

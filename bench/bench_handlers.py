@@ -12,7 +12,7 @@ handler never waits, so each call runs to completion in one step.
 What it leaves out (the HTTP parser, the event loop, the durable log) costs every endpoint
 the same, so the difference between a vendor's time and native's is the adapter's own cost,
 the figure to cut when bench_cameras says an adapter costs too much. Under load the same
-code runs about twice as slow (bench/README.md, "Runs of 2026-12-04 (evening)"): read
+code runs about twice as slow (bench/results/2026-12.md, "Runs of 2026-12-04 (evening)"): read
 these as relative, not as a post's cost in service. Rounds are interleaved; the figure is
 the best round of each (the least disturbed by the host). `--profile` adds cProfile's top
 functions per endpoint (its overhead inflates short functions: use it for where, not how
@@ -38,8 +38,9 @@ from aiohttp import StreamReader, web
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .bench_cameras import CONFIG, _bodies, unique_bodies
 from .bench_http import prepare
+from .cameras_posts import post_builders, unique_bodies
+from .cameras_server import CONFIG
 
 Handler = Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]
 
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError("no snapshot loaded")
 
         loop.run_until_complete(ready())
-        endpoints = _bodies()
+        endpoints = post_builders()
         handlers: dict[str, Handler] = {}
         makers: dict[str, Callable[[bytes], web.Request]] = {}
         for name, (path, auth, _) in endpoints.items():

@@ -29,8 +29,9 @@ import redis
 
 from deploy.topology import DEFAULT_CONFIG, Topology
 from enforcement.keys import Keys
-from tests.api.test_cli import free_port
 from varco.demo import DEMO_RESIDENT, DEMO_UNKNOWN
+
+from .bench_http import free_port
 
 ADMIN = {"Authorization": "Bearer demo-admin"}
 CAMERA = {"Authorization": "Bearer demo-camera"}

@@ -1,0 +1,223 @@
+"""bench.compare's runs: per size, the stores filled, the five servers started and pinned,
+verified, then loaded by wrk in interleaved rounds (throughput, latency percentiles, the
+server's CPU per request), optionally profiled; and the in-process index
+(bench/bench_index.py) per size."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import bench_transits
+from enforcement.replica.redis_server import EmbeddedRedis
+
+from .bench_http import free_port, launch, parse_wrk, wrk_raw
+from .compare_data import (
+    GATE,
+    ROOT,
+    load_postgres,
+    load_redis,
+    make_dataset,
+    publish_snapshot,
+    with_db,
+)
+from .compare_profile import profile
+from .compare_verify import verify_servers
+from .peer_server import APP_NAME
+
+KINDS = ("empty", "check", "logged", "pg", "redis")
+LABELS = {"empty": "(a) empty handler", "check": "(b) Varco check",
+          "logged": "(c) Varco check + durable log", "pg": "(d) PostgreSQL",
+          "redis": "(e) Redis"}  # fmt: skip
+PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 98, 99, 99.5, 99.9, 99.99)
+
+# wrk calls done() once at the end: the latency percentiles for the distribution plot.
+DONE_LUA = (
+    "done = function(summary, latency, requests)\n"
+    f"  for _, p in ipairs({{{', '.join(str(p) for p in PERCENTILES)}}}) do\n"
+    '    io.write(string.format("PCT %g %d\\n", p, latency:percentile(p)))\n'
+    "  end\n"
+    "end\n"
+)
+
+
+def pin(pid: int, core: int) -> None:
+    subprocess.run(["taskset", "-apc", str(core), str(pid)], check=True, capture_output=True)
+
+
+def pin_pg_backends(dsn: str, core: int) -> int:
+    import psycopg
+
+    with psycopg.connect(dsn) as con:
+        pids = [r[0] for r in con.execute("SELECT pid FROM pg_stat_activity WHERE "
+                                          "application_name = %s", (APP_NAME,))]  # fmt: skip
+    for pid in pids:
+        pin(pid, core)
+    return len(pids)
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system, all threads) the process has used, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(port: int, script: Path, duration: int, connections: int,
+            pid: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """wrk's figures, the latency percentiles, and with `pid` the server's CPU time per
+    request: what a request costs the server core whatever else runs on it (on a shared
+    host the throughput moves with the neighbours' load; the CPU per request much less)."""
+    before = cpu_s(pid) if pid else 0.0
+    out = wrk_raw(port, script, duration, connections)
+    res: dict[str, Any] = parse_wrk(out)
+    res["pct_ms"] = {m.group(1): int(m.group(2)) / 1000
+                     for m in re.finditer(r"^PCT (\S+) (\d+)$", out, re.M)}  # fmt: skip
+    done = re.search(r"(\d+) requests in", out)
+    if pid and done and int(done.group(1)):
+        res["cpu_us"] = (cpu_s(pid) - before) / int(done.group(1)) * 1e6
+    return res
+
+
+def rss_mb(pid: int) -> float:
+    total = 0
+    for child in [pid, *_children(pid)]:
+        try:
+            with open(f"/proc/{child}/status") as f:
+                m = re.search(r"VmRSS:\s+(\d+) kB", f.read())
+            total += int(m.group(1)) if m else 0
+        except OSError:
+            pass
+    return total / 1024
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def measure_size(args: argparse.Namespace, n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"permits": n}
+    with tempfile.TemporaryDirectory(prefix="varco-compare-") as tmp:
+        data = Path(tmp)
+        t0 = time.perf_counter()
+        print(f"\n== {n:,} permits: dataset and Varco snapshot ...", flush=True)
+        ds = make_dataset(n)
+        snap = publish_snapshot(ds, data)
+        out["snapshot_bytes_per_permit"] = snap.stat().st_size / n
+        out["prepare_s"] = time.perf_counter() - t0
+        db = f"varco_compare_{os.getpid()}"
+        import psycopg
+
+        base = args.pg_dsn
+        db_dsn = with_db(base, db)
+        with psycopg.connect(base, autocommit=True) as con:
+            con.execute(f"DROP DATABASE IF EXISTS {db}")
+            con.execute(f"CREATE DATABASE {db}")
+        log_redis = EmbeddedRedis(data / "log-redis")
+        peer_redis = EmbeddedRedis(data / "peer-redis")
+        procs: dict[str, Any] = {}
+        try:
+            print("PostgreSQL: COPY, btree index, VACUUM ANALYZE ...", flush=True)
+            out["pg"] = load_postgres(ds, db_dsn)
+            print(f"  {out['pg']['load_s']:.1f} s, {out['pg']['bytes_per_permit']:.0f} bytes/permit",
+                  flush=True)  # fmt: skip
+            log_redis.start()
+            peer_redis.start()
+            for r in (log_redis, peer_redis):
+                assert r.process is not None
+                pin(r.process.pid, 1)
+            print("Redis: one key per plate ...", flush=True)
+            out["redis"] = load_redis(ds, peer_redis.url)
+            print(f"  {out['redis']['load_s']:.1f} s, "
+                  f"{out['redis']['bytes_per_permit']:.0f} bytes/permit", flush=True)  # fmt: skip
+            ports = {k: free_port() for k in KINDS}
+            env = dict(os.environ, VARCO_DATA_DIR=str(data), PYTHONPATH=str(ROOT),
+                       REDIS_URL="off")  # fmt: skip
+            for k in ("empty", "check", "logged"):
+                procs[k] = bench_transits.start(k, ports[k], data, log_redis.url)
+            peer_dsn = with_db(base, db, args.pg_socket)
+            procs["pg"] = launch("pg", [sys.executable, "-m", "bench.peer_server",
+                                        str(ports["pg"]), "pg", peer_dsn, "--pool",
+                                        str(args.pg_pool)], env, ports["pg"], "healthz")  # fmt: skip
+            out["pg"]["pinned_backends"] = pin_pg_backends(db_dsn, 1)
+            procs["redis"] = launch("redis", [sys.executable, "-m", "bench.peer_server",
+                                              str(ports["redis"]), "redis", peer_redis.url],
+                                    env, ports["redis"], "healthz")  # fmt: skip
+            print(f"verifying: {args.verify} transits to (b) Varco, (c), (d), (e) ...", flush=True)
+            out["verdicts"] = verify_servers(ports, ds, args.verify)
+            print("  every answer equal to Varco's; Varco's verdicts: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(out["verdicts"].items())), flush=True)
+            ts = dt.datetime.fromtimestamp(ds.t, dt.UTC).isoformat()
+            script = data / "stream.lua"
+            bench_transits.lua_script(script, ds.sample, None, ts=ts, gate=GATE, tail=DONE_LUA)
+            for k in KINDS:  # warm-up: the first requests touch the mapped pages, fill caches
+                wrk_raw(ports[k], script, 2, args.connections)
+            loads = [("c32", args.connections), ("c1", 1),
+                     *((f"c{c}", c) for c in args.also_connections)]  # fmt: skip
+            runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+                k: {load: [] for load, _ in loads} for k in KINDS}  # fmt: skip
+            for r in range(args.rounds):
+                order = KINDS[r % len(KINDS):] + KINDS[: r % len(KINDS)]
+                for load, conns in loads:
+                    for k in order:
+                        res = run_wrk(ports[k], script, args.duration, conns,
+                                      procs[k].pid)
+                        runs[k][load].append(res)
+                        print(f"round {r + 1} {load:>4} {k:7} {res['rps']:8.0f} req/s  p50 "
+                              f"{res['p50_ms']:6.2f} ms  p99 {res['p99_ms']:6.2f} ms  server CPU "
+                              f"{res.get('cpu_us', 0):4.0f} µs/req  non-2xx "
+                              f"{res['non_2xx']:.0f}", flush=True)  # fmt: skip
+            out["runs"] = runs
+            out["rss_mb"] = {k: rss_mb(p.pid) for k, p in procs.items()}
+            if args.profile:
+                out["profiles"] = {}
+                for k in args.profile:
+                    path = args.profiles / f"{k}-{n}.txt"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    print(f"profiling {k} under load ({args.profile_seconds} s) ...", flush=True)
+                    summary_ = profile(procs[k].pid, ports[k], script, args.profile_seconds,
+                                       path)  # fmt: skip
+                    out["profiles"][k] = {"file": str(path.relative_to(ROOT))
+                                          if path.is_relative_to(ROOT) else str(path), **summary_}  # fmt: skip
+        finally:
+            for p in procs.values():
+                p.terminate()
+            for p in procs.values():
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            log_redis.stop()
+            peer_redis.stop()
+            with psycopg.connect(base, autocommit=True) as con:
+                con.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    return out
+
+
+def measure_index(sizes: Sequence[int], dict_max: int) -> list[dict[str, float]]:
+    rows = []
+    for n in sizes:
+        print(f"\n== in-process index, {n:,} permits (bench/bench_index.py) ...", flush=True)
+        with tempfile.NamedTemporaryFile(suffix=".json") as f:
+            cmd = [sys.executable, "-m", "bench.bench_index", "--sizes", str(n), "--json", f.name]
+            if n > dict_max:
+                cmd.append("--no-dict")
+            subprocess.run(["taskset", "-c", "0", *cmd], check=True, cwd=ROOT,
+                           stdout=subprocess.DEVNULL)  # fmt: skip
+            rows.extend(json.loads(Path(f.name).read_text()))
+    return rows
+
