@@ -1,12 +1,14 @@
-"""Shared fixtures: the demo configuration on a temporary data directory, and index builders."""
+"""Fixtures used everywhere: the demo configuration on a temporary data directory, a checker
+and a publisher of permits over it, a PostgreSQL database for the session; and the live
+fixtures: a real Redis server of our own per test (killable), the loader daemon in a thread,
+and a replica following that Redis on loopback. Their helpers are in tests/support/."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import secrets
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
@@ -14,45 +16,24 @@ import pytest
 from psycopg import sql
 
 from enforcement.config.load import load_config
-from enforcement.config.settings import Settings
+from enforcement.config.settings import Settings, with_changes
 from enforcement.core.checker import Checker
-from enforcement.core.live import IndexHolder, LiveIndex
 from enforcement.core.rules import Rules
-from enforcement.replica.watcher import load_initial
-from loader.postgres import describe
-from loader.rebuild import rebuild
-from loader.sqlite import PermitDB
-from loader.store import PermitRow
+from enforcement.replica.redis_server import EmbeddedRedis
+from loader.postgres import PgPermitDB, describe
+from loader.watch import LoaderThread, WatchOptions
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_CONFIG = ROOT / "examples" / "demo.toml"
+from .support.api import Client, start_replica
+from .support.common import DEMO_CONFIG, Publish, publish_permits
+
 # PostgreSQL cases run on a throwaway database made on this server for the test session, and
 # are skipped, saying why, when none answers.
 PG_ADMIN_URL = os.environ.get("VARCO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def at(text: str) -> int:
-    """Epoch seconds of an ISO 8601 instant with offset."""
-    value = dt.datetime.fromisoformat(text)
-    assert value.tzinfo is not None, "give test instants an offset"
-    return int(value.timestamp())
-
-
 @pytest.fixture
 def demo(tmp_path: Path) -> tuple[Settings, Rules]:
     return load_config(DEMO_CONFIG, {"VARCO_DATA_DIR": str(tmp_path / "data")})
-
-
-def publish_permits(settings: Settings, rules: Rules, permits: Iterable[PermitRow],
-                    history_days: int = 100_000) -> LiveIndex:  # fmt: skip
-    """Upsert permits into the settings' database, publish a snapshot, return it live."""
-    with PermitDB(settings.storage.database_path) as db:
-        db.upsert(permits)
-        rebuild(db, rules, settings.storage.snapshot_dir, history_days, max_shrink=1.0)
-    holder = IndexHolder()
-    assert load_initial(holder, rules, settings.storage.snapshot_dir)
-    assert holder.current is not None
-    return holder.current
 
 
 @pytest.fixture
@@ -64,20 +45,10 @@ def checker(demo: tuple[Settings, Rules]) -> Checker:
                    index_max_age_s=10**10, max_transit_age_s=10**10)  # fmt: skip
 
 
-Publish = Callable[[list[PermitRow]], LiveIndex]
-
-
 @pytest.fixture
 def publish(demo: tuple[Settings, Rules]) -> Publish:
     settings, rules = demo
     return lambda permits: publish_permits(settings, rules, permits)
-
-
-def permit(permit_id: str, plate: str, type_: str, valid_from: str, valid_to: str | None = None,
-           zones: tuple[str, ...] = (), source: str = "municipal",
-           plates: tuple[tuple[str, bool], ...] | None = None) -> PermitRow:  # fmt: skip
-    return PermitRow(permit_id, type_, at(valid_from), at(valid_to) if valid_to else None, zones,
-                     source, plates if plates is not None else ((plate, True),))  # fmt: skip
 
 
 os.environ.pop("VARCO_CONFIG", None)  # tests name their configuration explicitly
@@ -126,3 +97,45 @@ def pg_url(pg_database: str) -> Iterator[str]:
                              f"options=-csearch_path%3D{schema}")  # fmt: skip
         finally:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+# -- live: a real Redis of our own, the loader daemon, a replica following them ----------------
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def live_settings(request: pytest.FixtureRequest, demo: tuple[Settings, Rules],
+                  redis_server: EmbeddedRedis) -> Settings:  # fmt: skip
+    """The demo settings following our Redis, on each permit database backend."""
+    settings, _ = demo
+    database_url = None
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("pg_url")
+        with PgPermitDB(database_url, check_schema=False) as db:
+            db.migrate()
+    return with_changes(settings, redis={"url": redis_server.url},
+                        database_url=database_url)  # fmt: skip
+
+
+@pytest.fixture
+def loader(live_settings: Settings, demo: tuple[Settings, Rules]) -> Iterator[LoaderThread]:
+    options = WatchOptions(poll_s=0.05, history_days=100_000, max_shrink=1.0)
+    assert live_settings.redis.url is not None
+    thread = LoaderThread(live_settings, demo[1], live_settings.redis.url, options).start()
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture
+async def replica(live_settings: Settings, demo: tuple[Settings, Rules]) -> AsyncIterator[Client]:
+    server, client, session = await start_replica(live_settings, demo[1])
+    yield client
+    await session.close()
+    await server.close()

@@ -1,5 +1,5 @@
-"""The benchmark tools load, and compare.py's verification rejects a peer that answers
-differently from Varco (no benchmark runs here)."""
+"""The benchmark tools load, and bench.compare's verification (bench/compare_verify.py) rejects
+a peer that answers differently from Varco (no benchmark runs here)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import compare, peer_server
+from bench import compare_data, compare_profile, compare_run, compare_verify, peer_server
 from enforcement.config.load import load_config, make_checker
 from enforcement.core.index import IndexMeta, build_index
 from enforcement.core.live import bind
@@ -42,24 +42,24 @@ def test_locustfile_loads() -> None:
 
 
 def test_compare_helpers() -> None:
-    ds = compare.make_dataset(3000, t=1_790_000_000)
+    ds = compare_data.make_dataset(3000, t=1_790_000_000)
     assert ds.n == 3000 and len(ds.sample) == 1000
-    assert compare.plate_texts(ds.keys[:50]) == [key_plate(int(k)) for k in ds.keys[:50]]
-    assert compare.with_db("postgresql://u@h:5432/postgres", "x", "/run/pg") == (
+    assert compare_data.plate_texts(ds.keys[:50]) == [key_plate(int(k)) for k in ds.keys[:50]]
+    assert compare_data.with_db("postgresql://u@h:5432/postgres", "x", "/run/pg") == (
         "postgresql://u@/x?host=%2Frun%2Fpg&port=5432"
     )
-    assert "PCT" in compare.DONE_LUA
+    assert "PCT" in compare_run.DONE_LUA
 
 
-def _answers(ds: compare.Dataset, rows_of: dict[str, list[tuple[str, int, int, int]]]) -> tuple[list[dict], list[dict]]:  # fmt: skip
+def _answers(ds: compare_data.Dataset, rows_of: dict[str, list[tuple[str, int, int, int]]]) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """Varco's answers (the real checker over the dataset's index) and the peer's (its rule
     over `rows_of`, what the peer's database holds), to the dataset's sample, as JSON."""
-    settings, rules = load_config(compare.CONFIG, {})
+    settings, rules = load_config(compare_data.CONFIG, {})
     meta = IndexMeta(1, int(time.time()), tuple(rules.types), tuple(rules.zones))
     index = build_index(meta, ds.keys, ds.start, ds.end, ds.zones, np.arange(ds.n), ds.type_no,
                         np.ones(ds.n), ds.ids())  # fmt: skip
     live, checker = bind(index, rules), make_checker(rules, settings)
-    gate = rules.gates[compare.GATE]
+    gate = rules.gates[compare_data.GATE]
     mask = live.gate_masks[gate.code]
     grace = rules.zones[gate.zone].grace_s
     varco, peer = [], []
@@ -73,46 +73,46 @@ def _answers(ds: compare.Dataset, rows_of: dict[str, list[tuple[str, int, int, i
 
 
 def test_verification_accepts_the_peer_rule_and_rejects_a_different_answer() -> None:
-    ds = compare.make_dataset(3000, t=int(time.time()) - 60)
+    ds = compare_data.make_dataset(3000, t=int(time.time()) - 60)
     ids = ds.ids()
     rows_of: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)
-    for i, text in enumerate(compare.plate_texts(ds.keys)):
+    for i, text in enumerate(compare_data.plate_texts(ds.keys)):
         rows_of[text].append((ids[i], int(ds.start[i]), int(ds.end[i]), int(ds.zones[i])))
     varco, peer = _answers(ds, rows_of)
     kinds = {(a["verdict"], a["reason"]) for a in varco}
     assert {("allowed", "permit"), ("pending", "no_permit"), ("pending", "expired"),
             ("pending", "not_yet_valid")} <= kinds  # fmt: skip
-    compare.verify(varco, {"pg": peer, "redis": peer})  # the same rule: accepted
+    compare_verify.verify(varco, {"pg": peer, "redis": peer})  # the same rule: accepted
 
     # A peer whose store lost one permit of an allowed plate answers differently: rejected.
     allowed = next(a["plate"] for a in varco if a["verdict"] == "allowed")
     lossy = {k: (v[1:] if k == allowed else v) for k, v in rows_of.items()}
     _, wrong = _answers(ds, lossy)
-    with pytest.raises(compare.VerificationError, match=r"pg: \d+ of 1000 answers differ"):
-        compare.verify(varco, {"pg": wrong, "redis": peer})
+    with pytest.raises(compare_verify.VerificationError, match=r"pg: \d+ of 1000 answers differ"):
+        compare_verify.verify(varco, {"pg": wrong, "redis": peer})
 
     # Off by one at an edge (valid_to inclusive instead of exclusive): rejected too.
     edge = [dict(a) for a in peer]
     k = next(i for i, a in enumerate(varco) if a["verdict"] == "pending")
     edge[k].update(verdict="allowed", reason="permit", permits=["PD-00000001"])
     edge[k].pop("grace_until", None)
-    count, shown = compare.differences(varco, edge)
+    count, shown = compare_verify.differences(varco, edge)
     assert count == 1 and "verdict" in shown[0]
-    with pytest.raises(compare.VerificationError):
-        compare.verify(varco, {"redis": edge})
+    with pytest.raises(compare_verify.VerificationError):
+        compare_verify.verify(varco, {"redis": edge})
     # A failed request is a difference; so is a missing answer.
     failed = [dict(a) for a in peer]
     failed[0]["_status"] = 500
-    with pytest.raises(compare.VerificationError):
-        compare.verify(varco, {"pg": failed})
-    with pytest.raises(compare.VerificationError):
-        compare.verify(varco, {"pg": peer[:-1]})
+    with pytest.raises(compare_verify.VerificationError):
+        compare_verify.verify(varco, {"pg": failed})
+    with pytest.raises(compare_verify.VerificationError):
+        compare_verify.verify(varco, {"pg": peer[:-1]})
 
 
 def test_top_frames_reads_collapsed_stacks() -> None:
     stacks = ("main (a/app.py:1);handler (a/app.py:9);check (enf/verdicts.py:90) 30\n"
               "main (a/app.py:1);read (x/streams.py:5) 10\n")  # fmt: skip
-    top = dict(compare.top_frames(stacks))
+    top = dict(compare_profile.top_frames(stacks))
     assert top["main (app.py)"] == 1.0 and top["check (verdicts.py)"] == 0.75
 
 
@@ -122,7 +122,8 @@ def test_camera_bench_posts_are_all_new_events() -> None:
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from bench.bench_cameras import CONFIG, _bodies, unique_bodies
+    from bench.cameras_posts import post_builders, unique_bodies
+    from bench.cameras_server import CONFIG
     from enforcement.core.plates import normalise as norm
     from enforcement.http.cameras import ids
     from enforcement.http.cameras.reads import Context
@@ -132,7 +133,7 @@ def test_camera_bench_posts_are_all_new_events() -> None:
     cameras = {c.vendor: c for c in settings.cameras.values()}
     plates = [f"AB{i:03d}CD" for i in range(50)]
     at = dt.datetime(2026, 11, 23, 17, 0, 30, tzinfo=dt.UTC)
-    for name, (_, _, build) in _bodies().items():
+    for name, (_, _, build) in post_builders().items():
         # Two runs in a row, and one a day of capture minutes later (runs go back in time
         # by the minute: an id made of the hour and minute alone repeated there).
         posts = (unique_bodies(build, plates, at, 0, 400)
@@ -155,9 +156,9 @@ def test_handler_bench_runs_every_endpoint(capsys: pytest.CaptureFixture[str]) -
     """bench_handlers calls each endpoint's handler directly: every post must answer 200
     without waiting (it raises otherwise), and every endpoint gets its line."""
     from bench import bench_handlers
-    from bench.bench_cameras import _bodies
+    from bench.cameras_posts import post_builders
 
     assert bench_handlers.main(["--posts", "20", "--rounds", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     shown = {line.split()[0] for line in lines[2:]}
-    assert shown == set(_bodies()), lines
+    assert shown == set(post_builders()), lines

@@ -33,7 +33,7 @@ from loader.regional import (
     parse_regional_rows,
 )
 
-from ..conftest import DEMO_CONFIG
+from ..support.common import DEMO_CONFIG
 
 OPTIONAL = [c for c in COLUMNS if c not in REQUIRED]
 # Values for each column: usually one that reads (the first list; repeats make several rows

@@ -10,10 +10,10 @@ import pytest
 import loader.postgres
 import loader.store
 
-from .test_db import Opener, open_store, permit  # noqa: F401 (the fixture)
+from ..support.store import Opener, permit
 
 
-def test_a_range_check_in_byte_order(open_store: Opener,  # noqa: F811
+def test_a_range_check_in_byte_order(open_store: Opener,
                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setattr(loader.store, "UPSERT_CHUNK", 2)
     stored = [permit("é-1"), permit("Z-1"), permit("M-1")]
@@ -31,7 +31,7 @@ def test_a_range_check_in_byte_order(open_store: Opener,  # noqa: F811
         assert db.upsert([*changed, *new]) == 0
 
 
-def test_a_large_write_refreshes_the_statistics(open_store: Opener,  # noqa: F811
+def test_a_large_write_refreshes_the_statistics(open_store: Opener,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """PostgreSQL runs ANALYZE after a write of ANALYZE_AFTER permits or more."""
     monkeypatch.setattr(loader.postgres, "ANALYZE_AFTER", 2)

@@ -19,9 +19,9 @@ from loader.feedcsv import FeedFileError
 from loader.sqlite import PermitDB
 from loader.sync import SyncHeld, sync_source
 
-from ..conftest import DEMO_CONFIG, at, publish_permits
+from ..support.common import DEMO_CONFIG, at, publish_permits
+from ..support.feeds import GOOD, regional
 
-HEADER = "numero_pass;comune;targa;principale;tipo_pass;inizio;fine;stato;data_revoca;pass_precedente"
 CUDE_HEADER = "codice_cude;targa;tipo_targa;inizio;fine;data_revoca"
 NOW = at("2026-11-20T12:00:00+01:00")
 SOURCES = """
@@ -44,10 +44,6 @@ def demo(tmp_path: Path) -> tuple[Settings, Rules]:
     return load_config(config, {"VARCO_DATA_DIR": str(tmp_path / "data")})
 
 
-def regional(*rows: str) -> bytes:
-    return ("\r\n".join([HEADER, *rows]) + "\r\n").encode("cp1252")  # as Excel on Windows
-
-
 def cude(*rows: str) -> bytes:
     return ("\n".join([CUDE_HEADER, *rows]) + "\n").encode()
 
@@ -66,14 +62,6 @@ def sync(demo: tuple[Settings, Rules], name: str, data: bytes, **kw: object):  #
 def stored(demo: tuple[Settings, Rules], pid: str):  # type: ignore[no-untyped-def]
     with PermitDB(demo[0].storage.database_path) as db:
         return db.get(pid), db.history(pid)
-
-
-GOOD = [
-    "L736_2024_00015;L736;AB123CD;S;DISABILITÀ;01/03/2024;28/02/2029;attivo;;",
-    "L736_2024_00015;L736;CD456EF;N;DISABILITÀ;01/03/2024;28/02/2029;attivo;;",
-    # the same plate on a second pass of another comune, overlapping: both count
-    "G224_2025_00003;G224;AB123CD;S;DISABILI;10/01/2025 08:30;10/01/2027;attivo;;",
-]
 
 
 def test_windows_1252_overlaps_and_verdicts(demo: tuple[Settings, Rules]) -> None:

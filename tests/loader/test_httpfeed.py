@@ -1,147 +1,21 @@
 """The regional circuit's HTTP JSON feed against a real HTTP server on loopback, whose answers
-each test scripts: pagination, ETag and 304, retries with back-off and Retry-After, timeouts,
-garbage, page loops, a failure mid-download (never a partial list), items that are not rows,
-and the rows validated exactly like the CSV's."""
+each test scripts: pagination, ETag and 304, items that are not rows, the rows validated
+exactly like the CSV's, where the token goes, and the feed as a configured source (retries,
+timeouts and refusals: test_httpfeed_failures.py)."""
 
 from __future__ import annotations
 
-import itertools
-import random
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import msgspec
 import pytest
 
 from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
-from loader.feedcsv import FeedFileError, FeedReport
-from loader.httpfeed import (
-    MAX_DELAY_S,
-    FeedFetchError,
-    FeedPage,
-    NotModified,
-    fetch_regional_feed,
-    redact,
-)
+from loader.feedcsv import FeedReport
+from loader.httpfeed import FeedFetchError, FeedPage, NotModified
 from loader.regional import COLUMNS, parse_regional_rows
 
-TOKEN = "s3cret-token"
-
-
-@dataclass
-class Answer:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # before answering
-    drip: float = 0.0  # between the body's bytes
-    short: int = 0  # bytes promised in Content-Length but never sent
-
-
-def page(passes: list[Any], next_: str | None, **headers: str) -> Answer:
-    return Answer(200, msgspec.json.encode({"passes": passes, "next": next_}), headers)
-
-
-Route = list[Answer] | Callable[[dict[str, str]], Answer]
-
-
-class Feed:
-    """Routes by path and query: a list of answers is served in order, its last one repeated;
-    a callable answers from the request's headers. `seen` records (path, headers)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.routes: dict[str, Route] = {}
-        self.seen: list[tuple[str, dict[str, str]]] = []
-        self.stop = threading.Event()
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
-
-    def paths(self) -> list[str]:
-        return [path for path, _ in self.seen]
-
-    def answer(self, path: str, headers: dict[str, str]) -> Answer:
-        self.seen.append((path, headers))
-        route = self.routes.get(path)
-        if route is None:
-            return Answer(404)
-        if callable(route):
-            return route(headers)
-        return route.pop(0) if len(route) > 1 else route[0]
-
-
-class _Server(ThreadingHTTPServer):
-    feed: Feed
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:
-        feed = self.server.feed
-        answer = feed.answer(self.path, {k.lower(): v for k, v in self.headers.items()})
-        if answer.delay and feed.stop.wait(answer.delay):
-            return
-        try:
-            self.send_response(answer.status)
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            if answer.status != 304:
-                self.send_header("Content-Length", str(len(answer.body) + answer.short))
-            self.end_headers()
-            if not answer.drip:
-                self.wfile.write(answer.body)
-                return
-            for i in range(len(answer.body)):
-                self.wfile.write(answer.body[i : i + 1])
-                if feed.stop.wait(answer.drip):
-                    return
-        except OSError:  # the client gave up first, as it should
-            pass
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def feed() -> Iterator[Feed]:
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.feed = Feed(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield server.feed
-    finally:
-        server.feed.stop.set()  # release handlers still sleeping
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-class Sleeps(list[float]):
-    """An injected sleep: records the delays, waits for none."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-def item(number: str, plate: Any, **fields: Any) -> dict[str, Any]:
-    return {"numero_pass": number, "comune": number[:4], "targa": plate, "principale": True,
-            "tipo_pass": "DISABILITÀ", "inizio": "01/03/2024", "fine": "28/02/2029",
-            "stato": "attivo", "data_revoca": None, **fields}  # fmt: skip
-
-
-def fetch(url: str, **kw: Any) -> FeedPage | NotModified:
-    kw.setdefault("sleep", Sleeps())
-    return fetch_regional_feed(url, **{"timeout_s": 0.5, "retries": 2, **kw})
-
+from ..support.feeds import TOKEN, Answer, Feed, fetch, item, page
 
 # -- pagination and conversion ------------------------------------------------------------
 
@@ -218,142 +92,6 @@ def test_items_validated_like_the_csv(feed: Feed, demo: tuple[Settings, Rules]) 
     assert by_number["L781_2026_00002"].plates == (("GH012IJ", True),)
 
 
-# -- retries ------------------------------------------------------------------------------
-
-
-def test_500_twice_then_200_backs_off_with_jitter(feed: Feed) -> None:
-    feed.routes = {"/feed": [Answer(500), Answer(502), page([item("L736_2024_00015", "AB1")],
-                                                            None)]}  # fmt: skip
-    sleeps = Sleeps()
-    draws = iter([0.9, 0.6])
-    got = fetch(feed.url("/feed"), sleep=sleeps, rng=lambda: next(draws), backoff_s=0.1)
-    assert isinstance(got, FeedPage) and len(got.rows) == 1
-    assert feed.paths() == ["/feed"] * 3
-    # Full jitter: rng() × backoff × 2**attempt, the cap doubling each time.
-    assert sleeps == pytest.approx([0.9 * 0.1, 0.6 * 0.2])
-    assert sleeps[0] < sleeps[1]
-
-    feed.seen.clear()
-    feed.routes = {"/feed": [Answer(503)] * 4 + [page([], None)]}
-    sleeps = Sleeps()
-    fetch(feed.url("/feed"), sleep=sleeps, rng=random.Random(4).random, backoff_s=0.1,
-          retries=4)  # fmt: skip
-    caps = [0.1, 0.2, 0.4, 0.8]
-    assert len(sleeps) == 4 and all(0 <= d <= cap for d, cap in zip(sleeps, caps, strict=True))
-    assert len(set(sleeps)) == 4  # jittered, not a fixed schedule
-
-
-def test_429_and_503_honour_retry_after_capped(feed: Feed) -> None:
-    feed.routes = {"/feed": [Answer(429, headers={"Retry-After": "2"}),
-                             Answer(503, headers={"Retry-After": "86400"}),
-                             Answer(503, headers={"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}),
-                             page([], None)]}  # fmt: skip
-    sleeps = Sleeps()
-    got = fetch(feed.url("/feed"), sleep=sleeps, rng=lambda: 0.5, backoff_s=0.1, retries=3)
-    assert isinstance(got, FeedPage)
-    # seconds as given; a day capped; an HTTP date: our own back-off
-    assert sleeps == pytest.approx([2.0, MAX_DELAY_S, 0.5 * 0.4])
-
-
-def test_timeouts_are_retried_then_fail(feed: Feed) -> None:
-    feed.routes = {"/slow": [Answer(delay=2.0, body=b"{}")]}
-    sleeps = Sleeps()
-    t0 = time.monotonic()
-    with pytest.raises(FeedFetchError, match=r"timed out, still after 1 retries"):
-        fetch(feed.url("/slow"), timeout_s=0.2, retries=1, sleep=sleeps)
-    assert time.monotonic() - t0 < 1.0
-    assert feed.paths() == ["/slow", "/slow"] and len(sleeps) == 1
-
-
-def test_a_dripping_page_hits_its_deadline(feed: Feed) -> None:
-    body = msgspec.json.encode({"passes": [], "next": None})
-    feed.routes = {"/drip": [Answer(body=body, drip=0.05)]}
-    with pytest.raises(FeedFetchError, match=r"took over 0.15 s"):
-        fetch(feed.url("/drip"), timeout_s=0.5, page_deadline_s=0.15, retries=0)
-
-
-def test_a_short_body_is_retried(feed: Feed) -> None:
-    good = page([item("L736_2024_00015", "AB1")], None)
-    feed.routes = {"/feed": [Answer(body=good.body[:20], short=len(good.body) - 20), good]}
-    sleeps = Sleeps()
-    got = fetch(feed.url("/feed"), sleep=sleeps)
-    assert isinstance(got, FeedPage) and len(got.rows) == 1 and len(sleeps) == 1
-
-
-def test_connection_refused_is_retried_then_fails() -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    sleeps = Sleeps()
-    with pytest.raises(FeedFetchError, match=r"cannot connect.*still after 2 retries"):
-        fetch(f"http://127.0.0.1:{port}/feed", sleep=sleeps)
-    assert len(sleeps) == 2
-
-
-def test_other_4xx_are_not_retried_and_urls_are_redacted(feed: Feed) -> None:
-    sleeps = Sleeps()
-    with pytest.raises(FeedFetchError) as caught:
-        fetch(feed.url("/missing?key=hunter2#frag"), token=TOKEN, sleep=sleeps)
-    message = str(caught.value)
-    assert message == f"feed {feed.url('/missing')}: HTTP 404 Not Found"
-    assert "hunter2" not in message and TOKEN not in message
-    assert caught.value.__cause__ is None and caught.value.__suppress_context__
-    assert sleeps == [] and len(feed.seen) == 1
-    assert isinstance(caught.value, FeedFileError)  # the sync's "unusable export"
-
-    feed.routes = {"/feed": [Answer(401)]}
-    with pytest.raises(FeedFetchError, match="HTTP 401 Unauthorized"):
-        fetch(feed.url("/feed"), token=TOKEN, sleep=sleeps)
-    assert sleeps == []
-    assert redact("https://user:pw@feed.example:8443/v1/passes?token=abc#x") == \
-        "https://feed.example:8443/v1/passes"  # fmt: skip
-
-
-# -- whole-feed failures: never a partial list ---------------------------------------------
-
-
-@pytest.mark.parametrize("body", [
-    b"<html>502 Bad Gateway</html>",
-    b"[]",
-    b'{"passes": {"numero_pass": "L736_2024_00015"}, "next": null}',
-    b'{"passes": [], "next": 2}',
-    b'{"passes": []}',  # no next: a feed paginated some other way
-    b'{"passes": [], "next": null',
-])  # fmt: skip
-def test_garbage_is_refused(feed: Feed, body: bytes) -> None:
-    feed.routes = {"/feed": [Answer(body=body)]}
-    with pytest.raises(FeedFetchError, match=r"not a page of passes and next link"):
-        fetch(feed.url("/feed"))
-    assert len(feed.seen) == 1
-
-
-@pytest.mark.parametrize("loop", [["/a", "/b", "/a"], ["/a", "/a"], ["/a", "/a#again"]])
-def test_a_page_loop_is_refused(feed: Feed, loop: list[str]) -> None:
-    for path, next_ in itertools.pairwise(loop):
-        feed.routes[path] = [page([item("L736_2024_00015", "AB1")], next_)]
-    with pytest.raises(FeedFetchError, match=r"next link .*/a was already fetched: a page loop"):
-        fetch(feed.url("/a"))
-    assert feed.paths() == loop[:-1]
-
-
-def test_too_many_pages(feed: Feed) -> None:
-    feed.routes = {f"/p{i}": [page([], f"/p{i + 1}")] for i in range(5)}
-    with pytest.raises(FeedFetchError, match=r"more than 3 pages"):
-        fetch(feed.url("/p0"), max_pages=3)
-    assert feed.paths() == ["/p0", "/p1", "/p2"]
-
-
-def test_failure_mid_download_returns_nothing(feed: Feed) -> None:
-    feed.routes = {"/p1": [page([item("L736_2024_00015", "AB1")], "/p2")],
-                   "/p2": [Answer(500)],
-                   "/p3": [page([item("G224_2025_00003", "AB1")], None)]}  # fmt: skip
-    result: list[FeedPage | NotModified] = []
-    with pytest.raises(FeedFetchError, match=r"\(page 2\): HTTP 500 .* still after 2 retries"):
-        result.append(fetch(feed.url("/p1")))
-    assert result == []
-    assert feed.paths() == ["/p1", "/p2", "/p2", "/p2"]  # and never /p3
-
-
 # -- where the token goes -----------------------------------------------------------------
 
 
@@ -387,7 +125,7 @@ def test_a_configured_http_source_syncs_then_304s_then_keeps_its_data_on_failure
     from loader.feeds import FeedRunner
     from loader.sqlite import PermitDB
 
-    from ..conftest import DEMO_CONFIG
+    from ..support.common import DEMO_CONFIG
 
     config = tmp_path / "city.toml"
     config.write_text(DEMO_CONFIG.read_text(encoding="utf-8") + f"""

@@ -15,16 +15,8 @@ from loader.rebuild import ShrinkRefused, publish
 from loader.sqlite import PermitDB
 from varco.cli import main as cli
 
-from ..conftest import DEMO_CONFIG, at
-
-HEADER = "permit_id,plate,type,valid_from,valid_to,zones,source,primary\n"
-GOOD = HEADER + (
-    "PD-1,AB123CD,1,2026-01-01T00:00:00+01:00,,,municipal,true\n"
-    "PD-2,ef 456 gh,4,2026-03-01,2027-03-01,ZTL,municipal,\n"
-    "CUDE-9,FA001CU,CUDE,2025-06-01 08:00,2030-06-01 08:00,,cude,true\n"
-    "CUDE-9,FA002CU,CUDE,2025-06-01 08:00,2030-06-01 08:00,,cude,false\n"
-    "WEB-1,ZZ111ZZ,ONLINE,2026-11-22T10:00:00+01:00,2026-11-22T12:00:00+01:00,,online,true\n"
-)
+from ..support.common import DEMO_CONFIG, at
+from ..support.store import GOOD, HEADER
 
 
 def write(tmp_path: Path, text: str, name: str = "permits.csv") -> Path:

@@ -15,8 +15,9 @@ taken straight from the buffered bytes (`body.buffered`), with no awaits, and ea
 `transit` makes the one Transit of its usual shape in a few steps; anything else (another
 shape or event type, values in another form, a camera whose device field is checked) goes
 through the vendor's `from_body`, and multipart, compressed, large or still-arriving bodies
-through its streaming `parse`. All give the same answer for the same bytes (tests/cameras/
-test_fast_paths.py compares the first two on every body the fast path takes).
+through its streaming `parse`. All give the same answer for the same bytes
+(tests/http/cameras/test_fast_paths.py compares the first two on every body the fast path
+takes).
 """
 
 from __future__ import annotations

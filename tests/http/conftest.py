@@ -1,0 +1,32 @@
+"""The demo service on loopback over the demo permits (tests/support/api.py), as `api`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from enforcement.config.settings import Settings, with_changes
+from enforcement.core.rules import Rules
+from enforcement.http.app import create_app
+
+from ..support.api import PERMITS, Client, wait_ready
+from ..support.common import publish_permits
+
+
+@pytest.fixture
+async def api(demo: tuple[Settings, Rules]) -> AsyncIterator[Client]:
+    settings, rules = demo
+    settings = with_changes(settings, server={"snapshot_poll_s": 0.05,
+                                              "max_body_bytes": 256 * 1024})
+    publish_permits(settings, rules, PERMITS)
+    server = TestServer(create_app(settings, rules), host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        client = Client(session, str(server.make_url("")).rstrip("/"))
+        client.settings, client.rules = settings, rules  # type: ignore[attr-defined]
+        await wait_ready(client)
+        yield client
+    await server.close()
