@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import datetime as dt
 import os
 import random
@@ -44,6 +43,15 @@ from loader.rebuild import publish
 
 from .bench_http import CONFIG, GATE, ROOT, free_port
 from .bench_index import synthetic_keys
+from .processes import (
+    become_subreaper,
+    children,
+    cmdline,
+    cpu_s,
+    group_members,
+    listeners,
+    rollup,
+)
 
 MB = 1 << 20
 VARCO = ROOT / ".venv" / "bin" / "varco"
@@ -63,69 +71,33 @@ def prepare(data_dir: Path, n: int, samples: int) -> tuple[list[str], list[str],
     type_no = rng.integers(0, len(types), n)
     now = int(time.time())
     start = now - rng.integers(0, 3 * 365 * 86400, n)
-    end = np.where(rng.random(n) < 0.5, END_UNLIMITED,
-                   start + rng.integers(3600, 3 * 365 * 86400, n))  # fmt: skip
-    index = build_index(IndexMeta(1, now, types, zones), plate_keys, start, end,
-                        type_zones[type_no], np.arange(n), type_no, np.ones(n),
-                        [f"PD-{i:08d}" for i in range(n)])  # fmt: skip
+    end = np.where(
+        rng.random(n) < 0.5, END_UNLIMITED, start + rng.integers(3600, 3 * 365 * 86400, n)
+    )
+    index = build_index(
+        IndexMeta(1, now, types, zones),
+        plate_keys,
+        start,
+        end,
+        type_zones[type_no],
+        np.arange(n),
+        type_no,
+        np.ones(n),
+        [f"PD-{i:08d}" for i in range(n)],
+    )
     path = publish(index, settings.storage.snapshot_dir, max_shrink=1.0)
     del index
     with open("/proc/self/maps") as f:  # a mapping here would take a share of the PSS
         assert SUFFIX not in f.read(), "the benchmark process still maps the snapshot"
     sample = plates[rng.integers(0, n_plates, samples - n_unknown)]
-    return ([key_plate(int(k)) for k in sample], [key_plate(int(k)) for k in unknown],
-            path.stat().st_size)  # fmt: skip
+    return (
+        [key_plate(int(k)) for k in sample],
+        [key_plate(int(k)) for k in unknown],
+        path.stat().st_size,
+    )
 
 
 # --- processes ---------------------------------------------------------------------------
-
-
-def proc_stat(pid: int) -> list[str]:
-    """Fields of /proc/<pid>/stat after the command name (index 0 = state, 1 = ppid)."""
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rpartition(")")[2].split()
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                if int(proc_stat(int(entry))[1]) == pid:
-                    out.append(int(entry))
-    return sorted(out)
-
-
-def group_members(pgid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                st = proc_stat(int(entry))
-                if int(st[2]) == pgid and st[0] != "Z":
-                    out.append(int(entry))
-    return out
-
-
-def cmdline(pid: int) -> str:
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        return f.read().replace(b"\0", b" ").decode()
-
-
-def cpu_s(pid: int) -> float:
-    st = proc_stat(pid)
-    return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def listeners(port: int) -> int:
-    """Listening TCP sockets on `port` (with SO_REUSEPORT, one per worker that is up)."""
-    n = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as f:
-            for line in f.readlines()[1:]:
-                local, state = line.split()[1], line.split()[3]
-                n += state == "0A" and int(local.rpartition(":")[2], 16) == port
-    return n
 
 
 @dataclass
@@ -140,19 +112,29 @@ class Service:
 def start(data_dir: Path, n_workers: int, log: Path) -> Service:
     port = free_port()
     env = dict(os.environ, VARCO_DATA_DIR=str(data_dir), REDIS_URL="off", PYTHONPATH=str(ROOT))
-    cmd = [str(VARCO), "--config", str(CONFIG), "serve", "--workers", str(n_workers),
-           "--port", str(port)]  # fmt: skip
+    cmd = [
+        str(VARCO),
+        "--config",
+        str(CONFIG),
+        "serve",
+        "--workers",
+        str(n_workers),
+        "--port",
+        str(port),
+    ]
     t0 = time.monotonic()
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     service = Service(proc, port, [], [], 0.0)
     try:
         deadline = t0 + 600
         while listeners(port) < n_workers or not ready(port):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"service did not become ready; see {log}:\n"
-                                   + log.read_text()[-2000:])  # fmt: skip
+                raise RuntimeError(
+                    f"service did not become ready; see {log}:\n" + log.read_text()[-2000:]
+                )
             time.sleep(0.2)
         service.ready_s = time.monotonic() - t0
         if n_workers == 1:
@@ -197,34 +179,7 @@ def stop(service: Service) -> None:
             os.waitpid(pid, 0)
 
 
-def become_subreaper() -> None:
-    """Orphans of the service (multiprocessing's resource tracker outlives the supervisor)
-    become our children rather than init's, so `stop` can reap them: no zombies left."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-
-
 # --- memory ------------------------------------------------------------------------------
-
-
-def rollup(pid: int) -> dict[str, int]:
-    """/proc/<pid>/smaps_rollup in bytes, plus `Snapshot_Rss`/`Snapshot_Pss`: the .vidx
-    mappings' share, from /proc/<pid>/smaps."""
-    out: dict[str, int] = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f.readlines()[1:]:
-            name, value = line.split(":")
-            out[name] = int(value.split()[0]) * 1024
-    out["Snapshot_Rss"] = out["Snapshot_Pss"] = 0
-    in_snapshot = False
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            head = line.split(maxsplit=1)[0]
-            if not head.endswith(":"):  # a mapping's header line: address range ... path
-                in_snapshot = line.rstrip().endswith(SUFFIX)
-            elif in_snapshot and head in ("Rss:", "Pss:"):
-                out["Snapshot_" + head[:-1]] += int(line.split()[1]) * 1024
-    return out
 
 
 @dataclass
@@ -246,8 +201,9 @@ def sample(service: Service) -> Sample:
 # --- load --------------------------------------------------------------------------------
 
 
-async def load(port: int, permitted: list[str], unknown: list[str], n: int,
-               connections: int = 64) -> dict[int, int]:  # fmt: skip
+async def load(
+    port: int, permitted: list[str], unknown: list[str], n: int, connections: int = 64
+) -> dict[int, int]:
     """n requests: 90 % transits at the always-enforced gate (80 % permitted plates), 10 %
     police lookups. Returns the count by HTTP status."""
     rnd = random.Random(5)
@@ -262,8 +218,14 @@ async def load(port: int, permitted: list[str], unknown: list[str], n: int,
         if rnd.random() < 0.1:
             todo.append(("GET", f"{base}/v1/plates/{plate}", police, None))
         else:
-            body = {"event_id": f"mem-{i}", "camera": "cam-1", "gate": GATE, "plate": plate,
-                    "ts": ts, "confidence": 0.9}  # fmt: skip
+            body = {
+                "event_id": f"mem-{i}",
+                "camera": "cam-1",
+                "gate": GATE,
+                "plate": plate,
+                "ts": ts,
+                "confidence": 0.9,
+            }
             todo.append(("POST", f"{base}/v1/transits", camera, body))
     status: dict[int, int] = {}
     it = iter(todo)
@@ -294,8 +256,14 @@ class Row:
     cpu: list[float] = field(default_factory=list)  # per worker, seconds during the load
 
 
-def measure(data: Path, n_permits: int, n_workers: int, plates: tuple[list[str], list[str]],
-            requests: int, file_bytes: int) -> Row:  # fmt: skip
+def measure(
+    data: Path,
+    n_permits: int,
+    n_workers: int,
+    plates: tuple[list[str], list[str]],
+    requests: int,
+    file_bytes: int,
+) -> Row:
     service = start(data, n_workers, data / "service.log")
     try:
         time.sleep(1.0)  # let start-up garbage settle
@@ -313,37 +281,51 @@ def measure(data: Path, n_permits: int, n_workers: int, plates: tuple[list[str],
 
 
 def report_run(row: Row) -> None:
-    print(f"  {row.n} worker(s): ready in {row.ready_s:.1f} s; CPU s per worker during the load "
-          + ", ".join(f"{c:.1f}" for c in row.cpu), flush=True)  # fmt: skip
+    print(
+        f"  {row.n} worker(s): ready in {row.ready_s:.1f} s; CPU s per worker during the load "
+        + ", ".join(f"{c:.1f}" for c in row.cpu),
+        flush=True,
+    )
     for when, s in (("start", row.start), ("after load", row.after)):
         for i, r in enumerate(s.workers):
-            print(f"    {when:10} worker {i}: Rss {r['Rss'] / MB:7.1f}  Pss {r['Pss'] / MB:7.1f}"
-                  f"  Pss_Anon {r['Pss_Anon'] / MB:6.1f}  Pss_File {r['Pss_File'] / MB:6.1f}"
-                  f"  Shared_Clean {r['Shared_Clean'] / MB:6.1f}"
-                  f"  Private_Clean {r['Private_Clean'] / MB:5.1f}"
-                  f"  Private_Dirty {r['Private_Dirty'] / MB:6.1f}"
-                  f"  snapshot Rss {r['Snapshot_Rss'] / MB:6.1f} Pss {r['Snapshot_Pss'] / MB:6.1f}")  # fmt: skip
+            print(
+                f"    {when:10} worker {i}: Rss {r['Rss'] / MB:7.1f}  Pss {r['Pss'] / MB:7.1f}"
+                f"  Pss_Anon {r['Pss_Anon'] / MB:6.1f}  Pss_File {r['Pss_File'] / MB:6.1f}"
+                f"  Shared_Clean {r['Shared_Clean'] / MB:6.1f}"
+                f"  Private_Clean {r['Private_Clean'] / MB:5.1f}"
+                f"  Private_Dirty {r['Private_Dirty'] / MB:6.1f}"
+                f"  snapshot Rss {r['Snapshot_Rss'] / MB:6.1f} Pss {r['Snapshot_Pss'] / MB:6.1f}"
+            )
         if s.helpers:
-            print(f"    {when:10} supervisor + resource tracker: Rss "
-                  f"{s.total('Rss', 'helpers') / MB:.1f}  Pss {s.total('Pss', 'helpers') / MB:.1f}")  # fmt: skip
+            print(
+                f"    {when:10} supervisor + resource tracker: Rss "
+                f"{s.total('Rss', 'helpers') / MB:.1f}  Pss {s.total('Pss', 'helpers') / MB:.1f}"
+            )
 
 
 def table(rows: list[Row]) -> str:
-    head = ("| permits | workers | snapshot file, MB | RSS of one worker, MB | of it the snapshot, "
-            "MB | worker's own (anon), MB | PSS of all workers at start, MB | PSS of all workers "
-            "after load, MB | + per extra worker, MB | supervisor PSS, MB |")  # fmt: skip
+    head = (
+        "| permits | workers | snapshot file, MB | RSS of one worker, MB | of it the snapshot, "
+        "MB | worker's own (anon), MB | PSS of all workers at start, MB | PSS of all workers "
+        "after load, MB | + per extra worker, MB | supervisor PSS, MB |"
+    )
     out = [head, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     prev: dict[int, Row] = {}
     for r in rows:
         a = r.after
         before = prev.get(r.permits)
-        extra = ("–" if before is None else
-                 f"{(a.total('Pss') - before.after.total('Pss')) / (r.n - before.n) / MB:,.1f}")  # fmt: skip
+        extra = (
+            "–"
+            if before is None
+            else f"{(a.total('Pss') - before.after.total('Pss')) / (r.n - before.n) / MB:,.1f}"
+        )
         sup = f"{a.total('Pss', 'helpers') / MB:,.1f}" if a.helpers else "–"
-        out.append(f"| {r.permits:,} | {r.n} | {r.file_bytes / MB:,.0f} | {a.mean('Rss') / MB:,.1f}"
-                   f" | {a.mean('Snapshot_Rss') / MB:,.1f} | {a.mean('Anonymous') / MB:,.1f}"
-                   f" | {r.start.total('Pss') / MB:,.1f} | {a.total('Pss') / MB:,.1f} | {extra}"
-                   f" | {sup} |")  # fmt: skip
+        out.append(
+            f"| {r.permits:,} | {r.n} | {r.file_bytes / MB:,.0f} | {a.mean('Rss') / MB:,.1f}"
+            f" | {a.mean('Snapshot_Rss') / MB:,.1f} | {a.mean('Anonymous') / MB:,.1f}"
+            f" | {r.start.total('Pss') / MB:,.1f} | {a.total('Pss') / MB:,.1f} | {extra}"
+            f" | {sup} |"
+        )
         prev[r.permits] = r
     return "\n".join(out)
 
@@ -355,16 +337,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=20_000, help="requests of the load")
     args = p.parse_args(argv)
     become_subreaper()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
-          f"page size {os.sysconf('SC_PAGE_SIZE')}", flush=True)  # fmt: skip
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
+        f"page size {os.sysconf('SC_PAGE_SIZE')}",
+        flush=True,
+    )
     rows = []
     for n in args.permits:
         with tempfile.TemporaryDirectory(prefix="varco-bench-workers-") as tmp:
             data = Path(tmp)
             t0 = time.perf_counter()
             permitted, unknown, size = prepare(data, n, samples=20_000)
-            print(f"{n:,} permits: snapshot of {size / MB:,.0f} MB written in "
-                  f"{time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
+            print(
+                f"{n:,} permits: snapshot of {size / MB:,.0f} MB written in "
+                f"{time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
             for w in sorted(args.workers):
                 row = measure(data, n, w, (permitted, unknown), args.requests, size)
                 report_run(row)

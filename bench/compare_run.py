@@ -34,11 +34,16 @@ from .compare_data import (
 from .compare_profile import profile
 from .compare_verify import verify_servers
 from .peer_server import APP_NAME
+from .processes import cpu_s
 
 KINDS = ("empty", "check", "logged", "pg", "redis")
-LABELS = {"empty": "(a) empty handler", "check": "(b) Varco check",
-          "logged": "(c) Varco check + durable log", "pg": "(d) PostgreSQL",
-          "redis": "(e) Redis"}  # fmt: skip
+LABELS = {
+    "empty": "(a) empty handler",
+    "check": "(b) Varco check",
+    "logged": "(c) Varco check + durable log",
+    "pg": "(d) PostgreSQL",
+    "redis": "(e) Redis",
+}
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 98, 99, 99.5, 99.9, 99.99)
 
 # wrk calls done() once at the end: the latency percentiles for the distribution plot.
@@ -59,30 +64,29 @@ def pin_pg_backends(dsn: str, core: int) -> int:
     import psycopg
 
     with psycopg.connect(dsn) as con:
-        pids = [r[0] for r in con.execute("SELECT pid FROM pg_stat_activity WHERE "
-                                          "application_name = %s", (APP_NAME,))]  # fmt: skip
+        pids = [
+            r[0]
+            for r in con.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (APP_NAME,)
+            )
+        ]
     for pid in pids:
         pin(pid, core)
     return len(pids)
 
 
-def cpu_s(pid: int) -> float:
-    """CPU time (user + system, all threads) the process has used, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run_wrk(port: int, script: Path, duration: int, connections: int,
-            pid: int | None = None) -> dict[str, Any]:  # fmt: skip
+def run_wrk(
+    port: int, script: Path, duration: int, connections: int, pid: int | None = None
+) -> dict[str, Any]:
     """wrk's figures, the latency percentiles, and with `pid` the server's CPU time per
     request: what a request costs the server core whatever else runs on it (on a shared
     host the throughput moves with the neighbours' load; the CPU per request much less)."""
     before = cpu_s(pid) if pid else 0.0
     out = wrk_raw(port, script, duration, connections)
     res: dict[str, Any] = parse_wrk(out)
-    res["pct_ms"] = {m.group(1): int(m.group(2)) / 1000
-                     for m in re.finditer(r"^PCT (\S+) (\d+)$", out, re.M)}  # fmt: skip
+    res["pct_ms"] = {
+        m.group(1): int(m.group(2)) / 1000 for m in re.finditer(r"^PCT (\S+) (\d+)$", out, re.M)
+    }
     done = re.search(r"(\d+) requests in", out)
     if pid and done and int(done.group(1)):
         res["cpu_us"] = (cpu_s(pid) - before) / int(done.group(1)) * 1e6
@@ -133,8 +137,10 @@ def measure_size(args: argparse.Namespace, n: int) -> dict[str, Any]:
         try:
             print("PostgreSQL: COPY, btree index, VACUUM ANALYZE ...", flush=True)
             out["pg"] = load_postgres(ds, db_dsn)
-            print(f"  {out['pg']['load_s']:.1f} s, {out['pg']['bytes_per_permit']:.0f} bytes/permit",
-                  flush=True)  # fmt: skip
+            print(
+                f"  {out['pg']['load_s']:.1f} s, {out['pg']['bytes_per_permit']:.0f} bytes/permit",
+                flush=True,
+            )
             log_redis.start()
             peer_redis.start()
             for r in (log_redis, peer_redis):
@@ -142,45 +148,80 @@ def measure_size(args: argparse.Namespace, n: int) -> dict[str, Any]:
                 pin(r.process.pid, 1)
             print("Redis: one key per plate ...", flush=True)
             out["redis"] = load_redis(ds, peer_redis.url)
-            print(f"  {out['redis']['load_s']:.1f} s, "
-                  f"{out['redis']['bytes_per_permit']:.0f} bytes/permit", flush=True)  # fmt: skip
+            print(
+                f"  {out['redis']['load_s']:.1f} s, "
+                f"{out['redis']['bytes_per_permit']:.0f} bytes/permit",
+                flush=True,
+            )
             ports = {k: free_port() for k in KINDS}
-            env = dict(os.environ, VARCO_DATA_DIR=str(data), PYTHONPATH=str(ROOT),
-                       REDIS_URL="off")  # fmt: skip
+            env = dict(os.environ, VARCO_DATA_DIR=str(data), PYTHONPATH=str(ROOT), REDIS_URL="off")
             for k in ("empty", "check", "logged"):
                 procs[k] = bench_transits.start(k, ports[k], data, log_redis.url)
             peer_dsn = with_db(base, db, args.pg_socket)
-            procs["pg"] = launch("pg", [sys.executable, "-m", "bench.peer_server",
-                                        str(ports["pg"]), "pg", peer_dsn, "--pool",
-                                        str(args.pg_pool)], env, ports["pg"], "healthz")  # fmt: skip
+            procs["pg"] = launch(
+                "pg",
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.peer_server",
+                    str(ports["pg"]),
+                    "pg",
+                    peer_dsn,
+                    "--pool",
+                    str(args.pg_pool),
+                ],
+                env,
+                ports["pg"],
+                "healthz",
+            )
             out["pg"]["pinned_backends"] = pin_pg_backends(db_dsn, 1)
-            procs["redis"] = launch("redis", [sys.executable, "-m", "bench.peer_server",
-                                              str(ports["redis"]), "redis", peer_redis.url],
-                                    env, ports["redis"], "healthz")  # fmt: skip
+            procs["redis"] = launch(
+                "redis",
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.peer_server",
+                    str(ports["redis"]),
+                    "redis",
+                    peer_redis.url,
+                ],
+                env,
+                ports["redis"],
+                "healthz",
+            )
             print(f"verifying: {args.verify} transits to (b) Varco, (c), (d), (e) ...", flush=True)
             out["verdicts"] = verify_servers(ports, ds, args.verify)
-            print("  every answer equal to Varco's; Varco's verdicts: "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(out["verdicts"].items())), flush=True)
+            print(
+                "  every answer equal to Varco's; Varco's verdicts: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(out["verdicts"].items())),
+                flush=True,
+            )
             ts = dt.datetime.fromtimestamp(ds.t, dt.UTC).isoformat()
             script = data / "stream.lua"
             bench_transits.lua_script(script, ds.sample, None, ts=ts, gate=GATE, tail=DONE_LUA)
             for k in KINDS:  # warm-up: the first requests touch the mapped pages, fill caches
                 wrk_raw(ports[k], script, 2, args.connections)
-            loads = [("c32", args.connections), ("c1", 1),
-                     *((f"c{c}", c) for c in args.also_connections)]  # fmt: skip
+            loads = [
+                ("c32", args.connections),
+                ("c1", 1),
+                *((f"c{c}", c) for c in args.also_connections),
+            ]
             runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-                k: {load: [] for load, _ in loads} for k in KINDS}  # fmt: skip
+                k: {load: [] for load, _ in loads} for k in KINDS
+            }
             for r in range(args.rounds):
-                order = KINDS[r % len(KINDS):] + KINDS[: r % len(KINDS)]
+                order = KINDS[r % len(KINDS) :] + KINDS[: r % len(KINDS)]
                 for load, conns in loads:
                     for k in order:
-                        res = run_wrk(ports[k], script, args.duration, conns,
-                                      procs[k].pid)
+                        res = run_wrk(ports[k], script, args.duration, conns, procs[k].pid)
                         runs[k][load].append(res)
-                        print(f"round {r + 1} {load:>4} {k:7} {res['rps']:8.0f} req/s  p50 "
-                              f"{res['p50_ms']:6.2f} ms  p99 {res['p99_ms']:6.2f} ms  server CPU "
-                              f"{res.get('cpu_us', 0):4.0f} µs/req  non-2xx "
-                              f"{res['non_2xx']:.0f}", flush=True)  # fmt: skip
+                        print(
+                            f"round {r + 1} {load:>4} {k:7} {res['rps']:8.0f} req/s  p50 "
+                            f"{res['p50_ms']:6.2f} ms  p99 {res['p99_ms']:6.2f} ms  server CPU "
+                            f"{res.get('cpu_us', 0):4.0f} µs/req  non-2xx "
+                            f"{res['non_2xx']:.0f}",
+                            flush=True,
+                        )
             out["runs"] = runs
             out["rss_mb"] = {k: rss_mb(p.pid) for k, p in procs.items()}
             if args.profile:
@@ -189,10 +230,13 @@ def measure_size(args: argparse.Namespace, n: int) -> dict[str, Any]:
                     path = args.profiles / f"{k}-{n}.txt"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     print(f"profiling {k} under load ({args.profile_seconds} s) ...", flush=True)
-                    summary_ = profile(procs[k].pid, ports[k], script, args.profile_seconds,
-                                       path)  # fmt: skip
-                    out["profiles"][k] = {"file": str(path.relative_to(ROOT))
-                                          if path.is_relative_to(ROOT) else str(path), **summary_}  # fmt: skip
+                    summary_ = profile(procs[k].pid, ports[k], script, args.profile_seconds, path)
+                    out["profiles"][k] = {
+                        "file": str(path.relative_to(ROOT))
+                        if path.is_relative_to(ROOT)
+                        else str(path),
+                        **summary_,
+                    }
         finally:
             for p in procs.values():
                 p.terminate()
@@ -216,8 +260,8 @@ def measure_index(sizes: Sequence[int], dict_max: int) -> list[dict[str, float]]
             cmd = [sys.executable, "-m", "bench.bench_index", "--sizes", str(n), "--json", f.name]
             if n > dict_max:
                 cmd.append("--no-dict")
-            subprocess.run(["taskset", "-c", "0", *cmd], check=True, cwd=ROOT,
-                           stdout=subprocess.DEVNULL)  # fmt: skip
+            subprocess.run(
+                ["taskset", "-c", "0", *cmd], check=True, cwd=ROOT, stdout=subprocess.DEVNULL
+            )
             rows.extend(json.loads(Path(f.name).read_text()))
     return rows
-

@@ -42,19 +42,31 @@ from .feedcsv import (
     gc_paused,
     parse_date,
     records,
-    rows,
-    with_plates,
 )
 from .store import PermitRow
 
-COLUMNS: Final = ("numero_pass", "comune", "targa", "principale", "tipo_pass", "inizio", "fine",
-                  "stato", "data_revoca", "pass_precedente")  # fmt: skip
+COLUMNS: Final = (
+    "numero_pass",
+    "comune",
+    "targa",
+    "principale",
+    "tipo_pass",
+    "inizio",
+    "fine",
+    "stato",
+    "data_revoca",
+    "pass_precedente",
+)
 REQUIRED: Final = ("numero_pass", "comune", "targa", "tipo_pass", "inizio", "fine", "stato")
 PASS_NUMBER: Final = re.compile(r"[A-Z]\d{3}_\d{4}_\d{5}")
 _STATES: Final = {
-    "attivo": "active", "active": "active", "revocato": "revoked", "revoked": "revoked",
-    "duplicato": "duplicate", "duplicate": "duplicate",
-}  # fmt: skip
+    "attivo": "active",
+    "active": "active",
+    "revocato": "revoked",
+    "revoked": "revoked",
+    "duplicato": "duplicate",
+    "duplicate": "duplicate",
+}
 _YES_NO: Final = {"s": True, "si": True, "sì": True, "y": True, "n": False, "no": False, "": True}
 
 
@@ -67,8 +79,9 @@ class RegionalPass(msgspec.Struct, gc=False):
     line: int
 
 
-def parse_regional(data: bytes, rules: Rules, circuit: Circuit,
-                   report: FeedReport) -> list[RegionalPass]:  # fmt: skip
+def parse_regional(
+    data: bytes, rules: Rules, circuit: Circuit, report: FeedReport
+) -> list[RegionalPass]:
     """The CSV export's passes, validated; bad rows go to `report.rejects` with line and
     reason, and a pass with one bad row is rejected whole (half a pass is a wrong pass)."""
     header, found = records(decode(data, report), COLUMNS, REQUIRED)
@@ -78,8 +91,12 @@ def parse_regional(data: bytes, rules: Rules, circuit: Circuit,
         return _parse(found, header, operator.itemgetter(*at), rules, circuit, report)
 
 
-def parse_regional_rows(numbered_rows: Iterable[tuple[int, dict[str, str]]], rules: Rules,
-                        circuit: Circuit, report: FeedReport) -> list[RegionalPass]:  # fmt: skip
+def parse_regional_rows(
+    numbered_rows: Iterable[tuple[int, dict[str, str]]],
+    rules: Rules,
+    circuit: Circuit,
+    report: FeedReport,
+) -> list[RegionalPass]:
     """The same from rows already split into fields (the CSV, or the circuit's JSON feed,
     whose items carry the CSV's column names; there `line` is the item's position)."""
     with gc_paused():
@@ -87,7 +104,7 @@ def parse_regional_rows(numbered_rows: Iterable[tuple[int, dict[str, str]]], rul
 
 
 class _Cached(enum.Enum):
-    BAD = enum.auto()  # an invalid field value: `_parse_row` says why
+    BAD = enum.auto()  # an invalid field value: `parse_row` says why
     MISS = enum.auto()  # not looked at yet
 
 
@@ -103,16 +120,21 @@ _Read = tuple[str, int, int | None, str | None, str, bool]
 _Pass = list[Any]
 
 
-def _parse(numbered_rows: Iterable[tuple[int, list[str] | dict[str, str]]], header: list[str],
-           fields: operator.itemgetter[Any], rules: Rules, circuit: Circuit,
-           report: FeedReport) -> list[RegionalPass]:  # fmt: skip
+def _parse(
+    numbered_rows: Iterable[tuple[int, list[str] | dict[str, str]]],
+    header: list[str],
+    fields: operator.itemgetter[Any],
+    rules: Rules,
+    circuit: Circuit,
+    report: FeedReport,
+) -> list[RegionalPass]:
     """Rows are CSV fields as read (a list, in `header` order, not stripped) or a row by
-    column name (a dict, stripped). Each row is checked as `_parse_row` checks it, through
+    column name (a dict, stripped). Each row is checked as `parse_row` checks it, through
     caches of what repeats: a million-row export has a handful of comuni, types and states
     and a few thousand dates. The caches only say "valid, and this is the value" or "not
-    valid"; a row with anything not valid goes through `_parse_row` itself, which rejects it
-    with the reason (the outcome is `_parse_row`'s either way). Property-tested against
-    `parse_regional_reference`."""
+    valid"; a row with anything not valid goes through `parse_row` itself, which rejects it
+    with the reason (the outcome is `parse_row`'s either way). Property-tested against
+    `regional_reference.parse_regional_reference`."""
     clock = rules.clock
     is_number = PASS_NUMBER.fullmatch
     strip = str.strip
@@ -143,8 +165,18 @@ def _parse(numbered_rows: Iterable[tuple[int, list[str] | dict[str, str]]], head
                 number = row.get("numero_pass", "")
                 seen = passes.get(number)
             else:
-                raw_number, comune, targa, principale, kind, inizio, fine, stato, revoca, \
-                    precedente = values  # fmt: skip
+                (
+                    raw_number,
+                    comune,
+                    targa,
+                    principale,
+                    kind,
+                    inizio,
+                    fine,
+                    stato,
+                    revoca,
+                    precedente,
+                ) = values
                 number = strip(raw_number)
                 seen = passes.get(number)
                 attrs = kinds.get(key := (comune, kind, principale, stato))
@@ -156,14 +188,18 @@ def _parse(numbered_rows: Iterable[tuple[int, list[str] | dict[str, str]]], head
                 end = ends.get(fine, _MISS)
                 if end is _MISS:
                     end = ends[fine] = _date(fine, clock, end=True) if strip(fine) else None
-                if (attrs is not _BAD and start is not _BAD
-                        and end is not _BAD and (end is None or end > start)
-                        and (seen is not None or is_number(number))):  # fmt: skip
+                if (
+                    attrs is not _BAD
+                    and start is not _BAD
+                    and end is not _BAD
+                    and (end is None or end > start)
+                    and (seen is not None or is_number(number))
+                ):
                     type_, primary, state = attrs
                     try:
                         plate = check_plate(strip(targa), "targa")
                     except PermitInvalid:
-                        pass  # `_parse_row` says why, after what it checks first
+                        pass  # `parse_row` says why, after what it checks first
                     else:
                         if state == "active":
                             if seen is None:  # the common case, inline: a pass's first row
@@ -171,23 +207,31 @@ def _parse(numbered_rows: Iterable[tuple[int, list[str] | dict[str, str]]], head
                                 continue
                             got = (type_, start, end, None, plate, primary)
                         else:
-                            got = _ended_or_replacing(number, attrs, start, end, plate, revoca,
-                                                      precedente, starts, clock)  # fmt: skip
+                            got = _ended_or_replacing(
+                                number, attrs, start, end, plate, revoca, precedente, starts, clock
+                            )
             try:
                 if got is None:  # a row the caches do not vouch for
                     if isinstance(row, list):
                         row = dict(zip(COLUMNS, map(strip, fields([*row, ""])), strict=True))
                     if "__error__" in row:
                         raise PermitInvalid("row", row["__error__"])
-                    p = _parse_row(row, rules, circuit)
-                    got = (p.permit.type, p.permit.valid_from, p.permit.valid_to, p.replaces,
-                           *p.permit.plates[0])  # fmt: skip
+                    p = parse_row(row, rules, circuit)
+                    got = (
+                        p.permit.type,
+                        p.permit.valid_from,
+                        p.permit.valid_to,
+                        p.replaces,
+                        *p.permit.plates[0],
+                    )
                 if seen is None:
                     passes[number] = [got[0], got[1], got[2], got[3], line, got[4:]]
                     continue
                 if seen[0] != got[0] or seen[1] != got[1] or seen[2] != got[2]:
-                    raise PermitInvalid("numero_pass", f"pass {number} appears with other "
-                                        f"dates, type or state on line {seen[4]}")  # fmt: skip
+                    raise PermitInvalid(
+                        "numero_pass",
+                        f"pass {number} appears with other dates, type or state on line {seen[4]}",
+                    )
                 plates = seen[5]
                 if type(plates) is tuple:
                     plates = seen[5] = dict((plates,))
@@ -203,12 +247,26 @@ def _parse(numbered_rows: Iterable[tuple[int, list[str] | dict[str, str]]], head
     for number, (type_, valid_from, valid_to, replaces, line, plates) in passes.items():
         if bad and number in bad:
             continue
-        permit = PermitRow(number, type_, valid_from, valid_to, (), "regional",
-                           (plates,) if type(plates) is tuple
-                           else tuple(sorted(plates.items())))  # fmt: skip
+        permit = PermitRow(
+            number,
+            type_,
+            valid_from,
+            valid_to,
+            (),
+            "regional",
+            (plates,) if type(plates) is tuple else tuple(sorted(plates.items())),
+        )
         try:
-            check_permit(rules, number, type_, valid_from, valid_to, permit.zones,
-                         permit.source, len(permit.plates))  # fmt: skip
+            check_permit(
+                rules,
+                number,
+                type_,
+                valid_from,
+                valid_to,
+                permit.zones,
+                permit.source,
+                len(permit.plates),
+            )
         except PermitInvalid as exc:
             report.reject(line, number, exc)
             continue
@@ -218,8 +276,8 @@ def _parse(numbered_rows: Iterable[tuple[int, list[str] | dict[str, str]]], head
 
 
 def _dict_fields(row: dict[str, str]) -> tuple[str, ...] | None:
-    """A row dict's fields in COLUMNS order, "" for a missing optional one (what `_parse_row`
-    reads for it); None without a required one (`_parse_row` then fails as it always has)."""
+    """A row dict's fields in COLUMNS order, "" for a missing optional one (what `parse_row`
+    reads for it); None without a required one (`parse_row` then fails as it always has)."""
     try:
         return tuple(_FIELDS(row))
     except KeyError:
@@ -231,14 +289,19 @@ def _dict_fields(row: dict[str, str]) -> tuple[str, ...] | None:
 _Attributes = tuple[str, bool, str]  # (our permit type, primary, state)
 
 
-def _attributes(comune: str, kind: str, principale: str, stato: str,
-                circuit: Circuit) -> _Attributes | _Bad:  # fmt: skip
-    """(type, primary, state) as `_parse_row` reads them from these raw fields, or BAD."""
+def _attributes(
+    comune: str, kind: str, principale: str, stato: str, circuit: Circuit
+) -> _Attributes | _Bad:
+    """(type, primary, state) as `parse_row` reads them from these raw fields, or BAD."""
     type_ = circuit.types.get(kind.strip())
     primary = _YES_NO.get(principale.strip().lower())
     state = _STATES.get(stato.strip().lower())
-    if (comune.strip().upper() not in circuit.comuni or type_ is None or primary is None
-            or state is None):  # fmt: skip
+    if (
+        comune.strip().upper() not in circuit.comuni
+        or type_ is None
+        or primary is None
+        or state is None
+    ):
         return _BAD
     return type_, primary, state
 
@@ -250,19 +313,25 @@ def _date(raw: str, clock: LocalClock, *, end: bool) -> int | _Bad:
         return _BAD
 
 
-def _ended_or_replacing(number: str, attrs: _Attributes, start: int, end: int | None,
-                        plate: str, revoca: str, precedente: str,
-                        starts: dict[str, int | _Bad],
-                        clock: LocalClock) -> _Read | None:  # fmt: skip
+def _ended_or_replacing(
+    number: str,
+    attrs: _Attributes,
+    start: int,
+    end: int | None,
+    plate: str,
+    revoca: str,
+    precedente: str,
+    starts: dict[str, int | _Bad],
+    clock: LocalClock,
+) -> _Read | None:
     """A revoked pass (ends at its revocation) or a duplicate (names the pass it replaces),
-    as `_parse_row` reads it, or None where `_parse_row` must say what is wrong."""
+    as `parse_row` reads it, or None where `parse_row` must say what is wrong."""
     type_, primary, state = attrs
     replaces = None
     if state == "revoked":
         revoked = starts.get(revoca, _MISS)
         if revoked is _MISS:
-            revoked = starts[revoca] = (_date(revoca, clock, end=False) if revoca.strip()
-                                        else _BAD)  # fmt: skip
+            revoked = starts[revoca] = _date(revoca, clock, end=False) if revoca.strip() else _BAD
         if revoked is _BAD:
             return None
         end = max(start, revoked if end is None else min(end, revoked))
@@ -273,58 +342,7 @@ def _ended_or_replacing(number: str, attrs: _Attributes, start: int, end: int | 
     return type_, start, end, replaces, plate, primary
 
 
-def parse_regional_reference(data: bytes | Iterable[tuple[int, dict[str, str]]],
-                             rules: Rules, circuit: Circuit,
-                             report: FeedReport) -> list[RegionalPass]:  # fmt: skip
-    """`parse_regional` (bytes) or `parse_regional_rows` (rows) written plainly, one
-    `_parse_row` per row: the specification the cached version is tested against, and the
-    "before" of bench/bench_sync.py --compare. Not used by the loader."""
-    numbered_rows = rows(decode(data, report), COLUMNS, REQUIRED) if isinstance(data, bytes) \
-        else data  # fmt: skip
-    passes: dict[str, RegionalPass] = {}
-    plates: dict[str, dict[str, bool]] = {}
-    bad: set[str] = set()
-    for line, row in numbered_rows:
-        report.rows += 1
-        number = row.get("numero_pass", "")
-        try:
-            if "__error__" in row:
-                raise PermitInvalid("row", row["__error__"])
-            p = _parse_row(row, rules, circuit)
-            p.line = line
-            seen = passes.get(number)
-            plate, primary = p.permit.plates[0]
-            if seen is None:
-                passes[number], plates[number] = p, {plate: primary}
-                continue
-            if not _same_pass(seen.permit, p.permit):
-                raise PermitInvalid("numero_pass", f"pass {number} appears with other dates, "
-                                    f"type or state on line {seen.line}")  # fmt: skip
-            if plate in plates[number]:
-                raise PermitInvalid("targa", f"plate listed twice for pass {number}")
-            plates[number][plate] = primary
-        except PermitInvalid as exc:
-            report.reject(line, number, exc)
-            bad.add(number)
-    out = []
-    for number, p in passes.items():
-        if number in bad:
-            continue
-        try:
-            permit = with_plates(rules, p.permit, plates[number])
-        except PermitInvalid as exc:
-            report.reject(p.line, number, exc)
-            continue
-        out.append(RegionalPass(permit, p.replaces, p.line))
-    report.permits = len(out)
-    return out
-
-
-def _same_pass(a: PermitRow, b: PermitRow) -> bool:
-    return (a.type, a.valid_from, a.valid_to) == (b.type, b.valid_from, b.valid_to)
-
-
-def _parse_row(row: dict[str, str], rules: Rules, circuit: Circuit) -> RegionalPass:
+def parse_row(row: dict[str, str], rules: Rules, circuit: Circuit) -> RegionalPass:
     number = row["numero_pass"]
     if not PASS_NUMBER.fullmatch(number):
         raise PermitInvalid("numero_pass", f"{number!r} is not a pass number like L736_2024_00015")
@@ -334,8 +352,9 @@ def _parse_row(row: dict[str, str], rules: Rules, circuit: Circuit) -> RegionalP
     kind = row["tipo_pass"]
     type_ = circuit.types.get(kind)
     if type_ is None:
-        raise PermitInvalid("tipo_pass", f"unknown pass type {kind!r} (known: "
-                                         f"{', '.join(circuit.types)})")  # fmt: skip
+        raise PermitInvalid(
+            "tipo_pass", f"unknown pass type {kind!r} (known: {', '.join(circuit.types)})"
+        )
     plate = check_plate(row["targa"], "targa")
     primary = _YES_NO.get(row.get("principale", "").lower())
     if primary is None:
@@ -356,27 +375,10 @@ def _parse_row(row: dict[str, str], rules: Rules, circuit: Circuit) -> RegionalP
     elif state == "duplicate":
         replaces = row.get("pass_precedente", "")
         if not PASS_NUMBER.fullmatch(replaces):
-            raise PermitInvalid("pass_precedente", "a duplicate names the pass it replaces "
-                                                   "(like L736_2024_00015)")  # fmt: skip
+            raise PermitInvalid(
+                "pass_precedente", "a duplicate names the pass it replaces (like L736_2024_00015)"
+            )
         if replaces == number:
             raise PermitInvalid("pass_precedente", "a duplicate cannot replace itself")
     permit = PermitRow(number, type_, start, end, (), "regional", ((plate, primary),))
     return RegionalPass(permit, replaces, 0)
-
-
-def revoke_replaced(passes: Iterable[RegionalPass],
-                    current: dict[str, PermitRow]) -> list[PermitRow]:  # fmt: skip
-    """The passes that duplicates replace, ended at the duplicate's start. `current` maps
-    pass numbers to their version in this export or, failing that, in the database."""
-    out = []
-    for p in passes:
-        if p.replaces is None:
-            continue
-        old = current.get(p.replaces)
-        if old is None:
-            continue  # never known here: nothing to revoke
-        cut = p.permit.valid_from
-        if old.valid_to is not None and old.valid_to <= cut:
-            continue
-        out.append(msgspec.structs.replace(old, valid_to=max(old.valid_from, cut)))
-    return out

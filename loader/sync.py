@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from enforcement.core.rules import Rules
 from .cude import parse_cude
 from .feedcsv import FeedReport, gc_paused
 from .httpfeed import NotModified, fetch_regional_feed
-from .regional import parse_regional, parse_regional_rows, revoke_replaced
+from .regional import RegionalPass, parse_regional, parse_regional_rows
 from .store import PermitRow, PermitStore
 
 
@@ -46,13 +47,16 @@ class SyncReport:
 Export = bytes | list[tuple[int, dict[str, str]]]  # a file's bytes, or the JSON feed's rows
 
 
-def read_source(db: PermitStore, rules: Rules, settings: Settings, source: Source,
-                data: Export) -> tuple[FeedReport, str, dict[str, PermitRow], int]:  # fmt: skip
+def read_source(
+    db: PermitStore, rules: Rules, settings: Settings, source: Source, data: Export
+) -> tuple[FeedReport, str, dict[str, PermitRow], int]:
     """(report, database source name, the permits the export says by id, how many of them
     are passes revoked because a duplicate replaced them)."""
     report = FeedReport(source.name)
     if source.kind == "cude_csv":
-        assert source.type is not None and isinstance(data, bytes)  # the configuration requires it (config/load.py)
+        assert source.type is not None and isinstance(
+            data, bytes
+        )  # the configuration requires it (config/load.py)
         permits = parse_cude(data, rules, source.type, report)
         return report, "cude", {p.permit_id: p for p in permits}, 0
     assert settings.circuit is not None  # config/load.py requires one for regional sources
@@ -75,9 +79,17 @@ def read_source(db: PermitStore, rules: Rules, settings: Settings, source: Sourc
     return report, "regional", by_id, len(revoked)
 
 
-def sync_source(db: PermitStore, rules: Rules, settings: Settings, source: Source, *,
-                data: Export | None = None, etag: str | None = None,
-                accept_shrink: bool = False, now: int | None = None) -> SyncReport:  # fmt: skip
+def sync_source(
+    db: PermitStore,
+    rules: Rules,
+    settings: Settings,
+    source: Source,
+    *,
+    data: Export | None = None,
+    etag: str | None = None,
+    accept_shrink: bool = False,
+    now: int | None = None,
+) -> SyncReport:
     """Read the source's export (or `data`) and apply it in one transaction. A feed that
     cannot be read whole raises FeedFileError (FeedFetchError for HTTP): nothing changes."""
     now = int(time.time()) if now is None else now
@@ -96,17 +108,27 @@ def sync_source(db: PermitStore, rules: Rules, settings: Settings, source: Sourc
         return _sync(db, rules, settings, source, data, new_etag, accept_shrink, now)
 
 
-def _sync(db: PermitStore, rules: Rules, settings: Settings, source: Source, data: Export,
-          etag: str | None, accept_shrink: bool, now: int) -> SyncReport:  # fmt: skip
+def _sync(
+    db: PermitStore,
+    rules: Rules,
+    settings: Settings,
+    source: Source,
+    data: Export,
+    etag: str | None,
+    accept_shrink: bool,
+    now: int,
+) -> SyncReport:
     report, db_source, by_id, replaced = read_source(db, rules, settings, source, data)
     out = SyncReport(report, replaced=replaced, etag=etag)
     existing = db.open_ids(db_source, now)
     unreadable = {r.key for r in report.rejects}
     missing = sorted(existing - by_id.keys() - unreadable)
     if existing and len(missing) > source.max_close * len(existing) and not accept_shrink:
-        raise SyncHeld(f"{source.name}: the export would close {len(missing)} of "
-                       f"{len(existing)} open permits (more than {source.max_close:.0%}); "
-                       "check the export, then sync with --accept-shrink")  # fmt: skip
+        raise SyncHeld(
+            f"{source.name}: the export would close {len(missing)} of "
+            f"{len(existing)} open permits (more than {source.max_close:.0%}); "
+            "check the export, then sync with --accept-shrink"
+        )
     closes = []
     for pid in missing:
         old = db.get(pid)
@@ -131,3 +153,22 @@ def write_rejects(report: FeedReport, directory: Path, now: float | None = None)
         for r in report.rejects:
             w.writerow([r.line, r.key, r.field, r.reason])
     return path
+
+
+def revoke_replaced(
+    passes: Iterable[RegionalPass], current: dict[str, PermitRow]
+) -> list[PermitRow]:
+    """The passes that duplicates replace, ended at the duplicate's start. `current` maps
+    pass numbers to their version in this export or, failing that, in the database."""
+    out = []
+    for p in passes:
+        if p.replaces is None:
+            continue
+        old = current.get(p.replaces)
+        if old is None:
+            continue  # never known here: nothing to revoke
+        cut = p.permit.valid_from
+        if old.valid_to is not None and old.valid_to <= cut:
+            continue
+        out.append(msgspec.structs.replace(old, valid_to=max(old.valid_from, cut)))
+    return out

@@ -8,7 +8,6 @@ configured), the environment's overrides, and the compiled rules.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tomllib
@@ -30,8 +29,8 @@ from ..core.rules import (
     compile_windows,
     format_window,
 )
+from . import access
 from .settings import (
-    DIGEST_REALM,
     MAX_ZONES,
     ApiKey,
     Camera,
@@ -46,10 +45,9 @@ from .settings import (
     Source,
     StorageSettings,
     TransitLogSettings,
-    hash_key,
 )
 from .spec import CameraSpec, ConfigFile, GateSpec, TypeSpec, WindowSpec, ZoneSpec
-from .values import Sha256Hex, decode_value
+from .values import decode_value
 
 
 class ConfigError(Exception):
@@ -85,9 +83,13 @@ def load_config(
 def make_checker(rules: Rules, settings: Settings) -> Checker:
     """The verdict checker as `[enforcement]` and `[storage] history_days` configure it."""
     e = settings.enforcement
-    return Checker(rules, review_confidence=e.review_confidence,
-                   max_clock_skew_s=e.max_clock_skew_s, index_max_age_s=e.index_max_age_s,
-                   max_transit_age_s=settings.storage.history_days * 86400)
+    return Checker(
+        rules,
+        review_confidence=e.review_confidence,
+        max_clock_skew_s=e.max_clock_skew_s,
+        index_max_age_s=e.index_max_age_s,
+        max_transit_age_s=settings.storage.history_days * 86400,
+    )
 
 
 def _msgspec_key(exc: msgspec.ValidationError) -> tuple[str, str]:
@@ -132,8 +134,8 @@ class _Compiler:
 
     def compile(self) -> tuple[Settings, Rules]:
         rules = self.rules()
-        api_keys = self.api_keys()
-        cameras, tokens, digests = self.cameras(api_keys)
+        api_keys = access.api_keys(self.spec, self.fail)
+        cameras, tokens, digests = access.cameras(self.spec, api_keys, self.fail)
         return self.settings(api_keys, cameras, tokens, digests), rules
 
     # -- the rules ---------------------------------------------------------------------------
@@ -157,8 +159,7 @@ class _Compiler:
         for code, g in s.gates.items():
             self.check_zone(f"gates.{code}.zone", g.zone)
             schedule = ALWAYS if g.schedule is None else _table(g.schedule)
-            suspensions = tuple(Suspension(p.start.month_day, p.end.month_day)
-                                for p in g.suspended)
+            suspensions = tuple(Suspension(p.start.month_day, p.end.month_day) for p in g.suspended)
             gates[code] = Gate(code, g.zone, schedule, g.holidays, suspensions, g.name or code)
         if not gates:
             self.fail("gates", "at least one gate is required")
@@ -171,108 +172,42 @@ class _Compiler:
             windows, text = ALWAYS, tuple[str, ...]()
             if t.windows is not None:
                 if not t.windows:
-                    self.fail(f"types.{code}.windows",
-                              "empty list: omit the key for no restriction")
+                    self.fail(
+                        f"types.{code}.windows", "empty list: omit the key for no restriction"
+                    )
                 windows = _table(t.windows)
                 text = tuple(format_window(w.window()) for w in t.windows)
-            types[code] = PermitType(code, t.name or code, tuple(t.zones), windows, t.holidays,
-                                     t.max_duration.duration, t.cude, text)
+            types[code] = PermitType(
+                code,
+                t.name or code,
+                tuple(t.zones),
+                windows,
+                t.holidays,
+                t.max_duration.duration,
+                t.cude,
+                text,
+            )
         if not types:
             self.fail("types", "at least one permit type is required")
         city = s.city
         patron = None if city.patron_saint is None else city.patron_saint.month_day
-        return Rules(clock=LocalClock(city.timezone),
-                     holidays=HolidayCalendar(patron, city.extra_holidays),
-                     zones=zones, gates=gates, types=types)
-
-    # -- who may call ------------------------------------------------------------------------
-
-    def api_keys(self) -> dict[str, ApiKey]:
-        keys: dict[str, ApiKey] = {}
-        for i, k in enumerate(self.spec.api_keys):
-            digest = k.key_sha256 or hash_key(k.key or "")
-            if digest in keys:
-                self.fail(f"api_keys[{i}]", "the same key is listed twice")
-            keys[digest] = ApiKey(k.id, k.role)
-        return keys
-
-    def cameras(self, api_keys: dict[str, ApiKey]
-                ) -> tuple[dict[str, Camera], dict[str, str], dict[str, DigestHA1]]:
-        """The camera registry; each camera's Bearer key joins `api_keys` (role camera, bound
-        to the camera), its URL token the token table (sha256 -> camera id), its Digest
-        credentials the HA1 table (camera id -> HA1s)."""
-        cameras: dict[str, Camera] = {}
-        tokens: dict[str, str] = {}
-        digests: dict[str, DigestHA1] = {}
-        for cid, c in self.spec.cameras.items():
-            key = f"cameras.{cid}"
-            if not 1 <= len(cid) <= 64:
-                self.fail(key, "a camera id has 1 to 64 characters")
-            if c.gate not in self.spec.gates:
-                self.fail(f"{key}.gate",
-                          f"unknown gate {c.gate!r} (known: {', '.join(self.spec.gates)})")
-            key_digest = self.secret(c.key, c.key_sha256, f"{key}.key")
-            token_digest = self.secret(c.token, c.token_sha256, f"{key}.token")
-            ha1 = self.digest_ha1(cid, c, key)
-            if key_digest is None and token_digest is None and ha1 is None:
-                self.fail(key, "give the camera's key (key or key_sha256, sent as "
-                               "'Authorization: Bearer KEY'), its URL token (token or "
-                               "token_sha256) or its HTTP Digest credentials (digest_ha1 or "
-                               "digest_password)")
-            if ha1 is not None:
-                digests[cid] = ha1
-            if key_digest is not None:
-                if key_digest in api_keys:
-                    self.fail(f"{key}.key", "the same key is already used by another camera "
-                                            "or [[api_keys]] entry")
-                api_keys[key_digest] = ApiKey(cid, "camera", camera=cid)
-            if token_digest is not None:
-                if token_digest in tokens:
-                    self.fail(f"{key}.token", "the same token is already used by camera "
-                                              f"{tokens[token_digest]!r}")
-                tokens[token_digest] = cid
-            tz = c.timezone or self.spec.city.timezone
-            cameras[cid] = Camera(cid, c.gate, c.vendor, tz, c.device_id)
-        return cameras, tokens, digests
-
-    def secret(self, plain: str | None, hashed: str | None, key: str) -> str | None:
-        """The sha256 hex digest of a secret given in plain text (`key`) or as its digest
-        (`key_sha256`; checked here rather than by type: "give one, not both" comes first)."""
-        if hashed is not None:
-            try:
-                return Sha256Hex.parse(hashed)
-            except ValueError as exc:
-                self.fail(f"{key}_sha256", str(exc))
-        if plain == "":
-            self.fail(key, "empty")
-        return None if plain is None else hash_key(plain)
-
-    def digest_ha1(self, cid: str, c: CameraSpec, key: str) -> DigestHA1 | None:
-        """The camera's HTTP Digest HA1s, from digest_password or digest_ha1(_sha256)."""
-        if c.digest_password is not None:
-            if not c.digest_password:
-                self.fail(f"{key}.digest_password", "empty")
-            a1 = f"{cid}:{DIGEST_REALM}:{c.digest_password}".encode()
-            ha1 = DigestHA1(hashlib.md5(a1).hexdigest(), hashlib.sha256(a1).hexdigest())
-        elif c.digest_ha1 is None and c.digest_ha1_sha256 is None:
-            return None
-        else:
-            hashed = {"digest_ha1": (c.digest_ha1, 32, "MD5"),
-                      "digest_ha1_sha256": (c.digest_ha1_sha256, 64, "SHA-256")}
-            for what, (value, size, algorithm) in hashed.items():
-                if value is not None and not re.fullmatch(f"[0-9a-fA-F]{{{size}}}", value):
-                    self.fail(f"{key}.{what}", f"not {size} hex digits: the {algorithm} hex "
-                                               f"of '{cid}:{DIGEST_REALM}:PASSWORD'")
-            ha1 = DigestHA1(c.digest_ha1 and c.digest_ha1.lower(),
-                            c.digest_ha1_sha256 and c.digest_ha1_sha256.lower())
-        if ":" in cid:  # the Digest user name: "a:b:varco:PASSWORD" would be ambiguous
-            self.fail(key, "a camera with Digest credentials needs an id without ':'")
-        return ha1
+        return Rules(
+            clock=LocalClock(city.timezone),
+            holidays=HolidayCalendar(patron, city.extra_holidays),
+            zones=zones,
+            gates=gates,
+            types=types,
+        )
 
     # -- the settings ------------------------------------------------------------------------
 
-    def settings(self, api_keys: dict[str, ApiKey], cameras: dict[str, Camera],
-                 tokens: dict[str, str], digests: dict[str, DigestHA1]) -> Settings:
+    def settings(
+        self,
+        api_keys: dict[str, ApiKey],
+        cameras: dict[str, Camera],
+        tokens: dict[str, str],
+        digests: dict[str, DigestHA1],
+    ) -> Settings:
         s, env = self.spec, self.env
         data_dir = Path(env.get("VARCO_DATA_DIR") or s.storage.data_dir)
         if not data_dir.is_absolute():
@@ -289,32 +224,48 @@ class _Compiler:
             config_path=self.path,
             city_name=s.city.name,
             server=ServerSettings(
-                host=env.get("VARCO_HOST") or s.server.host, port=port,
-                max_body_bytes=s.server.max_body_bytes, max_batch=s.server.max_batch,
+                host=env.get("VARCO_HOST") or s.server.host,
+                port=port,
+                max_body_bytes=s.server.max_body_bytes,
+                max_batch=s.server.max_batch,
                 snapshot_poll_s=s.server.snapshot_poll_s,
-                max_camera_body_bytes=s.server.max_camera_body_bytes),
+                max_camera_body_bytes=s.server.max_camera_body_bytes,
+            ),
             enforcement=EnforcementSettings(
-                review_confidence=e.review_confidence, max_clock_skew_s=int(e.max_clock_skew),
-                index_max_age_s=int(e.index_max_age)),
+                review_confidence=e.review_confidence,
+                max_clock_skew_s=int(e.max_clock_skew),
+                index_max_age_s=int(e.index_max_age),
+            ),
             storage=StorageSettings(
-                data_dir=data_dir, database_path=data_dir / s.storage.database,
+                data_dir=data_dir,
+                database_path=data_dir / s.storage.database,
                 # A replica on a machine of its own keeps the snapshots it downloads locally.
-                snapshot_dir=Path(env.get("VARCO_SNAPSHOT_DIR")
-                                  or data_dir / s.storage.snapshot_dir),
-                history_days=s.storage.history_days),
+                snapshot_dir=Path(
+                    env.get("VARCO_SNAPSHOT_DIR") or data_dir / s.storage.snapshot_dir
+                ),
+                history_days=s.storage.history_days,
+            ),
             database_url=self.database_url(),
             redis=RedisSettings(url=self.redis_url(), prefix=s.redis.prefix),
-            loader=LoaderSettings(poll_s=s.loader.poll_s,
-                                  snapshot_interval_s=int(s.loader.snapshot_interval),
-                                  max_overlay=s.loader.max_overlay),
+            loader=LoaderSettings(
+                poll_s=s.loader.poll_s,
+                snapshot_interval_s=int(s.loader.snapshot_interval),
+                max_overlay=s.loader.max_overlay,
+            ),
             transit_log=TransitLogSettings(
                 spool_max_bytes=s.transit_log.spool_max_mb << 20,
                 write_timeout_s=s.transit_log.write_timeout_ms / 1000,
-                dedup_window_s=int(s.transit_log.dedup_window)),
-            retention=RetentionSettings(allowed_s=int(s.retention.allowed),
-                                        violations_s=int(s.retention.violations)),
-            api_keys=api_keys, cameras=cameras, camera_tokens=tokens, camera_digests=digests,
-            circuit=self.circuit(), sources=self.sources(),
+                dedup_window_s=int(s.transit_log.dedup_window),
+            ),
+            retention=RetentionSettings(
+                allowed_s=int(s.retention.allowed), violations_s=int(s.retention.violations)
+            ),
+            api_keys=api_keys,
+            cameras=cameras,
+            camera_tokens=tokens,
+            camera_digests=digests,
+            circuit=self.circuit(),
+            sources=self.sources(),
         )
 
     def database_url(self) -> str | None:
@@ -322,8 +273,10 @@ class _Compiler:
         url = self.env.get("DATABASE_URL") or self.spec.database.url or None
         if url and not url.startswith(("postgresql://", "postgres://")):
             # Never echo the URL: it may hold a password.
-            self.fail("DATABASE_URL (environment)" if from_env else "database.url",
-                      "not a PostgreSQL URL (postgresql://user@host:port/dbname)")
+            self.fail(
+                "DATABASE_URL (environment)" if from_env else "database.url",
+                "not a PostgreSQL URL (postgresql://user@host:port/dbname)",
+            )
         return url
 
     def redis_url(self) -> str | None:
@@ -333,9 +286,10 @@ class _Compiler:
             return url
         if not url.startswith(("redis://", "rediss://", "unix://")):
             # Never echo the URL: it may hold a password.
-            self.fail("REDIS_URL (environment)" if from_env else "redis.url",
-                      "not a Redis URL (redis://host:port/db, rediss://..., unix:///path), "
-                      "nor \"off\"")
+            self.fail(
+                "REDIS_URL (environment)" if from_env else "redis.url",
+                'not a Redis URL (redis://host:port/db, rediss://..., unix:///path), nor "off"',
+            )
         return url
 
     def circuit(self) -> Circuit | None:
@@ -348,8 +302,9 @@ class _Compiler:
         for name, type_ in c.types.items():
             if type_ not in self.spec.types:
                 known = ", ".join(self.spec.types)
-                self.fail(f"circuit.types.{name}",
-                          f"unknown permit type {type_!r} (known: {known})")
+                self.fail(
+                    f"circuit.types.{name}", f"unknown permit type {type_!r} (known: {known})"
+                )
         return Circuit(c.name, frozenset(c.comuni), dict(c.types))
 
     def sources(self) -> dict[str, Source]:
@@ -365,20 +320,34 @@ class _Compiler:
                 if spec.token_env is not None:
                     token = self.env.get(spec.token_env)
                     if not token:
-                        self.fail(f"{key}.token_env",
-                                  f"the environment variable {spec.token_env} is not set")
+                        self.fail(
+                            f"{key}.token_env",
+                            f"the environment variable {spec.token_env} is not set",
+                        )
             elif not spec.path:
                 self.fail(f"{key}.path", f"a {spec.kind} source needs the path of its export")
             if spec.kind == "cude_csv":
                 t = self.spec.types.get(spec.type or "")
                 if t is None or not t.cude:
                     cude = [code for code, ts in self.spec.types.items() if ts.cude]
-                    self.fail(f"{key}.type", "name the CUDE permit type (one with cude = true: "
-                                             f"{', '.join(cude) or 'none configured'})")
+                    self.fail(
+                        f"{key}.type",
+                        "name the CUDE permit type (one with cude = true: "
+                        f"{', '.join(cude) or 'none configured'})",
+                    )
             path = Path(spec.path or "")
             path = path if path.is_absolute() else self.path.parent / path
-            out[name] = Source(name, spec.kind, path, int(spec.schedule), spec.max_close,
-                               spec.type, int(spec.max_age), spec.url, token)
+            out[name] = Source(
+                name,
+                spec.kind,
+                path,
+                int(spec.schedule),
+                spec.max_close,
+                spec.type,
+                int(spec.max_age),
+                spec.url,
+                token,
+            )
         return out
 
 

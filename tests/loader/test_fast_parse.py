@@ -25,13 +25,8 @@ from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
 from loader import feedcsv, regional
 from loader.feedcsv import FeedReport, decode, gc_paused, rows
-from loader.regional import (
-    COLUMNS,
-    REQUIRED,
-    parse_regional,
-    parse_regional_reference,
-    parse_regional_rows,
-)
+from loader.regional import COLUMNS, REQUIRED, parse_regional, parse_regional_rows
+from loader.regional_reference import parse_regional_reference
 
 from ..support.common import DEMO_CONFIG
 
@@ -93,11 +88,19 @@ def exports(draw: st.DrawFn) -> bytes:
             lines.append(draw(st.sampled_from(["", ";;;", "  "])))
             continue
         # Most rows read; some have one or two fields with something wrong.
-        wrong = (draw(st.sets(st.sampled_from(columns), min_size=1, max_size=2))
-                 if draw(st.sampled_from([False, False, False, True])) else set())  # fmt: skip
-        values = [draw(st.sampled_from(["", " ", "  "])).join(["", draw(st.sampled_from(
-            VALUES[c][c in wrong])), ""]) if draw(st.booleans()) else draw(st.sampled_from(
-            VALUES[c][c in wrong])) for c in columns]  # padded or not  # fmt: skip
+        wrong = (
+            draw(st.sets(st.sampled_from(columns), min_size=1, max_size=2))
+            if draw(st.sampled_from([False, False, False, True]))
+            else set()
+        )
+        values = [
+            draw(st.sampled_from(["", " ", "  "])).join(
+                ["", draw(st.sampled_from(VALUES[c][c in wrong])), ""]
+            )
+            if draw(st.booleans())
+            else draw(st.sampled_from(VALUES[c][c in wrong]))
+            for c in columns
+        ]  # padded or not
         if kind == "short":
             values = values[: draw(st.integers(0, len(values) - 1))]
         elif kind == "long":
@@ -124,15 +127,17 @@ def outcome(parse: Callable[..., Any], data: Any) -> Any:
 
 
 def plain(data: bytes) -> Any:
-    """The parser as it was: one `_parse_row` per row, csv.reader for every file."""
+    """The parser as it was: one `parse_row` per row, csv.reader for every file."""
     with mock.patch.object(feedcsv, "_split_records", feedcsv._csv_records):
         return outcome(parse_regional_reference, data)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(exports())
-@example(b"numero_pass;comune;targa;tipo_pass;inizio;fine;stato\r\n"
-         b"L736_2024_00001;L736;AB123CD;DISABILI;01/03/2024;;revocato\r\n")  # fmt: skip
+@example(
+    b"numero_pass;comune;targa;tipo_pass;inizio;fine;stato\r\n"
+    b"L736_2024_00001;L736;AB123CD;DISABILI;01/03/2024;;revocato\r\n"
+)
 def test_the_cached_parser_reads_what_the_plain_one_reads(data: bytes) -> None:
     assert outcome(parse_regional, data) == plain(data)
 
@@ -147,29 +152,35 @@ def test_rows_from_the_json_feed_too(data: bytes) -> None:
         return
     as_json = [(line, {c: row.get(c, "") for c in (*COLUMNS, *row)}) for line, row in numbered]
     for given_rows in (numbered, as_json):
-        assert (outcome(lambda d, *a: parse_regional_rows(d, *a), given_rows)
-                == outcome(parse_regional_reference, given_rows))  # fmt: skip
+        assert outcome(lambda d, *a: parse_regional_rows(d, *a), given_rows) == outcome(
+            parse_regional_reference, given_rows
+        )
 
 
 def test_a_clean_export_takes_the_cached_path_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No row of a clean export goes through `_parse_row` (the caches vouch for all)."""
+    """No row of a clean export goes through `parse_row` (the caches vouch for all)."""
 
     def unexpected(*args: object) -> None:
-        raise AssertionError("a clean row went through _parse_row")
+        raise AssertionError("a clean row went through parse_row")
 
     lines = [";".join(COLUMNS)]
     for i in range(500):  # active, revoked and duplicate passes, one or two plates
-        state, revoked, replaces = [("attivo", "", ""), ("revocato", "01/06/2025", ""),
-                                    ("duplicato", "", f"L736_2020_{i:05d}")][i % 3]  # fmt: skip
+        state, revoked, replaces = [
+            ("attivo", "", ""),
+            ("revocato", "01/06/2025", ""),
+            ("duplicato", "", f"L736_2020_{i:05d}"),
+        ][i % 3]
         for k in range(1 + i % 2):
-            lines.append(f"G224_2024_{i:05d};G224;AB{i % 1000:03d}C{'DE'[k]};{'SN'[k]};"
-                         f"DISABILI;{1 + i % 28:02d}/03/2024;{1 + i % 28:02d}/02/2029 18:00;"
-                         f"{state};{revoked};{replaces}")  # fmt: skip
+            lines.append(
+                f"G224_2024_{i:05d};G224;AB{i % 1000:03d}C{'DE'[k]};{'SN'[k]};"
+                f"DISABILI;{1 + i % 28:02d}/03/2024;{1 + i % 28:02d}/02/2029 18:00;"
+                f"{state};{revoked};{replaces}"
+            )
     data = ("\r\n".join(lines) + "\r\n").encode()
     settings, rules = demo()
     assert settings.circuit is not None
     want = plain(data)
-    monkeypatch.setattr(regional, "_parse_row", unexpected)
+    monkeypatch.setattr(regional, "parse_row", unexpected)
     report = FeedReport("vivipass")
     passes = parse_regional(data, rules, settings.circuit, report)
     assert (passes, report.rows, report.permits, report.rejects, report.encoding) == want

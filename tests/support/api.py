@@ -29,9 +29,16 @@ ADMIN = {"Authorization": "Bearer demo-admin"}
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 PERMITS = [
     permit("RES-1", "AB123CD", "1", "2020-01-01T00:00:00+01:00"),
-    permit("CUDE-1", "", "CUDE", "2025-01-01T00:00:00+01:00", "2035-01-01T00:00:00+01:00",
-           source="cude", plates=(("FA001CU", True), ("FA002CU", False))),
-]  # fmt: skip
+    permit(
+        "CUDE-1",
+        "",
+        "CUDE",
+        "2025-01-01T00:00:00+01:00",
+        "2035-01-01T00:00:00+01:00",
+        source="cude",
+        plates=(("FA001CU", True), ("FA002CU", False)),
+    ),
+]
 
 
 _EVENTS = itertools.count()
@@ -40,8 +47,14 @@ _EVENTS = itertools.count()
 def transit(plate: str, gate: str = "PD-03", **extra: Any) -> dict[str, Any]:
     """A new camera event each call (the log answers a repeated event id with its first
     verdict: see tests/transits/test_log.py)."""
-    body = {"event_id": f"e-{plate}-{next(_EVENTS)}", "camera": "cam-1", "gate": gate, "plate": plate,
-            "ts": NOW.isoformat(), "confidence": 0.9}  # fmt: skip
+    body = {
+        "event_id": f"e-{plate}-{next(_EVENTS)}",
+        "camera": "cam-1",
+        "gate": gate,
+        "plate": plate,
+        "ts": NOW.isoformat(),
+        "confidence": 0.9,
+    }
     body.update(extra)
     return body
 
@@ -50,8 +63,9 @@ class Client:
     def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
         self.session, self.base = session, base
 
-    async def request(self, method: str, path: str, headers: dict[str, str] | None = None,
-                      **kw: Any) -> tuple[int, Any, aiohttp.ClientResponse]:  # fmt: skip
+    async def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, **kw: Any
+    ) -> tuple[int, Any, aiohttp.ClientResponse]:
         async with self.session.request(method, self.base + path, headers=headers, **kw) as r:
             raw = await r.read()
             try:
@@ -70,8 +84,9 @@ async def wait_ready(client: Client, revision: int | None = None) -> dict[str, A
     raise AssertionError(f"not ready: {body}")
 
 
-async def start_replica(settings: Settings, rules: Rules) -> tuple[TestServer, Client,
-                                                                 aiohttp.ClientSession]:  # fmt: skip
+async def start_replica(
+    settings: Settings, rules: Rules
+) -> tuple[TestServer, Client, aiohttp.ClientSession]:
     app = create_app(settings, rules, redis_url=settings.redis.url)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()

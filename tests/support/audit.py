@@ -36,8 +36,9 @@ class Service:
     redis_url: str | None
 
 
-async def start(settings: Settings, rules: Rules,
-                redis_url: str | None) -> tuple[TestServer, aiohttp.ClientSession, Service]:  # fmt: skip
+async def start(
+    settings: Settings, rules: Rules, redis_url: str | None
+) -> tuple[TestServer, aiohttp.ClientSession, Service]:
     """The service on loopback over the published test permits; the audit trail in Redis at
     `redis_url`, else in the data directory's file."""
     holder = IndexHolder()
@@ -53,8 +54,13 @@ async def start(settings: Settings, rules: Rules,
 KEY = Keys().audit  # the demo configuration's prefix
 
 
-def audit_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-              settings: Settings, redis_url: str, *args: str) -> tuple[int, str, str]:  # fmt: skip
+def audit_cli(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    redis_url: str,
+    *args: str,
+) -> tuple[int, str, str]:
     """`varco audit ...` on the test's data directory and Redis ("off": the file)."""
     monkeypatch.setenv("VARCO_DATA_DIR", str(settings.storage.data_dir))
     monkeypatch.setenv("REDIS_URL", redis_url)
@@ -82,9 +88,17 @@ def rewrite(r: redis.Redis, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> 
 
 
 def record(plate: str, reason: str = "controllo", results: int = 0) -> AuditRecord:
-    return AuditRecord(key_id="demo-police", role="police", plate=plate,
-                       at=dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC), zone=None, reason=reason,
-                       results=results, host="elsewhere", pid=1)  # fmt: skip
+    return AuditRecord(
+        key_id="demo-police",
+        role="police",
+        plate=plate,
+        at=dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC),
+        zone=None,
+        reason=reason,
+        results=results,
+        host="elsewhere",
+        pid=1,
+    )
 
 
 def chain(days: list[dt.datetime]) -> list[tuple[int, int, str, str, bytes]]:
@@ -102,5 +116,7 @@ def chain(days: list[dt.datetime]) -> list[tuple[int, int, str, str, bytes]]:
     return out
 
 
-PAST = [dt.datetime(2026, 11, d, h, tzinfo=ROME) for d, h in
-        ((1, 9), (1, 23), (2, 0), (2, 13), (2, 23), (3, 8))]  # fmt: skip
+PAST = [
+    dt.datetime(2026, 11, d, h, tzinfo=ROME)
+    for d, h in ((1, 9), (1, 23), (2, 0), (2, 13), (2, 23), (3, 8))
+]

@@ -32,8 +32,9 @@ class Cameras:
     def __init__(self, session: aiohttp.ClientSession, base: str, settings: Settings) -> None:
         self.session, self.base, self.settings = session, base, settings
 
-    async def post(self, path: str, data: Any = None, headers: dict[str, str] | None = None,
-                   **kw: Any) -> tuple[int, Any]:  # fmt: skip
+    async def post(
+        self, path: str, data: Any = None, headers: dict[str, str] | None = None, **kw: Any
+    ) -> tuple[int, Any]:
         async with self.session.post(self.base + path, data=data, headers=headers, **kw) as r:
             raw = await r.read()
             try:
@@ -78,8 +79,10 @@ def _hik(plate: str, at: dt.datetime, conf: float | None) -> tuple[Any, dict[str
 def _axis(plate: str, at: dt.datetime, conf: float | None) -> tuple[Any, dict[str, str]]:
     car = str(sum(ord(c) * 31**i for i, c in enumerate(plate)) % 10**6)  # one car per plate
     event = p.axis_event(plate, at, "" if conf is None else f"{conf:.2f}", car_id=car)
-    return form(("event", p.dump(event).decode(), "application/json", None),
-                ("image", p.JPEG, "image/jpeg", "plate.jpg")), {}
+    return form(
+        ("event", p.dump(event).decode(), "application/json", None),
+        ("image", p.JPEG, "image/jpeg", "plate.jpg"),
+    ), {}
 
 
 def _milesight(plate: str, at: dt.datetime, conf: float | None) -> tuple[Any, dict[str, str]]:
@@ -101,27 +104,65 @@ def _dahua(plate: str, at: dt.datetime, conf: float | None) -> tuple[Any, dict[s
 
 
 VENDORS = [
-    Vendor("hikvision", "/v1/cameras/hikvision", _hik, "unknown",
-           (b"<EventNotificationAlert><eventType>ANPR", XML, 400, None)),
-    Vendor("axis", "/v1/cameras/axis", _axis, "",
-           (b'{"carID": "7", "datetime": "20261122 100000000"}', JSON, 422, "plateUTF8")),
-    Vendor("milesight", "/v1/cameras/milesight", _milesight, "-",
-           (b'{"plate": "AB123CD", "time": "yesterday"}', JSON, 422, "time")),
-    Vendor("platerecognizer", "/v1/cameras/platerecognizer", _pr, "",
-           (b'{"data": {"results": [{"plate": 7}], "timestamp": "2026-11-22T10:00:00Z"}}', JSON,
-            422, "data.results[0].plate")),
-    Vendor("rekor", "/v1/cameras/rekor", _rekor, "",
-           (b'{"data_type": "alpr_group", "best_plate_number": "AB123CD"}', {}, 422,
-            "epoch_start")),
-    Vendor("dahua", "/NotificationInfo/TollgateInfo", _dahua, "",
-           (b'{"Picture": {"Plate": {"PlateNumber": "AB123CD"}, "SnapInfo": {}}}', JSON, 422,
-            "Picture.SnapInfo.SnapTime")),
-]  # fmt: skip
+    Vendor(
+        "hikvision",
+        "/v1/cameras/hikvision",
+        _hik,
+        "unknown",
+        (b"<EventNotificationAlert><eventType>ANPR", XML, 400, None),
+    ),
+    Vendor(
+        "axis",
+        "/v1/cameras/axis",
+        _axis,
+        "",
+        (b'{"carID": "7", "datetime": "20261122 100000000"}', JSON, 422, "plateUTF8"),
+    ),
+    Vendor(
+        "milesight",
+        "/v1/cameras/milesight",
+        _milesight,
+        "-",
+        (b'{"plate": "AB123CD", "time": "yesterday"}', JSON, 422, "time"),
+    ),
+    Vendor(
+        "platerecognizer",
+        "/v1/cameras/platerecognizer",
+        _pr,
+        "",
+        (
+            b'{"data": {"results": [{"plate": 7}], "timestamp": "2026-11-22T10:00:00Z"}}',
+            JSON,
+            422,
+            "data.results[0].plate",
+        ),
+    ),
+    Vendor(
+        "rekor",
+        "/v1/cameras/rekor",
+        _rekor,
+        "",
+        (b'{"data_type": "alpr_group", "best_plate_number": "AB123CD"}', {}, 422, "epoch_start"),
+    ),
+    Vendor(
+        "dahua",
+        "/NotificationInfo/TollgateInfo",
+        _dahua,
+        "",
+        (
+            b'{"Picture": {"Plate": {"PlateNumber": "AB123CD"}, "SnapInfo": {}}}',
+            JSON,
+            422,
+            "Picture.SnapInfo.SnapTime",
+        ),
+    ),
+]
 IDS = [v.name for v in VENDORS]
 
 
-async def post(cams: Cameras, v: Vendor, plate: str, at: dt.datetime = AT,
-               conf: float | None = 0.93) -> dict[str, Any]:  # fmt: skip
+async def post(
+    cams: Cameras, v: Vendor, plate: str, at: dt.datetime = AT, conf: float | None = 0.93
+) -> dict[str, Any]:
     body, headers = v.body(plate, at, conf)
     status, reply = await cams.post(v.path, body, {**key(v.name), **headers})
     assert status == 200, reply

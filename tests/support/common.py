@@ -29,8 +29,9 @@ def at(text: str) -> int:
     return int(value.timestamp())
 
 
-def publish_permits(settings: Settings, rules: Rules, permits: Iterable[PermitRow],
-                    history_days: int = 100_000) -> LiveIndex:  # fmt: skip
+def publish_permits(
+    settings: Settings, rules: Rules, permits: Iterable[PermitRow], history_days: int = 100_000
+) -> LiveIndex:
     """Upsert permits into the settings' database, publish a snapshot, return it live."""
     with PermitDB(settings.storage.database_path) as db:
         db.upsert(permits)
@@ -45,11 +46,25 @@ def publish_permits(settings: Settings, rules: Rules, permits: Iterable[PermitRo
 Publish = Callable[[list[PermitRow]], LiveIndex]
 
 
-def permit(permit_id: str, plate: str, type_: str, valid_from: str, valid_to: str | None = None,
-           zones: tuple[str, ...] = (), source: str = "municipal",
-           plates: tuple[tuple[str, bool], ...] | None = None) -> PermitRow:  # fmt: skip
-    return PermitRow(permit_id, type_, at(valid_from), at(valid_to) if valid_to else None, zones,
-                     source, plates if plates is not None else ((plate, True),))  # fmt: skip
+def permit(
+    permit_id: str,
+    plate: str,
+    type_: str,
+    valid_from: str,
+    valid_to: str | None = None,
+    zones: tuple[str, ...] = (),
+    source: str = "municipal",
+    plates: tuple[tuple[str, bool], ...] | None = None,
+) -> PermitRow:
+    return PermitRow(
+        permit_id,
+        type_,
+        at(valid_from),
+        at(valid_to) if valid_to else None,
+        zones,
+        source,
+        plates if plates is not None else ((plate, True),),
+    )
 
 
 async def eventually(probe: Any, timeout_s: float = 10.0, every_s: float = 0.02) -> Any:

@@ -13,16 +13,36 @@ from enforcement.core.rules import Rules
 META = IndexMeta(7, 1_700_000_000, ("1", "4", "CUDE"), ("ZTL", "PEDONALE"))
 
 
-def build(rows: list[tuple[str, int, int, int, int, int]], ids: list[str] | None = None,
-          use_kernel: bool = True) -> PermitIndex:  # fmt: skip
+def build(
+    rows: list[tuple[str, int, int, int, int, int]],
+    ids: list[str] | None = None,
+    use_kernel: bool = True,
+) -> PermitIndex:
     ids = ids if ids is not None else [f"P{i:05d}" for i in range(len(rows))]  # sorted
-    idx = build_index(META, [plate_key(r[0]) for r in rows], [r[1] for r in rows],
-                      [r[2] for r in rows], [r[3] for r in rows], list(range(len(rows))),
-                      [r[4] for r in rows], [r[5] for r in rows], ids)  # fmt: skip
+    idx = build_index(
+        META,
+        [plate_key(r[0]) for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        list(range(len(rows))),
+        [r[4] for r in rows],
+        [r[5] for r in rows],
+        ids,
+    )
     if use_kernel:
         return idx
-    return PermitIndex(idx.meta, idx.keys, idx.offsets, idx.records, idx.buckets, idx.order,
-                       idx.id_blob, idx.id_offsets, use_kernel=False)  # fmt: skip
+    return PermitIndex(
+        idx.meta,
+        idx.keys,
+        idx.offsets,
+        idx.records,
+        idx.buckets,
+        idx.order,
+        idx.id_blob,
+        idx.id_offsets,
+        use_kernel=False,
+    )
 
 
 # -- a small city (tests/core/test_rules.py, tests/config/test_load.py) --------------------

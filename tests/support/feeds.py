@@ -14,7 +14,9 @@ import msgspec
 
 from loader.httpfeed import FeedPage, NotModified, fetch_regional_feed
 
-HEADER = "numero_pass;comune;targa;principale;tipo_pass;inizio;fine;stato;data_revoca;pass_precedente"
+HEADER = (
+    "numero_pass;comune;targa;principale;tipo_pass;inizio;fine;stato;data_revoca;pass_precedente"
+)
 
 
 def regional(*rows: str) -> bytes:
@@ -118,9 +120,18 @@ class Sleeps(list[float]):
 
 
 def item(number: str, plate: Any, **fields: Any) -> dict[str, Any]:
-    return {"numero_pass": number, "comune": number[:4], "targa": plate, "principale": True,
-            "tipo_pass": "DISABILITÀ", "inizio": "01/03/2024", "fine": "28/02/2029",
-            "stato": "attivo", "data_revoca": None, **fields}  # fmt: skip
+    return {
+        "numero_pass": number,
+        "comune": number[:4],
+        "targa": plate,
+        "principale": True,
+        "tipo_pass": "DISABILITÀ",
+        "inizio": "01/03/2024",
+        "fine": "28/02/2029",
+        "stato": "attivo",
+        "data_revoca": None,
+        **fields,
+    }
 
 
 def fetch(url: str, **kw: Any) -> FeedPage | NotModified:

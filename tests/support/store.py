@@ -11,10 +11,22 @@ from loader.store import PermitRow, PermitStore
 Opener = Callable[[], PermitStore]
 
 
-def permit(pid: str, valid_to: int | None = 2_000_000_000, plates: tuple[str, ...] = ("AB123CD",),
-           type_: str = "1", zones: tuple[str, ...] = ()) -> PermitRow:
-    return PermitRow(pid, type_, 1_700_000_000, valid_to, zones, "municipal",
-                     tuple((p, i == 0) for i, p in enumerate(plates)))
+def permit(
+    pid: str,
+    valid_to: int | None = 2_000_000_000,
+    plates: tuple[str, ...] = ("AB123CD",),
+    type_: str = "1",
+    zones: tuple[str, ...] = (),
+) -> PermitRow:
+    return PermitRow(
+        pid,
+        type_,
+        1_700_000_000,
+        valid_to,
+        zones,
+        "municipal",
+        tuple((p, i == 0) for i, p in enumerate(plates)),
+    )
 
 
 # A permit-import CSV of five good rows (four permits: CUDE-9 has two plates).
