@@ -24,6 +24,7 @@ topology: $(STAMP)
 
 check: $(STAMP)
 	$(BIN)/ruff check enforcement loader varco deploy bench tests
+	$(BIN)/ruff format --check enforcement loader varco deploy bench tests
 	$(BIN)/mypy
 
 test: check

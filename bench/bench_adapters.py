@@ -70,8 +70,16 @@ def measure() -> None:
         print(f"{name:34}{per_call(fn) - base:>10,.0f}{bytes_}", flush=True)
 
     print(f"{'instructions per call':34}{'':>10}{'bytes':>8}")
-    native = json.dumps({"event_id": "e-1", "camera": "cam-1", "gate": "PD-03",
-                         "plate": "AB123CD", "ts": at.isoformat(), "confidence": 0.92})
+    native = json.dumps(
+        {
+            "event_id": "e-1",
+            "camera": "cam-1",
+            "gate": "PD-03",
+            "plate": "AB123CD",
+            "ts": at.isoformat(),
+            "confidence": 0.92,
+        }
+    )
     native_body = native.encode()
     show("native: TransitIn decode", lambda: TRANSIT_DECODER.decode(native_body), len(native))
     cases: dict[str, tuple[Any, Any]] = {
@@ -110,8 +118,9 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="varco-adapters-") as tmp:
         env = dict(os.environ, VARCO_CALLGRIND_OUT=tmp, PYTHONPATH=str(ROOT))
-        cmd = instructions.under_callgrind([sys.executable, "-m", "bench.bench_adapters"],
-                                           Path(tmp))  # fmt: skip
+        cmd = instructions.under_callgrind(
+            [sys.executable, "-m", "bench.bench_adapters"], Path(tmp)
+        )
         return subprocess.run(cmd, env=env, cwd=ROOT, stderr=subprocess.DEVNULL).returncode
 
 

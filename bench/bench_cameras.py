@@ -72,24 +72,46 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--vendors", nargs="*", help="only these (native is always measured)")
-    p.add_argument("--paired", action="store_true",
-                   help="run native right beside each vendor run (alternately before and "
-                        "after it) and take each vendor's ratio to its own native run: "
-                        "slow swings of the host's speed cancel, at ~1.7x the time")
-    p.add_argument("--instructions", type=int, metavar="N",
-                   help="instead of wrk rounds: count the server's instructions over N "
-                        "posts per endpoint under callgrind (steady on a noisy host)")
-    p.add_argument("--log", action="store_true",
-                   help="the durable transit log on (embedded Redis), as in production")
-    p.add_argument("--bodies", type=int, metavar="N",
-                   help="with --log, distinct posts per wrk run, which it must not use up "
-                        "(default: 25,000 per second of --duration)")
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="run native right beside each vendor run (alternately before and "
+        "after it) and take each vendor's ratio to its own native run: "
+        "slow swings of the host's speed cancel, at ~1.7x the time",
+    )
+    p.add_argument(
+        "--instructions",
+        type=int,
+        metavar="N",
+        help="instead of wrk rounds: count the server's instructions over N "
+        "posts per endpoint under callgrind (steady on a noisy host)",
+    )
+    p.add_argument(
+        "--log",
+        action="store_true",
+        help="the durable transit log on (embedded Redis), as in production",
+    )
+    p.add_argument(
+        "--bodies",
+        type=int,
+        metavar="N",
+        help="with --log, distinct posts per wrk run, which it must not use up "
+        "(default: 25,000 per second of --duration)",
+    )
     p.add_argument("--redis", help=argparse.SUPPRESS)
-    p.add_argument("--keep-dumps", type=Path, metavar="DIR",
-                   help="with --instructions: keep each callgrind dump here")
-    p.add_argument("--profile", type=Path, metavar="DIR",
-                   help="sample the server with py-spy (on wrk's core) during each "
-                        "endpoint's runs: DIR/<endpoint>.txt, collapsed stacks")
+    p.add_argument(
+        "--keep-dumps",
+        type=Path,
+        metavar="DIR",
+        help="with --instructions: keep each callgrind dump here",
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample the server with py-spy (on wrk's core) during each "
+        "endpoint's runs: DIR/<endpoint>.txt, collapsed stacks",
+    )
     p.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
@@ -119,16 +141,18 @@ def main(argv: list[str] | None = None) -> int:
             if args.log:
                 lua_file_script(scripts[name], url_path, auth)
             else:
-                bodies = [json.dumps(build(plate, at), separators=(",", ":"))
-                          for plate in plates]  # fmt: skip
+                bodies = [json.dumps(build(plate, at), separators=(",", ":")) for plate in plates]
                 lua_script(scripts[name], url_path, auth, bodies)
         redis = None
         if args.log:
             redis = EmbeddedRedis(data / "redis")  # appendfsync always, as the log requires
             redis.start()
             assert redis.process is not None  # on wrk's core: the server's is the server's
-            subprocess.run(["taskset", "-a", "-p", "-c", "1", str(redis.process.pid)],
-                           check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+            subprocess.run(
+                ["taskset", "-a", "-p", "-c", "1", str(redis.process.pid)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         proc = start(port, data, redis_url=None if redis is None else redis.url)
         results: dict[str, list[dict[str, float]]] = {k: [] for k in endpoints}
         # Each vendor run's native reference: the round's native run, or with --paired the
@@ -144,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.log:
                 posts = data / "posts.txt"  # this run's distinct posts, one JSON per line
                 count = args.bodies or 25_000 * duration
-                posts.write_bytes(b"\n".join(unique_bodies(endpoints[name][2], plates, at,
-                                                            used[name], count)) + b"\n")  # fmt: skip
+                posts.write_bytes(
+                    b"\n".join(unique_bodies(endpoints[name][2], plates, at, used[name], count))
+                    + b"\n"
+                )
                 used[name] += count
                 script_args = [str(posts)]
                 # Written back now, not during the run: Redis's fsyncs (appendfsync always)
@@ -154,21 +180,29 @@ def main(argv: list[str] | None = None) -> int:
                 # caches (Rekor 0.73 without this, 0.95 with it).
                 os.sync()
             before = server_counters(proc.pid, port) if measured else None
-            spy = (sample(proc.pid, args.profile, name, duration)
-                   if measured and args.profile is not None else None)  # fmt: skip
-            res: dict[str, Any] = parse_wrk(wrk_raw(port, scripts[name], duration,
-                                                    args.connections, script_args=script_args))  # fmt: skip
+            spy = (
+                sample(proc.pid, args.profile, name, duration)
+                if measured and args.profile is not None
+                else None
+            )
+            res: dict[str, Any] = parse_wrk(
+                wrk_raw(port, scripts[name], duration, args.connections, script_args=script_args)
+            )
             if before is not None:
                 res |= per_post(before, server_counters(proc.pid, port), res["rps"] * duration)
             if spy is not None:
                 spy.wait(timeout=60)
             if args.log and res.get("retries"):  # every post must be a new event
-                raise RuntimeError(f"{name}: the log answered {res['retries']:.0f} posts as "
-                                   "retries of earlier ones: their event ids repeat")
+                raise RuntimeError(
+                    f"{name}: the log answered {res['retries']:.0f} posts as "
+                    "retries of earlier ones: their event ids repeat"
+                )
             if args.log and res["requests"] > count:
-                raise RuntimeError(f"{name}: {res['requests']:.0f} posts in {duration} s, "
-                                   f"more than the {count} distinct ones (--bodies): some "
-                                   "were retries")
+                raise RuntimeError(
+                    f"{name}: {res['requests']:.0f} posts in {duration} s, "
+                    f"more than the {count} distinct ones (--bodies): some "
+                    "were retries"
+                )
             return res
 
         try:
@@ -176,16 +210,19 @@ def main(argv: list[str] | None = None) -> int:
                 res = run(name, 1)
                 if res["non_2xx"]:
                     raise RuntimeError(f"{name}: {res['non_2xx']:.0f} non-2xx answers")
+
             def measure(r: int, name: str) -> dict[str, Any]:
                 res = run(name, args.duration, measured=True)
                 results[name].append(res)
-                print(f"round {r + 1} {name:16} {res['rps']:9.0f} req/s  p50 "
-                      f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  cpu "
-                      f"{res['cpu_us']:.0f} us/req (user {res['user_us']:.0f}, system "
-                      f"{res['sys_us']:.0f}, {res['faults']:.1f} page faults; gc {res['gc_us']:.1f} us, "
-                      f"{res['gc_runs']} runs, {res['tracked']} tracked{spooled(res)})  "
-                      f"non-2xx {res['non_2xx']:.0f}",
-                      flush=True)  # fmt: skip
+                print(
+                    f"round {r + 1} {name:16} {res['rps']:9.0f} req/s  p50 "
+                    f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  cpu "
+                    f"{res['cpu_us']:.0f} us/req (user {res['user_us']:.0f}, system "
+                    f"{res['sys_us']:.0f}, {res['faults']:.1f} page faults; gc {res['gc_us']:.1f} us, "
+                    f"{res['gc_runs']} runs, {res['tracked']} tracked{spooled(res)})  "
+                    f"non-2xx {res['non_2xx']:.0f}",
+                    flush=True,
+                )
                 return res
 
             for r in range(args.rounds):
@@ -211,10 +248,14 @@ def main(argv: list[str] | None = None) -> int:
                 redis.stop()
     log = "durable transit log on Redis" if args.log else "no transit log"
     paired = ", each vendor run beside its own native run" if args.paired else ""
-    print(f"\nmedians of {args.rounds} rounds of {args.duration} s, {args.permits:,} permits, "
-          f"{args.connections} connections, server on core 0, wrk on core 1, {log}{paired}")
-    print(f"{'':16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'us/req':>8}"
-          f"{'cpu ratio':>11}{'gc us':>7}  per-round ratios")  # fmt: skip
+    print(
+        f"\nmedians of {args.rounds} rounds of {args.duration} s, {args.permits:,} permits, "
+        f"{args.connections} connections, server on core 0, wrk on core 1, {log}{paired}"
+    )
+    print(
+        f"{'':16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'us/req':>8}"
+        f"{'cpu ratio':>11}{'gc us':>7}  per-round ratios"
+    )
     for name, runs in results.items():
         native = references[name]
         rps = statistics.median(x["rps"] for x in runs)
@@ -223,14 +264,16 @@ def main(argv: list[str] | None = None) -> int:
         ratios = [x["rps"] / n["rps"] for x, n in zip(runs, native, strict=True)]
         ratio = statistics.median(ratios)
         cpu = statistics.median(x["cpu_us"] for x in runs)
-        cpu_ratio = statistics.median(n["cpu_us"] / x["cpu_us"]
-                                      for x, n in zip(runs, native, strict=True))  # fmt: skip
+        cpu_ratio = statistics.median(
+            n["cpu_us"] / x["cpu_us"] for x, n in zip(runs, native, strict=True)
+        )
         flag = "" if name == "native" else ("  ok" if ratio >= 0.85 else "  over 15 %")
         gc_us = statistics.median(x["gc_us"] for x in runs)
-        shown = (f"({len(runs)} runs)" if name == "native"
-                 else ", ".join(f"{x:.2f}" for x in ratios))  # fmt: skip
-        print(f"{name:16}{rps:>9.0f}{p50:>9.2f}{p99:>9.2f}{ratio:>8.2f}{cpu:>8.0f}"
-              f"{cpu_ratio:>11.2f}{gc_us:>7.1f}  {shown}{flag}")  # fmt: skip
+        shown = f"({len(runs)} runs)" if name == "native" else ", ".join(f"{x:.2f}" for x in ratios)
+        print(
+            f"{name:16}{rps:>9.0f}{p50:>9.2f}{p99:>9.2f}{ratio:>8.2f}{cpu:>8.0f}"
+            f"{cpu_ratio:>11.2f}{gc_us:>7.1f}  {shown}{flag}"
+        )
     return 0
 
 

@@ -57,8 +57,9 @@ class _Protocol:
         pass
 
 
-def _maker(app: web.Application, loop: asyncio.AbstractEventLoop, path: str,
-           auth: str) -> tuple[Handler, Callable[[bytes], web.Request]]:  # fmt: skip
+def _maker(
+    app: web.Application, loop: asyncio.AbstractEventLoop, path: str, auth: str
+) -> tuple[Handler, Callable[[bytes], web.Request]]:
     """The endpoint's handler, and a function building one request for a body, its body already received. aiohttp's
     make_mocked_request builds its mocks per call (milliseconds each), so it builds one, and
     the others share its connection stand-ins, each with its own message and StreamReader."""
@@ -70,13 +71,20 @@ def _maker(app: web.Application, loop: asyncio.AbstractEventLoop, path: str,
         content = StreamReader(protocol, 1 << 16, loop=loop)
         content.feed_data(body)
         content.feed_eof()
-        headers = CIMultiDict({"Authorization": auth, "Content-Type": "application/json",
-                               "Content-Length": str(len(body))})  # fmt: skip
+        headers = CIMultiDict(
+            {
+                "Authorization": auth,
+                "Content-Type": "application/json",
+                "Content-Length": str(len(body)),
+            }
+        )
         message = template._message._replace(
             headers=CIMultiDictProxy(headers),
-            raw_headers=tuple((k.encode(), v.encode()) for k, v in headers.items()))
-        request = web.Request(message, content, template._protocol, template._payload_writer,
-                              template._task, loop)  # fmt: skip
+            raw_headers=tuple((k.encode(), v.encode()) for k, v in headers.items()),
+        )
+        request = web.Request(
+            message, content, template._protocol, template._payload_writer, template._task, loop
+        )
         request._match_info = match  # as the server sets it
         return request
 
@@ -99,16 +107,18 @@ def _run(handler: Handler, make: Callable[[bytes], web.Request], bodies: list[by
         except StopIteration as done:
             total += time.perf_counter_ns() - start
             if done.value.status != 200:
-                raise RuntimeError(f"{request.path}: {done.value.status} "
-                                   f"{getattr(done.value, 'body', b'')!r}") from None  # fmt: skip
+                raise RuntimeError(
+                    f"{request.path}: {done.value.status} {getattr(done.value, 'body', b'')!r}"
+                ) from None
         else:
             step.close()
             raise RuntimeError(f"{request.path}: the handler waited (is the log off?)")
     return total / len(bodies) / 1e3
 
 
-def _profile(handler: Handler, make: Callable[[bytes], web.Request], bodies: list[bytes],
-             top: int = 20) -> None:  # fmt: skip
+def _profile(
+    handler: Handler, make: Callable[[bytes], web.Request], bodies: list[bytes], top: int = 20
+) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
     _run(handler, make, bodies)
@@ -117,10 +127,16 @@ def _profile(handler: Handler, make: Callable[[bytes], web.Request], bodies: lis
     n = len(bodies)
     rows = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
     for (file, line, func), (_, calls, own, _, _) in rows:
-        if Path(file).name in ("bench_handlers.py", "streams.py", "web_request.py") and \
-                func in ("make", "feed_data", "feed_eof", "__init__"):
+        if Path(file).name in ("bench_handlers.py", "streams.py", "web_request.py") and func in (
+            "make",
+            "feed_data",
+            "feed_eof",
+            "__init__",
+        ):
             continue  # building the request, not handling it
-        print(f"    {calls / n:5.2f} calls {own / n * 1e6:6.2f} us  {Path(file).name}:{line} {func}")
+        print(
+            f"    {calls / n:5.2f} calls {own / n * 1e6:6.2f} us  {Path(file).name}:{line} {func}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
             for name in order:
                 times[name].append(_run(handlers[name], makers[name], bodies(name)))
         native = min(times["native"])
-        print(f"{args.posts:,} posts per endpoint and round, best of {args.rounds} rounds; "
-              "no network, no transit log")
+        print(
+            f"{args.posts:,} posts per endpoint and round, best of {args.rounds} rounds; "
+            "no network, no transit log"
+        )
         print(f"{'':16}{'us/post':>9}{'over native':>13}{'share':>7}")
         for name, ts in times.items():
             best = min(ts)

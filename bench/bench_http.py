@@ -67,9 +67,17 @@ def prepare(data_dir: Path, n: int) -> tuple[list[str], list[str]]:
     )
     now = int(time.time())
     meta = IndexMeta(1, now, types, tuple(rules.zones))
-    index = build_index(meta, permitted, np.full(n, now - 86400), np.full(n, END_UNLIMITED),
-                        zones[type_no], np.arange(n), type_no, np.ones(n),
-                        [f"PD-{i:08d}" for i in range(n)])  # fmt: skip
+    index = build_index(
+        meta,
+        permitted,
+        np.full(n, now - 86400),
+        np.full(n, END_UNLIMITED),
+        zones[type_no],
+        np.arange(n),
+        type_no,
+        np.ones(n),
+        [f"PD-{i:08d}" for i in range(n)],
+    )
     publish(index, settings.storage.snapshot_dir, max_shrink=1.0)
     sample = rng.integers(0, n, 800)
     return [key_plate(int(k)) for k in permitted[sample]], [
@@ -81,8 +89,19 @@ def lua_script(path: Path, permitted: list[str], unknown: list[str]) -> None:
     ts = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     plates = permitted + unknown
     random.Random(5).shuffle(plates)
-    bodies = [json.dumps({"event_id": f"bench-{i}", "camera": "cam-1", "gate": GATE,
-                          "plate": p, "ts": ts, "confidence": 0.92}) for i, p in enumerate(plates)]  # fmt: skip
+    bodies = [
+        json.dumps(
+            {
+                "event_id": f"bench-{i}",
+                "camera": "cam-1",
+                "gate": GATE,
+                "plate": p,
+                "ts": ts,
+                "confidence": 0.92,
+            }
+        )
+        for i, p in enumerate(plates)
+    ]
     lua_bodies = ",\n".join("[[" + b + "]]" for b in bodies)
     path.write_text(f"""
 wrk.method = "POST"
@@ -106,11 +125,23 @@ def start(kind: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
     return launch(kind, cmd, env, port, "readyz" if kind == "varco" else "healthz")
 
 
-def launch(name: str, cmd: list[str], env: dict[str, str], port: int, ready_path: str,
-           core: int = 0, timeout_s: float = 60) -> subprocess.Popen[bytes]:
+def launch(
+    name: str,
+    cmd: list[str],
+    env: dict[str, str],
+    port: int,
+    ready_path: str,
+    core: int = 0,
+    timeout_s: float = 60,
+) -> subprocess.Popen[bytes]:
     """Start a server pinned to `core` and wait until GET /`ready_path` answers 200."""
-    proc = subprocess.Popen(["taskset", "-c", str(core), *cmd], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        ["taskset", "-c", str(core), *cmd],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + timeout_s
     url = f"http://127.0.0.1:{port}/{ready_path}"
     while time.monotonic() < deadline:
@@ -129,15 +160,36 @@ def launch(name: str, cmd: list[str], env: dict[str, str], port: int, ready_path
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk_raw(port: int, script: Path, duration: int, connections: int, core: int = 1,
-            script_args: Sequence[str] = ()) -> str:  # fmt: skip
+def wrk_raw(
+    port: int,
+    script: Path,
+    duration: int,
+    connections: int,
+    core: int = 1,
+    script_args: Sequence[str] = (),
+) -> str:
     """wrk's full output (1 thread, pinned to `core`, with --latency); `script_args` go to
     the script's init(args)."""
     return subprocess.run(
-        ["taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
-         "--latency", "-s", str(script), f"http://127.0.0.1:{port}", "--", *script_args],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "taskset",
+            "-c",
+            str(core),
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+            "--",
+            *script_args,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def parse_wrk(out: str) -> dict[str, float]:
@@ -149,9 +201,13 @@ def parse_wrk(out: str) -> dict[str, float]:
         lat[pct] = float(m.group(1)) * _UNITS[m.group(2)]  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     count = re.search(r"(\d+) requests in", out)
-    return {"rps": rps, "p50_ms": lat["50"], "p99_ms": lat["99"],
-            "non_2xx": float(errors.group(1)) if errors else 0.0,
-            "requests": float(count.group(1)) if count else 0.0}  # fmt: skip
+    return {
+        "rps": rps,
+        "p50_ms": lat["50"],
+        "p99_ms": lat["99"],
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+        "requests": float(count.group(1)) if count else 0.0,
+    }
 
 
 def wrk(port: int, script: Path, duration: int, connections: int) -> dict[str, float]:
@@ -206,9 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{k:8}{m['rps']:>10.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['rps'] / e['rps']:>8.2f}"
         )
     pair = [b["rps"] / a["rps"] for a, b in zip(results["empty"], results["varco"], strict=True)]
-    print(f"per-round ratios {', '.join(f'{r:.2f}' for r in pair)}: median "
-          f"{statistics.median(pair):.2f} (the two runs of a round are seconds apart, so host "
-          "drift cancels better than in the ratio of medians)")
+    print(
+        f"per-round ratios {', '.join(f'{r:.2f}' for r in pair)}: median "
+        f"{statistics.median(pair):.2f} (the two runs of a round are seconds apart, so host "
+        "drift cancels better than in the ratio of medians)"
+    )
     print(
         f"\nthroughput ratio {v['rps'] / e['rps']:.2f} (target >= 0.85); "
         f"p99 ratio {v['p99_ms'] / e['p99_ms']:.2f} (target <= 1.5)"

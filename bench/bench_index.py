@@ -40,8 +40,16 @@ def synthetic_keys(n: int, rng: np.random.Generator) -> np.ndarray:
         return LETTERS[col].astype(np.int64) - ord("A") + 10
 
     d = [digits // 100, digits // 10 % 10, digits % 10]
-    parts = [np.ones(want, np.int64), l36(letters[:, 0]), l36(letters[:, 1]), d[0], d[1], d[2],
-             l36(letters[:, 2]), l36(letters[:, 3])]  # fmt: skip
+    parts = [
+        np.ones(want, np.int64),
+        l36(letters[:, 0]),
+        l36(letters[:, 1]),
+        d[0],
+        d[1],
+        d[2],
+        l36(letters[:, 2]),
+        l36(letters[:, 3]),
+    ]
     key = np.zeros(want, np.int64)
     for p in parts:
         key = key * 36 + p
@@ -59,13 +67,25 @@ def synthetic_index(n_permits: int, seed: int = 7) -> tuple[PermitIndex, np.ndar
     plate_keys = np.concatenate([keys, keys[rng.integers(0, n_plates, extra)]])
     now = int(time.time())
     start = now - rng.integers(0, 3 * 365 * 86400, n_permits)
-    end = np.where(rng.random(n_permits) < 0.5, END_UNLIMITED,
-                   start + rng.integers(3600, 3 * 365 * 86400, n_permits))  # fmt: skip
+    end = np.where(
+        rng.random(n_permits) < 0.5,
+        END_UNLIMITED,
+        start + rng.integers(3600, 3 * 365 * 86400, n_permits),
+    )
     ids = [f"PD-{i:08d}" for i in range(n_permits)]
     meta = IndexMeta(1, now, tuple(str(i) for i in range(14)), ("ZTL", "PEDONALE"))
     t0 = time.perf_counter()
-    index = build_index(meta, plate_keys, start, end, np.ones(n_permits), np.arange(n_permits),
-                        rng.integers(0, 14, n_permits), np.ones(n_permits), ids)  # fmt: skip
+    index = build_index(
+        meta,
+        plate_keys,
+        start,
+        end,
+        np.ones(n_permits),
+        np.arange(n_permits),
+        rng.integers(0, 14, n_permits),
+        np.ones(n_permits),
+        ids,
+    )
     return index, keys, time.perf_counter() - t0
 
 
@@ -96,8 +116,12 @@ def bench(n: int, with_dict: bool) -> dict[str, float]:
     gc.collect()
     index, keys, build_s = synthetic_index(n)
     lookup_bytes = index.nbytes - index.id_blob.nbytes - index.id_offsets.nbytes
-    row = {"permits": n, "build_s": build_s, "index_bytes_per_permit": lookup_bytes / n,
-           "with_ids_bytes_per_permit": index.nbytes / n}  # fmt: skip
+    row = {
+        "permits": n,
+        "build_s": build_s,
+        "index_bytes_per_permit": lookup_bytes / n,
+        "with_ids_bytes_per_permit": index.nbytes / n,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.vidx"
         t0 = time.perf_counter()
@@ -113,12 +137,21 @@ def bench(n: int, with_dict: bool) -> dict[str, float]:
         row["single_position_ns"] = per_call_ns(mapped.position, qs)
         row["single_records_ns"] = per_call_ns(mapped.plate_records, qs)
         # The same lookups through the pure-Python path (what runs without the C kernel).
-        py = PermitIndex(mapped.meta, mapped.keys, mapped.offsets, mapped.records,
-                         mapped.buckets, mapped.order, mapped.id_blob, mapped.id_offsets,
-                         use_kernel=False)  # fmt: skip
+        py = PermitIndex(
+            mapped.meta,
+            mapped.keys,
+            mapped.offsets,
+            mapped.records,
+            mapped.buckets,
+            mapped.order,
+            mapped.id_blob,
+            mapped.id_offsets,
+            use_kernel=False,
+        )
         row["python_position_ns"] = per_call_ns(py.position, qs[:50_000], rounds=2)
-        row["python_records_ns"] = per_call_ns(lambda k: tuple(py.plate_records(k)),
-                                               qs[:50_000], rounds=2)  # fmt: skip
+        row["python_records_ns"] = per_call_ns(
+            lambda k: tuple(py.plate_records(k)), qs[:50_000], rounds=2
+        )
         batch = [np.array(qs[i : i + 1000], dtype=np.int64) for i in range(0, len(qs), 1000)]
         t0 = time.perf_counter()
         for b in batch:

@@ -87,9 +87,14 @@ class Load:
                 plate = rng.choice((DEMO_RESIDENT, DEMO_UNKNOWN))
                 want = self.expected[plate]
             self.sent += 1
-            body = {"event_id": f"load-{k}-{self.sent}", "camera": "cam-1", "gate": GATE,
-                    "plate": plate, "ts": dt.datetime.now(dt.UTC).isoformat(),
-                    "confidence": 0.95}  # fmt: skip
+            body = {
+                "event_id": f"load-{k}-{self.sent}",
+                "camera": "cam-1",
+                "gate": GATE,
+                "plate": plate,
+                "ts": dt.datetime.now(dt.UTC).isoformat(),
+                "confidence": 0.95,
+            }
             try:
                 async with session.post(base + "/v1/transits", json=body, headers=CAMERA) as r:
                     reply = await r.json()
@@ -106,9 +111,13 @@ def pct(values: list[float], q: float) -> float:
 async def issue(session: aiohttp.ClientSession, base: str, n: int) -> tuple[str, int]:
     plate = f"XZ{n % 1000:03d}{'ABCDEFGHJKLMNPRSTVWXYZ'[n // 1000 % 22]}A"  # Italian format
     start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    body = {"permit_id": f"BENCH-{n}", "type": "TEMP", "valid_from": start.isoformat(),
-            "valid_to": (start + dt.timedelta(days=2)).isoformat(),
-            "plates": [{"plate": plate}]}  # fmt: skip
+    body = {
+        "permit_id": f"BENCH-{n}",
+        "type": "TEMP",
+        "valid_from": start.isoformat(),
+        "valid_to": (start + dt.timedelta(days=2)).isoformat(),
+        "plates": [{"plate": plate}],
+    }
     async with session.post(base + "/v1/permits", json=body, headers=ADMIN) as r:
         reply = await r.json()
         if r.status != 201:
@@ -138,8 +147,10 @@ async def measure(topo: Topology, n_issue: int, swaps: int, connections: int) ->
                 latencies.append(max(a for a in at if a is not None) - t0)
                 load.enforced.append(plate)
                 if n % 100 == 0:
-                    print(f"  issued {n + 1}/{n_issue}, last {latencies[-1] * 1000:.0f} ms",
-                          file=sys.stderr)  # fmt: skip
+                    print(
+                        f"  issued {n + 1}/{n_issue}, last {latencies[-1] * 1000:.0f} ms",
+                        file=sys.stderr,
+                    )
             load_rate = (load.sent - sent0) / (time.monotonic() - t_start)
             # 2. snapshot swaps under load
             r = redis.Redis.from_url(topo.env["REDIS_URL"])
@@ -191,14 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"""
 | figure | value |
 |---|---:|
-| permits issued under load | {result['issued']} |
-| issue → enforced at both replicas, p50 | {result['p50_ms']:.0f} ms |
-| issue → enforced at both replicas, p99 | {result['p99_ms']:.0f} ms |
-| issue → enforced at both replicas, max | {result['max_ms']:.0f} ms |
-| transit load meanwhile (checked answers) | {result['load_per_s']:.0f}/s |
-| snapshot swaps per replica | {', '.join(map(str, result['swaps']))} |
-| failed or wrong answers during the swaps | {result['failed_during_swaps']} |
-| failed or wrong answers in all {result['transits']} transits | {result['failed_total']} |
+| permits issued under load | {result["issued"]} |
+| issue → enforced at both replicas, p50 | {result["p50_ms"]:.0f} ms |
+| issue → enforced at both replicas, p99 | {result["p99_ms"]:.0f} ms |
+| issue → enforced at both replicas, max | {result["max_ms"]:.0f} ms |
+| transit load meanwhile (checked answers) | {result["load_per_s"]:.0f}/s |
+| snapshot swaps per replica | {", ".join(map(str, result["swaps"]))} |
+| failed or wrong answers during the swaps | {result["failed_during_swaps"]} |
+| failed or wrong answers in all {result["transits"]} transits | {result["failed_total"]} |
 """)
     if result["examples"]:
         print("examples of failures:", *result["examples"], sep="\n  ")

@@ -71,8 +71,9 @@ def fill(b: Backend, permits: list[PermitRow]) -> None:
     gc.collect()
     with b.opener() as db:
         t0 = time.perf_counter()
-        n = db.bulk_insert_new(tqdm(permits, unit="permit", desc=f"fill {b.name}",
-                                    disable=None, leave=False))  # fmt: skip
+        n = db.bulk_insert_new(
+            tqdm(permits, unit="permit", desc=f"fill {b.name}", disable=None, leave=False)
+        )
         b.fill_s = time.perf_counter() - t0
         assert n == len(permits) == db.count(), (n, len(permits))
 
@@ -97,8 +98,7 @@ def rebuild_once(b: Backend, rules: Rules, history_days: int, snap_dir: Path) ->
     shutil.rmtree(snap_dir)
 
 
-def profile_rebuild(b: Backend, rules: Rules, history_days: int, snap_dir: Path,
-                    top: int) -> None:  # fmt: skip
+def profile_rebuild(b: Backend, rules: Rules, history_days: int, snap_dir: Path, top: int) -> None:
     gc.collect()
     with b.opener() as db:
         prof = cProfile.Profile()
@@ -108,8 +108,10 @@ def profile_rebuild(b: Backend, rules: Rules, history_days: int, snap_dir: Path,
     shutil.rmtree(snap_dir)
     out = io.StringIO()
     pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
-    print(f"\n### cProfile of one rebuild, {b.name} (by own time)\n\n```\n"
-          f"{out.getvalue().strip()}\n```")  # fmt: skip
+    print(
+        f"\n### cProfile of one rebuild, {b.name} (by own time)\n\n```\n"
+        f"{out.getvalue().strip()}\n```"
+    )
 
 
 def pg_database(admin_url: str) -> tuple[str, Callable[[], None]] | str:
@@ -154,8 +156,9 @@ def table(backends: list[Backend], n: int, skipped: str | None) -> str:
     def num(x: float, spec: str = ".2f") -> str:
         return "–" if x != x else format(x, spec)
 
-    def row(label: str, get: Callable[[Backend], float], spec: str = ".2f",
-            with_ratio: bool = True) -> str:  # fmt: skip
+    def row(
+        label: str, get: Callable[[Backend], float], spec: str = ".2f", with_ratio: bool = True
+    ) -> str:
         a = get(lite)
         if pg is None:
             return f"| {label} | {num(a, spec)} | skipped | – |"
@@ -166,10 +169,14 @@ def table(backends: list[Backend], n: int, skipped: str | None) -> str:
     def rounds(b: Backend | None) -> str:
         return "skipped" if b is None else ", ".join(f"{x:.2f}" for x in b.rebuild_s)
 
-    ratios = [] if pg is None else [p / s for s, p in zip(lite.rebuild_s, pg.rebuild_s,
-                                                          strict=True)]  # fmt: skip
-    ratio_text = (f"{statistics.median(ratios):.2f} ({', '.join(f'{r:.2f}' for r in ratios)})"
-                  if ratios else "–")  # fmt: skip
+    ratios = (
+        [] if pg is None else [p / s for s, p in zip(lite.rebuild_s, pg.rebuild_s, strict=True)]
+    )
+    ratio_text = (
+        f"{statistics.median(ratios):.2f} ({', '.join(f'{r:.2f}' for r in ratios)})"
+        if ratios
+        else "–"
+    )
     same = pg is None or pg.counts == lite.counts
 
     def counts(b: Backend | None) -> str:
@@ -195,8 +202,10 @@ def table(backends: list[Backend], n: int, skipped: str | None) -> str:
     ]
     out = "\n".join(lines)
     if ratios:
-        out += ("\n\nRebuild PG ÷ SQLite: ratio of the medians; per round, the median of "
-                "the per-round ratios (each round's).")  # fmt: skip
+        out += (
+            "\n\nRebuild PG ÷ SQLite: ratio of the medians; per round, the median of "
+            "the per-round ratios (each round's)."
+        )
     if skipped:
         out += f"\n\nPostgreSQL skipped: {skipped}"
     if not same:
@@ -208,14 +217,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--permits", type=int, default=1_000_000)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--pg-url", default=PG_ADMIN_URL,
-                   help="a PostgreSQL URL allowed to create databases (default: "
-                        "$VARCO_BENCH_PG_URL or the local server, user postgres)")  # fmt: skip
-    p.add_argument("--no-vacuum", action="store_true",
-                   help="skip VACUUM ANALYZE on PostgreSQL after the fill")  # fmt: skip
-    p.add_argument("--profile", type=int, metavar="TOP", default=0,
-                   help="after the rounds, cProfile one more rebuild per backend and print "
-                        "the TOP functions by own time")  # fmt: skip
+    p.add_argument(
+        "--pg-url",
+        default=PG_ADMIN_URL,
+        help="a PostgreSQL URL allowed to create databases (default: "
+        "$VARCO_BENCH_PG_URL or the local server, user postgres)",
+    )
+    p.add_argument(
+        "--no-vacuum", action="store_true", help="skip VACUUM ANALYZE on PostgreSQL after the fill"
+    )
+    p.add_argument(
+        "--profile",
+        type=int,
+        metavar="TOP",
+        default=0,
+        help="after the rounds, cProfile one more rebuild per backend and print "
+        "the TOP functions by own time",
+    )
     args = p.parse_args(argv)
     n = args.permits
 
@@ -239,9 +257,12 @@ def main(argv: list[str] | None = None) -> int:
                 pg_version = str(row[0]) if row else "?"
             backends.append(Backend("PostgreSQL", lambda: PgPermitDB(pg_url)))
         try:
-            print(f"python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, "
-                  f"PostgreSQL {pg_version} (psycopg {psycopg.__version__}, "
-                  f"{psycopg.pq.__impl__}), {os.cpu_count()} cpus", flush=True)  # fmt: skip
+            print(
+                f"python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, "
+                f"PostgreSQL {pg_version} (psycopg {psycopg.__version__}, "
+                f"{psycopg.pq.__impl__}), {os.cpu_count()} cpus",
+                flush=True,
+            )
             note(f"generating {n:,} demo permits ...")
             t0 = time.perf_counter()
             now = time.time()
@@ -254,14 +275,14 @@ def main(argv: list[str] | None = None) -> int:
             n = len(permits)
             del permits
             lite = backends[0]
-            lite.db_bytes = float(sum(f.stat().st_size for f in sqlite_path.parent.glob(
-                sqlite_path.name + "*")))  # fmt: skip
+            lite.db_bytes = float(
+                sum(f.stat().st_size for f in sqlite_path.parent.glob(sqlite_path.name + "*"))
+            )
             if len(backends) > 1:
                 pg = backends[1]
                 if args.no_vacuum:
                     with psycopg.connect(pg_url) as conn:
-                        row = conn.execute("SELECT pg_database_size(current_database())"
-                                           ).fetchone()  # fmt: skip
+                        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
                         pg.db_bytes = float(row[0]) if row else float("nan")
                 else:
                     note("VACUUM ANALYZE PostgreSQL ...")
@@ -271,16 +292,24 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 for b in backends:
                     scan(b, min_end)
-                    rebuild_once(b, rules, settings.storage.history_days,
-                                 tmp_path / f"snap-{b.name}-{r}")  # fmt: skip
-                    note(f"round {r + 1}/{args.rounds} {b.name}: scan {b.scan_s[-1]:.2f} s, "
-                         f"rebuild {b.rebuild_s[-1]:.2f} s")  # fmt: skip
+                    rebuild_once(
+                        b, rules, settings.storage.history_days, tmp_path / f"snap-{b.name}-{r}"
+                    )
+                    note(
+                        f"round {r + 1}/{args.rounds} {b.name}: scan {b.scan_s[-1]:.2f} s, "
+                        f"rebuild {b.rebuild_s[-1]:.2f} s"
+                    )
             print()
             print(table(backends, n, skipped))
             if args.profile:
                 for b in backends:
-                    profile_rebuild(b, rules, settings.storage.history_days,
-                                    tmp_path / f"snap-profile-{b.name}", args.profile)  # fmt: skip
+                    profile_rebuild(
+                        b,
+                        rules,
+                        settings.storage.history_days,
+                        tmp_path / f"snap-profile-{b.name}",
+                        args.profile,
+                    )
         finally:
             if drop is not None:
                 drop()

@@ -38,7 +38,9 @@ from loader.feedcsv import FeedReport
 from loader.store import PermitStore
 
 ROOT = Path(__file__).resolve().parent.parent
-HEADER = "numero_pass;comune;targa;principale;tipo_pass;inizio;fine;stato;data_revoca;pass_precedente"
+HEADER = (
+    "numero_pass;comune;targa;principale;tipo_pass;inizio;fine;stato;data_revoca;pass_precedente"
+)
 LETTERS = "ABCDEFGHJKLMNPRSTVWXYZ"
 
 
@@ -54,13 +56,22 @@ def export(rows: int, seed: int = 5) -> bytes:
         number = f"{comune}_{year}_{n:05d}"
         start = f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{year}"
         end = f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{year + 5}"
-        state, revoked = ("revocato", f"01/06/{year + 1}") if rng.random() < 0.03 else ("attivo", "")
+        state, revoked = (
+            ("revocato", f"01/06/{year + 1}") if rng.random() < 0.03 else ("attivo", "")
+        )
         plates = 2 if rng.random() < 0.1 and len(out) < rows else 1
         for k in range(plates):
-            plate = (rng.choice(LETTERS) + rng.choice(LETTERS) + f"{rng.randint(0, 999):03d}"
-                     + rng.choice(LETTERS) + rng.choice(LETTERS))  # fmt: skip
-            out.append(f"{number};{comune};{plate};{'S' if k == 0 else 'N'};DISABILI;{start};"
-                       f"{end};{state};{revoked};")  # fmt: skip
+            plate = (
+                rng.choice(LETTERS)
+                + rng.choice(LETTERS)
+                + f"{rng.randint(0, 999):03d}"
+                + rng.choice(LETTERS)
+                + rng.choice(LETTERS)
+            )
+            out.append(
+                f"{number};{comune};{plate};{'S' if k == 0 else 'N'};DISABILI;{start};"
+                f"{end};{state};{revoked};"
+            )
     return ("\r\n".join(out[: rows + 1]) + "\r\n").encode("cp1252")
 
 
@@ -99,8 +110,9 @@ def run(data: bytes, postgres: str | None) -> tuple[Figures, str]:
         settings, rules = load_config(ROOT / "examples" / "demo.toml", env)
         assert settings.circuit is not None
         # The demo city's circuit; the export handed over directly (no file to schedule).
-        source = Source("vivipass", "regional_csv", Path(tmp) / "unused.csv", 3600, 1.0, None,
-                        86400)  # fmt: skip
+        source = Source(
+            "vivipass", "regional_csv", Path(tmp) / "unused.csv", 3600, 1.0, None, 86400
+        )
         report = FeedReport("vivipass")
         passes, *parse_t = _timed(regional.parse_regional, data, rules, settings.circuit, report)
         n_passes = len(passes)
@@ -108,12 +120,17 @@ def run(data: bytes, postgres: str | None) -> tuple[Figures, str]:
         with _open(settings) as db:
             first, *first_t = _timed(sync.sync_source, db, rules, settings, source, data=data)
             again, *again_t = _timed(sync.sync_source, db, rules, settings, source, data=data)
-            summary = (f"{report.rows:,} rows, {n_passes:,} passes, "
-                       f"{len(report.rejects)} rejected; changed {first.changed:,} then "
-                       f"{again.changed:,}, closed {first.closed} then {again.closed}; "
-                       f"revision {again.revision:,}")  # fmt: skip
-    figures = {"parse": (parse_t[0], parse_t[1]), "first": (first_t[0], first_t[1]),
-               "again": (again_t[0], again_t[1])}  # fmt: skip
+            summary = (
+                f"{report.rows:,} rows, {n_passes:,} passes, "
+                f"{len(report.rejects)} rejected; changed {first.changed:,} then "
+                f"{again.changed:,}, closed {first.closed} then {again.closed}; "
+                f"revision {again.revision:,}"
+            )
+    figures = {
+        "parse": (parse_t[0], parse_t[1]),
+        "first": (first_t[0], first_t[1]),
+        "again": (again_t[0], again_t[1]),
+    }
     return figures, summary
 
 
@@ -123,8 +140,11 @@ def _open(settings: Settings) -> PermitStore:
     return db
 
 
-ROWS = {"parse": "parse and validate only", "first": "sync into an empty database",
-        "again": "sync again, unchanged"}  # fmt: skip
+ROWS = {
+    "parse": "parse and validate only",
+    "first": "sync into an empty database",
+    "again": "sync again, unchanged",
+}
 
 
 def _load() -> str:

@@ -41,8 +41,14 @@ ROOT = Path(__file__).resolve().parent.parent
 GATE = "PD-03"
 
 
-def lua_script(path: Path, plates: list[str], pace_ms: int | None, ts: str | None = None,
-               gate: str = GATE, tail: str = "") -> None:
+def lua_script(
+    path: Path,
+    plates: list[str],
+    pace_ms: int | None,
+    ts: str | None = None,
+    gate: str = GATE,
+    tail: str = "",
+) -> None:
     """A wrk script posting transits of `plates` in turn, each with a new event id, at the
     RFC 3339 instant `ts` (default now); `tail` is appended (e.g. a `done` function)."""
     ts = ts or time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
@@ -96,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         server = EmbeddedRedis(data / "redis")
         server.start()
         assert server.process is not None
-        subprocess.run(["taskset", "-pc", "1", str(server.process.pid)], check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["taskset", "-pc", "1", str(server.process.pid)], check=True, capture_output=True
+        )
         ports = {k: free_port() for k in kinds}
         procs = {k: start(k, ports[k], data, server.url) for k in kinds}
         sat: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
@@ -109,15 +116,21 @@ def main(argv: list[str] | None = None) -> int:
                 for k in kinds:
                     res = wrk(ports[k], fast, args.duration, args.connections)
                     sat[k].append(res)
-                    print(f"round {r + 1} saturation {k:7} {res['rps']:8.0f} req/s  p50 "
-                          f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  "
-                          f"non-2xx {res['non_2xx']:.0f}", flush=True)  # fmt: skip
+                    print(
+                        f"round {r + 1} saturation {k:7} {res['rps']:8.0f} req/s  p50 "
+                        f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  "
+                        f"non-2xx {res['non_2xx']:.0f}",
+                        flush=True,
+                    )
                 for k in kinds:
                     res = wrk(ports[k], paced, args.duration, 50)
                     pace[k].append(res)
-                    print(f"round {r + 1} paced      {k:7} {res['rps']:8.0f} req/s  p50 "
-                          f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  "
-                          f"non-2xx {res['non_2xx']:.0f}", flush=True)  # fmt: skip
+                    print(
+                        f"round {r + 1} paced      {k:7} {res['rps']:8.0f} req/s  p50 "
+                        f"{res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  "
+                        f"non-2xx {res['non_2xx']:.0f}",
+                        flush=True,
+                    )
             r_ = redis.Redis.from_url(server.url)
             logged = r_.xlen(Keys("varco").transits)
             r_.close()
@@ -130,23 +143,30 @@ def main(argv: list[str] | None = None) -> int:
     def med(runs: list[dict[str, float]], m: str) -> float:
         return statistics.median(x[m] for x in runs)
 
-    print(f"\nmedians of {args.rounds} rounds, {args.permits:,} permits, {args.connections} "
-          "connections for saturation; servers on core 0, "
-          "wrk and Redis on core 1")  # fmt: skip
+    print(
+        f"\nmedians of {args.rounds} rounds, {args.permits:,} permits, {args.connections} "
+        "connections for saturation; servers on core 0, "
+        "wrk and Redis on core 1"
+    )
     print(f"{'saturation':12}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}")
     base = med(sat["empty"], "rps")
     for k in kinds:
-        print(f"{k:12}{med(sat[k], 'rps'):>10.0f}{med(sat[k], 'p50_ms'):>9.2f}"
-              f"{med(sat[k], 'p99_ms'):>9.2f}{med(sat[k], 'rps') / base:>8.2f}")  # fmt: skip
+        print(
+            f"{k:12}{med(sat[k], 'rps'):>10.0f}{med(sat[k], 'p50_ms'):>9.2f}"
+            f"{med(sat[k], 'p99_ms'):>9.2f}{med(sat[k], 'rps') / base:>8.2f}"
+        )
     per_round = [b["rps"] / a["rps"] for a, b in zip(sat["empty"], sat["logged"], strict=True)]
-    print(f"logged/empty per round: {', '.join(f'{x:.2f}' for x in per_round)} "
-          f"(target >= 0.80)")  # fmt: skip
+    print(f"logged/empty per round: {', '.join(f'{x:.2f}' for x in per_round)} (target >= 0.80)")
     print(f"\n{'paced':12}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     for k in kinds:
-        print(f"{k:12}{med(pace[k], 'rps'):>10.0f}{med(pace[k], 'p50_ms'):>9.2f}"
-              f"{med(pace[k], 'p99_ms'):>9.2f}")  # fmt: skip
-    print(f"acknowledgement p99 with durable logging at ~{med(pace['logged'], 'rps'):.0f}/s: "
-          f"{med(pace['logged'], 'p99_ms'):.2f} ms (target <= 10 ms)")
+        print(
+            f"{k:12}{med(pace[k], 'rps'):>10.0f}{med(pace[k], 'p50_ms'):>9.2f}"
+            f"{med(pace[k], 'p99_ms'):>9.2f}"
+        )
+    print(
+        f"acknowledgement p99 with durable logging at ~{med(pace['logged'], 'rps'):.0f}/s: "
+        f"{med(pace['logged'], 'p99_ms'):.2f} ms (target <= 10 ms)"
+    )
     print(f"transits in the Redis stream at the end: {logged:,}")
     return 0
 

@@ -18,8 +18,14 @@ from .cameras_posts import unique_bodies
 from .cameras_server import start
 
 
-def count_instructions(port: int, data: Path, endpoints: dict[str, Any], plates: list[str],
-                       at: dt.datetime, args: argparse.Namespace) -> int:
+def count_instructions(
+    port: int,
+    data: Path,
+    endpoints: dict[str, Any],
+    plates: list[str],
+    at: dt.datetime,
+    args: argparse.Namespace,
+) -> int:
     """Instructions per post, each endpoint in turn, two rounds (they should agree)."""
     if not instructions.available():
         print("needs valgrind (Debian: apt-get install valgrind)", file=sys.stderr)
@@ -48,14 +54,17 @@ def count_instructions(port: int, data: Path, endpoints: dict[str, Any], plates:
                     instructions.post(port, url_path, headers, posts[:200], 8)
                     continue
 
-                def send(b: list[bytes] = posts, u: str = url_path,
-                         h: dict[str, str] = headers) -> None:  # fmt: skip
+                def send(
+                    b: list[bytes] = posts, u: str = url_path, h: dict[str, str] = headers
+                ) -> None:
                     instructions.post(port, u, h, b, 8)
 
                 keep = None if args.keep_dumps is None else args.keep_dumps / f"{name}.{r}"
                 per_post[name].append(counter.count(send, keep) / len(posts))
-                print(f"round {r} {name:16} {per_post[name][-1]:12,.0f} instructions "
-                      "per post", flush=True)  # fmt: skip
+                print(
+                    f"round {r} {name:16} {per_post[name][-1]:12,.0f} instructions per post",
+                    flush=True,
+                )
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -63,10 +72,14 @@ def count_instructions(port: int, data: Path, endpoints: dict[str, Any], plates:
             redis.stop()
     native = statistics.mean(per_post["native"])
     log = "durable transit log on Redis" if args.log else "no transit log"
-    print(f"\n{args.instructions:,} posts per endpoint and round, {args.permits:,} permits, "
-          f"8 connections, {log}, counted by callgrind")
-    print(f"{'':16}{'instr/post':>12}{'ratio':>8}  (ratio = native's / the vendor's: the "
-          "throughput share a quiet core would give)")
+    print(
+        f"\n{args.instructions:,} posts per endpoint and round, {args.permits:,} permits, "
+        f"8 connections, {log}, counted by callgrind"
+    )
+    print(
+        f"{'':16}{'instr/post':>12}{'ratio':>8}  (ratio = native's / the vendor's: the "
+        "throughput share a quiet core would give)"
+    )
     for name, counts in per_post.items():
         mean = statistics.mean(counts)
         flag = "" if name == "native" else ("  ok" if native / mean >= 0.85 else "  over 15 %")

@@ -38,6 +38,7 @@ def serve(port: int, redis_url: str | None) -> None:
 
     async def freeze(app: web.Application) -> None:  # as `varco serve` does once started
         freeze_startup_objects()
+
     app.on_startup.append(freeze)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
@@ -63,8 +64,10 @@ def _gc_counter() -> Callable[[Any], Any]:
     gc.callbacks.append(count)
 
     async def handler(request: Any) -> Any:
-        return web.json_response({"collections": collections, "seconds": seconds[0],
-                                  "tracked": len(gc.get_objects())})
+        return web.json_response(
+            {"collections": collections, "seconds": seconds[0], "tracked": len(gc.get_objects())}
+        )
+
     return handler
 
 
@@ -76,34 +79,50 @@ def server_counters(pid: int, port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/_bench/gc", timeout=5) as r:
         gc = json.loads(r.read())
     metrics = _metrics(port)
-    return {"user": int(fields[11]) / tick, "system": int(fields[12]) / tick,
-            "faults": int(fields[7]), "gc_runs": gc["collections"], "gc": gc["seconds"],
-            "tracked": gc["tracked"], "spooled": metrics.get("varco_transits_spooled_total", 0),
-            "retries": metrics.get("varco_transits_duplicate_total", 0)}  # fmt: skip
+    return {
+        "user": int(fields[11]) / tick,
+        "system": int(fields[12]) / tick,
+        "faults": int(fields[7]),
+        "gc_runs": gc["collections"],
+        "gc": gc["seconds"],
+        "tracked": gc["tracked"],
+        "spooled": metrics.get("varco_transits_spooled_total", 0),
+        "retries": metrics.get("varco_transits_duplicate_total", 0),
+    }
 
 
 def _metrics(port: int) -> dict[str, float]:
     """The server's unlabelled /metrics values."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         lines = r.read().decode().splitlines()
-    return {name: float(value) for name, _, value in (line.partition(" ") for line in lines)
-            if value and not name.startswith("#") and "{" not in name}
+    return {
+        name: float(value)
+        for name, _, value in (line.partition(" ") for line in lines)
+        if value and not name.startswith("#") and "{" not in name
+    }
 
 
 def per_post(before: dict[str, Any], after: dict[str, Any], posts: float) -> dict[str, Any]:
     """What one run cost the server per post (µs, page faults) between two counter reads."""
+
     def us(key: str) -> float:
         return (after[key] - before[key]) / posts * 1e6
 
-    return {"user_us": us("user"), "sys_us": us("system"), "cpu_us": us("user") + us("system"),
-            "gc_us": us("gc"), "faults": (after["faults"] - before["faults"]) / posts,
-            "gc_runs": "/".join(str(b - a) for a, b in zip(before["gc_runs"], after["gc_runs"],
-                                                             strict=True)),
-            "tracked": after["tracked"],
-            # Posts the log put in the local spool: Redis stalled past the write timeout (its
-            # fsync behind other disk writes), and a spooled post costs another path's CPU.
-            "spooled": after["spooled"] - before["spooled"],
-            "retries": after["retries"] - before["retries"]}  # fmt: skip
+    return {
+        "user_us": us("user"),
+        "sys_us": us("system"),
+        "cpu_us": us("user") + us("system"),
+        "gc_us": us("gc"),
+        "faults": (after["faults"] - before["faults"]) / posts,
+        "gc_runs": "/".join(
+            str(b - a) for a, b in zip(before["gc_runs"], after["gc_runs"], strict=True)
+        ),
+        "tracked": after["tracked"],
+        # Posts the log put in the local spool: Redis stalled past the write timeout (its
+        # fsync behind other disk writes), and a spooled post costs another path's CPU.
+        "spooled": after["spooled"] - before["spooled"],
+        "retries": after["retries"] - before["retries"],
+    }
 
 
 def sample(pid: int, out: Path, name: str, duration: int) -> subprocess.Popen[bytes]:
@@ -114,15 +133,33 @@ def sample(pid: int, out: Path, name: str, duration: int) -> subprocess.Popen[by
     out.mkdir(parents=True, exist_ok=True)
     n = len(list(out.glob(f"{name}.*.txt")))
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    return subprocess.Popen(["taskset", "-c", "1", spy, "record", "--pid", str(pid),
-                             "--format", "raw", "--rate", "100", "--native",
-                             "--duration", str(duration),
-                             "--output", str(out / f"{name}.{n}.txt")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "1",
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "100",
+            "--native",
+            "--duration",
+            str(duration),
+            "--output",
+            str(out / f"{name}.{n}.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
-def start(port: int, data_dir: Path, callgrind: bool = False,
-          redis_url: str | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
+def start(
+    port: int, data_dir: Path, callgrind: bool = False, redis_url: str | None = None
+) -> subprocess.Popen[bytes]:
     """serve() in a process of its own (`python -m bench.bench_cameras --serve PORT`) pinned
     to core 0, under callgrind if asked; returned once it answers /readyz."""
     env = dict(os.environ, VARCO_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT), REDIS_URL="off")
@@ -131,8 +168,13 @@ def start(port: int, data_dir: Path, callgrind: bool = False,
         cmd += ["--redis", redis_url]
     if callgrind:
         cmd = instructions.under_callgrind(cmd, data_dir)
-    proc = subprocess.Popen(["taskset", "-c", "0", *cmd], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        ["taskset", "-c", "0", *cmd],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + (600 if callgrind else 60)
     while time.monotonic() < deadline:
         try:

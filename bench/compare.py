@@ -72,42 +72,78 @@ def machine(load_key: str) -> dict[str, Any]:
         cpu = found.group(1).strip() if found else cpu
     except OSError:
         pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "date": dt.datetime.now().isoformat(timespec="seconds"),
-            load_key: " ".join(f"{x:.2f}" for x in os.getloadavg())}  # fmt: skip
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        load_key: " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--permits", type=int, nargs="*", default=[1_000_000],
-                   help="sizes for the HTTP figures (default 1000000; none: skip them)")
+    p.add_argument(
+        "--permits",
+        type=int,
+        nargs="*",
+        default=[1_000_000],
+        help="sizes for the HTTP figures (default 1000000; none: skip them)",
+    )
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     p.add_argument("--connections", type=int, default=32)
-    p.add_argument("--also-connections", type=int, nargs="*", default=[],
-                   help="more loads per round, e.g. 128: with more requests in flight the "
-                   "durable log's group commit gathers more transits per fsync")  # fmt: skip
+    p.add_argument(
+        "--also-connections",
+        type=int,
+        nargs="*",
+        default=[],
+        help="more loads per round, e.g. 128: with more requests in flight the "
+        "durable log's group commit gathers more transits per fsync",
+    )
     p.add_argument("--verify", type=int, default=1000, help="requests in the verification sample")
-    p.add_argument("--index-sizes", type=int, nargs="*",
-                   default=[1_000_000, 10_000_000, 30_000_000],
-                   help="sizes for the in-process lookup time and memory (none: skip)")  # fmt: skip
-    p.add_argument("--dict-max", type=int, default=10_000_000,
-                   help="measure the dict baseline up to this size (~300 bytes a permit)")
-    p.add_argument("--pg-dsn", default=os.environ.get("BENCH_PG_DSN",
-                                                      "postgresql://postgres@127.0.0.1:5432/postgres"),
-                   help="a PostgreSQL where a throwaway database may be created")  # fmt: skip
-    p.add_argument("--pg-socket", default="/var/run/postgresql" if Path(
-        "/var/run/postgresql").is_dir() else "", help="peer (d) connects through this Unix "
-        "socket directory, as (c) and (e) reach Redis ('' for the DSN's TCP address)")  # fmt: skip
+    p.add_argument(
+        "--index-sizes",
+        type=int,
+        nargs="*",
+        default=[1_000_000, 10_000_000, 30_000_000],
+        help="sizes for the in-process lookup time and memory (none: skip)",
+    )
+    p.add_argument(
+        "--dict-max",
+        type=int,
+        default=10_000_000,
+        help="measure the dict baseline up to this size (~300 bytes a permit)",
+    )
+    p.add_argument(
+        "--pg-dsn",
+        default=os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL where a throwaway database may be created",
+    )
+    p.add_argument(
+        "--pg-socket",
+        default="/var/run/postgresql" if Path("/var/run/postgresql").is_dir() else "",
+        help="peer (d) connects through this Unix "
+        "socket directory, as (c) and (e) reach Redis ('' for the DSN's TCP address)",
+    )
     p.add_argument("--pg-pool", type=int, default=16, help="asyncpg pool size of peer (d)")
-    p.add_argument("--profile", nargs="*", choices=KINDS, default=[],
-                   help="after the rounds, py-spy these servers under load")
+    p.add_argument(
+        "--profile",
+        nargs="*",
+        choices=KINDS,
+        default=[],
+        help="after the rounds, py-spy these servers under load",
+    )
     p.add_argument("--profile-seconds", type=int, default=10)
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--plots", type=Path, default=PLOTS)
     p.add_argument("--profiles", type=Path, default=PROFILES)
-    p.add_argument("--replot", action="store_true",
-                   help="only redraw the plots and reprint the tables from --results")
+    p.add_argument(
+        "--replot",
+        action="store_true",
+        help="only redraw the plots and reprint the tables from --results",
+    )
     args = p.parse_args(argv)
     if args.replot:
         res = json.loads(args.results.read_text())
@@ -116,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             print("needs wrk and taskset (Debian: apt-get install wrk util-linux)", file=sys.stderr)
             return 2
         res = {"machine": machine("load_start"), "sizes": [], "index": []}
-        res["command"] = " ".join(["python -m bench.compare", *(argv if argv is not None
-                                                                else sys.argv[1:])])  # fmt: skip
+        res["command"] = " ".join(
+            ["python -m bench.compare", *(argv if argv is not None else sys.argv[1:])]
+        )
         try:
             for n in args.permits:
                 res["sizes"].append(measure_size(args, n))

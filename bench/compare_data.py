@@ -75,12 +75,16 @@ def make_dataset(n: int, seed: int = 3, t: int | None = None) -> Dataset:
     start[future] = t + rng.integers(1, 30 * DAY, future.sum())
     end[future] = start[future] + rng.integers(DAY, 365 * DAY, future.sum())
     edge = rng.choice(n_plates, 100, replace=False)  # their first permit sits on an edge
-    for part, (s, e) in zip(np.array_split(edge, 4), ((t, t + DAY), (t - 10 * DAY, t),
-                                                      (t - DAY, t + 1), (t + 1, t + DAY)), strict=True):  # fmt: skip
+    for part, (s, e) in zip(
+        np.array_split(edge, 4),
+        ((t, t + DAY), (t - 10 * DAY, t), (t - DAY, t + 1), (t + 1, t + DAY)),
+        strict=True,
+    ):
         start[part], end[part] = s, e
     types = tuple(rules.types)
-    plain = [i for i, c in enumerate(types) if not rules.types[c].restricted
-             and not rules.types[c].cude]  # fmt: skip
+    plain = [
+        i for i, c in enumerate(types) if not rules.types[c].restricted and not rules.types[c].cude
+    ]
     type_no = rng.choice(plain, n)
     masks = np.array([zone_mask(rules.types[c].zones, tuple(rules.zones)) for c in types])
     others = rng.choice(np.setdiff1d(np.arange(n_plates), edge), 700, replace=False)
@@ -92,8 +96,17 @@ def make_dataset(n: int, seed: int = 3, t: int | None = None) -> Dataset:
 def publish_snapshot(ds: Dataset, data: Path) -> Path:
     settings, rules = load_config(CONFIG, {"VARCO_DATA_DIR": str(data)})
     meta = IndexMeta(1, int(time.time()), tuple(rules.types), tuple(rules.zones))
-    index = build_index(meta, ds.keys, ds.start, ds.end, ds.zones, np.arange(ds.n), ds.type_no,
-                        np.ones(ds.n), ds.ids())  # fmt: skip
+    index = build_index(
+        meta,
+        ds.keys,
+        ds.start,
+        ds.end,
+        ds.zones,
+        np.arange(ds.n),
+        ds.type_no,
+        np.ones(ds.n),
+        ds.ids(),
+    )
     return publish(index, settings.storage.snapshot_dir, max_shrink=1.0)
 
 
@@ -111,21 +124,33 @@ def load_postgres(ds: Dataset, dsn: str) -> dict[str, float]:
 
     t0 = time.perf_counter()
     with psycopg.connect(dsn, autocommit=True) as con:
-        con.execute(f"CREATE TABLE {TABLE} (plate text NOT NULL, permit_id text NOT NULL, "
-                    "valid_from bigint NOT NULL, valid_to bigint NOT NULL, zones int NOT NULL)")  # fmt: skip
+        con.execute(
+            f"CREATE TABLE {TABLE} (plate text NOT NULL, permit_id text NOT NULL, "
+            "valid_from bigint NOT NULL, valid_to bigint NOT NULL, zones int NOT NULL)"
+        )
         with con.cursor() as cur, cur.copy(f"COPY {TABLE} FROM STDIN") as copy:
             for part in _chunks(ds.n, 200_000):
                 plates = plate_texts(ds.keys[part])
-                rows = zip(plates, range(part.start, part.stop), ds.start[part].tolist(),
-                           ds.end[part].tolist(), ds.zones[part].tolist(), strict=True)  # fmt: skip
+                rows = zip(
+                    plates,
+                    range(part.start, part.stop),
+                    ds.start[part].tolist(),
+                    ds.end[part].tolist(),
+                    ds.zones[part].tolist(),
+                    strict=True,
+                )
                 copy.write("".join(f"{p}\tPD-{i:08d}\t{s}\t{e}\t{z}\n" for p, i, s, e, z in rows))
         con.execute(f"CREATE INDEX {TABLE}_plate ON {TABLE} (plate)")
         con.execute(f"VACUUM ANALYZE {TABLE}")
         size = con.execute(f"SELECT pg_total_relation_size('{TABLE}')").fetchone()[0]  # type: ignore[index]
         version = con.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
         shared = con.execute("SHOW shared_buffers").fetchone()[0]  # type: ignore[index]
-    return {"load_s": time.perf_counter() - t0, "bytes_per_permit": size / ds.n,
-            "version": version, "shared_buffers": shared}  # fmt: skip
+    return {
+        "load_s": time.perf_counter() - t0,
+        "bytes_per_permit": size / ds.n,
+        "version": version,
+        "shared_buffers": shared,
+    }
 
 
 def load_redis(ds: Dataset, url: str) -> dict[str, float]:
@@ -146,8 +171,11 @@ def load_redis(ds: Dataset, url: str) -> dict[str, float]:
         lo, hi = firsts[part.start], (firsts[part.stop] if part.stop < len(firsts) else len(keys))
         rows = order[lo:hi]
         plates = plate_texts(keys[lo:hi])
-        starts, ends, zones = (ds.start[rows].tolist(), ds.end[rows].tolist(),
-                               ds.zones[rows].tolist())  # fmt: skip
+        starts, ends, zones = (
+            ds.start[rows].tolist(),
+            ds.end[rows].tolist(),
+            ds.zones[rows].tolist(),
+        )
         ids = rows.tolist()
         mapping: dict[str, bytes] = {}
         batch: dict[str, list[tuple[str, int, int, int]]] = {}
@@ -163,9 +191,11 @@ def load_redis(ds: Dataset, url: str) -> dict[str, float]:
     info = r.info("memory")
     version = r.info("server")["redis_version"]
     r.close()
-    return {"load_s": time.perf_counter() - t0,
-            "bytes_per_permit": (int(info["used_memory"]) - before) / ds.n,
-            "version": version}  # fmt: skip
+    return {
+        "load_s": time.perf_counter() - t0,
+        "bytes_per_permit": (int(info["used_memory"]) - before) / ds.n,
+        "version": version,
+    }
 
 
 def with_db(dsn: str, db: str, socket_dir: str = "") -> str:

@@ -9,8 +9,13 @@ from typing import Any
 
 from .compare_run import KINDS, LABELS
 
-COLORS = {"empty": "#9e9e9e", "check": "#1f77b4", "logged": "#4a90d9", "pg": "#d62728",
-          "redis": "#ff7f0e"}  # fmt: skip
+COLORS = {
+    "empty": "#9e9e9e",
+    "check": "#1f77b4",
+    "logged": "#4a90d9",
+    "pg": "#d62728",
+    "redis": "#ff7f0e",
+}
 
 
 def plot(res: dict[str, Any], out: Path) -> list[Path]:
@@ -33,8 +38,9 @@ def plot(res: dict[str, Any], out: Path) -> list[Path]:
     if sizes:
         # Latency distribution per backend: a panel per size (columns) and load (rows).
         loads = (("c32", "32 connections"), ("c1", "1 connection"))
-        fig, axes = plt.subplots(len(loads), len(sizes), figsize=(6.5 * len(sizes), 4.2 * len(loads)),
-                                 squeeze=False)  # fmt: skip
+        fig, axes = plt.subplots(
+            len(loads), len(sizes), figsize=(6.5 * len(sizes), 4.2 * len(loads)), squeeze=False
+        )
         for row, (load, what) in enumerate(loads):
             for ax, size in zip(axes[row], sizes, strict=True):
                 for k in KINDS:
@@ -60,30 +66,60 @@ def plot(res: dict[str, Any], out: Path) -> list[Path]:
         width = 0.8 / len(sizes)
         names = [LABELS[k].replace(" + ", "\n+ ").replace(") ", ")\n") for k in KINDS]
         for ax, metric, title, ylabel in (
-            (axes2[0], "rps", "Throughput, 32 connections, server on one core",
-             "requests/s (median; whiskers: min-max of rounds)"),
-            (axes2[1], "cpu_us", "Server CPU per request (robust to the neighbours' load)",
-             "µs of server CPU per request (median)"),
-        ):  # fmt: skip
+            (
+                axes2[0],
+                "rps",
+                "Throughput, 32 connections, server on one core",
+                "requests/s (median; whiskers: min-max of rounds)",
+            ),
+            (
+                axes2[1],
+                "cpu_us",
+                "Server CPU per request (robust to the neighbours' load)",
+                "µs of server CPU per request (median)",
+            ),
+        ):
             for j, size in enumerate(sizes):
-                runs = {k: [r[metric] for r in size["runs"][k]["c32"] if metric in r] for k in KINDS}
+                runs = {
+                    k: [r[metric] for r in size["runs"][k]["c32"] if metric in r] for k in KINDS
+                }
                 if not all(runs.values()):
                     continue
                 meds = [statistics.median(runs[k]) for k in KINDS]
                 lo = [m - min(runs[k]) for m, k in zip(meds, KINDS, strict=True)]
                 hi = [max(runs[k]) - m for m, k in zip(meds, KINDS, strict=True)]
                 xs = [i + (j - (len(sizes) - 1) / 2) * width for i in range(len(KINDS))]
-                bars = ax.bar(xs, meds, width * 0.95, yerr=[lo, hi], capsize=3,
-                              color=[COLORS[k] for k in KINDS], alpha=1.0 - 0.35 * j,
-                              edgecolor="k", linewidth=0.3,
-                              label=f"{size['permits']:,} permits")  # fmt: skip
+                bars = ax.bar(
+                    xs,
+                    meds,
+                    width * 0.95,
+                    yerr=[lo, hi],
+                    capsize=3,
+                    color=[COLORS[k] for k in KINDS],
+                    alpha=1.0 - 0.35 * j,
+                    edgecolor="k",
+                    linewidth=0.3,
+                    label=f"{size['permits']:,} permits",
+                )
                 for b, m in zip(bars, meds, strict=True):
-                    ax.text(b.get_x() + b.get_width() / 2, m * 0.05, f"{m / meds[0]:.2f}",
-                            ha="center", fontsize=8, color="white", rotation=90)  # fmt: skip
+                    ax.text(
+                        b.get_x() + b.get_width() / 2,
+                        m * 0.05,
+                        f"{m / meds[0]:.2f}",
+                        ha="center",
+                        fontsize=8,
+                        color="white",
+                        rotation=90,
+                    )
                 if j == 0 and metric == "rps":
                     for frac, style in ((0.85, "--"), (0.80, ":")):
-                        ax.axhline(meds[0] * frac, color="k", ls=style, lw=0.8,
-                                   label=f"{frac:.2f} × (a), {size['permits']:,}")  # fmt: skip
+                        ax.axhline(
+                            meds[0] * frac,
+                            color="k",
+                            ls=style,
+                            lw=0.8,
+                            label=f"{frac:.2f} × (a), {size['permits']:,}",
+                        )
             ax.set_xticks(range(len(KINDS)), names, fontsize=8)
             ax.set_ylabel(ylabel)
             ax.set_title(title, fontsize=10)
@@ -95,36 +131,77 @@ def plot(res: dict[str, Any], out: Path) -> list[Path]:
     idx = res.get("index") or []
     if idx:
         xs = [r["permits"] for r in idx]
-        ax.plot(xs, [r["index_bytes_per_permit"] for r in idx], "o-", color=COLORS["check"],
-                label="Varco index (lookup structure)")  # fmt: skip
-        ax.plot(xs, [r["with_ids_bytes_per_permit"] for r in idx], "o--", color=COLORS["check"],
-                label="Varco index with permit ids")  # fmt: skip
+        ax.plot(
+            xs,
+            [r["index_bytes_per_permit"] for r in idx],
+            "o-",
+            color=COLORS["check"],
+            label="Varco index (lookup structure)",
+        )
+        ax.plot(
+            xs,
+            [r["with_ids_bytes_per_permit"] for r in idx],
+            "o--",
+            color=COLORS["check"],
+            label="Varco index with permit ids",
+        )
         dx = [r for r in idx if "dict_bytes_per_permit" in r]
         if dx:
-            ax.plot([r["permits"] for r in dx], [r["dict_bytes_per_permit"] for r in dx], "s-",
-                    color="#2ca02c", label="Python dict of the same plates")  # fmt: skip
+            ax.plot(
+                [r["permits"] for r in dx],
+                [r["dict_bytes_per_permit"] for r in dx],
+                "s-",
+                color="#2ca02c",
+                label="Python dict of the same plates",
+            )
     if sizes:
         xs = [s["permits"] for s in sizes]
-        ax.plot(xs, [s["snapshot_bytes_per_permit"] for s in sizes], "^:", color=COLORS["logged"],
-                label="Varco snapshot file (benchmark data)")  # fmt: skip
-        ax.plot(xs, [s["pg"]["bytes_per_permit"] for s in sizes], "D-", color=COLORS["pg"],
-                label="PostgreSQL table + btree index")  # fmt: skip
-        ax.plot(xs, [s["redis"]["bytes_per_permit"] for s in sizes], "v-", color=COLORS["redis"],
-                label="Redis used_memory")  # fmt: skip
+        ax.plot(
+            xs,
+            [s["snapshot_bytes_per_permit"] for s in sizes],
+            "^:",
+            color=COLORS["logged"],
+            label="Varco snapshot file (benchmark data)",
+        )
+        ax.plot(
+            xs,
+            [s["pg"]["bytes_per_permit"] for s in sizes],
+            "D-",
+            color=COLORS["pg"],
+            label="PostgreSQL table + btree index",
+        )
+        ax.plot(
+            xs,
+            [s["redis"]["bytes_per_permit"] for s in sizes],
+            "v-",
+            color=COLORS["redis"],
+            label="Redis used_memory",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
-        lambda x, _: f"{x / 1e6:g} M" if x >= 1e6 else f"{x / 1e3:g} k"))  # fmt: skip
+    ax.xaxis.set_major_formatter(
+        matplotlib.ticker.FuncFormatter(
+            lambda x, _: f"{x / 1e6:g} M" if x >= 1e6 else f"{x / 1e3:g} k"
+        )
+    )
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
-        lambda y, _: f"{y:g}" if str(round(y))[0] in "25" else ""))  # fmt: skip
+    ax.yaxis.set_minor_formatter(
+        matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}" if str(round(y))[0] in "25" else "")
+    )
     for i, line in enumerate(ax.get_lines()):  # the value at each point, lines alternating
         for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True):
-            ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points",
-                        xytext=(4, 3 if i % 2 else -10), fontsize=7, color=line.get_color())  # fmt: skip
+            ax.annotate(
+                f"{y:.0f}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(4, 3 if i % 2 else -10),
+                fontsize=7,
+                color=line.get_color(),
+            )
     sizes_seen = sorted({r["permits"] for r in idx} | {x["permits"] for x in sizes})
-    ax.set_xticks(sizes_seen, [f"{x / 1e6:g} M" if x >= 1e6 else f"{x / 1e3:g} k"
-                               for x in sizes_seen])  # fmt: skip
+    ax.set_xticks(
+        sizes_seen, [f"{x / 1e6:g} M" if x >= 1e6 else f"{x / 1e3:g} k" for x in sizes_seen]
+    )
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("permits")
     ax.set_ylabel("bytes per permit")

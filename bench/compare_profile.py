@@ -14,17 +14,34 @@ from pathlib import Path
 from .bench_http import wrk_raw
 
 
-def profile(pid: int, port: int, script: Path, seconds: int,
-            out: Path) -> dict[str, list[tuple[str, float]]]:  # fmt: skip
+def profile(
+    pid: int, port: int, script: Path, seconds: int, out: Path
+) -> dict[str, list[tuple[str, float]]]:
     """py-spy (if installed) on `pid` while wrk loads it: collapsed stacks into `out`, and the
     functions with the largest share of the busy samples (profile_summary)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         print("py-spy is not installed: no profile", file=sys.stderr)
         return {}
-    rec = subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "250",
-                            "-f", "raw", "-o", str(out), "--nonblocking"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    rec = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "-p",
+            str(pid),
+            "-d",
+            str(seconds),
+            "-r",
+            "250",
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     time.sleep(0.5)
     wrk_raw(port, script, seconds, 32)
     _, err = rec.communicate(timeout=seconds + 60)
@@ -56,8 +73,10 @@ def _frames(collapsed: str, top: int) -> tuple[list[tuple[str, float]], list[tup
         own[names[-1]] += n
     if not total:
         return [], []
-    return ([(k, v / total) for k, v in inclusive.most_common(top)],
-            [(k, v / total) for k, v in own.most_common(top)])  # fmt: skip
+    return (
+        [(k, v / total) for k, v in inclusive.most_common(top)],
+        [(k, v / total) for k, v in own.most_common(top)],
+    )
 
 
 def profile_summary(collapsed: str, top: int = 18) -> dict[str, list[tuple[str, float]]]:

@@ -20,8 +20,10 @@ def summary(size: dict[str, Any]) -> dict[str, Any]:
     runs = size["runs"]
     s: dict[str, Any] = {}
     for k in KINDS:
-        s[k] = {load: {m: med(runs[k][load], m) for m in ("rps", "p50_ms", "p99_ms", "non_2xx")}
-                for load in runs[k]}  # fmt: skip
+        s[k] = {
+            load: {m: med(runs[k][load], m) for m in ("rps", "p50_ms", "p99_ms", "non_2xx")}
+            for load in runs[k]
+        }
         for load in runs[k]:
             cpu = [r["cpu_us"] for r in runs[k][load] if "cpu_us" in r]
             s[k][load]["cpu_us"] = statistics.median(cpu) if cpu else float("nan")
@@ -33,9 +35,17 @@ def summary(size: dict[str, Any]) -> dict[str, Any]:
     def per_round(a: str, b: str) -> list[float]:
         return [x["rps"] / y["rps"] for x, y in zip(runs[a]["c32"], runs[b]["c32"], strict=True)]
 
-    s["per_round"] = {f"{a}/{b}": per_round(a, b) for a, b in
-                      (("check", "empty"), ("logged", "empty"), ("check", "pg"),
-                       ("check", "redis"), ("logged", "pg"), ("logged", "redis"))}  # fmt: skip
+    s["per_round"] = {
+        f"{a}/{b}": per_round(a, b)
+        for a, b in (
+            ("check", "empty"),
+            ("logged", "empty"),
+            ("check", "pg"),
+            ("check", "redis"),
+            ("logged", "pg"),
+            ("logged", "redis"),
+        )
+    }
     return s
 
 
@@ -50,37 +60,51 @@ TARGETS = (  # (label, numerator, denominator, minimum, DESIGN §5 wording)
 def report(res: dict[str, Any]) -> str:
     lines = []
     m = res["machine"]
-    lines.append(f"machine: {m['cpu']}, {m['cpus']} cpus; python {m['python']}; "
-                 f"load average at start {m['load_start']}, at end {m.get('load_end', '?')}")  # fmt: skip
+    lines.append(
+        f"machine: {m['cpu']}, {m['cpus']} cpus; python {m['python']}; "
+        f"load average at start {m['load_start']}, at end {m.get('load_end', '?')}"
+    )
     for size in res["sizes"]:
         s = summary(size)
         n = size["permits"]
         rounds = len(size["runs"]["empty"]["c32"])
-        lines.append(f"\n{n:,} permits: medians of {rounds} rounds; servers on core 0, wrk, Redis "
-                     "and the PostgreSQL backends on core 1")  # fmt: skip
-        lines.append("| server | req/s (32 conn.) | ÷ (a) | p50 ms | p99 ms | p99 ÷ (a) | "
-                     "server CPU µs/req | ÷ (a) | 1 conn.: req/s | p50 ms | p99 ms |")  # fmt: skip
+        lines.append(
+            f"\n{n:,} permits: medians of {rounds} rounds; servers on core 0, wrk, Redis "
+            "and the PostgreSQL backends on core 1"
+        )
+        lines.append(
+            "| server | req/s (32 conn.) | ÷ (a) | p50 ms | p99 ms | p99 ÷ (a) | "
+            "server CPU µs/req | ÷ (a) | 1 conn.: req/s | p50 ms | p99 ms |"
+        )
         lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for k in KINDS:
             a, c = s[k]["c32"], s[k]["c1"]
-            lines.append(f"| {LABELS[k]} | {a['rps']:,.0f} | {s[k]['ratio']:.2f} | "
-                         f"{a['p50_ms']:.2f} | {a['p99_ms']:.2f} | {s[k]['p99_ratio']:.2f} | "
-                         f"{a['cpu_us']:.0f} | {a['cpu_us'] / s['empty']['c32']['cpu_us']:.2f} | "
-                         f"{c['rps']:,.0f} | {c['p50_ms']:.3f} | {c['p99_ms']:.3f} |")  # fmt: skip
+            lines.append(
+                f"| {LABELS[k]} | {a['rps']:,.0f} | {s[k]['ratio']:.2f} | "
+                f"{a['p50_ms']:.2f} | {a['p99_ms']:.2f} | {s[k]['p99_ratio']:.2f} | "
+                f"{a['cpu_us']:.0f} | {a['cpu_us'] / s['empty']['c32']['cpu_us']:.2f} | "
+                f"{c['rps']:,.0f} | {c['p50_ms']:.3f} | {c['p99_ms']:.3f} |"
+            )
         extra = [load for load in size["runs"]["empty"] if load not in ("c32", "c1")]
         for load in extra:
             lines.append(f"\n{load[1:]} connections | req/s | ÷ (a) | p50 ms | p99 ms |")
             lines.append("|---|---:|---:|---:|---:|")
             for k in KINDS:
                 a = s[k][load]
-                lines.append(f"| {LABELS[k]} | {a['rps']:,.0f} | "
-                             f"{a['rps'] / s['empty'][load]['rps']:.2f} | {a['p50_ms']:.2f} | "
-                             f"{a['p99_ms']:.2f} |")  # fmt: skip
-        errors = {k: sum(r["non_2xx"] for load in size["runs"][k] for r in size["runs"][k][load])
-                  for k in KINDS}  # fmt: skip
+                lines.append(
+                    f"| {LABELS[k]} | {a['rps']:,.0f} | "
+                    f"{a['rps'] / s['empty'][load]['rps']:.2f} | {a['p50_ms']:.2f} | "
+                    f"{a['p99_ms']:.2f} |"
+                )
+        errors = {
+            k: sum(r["non_2xx"] for load in size["runs"][k] for r in size["runs"][k][load])
+            for k in KINDS
+        }
         lines.append("non-2xx answers: " + ", ".join(f"{k} {v:.0f}" for k, v in errors.items()))
-        lines.append("\n| target (DESIGN §5) | throughput: ratio of medians | per round | met | "
-                     "by server CPU per request | met |")  # fmt: skip
+        lines.append(
+            "\n| target (DESIGN §5) | throughput: ratio of medians | per round | met | "
+            "by server CPU per request | met |"
+        )
         lines.append("|---|---:|---|---|---:|---|")
 
         def capacity(a: str, b: str, s: dict[str, Any] = s) -> float:
@@ -91,50 +115,70 @@ def report(res: dict[str, Any]) -> str:
             ratio = s[a]["c32"]["rps"] / s[b]["c32"]["rps"]
             rounds_ = ", ".join(f"{x:.2f}" for x in s["per_round"][f"{a}/{b}"])
             cap = capacity(a, b)
-            lines.append(f"| {label} ≥ {minimum:g} | {ratio:.2f} | {rounds_} | "
-                         f"{'yes' if ratio >= minimum else '**no**'} | {cap:.2f} | "
-                         f"{'yes' if cap >= minimum else '**no**'} |")  # fmt: skip
+            lines.append(
+                f"| {label} ≥ {minimum:g} | {ratio:.2f} | {rounds_} | "
+                f"{'yes' if ratio >= minimum else '**no**'} | {cap:.2f} | "
+                f"{'yes' if cap >= minimum else '**no**'} |"
+            )
         p99 = s["check"]["p99_ratio"]
-        lines.append(f"| check p99 ÷ empty p99 ≤ 1.5 | {p99:.2f} | | "
-                     f"{'yes' if p99 <= 1.5 else '**no**'} | | |")  # fmt: skip
-        for label, a, b in (("check + log / PostgreSQL", "logged", "pg"),
-                            ("check + log / Redis", "logged", "redis")):  # fmt: skip
+        lines.append(
+            f"| check p99 ÷ empty p99 ≤ 1.5 | {p99:.2f} | | "
+            f"{'yes' if p99 <= 1.5 else '**no**'} | | |"
+        )
+        for label, a, b in (
+            ("check + log / PostgreSQL", "logged", "pg"),
+            ("check + log / Redis", "logged", "redis"),
+        ):
             ratio = s[a]["c32"]["rps"] / s[b]["c32"]["rps"]
             lines.append(f"| ({label}) | {ratio:.2f} | | | {capacity(a, b):.2f} | |")
-        lines.append(f"\nstores: Varco snapshot {size['snapshot_bytes_per_permit']:.1f} bytes/permit; "
-                     f"PostgreSQL {size['pg']['version']} table + index "
-                     f"{size['pg']['bytes_per_permit']:.0f} bytes/permit (shared_buffers "
-                     f"{size['pg']['shared_buffers']}, {size['pg']['pinned_backends']} pooled "
-                     f"backends pinned), Redis {size['redis']['version']} "
-                     f"{size['redis']['bytes_per_permit']:.0f} bytes/permit; load "
-                     f"{size['pg']['load_s']:.0f} s / {size['redis']['load_s']:.0f} s")  # fmt: skip
-        lines.append("server RSS after the rounds, MB: "
-                     + ", ".join(f"{k} {v:.0f}" for k, v in size["rss_mb"].items()))
-        lines.append("verification: Varco's verdicts on the sample: "
-                     + ", ".join(f"{k} {v}" for k, v in sorted(size["verdicts"].items()))
-                     + "; (c), (d), (e) answered every request identically")  # fmt: skip
+        lines.append(
+            f"\nstores: Varco snapshot {size['snapshot_bytes_per_permit']:.1f} bytes/permit; "
+            f"PostgreSQL {size['pg']['version']} table + index "
+            f"{size['pg']['bytes_per_permit']:.0f} bytes/permit (shared_buffers "
+            f"{size['pg']['shared_buffers']}, {size['pg']['pinned_backends']} pooled "
+            f"backends pinned), Redis {size['redis']['version']} "
+            f"{size['redis']['bytes_per_permit']:.0f} bytes/permit; load "
+            f"{size['pg']['load_s']:.0f} s / {size['redis']['load_s']:.0f} s"
+        )
+        lines.append(
+            "server RSS after the rounds, MB: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in size["rss_mb"].items())
+        )
+        lines.append(
+            "verification: Varco's verdicts on the sample: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(size["verdicts"].items()))
+            + "; (c), (d), (e) answered every request identically"
+        )
         for k, prof in size.get("profiles", {}).items():
             stored = ROOT / prof.get("file", "-")
             if stored.is_file():  # recomputed, so a change of summary applies on --replot
                 prof = {**prof, **profile_summary(stored.read_text())}
             cpu = s[k]["c32"]["cpu_us"]
-            lines.append(f"\nprofile of {k}: {prof.get('file')} (py-spy collapsed stacks); µs "
-                         f"= share × the median server CPU per request ({cpu:.0f} µs)")  # fmt: skip
+            lines.append(
+                f"\nprofile of {k}: {prof.get('file')} (py-spy collapsed stacks); µs "
+                f"= share × the median server CPU per request ({cpu:.0f} µs)"
+            )
             for how in ("inclusive", "self"):
                 lines.append(f"\nprofile of {k} under load, share of the busy samples, {how}:")
-                lines.extend(f"  {share * 100:5.1f} %  {share * cpu:5.0f} µs  {name}"
-                             for name, share in prof.get(how, []))  # fmt: skip
+                lines.extend(
+                    f"  {share * 100:5.1f} %  {share * cpu:5.0f} µs  {name}"
+                    for name, share in prof.get(how, [])
+                )
     if res.get("index"):
         rows = res["index"]
         lines.append("\nin-process index (bench/bench_index.py)")
-        lines.append("| permits | build s | lookup structure B/permit | with ids B/permit | "
-                     "dict B/permit | single lookup ns | dict.get ns | batch ns/plate |")  # fmt: skip
+        lines.append(
+            "| permits | build s | lookup structure B/permit | with ids B/permit | "
+            "dict B/permit | single lookup ns | dict.get ns | batch ns/plate |"
+        )
         lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
             d_b = f"{r['dict_bytes_per_permit']:.0f}" if "dict_bytes_per_permit" in r else "–"
             d_g = f"{r['dict_get_ns']:.0f}" if "dict_get_ns" in r else "–"
-            lines.append(f"| {r['permits']:,} | {r['build_s']:.1f} | "
-                         f"{r['index_bytes_per_permit']:.1f} | {r['with_ids_bytes_per_permit']:.1f} "
-                         f"| {d_b} | {r['single_records_ns']:.0f} | {d_g} | "
-                         f"{r['batch_find_ns_per_plate']:.0f} |")  # fmt: skip
+            lines.append(
+                f"| {r['permits']:,} | {r['build_s']:.1f} | "
+                f"{r['index_bytes_per_permit']:.1f} | {r['with_ids_bytes_per_permit']:.1f} "
+                f"| {d_b} | {r['single_records_ns']:.0f} | {d_g} | "
+                f"{r['batch_find_ns_per_plate']:.0f} |"
+            )
     return "\n".join(lines)

@@ -21,9 +21,19 @@ class VerificationError(Exception):
 
 def transit_bodies(sample: Sequence[str], t: int, count: int, tag: str) -> list[bytes]:
     ts = dt.datetime.fromtimestamp(t, dt.UTC).isoformat()
-    return [json.dumps({"event_id": f"verify-{tag}-{i}", "camera": "cam-1", "gate": GATE,
-                        "plate": sample[i % len(sample)], "ts": ts,
-                        "confidence": 0.92}).encode() for i in range(count)]  # fmt: skip
+    return [
+        json.dumps(
+            {
+                "event_id": f"verify-{tag}-{i}",
+                "camera": "cam-1",
+                "gate": GATE,
+                "plate": sample[i % len(sample)],
+                "ts": ts,
+                "confidence": 0.92,
+            }
+        ).encode()
+        for i in range(count)
+    ]
 
 
 def post_all(port: int, bodies: Sequence[bytes]) -> list[dict[str, Any]]:
@@ -50,8 +60,9 @@ def post_all(port: int, bodies: Sequence[bytes]) -> list[dict[str, Any]]:
 COMPARED = ("_status", "verdict", "reason", "plate", "permits", "grace_until")
 
 
-def differences(reference: Sequence[dict[str, Any]], answers: Sequence[dict[str, Any]],
-                limit: int = 5) -> tuple[int, list[str]]:  # fmt: skip
+def differences(
+    reference: Sequence[dict[str, Any]], answers: Sequence[dict[str, Any]], limit: int = 5
+) -> tuple[int, list[str]]:
     """How many answers differ from the reference in a COMPARED field, and the first few."""
     count, shown = 0, []
     if len(reference) != len(answers):
@@ -75,16 +86,21 @@ def verify(reference: Sequence[dict[str, Any]], peers: dict[str, Sequence[dict[s
     for name, answers in peers.items():
         count, shown = differences(reference, answers)
         if count:
-            problems.append(f"{name}: {count} of {len(reference)} answers differ from Varco's:\n  "
-                            + "\n  ".join(shown))  # fmt: skip
+            problems.append(
+                f"{name}: {count} of {len(reference)} answers differ from Varco's:\n  "
+                + "\n  ".join(shown)
+            )
     if problems:
         raise VerificationError("\n".join(problems))
 
 
 def verify_servers(ports: dict[str, int], ds: Dataset, count: int) -> dict[str, int]:
     """Send the sample to Varco and to every other server (not the ceiling); compare."""
-    answers = {k: post_all(p, transit_bodies(ds.sample, ds.t, count, f"{k}-{time.time_ns()}"))
-               for k, p in ports.items() if k != "empty"}  # fmt: skip
+    answers = {
+        k: post_all(p, transit_bodies(ds.sample, ds.t, count, f"{k}-{time.time_ns()}"))
+        for k, p in ports.items()
+        if k != "empty"
+    }
     reference = answers.pop("check")
     verify(reference, answers)
     return dict(Counter(f"{a['verdict']}/{a['reason']}" for a in reference))

@@ -33,8 +33,14 @@ def available() -> bool:
 
 def under_callgrind(cmd: Sequence[str], out_dir: Path) -> list[str]:
     """`cmd` run under callgrind, counting nothing until `Callgrind.start_counting`."""
-    return ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no",
-            f"--callgrind-out-file={out_dir}/callgrind.out", *cmd]  # fmt: skip
+    return [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        "--dump-instr=no",
+        f"--callgrind-out-file={out_dir}/callgrind.out",
+        *cmd,
+    ]
 
 
 class Callgrind:
@@ -46,8 +52,13 @@ class Callgrind:
         self.out_dir = out_dir
 
     def _control(self, *args: str) -> None:
-        subprocess.run(["callgrind_control", *args, str(self.pid)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)  # fmt: skip
+        subprocess.run(
+            ["callgrind_control", *args, str(self.pid)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
 
     def start_counting(self) -> None:
         self._control("--instr=on")
@@ -87,15 +98,20 @@ async def _post_share(port: int, requests: Sequence[bytes]) -> None:
         writer.close()
 
 
-def post(port: int, path: str, headers: dict[str, str], bodies: Sequence[bytes],
-         connections: int) -> None:  # fmt: skip
+def post(
+    port: int, path: str, headers: dict[str, str], bodies: Sequence[bytes], connections: int
+) -> None:
     """POST every body once over `connections` keep-alive connections, each 200 or raise."""
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    raw = [(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
-            f"Content-Length: {len(b)}\r\n\r\n").encode() + b for b in bodies]  # fmt: skip
+    raw = [
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}Content-Length: {len(b)}\r\n\r\n"
+        ).encode()
+        + b
+        for b in bodies
+    ]
 
     async def run() -> None:
-        await asyncio.gather(*(_post_share(port, raw[i::connections])
-                               for i in range(connections)))  # fmt: skip
+        await asyncio.gather(*(_post_share(port, raw[i::connections]) for i in range(connections)))
 
     asyncio.run(run())

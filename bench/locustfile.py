@@ -55,12 +55,41 @@ CONFIG = os.environ.get("VARCO_CONFIG", str(ROOT / "examples" / "demo.toml"))
 # order of magnitude). Share of the day's transits in each hour, a commuter profile with the
 # morning peak at 8-9 and the evening one at 17-19; normalised below.
 DAY_TRANSITS = 820_000
-HOURLY = (0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 3.0, 7.0, 9.0, 7.0, 5.2, 5.0,
-          4.8, 4.6, 4.8, 5.2, 6.2, 7.8, 8.4, 6.2, 3.8, 2.4, 1.6, 1.0)  # fmt: skip
+HOURLY = (
+    0.6,
+    0.4,
+    0.3,
+    0.3,
+    0.5,
+    1.2,
+    3.0,
+    7.0,
+    9.0,
+    7.0,
+    5.2,
+    5.0,
+    4.8,
+    4.6,
+    4.8,
+    5.2,
+    6.2,
+    7.8,
+    8.4,
+    6.2,
+    3.8,
+    2.4,
+    1.6,
+    1.0,
+)
 SHARES = tuple(h / sum(HOURLY) for h in HOURLY)
 
-MIX = (("permitted", 0.70), ("unknown", 0.15), ("near-miss", 0.05), ("edge", 0.05),
-       ("cude-secondary", 0.05))  # fmt: skip
+MIX = (
+    ("permitted", 0.70),
+    ("unknown", 0.15),
+    ("near-miss", 0.05),
+    ("edge", 0.05),
+    ("cude-secondary", 0.05),
+)
 SINGLE_WEIGHT, BATCH_WEIGHT, BATCH_SIZES = 199, 1, (20, 50)
 # Transits one camera user sends per task: the shape turns a transit rate into users.
 TRANSITS_PER_TASK = (SINGLE_WEIGHT + BATCH_WEIGHT * sum(BATCH_SIZES) / 2) / (
@@ -73,15 +102,24 @@ _LETTERS = "ABCDEFGHJKLMNPRSTVWXYZ"
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     g = parser.add_argument_group("Varco day shape (bench/locustfile.py)")
-    g.add_argument("--day-seconds", type=float, default=1440,
-                   help="length of the compressed day in seconds (86400: real time)")
-    g.add_argument("--day-transits", type=int, default=DAY_TRANSITS,
-                   help="transits in a whole day (Milan Area B: ~820,000)")
+    g.add_argument(
+        "--day-seconds",
+        type=float,
+        default=1440,
+        help="length of the compressed day in seconds (86400: real time)",
+    )
+    g.add_argument(
+        "--day-transits",
+        type=int,
+        default=DAY_TRANSITS,
+        help="transits in a whole day (Milan Area B: ~820,000)",
+    )
     g.add_argument("--start-hour", type=float, default=0, help="replay from this hour")
     g.add_argument("--hours", type=float, default=24, help="replay this many hours")
     g.add_argument("--police-users", type=int, default=2)
-    g.add_argument("--flat", action="store_true",
-                   help="no day shape: -u users, -r spawn rate, -t run time")  # fmt: skip
+    g.add_argument(
+        "--flat", action="store_true", help="no day shape: -u users, -r spawn rate, -t run time"
+    )
 
 
 # -- the plate mix, drawn from the permit database ----------------------------------------------
@@ -140,8 +178,12 @@ def load_mix(seed: int = 7) -> PlateMix:
     now = int(time.time())
     gates = list(rules.gates)
     always = [g for g, gate in rules.gates.items() if gate.always_active]
-    mix = PlateMix(gates, [len(gates) - i for i in range(len(gates))],
-                   always[0] if always else gates[0], rules.clock.tz)  # fmt: skip
+    mix = PlateMix(
+        gates,
+        [len(gates) - i for i in range(len(gates))],
+        always[0] if always else gates[0],
+        rules.clock.tz,
+    )
     permitted: list[str] = []
     secondary: list[str] = []
     edges: list[tuple[str, int]] = []
@@ -178,16 +220,26 @@ def load_mix(seed: int = 7) -> PlateMix:
             if not is_italian(p):
                 mix.foreign.add(near[-1])
     # A camera tells a foreign plate's country; an Italian read it may leave out.
-    mix.foreign.update(p for p in itertools.chain(permitted, secondary, (e[0] for e in edges))
-                       if not is_italian(p))  # fmt: skip
+    mix.foreign.update(
+        p for p in itertools.chain(permitted, secondary, (e[0] for e in edges)) if not is_italian(p)
+    )
     unknown: list[str] = []
     while len(unknown) < min(SAMPLE, max(len(permitted), 100)):
-        p = (rng.choice(_LETTERS) + rng.choice(_LETTERS) + f"{rng.randrange(1000):03d}"
-             + rng.choice(_LETTERS) + rng.choice(_LETTERS))  # fmt: skip
+        p = (
+            rng.choice(_LETTERS)
+            + rng.choice(_LETTERS)
+            + f"{rng.randrange(1000):03d}"
+            + rng.choice(_LETTERS)
+            + rng.choice(_LETTERS)
+        )
         if p not in known:
             unknown.append(p)
-    mix.plates = {"permitted": permitted, "unknown": unknown, "near-miss": near,
-                  "cude-secondary": secondary}  # fmt: skip
+    mix.plates = {
+        "permitted": permitted,
+        "unknown": unknown,
+        "near-miss": near,
+        "cude-secondary": secondary,
+    }
     return mix
 
 
@@ -201,9 +253,11 @@ def _load(environment: Environment, **_: Any) -> None:
     t0 = time.perf_counter()
     mix = MIX_STATE["mix"] = load_mix()
     sizes = ", ".join(f"{k} {len(v)}" for k, v in mix.plates.items())
-    print(f"plate mix from the permit database in {time.perf_counter() - t0:.1f} s: {sizes}, "
-          f"edge {len(mix.edges)}; gates {dict(zip(mix.gates, mix.gate_weights, strict=True))}",
-          flush=True)  # fmt: skip
+    print(
+        f"plate mix from the permit database in {time.perf_counter() - t0:.1f} s: {sizes}, "
+        f"edge {len(mix.edges)}; gates {dict(zip(mix.gates, mix.gate_weights, strict=True))}",
+        flush=True,
+    )
 
 
 # -- users --------------------------------------------------------------------------------------
@@ -212,14 +266,21 @@ _PREFIX = f"lc-{uuid.uuid4().hex[:8]}"  # unique per locust process: every event
 _events = itertools.count()
 
 
-def _transit(mix: PlateMix, rng: random.Random, gate: str, at: int | None = None) -> tuple[str, dict[str, object]]:  # fmt: skip
+def _transit(
+    mix: PlateMix, rng: random.Random, gate: str, at: int | None = None
+) -> tuple[str, dict[str, object]]:
     kind, plate, ts = mix.draw(rng)
     if ts is not None:
         gate = mix.edge_gate
     instant = dt.datetime.fromtimestamp(ts if ts is not None else (at or time.time()), mix.tz)
-    body: dict[str, object] = {"event_id": f"{_PREFIX}-{next(_events)}", "camera": f"cam-{gate}",
-                               "gate": gate, "plate": plate, "ts": instant.isoformat(),
-                               "confidence": round(rng.uniform(0.7, 0.99), 2)}  # fmt: skip
+    body: dict[str, object] = {
+        "event_id": f"{_PREFIX}-{next(_events)}",
+        "camera": f"cam-{gate}",
+        "gate": gate,
+        "plate": plate,
+        "ts": instant.isoformat(),
+        "confidence": round(rng.uniform(0.7, 0.99), 2),
+    }
     if plate in mix.foreign:
         body["country"] = "D"
     return kind, body
@@ -237,8 +298,13 @@ class Camera(FastHttpUser):
     @task(SINGLE_WEIGHT)
     def one(self) -> None:
         kind, body = _transit(MIX_STATE["mix"], self.rng, self.gate)
-        with self.client.post("/v1/transits", json=body, headers=self.headers,
-                              name=f"/v1/transits [{kind}]", catch_response=True) as resp:  # fmt: skip
+        with self.client.post(
+            "/v1/transits",
+            json=body,
+            headers=self.headers,
+            name=f"/v1/transits [{kind}]",
+            catch_response=True,
+        ) as resp:
             if resp.status_code != 200 or "verdict" not in (resp.json() or {}):
                 resp.failure(f"{resp.status_code}: {resp.text[:200] if resp.text else ''}")
 
@@ -247,10 +313,16 @@ class Camera(FastHttpUser):
         """A camera back online sends what it queued over the last ten minutes."""
         mix, now = MIX_STATE["mix"], time.time()
         n = self.rng.randint(*BATCH_SIZES)
-        items = [_transit(mix, self.rng, self.gate, int(now - self.rng.uniform(0, 600)))[1]
-                 for _ in range(n)]  # fmt: skip
-        with self.client.post("/v1/transits/batch", json={"transits": items},
-                              headers=self.headers, catch_response=True) as resp:  # fmt: skip
+        items = [
+            _transit(mix, self.rng, self.gate, int(now - self.rng.uniform(0, 600)))[1]
+            for _ in range(n)
+        ]
+        with self.client.post(
+            "/v1/transits/batch",
+            json={"transits": items},
+            headers=self.headers,
+            catch_response=True,
+        ) as resp:
             results = (resp.json() or {}).get("results") if resp.status_code == 200 else None
             if not results or len(results) != n:
                 resp.failure(f"{resp.status_code}: {resp.text[:200] if resp.text else ''}")
@@ -260,8 +332,10 @@ class Police(FastHttpUser):
     fixed_count = 2  # --police-users sets it
     wait_time = between(1, 5)
     # Every lookup gives a reason; the service writes it to the audit trail before answering.
-    headers: ClassVar = {"Authorization": "Bearer demo-police",
-                         "X-Reason": "locust: load test, patrol check"}  # fmt: skip
+    headers: ClassVar = {
+        "Authorization": "Bearer demo-police",
+        "X-Reason": "locust: load test, patrol check",
+    }
 
     def on_start(self) -> None:
         self.rng = random.Random()

@@ -64,8 +64,14 @@ Row = Sequence[Any]  # (permit_id, valid_from, valid_to, zones)
 Lookup = Callable[[str], Awaitable[Sequence[Row]]]
 
 
-def judge(rows: Sequence[Row], text: str, t: int, mask: int, grace_until: Callable[[int], Any],
-          event_id: str | None) -> Verdict:  # fmt: skip
+def judge(
+    rows: Sequence[Row],
+    text: str,
+    t: int,
+    mask: int,
+    grace_until: Callable[[int], Any],
+    event_id: str | None,
+) -> Verdict:
     """Varco's rule for permits without time slots at an always-active gate."""
     ids: list[str] = []
     miss = NO_PERMIT
@@ -85,15 +91,24 @@ def judge(rows: Sequence[Row], text: str, t: int, mask: int, grace_until: Callab
         if len(ids) > 1:
             ids.sort()
         return Verdict(ALLOWED, "permit", text, ids, REVISION, None, event_id)
-    return Verdict(PENDING, MISS_REASONS[miss], text, index_revision=REVISION,
-                   grace_until=grace_until(t), event_id=event_id)  # fmt: skip
+    return Verdict(
+        PENDING,
+        MISS_REASONS[miss],
+        text,
+        index_revision=REVISION,
+        grace_until=grace_until(t),
+        event_id=event_id,
+    )
 
 
-def make_app(lookup: Lookup, setup: Callable[[web.Application], AsyncIterator[None]]) -> web.Application:  # fmt: skip
+def make_app(
+    lookup: Lookup, setup: Callable[[web.Application], AsyncIterator[None]]
+) -> web.Application:
     _, rules = load_config(CONFIG, os.environ)
     zones = tuple(rules.zones)
-    masks = {code: zone_mask(sorted(rules.covered_by[g.zone]), zones)
-             for code, g in rules.gates.items()}  # fmt: skip
+    masks = {
+        code: zone_mask(sorted(rules.covered_by[g.zone]), zones) for code, g in rules.gates.items()
+    }
     grace = {code: rules.zones[g.zone].grace_s for code, g in rules.gates.items()}
     to_datetime = rules.clock.to_datetime
 
@@ -133,9 +148,12 @@ def pg_app(dsn: str, pool_size: int) -> web.Application:
 
     async def setup(app: web.Application) -> AsyncIterator[None]:
         pool = await asyncpg.create_pool(
-            dsn, min_size=pool_size, max_size=pool_size, reset=_no_reset,
+            dsn,
+            min_size=pool_size,
+            max_size=pool_size,
+            reset=_no_reset,
             server_settings={"application_name": APP_NAME},
-        )  # fmt: skip
+        )
         async with pool.acquire() as con:  # prepare once per connection happens on first use
             await con.fetch(PG_QUERY, "")
         state["pool"] = pool

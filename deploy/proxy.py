@@ -15,8 +15,19 @@ import logging
 import aiohttp
 from aiohttp import web
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "host",
-                        "content-length", "proxy-connection", "te", "trailer"})  # fmt: skip
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "proxy-connection",
+        "te",
+        "trailer",
+    }
+)
 log = logging.getLogger("proxy")
 
 
@@ -40,8 +51,9 @@ def make_app(upstreams: list[str]) -> web.Application:
         for k in range(len(upstreams)):
             base = upstreams[(first + k) % len(upstreams)]
             try:
-                async with app["session"].request(request.method, base + request.path_qs,
-                                                  headers=headers, data=body) as r:  # fmt: skip
+                async with app["session"].request(
+                    request.method, base + request.path_qs, headers=headers, data=body
+                ) as r:
                     payload = await r.read()
                     out = {k: v for k, v in r.headers.items() if k.lower() not in HOP_BY_HOP}
                     last = web.Response(status=r.status, body=payload, headers=out)
@@ -64,8 +76,13 @@ def main() -> None:
     p.add_argument("upstreams", nargs="+")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s proxy: %(message)s")
-    web.run_app(make_app(args.upstreams), host=args.host, port=args.port, access_log=None,
-                print=lambda *_: log.info("listening on %s:%d", args.host, args.port))  # fmt: skip
+    web.run_app(
+        make_app(args.upstreams),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=lambda *_: log.info("listening on %s:%d", args.host, args.port),
+    )
 
 
 if __name__ == "__main__":

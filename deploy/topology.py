@@ -40,14 +40,23 @@ DEFAULT_CONFIG = ROOT / "examples" / "demo.toml"
 class Topology:
     """The processes of one deployment, each startable, killable and restartable."""
 
-    def __init__(self, config: Path, data_dir: Path, replica_ports: list[int],
-                 proxy_port: int | None = None, extra_env: dict[str, str] | None = None
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: Path,
+        data_dir: Path,
+        replica_ports: list[int],
+        proxy_port: int | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.config, self.data_dir = config.resolve(), data_dir.resolve()
         self.ports, self.proxy_port = replica_ports, proxy_port
         self.replicas = len(replica_ports)
-        self.env = {**os.environ, **(extra_env or {}), "VARCO_DATA_DIR": str(self.data_dir),
-                    "PYTHONPATH": str(ROOT)}  # fmt: skip
+        self.env = {
+            **os.environ,
+            **(extra_env or {}),
+            "VARCO_DATA_DIR": str(self.data_dir),
+            "PYTHONPATH": str(ROOT),
+        }
         self.log_dir = self.data_dir / "topology"
         self.redis: EmbeddedRedis | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -61,15 +70,29 @@ class Topology:
             self._logs[name].close()
         log = self._logs[name] = (self.log_dir / f"{name}.log").open("ab")
         cmd = [sys.executable, "-m", "varco.cli", "--config", str(self.config), *args]
-        self.procs[name] = subprocess.Popen(cmd, env={**self.env, **(env or {})}, cwd=ROOT,
-                                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        self.procs[name] = subprocess.Popen(
+            cmd, env={**self.env, **(env or {})}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def seed(self, permits: int) -> None:
         """Demo permits into an empty permit database (and a first local snapshot)."""
-        out = subprocess.run([sys.executable, "-m", "varco.cli", "--config", str(self.config),
-                              "demo", "--permits", str(permits), "--no-serve"],
-                             env={**self.env, "REDIS_URL": "off"}, cwd=ROOT,
-                             capture_output=True, text=True)  # fmt: skip
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "varco.cli",
+                "--config",
+                str(self.config),
+                "demo",
+                "--permits",
+                str(permits),
+                "--no-serve",
+            ],
+            env={**self.env, "REDIS_URL": "off"},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         if out.returncode:
             raise RuntimeError(f"seeding the permit database failed:\n{out.stderr}")
 
@@ -96,18 +119,28 @@ class Topology:
 
     def start_replica(self, i: int) -> None:
         snapshots = self.data_dir / f"replica-{i}" / "snapshots"
-        self._varco(f"replica-{i}", "serve", "--port", str(self.replica_port(i)),
-                    env={"VARCO_SNAPSHOT_DIR": str(snapshots)})  # fmt: skip
+        self._varco(
+            f"replica-{i}",
+            "serve",
+            "--port",
+            str(self.replica_port(i)),
+            env={"VARCO_SNAPSHOT_DIR": str(snapshots)},
+        )
 
     def start_proxy(self) -> None:
         assert self.proxy_port is not None
-        upstreams = [f"http://127.0.0.1:{self.replica_port(i)}"
-                     for i in range(1, self.replicas + 1)]  # fmt: skip
+        upstreams = [
+            f"http://127.0.0.1:{self.replica_port(i)}" for i in range(1, self.replicas + 1)
+        ]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self._logs["proxy"] = (self.log_dir / "proxy.log").open("ab")
         self.procs["proxy"] = subprocess.Popen(
             [sys.executable, "-m", "deploy.proxy", "--port", str(self.proxy_port), *upstreams],
-            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
         proc = self.procs[name]
@@ -151,8 +184,10 @@ class Topology:
                 return got[1]
             proc = self.procs.get(f"replica-{i}")
             if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"replica-{i} exited with {proc.returncode}; "
-                                   f"see {self.log_dir / f'replica-{i}.log'}")  # fmt: skip
+                raise RuntimeError(
+                    f"replica-{i} exited with {proc.returncode}; "
+                    f"see {self.log_dir / f'replica-{i}.log'}"
+                )
             if time.monotonic() > deadline:
                 raise TimeoutError(f"replica-{i} not ready within {timeout_s:.0f} s: {got}")
             time.sleep(0.05)
@@ -178,20 +213,28 @@ class Topology:
                 return
             except OSError as exc:
                 if self.procs["proxy"].poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the proxy did not start; see {self.log_dir}/proxy.log"
-                                       ) from exc  # fmt: skip
+                    raise RuntimeError(
+                        f"the proxy did not start; see {self.log_dir}/proxy.log"
+                    ) from exc
                 time.sleep(0.05)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m deploy.topology",
-                                description="Redis, the loader, replicas and a proxy on loopback")
-    p.add_argument("--config", type=Path,
-                   default=Path(os.environ.get("VARCO_CONFIG", DEFAULT_CONFIG)))
+    p = argparse.ArgumentParser(
+        prog="python -m deploy.topology",
+        description="Redis, the loader, replicas and a proxy on loopback",
+    )
+    p.add_argument(
+        "--config", type=Path, default=Path(os.environ.get("VARCO_CONFIG", DEFAULT_CONFIG))
+    )
     p.add_argument("--replicas", type=int, default=2)
     p.add_argument("--base-port", type=int, default=8080, help="replica i listens on this + i")
-    p.add_argument("--permits", type=int, default=200_000,
-                   help="demo permits to generate if the database is empty")
+    p.add_argument(
+        "--permits",
+        type=int,
+        default=200_000,
+        help="demo permits to generate if the database is empty",
+    )
     args = p.parse_args(argv)
     try:
         settings, _ = load_config(args.config)
@@ -209,18 +252,25 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        print(f"starting Redis, the loader and {args.replicas} replicas "
-              f"(logs in {topo.log_dir})", flush=True)  # fmt: skip
+        print(
+            f"starting Redis, the loader and {args.replicas} replicas (logs in {topo.log_dir})",
+            flush=True,
+        )
         topo.start(args.permits)
-        print(f"ready: proxy http://127.0.0.1:{settings.server.port}, replicas on "
-              f"{', '.join(map(str, ports))}; "
-              "Ctrl-C stops everything", flush=True)  # fmt: skip
+        print(
+            f"ready: proxy http://127.0.0.1:{settings.server.port}, replicas on "
+            f"{', '.join(map(str, ports))}; "
+            "Ctrl-C stops everything",
+            flush=True,
+        )
         while not stopping:
             time.sleep(0.5)
             for name, proc in topo.procs.items():
                 if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; see {topo.log_dir}/{name}.log",
-                          file=sys.stderr)  # fmt: skip
+                    print(
+                        f"{name} exited with {proc.returncode}; see {topo.log_dir}/{name}.log",
+                        file=sys.stderr,
+                    )
                     stopping = True
     finally:
         topo.stop()

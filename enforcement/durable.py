@@ -25,13 +25,17 @@ async def needs_waitaof(r: aredis.Redis, losing: str) -> bool:
     except aredis.ResponseError as exc:  # CONFIG renamed or disabled (a managed Redis)
         raise NotDurable(f"cannot read Redis's persistence settings ({exc})") from None
     if cfg.get("appendonly") != "yes":
-        raise NotDurable(f"Redis has appendonly=no: a Redis crash would lose {losing} "
-                         "(set appendonly yes, appendfsync always)")
+        raise NotDurable(
+            f"Redis has appendonly=no: a Redis crash would lose {losing} "
+            "(set appendonly yes, appendfsync always)"
+        )
     if cfg.get("appendfsync") == "always":
         return False
     info: Any = await r.info("server")
     version = str(info.get("redis_version", "0"))
     if tuple(int(x) for x in version.split(".")[:2]) >= (7, 2):
         return True
-    raise NotDurable(f"Redis {version} has appendfsync={cfg.get('appendfsync')} and no "
-                     "WAITAOF: set appendfsync always")
+    raise NotDurable(
+        f"Redis {version} has appendfsync={cfg.get('appendfsync')} and no "
+        "WAITAOF: set appendfsync always"
+    )

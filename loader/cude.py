@@ -30,8 +30,14 @@ from .store import PermitRow
 
 COLUMNS: Final = ("codice_cude", "targa", "tipo_targa", "inizio", "fine", "data_revoca")
 REQUIRED: Final = ("codice_cude", "targa", "tipo_targa", "inizio", "fine")
-_KIND: Final = {"p": True, "principale": True, "primary": True, "s": False,
-                "secondaria": False, "secondary": False}  # fmt: skip
+_KIND: Final = {
+    "p": True,
+    "principale": True,
+    "primary": True,
+    "s": False,
+    "secondaria": False,
+    "secondary": False,
+}
 
 
 @dataclass(slots=True)
@@ -45,8 +51,9 @@ def parse_cude(data: bytes, rules: Rules, type_: str, report: FeedReport) -> lis
     text = decode(data, report)
     badges: dict[str, _Badge] = {}
     bad: set[str] = set()
-    for line, row in tqdm(rows(text, COLUMNS, REQUIRED), unit="row", desc=report.source,
-                          disable=None):  # fmt: skip
+    for line, row in tqdm(
+        rows(text, COLUMNS, REQUIRED), unit="row", desc=report.source, disable=None
+    ):
         report.rows += 1
         code = row.get("codice_cude", "")
         try:
@@ -54,10 +61,13 @@ def parse_cude(data: bytes, rules: Rules, type_: str, report: FeedReport) -> lis
                 raise PermitInvalid("row", row["__error__"])
             permit = _parse_row(row, rules, type_)
             badge = badges.setdefault(code, _Badge(permit))
-            if (badge.first.valid_from, badge.first.valid_to) != (permit.valid_from,
-                                                                    permit.valid_to):  # fmt: skip
-                raise PermitInvalid("inizio", f"badge {code} appears with other dates on line "
-                                              f"{badge.lines[0]}")  # fmt: skip
+            if (badge.first.valid_from, badge.first.valid_to) != (
+                permit.valid_from,
+                permit.valid_to,
+            ):
+                raise PermitInvalid(
+                    "inizio", f"badge {code} appears with other dates on line {badge.lines[0]}"
+                )
             plate, primary = permit.plates[0]
             if plate in badge.plates:
                 raise PermitInvalid("targa", f"plate listed twice for badge {code}")
@@ -73,8 +83,11 @@ def parse_cude(data: bytes, rules: Rules, type_: str, report: FeedReport) -> lis
             continue
         try:
             if len(badge.plates) > MAX_CUDE_PLATES:
-                raise PermitInvalid("targa", f"badge {code} has {len(badge.plates)} plates; the "
-                                    f"national platform allows {MAX_CUDE_PLATES}")  # fmt: skip
+                raise PermitInvalid(
+                    "targa",
+                    f"badge {code} has {len(badge.plates)} plates; the "
+                    f"national platform allows {MAX_CUDE_PLATES}",
+                )
             if sum(badge.plates.values()) != 1:
                 raise PermitInvalid("tipo_targa", f"badge {code} needs exactly one primary plate")
             permit = with_plates(rules, badge.first, badge.plates)
@@ -94,8 +107,9 @@ def _parse_row(row: dict[str, str], rules: Rules, type_: str) -> PermitRow:
     plate = check_plate(row["targa"], "targa")
     primary = _KIND.get(row["tipo_targa"].lower())
     if primary is None:
-        raise PermitInvalid("tipo_targa", f"{row['tipo_targa']!r} is not P (principale) or "
-                                          "S (secondaria)")  # fmt: skip
+        raise PermitInvalid(
+            "tipo_targa", f"{row['tipo_targa']!r} is not P (principale) or S (secondaria)"
+        )
     start = parse_date(row["inizio"], rules.clock, "inizio")
     end = parse_date(row["fine"], rules.clock, "fine", end=True) if row["fine"] else None
     if end is not None and end <= start:

@@ -19,4 +19,3 @@ def open_db(settings: Settings, *, check_schema: bool = True) -> PermitStore:
 
         return PgPermitDB(settings.database_url, check_schema=check_schema)
     return PermitDB(settings.storage.database_path)
-

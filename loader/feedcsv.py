@@ -57,8 +57,16 @@ def with_plates(rules: Rules, first: PermitRow, plates: dict[str, bool]) -> Perm
     """A feed's permit from its first row and all its rows' plates, checked against the
     city's rules (duration, type); PermitInvalid otherwise."""
     permit = msgspec.structs.replace(first, plates=tuple(sorted(plates.items())))
-    check_permit(rules, permit.permit_id, permit.type, permit.valid_from, permit.valid_to,
-                 permit.zones, permit.source, len(permit.plates))  # fmt: skip
+    check_permit(
+        rules,
+        permit.permit_id,
+        permit.type,
+        permit.valid_from,
+        permit.valid_to,
+        permit.zones,
+        permit.source,
+        len(permit.plates),
+    )
     return permit
 
 
@@ -93,8 +101,9 @@ def decode(data: bytes, report: FeedReport) -> str:
     return text
 
 
-def rows(text: str, columns: Sequence[str],
-         required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:  # fmt: skip
+def rows(
+    text: str, columns: Sequence[str], required: Sequence[str]
+) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row by lower-case column name) for each data row."""
     header, found = records(text, columns, required)
     width = len(header)
@@ -108,8 +117,9 @@ def rows(text: str, columns: Sequence[str],
 Records = Iterator[tuple[int, list[str]]]  # (line number, a row's fields as read)
 
 
-def records(text: str, columns: Sequence[str],
-            required: Sequence[str]) -> tuple[list[str], Records]:  # fmt: skip
+def records(
+    text: str, columns: Sequence[str], required: Sequence[str]
+) -> tuple[list[str], Records]:
     """The header (lower-case column names) and (line number, fields as read, not stripped)
     for each data row: `rows` without the dicts, for a parser that reads fields by position.
     The header is checked at once; truncation when the iterator reaches the end."""
@@ -122,8 +132,9 @@ def records(text: str, columns: Sequence[str],
         raise FeedFileError("empty file: no header") from None
     missing = [c for c in required if c not in header]
     if missing:
-        raise FeedFileError(f"missing column(s): {', '.join(missing)}; expected "
-                            f"{';'.join(columns)}")  # fmt: skip
+        raise FeedFileError(
+            f"missing column(s): {', '.join(missing)}; expected {';'.join(columns)}"
+        )
     unknown = [h for h in header if h not in columns]
     if unknown:
         raise FeedFileError(f"unknown column(s): {', '.join(unknown)}")
@@ -161,15 +172,18 @@ def _records(numbered: Records, width: int) -> Records:
     if pending is not None:
         line, values = pending
         if len(values) < width:
-            raise FeedFileError(f"truncated: the last row (line {line}) has {len(values)} of "
-                                f"{width} fields")  # fmt: skip
+            raise FeedFileError(
+                f"truncated: the last row (line {line}) has {len(values)} of {width} fields"
+            )
         yield pending
 
 
 def _row(line: int, values: list[str], header: list[str]) -> tuple[int, dict[str, str]]:
     if len(values) != len(header):  # the fields it has still name the pass in the reject
-        return line, {**{h: v.strip() for h, v in zip(header, values, strict=False)},
-                      "__error__": f"{len(values)} fields where the header has {len(header)}"}
+        return line, {
+            **{h: v.strip() for h, v in zip(header, values, strict=False)},
+            "__error__": f"{len(values)} fields where the header has {len(header)}",
+        }
     return line, {h: v.strip() for h, v in zip(header, values, strict=True)}
 
 

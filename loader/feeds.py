@@ -36,8 +36,9 @@ class _State:
 class FeedRunner:
     def __init__(self, settings: Settings, rules: Rules) -> None:
         self.settings, self.rules = settings, rules
-        self.states = {name: _State(SourceStatus(name, s.max_age_s))
-                       for name, s in settings.sources.items()}  # fmt: skip
+        self.states = {
+            name: _State(SourceStatus(name, s.max_age_s)) for name, s in settings.sources.items()
+        }
 
     def run_due(self, db: PermitStore, now: float | None = None) -> list[SourceStatus]:
         """Sync every source whose time has come; the statuses that changed."""
@@ -52,8 +53,7 @@ class FeedRunner:
             changed.append(state.status)
         return changed
 
-    def _attempt(self, db: PermitStore, source: Source, state: _State,
-                 now: float) -> SourceStatus:  # fmt: skip
+    def _attempt(self, db: PermitStore, source: Source, state: _State, now: float) -> SourceStatus:
         status = state.status
         mark = None
         try:
@@ -64,26 +64,40 @@ class FeedRunner:
                     # The same export again: nothing to apply, the data as fresh as it was.
                     return replace(status, last_attempt=now)
             etag = state.etag if status.last_error is None else None
-            report = sync_source(db, self.rules, self.settings, source, etag=etag,
-                                 now=int(now))  # fmt: skip
+            report = sync_source(db, self.rules, self.settings, source, etag=etag, now=int(now))
         except SyncHeld as exc:
             log.error("feed %s held: %s", source.name, exc)
             return replace(status, last_attempt=now, last_error=str(exc), held=True)
         except (FeedFileError, OSError, DatabaseError) as exc:
             log.error("feed %s failed, keeping its last good data: %s", source.name, exc)
-            return replace(status, last_attempt=now, held=False,
-                           last_error=f"{type(exc).__name__}: {exc}")
+            return replace(
+                status, last_attempt=now, held=False, last_error=f"{type(exc).__name__}: {exc}"
+            )
         if report.not_modified:  # the feed's server vouches that nothing changed: fresh
             return replace(status, last_attempt=now, last_success=now, last_error=None)
         state.seen, state.etag = mark, report.etag
         feed = report.feed
         rejects = write_rejects(feed, self.settings.storage.data_dir / "rejects", now)
         if rejects is not None:
-            log.warning("feed %s: %d rows rejected, listed in %s", source.name,
-                        len(feed.rejects), rejects)  # fmt: skip
-        log.info("feed %s synced: %d rows, %d permits, %d changed, %d closed", source.name,
-                 feed.rows, feed.permits, report.changed, report.closed)  # fmt: skip
-        return SourceStatus(source.name, source.max_age_s, last_attempt=now, last_success=now,
-                            rows=feed.rows, permits=feed.permits, rejected=len(feed.rejects),
-                            changed=report.changed, closed=report.closed)  # fmt: skip
-
+            log.warning(
+                "feed %s: %d rows rejected, listed in %s", source.name, len(feed.rejects), rejects
+            )
+        log.info(
+            "feed %s synced: %d rows, %d permits, %d changed, %d closed",
+            source.name,
+            feed.rows,
+            feed.permits,
+            report.changed,
+            report.closed,
+        )
+        return SourceStatus(
+            source.name,
+            source.max_age_s,
+            last_attempt=now,
+            last_success=now,
+            rows=feed.rows,
+            permits=feed.permits,
+            rejected=len(feed.rejects),
+            changed=report.changed,
+            closed=report.closed,
+        )

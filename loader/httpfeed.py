@@ -80,12 +80,19 @@ class _Retry(Exception):
         self.after = after
 
 
-def fetch_regional_feed(url: str, *, etag: str | None = None, token: str | None = None,
-                        timeout_s: float = 10, retries: int = 4, backoff_s: float = 0.5,
-                        max_pages: int = 10_000, page_deadline_s: float = 120,
-                        sleep: Callable[[float], None] = time.sleep,
-                        rng: Callable[[], float] = random.random,
-                        ) -> FeedPage | NotModified:  # fmt: skip
+def fetch_regional_feed(
+    url: str,
+    *,
+    etag: str | None = None,
+    token: str | None = None,
+    timeout_s: float = 10,
+    retries: int = 4,
+    backoff_s: float = 0.5,
+    max_pages: int = 10_000,
+    page_deadline_s: float = 120,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: Callable[[], float] = random.random,
+) -> FeedPage | NotModified:
     """Every item of the feed at `url`, or NotModified when `etag` still matches.
 
     `timeout_s` bounds the connection and each read; `page_deadline_s` a page's whole
@@ -101,10 +108,18 @@ def fetch_regional_feed(url: str, *, etag: str | None = None, token: str | None 
         raise FeedFetchError(f"feed URL {redact(url)}: not an http(s) URL with a host")
     # Checked here: http.client's own complaint about a bad header quotes the value.
     if token is not None and not _visible_ascii(token):
-        raise FeedFetchError(f"feed {redact(url)}: the token has characters a header cannot "
-                             f"carry")  # fmt: skip
-    client = _Client(_opener(origin, token), origin, token, timeout_s, retries, backoff_s,
-                     page_deadline_s, sleep, rng)  # fmt: skip
+        raise FeedFetchError(f"feed {redact(url)}: the token has characters a header cannot carry")
+    client = _Client(
+        _opener(origin, token),
+        origin,
+        token,
+        timeout_s,
+        retries,
+        backoff_s,
+        page_deadline_s,
+        sleep,
+        rng,
+    )
     page_url, _ = urllib.parse.urldefrag(url)
     seen = {page_url}
     rows: list[Row] = []
@@ -122,8 +137,9 @@ def fetch_regional_feed(url: str, *, etag: str | None = None, token: str | None 
         try:
             page = msgspec.json.decode(body, type=_Page)
         except msgspec.DecodeError as exc:
-            raise FeedFetchError(f"feed {where}: not a page of passes and next link: "
-                                 f"{exc}") from None  # fmt: skip
+            raise FeedFetchError(
+                f"feed {where}: not a page of passes and next link: {exc}"
+            ) from None
         rows.extend((len(rows) + 1, _row(item)) for item in page.passes)
         if page.next is None:
             return FeedPage(rows, first_etag, number)
@@ -133,11 +149,13 @@ def fetch_regional_feed(url: str, *, etag: str | None = None, token: str | None 
         except ValueError:
             raise FeedFetchError(f"feed {where}: its next link is not a URL") from None
         if _origin(page_url) != origin:
-            raise FeedFetchError(f"feed {where}: next link {redact(page_url)} leaves the "
-                                 f"feed's origin")  # fmt: skip
+            raise FeedFetchError(
+                f"feed {where}: next link {redact(page_url)} leaves the feed's origin"
+            )
         if page_url in seen:
-            raise FeedFetchError(f"feed {where}: next link {redact(page_url)} was already "
-                                 f"fetched: a page loop")  # fmt: skip
+            raise FeedFetchError(
+                f"feed {where}: next link {redact(page_url)} was already fetched: a page loop"
+            )
         seen.add(page_url)
     raise FeedFetchError(f"feed {redact(url)}: more than {max_pages} pages")
 
@@ -169,8 +187,9 @@ class _RedirectHandler(urllib.request.HTTPRedirectHandler):
     def __init__(self, origin: Origin, token: str | None) -> None:
         self.origin, self.token = origin, token
 
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
-                         headers: Any, newurl: str) -> urllib.request.Request | None:  # fmt: skip
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and self.token and _origin(new.full_url) == self.origin:
             new.add_unredirected_header("Authorization", f"Bearer {self.token}")
@@ -181,10 +200,15 @@ def _opener(origin: Origin, token: str | None) -> urllib.request.OpenerDirector:
     # Built by hand, not build_opener(): no file:, ftp: or data: handlers a `next` link or a
     # redirect could reach.
     opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(),
-                    urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
-                    urllib.request.HTTPDefaultErrorHandler(), _RedirectHandler(origin, token),
-                    urllib.request.HTTPErrorProcessor()):  # fmt: skip
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.UnknownHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        _RedirectHandler(origin, token),
+        urllib.request.HTTPErrorProcessor(),
+    ):
         opener.add_handler(handler)
     return opener
 
@@ -214,17 +238,25 @@ class _Client:
                 return self._attempt(request, where)
             except _Retry as exc:
                 if attempt == self.retries:
-                    raise FeedFetchError(f"feed {where}: {exc}, still after {self.retries} "
-                                         f"retries") from None  # fmt: skip
+                    raise FeedFetchError(
+                        f"feed {where}: {exc}, still after {self.retries} retries"
+                    ) from None
                 cap = min(MAX_DELAY_S, self.backoff_s * 2**attempt)
                 delay = self.rng() * cap if exc.after is None else min(MAX_DELAY_S, exc.after)
-                log.warning("feed %s: %s; retry %d of %d in %.1f s", where, exc, attempt + 1,
-                            self.retries, delay)  # fmt: skip
+                log.warning(
+                    "feed %s: %s; retry %d of %d in %.1f s",
+                    where,
+                    exc,
+                    attempt + 1,
+                    self.retries,
+                    delay,
+                )
                 self.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _attempt(self, request: urllib.request.Request,
-                 where: str) -> tuple[int, str, str | None, bytes]:  # fmt: skip
+    def _attempt(
+        self, request: urllib.request.Request, where: str
+    ) -> tuple[int, str, str | None, bytes]:
         # Exceptions are re-raised `from None`: urllib's carry the full URL, query and all.
         try:
             # urllib applies the timeout to the connection and to every socket read.
@@ -264,8 +296,9 @@ class _Client:
         except (http.client.InvalidURL, ValueError):  # their text quotes the URL or header
             raise FeedFetchError(f"feed {where}: a URL or header that cannot be sent") from None
         except (OSError, http.client.HTTPException) as exc:  # read timeout, reset, short body
-            raise _Retry(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                         ) from None  # fmt: skip
+            raise _Retry(
+                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            ) from None
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -31,8 +31,16 @@ from enforcement.core.rules import Rules
 from .feedcsv import Reject  # line, key (the permit_id here), field, reason
 from .store import PermitRow, PermitStore
 
-COLUMNS: Final = ("permit_id", "plate", "type", "valid_from", "valid_to", "zones", "source",
-                  "primary")  # fmt: skip
+COLUMNS: Final = (
+    "permit_id",
+    "plate",
+    "type",
+    "valid_from",
+    "valid_to",
+    "zones",
+    "source",
+    "primary",
+)
 
 
 class ImportFileError(Exception):
@@ -61,8 +69,9 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
-        raise ImportFileError(f"missing column(s): {', '.join(missing)}; the header must be "
-                              f"{','.join(COLUMNS)}")  # fmt: skip
+        raise ImportFileError(
+            f"missing column(s): {', '.join(missing)}; the header must be {','.join(COLUMNS)}"
+        )
     extra = [h for h in header if h not in COLUMNS]
     if extra:
         raise ImportFileError(f"unknown column(s): {', '.join(extra)}")
@@ -91,8 +100,9 @@ def read_permits_csv(path: Path, rules: Rules, report: ImportReport) -> list[Per
                 raise PermitInvalid("row", row["__error__"])
             plate = check_plate(row["plate"])
             valid_from = parse_instant(row["valid_from"], clock, "valid_from")
-            valid_to = (parse_instant(row["valid_to"], clock, "valid_to")
-                        if row["valid_to"] else None)  # fmt: skip
+            valid_to = (
+                parse_instant(row["valid_to"], clock, "valid_to") if row["valid_to"] else None
+            )
             zones = parse_zones(row["zones"])
             source = row["source"].lower() or "municipal"
             primary = parse_bool(row["primary"], "primary", default=True)
@@ -103,8 +113,10 @@ def read_permits_csv(path: Path, rules: Rules, report: ImportReport) -> list[Per
                 pending[pid] = _Pending(line, key, {plate: primary}, {plate: line})
                 continue
             if p.key != key:
-                raise PermitInvalid("permit_id", f"same permit as line {p.line} but different "
-                                    "type, validity, zones or source")  # fmt: skip
+                raise PermitInvalid(
+                    "permit_id",
+                    f"same permit as line {p.line} but different type, validity, zones or source",
+                )
             if plate in p.plates:
                 raise PermitInvalid("plate", f"duplicate of line {p.lines[plate]}")
             if rules.types[row["type"]].cude and len(p.plates) >= MAX_CUDE_PLATES:

@@ -88,8 +88,9 @@ PG_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     ),
 }
 
-_PERMIT_COLUMNS: Final = ("permit_id, type, valid_from, valid_to, zones, source, revision,"
-                          " updated_at")  # fmt: skip
+_PERMIT_COLUMNS: Final = (
+    "permit_id, type, valid_from, valid_to, zones, source, revision, updated_at"
+)
 _COPY_PERMITS: Final = "COPY {table} (" + _PERMIT_COLUMNS + ") FROM STDIN"
 
 
@@ -119,8 +120,7 @@ class PgPermitDB(PermitStore):
         if "application_name" not in given:
             extra["application_name"] = "varco"
         try:
-            self.conn: psycopg.Connection[TupleRow] = psycopg.connect(url, autocommit=True,
-                                                                      **extra)  # fmt: skip
+            self.conn: psycopg.Connection[TupleRow] = psycopg.connect(url, autocommit=True, **extra)
         except psycopg.OperationalError as exc:
             raise DatabaseError(f"cannot connect to {self.location}: {exc}") from None
         self.conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
@@ -151,8 +151,9 @@ class PgPermitDB(PermitStore):
                     self.conn.execute(statement)
             self.conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', %s)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (SCHEMA_VERSION,)
-            )  # fmt: skip
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (SCHEMA_VERSION,),
+            )
         return SCHEMA_VERSION
 
     @property
@@ -189,8 +190,9 @@ class PgPermitDB(PermitStore):
     def history(self, permit_id: str) -> list[tuple[int, PermitRow]]:
         rows = self.conn.execute(
             "SELECT revision, old_row::text FROM permit_history WHERE permit_id = %s"
-            " ORDER BY revision", (permit_id,)
-        )  # fmt: skip
+            " ORDER BY revision",
+            (permit_id,),
+        )
         return [(int(rev), from_history_json(text)) for rev, text in rows]
 
     def index_rows(self, min_end: int) -> Iterator[IndexRow]:
@@ -202,8 +204,9 @@ class PgPermitDB(PermitStore):
                 "SELECT p.permit_id, p.valid_from, p.valid_to, p.type, p.zones, p.source,"
                 " pp.is_primary, pp.plate FROM permits p JOIN permit_plates pp USING (permit_id)"
                 " WHERE p.valid_to IS NULL OR p.valid_to >= %s"
-                ' ORDER BY p.permit_id COLLATE "C", pp.plate COLLATE "C"', (min_end,)
-            )  # fmt: skip
+                ' ORDER BY p.permit_id COLLATE "C", pp.plate COLLATE "C"',
+                (min_end,),
+            )
             yield from cur
 
     def clear(self) -> None:
@@ -229,8 +232,9 @@ class PgPermitDB(PermitStore):
         if len(permit_ids) > 1:  # none stored between the least and the greatest id: done
             row = self.conn.execute(
                 'SELECT EXISTS (SELECT 1 FROM permits WHERE permit_id COLLATE "C"'
-                " BETWEEN %s AND %s)", (min(permit_ids), max(permit_ids))
-            ).fetchone()  # fmt: skip
+                " BETWEEN %s AND %s)",
+                (min(permit_ids), max(permit_ids)),
+            ).fetchone()
             if row is not None and not row[0]:
                 return {}
         rows = self.conn.execute(
@@ -251,10 +255,13 @@ class PgPermitDB(PermitStore):
             if new:
                 self._copy_permits(cur, "permits", ((rev, p) for rev, p, _ in new), now)
             if replaced:
-                cur.execute("CREATE TEMP TABLE IF NOT EXISTS varco_staged_permits"
-                            " (LIKE permits) ON COMMIT DELETE ROWS")  # fmt: skip
-                self._copy_permits(cur, "varco_staged_permits",
-                                   ((rev, p) for rev, p, _ in replaced), now)  # fmt: skip
+                cur.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS varco_staged_permits"
+                    " (LIKE permits) ON COMMIT DELETE ROWS"
+                )
+                self._copy_permits(
+                    cur, "varco_staged_permits", ((rev, p) for rev, p, _ in replaced), now
+                )
                 cur.execute(
                     f"INSERT INTO permits ({_PERMIT_COLUMNS}) SELECT {_PERMIT_COLUMNS}"
                     " FROM varco_staged_permits"
@@ -264,23 +271,41 @@ class PgPermitDB(PermitStore):
                     " revision = excluded.revision, updated_at = excluded.updated_at"
                 )
                 cur.execute("TRUNCATE varco_staged_permits")  # the next chunk of this transaction
-                cur.execute("DELETE FROM permit_plates WHERE permit_id = ANY(%s)",
-                            ([ch.permit.permit_id for ch in replaced],))  # fmt: skip
-                with cur.copy("COPY permit_history (permit_id, revision, old_row, changed_at)"
-                              " FROM STDIN") as copy:  # fmt: skip
+                cur.execute(
+                    "DELETE FROM permit_plates WHERE permit_id = ANY(%s)",
+                    ([ch.permit.permit_id for ch in replaced],),
+                )
+                with cur.copy(
+                    "COPY permit_history (permit_id, revision, old_row, changed_at) FROM STDIN"
+                ) as copy:
                     for ch in replaced:
                         assert ch.previous is not None
-                        copy.write_row((ch.permit.permit_id, ch.previous[0],
-                                        history_json(ch.previous[1]), now))  # fmt: skip
+                        copy.write_row(
+                            (ch.permit.permit_id, ch.previous[0], history_json(ch.previous[1]), now)
+                        )
             self._copy_plates(cur, [p for _, p, _ in changes])
 
     @staticmethod
-    def _copy_permits(cur: psycopg.Cursor[TupleRow], table: str,
-                      numbered: Iterable[tuple[int, PermitRow]], now: int) -> None:  # fmt: skip
+    def _copy_permits(
+        cur: psycopg.Cursor[TupleRow],
+        table: str,
+        numbered: Iterable[tuple[int, PermitRow]],
+        now: int,
+    ) -> None:
         with cur.copy(_COPY_PERMITS.format(table=table)) as copy:
             for rev, p in numbered:
-                copy.write_row((p.permit_id, p.type, p.valid_from, p.valid_to, " ".join(p.zones),
-                                p.source, rev, now))  # fmt: skip
+                copy.write_row(
+                    (
+                        p.permit_id,
+                        p.type,
+                        p.valid_from,
+                        p.valid_to,
+                        " ".join(p.zones),
+                        p.source,
+                        rev,
+                        now,
+                    )
+                )
 
     def _insert_new(self, permits: list[PermitRow], first_revision: int, now: int) -> None:
         with self.conn.cursor() as cur:

@@ -110,15 +110,19 @@ def index_from_db(
         zones.append(mask)
         rows.append(row)
         types.append(t)
-        flags.append((FLAG_PRIMARY if primary else 0)
-                     | source_no.get(source, len(SOURCES) - 1) << SOURCE_SHIFT)  # fmt: skip
+        flags.append(
+            (FLAG_PRIMARY if primary else 0)
+            | source_no.get(source, len(SOURCES) - 1) << SOURCE_SHIFT
+        )
     for type_, n in sorted(skipped.items()):
         # Never silently: such permits are not enforced until the type is configured again.
-        log.warning("%d plate rows of permit type %r left out: the configuration has no such "
-                    "type", n, type_)  # fmt: skip
+        log.warning(
+            "%d plate rows of permit type %r left out: the configuration has no such type", n, type_
+        )
     meta = IndexMeta(revision, int(now), type_codes, zone_codes)
-    return build_index(meta, np.array(keys, dtype=np.int64), starts, ends, zones, rows, types,
-                       flags, permit_ids)  # fmt: skip
+    return build_index(
+        meta, np.array(keys, dtype=np.int64), starts, ends, zones, rows, types, flags, permit_ids
+    )
 
 
 def current_snapshot(snapshot_dir: Path) -> Path:
@@ -162,10 +166,22 @@ def _prune(snapshot_dir: Path, keep: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-def rebuild(db: PermitStore, rules: Rules, snapshot_dir: Path, history_days: int,
-            *, max_shrink: float = DEFAULT_MAX_SHRINK) -> RebuildReport:  # fmt: skip
+def rebuild(
+    db: PermitStore,
+    rules: Rules,
+    snapshot_dir: Path,
+    history_days: int,
+    *,
+    max_shrink: float = DEFAULT_MAX_SHRINK,
+) -> RebuildReport:
     t0 = time.perf_counter()
     index = index_from_db(db, rules, history_days)
     path = publish(index, snapshot_dir, max_shrink=max_shrink)
-    return RebuildReport(path, index.meta.revision, index.permit_count, index.plate_count,
-                         index.interval_count, time.perf_counter() - t0)  # fmt: skip
+    return RebuildReport(
+        path,
+        index.meta.revision,
+        index.permit_count,
+        index.plate_count,
+        index.interval_count,
+        time.perf_counter() - t0,
+    )

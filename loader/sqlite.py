@@ -70,7 +70,6 @@ SQLITE_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
 }
 
 
-
 class PermitDB(PermitStore):
     """A SQLite permit database, migrated to the current schema on open."""
 
@@ -130,8 +129,9 @@ class PermitDB(PermitStore):
                     self.conn.execute(statement)
             self.conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (SCHEMA_VERSION,)
-            )  # fmt: skip
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (SCHEMA_VERSION,),
+            )
         return SCHEMA_VERSION
 
     @property
@@ -207,15 +207,19 @@ class PermitDB(PermitStore):
         found: dict[str, tuple[int, PermitRow]] = {}
         for i in range(0, len(permit_ids), SQLITE_IN_CHUNK):
             ids = permit_ids[i : i + SQLITE_IN_CHUNK]
-            if len(ids) > 1 and not self.conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM permits WHERE permit_id BETWEEN ? AND ?)",
-                (min(ids), max(ids)),
-            ).fetchone()[0]:
+            if (
+                len(ids) > 1
+                and not self.conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM permits WHERE permit_id BETWEEN ? AND ?)",
+                    (min(ids), max(ids)),
+                ).fetchone()[0]
+            ):
                 continue  # none stored between the least and the greatest id (byte order)
             rows = self.conn.execute(
                 f"{PERMIT_SELECT} WHERE p.permit_id IN ({','.join('?' * len(ids))})"
-                " ORDER BY p.permit_id", ids
-            )  # fmt: skip
+                " ORDER BY p.permit_id",
+                ids,
+            )
             found.update((p.permit_id, (rev, p)) for rev, p in group(rows))
         return found
 
@@ -224,9 +228,12 @@ class PermitDB(PermitStore):
         c.executemany(
             "INSERT INTO permit_history (permit_id, revision, old_row, changed_at)"
             " VALUES (?, ?, ?, ?)",
-            [(ch.permit.permit_id, ch.previous[0], history_json(ch.previous[1]), now)
-             for ch in changes if ch.previous is not None],
-        )  # fmt: skip
+            [
+                (ch.permit.permit_id, ch.previous[0], history_json(ch.previous[1]), now)
+                for ch in changes
+                if ch.previous is not None
+            ],
+        )
         c.executemany(
             "INSERT INTO permits (permit_id, type, valid_from, valid_to, zones, source,"
             " revision, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -234,26 +241,53 @@ class PermitDB(PermitStore):
             " valid_from=excluded.valid_from, valid_to=excluded.valid_to,"
             " zones=excluded.zones, source=excluded.source, revision=excluded.revision,"
             " updated_at=excluded.updated_at",
-            [(p.permit_id, p.type, p.valid_from, p.valid_to, " ".join(p.zones), p.source,
-              rev, now) for rev, p, _ in changes],
-        )  # fmt: skip
+            [
+                (
+                    p.permit_id,
+                    p.type,
+                    p.valid_from,
+                    p.valid_to,
+                    " ".join(p.zones),
+                    p.source,
+                    rev,
+                    now,
+                )
+                for rev, p, _ in changes
+            ],
+        )
         replaced = [ch.permit.permit_id for ch in changes if ch.previous is not None]
         if replaced:
-            c.execute("DELETE FROM permit_plates WHERE permit_id IN (SELECT value FROM"
-                      " json_each(?))", (json.dumps(replaced),))  # fmt: skip
+            c.execute(
+                "DELETE FROM permit_plates WHERE permit_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(replaced),),
+            )
         c.executemany(
             "INSERT INTO permit_plates (permit_id, plate, is_primary) VALUES (?, ?, ?)",
-            [(p.permit_id, plate, int(primary)) for _, p, _ in changes
-             for plate, primary in p.plates],
-        )  # fmt: skip
+            [
+                (p.permit_id, plate, int(primary))
+                for _, p, _ in changes
+                for plate, primary in p.plates
+            ],
+        )
 
     def _insert_new(self, permits: list[PermitRow], first_revision: int, now: int) -> None:
         self.conn.executemany(
             "INSERT INTO permits (permit_id, type, valid_from, valid_to, zones, source,"
             " revision, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(p.permit_id, p.type, p.valid_from, p.valid_to, " ".join(p.zones), p.source,
-              rev, now) for rev, p in enumerate(permits, first_revision)],
-        )  # fmt: skip
+            [
+                (
+                    p.permit_id,
+                    p.type,
+                    p.valid_from,
+                    p.valid_to,
+                    " ".join(p.zones),
+                    p.source,
+                    rev,
+                    now,
+                )
+                for rev, p in enumerate(permits, first_revision)
+            ],
+        )
         self.conn.executemany(
             "INSERT INTO permit_plates (permit_id, plate, is_primary) VALUES (?, ?, ?)",
             [(p.permit_id, plate, int(pr)) for p in permits for plate, pr in p.plates],

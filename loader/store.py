@@ -233,7 +233,6 @@ class PermitStore(ABC):
         """After a committed write of `changed` permits (a backend may refresh statistics)."""
 
 
-
 def chunks(items: Iterable[PermitRow], size: int) -> Iterator[list[PermitRow]]:
     it = iter(items)
     while chunk := list(itertools.islice(it, size)):
@@ -252,8 +251,9 @@ def canonical(p: PermitRow) -> PermitRow:
     return msgspec.structs.replace(p, plates=plates, zones=zones)
 
 
-def plan(chunk: list[PermitRow], stored: dict[str, tuple[int, PermitRow]],
-         revision: int) -> tuple[list[Change], int, int]:  # fmt: skip
+def plan(
+    chunk: list[PermitRow], stored: dict[str, tuple[int, PermitRow]], revision: int
+) -> tuple[list[Change], int, int]:
     """Number the permits of `chunk` that differ from their `stored` versions from
     `revision` + 1 on; returns the changes, the last revision handed out, and the revision
     of the chunk's last permit."""
@@ -295,9 +295,15 @@ def group(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, PermitRow]]:
 
 
 def _permit(r: Sequence[Any], plates: list[tuple[str, bool]]) -> tuple[int, PermitRow]:
-    return int(r[6]), PermitRow(str(r[0]), str(r[1]), int(r[2]),
-                                None if r[3] is None else int(r[3]), tuple(str(r[4]).split()),
-                                str(r[5]), tuple(sorted(plates)))  # fmt: skip
+    return int(r[6]), PermitRow(
+        str(r[0]),
+        str(r[1]),
+        int(r[2]),
+        None if r[3] is None else int(r[3]),
+        tuple(str(r[4]).split()),
+        str(r[5]),
+        tuple(sorted(plates)),
+    )
 
 
 _HISTORY: Final = msgspec.json.Decoder(PermitRow)
@@ -318,15 +324,20 @@ def schema_problem(location: str, version: int) -> str | None:
     if version == 0:
         return f"{location} has no Varco permit schema: run `varco migrate`"
     if version < SCHEMA_VERSION:
-        return (f"{location} has permit schema version {version}, this Varco needs "
-                f"{SCHEMA_VERSION}: run `varco migrate`")  # fmt: skip
-    return (f"{location} has permit schema version {version}, newer than this Varco's "
-            f"{SCHEMA_VERSION}: upgrade Varco")  # fmt: skip
+        return (
+            f"{location} has permit schema version {version}, this Varco needs "
+            f"{SCHEMA_VERSION}: run `varco migrate`"
+        )
+    return (
+        f"{location} has permit schema version {version}, newer than this Varco's "
+        f"{SCHEMA_VERSION}: upgrade Varco"
+    )
 
 
 # SQLite: statements per schema version, each idempotent (a version-1 database made before
 # A permit with its plates, one row per plate (`group` folds them); both backends' dialect.
-PERMIT_SELECT: Final = ("SELECT p.permit_id, p.type, p.valid_from, p.valid_to, p.zones,"
-                        " p.source, p.revision, pp.plate, pp.is_primary FROM permits p"
-                        " LEFT JOIN permit_plates pp USING (permit_id)")  # fmt: skip
-
+PERMIT_SELECT: Final = (
+    "SELECT p.permit_id, p.type, p.valid_from, p.valid_to, p.zones,"
+    " p.source, p.revision, pp.plate, pp.is_primary FROM permits p"
+    " LEFT JOIN permit_plates pp USING (permit_id)"
+)

@@ -6,8 +6,9 @@ Each round (every `poll_s`, or at once when the admin API publishes a wake-up):
    changes), when the schedule says so, or when more changes than `max_overlay` were streamed
    since the last one (replicas hold those in memory, outside the compact index).
 2. Stream every permit row whose revision is newer than the last one streamed, oldest first,
-   each entry naming the one before it (enforcement/core/changes.py). Revisions follow commit order in both
-   databases (store.py), so reading `revision > last` never skips a row committed late.
+   each entry naming the one before it (enforcement/core/changes.py). Revisions follow
+   commit order in both databases (store.py), so reading `revision > last` never skips a
+   row committed late.
 3. Record the heartbeat: the instant at which the database was read and wholly published.
 
 One loader at a time holds a lease in Redis; a second one waits. A crash at any point leaves
@@ -52,10 +53,14 @@ from .store import PermitRow, PermitStore
 log = logging.getLogger(__name__)
 
 LEASE_MS: Final = 10_000
-_EXTEND_IF_MINE: Final = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
-                          "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end")
-_DELETE_IF_MINE: Final = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
-                          "return redis.call('del', KEYS[1]) else return 0 end")
+_EXTEND_IF_MINE: Final = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+)
+_DELETE_IF_MINE: Final = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('del', KEYS[1]) else return 0 end"
+)
 BATCH: Final = 1000
 
 
@@ -78,15 +83,31 @@ def watch_options(settings: Settings) -> WatchOptions:
 
 
 def change_of(row: PermitRow, revision: int, prev: int) -> PermitChange:
-    return PermitChange(revision, prev, row.permit_id, row.type, row.valid_from, row.valid_to,
-                        row.zones, row.source, row.plates)  # fmt: skip
+    return PermitChange(
+        revision,
+        prev,
+        row.permit_id,
+        row.type,
+        row.valid_from,
+        row.valid_to,
+        row.zones,
+        row.source,
+        row.plates,
+    )
 
 
 class LoaderWatch:
-    def __init__(self, db: PermitStore, rules: Rules, snapshot_dir: Path, r: redis.Redis,
-                 options: WatchOptions, keys: Keys | None = None,
-                 feeds: FeedRunner | None = None,
-                 reopen: Callable[[], PermitStore] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        db: PermitStore,
+        rules: Rules,
+        snapshot_dir: Path,
+        r: redis.Redis,
+        options: WatchOptions,
+        keys: Keys | None = None,
+        feeds: FeedRunner | None = None,
+        reopen: Callable[[], PermitStore] | None = None,
+    ) -> None:
         self.db, self.rules, self.snapshot_dir, self.r = db, rules, snapshot_dir, r
         self.reopen = reopen  # a new database connection after an error (PostgreSQL restart)
         self.waiting_for_lease = False
@@ -156,24 +177,38 @@ class LoaderWatch:
             return True
         if self.snapshot_at == 0.0:  # this loader's first round: publish only if needed
             self.snapshot_at = time.time()
-        return (time.time() - self.snapshot_at >= self.options.snapshot_interval_s
-                or self.streamed_since_snapshot >= self.options.max_overlay)  # fmt: skip
+        return (
+            time.time() - self.snapshot_at >= self.options.snapshot_interval_s
+            or self.streamed_since_snapshot >= self.options.max_overlay
+        )
 
     def publish_snapshot(self) -> None:
         try:
-            report = rebuild(self.db, self.rules, self.snapshot_dir, self.options.history_days,
-                             max_shrink=self.options.max_shrink)  # fmt: skip
+            report = rebuild(
+                self.db,
+                self.rules,
+                self.snapshot_dir,
+                self.options.history_days,
+                max_shrink=self.options.max_shrink,
+            )
         except ShrinkRefused as exc:
-            log.error("snapshot not published, retrying in %.0f s (changes still stream): %s",
-                      self.options.snapshot_interval_s, exc)  # fmt: skip
+            log.error(
+                "snapshot not published, retrying in %.0f s (changes still stream): %s",
+                self.options.snapshot_interval_s,
+                exc,
+            )
             self.refused_until = time.time() + self.options.snapshot_interval_s
             return
         if not self._hold_lease():  # a long rebuild outlasted the lease: another took over
             log.warning("lease lost during the rebuild; this loader's snapshot is not published")
             return
         name = publish_snapshot(self.r, self.keys, report.path)
-        log.info("snapshot published to Redis: %s (revision %d, %d permits)", name,
-                 report.revision, report.permits)  # fmt: skip
+        log.info(
+            "snapshot published to Redis: %s (revision %d, %d permits)",
+            name,
+            report.revision,
+            report.permits,
+        )
         self.snapshot_at = time.time()
         self.streamed_since_snapshot = 0
         if self.last_streamed is None:
@@ -194,8 +229,9 @@ class LoaderWatch:
             pipe = self.r.pipeline(transaction=False)
             prev = self.last_streamed
             for revision, row in rows:
-                fields: dict[Any, Any] = {STREAM_FIELD: encode_change(change_of(row, revision,
-                                                                                prev))}  # fmt: skip
+                fields: dict[Any, Any] = {
+                    STREAM_FIELD: encode_change(change_of(row, revision, prev))
+                }
                 pipe.xadd(self.keys.changes, fields, id=stream_id(revision))
                 prev = revision
             pipe.execute()
@@ -223,8 +259,9 @@ class LoaderWatch:
                 backoff = 0.2
                 pubsub.get_message(timeout=self.options.poll_s)  # a wake-up, or the poll tick
             except (redis.RedisError, OSError) as exc:
-                log.warning("Redis unreachable (%s); retrying in %.1f s", type(exc).__name__,
-                            backoff)  # fmt: skip
+                log.warning(
+                    "Redis unreachable (%s); retrying in %.1f s", type(exc).__name__, backoff
+                )
                 pubsub = None
                 self.last_streamed = None  # re-read from the stream: Redis may have lost data
                 self.stop_event.wait(backoff)
@@ -257,17 +294,28 @@ def redis_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
 
 
-def run_loader(settings: Settings, rules: Rules, redis_url: str,
-               options: WatchOptions | None = None,
-               started: Callable[[LoaderWatch], None] | None = None) -> None:  # fmt: skip
+def run_loader(
+    settings: Settings,
+    rules: Rules,
+    redis_url: str,
+    options: WatchOptions | None = None,
+    started: Callable[[LoaderWatch], None] | None = None,
+) -> None:
     """The daemon: its own database connection and Redis client, until stopped; `started`
     is given the daemon before its first round (to stop it from another thread)."""
     r = redis_client(redis_url)
     try:
         with open_db(settings) as db:  # SQLite connections belong to the thread that opens them
-            watch = LoaderWatch(db, rules, settings.storage.snapshot_dir, r,
-                                options or watch_options(settings), Keys(settings.redis.prefix),
-                                feeds_of(settings, rules), lambda: open_db(settings))  # fmt: skip
+            watch = LoaderWatch(
+                db,
+                rules,
+                settings.storage.snapshot_dir,
+                r,
+                options or watch_options(settings),
+                Keys(settings.redis.prefix),
+                feeds_of(settings, rules),
+                lambda: open_db(settings),
+            )
             if started is not None:
                 started(watch)
             watch.run()
@@ -280,8 +328,9 @@ def run_loader(settings: Settings, rules: Rules, redis_url: str,
 class LoaderThread:
     """The loader daemon in a thread of this process (`varco demo`, tests)."""
 
-    def __init__(self, settings: Settings, rules: Rules, redis_url: str,
-                 options: WatchOptions | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, settings: Settings, rules: Rules, redis_url: str, options: WatchOptions | None = None
+    ) -> None:
         self.settings, self.rules, self.redis_url = settings, rules, redis_url
         self.options = options or watch_options(settings)
         self.watch: LoaderWatch | None = None

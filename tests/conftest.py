@@ -40,9 +40,13 @@ def demo(tmp_path: Path) -> tuple[Settings, Rules]:
 def checker(demo: tuple[Settings, Rules]) -> Checker:
     settings, rules = demo
     # The tables use fixed 2026 instants: no index-age or transit-age limit applies.
-    return Checker(rules, review_confidence=settings.enforcement.review_confidence,
-                   max_clock_skew_s=settings.enforcement.max_clock_skew_s,
-                   index_max_age_s=10**10, max_transit_age_s=10**10)  # fmt: skip
+    return Checker(
+        rules,
+        review_confidence=settings.enforcement.review_confidence,
+        max_clock_skew_s=settings.enforcement.max_clock_skew_s,
+        index_max_age_s=10**10,
+        max_transit_age_s=10**10,
+    )
 
 
 @pytest.fixture
@@ -57,8 +61,9 @@ os.environ.pop("REDIS_URL", None)  # or a shared Redis: each test starts its own
 
 
 def _with_path(url: str, dbname: str, query: str = "") -> str:
-    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path="/" + dbname,
-                                                                       query=query))
+    return urllib.parse.urlunsplit(
+        urllib.parse.urlsplit(url)._replace(path="/" + dbname, query=query)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -75,9 +80,12 @@ def pg_database() -> Iterator[str]:
     name = f"varco_test_{secrets.token_hex(4)}"
     with admin:
         try:
-            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' "
-                                  "LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'und'"
-                                  ).format(sql.Identifier(name)))  # fmt: skip
+            admin.execute(
+                sql.SQL(
+                    "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' "
+                    "LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'und'"
+                ).format(sql.Identifier(name))
+            )
         except psycopg.Error:  # no ICU, or PostgreSQL before 15
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:
@@ -93,8 +101,11 @@ def pg_url(pg_database: str) -> Iterator[str]:
     with psycopg.connect(pg_database, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         try:
-            yield _with_path(pg_database, urllib.parse.urlsplit(pg_database).path[1:],
-                             f"options=-csearch_path%3D{schema}")  # fmt: skip
+            yield _with_path(
+                pg_database,
+                urllib.parse.urlsplit(pg_database).path[1:],
+                f"options=-csearch_path%3D{schema}",
+            )
         finally:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
@@ -111,8 +122,9 @@ def redis_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def live_settings(request: pytest.FixtureRequest, demo: tuple[Settings, Rules],
-                  redis_server: EmbeddedRedis) -> Settings:  # fmt: skip
+def live_settings(
+    request: pytest.FixtureRequest, demo: tuple[Settings, Rules], redis_server: EmbeddedRedis
+) -> Settings:
     """The demo settings following our Redis, on each permit database backend."""
     settings, _ = demo
     database_url = None
@@ -120,8 +132,7 @@ def live_settings(request: pytest.FixtureRequest, demo: tuple[Settings, Rules],
         database_url = request.getfixturevalue("pg_url")
         with PgPermitDB(database_url, check_schema=False) as db:
             db.migrate()
-    return with_changes(settings, redis={"url": redis_server.url},
-                        database_url=database_url)  # fmt: skip
+    return with_changes(settings, redis={"url": redis_server.url}, database_url=database_url)
 
 
 @pytest.fixture

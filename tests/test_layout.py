@@ -119,8 +119,11 @@ def _levels(graph: dict[str, frozenset[str]]) -> dict[str, int]:
 
 def _within(prefix: str) -> dict[str, frozenset[str]]:
     graph = _graph()
-    return {m: frozenset(d for d in deps if d.startswith(prefix))
-            for m, deps in graph.items() if m.startswith(prefix)}
+    return {
+        m: frozenset(d for d in deps if d.startswith(prefix))
+        for m, deps in graph.items()
+        if m.startswith(prefix)
+    }
 
 
 def _part(module: str) -> str:
@@ -132,7 +135,8 @@ def _parts_graph() -> dict[str, frozenset[str]]:
     parts: dict[str, set[str]] = {}
     for module, deps in _within("enforcement.").items():
         parts.setdefault(_part(module), set()).update(
-            _part(d) for d in deps if _part(d) != _part(module))
+            _part(d) for d in deps if _part(d) != _part(module)
+        )
     return {p: frozenset(d) for p, d in parts.items()}
 
 
@@ -154,21 +158,43 @@ def test_enforcement_layers() -> None:
     assert part_levels["http"] == max(part_levels.values())
 
 
-@pytest.mark.parametrize(("importer", "forbidden"), [
-    ("enforcement", ("loader", "varco", "bench", "deploy", "tests")),
-    ("loader", ("varco", "enforcement.http", "enforcement.transits", "enforcement.audit")),
-    ("enforcement.core", ("enforcement.config", "enforcement.replica", "enforcement.transits",
-                          "enforcement.audit", "enforcement.http")),
-    ("enforcement.config", ("enforcement.replica", "enforcement.transits", "enforcement.audit",
-                            "enforcement.http")),
-    ("enforcement.transits", ("enforcement.http", "enforcement.audit")),
-    ("enforcement.audit", ("enforcement.http", "enforcement.transits")),
-    ("enforcement.replica", ("enforcement.http", "enforcement.transits", "enforcement.audit")),
-])
+@pytest.mark.parametrize(
+    ("importer", "forbidden"),
+    [
+        ("enforcement", ("loader", "varco", "bench", "deploy", "tests")),
+        ("loader", ("varco", "enforcement.http", "enforcement.transits", "enforcement.audit")),
+        (
+            "enforcement.core",
+            (
+                "enforcement.config",
+                "enforcement.replica",
+                "enforcement.transits",
+                "enforcement.audit",
+                "enforcement.http",
+            ),
+        ),
+        (
+            "enforcement.config",
+            (
+                "enforcement.replica",
+                "enforcement.transits",
+                "enforcement.audit",
+                "enforcement.http",
+            ),
+        ),
+        ("enforcement.transits", ("enforcement.http", "enforcement.audit")),
+        ("enforcement.audit", ("enforcement.http", "enforcement.transits")),
+        ("enforcement.replica", ("enforcement.http", "enforcement.transits", "enforcement.audit")),
+    ],
+)
 def test_imports_point_one_way(importer: str, forbidden: tuple[str, ...]) -> None:
-    wrong = sorted(f"{m} -> {d}" for m, deps in _graph().items()
-                   if m == importer or m.startswith(f"{importer}.")
-                   for d in deps if d.startswith(forbidden))
+    wrong = sorted(
+        f"{m} -> {d}"
+        for m, deps in _graph().items()
+        if m == importer or m.startswith(f"{importer}.")
+        for d in deps
+        if d.startswith(forbidden)
+    )
     assert wrong == []
 
 
@@ -188,8 +214,11 @@ def test_the_domain_needs_no_network_stack() -> None:
 
 
 def test_no_module_over_400_lines() -> None:
-    long = {name: n for name, path in _modules().items()
-            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        name: n
+        for name, path in _modules().items()
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert long == {}
 
 
@@ -202,8 +231,12 @@ def test_every_redis_key_is_spelled_in_keys_py() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.JoinedStr) and len(node.values) >= 2:
                 first, second = node.values[0], node.values[1]
-                if (isinstance(first, ast.FormattedValue) and "prefix" in ast.unparse(first.value)
-                        and isinstance(second, ast.Constant) and str(second.value)[:1] == ":"):
+                if (
+                    isinstance(first, ast.FormattedValue)
+                    and "prefix" in ast.unparse(first.value)
+                    and isinstance(second, ast.Constant)
+                    and str(second.value)[:1] == ":"
+                ):
                     wrong.append(f"{name}:{node.lineno}")
     assert wrong == []
 

@@ -8,8 +8,9 @@
 
 Every write goes to the permit database, which gives it the next revision; the loader streams
 it to every replica (this service included). A write also wakes the loader through Redis
-pub/sub so it does not wait for its next poll. Validation is the import's (enforcement/core/permits.py), so a
-CSV row and an API call are refused for the same reasons, naming the same field.
+pub/sub so it does not wait for its next poll. Validation is the import's
+(enforcement/core/permits.py), so a CSV row and an API call are refused for the same
+reasons, naming the same field.
 
 Installed into the service by `install` (the service package does not depend on the loader's
 database; the command line composes the two). Database calls run on one thread of their own:
@@ -72,8 +73,12 @@ class DatabaseUnavailable(errors.ApiError):
     status, code = 503, "database_unavailable"
 
 
-_DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError, sqlite3.InterfaceError,
-                                           DatabaseError, psycopg.Error)  # fmt: skip
+_DB_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.OperationalError,
+    sqlite3.InterfaceError,
+    DatabaseError,
+    psycopg.Error,
+)
 
 
 _DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
@@ -88,8 +93,9 @@ class AdminApi:
         self._db: PermitStore | None = None
         self._redis = None
         if redis_url is not None:
-            self._redis = aredis.Redis.from_url(redis_url, socket_timeout=1,
-                                                socket_connect_timeout=1)  # fmt: skip
+            self._redis = aredis.Redis.from_url(
+                redis_url, socket_timeout=1, socket_connect_timeout=1
+            )
         self._keys = Keys(self.settings.redis.prefix)
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -103,8 +109,10 @@ class AdminApi:
             except _DB_ERRORS as exc:
                 # A dropped connection (PostgreSQL restart, failover) or a lock held too long:
                 # 503, and a new connection for the next request instead of failing forever.
-                log.error("permit database error (%s); reconnecting on the next request",
-                          type(exc).__name__)  # fmt: skip
+                log.error(
+                    "permit database error (%s); reconnecting on the next request",
+                    type(exc).__name__,
+                )
                 if self._db is not None:
                     with contextlib.suppress(Exception):
                         self._db.close()
@@ -137,8 +145,9 @@ class AdminApi:
         except msgspec.MsgspecError as exc:
             raise errors.from_msgspec(exc) from None
 
-    def _out(self, row: PermitRow, revision: int,
-             history: list[tuple[int, PermitRow]] | None = None) -> web.Response:  # fmt: skip
+    def _out(
+        self, row: PermitRow, revision: int, history: list[tuple[int, PermitRow]] | None = None
+    ) -> web.Response:
         to_local = self.rules.clock.to_datetime
 
         def end(t: int | None) -> dt.datetime | None:
@@ -147,18 +156,37 @@ class AdminApi:
         def plates(p: PermitRow) -> list[PlateOut]:
             return [PlateOut(plate, primary) for plate, primary in p.plates]
 
-        out = PermitOut(row.permit_id, row.type, row.source, to_local(row.valid_from),
-                        end(row.valid_to), list(row.zones), plates(row), revision,
-                        [PermitVersion(rev, to_local(old.valid_from), end(old.valid_to),
-                                       list(old.zones), plates(old))
-                         for rev, old in history or []])  # fmt: skip
+        out = PermitOut(
+            row.permit_id,
+            row.type,
+            row.source,
+            to_local(row.valid_from),
+            end(row.valid_to),
+            list(row.zones),
+            plates(row),
+            revision,
+            [
+                PermitVersion(
+                    rev, to_local(old.valid_from), end(old.valid_to), list(old.zones), plates(old)
+                )
+                for rev, old in history or []
+            ],
+        )
         return web.Response(body=ENCODER.encode(out), content_type=JSON)
 
     def _validated(self, row: PermitRow) -> PermitRow:
         """The row if the city's rules accept it; 422 naming the field otherwise."""
         try:
-            check_permit(self.rules, row.permit_id, row.type, row.valid_from, row.valid_to,
-                         row.zones, row.source, len(row.plates))  # fmt: skip
+            check_permit(
+                self.rules,
+                row.permit_id,
+                row.type,
+                row.valid_from,
+                row.valid_to,
+                row.zones,
+                row.source,
+                len(row.plates),
+            )
         except PermitInvalid as exc:
             raise errors.Invalid(exc.reason, exc.field) from None
         ptype = self.rules.types[row.type]
@@ -193,19 +221,23 @@ class AdminApi:
             try:
                 expected = int(if_match.strip().strip('"'))
             except ValueError:
-                raise errors.Invalid("If-Match must be the permit's revision, as GET gives it",
-                                     "If-Match") from None  # fmt: skip
+                raise errors.Invalid(
+                    "If-Match must be the permit's revision, as GET gives it", "If-Match"
+                ) from None
             if expected != revision:
-                raise PreconditionFailed(f"the permit is at revision {revision}, not "
-                                         f"{expected}: read it again", "If-Match")  # fmt: skip
+                raise PreconditionFailed(
+                    f"the permit is at revision {revision}, not {expected}: read it again",
+                    "If-Match",
+                )
         return row, revision
 
-    async def _save(self, row: PermitRow, key_id: str, action: str,
-                    expected: int) -> web.Response:  # fmt: skip
+    async def _save(self, row: PermitRow, key_id: str, action: str, expected: int) -> web.Response:
         revision = await self._in_db(lambda db, r, e: db.upsert_one_if(r, e), row, expected)
         if revision is None:  # changed by someone else between our read and this write
-            raise Conflict("the permit changed while this request was handled: read it "
-                           "again and retry", "permit_id")  # fmt: skip
+            raise Conflict(
+                "the permit changed while this request was handled: read it again and retry",
+                "permit_id",
+            )
         log.info("permit %s %s by key %s (revision %d)", row.permit_id, action, key_id, revision)
         await self._wake_loader()
         return self._out(row, revision)
@@ -215,17 +247,24 @@ class AdminApi:
     async def issue(self, request: web.Request) -> web.Response:
         key = self.service.require(request, ADMIN)
         body = await self._body(request, PermitIn)
-        row = self._validated(PermitRow(
-            body.permit_id, body.type, int(body.valid_from.timestamp()),
-            None if body.valid_to is None else int(body.valid_to.timestamp()),
-            tuple(dict.fromkeys(body.zones)), body.source, self._plates(body.plates),
-        ))  # fmt: skip
+        row = self._validated(
+            PermitRow(
+                body.permit_id,
+                body.type,
+                int(body.valid_from.timestamp()),
+                None if body.valid_to is None else int(body.valid_to.timestamp()),
+                tuple(dict.fromkeys(body.zones)),
+                body.source,
+                self._plates(body.plates),
+            )
+        )
         # Insert-only in one transaction: of two concurrent issues of one number, on any
         # replica, one gets 201 and the other 409, never a silent overwrite.
         revision = await self._in_db(lambda db, r: db.upsert_one_if(r, None), row)
         if revision is None:
-            raise Conflict(f"permit {row.permit_id!r} exists: change it with PATCH or renew it",
-                           "permit_id")  # fmt: skip
+            raise Conflict(
+                f"permit {row.permit_id!r} exists: change it with PATCH or renew it", "permit_id"
+            )
         log.info("permit %s issued by key %s (revision %d)", row.permit_id, key.id, revision)
         await self._wake_loader()
         response = self._out(row, revision)

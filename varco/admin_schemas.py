@@ -81,14 +81,22 @@ class PermitOut(msgspec.Struct, omit_defaults=True):
 _PERMIT_ID = {"name": "permit_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _op(summary: str, description: str, body: type[msgspec.Struct] | None = None, *,
-        ok: str = "200", conflict: str | None = None,
-        by_id: bool = True) -> dict[str, Any]:  # fmt: skip
+def _op(
+    summary: str,
+    description: str,
+    body: type[msgspec.Struct] | None = None,
+    *,
+    ok: str = "200",
+    conflict: str | None = None,
+    by_id: bool = True,
+) -> dict[str, Any]:
     """One admin operation for the OpenAPI document: answers the permit (`ok`), or the
     service's errors, 404 on an unknown `permit_id` (`by_id`), 409 where `conflict` says."""
     common = ("400", "401", "403", "413", "415", "422") if body else ("401", "403")
-    responses = {ok: apidoc.json_response("PermitOut", "The permit and its revision"),
-                 **{status: apidoc.ERRORS[status] for status in common}}  # fmt: skip
+    responses = {
+        ok: apidoc.json_response("PermitOut", "The permit and its revision"),
+        **{status: apidoc.ERRORS[status] for status in common},
+    }
     if by_id:
         responses["404"] = apidoc.json_response("ErrorOut", "No permit with this permit_id")
     if conflict:
@@ -97,7 +105,8 @@ def _op(summary: str, description: str, body: type[msgspec.Struct] | None = None
     if body is not None and by_id:  # a change of an existing permit
         parameters.append(_IF_MATCH)
         responses["412"] = apidoc.json_response(
-            "ErrorOut", "If-Match named another revision than the permit's: read it again")
+            "ErrorOut", "If-Match named another revision than the permit's: read it again"
+        )
     op: dict[str, Any] = {
         "summary": f"{summary} (admin)",
         "description": description,
@@ -106,44 +115,69 @@ def _op(summary: str, description: str, body: type[msgspec.Struct] | None = None
         "responses": dict(sorted(responses.items())),
     }
     if body is not None:
-        op["requestBody"] = {"required": True,
-                             "content": {JSON: {"schema": apidoc.ref(body.__name__)}}}  # fmt: skip
+        op["requestBody"] = {
+            "required": True,
+            "content": {JSON: {"schema": apidoc.ref(body.__name__)}},
+        }
     return op
 
 
-_WRITE = ("Every change raises the permit database's revision; the loader streams it to every "
-          "replica, which enforces it within a second. A change made by someone else between "
-          "this request's read and its write is never overwritten: 409, read again.")  # fmt: skip
-_IF_MATCH: Final = {"name": "If-Match", "in": "header", "required": False,
-                    "schema": {"type": "string"}, "description":
-                    "The revision the client read (GET); the change applies only if the permit "
-                    "is still at it, else 412"}  # fmt: skip
+_WRITE = (
+    "Every change raises the permit database's revision; the loader streams it to every "
+    "replica, which enforces it within a second. A change made by someone else between "
+    "this request's read and its write is never overwritten: 409, read again."
+)
+_IF_MATCH: Final = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The revision the client read (GET); the change applies only if the permit "
+    "is still at it, else 412",
+}
 DOCS = apidoc.PathDocs(
     {
-        "/v1/permits": {"post": _op(
-            "Issue a permit",
-            "valid_from may lie in the past (a permit issued after the fact). Checked against "
-            f"the city's rules like an imported CSV row. {_WRITE}",
-            PermitIn, ok="201", by_id=False,
-            conflict="A permit with this permit_id exists: PATCH or renew it")},
-        "/v1/permits/{permit_id}": {
-            "get": _op("Read a permit",
-                       "The permit, its revision, and its earlier versions in `history`."),
-            "patch": _op("Change a permit's validity, plates or zones",
-                         "Give at least one field; the others keep their value. valid_to null "
-                         f"means unlimited (where the type allows it). {_WRITE}", PermitPatch,
-                         conflict="The permit changed while the request was handled"),
+        "/v1/permits": {
+            "post": _op(
+                "Issue a permit",
+                "valid_from may lie in the past (a permit issued after the fact). Checked against "
+                f"the city's rules like an imported CSV row. {_WRITE}",
+                PermitIn,
+                ok="201",
+                by_id=False,
+                conflict="A permit with this permit_id exists: PATCH or renew it",
+            )
         },
-        "/v1/permits/{permit_id}/revoke": {"post": _op(
-            "Revoke a permit",
-            "Decadenza: the validity ends at `at` (default now; at or before the start, the "
-            f"permit covers nothing). The permit and its history are kept. {_WRITE}",
-            RevokeIn, conflict="The permit already ends before `at`, or changed meanwhile")},
-        "/v1/permits/{permit_id}/renew": {"post": _op(
-            "Renew a permit, keeping its number",
-            "The new validity runs from valid_from (default where the current one ends, or now) "
-            f"to valid_to. {_WRITE}", RenewIn,
-            conflict="The permit changed while the request was handled")},
+        "/v1/permits/{permit_id}": {
+            "get": _op(
+                "Read a permit", "The permit, its revision, and its earlier versions in `history`."
+            ),
+            "patch": _op(
+                "Change a permit's validity, plates or zones",
+                "Give at least one field; the others keep their value. valid_to null "
+                f"means unlimited (where the type allows it). {_WRITE}",
+                PermitPatch,
+                conflict="The permit changed while the request was handled",
+            ),
+        },
+        "/v1/permits/{permit_id}/revoke": {
+            "post": _op(
+                "Revoke a permit",
+                "Decadenza: the validity ends at `at` (default now; at or before the start, the "
+                f"permit covers nothing). The permit and its history are kept. {_WRITE}",
+                RevokeIn,
+                conflict="The permit already ends before `at`, or changed meanwhile",
+            )
+        },
+        "/v1/permits/{permit_id}/renew": {
+            "post": _op(
+                "Renew a permit, keeping its number",
+                "The new validity runs from valid_from (default where the current one ends, or "
+                f"now) to valid_to. {_WRITE}",
+                RenewIn,
+                conflict="The permit changed while the request was handled",
+            )
+        },
     },
     (PermitIn, PermitPatch, RevokeIn, RenewIn, PermitOut),
-)  # fmt: skip
+)

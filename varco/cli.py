@@ -50,17 +50,25 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("serve", help="run the HTTP service")
     s.add_argument("--port", type=int)
-    s.add_argument("--workers", type=_positive, default=1,
-                   help="processes sharing the port (SO_REUSEPORT) and the snapshot's pages")
-    s.add_argument("--followup", action="store_true",
-                   help="also run the violation follow-up worker and retention (safe on "
-                        "several replicas at once: they share the work)")
+    s.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes sharing the port (SO_REUSEPORT) and the snapshot's pages",
+    )
+    s.add_argument(
+        "--followup",
+        action="store_true",
+        help="also run the violation follow-up worker and retention (safe on "
+        "several replicas at once: they share the work)",
+    )
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("violations", help="export confirmed violations (CSV or JSON)")
     s.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD (local) or RFC 3339")
-    s.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD (local, exclusive) or "
-                                                            "RFC 3339")
+    s.add_argument(
+        "--to", dest="end", required=True, help="YYYY-MM-DD (local, exclusive) or RFC 3339"
+    )
     s.add_argument("--format", choices=("csv", "json"), default="csv")
     s.add_argument("--output", help="file to write (default: standard output)")
     s.set_defaults(func=cmd_violations)
@@ -98,26 +106,37 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("sync", help="sync the regional circuit and CUDE feeds ([sources])")
     s.add_argument("sources", nargs="*", help="source names (default: all configured)")
-    s.add_argument("--accept-shrink", action="store_true",
-                   help="apply even if the export closes more than the source's max_close")
+    s.add_argument(
+        "--accept-shrink",
+        action="store_true",
+        help="apply even if the export closes more than the source's max_close",
+    )
     s.set_defaults(func=cmd_sync)
 
     s = sub.add_parser("audit", help="the police-lookup audit trail: verify, export")
     audit_sub = s.add_subparsers(dest="audit_command", required=True)
-    dates = ("a date (local midnight) or a date-time (no offset: local time); the range is "
-             "[--from, --to)")
+    dates = (
+        "a date (local midnight) or a date-time (no offset: local time); the range is "
+        "[--from, --to)"
+    )
     s = audit_sub.add_parser("verify", help="check the hash chain; exit 1 at a break")
     s.add_argument("--from", dest="start", metavar="DATE", help=dates)
     s.add_argument("--to", dest="end", metavar="DATE")
     s.add_argument("--file", help="an audit file to check (default: the configured audit)")
     s.set_defaults(func=cmd_audit_verify)
-    s = audit_sub.add_parser("export", help="write a date range's records as CSV or JSON "
-                             "(checking the chain: exit 1 at a break)")  # fmt: skip
+    s = audit_sub.add_parser(
+        "export",
+        help="write a date range's records as CSV or JSON (checking the chain: exit 1 at a break)",
+    )
     s.add_argument("--from", dest="start", metavar="DATE", required=True, help=dates)
     s.add_argument("--to", dest="end", metavar="DATE", required=True)
-    s.add_argument("--format", choices=("csv", "json"), default="csv",
-                   help="csv (a reason starting with = + - @ gets a leading ') or json (with "
-                   "each record's stored body, to recompute the chain)")  # fmt: skip
+    s.add_argument(
+        "--format",
+        choices=("csv", "json"),
+        default="csv",
+        help="csv (a reason starting with = + - @ gets a leading ') or json (with "
+        "each record's stored body, to recompute the chain)",
+    )
     s.add_argument("--output", metavar="FILE", help="default: standard output")
     s.add_argument("--file", help="an audit file to read (default: the configured audit)")
     s.set_defaults(func=cmd_audit_export)

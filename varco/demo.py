@@ -1,10 +1,11 @@
 """A realistic demo permit set: every permit type, overlaps, renewals, windows, CUDE badges.
 
 Deterministic (seeded), so the plates printed in the README and by `varco demo` exist. Shapes
-follow the cities' rules (Milan, Padova, the Veneto circuit): residents unlimited or renewed with a 4-month overlap, craftsmen and shops
-for a year, hotel guests for a few days (some registered after the fact), online 2-hour
-permits, temporary ones up to 6 months, CUDE badges with a primary and a secondary plate,
-foreign and motorcycle plates, and permits that ended within the last weeks.
+follow the cities' rules (Milan, Padova, the Veneto circuit): residents unlimited or renewed
+with a 4-month overlap, craftsmen and shops for a year, hotel guests for a few days (some
+registered after the fact), online 2-hour permits, temporary ones up to 6 months, CUDE badges
+with a primary and a secondary plate, foreign and motorcycle plates, and permits that ended
+within the last weeks.
 """
 
 from __future__ import annotations
@@ -30,29 +31,56 @@ DEMO_UNKNOWN: Final = "ZZ999ZZ"  # no permit: pending
 DEMO_NEAR: Final = "AB123C0"  # one OCR confusion from the resident: review (near_match)
 
 # (type code, share of permits); codes absent from the configuration are skipped.
-_MIX: Final = (("1", 0.16), ("2", 0.18), ("2bis", 0.06), ("3", 0.06), ("4", 0.08), ("5", 0.04),
-               ("6", 0.02), ("7", 0.03), ("8", 0.14), ("9", 0.02), ("10", 0.01),
-               ("ONLINE", 0.08), ("TEMP", 0.06), ("CUDE", 0.06))  # fmt: skip
+_MIX: Final = (
+    ("1", 0.16),
+    ("2", 0.18),
+    ("2bis", 0.06),
+    ("3", 0.06),
+    ("4", 0.08),
+    ("5", 0.04),
+    ("6", 0.02),
+    ("7", 0.03),
+    ("8", 0.14),
+    ("9", 0.02),
+    ("10", 0.01),
+    ("ONLINE", 0.08),
+    ("TEMP", 0.06),
+    ("CUDE", 0.06),
+)
 
 
 class _Plates:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
-        self.used: set[str] = {DEMO_RESIDENT, DEMO_LOADING, DEMO_CUDE_PRIMARY,
-                               DEMO_CUDE_SECONDARY, DEMO_UNKNOWN, DEMO_NEAR}  # fmt: skip
+        self.used: set[str] = {
+            DEMO_RESIDENT,
+            DEMO_LOADING,
+            DEMO_CUDE_PRIMARY,
+            DEMO_CUDE_SECONDARY,
+            DEMO_UNKNOWN,
+            DEMO_NEAR,
+        }
 
     def new(self) -> str:
         r = self.rng
         while True:
             kind = r.random()
             if kind < 0.86:  # car LL DDD LL
-                p = (r.choice(_LETTERS) + r.choice(_LETTERS) + f"{r.randrange(1000):03d}"
-                     + r.choice(_LETTERS) + r.choice(_LETTERS))  # fmt: skip
+                p = (
+                    r.choice(_LETTERS)
+                    + r.choice(_LETTERS)
+                    + f"{r.randrange(1000):03d}"
+                    + r.choice(_LETTERS)
+                    + r.choice(_LETTERS)
+                )
             elif kind < 0.92:  # motorcycle LL DDDDD
                 p = r.choice(_LETTERS) + r.choice(_LETTERS) + f"{r.randrange(100000):05d}"
             else:  # foreign: German, French, Swiss, Austrian shapes, normalised
-                p = (r.choice(_FOREIGN_LETTERS) * r.randint(1, 2) + r.choice(_FOREIGN_LETTERS)
-                     + str(r.randrange(10, 9999)))  # fmt: skip
+                p = (
+                    r.choice(_FOREIGN_LETTERS) * r.randint(1, 2)
+                    + r.choice(_FOREIGN_LETTERS)
+                    + str(r.randrange(10, 9999))
+                )
             if p not in self.used:
                 self.used.add(p)
                 return p
@@ -87,11 +115,25 @@ def demo_permits(
             pid("PD"), "1", now - 400 * DAY, None, (), "municipal", ((DEMO_RESIDENT, True),)
         )
     if "4" in rules.types:
-        yield PermitRow(pid("PD"), "4", now - 30 * DAY, capped("4", now - 30 * DAY, None), (),
-                        "municipal", ((DEMO_LOADING, True),))  # fmt: skip
+        yield PermitRow(
+            pid("PD"),
+            "4",
+            now - 30 * DAY,
+            capped("4", now - 30 * DAY, None),
+            (),
+            "municipal",
+            ((DEMO_LOADING, True),),
+        )
     if "CUDE" in rules.types:
-        yield PermitRow(pid("CUDE"), "CUDE", now - 200 * DAY, now + 800 * DAY, (), "cude",
-                        ((DEMO_CUDE_PRIMARY, True), (DEMO_CUDE_SECONDARY, False)))  # fmt: skip
+        yield PermitRow(
+            pid("CUDE"),
+            "CUDE",
+            now - 200 * DAY,
+            now + 800 * DAY,
+            (),
+            "cude",
+            ((DEMO_CUDE_PRIMARY, True), (DEMO_CUDE_SECONDARY, False)),
+        )
 
     produced = 3
     while produced < count:
@@ -108,12 +150,20 @@ def demo_permits(
             # old one ends, same plate, so both cover the overlap.
             plate = plates.new()
             end = now + rng.randrange(-20, 900) * DAY
-            yield PermitRow(pid("PD"), type_, end - 3 * 365 * DAY, end, (), "municipal",
-                            ((plate, True),))  # fmt: skip
+            yield PermitRow(
+                pid("PD"), type_, end - 3 * 365 * DAY, end, (), "municipal", ((plate, True),)
+            )
             if rng.random() < 0.2:
                 produced += 1
-                yield PermitRow(pid("PD"), type_, end - 120 * DAY, end + 3 * 365 * DAY, (),
-                                "municipal", ((plate, True),))  # fmt: skip
+                yield PermitRow(
+                    pid("PD"),
+                    type_,
+                    end - 120 * DAY,
+                    end + 3 * 365 * DAY,
+                    (),
+                    "municipal",
+                    ((plate, True),),
+                )
         elif type_ == "8":  # hotel guests: a few days, some registered after the transit
             start = now - rng.randrange(0, 20 * 24) * 3600
             stay_end = capped(type_, start, start + rng.randint(1, 6) * DAY)
@@ -122,8 +172,9 @@ def demo_permits(
             )
         elif type_ == "ONLINE":
             start = now - rng.randrange(-48, 24 * 20) * 3600
-            yield PermitRow(pid("WEB"), type_, start, start + 2 * 3600, (), "online",
-                            ((plates.new(), True),))  # fmt: skip
+            yield PermitRow(
+                pid("WEB"), type_, start, start + 2 * 3600, (), "online", ((plates.new(), True),)
+            )
         elif type_ == "TEMP":
             start = now - rng.randrange(0, 170) * DAY
             temp_end = capped(type_, start, start + rng.randrange(7, 183) * DAY)
@@ -135,8 +186,9 @@ def demo_permits(
             badge: tuple[tuple[str, bool], ...] = ((plates.new(), True),)
             if rng.random() < 0.4:
                 badge += ((plates.new(), False),)
-            yield PermitRow(pid("CUDE"), type_, start, start + 5 * 365 * DAY, (), "cude",
-                            tuple(sorted(badge)))  # fmt: skip
+            yield PermitRow(
+                pid("CUDE"), type_, start, start + 5 * 365 * DAY, (), "cude", tuple(sorted(badge))
+            )
         else:  # 3, 4, 5, 6, 7, 9, 10: a year (capped by the type's maximum), several vehicles
             start = now - rng.randrange(0, 360) * DAY
             vehicles = tuple(
@@ -145,5 +197,12 @@ def demo_permits(
                     for _ in range(1 if rng.random() < 0.85 else rng.randint(2, 4))
                 )
             )
-            yield PermitRow(pid("PD"), type_, start, capped(type_, start, start + 365 * DAY), (),
-                            "municipal", vehicles)  # fmt: skip
+            yield PermitRow(
+                pid("PD"),
+                type_,
+                start,
+                capped(type_, start, start + 365 * DAY),
+                (),
+                "municipal",
+                vehicles,
+            )

@@ -61,8 +61,12 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
     unknown = [n for n in names if n not in settings.sources]
     if unknown or not names:
         known = ", ".join(settings.sources) or "none configured"
-        print(f"unknown source(s) {', '.join(unknown)} (configured: {known})" if unknown
-              else f"no [sources] in {settings.config_path}", file=sys.stderr)  # fmt: skip
+        print(
+            f"unknown source(s) {', '.join(unknown)} (configured: {known})"
+            if unknown
+            else f"no [sources] in {settings.config_path}",
+            file=sys.stderr,
+        )
         return 2
     code = 0
     with open_db(settings) as db:
@@ -79,10 +83,12 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
                 code = max(code, 3)
                 continue
             feed = r.feed
-            print(f"{name}: {feed.rows} rows ({feed.encoding}), {feed.permits} permits, "
-                  f"{r.changed} changed, {r.closed} closed (missing from the export), "
-                  f"{r.replaced} replaced by duplicates, {len(feed.rejects)} rejected; "
-                  f"revision {r.revision}")  # fmt: skip
+            print(
+                f"{name}: {feed.rows} rows ({feed.encoding}), {feed.permits} permits, "
+                f"{r.changed} changed, {r.closed} closed (missing from the export), "
+                f"{r.replaced} replaced by duplicates, {len(feed.rejects)} rejected; "
+                f"revision {r.revision}"
+            )
             rejects = write_rejects(feed, settings.storage.data_dir / "rejects")
             if rejects is not None:
                 for rej in feed.rejects[:10]:
@@ -96,8 +102,13 @@ def rebuild_snapshot(settings: Settings, rules: Rules, accept_shrink: bool) -> i
     """Build and publish a snapshot from the permit database; the exit code (3: refused)."""
     with open_db(settings) as db:
         try:
-            r = rebuild(db, rules, settings.storage.snapshot_dir, settings.storage.history_days,
-                        max_shrink=1.0 if accept_shrink else DEFAULT_MAX_SHRINK)  # fmt: skip
+            r = rebuild(
+                db,
+                rules,
+                settings.storage.snapshot_dir,
+                settings.storage.history_days,
+                max_shrink=1.0 if accept_shrink else DEFAULT_MAX_SHRINK,
+            )
         except ShrinkRefused as exc:
             print(f"rebuild refused: {exc}", file=sys.stderr)
             return 3
@@ -116,7 +127,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings, rules: Rules) -> int
     holder = IndexHolder()
     if not load_initial(holder, rules, settings.storage.snapshot_dir) or holder.current is None:
         print(
-            f"no verified snapshot in {settings.storage.snapshot_dir}; run `varco rebuild`", file=sys.stderr
+            f"no verified snapshot in {settings.storage.snapshot_dir}; run `varco rebuild`",
+            file=sys.stderr,
         )
         return 2
     at = dt.datetime.fromisoformat(args.at) if args.at else dt.datetime.now(dt.UTC)
@@ -130,8 +142,9 @@ def cmd_check(args: argparse.Namespace, settings: Settings, rules: Rules) -> int
         if gate is None:
             print(f"unknown gate {args.gate!r} (known: {', '.join(rules.gates)})", file=sys.stderr)
             return 2
-        out["verdict"] = checker.check(holder.current, plate, at.timestamp(), gate,
-                                       args.confidence, time.time())  # fmt: skip
+        out["verdict"] = checker.check(
+            holder.current, plate, at.timestamp(), gate, args.confidence, time.time()
+        )
     if plate.text:
         out["police_view"] = plate_view(checker, holder.current, plate.text, at, list(rules.zones))
     print(json.dumps(msgspec.to_builtins(out), indent=2, ensure_ascii=False))

@@ -87,7 +87,7 @@ def _redis_for_cli(settings: Settings) -> tuple[str, Any]:
 
     redis_url, embedded = start_redis(settings)
     if redis_url is None:
-        raise SystemExit("varco: violations live in Redis, and redis.url is \"off\"")
+        raise SystemExit('varco: violations live in Redis, and redis.url is "off"')
     return redis_url, embedded
 
 
@@ -105,8 +105,10 @@ def _audit_instant(text: str, tz: dt.tzinfo, option: str) -> int:
             value = dt.datetime.fromisoformat(text)
             value = value if value.tzinfo is not None else value.replace(tzinfo=tz)
     except ValueError:
-        raise _AuditUsage(f"{option}: {text!r} is not a date (2026-11-23) or a date-time "
-                          "(2026-11-23T08:00, 2026-11-23T08:00:00+01:00)") from None  # fmt: skip
+        raise _AuditUsage(
+            f"{option}: {text!r} is not a date (2026-11-23) or a date-time "
+            "(2026-11-23T08:00, 2026-11-23T08:00:00+01:00)"
+        ) from None
     return int(value.timestamp() * 1000)
 
 
@@ -175,8 +177,14 @@ def _audit(args: argparse.Namespace, settings: Settings, rules: Rules, export: b
     return _audit_report(verifier, where, notes, tz, export, args)
 
 
-def _audit_report(verifier: Verifier, where: str, notes: list[str], tz: dt.tzinfo, export: bool,
-                  args: argparse.Namespace) -> int:  # fmt: skip
+def _audit_report(
+    verifier: Verifier,
+    where: str,
+    notes: list[str],
+    tz: dt.tzinfo,
+    export: bool,
+    args: argparse.Namespace,
+) -> int:
 
     v = verifier
     report = sys.stderr if export else sys.stdout
@@ -184,11 +192,16 @@ def _audit_report(verifier: Verifier, where: str, notes: list[str], tz: dt.tzinf
         print(f"note: {note}", file=report)
     span = ""
     if v.first is not None and v.last is not None:
-        span = (f" (seq {v.first.seq}-{v.last.seq}, {local_time(v.first.t_ms, tz)} to "
-                f"{local_time(v.last.t_ms, tz)})")
+        span = (
+            f" (seq {v.first.seq}-{v.last.seq}, {local_time(v.first.t_ms, tz)} to "
+            f"{local_time(v.last.t_ms, tz)})"
+        )
     if export:
-        print(f"exported {v.records} audit records{span} from {where} into "
-              f"{args.output or 'standard output'} as {args.format}", file=report)  # fmt: skip
+        print(
+            f"exported {v.records} audit records{span} from {where} into "
+            f"{args.output or 'standard output'} as {args.format}",
+            file=report,
+        )
     if not v.breaks:
         if not export:
             print(f"audit chain intact: {v.records} records{span} in {where}")
@@ -197,10 +210,20 @@ def _audit_report(verifier: Verifier, where: str, notes: list[str], tz: dt.tzinf
                 print(f"last record: seq {v.last.seq}, link {v.last.link}")
         return 0
     b = v.breaks[0]
-    at = ", ".join(x for x in (b.where, None if b.seq is None else f"seq {b.seq}",
-                               None if b.t_ms is None else local_time(b.t_ms, tz)) if x)
-    print(f"audit chain BROKEN in {where}: first break at record {b.position} checked ({at}): "
-          f"{b.problem}", file=report)  # fmt: skip
+    at = ", ".join(
+        x
+        for x in (
+            b.where,
+            None if b.seq is None else f"seq {b.seq}",
+            None if b.t_ms is None else local_time(b.t_ms, tz),
+        )
+        if x
+    )
+    print(
+        f"audit chain BROKEN in {where}: first break at record {b.position} checked ({at}): "
+        f"{b.problem}",
+        file=report,
+    )
     print(f"{len(v.breaks)} break(s) in {v.records} records checked", file=report)
     return 1
 

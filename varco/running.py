@@ -21,12 +21,12 @@ from . import admin, demo
 from .permit_commands import rebuild_snapshot
 
 
-def service_app(settings: Settings, rules: Rules, redis_url: str | None, *,
-                followup: bool) -> web.Application:
+def service_app(
+    settings: Settings, rules: Rules, redis_url: str | None, *, followup: bool
+) -> web.Application:
     """The service with the admin API (server.AppFactory; module-level, so that worker
     processes can be handed it)."""
-    return create_app(settings, rules, redis_url=redis_url, extend=admin.install,
-                      followup=followup)
+    return create_app(settings, rules, redis_url=redis_url, extend=admin.install, followup=followup)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
@@ -49,8 +49,11 @@ def cmd_watch(args: argparse.Namespace, settings: Settings, rules: Rules) -> int
 
     redis_url, embedded = start_redis(settings)
     if redis_url is None:
-        print(f"config error: {settings.config_path}: [redis] url: 'off' leaves the loader "
-              "nowhere to publish; set a URL or remove the key", file=sys.stderr)  # fmt: skip
+        print(
+            f"config error: {settings.config_path}: [redis] url: 'off' leaves the loader "
+            "nowhere to publish; set a URL or remove the key",
+            file=sys.stderr,
+        )
         return 2
     try:
         run_loader(settings, rules, redis_url)
@@ -69,12 +72,16 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
             t0 = time.perf_counter()
             from tqdm import tqdm
 
-            permits = tqdm(demo.demo_permits(rules, args.permits), total=args.permits,
-                           unit="permit", desc="demo data", disable=None)  # fmt: skip
+            permits = tqdm(
+                demo.demo_permits(rules, args.permits),
+                total=args.permits,
+                unit="permit",
+                desc="demo data",
+                disable=None,
+            )
             n = db.bulk_insert_new(permits)
             print(
-                f"generated {n} demo permits in {time.perf_counter() - t0:.1f} s "
-                f"into {db.location}"
+                f"generated {n} demo permits in {time.perf_counter() - t0:.1f} s into {db.location}"
             )
         else:
             print(
@@ -121,15 +128,25 @@ def _print_curls(settings: Settings, rules: Rules) -> None:
     now = dt.datetime.now(rules.clock.tz).replace(microsecond=0).isoformat()
 
     def transit(plate: str, event: str) -> str:
-        body = json.dumps({"event_id": event, "camera": "cam-1", "gate": gate.code,
-                           "plate": plate, "ts": now, "confidence": 0.93})  # fmt: skip
+        body = json.dumps(
+            {
+                "event_id": event,
+                "camera": "cam-1",
+                "gate": gate.code,
+                "plate": plate,
+                "ts": now,
+                "confidence": 0.93,
+            }
+        )
         return (
             f"curl -s {base}/v1/transits -H 'Authorization: Bearer demo-camera' "
             f"-H 'Content-Type: application/json' -d '{body}'"
         )
 
-    police = (f"curl -s '{base}/v1/plates/{demo.DEMO_CUDE_SECONDARY}' "
-              "-H 'Authorization: Bearer demo-police' -H 'X-Reason: demo: CUDE badge check'")
+    police = (
+        f"curl -s '{base}/v1/plates/{demo.DEMO_CUDE_SECONDARY}' "
+        "-H 'Authorization: Bearer demo-police' -H 'X-Reason: demo: CUDE badge check'"
+    )
     print(
         f"""
 Varco is starting on {base} (docs: {base}/docs). Try, in another terminal:

@@ -95,12 +95,28 @@ def parse_line(line: bytes, number: int) -> Entry:
     parts = line.split(b"\t", 4)
     where = f"line {number}"
     if len(parts) != 5 or not parts[0].isdigit() or not parts[1].isdigit():
-        return Entry(number, where, 0, 0, "", "", line, "unreadable: not seq, t, prev, link "
-                     "and body separated by tabs")  # fmt: skip
+        return Entry(
+            number,
+            where,
+            0,
+            0,
+            "",
+            "",
+            line,
+            "unreadable: not seq, t, prev, link and body separated by tabs",
+        )
     seq, t, prev, link, body = parts
     problem = None if hex40(prev) and hex40(link) else "unreadable: prev or link is not a link"
-    return Entry(number, where, int(seq), int(t), prev.decode("ascii", "replace"),
-                 link.decode("ascii", "replace"), body, problem)  # fmt: skip
+    return Entry(
+        number,
+        where,
+        int(seq),
+        int(t),
+        prev.decode("ascii", "replace"),
+        link.decode("ascii", "replace"),
+        body,
+        problem,
+    )
 
 
 def decode_record(body: bytes) -> AuditRecord | None:

@@ -20,8 +20,22 @@ def local_time(t_ms: int, tz: dt.tzinfo) -> str:
     return dt.datetime.fromtimestamp(t_ms / 1000, tz).isoformat(timespec="milliseconds")
 
 
-EXPORT_COLUMNS: Final = ("seq", "time", "key_id", "role", "plate", "at", "zone", "reason",
-                         "results", "host", "pid", "t_ms", "prev", "link")  # fmt: skip
+EXPORT_COLUMNS: Final = (
+    "seq",
+    "time",
+    "key_id",
+    "role",
+    "plate",
+    "at",
+    "zone",
+    "reason",
+    "results",
+    "host",
+    "pid",
+    "t_ms",
+    "prev",
+    "link",
+)
 
 
 def export_row(e: Entry, tz: dt.tzinfo) -> dict[str, object]:
@@ -29,12 +43,21 @@ def export_row(e: Entry, tz: dt.tzinfo) -> dict[str, object]:
     empty)."""
     r = decode_record(e.body)
     return {
-        "seq": e.seq, "time": local_time(e.t_ms, tz),
-        "key_id": r and r.key_id, "role": r and r.role, "plate": r and r.plate,
-        "at": r and r.at.isoformat(), "zone": r and r.zone, "reason": r and r.reason,
-        "results": r and r.results, "host": r and r.host, "pid": r and r.pid,
-        "t_ms": e.t_ms, "prev": e.prev, "link": e.link,
-    }  # fmt: skip
+        "seq": e.seq,
+        "time": local_time(e.t_ms, tz),
+        "key_id": r and r.key_id,
+        "role": r and r.role,
+        "plate": r and r.plate,
+        "at": r and r.at.isoformat(),
+        "zone": r and r.zone,
+        "reason": r and r.reason,
+        "results": r and r.results,
+        "host": r and r.host,
+        "pid": r and r.pid,
+        "t_ms": e.t_ms,
+        "prev": e.prev,
+        "link": e.link,
+    }
 
 
 def export_writer(out: TextIO, fmt: str, tz: dt.tzinfo) -> Callable[[Entry | None], None]:

@@ -18,8 +18,12 @@ import redis
 from .chain import GENESIS, Entry, hex40, link_of, parse_line
 
 
-def file_entries(path: Path, start_ms: int | None = None, end_ms: int | None = None,
-                 notes: list[str] | None = None) -> Iterator[Entry]:  # fmt: skip
+def file_entries(
+    path: Path,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    notes: list[str] | None = None,
+) -> Iterator[Entry]:
     """The file's records with start_ms <= t < end_ms, preceded by the record just before the
     range (`context`). An incomplete last line is left out, with a note in `notes`."""
     before: Entry | None = None
@@ -28,8 +32,10 @@ def file_entries(path: Path, start_ms: int | None = None, end_ms: int | None = N
         for number, line in enumerate(f, 1):
             if not line.endswith(b"\n"):
                 if notes is not None:
-                    notes.append(f"line {number} is incomplete: a write cut short by a crash, "
-                                 "never acknowledged (the next write removes it)")  # fmt: skip
+                    notes.append(
+                        f"line {number} is incomplete: a write cut short by a crash, "
+                        "never acknowledged (the next write removes it)"
+                    )
                 break
             entry = parse_line(line[:-1], number)
             if entry.problem is None:
@@ -48,8 +54,9 @@ def file_entries(path: Path, start_ms: int | None = None, end_ms: int | None = N
             yield entry
 
 
-def _redis_entry(position: int, entry_id: bytes, fields: Mapping[bytes, bytes],
-                 context: bool = False) -> Entry:  # fmt: skip
+def _redis_entry(
+    position: int, entry_id: bytes, fields: Mapping[bytes, bytes], context: bool = False
+) -> Entry:
     where = f"id {entry_id.decode()}"
     t, _, seq = entry_id.partition(b"-")
     prev, link, body = fields.get(b"prev"), fields.get(b"link"), fields.get(b"body")
@@ -58,13 +65,26 @@ def _redis_entry(position: int, entry_id: bytes, fields: Mapping[bytes, bytes],
         problem = "unreadable: prev, link or body missing"
     elif not (hex40(prev) and hex40(link)):
         problem = "unreadable: prev or link is not a link"
-    return Entry(position, where, int(seq), int(t), (prev or b"").decode("ascii", "replace"),
-                 (link or b"").decode("ascii", "replace"), body or b"", problem,
-                 context)  # fmt: skip
+    return Entry(
+        position,
+        where,
+        int(seq),
+        int(t),
+        (prev or b"").decode("ascii", "replace"),
+        (link or b"").decode("ascii", "replace"),
+        body or b"",
+        problem,
+        context,
+    )
 
 
-def redis_entries(r: redis.Redis, key: str, start_ms: int | None = None,
-                  end_ms: int | None = None, page: int = 1000) -> Iterator[Entry]:  # fmt: skip
+def redis_entries(
+    r: redis.Redis,
+    key: str,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    page: int = 1000,
+) -> Iterator[Entry]:
     """The stream's records with start_ms <= t < end_ms, preceded by the record just before
     the range (`context`)."""
     if start_ms is not None:
@@ -96,8 +116,10 @@ def redis_tail_problem(r: redis.Redis, key: str, last: Entry | None) -> str | No
     if last is None:
         return f"the stream is empty but records up to seq {seq} were written: all deleted"
     if int(seq) != last.seq or int(t) != last.t_ms:
-        return (f"records after seq {last.seq} were deleted (the last written was seq {seq}, "
-                f"id {lastgen})")
+        return (
+            f"records after seq {last.seq} were deleted (the last written was seq {seq}, "
+            f"id {lastgen})"
+        )
     return None
 
 
@@ -135,13 +157,16 @@ class Verifier:
             seq, link, t = self._anchor
             if e.seq > seq + 1:
                 missing = f"{seq + 1}" if e.seq == seq + 2 else f"{seq + 1}-{e.seq - 1}"
-                problem = (f"seq {e.seq} where {seq + 1} was expected: record(s) {missing} "
-                           "deleted or moved")  # fmt: skip
+                problem = (
+                    f"seq {e.seq} where {seq + 1} was expected: record(s) {missing} "
+                    "deleted or moved"
+                )
             elif e.seq <= seq:
                 problem = f"seq {e.seq} after seq {seq}: moved out of order, or duplicated"
             elif e.prev != link:
-                problem = ("it does not link to the record before it: that one was altered "
-                           "or replaced")  # fmt: skip
+                problem = (
+                    "it does not link to the record before it: that one was altered or replaced"
+                )
             elif e.t_ms < t:
                 problem = "its time is earlier than the record before it"
         if e.problem is None:
@@ -149,14 +174,25 @@ class Verifier:
             self.last = e
         if problem is None:
             return None
-        found = Break(self.records, e.where, e.seq if e.problem is None else None,
-                      e.t_ms if e.problem is None else None, problem)  # fmt: skip
+        found = Break(
+            self.records,
+            e.where,
+            e.seq if e.problem is None else None,
+            e.t_ms if e.problem is None else None,
+            problem,
+        )
         self.breaks.append(found)
         return found
 
     def tail(self, problem: str | None) -> None:
         if problem is not None:
             last = self.last
-            self.breaks.append(Break(self.records + 1, "after the last record",
-                                     None if last is None else last.seq,
-                                     None if last is None else last.t_ms, problem))  # fmt: skip
+            self.breaks.append(
+                Break(
+                    self.records + 1,
+                    "after the last record",
+                    None if last is None else last.seq,
+                    None if last is None else last.t_ms,
+                    problem,
+                )
+            )

@@ -100,11 +100,17 @@ class AuditLog:
             self.writable, self.last_error = False, _describe(exc)
             if not isinstance(exc, RedisError | OSError | TimeoutError | NotDurable | AuditCorrupt):
                 # A bug: where it happened, without the message (it could quote the record).
-                log.error("audit record not written (%s): lookup refused\n%s", self.last_error,
-                          "".join(traceback.format_tb(exc.__traceback__)))  # fmt: skip
+                log.error(
+                    "audit record not written (%s): lookup refused\n%s",
+                    self.last_error,
+                    "".join(traceback.format_tb(exc.__traceback__)),
+                )
             elif was_writable:  # once per outage; /readyz and the metrics count the rest
-                log.warning("audit records cannot be written (%s): police lookups are refused "
-                            "until they can", self.last_error)  # fmt: skip
+                log.warning(
+                    "audit records cannot be written (%s): police lookups are refused "
+                    "until they can",
+                    self.last_error,
+                )
             raise AuditUnavailable(self.last_error) from None
         if self.writable is False:
             log.info("audit records are written again: police lookups resume")
@@ -112,8 +118,13 @@ class AuditLog:
         self.writable, self.last_error = True, None
 
     def status(self) -> dict[str, object]:
-        return {"backend": self.backend, "writable": self.writable, "last_error": self.last_error,
-                "writes": self.writes, "failures": self.failures}  # fmt: skip
+        return {
+            "backend": self.backend,
+            "writable": self.writable,
+            "last_error": self.last_error,
+            "writes": self.writes,
+            "failures": self.failures,
+        }
 
 
 # -- Redis ----------------------------------------------------------------------------------
@@ -164,9 +175,12 @@ class RedisAudit(AuditLog):
         super().__init__()
         self.key = key
         # No client retries: one attempt per lookup, bounded by TIMEOUT_S.
-        self.redis = aredis.Redis.from_url(url, socket_timeout=TIMEOUT_S,
-                                           socket_connect_timeout=TIMEOUT_S,
-                                           retry=Retry(NoBackoff(), 0))  # fmt: skip
+        self.redis = aredis.Redis.from_url(
+            url,
+            socket_timeout=TIMEOUT_S,
+            socket_connect_timeout=TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+        )
         self._script = self.redis.register_script(_APPEND)
         self._waitaof: bool | None = None  # None: persistence to be checked (again)
         self._checked_at = 0.0
@@ -213,8 +227,9 @@ class FileAudit(AuditLog):
 
     async def _append(self, body: bytes) -> None:
         deadline = time.monotonic() + TIMEOUT_S
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._append_sync, body,
-                                                         deadline)  # fmt: skip
+        await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._append_sync, body, deadline
+        )
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._thread, self._close_sync)
@@ -236,8 +251,9 @@ class FileAudit(AuditLog):
             self._close_sync()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             created = not self.path.exists()
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                               0o600)  # fmt: skip
+            self._fd = os.open(
+                self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
             if created:
                 fsync_dir(self.path.parent)
         assert self._fd is not None
@@ -287,14 +303,18 @@ class FileAudit(AuditLog):
             keep = size - n + cut + 1
             os.ftruncate(fd, keep)
             os.fsync(fd)
-            log.warning("audit: cut an incomplete last line off %s (a write interrupted by a "
-                        "crash, never acknowledged)", self.path)  # fmt: skip
+            log.warning(
+                "audit: cut an incomplete last line off %s (a write interrupted by a "
+                "crash, never acknowledged)",
+                self.path,
+            )
             return self._read_head(fd, keep)
         start = tail.rfind(b"\n", 0, len(tail) - 1) + 1
         if start == 0 and n < size:
             raise AuditCorrupt(f"{self.path}: the last line is longer than {TAIL_BYTES} bytes")
         entry = parse_line(tail[start:-1], 0)
         if entry.problem is not None:
-            raise AuditCorrupt(f"{self.path}: the last record is {entry.problem}; run "
-                               "`varco audit verify`")  # fmt: skip
+            raise AuditCorrupt(
+                f"{self.path}: the last record is {entry.problem}; run `varco audit verify`"
+            )
         return size, entry.seq, entry.t_ms, entry.link

@@ -194,8 +194,10 @@ class CameraSpec(_Section, kw_only=True):
         if self.digest_password is not None and ha1:
             raise ValueError("give digest_password or digest_ha1 / digest_ha1_sha256, not both")
         if self.vendor == "native" and (ha1 or self.digest_password is not None):
-            raise ValueError("Digest is for the vendor routes: a native camera posts to "
-                             "/v1/transits with its key")
+            raise ValueError(
+                "Digest is for the vendor routes: a native camera posts to "
+                "/v1/transits with its key"
+            )
 
 
 class SourceSpec(_Section, kw_only=True):

@@ -38,9 +38,14 @@ class Checker:
     """Computes verdicts from the rules and whatever index is live when called."""
 
     def __init__(
-        self, rules: Rules, *, review_confidence: float, max_clock_skew_s: int,
-        index_max_age_s: int, max_transit_age_s: int,
-    ) -> None:  # fmt: skip
+        self,
+        rules: Rules,
+        *,
+        review_confidence: float,
+        max_clock_skew_s: int,
+        index_max_age_s: int,
+        max_transit_age_s: int,
+    ) -> None:
         self.rules = rules
         self.review_confidence = review_confidence
         self.max_clock_skew_s = max_clock_skew_s
@@ -52,9 +57,16 @@ class Checker:
     # -- one transit -----------------------------------------------------------------------
 
     def check(
-        self, live: LiveIndex, plate: Plate, ts: float, gate: Gate, confidence: float | None,
-        now: float, event_id: str | None = None, candidates: Iterable[str] = (),
-    ) -> Verdict:  # fmt: skip
+        self,
+        live: LiveIndex,
+        plate: Plate,
+        ts: float,
+        gate: Gate,
+        confidence: float | None,
+        now: float,
+        event_id: str | None = None,
+        candidates: Iterable[str] = (),
+    ) -> Verdict:
         """The verdict for one transit at epoch seconds `ts` (camera time). `candidates` are
         the camera's alternative reads (normalised): one that a permit covers makes an
         uncovered read a near-match."""
@@ -64,26 +76,38 @@ class Checker:
             return early
         covering, miss = self.cover(live, plate.text, t, live.gate_masks[gate.code])
         if covering:
-            return Verdict(ALLOWED, "permit", plate.text, covering, live.revision, None,
-                           event_id)  # fmt: skip
+            return Verdict(ALLOWED, "permit", plate.text, covering, live.revision, None, event_id)
         return self._uncovered(live, plate, t, gate, confidence, now, miss, event_id, candidates)
 
     def _precheck(
-        self, live: LiveIndex, plate: Plate, t: int, gate: Gate, now: float,
+        self,
+        live: LiveIndex,
+        plate: Plate,
+        t: int,
+        gate: Gate,
+        now: float,
         event_id: str | None,
-    ) -> Verdict | None:  # fmt: skip
+    ) -> Verdict | None:
         if gate.code not in self._always_active and not self.rules.gate_active(gate, t):
-            return Verdict(NOT_ENFORCED, "gate_inactive", plate.text,
-                           index_revision=live.revision, event_id=event_id)  # fmt: skip
+            return Verdict(
+                NOT_ENFORCED,
+                "gate_inactive",
+                plate.text,
+                index_revision=live.revision,
+                event_id=event_id,
+            )
         if not plate.text:
-            return Verdict(REVIEW, "unreadable", "", index_revision=live.revision,
-                           event_id=event_id)  # fmt: skip
+            return Verdict(
+                REVIEW, "unreadable", "", index_revision=live.revision, event_id=event_id
+            )
         if t > now + self.max_clock_skew_s:
-            return Verdict(REVIEW, "clock_skew", plate.text, index_revision=live.revision,
-                           event_id=event_id)  # fmt: skip
+            return Verdict(
+                REVIEW, "clock_skew", plate.text, index_revision=live.revision, event_id=event_id
+            )
         if t < now - self.max_transit_age_s:  # a camera clock reset to 1970 lands here too
-            return Verdict(REVIEW, "too_old", plate.text, index_revision=live.revision,
-                           event_id=event_id)  # fmt: skip
+            return Verdict(
+                REVIEW, "too_old", plate.text, index_revision=live.revision, event_id=event_id
+            )
         return None
 
     def cover(self, live: LiveIndex, text: str, t: int, mask: int) -> tuple[list[str], int]:
@@ -92,8 +116,9 @@ class Checker:
         rows, miss = self.scan_mask(live, text, t, mask)
         return self._with_overlay(live, text, t, mask, self._ids(live, rows), miss)
 
-    def _with_overlay(self, live: LiveIndex, text: str, t: int, mask: int, ids: list[str],
-                      miss: int) -> tuple[list[str], int]:  # fmt: skip
+    def _with_overlay(
+        self, live: LiveIndex, text: str, t: int, mask: int, ids: list[str], miss: int
+    ) -> tuple[list[str], int]:
         """The snapshot's covering `ids` and `miss` for `text`, with the overlay's added."""
         if live.overlay.by_plate and (records := live.overlay.by_plate.get(text)):
             more, miss_overlay = self.scan_overlay(records, t, mask)
@@ -111,8 +136,9 @@ class Checker:
             return live.scanner.scan(text, t, mask)
         return self.scan_python(live, text, t, mask)
 
-    def scan_overlay(self, records: Sequence[OverlayRecord], t: int,
-                     mask: int) -> tuple[list[str], int]:  # fmt: skip
+    def scan_overlay(
+        self, records: Sequence[OverlayRecord], t: int, mask: int
+    ) -> tuple[list[str], int]:
         """`scan_python`'s rules over a plate's changed permits (the overlay)."""
         ids: list[str] = []
         miss = NO_PERMIT
@@ -165,24 +191,37 @@ class Checker:
         return covering, miss
 
     def _uncovered(
-        self, live: LiveIndex, plate: Plate, t: int, gate: Gate, confidence: float | None,
-        now: float, miss: int, event_id: str | None, candidates: Iterable[str] = (),
-    ) -> Verdict:  # fmt: skip
+        self,
+        live: LiveIndex,
+        plate: Plate,
+        t: int,
+        gate: Gate,
+        confidence: float | None,
+        now: float,
+        miss: int,
+        event_id: str | None,
+        candidates: Iterable[str] = (),
+    ) -> Verdict:
         rev = live.revision
         if confidence is not None and confidence < self.review_confidence:
-            return Verdict(REVIEW, "low_confidence", plate.text, index_revision=rev,
-                           event_id=event_id)  # fmt: skip
+            return Verdict(
+                REVIEW, "low_confidence", plate.text, index_revision=rev, event_id=event_id
+            )
         if self.near_matches(live, plate, t, gate) or self._candidate_covered(
-                live, plate.text, t, gate, candidates):  # fmt: skip
-            return Verdict(REVIEW, "near_match", plate.text, index_revision=rev,
-                           event_id=event_id)  # fmt: skip
+            live, plate.text, t, gate, candidates
+        ):
+            return Verdict(REVIEW, "near_match", plate.text, index_revision=rev, event_id=event_id)
         if live.overlay.stale is not None or now - live.fresh_at > self.index_max_age_s:
-            return Verdict(REVIEW, "index_stale", plate.text, index_revision=rev,
-                           event_id=event_id)  # fmt: skip
+            return Verdict(REVIEW, "index_stale", plate.text, index_revision=rev, event_id=event_id)
         grace = self.rules.zones[gate.zone].grace_s
-        return Verdict(PENDING, MISS_REASONS[miss], plate.text, index_revision=rev,
-                       grace_until=self.rules.clock.to_datetime(t + grace),
-                       event_id=event_id)  # fmt: skip
+        return Verdict(
+            PENDING,
+            MISS_REASONS[miss],
+            plate.text,
+            index_revision=rev,
+            grace_until=self.rules.clock.to_datetime(t + grace),
+            event_id=event_id,
+        )
 
     def near_matches(self, live: LiveIndex, plate: Plate, t: int, gate: Gate) -> list[str]:
         """Plates one OCR confusion away (or the uncorrected read) whose permits cover `t`."""
@@ -194,8 +233,11 @@ class Checker:
         by_plate = live.overlay.by_plate
         if by_plate:
             for variant in confusable_variants(plate.text):
-                if (variant in by_plate and variant not in found
-                        and self.scan_overlay(by_plate[variant], t, mask)[0]):  # fmt: skip
+                if (
+                    variant in by_plate
+                    and variant not in found
+                    and self.scan_overlay(by_plate[variant], t, mask)[0]
+                ):
                     found.append(variant)
         if plate.corrected:
             raw = normalise_text(plate.raw)
@@ -203,8 +245,9 @@ class Checker:
                 found.append(raw)
         return found
 
-    def _candidate_covered(self, live: LiveIndex, text: str, t: int, gate: Gate,
-                           candidates: Iterable[str]) -> bool:  # fmt: skip
+    def _candidate_covered(
+        self, live: LiveIndex, text: str, t: int, gate: Gate, candidates: Iterable[str]
+    ) -> bool:
         """Whether a permit covers one of the camera's alternative reads: the camera itself
         was unsure between them, so the uncovered best read is no ground for a fine."""
         if not candidates:
@@ -217,8 +260,11 @@ class Checker:
         # Most variants are no plate at all: probe positions before scanning.
         position = live.index.position
         scan = self.scan_python
-        return [c for c in confusable_variants(text)
-                if position(plate_key(c)) >= 0 and scan(live, c, t, mask)[0]]  # fmt: skip
+        return [
+            c
+            for c in confusable_variants(text)
+            if position(plate_key(c)) >= 0 and scan(live, c, t, mask)[0]
+        ]
 
     @staticmethod
     def _ids(live: LiveIndex, rows: Sequence[int]) -> list[str]:
@@ -227,9 +273,12 @@ class Checker:
     # -- many transits -----------------------------------------------------------------------
 
     def check_batch(
-        self, live: LiveIndex, items: Sequence[tuple[Plate, float, Gate, float | None, str | None]],
-        now: float, candidates: Sequence[Iterable[str]] | None = None,
-    ) -> list[Verdict]:  # fmt: skip
+        self,
+        live: LiveIndex,
+        items: Sequence[tuple[Plate, float, Gate, float | None, str | None]],
+        now: float,
+        candidates: Sequence[Iterable[str]] | None = None,
+    ) -> list[Verdict]:
         """Verdicts for many transits; the permit scan is vectorised with numpy.
 
         Gate schedules and plate reads are screened one by one (cheap); plates still in play
@@ -249,15 +298,26 @@ class Checker:
             for i, rows in zip(todo, covering, strict=True):
                 plate, ts, gate, conf, event_id = items[i]
                 t, mask = int(ts), live.gate_masks[gate.code]
-                ids, miss = self._with_overlay(live, plate.text, t, mask, self._ids(live, rows),
-                                               NO_PERMIT)  # fmt: skip
+                ids, miss = self._with_overlay(
+                    live, plate.text, t, mask, self._ids(live, rows), NO_PERMIT
+                )
                 if ids:
-                    out[i] = Verdict(ALLOWED, "permit", plate.text, ids, live.revision,
-                                     event_id=event_id)  # fmt: skip
+                    out[i] = Verdict(
+                        ALLOWED, "permit", plate.text, ids, live.revision, event_id=event_id
+                    )
                 else:  # the snapshot's miss, for the reason (the overlay's is in `miss`)
                     miss = max(miss, self.scan_mask(live, plate.text, t, mask)[1])
-                    out[i] = self._uncovered(live, plate, t, gate, conf, now, miss, event_id,
-                                             candidates[i] if candidates else ())  # fmt: skip
+                    out[i] = self._uncovered(
+                        live,
+                        plate,
+                        t,
+                        gate,
+                        conf,
+                        now,
+                        miss,
+                        event_id,
+                        candidates[i] if candidates else (),
+                    )
         return out  # type: ignore[return-value]
 
     def _cover_vectorised(
@@ -266,8 +326,7 @@ class Checker:
         n = len(items)
         keys = np.fromiter((plate_key(it[0].text) for it in items), dtype=np.int64, count=n)
         ts = np.fromiter((int(it[1]) for it in items), dtype=np.int64, count=n)
-        masks = np.fromiter((live.gate_masks[it[2].code] for it in items), dtype=np.uint32,
-                            count=n)  # fmt: skip
+        masks = np.fromiter((live.gate_masks[it[2].code] for it in items), dtype=np.uint32, count=n)
         clock, holidays = self.rules.clock, self.rules.holidays
         day_min = [clock.day_and_minute_of_week(int(t)) for t in ts.tolist()]
         minute = np.fromiter((m for _, m in day_min), dtype=np.intp, count=n)

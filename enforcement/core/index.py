@@ -38,9 +38,15 @@ except ImportError:  # not built (no C compiler): the pure-Python lookups below 
 
 END_UNLIMITED: Final = 0xFFFFFFFF  # uint32 epoch seconds reach 2106; this means "no end"
 RECORD: Final = np.dtype(
-    [("start", "<u4"), ("end", "<u4"), ("zones", "<u4"), ("permit", "<u4"), ("type", "u1"),
-     ("flags", "u1")]
-)  # fmt: skip
+    [
+        ("start", "<u4"),
+        ("end", "<u4"),
+        ("zones", "<u4"),
+        ("permit", "<u4"),
+        ("type", "u1"),
+        ("flags", "u1"),
+    ]
+)
 _RECORD: Final = struct.Struct("<IIIIBB")
 _PAIR: Final = struct.Struct("<II")
 FLAG_PRIMARY: Final = 1
@@ -132,8 +138,18 @@ class PermitIndex:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.keys, self.offsets, self.records, self.buckets,
-                                      self.order, self.id_blob, self.id_offsets))  # fmt: skip
+        return sum(
+            a.nbytes
+            for a in (
+                self.keys,
+                self.offsets,
+                self.records,
+                self.buckets,
+                self.order,
+                self.id_blob,
+                self.id_offsets,
+            )
+        )
 
     def position(self, key: int) -> int:
         """Position of `key` in `keys`, or -1."""

@@ -100,8 +100,9 @@ def bind(index: PermitIndex, rules: Rules, source: str | Path = "") -> LiveIndex
             modes[i] = _MODE_CODE[t.holidays]
             cude[i] = t.cude
             known[i] = True
-    always = tuple(t is not None and t.windows is ALWAYS and t.holidays is HolidayMode.NORMAL
-                   for t in types)  # fmt: skip
+    always = tuple(
+        t is not None and t.windows is ALWAYS and t.holidays is HolidayMode.NORMAL for t in types
+    )
     masked = bytearray((index.permit_count + 7) // 8 or 1)
     overlay = Overlay(index, rules, masked)
     scanner = None
@@ -109,11 +110,35 @@ def bind(index: PermitIndex, rules: Rules, source: str | Path = "") -> LiveIndex
         starts, offsets = rules.clock.transitions()
         always_u8 = np.zeros(n, dtype=np.uint8)
         always_u8[: len(always)] = always
-        scanner = Scanner(index.c_kernel, always_u8, known.astype(np.uint8), cude.astype(np.uint8),
-                          modes, windows, np.array(starts, np.int64), np.array(offsets, np.int64),
-                          rules.holidays.flags, masked, CONFUSABLE)  # fmt: skip
-    return LiveIndex(index, types, always, gate_masks, zone_masks, str(source), time.time(),
-                     unknown, overlay, windows, modes, cude, known, scanner)  # fmt: skip
+        scanner = Scanner(
+            index.c_kernel,
+            always_u8,
+            known.astype(np.uint8),
+            cude.astype(np.uint8),
+            modes,
+            windows,
+            np.array(starts, np.int64),
+            np.array(offsets, np.int64),
+            rules.holidays.flags,
+            masked,
+            CONFUSABLE,
+        )
+    return LiveIndex(
+        index,
+        types,
+        always,
+        gate_masks,
+        zone_masks,
+        str(source),
+        time.time(),
+        unknown,
+        overlay,
+        windows,
+        modes,
+        cude,
+        known,
+        scanner,
+    )
 
 
 class NoIndex(Exception):

@@ -60,8 +60,10 @@ class Overlay:
         if change.revision <= self.revision:
             return True  # already in the snapshot or applied: a replay, harmless to skip
         if change.prev > self.revision:
-            self.mark_stale(f"permit changes missed between revisions {self.revision} and "
-                            f"{change.prev}", change.prev)  # fmt: skip
+            self.mark_stale(
+                f"permit changes missed between revisions {self.revision} and {change.prev}",
+                change.prev,
+            )
             return False
         self._put(change)
         self.revision = change.revision
@@ -102,6 +104,14 @@ class Overlay:
         mask = zone_mask([z for z in zones if z in self._zone_codes], self._zone_codes)
         for plate, primary in change.plates:
             end = END_UNLIMITED if change.valid_to is None else change.valid_to
-            record = OverlayRecord(change.valid_from, end, mask, change.permit_id,
-                                   change.type, ptype, primary, change.source)  # fmt: skip
+            record = OverlayRecord(
+                change.valid_from,
+                end,
+                mask,
+                change.permit_id,
+                change.type,
+                ptype,
+                primary,
+                change.source,
+            )
             self.by_plate.setdefault(plate, []).append(record)

@@ -60,9 +60,15 @@ def check_plate(raw: str, field: str = "plate") -> str:
 
 
 def check_permit(
-    rules: Rules, permit_id: str, type_: str, valid_from: int, valid_to: int | None,
-    zones: tuple[str, ...], source: str, n_plates: int,
-) -> None:  # fmt: skip
+    rules: Rules,
+    permit_id: str,
+    type_: str,
+    valid_from: int,
+    valid_to: int | None,
+    zones: tuple[str, ...],
+    source: str,
+    n_plates: int,
+) -> None:
     """Raise PermitInvalid unless the permit fits the rules of its type."""
     if not permit_id or len(permit_id) > MAX_PERMIT_ID_LEN or not permit_id.isprintable():
         raise PermitInvalid("permit_id", f"must be 1-{MAX_PERMIT_ID_LEN} printable characters")
@@ -75,17 +81,22 @@ def check_permit(
     # 1970 to 2106. Outside it a permit could be stored but never indexed or shown.
     for name, t in (("valid_from", valid_from), ("valid_to", valid_to)):
         if t is not None and not 0 <= t < END_UNLIMITED:
-            raise PermitInvalid(name, "must lie between 1970 and 2106 (leave valid_to empty "
-                                      "for an unlimited permit)")  # fmt: skip
+            raise PermitInvalid(
+                name,
+                "must lie between 1970 and 2106 (leave valid_to empty for an unlimited permit)",
+            )
     if valid_to is not None and valid_to <= valid_from:
         raise PermitInvalid("valid_to", "must be after valid_from")
     if ptype.max_duration is not None:
         if valid_to is None:
-            raise PermitInvalid("valid_to", f"type {type_} lasts at most "
-                                f"{ptype.max_duration.describe()}; an end is required")  # fmt: skip
+            raise PermitInvalid(
+                "valid_to",
+                f"type {type_} lasts at most {ptype.max_duration.describe()}; an end is required",
+            )
         if valid_to > ptype.max_duration.end_from(valid_from, rules.clock):
-            raise PermitInvalid("valid_to", f"longer than type {type_}'s maximum of "
-                                f"{ptype.max_duration.describe()}")  # fmt: skip
+            raise PermitInvalid(
+                "valid_to", f"longer than type {type_}'s maximum of {ptype.max_duration.describe()}"
+            )
     for z in zones:
         if z not in rules.zones:
             raise PermitInvalid("zones", f"unknown zone {z!r} (known: {', '.join(rules.zones)})")

@@ -18,21 +18,48 @@ from typing import Final, NamedTuple
 
 # Reads that mean "the camera saw no plate" (vendors differ); all are `review`, never `pending`.
 # ("No Plates": Milesight's; separators are dropped before the comparison.)
-SENTINELS: Final = frozenset({"", "UNKNOWN", "NOPLATE", "NOPLATES", "NONE", "NULL", "NA", "N/A",
-                              "-", "--"})
+SENTINELS: Final = frozenset(
+    {"", "UNKNOWN", "NOPLATE", "NOPLATES", "NONE", "NULL", "NA", "N/A", "-", "--"}
+)
 
 # Greek and Cyrillic capitals that look like Latin ones; OCR engines trained on mixed alphabets
 # return them, and a permit registered with Latin letters must still match.
 _LOOKALIKES: Final = str.maketrans(
     {
         # Cyrillic
-        "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P",
-        "С": "C", "Т": "T", "Х": "X", "У": "Y", "І": "I", "Ј": "J", "Ѕ": "S", "Ү": "Y",
+        "А": "A",
+        "В": "B",
+        "Е": "E",
+        "К": "K",
+        "М": "M",
+        "Н": "H",
+        "О": "O",
+        "Р": "P",
+        "С": "C",
+        "Т": "T",
+        "Х": "X",
+        "У": "Y",
+        "І": "I",
+        "Ј": "J",
+        "Ѕ": "S",
+        "Ү": "Y",
         # Greek
-        "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M",
-        "Ν": "N", "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+        "Α": "A",
+        "Β": "B",
+        "Ε": "E",
+        "Ζ": "Z",
+        "Η": "H",
+        "Ι": "I",
+        "Κ": "K",
+        "Μ": "M",
+        "Ν": "N",
+        "Ο": "O",
+        "Ρ": "P",
+        "Τ": "T",
+        "Υ": "Y",
+        "Χ": "X",
     }
-)  # fmt: skip
+)
 
 _CLEAN: Final = re.compile(r"[0-9A-Z]{1,11}")
 _SEPARATORS: Final = re.compile(r"[\s\-._·•/\\|,:;'\"]+")
@@ -42,15 +69,37 @@ _IT_FORBIDDEN: Final = frozenset("IOQU")
 _IT_ANY: Final = re.compile(r"[A-HJ-NPR-TV-Z]{2}[0-9]{3}(?:[A-HJ-NPR-TV-Z]{2}|[0-9]{2})")
 
 # OCR confusions, per the character class a position needs.
-_TO_DIGIT: Final = {"O": "0", "D": "0", "Q": "0", "I": "1", "L": "1", "B": "8", "S": "5",
-                    "Z": "2", "G": "6", "T": "7"}  # fmt: skip
+_TO_DIGIT: Final = {
+    "O": "0",
+    "D": "0",
+    "Q": "0",
+    "I": "1",
+    "L": "1",
+    "B": "8",
+    "S": "5",
+    "Z": "2",
+    "G": "6",
+    "T": "7",
+}
 _TO_LETTER: Final = {"0": "D", "1": None, "8": "B", "5": "S", "2": "Z", "6": "G", "7": "T"}
 # Symmetric look-alike pairs used to find near-matches (both directions).
 CONFUSABLE: Final = {
-    "O": "0DQ", "0": "OD", "D": "0O", "Q": "O0",
-    "I": "1L", "1": "IL", "L": "1I",
-    "B": "8", "8": "B", "S": "5", "5": "S", "Z": "2", "2": "Z", "G": "6", "6": "G",
-}  # fmt: skip
+    "O": "0DQ",
+    "0": "OD",
+    "D": "0O",
+    "Q": "O0",
+    "I": "1L",
+    "1": "IL",
+    "L": "1I",
+    "B": "8",
+    "8": "B",
+    "S": "5",
+    "5": "S",
+    "Z": "2",
+    "2": "Z",
+    "G": "6",
+    "6": "G",
+}
 
 
 class Plate(NamedTuple):

@@ -48,7 +48,6 @@ class PlateView(msgspec.Struct):
     near_matches: list[NearMatch]
 
 
-
 def _status(start: int, end: int, t: int) -> str:
     if t < start:
         return "not_yet_valid"
@@ -58,12 +57,16 @@ def _status(start: int, end: int, t: int) -> str:
 def _visible(live: LiveIndex, text: str) -> list[Interval]:
     """The snapshot's intervals of a plate, less those the overlay supersedes."""
     masked = live.overlay.masked
-    return [iv for iv in live.index.intervals(plate_key(text))
-            if not masked[iv.permit >> 3] >> (iv.permit & 7) & 1]  # fmt: skip
+    return [
+        iv
+        for iv in live.index.intervals(plate_key(text))
+        if not masked[iv.permit >> 3] >> (iv.permit & 7) & 1
+    ]
 
 
-def plate_view(checker: Checker, live: LiveIndex, text: str, at: dt.datetime,
-               zones: list[str]) -> PlateView:  # fmt: skip
+def plate_view(
+    checker: Checker, live: LiveIndex, text: str, at: dt.datetime, zones: list[str]
+) -> PlateView:
     """What an officer sees for normalised plate `text` at instant `at`, for `zones`."""
     rules: Rules = checker.rules
     t = int(at.timestamp())
@@ -71,8 +74,16 @@ def plate_view(checker: Checker, live: LiveIndex, text: str, at: dt.datetime,
     to_local = rules.clock.to_datetime
     permits = []
 
-    def view(permit_id: str, code: str, ptype: PermitType | None, start: int, end: int,
-             zones: int, source: str, primary: bool) -> PermitView:  # fmt: skip
+    def view(
+        permit_id: str,
+        code: str,
+        ptype: PermitType | None,
+        start: int,
+        end: int,
+        zones: int,
+        source: str,
+        primary: bool,
+    ) -> PermitView:
         return PermitView(
             permit_id=permit_id,
             type=code,
@@ -87,12 +98,22 @@ def plate_view(checker: Checker, live: LiveIndex, text: str, at: dt.datetime,
         )
 
     for iv in _visible(live, text):
-        permits.append(view(index.permit_id(iv.permit), index.meta.type_codes[iv.type],
-                            live.types[iv.type], iv.start, iv.end, iv.zones, iv.source,
-                            iv.primary))  # fmt: skip
+        permits.append(
+            view(
+                index.permit_id(iv.permit),
+                index.meta.type_codes[iv.type],
+                live.types[iv.type],
+                iv.start,
+                iv.end,
+                iv.zones,
+                iv.source,
+                iv.primary,
+            )
+        )
     for r in live.overlay.by_plate.get(text, ()):  # changed since the snapshot
-        permits.append(view(r.permit_id, r.type_code, r.ptype, r.start, r.end, r.zones,
-                            r.source, r.primary))  # fmt: skip
+        permits.append(
+            view(r.permit_id, r.type_code, r.ptype, r.start, r.end, r.zones, r.source, r.primary)
+        )
     verdicts = []
     for zone in zones:
         ids, miss = checker.cover(live, text, t, live.zone_masks[zone])

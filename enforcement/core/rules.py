@@ -114,8 +114,9 @@ class Gate:
 
     @property
     def always_active(self) -> bool:
-        return (self.schedule is ALWAYS and self.holidays is HolidayMode.NORMAL
-                and not self.suspensions)  # fmt: skip
+        return (
+            self.schedule is ALWAYS and self.holidays is HolidayMode.NORMAL and not self.suspensions
+        )
 
 
 @dataclass(frozen=True, slots=True)

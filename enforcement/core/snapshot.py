@@ -74,9 +74,16 @@ def write_snapshot(index: PermitIndex, path: str | os.PathLike[str]) -> Path:
     data_start = -(-(_META_AT + len(meta_bytes)) // _ALIGN) * _ALIGN
     assert meta["sections"]["keys"][0] == data_start  # type: ignore[index]
 
-    header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(meta_bytes), index.meta.revision,
-                          index.meta.built_at, index.plate_count, index.interval_count,
-                          index.permit_count)  # fmt: skip
+    header = _HEADER.pack(
+        MAGIC,
+        FORMAT_VERSION,
+        len(meta_bytes),
+        index.meta.revision,
+        index.meta.built_at,
+        index.plate_count,
+        index.interval_count,
+        index.permit_count,
+    )
     digest = hashlib.blake2b(digest_size=32)
     body: list[bytes | memoryview] = [meta_bytes, b"\0" * (data_start - _META_AT - len(meta_bytes))]
     for name, arr in arrays.items():
@@ -123,8 +130,14 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, int]:
         raise SnapshotError(f"{path}: not a Varco snapshot (bad magic)")
     if version != FORMAT_VERSION:
         raise SnapshotError(f"{path}: format version {version}, this build reads {FORMAT_VERSION}")
-    return {"meta_len": meta_len, "revision": revision, "built_at": built_at,
-            "plates": plates, "records": records, "permits": permits}  # fmt: skip
+    return {
+        "meta_len": meta_len,
+        "revision": revision,
+        "built_at": built_at,
+        "plates": plates,
+        "records": records,
+        "permits": permits,
+    }
 
 
 def open_snapshot(path: str | os.PathLike[str], *, verify: bool = True) -> PermitIndex:
@@ -151,15 +164,20 @@ def open_snapshot(path: str | os.PathLike[str], *, verify: bool = True) -> Permi
             offset, nbytes = sections[name]
             if offset % _ALIGN or offset + nbytes > size or nbytes % dtype.itemsize:
                 raise SnapshotError(f"{path}: section {name} out of bounds")
-            arrays[name] = np.frombuffer(mm, dtype=dtype, count=nbytes // dtype.itemsize,
-                                         offset=offset)  # fmt: skip
-        index_meta = IndexMeta(head["revision"], head["built_at"], tuple(meta["type_codes"]),
-                               tuple(meta["zone_codes"]))  # fmt: skip
+            arrays[name] = np.frombuffer(
+                mm, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset
+            )
+        index_meta = IndexMeta(
+            head["revision"], head["built_at"], tuple(meta["type_codes"]), tuple(meta["zone_codes"])
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise SnapshotError(f"{path}: malformed metadata: {exc}") from exc
-    if (len(arrays["keys"]) != head["plates"] or len(arrays["records"]) != head["records"]
-            or len(arrays["offsets"]) != head["plates"] + 1
-            or len(arrays["id_offsets"]) != head["permits"] + 1):  # fmt: skip
+    if (
+        len(arrays["keys"]) != head["plates"]
+        or len(arrays["records"]) != head["records"]
+        or len(arrays["offsets"]) != head["plates"] + 1
+        or len(arrays["id_offsets"]) != head["permits"] + 1
+    ):
         raise SnapshotError(f"{path}: section sizes disagree with the header")
     return PermitIndex(
         index_meta,

@@ -29,8 +29,15 @@ REVIEW: Final = "review"
 # Why a plate's permits do not cover a transit; higher = closer to covering it. Plain ints,
 # not an IntEnum: enum member access costs more than the comparison on the hot path.
 NO_PERMIT, NOT_YET_VALID, EXPIRED, WRONG_ZONE, UNKNOWN_TYPE, OUTSIDE_WINDOW, NOT_PRIMARY = range(7)
-MISS_REASONS: Final = ("no_permit", "not_yet_valid", "expired", "wrong_zone", "unknown_type",
-                       "outside_window", "not_primary_plate")  # fmt: skip
+MISS_REASONS: Final = (
+    "no_permit",
+    "not_yet_valid",
+    "expired",
+    "wrong_zone",
+    "unknown_type",
+    "outside_window",
+    "not_primary_plate",
+)
 
 
 class Verdict(msgspec.Struct, omit_defaults=True, gc=False):

@@ -31,11 +31,18 @@ from .service import HOLDER, SERVICE, Service
 Extension = Callable[[web.Application, Service, str | None], None]
 
 
-def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = None,
-               *, watch: bool = True, redis_url: str | None = None,
-               extend: Extension | None = None, record: bool = True,
-               transit_redis_url: str | None = None,
-               followup: bool = False) -> web.Application:
+def create_app(
+    settings: Settings,
+    rules: Rules,
+    holder: IndexHolder | None = None,
+    *,
+    watch: bool = True,
+    redis_url: str | None = None,
+    extend: Extension | None = None,
+    record: bool = True,
+    transit_redis_url: str | None = None,
+    followup: bool = False,
+) -> web.Application:
     """The application. Follows Redis at `redis_url` (snapshots and permit changes), else the
     local snapshot files; `watch=False` leaves index loading to the caller (tests, benches).
     `record=False` judges transits without logging them: only for benchmarks that measure
@@ -67,9 +74,16 @@ def create_app(settings: Settings, rules: Rules, holder: IndexHolder | None = No
         def adopt(follower: Follower) -> None:
             service.follower = follower
 
-        app.cleanup_ctx.append(redis_follower(rules, service.holder,
-                                              settings.storage.snapshot_dir, redis_url,
-                                              Keys(settings.redis.prefix), adopt))
+        app.cleanup_ctx.append(
+            redis_follower(
+                rules,
+                service.holder,
+                settings.storage.snapshot_dir,
+                redis_url,
+                Keys(settings.redis.prefix),
+                adopt,
+            )
+        )
     elif watch:
         app.cleanup_ctx.append(snapshot_watcher(settings, rules, service.holder))
     return app

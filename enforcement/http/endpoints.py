@@ -32,7 +32,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
 
 _HTTP_ERRORS: Final[dict[int, type[errors.ApiError]]] = {
-    404: errors.NotFound, 405: errors.MethodNotAllowed, 413: errors.TooLarge,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    413: errors.TooLarge,
 }
 
 
@@ -55,8 +57,10 @@ def _api_error(exc: Exception) -> errors.ApiError | None:
     if isinstance(exc, SpoolFull):
         return errors.SpoolFull(f"transits cannot be recorded now ({exc}); retry later")
     if isinstance(exc, AuditUnavailable):
-        return errors.AuditUnavailable("the lookup cannot be recorded in the audit trail right "
-                                       "now, so it is refused; retry shortly")
+        return errors.AuditUnavailable(
+            "the lookup cannot be recorded in the audit trail right "
+            "now, so it is refused; retry shortly"
+        )
     return None
 
 

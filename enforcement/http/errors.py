@@ -17,8 +17,9 @@ class ApiError(Exception):
     code = "bad_request"
     retry_after: int | None = None  # seconds, sent as Retry-After
 
-    def __init__(self, detail: str, field: str | None = None, *,
-                 headers: Mapping[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, detail: str, field: str | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail, self.field = detail, field
         # Response headers in place of the defaults (a camera route's Digest challenge)

@@ -47,33 +47,66 @@ def register_gauges(service: Service) -> None:
     )
     m.gauge("varco_index_permits", "Permits in the live index.", permits)
     m.gauge("varco_snapshot_swaps_total", "Snapshots activated.", lambda: holder.swaps)
-    m.gauge("varco_snapshot_rejected_total", "Snapshots refused (corrupt, unreadable).",
-            lambda: holder.rejected)  # fmt: skip
+    m.gauge(
+        "varco_snapshot_rejected_total",
+        "Snapshots refused (corrupt, unreadable).",
+        lambda: holder.rejected,
+    )
 
     def transits(attr: str) -> Callable[[], float]:
         return lambda: getattr(service.transit_log, attr) if service.transit_log is not None else 0
 
-    m.gauge("varco_transits_logged_redis_total", "Transits written to the Redis stream.",
-            transits("written_redis"))  # fmt: skip
-    m.gauge("varco_transits_spooled_total", "Transits written to the local spool.",
-            transits("written_spool"))  # fmt: skip
-    m.gauge("varco_transits_replayed_total", "Spooled transits replayed into Redis.",
-            transits("replayed"))  # fmt: skip
-    m.gauge("varco_transits_duplicate_total", "Camera retries answered with the first verdict.",
-            transits("duplicates"))  # fmt: skip
-    m.gauge("varco_transits_refused_total", "Transits refused (spool full or failing).",
-            transits("refused"))  # fmt: skip
-    m.gauge("varco_transit_log_groups_total", "Group commits (writes of queued transits).",
-            transits("groups"))  # fmt: skip
-    m.gauge("varco_transit_log_to_spool", "1 while transits go to the local spool.",
-            lambda: float(service.transit_log is not None and not service.transit_log.redis_ok))
-    m.gauge("varco_transit_spool_bytes", "Bytes in the local transit spool.",
-            lambda: service.transit_log.spool.bytes_used
-            if service.transit_log is not None and service.transit_log.spool else 0)  # fmt: skip
+    m.gauge(
+        "varco_transits_logged_redis_total",
+        "Transits written to the Redis stream.",
+        transits("written_redis"),
+    )
+    m.gauge(
+        "varco_transits_spooled_total",
+        "Transits written to the local spool.",
+        transits("written_spool"),
+    )
+    m.gauge(
+        "varco_transits_replayed_total",
+        "Spooled transits replayed into Redis.",
+        transits("replayed"),
+    )
+    m.gauge(
+        "varco_transits_duplicate_total",
+        "Camera retries answered with the first verdict.",
+        transits("duplicates"),
+    )
+    m.gauge(
+        "varco_transits_refused_total",
+        "Transits refused (spool full or failing).",
+        transits("refused"),
+    )
+    m.gauge(
+        "varco_transit_log_groups_total",
+        "Group commits (writes of queued transits).",
+        transits("groups"),
+    )
+    m.gauge(
+        "varco_transit_log_to_spool",
+        "1 while transits go to the local spool.",
+        lambda: float(service.transit_log is not None and not service.transit_log.redis_ok),
+    )
+    m.gauge(
+        "varco_transit_spool_bytes",
+        "Bytes in the local transit spool.",
+        lambda: (
+            service.transit_log.spool.bytes_used
+            if service.transit_log is not None and service.transit_log.spool
+            else 0
+        ),
+    )
 
-    m.gauge_by("varco_followup_transits_total",
-               "Transits the follow-up worker in this process handled, by outcome.", "outcome",
-               lambda: dict(service.followup.counts) if service.followup is not None else {})  # fmt: skip
+    m.gauge_by(
+        "varco_followup_transits_total",
+        "Transits the follow-up worker in this process handled, by outcome.",
+        "outcome",
+        lambda: dict(service.followup.counts) if service.followup is not None else {},
+    )
 
     def feeds() -> list[SourceStatus]:
         return list(service.follower.sources.values()) if service.follower is not None else []
@@ -82,27 +115,47 @@ def register_gauges(service: Service) -> None:
         a = s.age_s(time.time())
         return -1 if a is None else a
 
-    m.gauge_by("varco_feed_age_seconds", "Seconds since the feed's last good sync (-1: never).",
-               "feed", lambda: {s.name: feed_age(s) for s in feeds()})  # fmt: skip
-    m.gauge_by("varco_feed_max_age_seconds", "The feed's age bound (older: a warning).", "feed",
-               lambda: {s.name: s.max_age_s for s in feeds()})  # fmt: skip
-    m.gauge_by("varco_feed_failing", "1 while the feed's last attempt failed or is held.",
-               "feed", lambda: {s.name: s.last_error is not None for s in feeds()})  # fmt: skip
-    m.gauge_by("varco_feed_rejected_rows", "Rows rejected by the feed's last good sync.", "feed",
-               lambda: {s.name: s.rejected for s in feeds()})  # fmt: skip
+    m.gauge_by(
+        "varco_feed_age_seconds",
+        "Seconds since the feed's last good sync (-1: never).",
+        "feed",
+        lambda: {s.name: feed_age(s) for s in feeds()},
+    )
+    m.gauge_by(
+        "varco_feed_max_age_seconds",
+        "The feed's age bound (older: a warning).",
+        "feed",
+        lambda: {s.name: s.max_age_s for s in feeds()},
+    )
+    m.gauge_by(
+        "varco_feed_failing",
+        "1 while the feed's last attempt failed or is held.",
+        "feed",
+        lambda: {s.name: s.last_error is not None for s in feeds()},
+    )
+    m.gauge_by(
+        "varco_feed_rejected_rows",
+        "Rows rejected by the feed's last good sync.",
+        "feed",
+        lambda: {s.name: s.rejected for s in feeds()},
+    )
 
     def audit_writes() -> dict[str, float]:
         audit = service.audit
         return {"ok": audit.writes if audit else 0, "failed": audit.failures if audit else 0}
 
-    m.counter_by("varco_audit_writes_total",
-                 "Police-lookup audit records written (ok) or not (failed: lookup refused).",
-                 "result", audit_writes)
+    m.counter_by(
+        "varco_audit_writes_total",
+        "Police-lookup audit records written (ok) or not (failed: lookup refused).",
+        "result",
+        audit_writes,
+    )
 
 
 def add_routes(app: web.Application, service: Service) -> None:
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(text=service.metrics.render(), content_type="text/plain",
-                            charset="utf-8")
+        return web.Response(
+            text=service.metrics.render(), content_type="text/plain", charset="utf-8"
+        )
 
     app.router.add_route("GET", "/metrics", service.endpoint("/metrics", metrics))

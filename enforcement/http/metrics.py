@@ -10,8 +10,21 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Final
 
-LATENCY_BUCKETS_S: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                            0.1, 0.25, 0.5, 1.0)  # fmt: skip
+LATENCY_BUCKETS_S: Final = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
 
 
 class Histogram:
@@ -36,28 +49,36 @@ class Metrics:
     def gauge(self, name: str, help_: str, fn: Callable[[], float]) -> None:
         self.gauges[name] = (help_, fn)
 
-    def gauge_by(self, name: str, help_: str, label: str,
-                 fn: Callable[[], dict[str, float]]) -> None:  # fmt: skip
+    def gauge_by(
+        self, name: str, help_: str, label: str, fn: Callable[[], dict[str, float]]
+    ) -> None:
         """A gauge per label value (feed names: configuration, never data)."""
         self.labelled[name] = (help_, label, fn)
 
-    def counter_by(self, name: str, help_: str, label: str,
-                   fn: Callable[[], dict[str, float]]) -> None:  # fmt: skip
+    def counter_by(
+        self, name: str, help_: str, label: str, fn: Callable[[], dict[str, float]]
+    ) -> None:
         """A counter per label value, read from its owner at render time (outcomes such as
         ok/failed: never data)."""
         self.counted[name] = (help_, label, fn)
 
     def render(self) -> str:
-        out = ["# HELP varco_transits_total Transit verdicts by verdict and reason.",
-               "# TYPE varco_transits_total counter"]  # fmt: skip
+        out = [
+            "# HELP varco_transits_total Transit verdicts by verdict and reason.",
+            "# TYPE varco_transits_total counter",
+        ]
         for (verdict, reason), n in sorted(self.verdicts.items()):
             out.append(f'varco_transits_total{{verdict="{verdict}",reason="{reason}"}} {n}')
-        out += ["# HELP varco_http_requests_total HTTP requests by route and status.",
-                "# TYPE varco_http_requests_total counter"]  # fmt: skip
+        out += [
+            "# HELP varco_http_requests_total HTTP requests by route and status.",
+            "# TYPE varco_http_requests_total counter",
+        ]
         for (route, status), n in sorted(self.requests.items()):
             out.append(f'varco_http_requests_total{{route="{route}",status="{status}"}} {n}')
-        out += ["# HELP varco_http_request_seconds Time spent in the handler.",
-                "# TYPE varco_http_request_seconds histogram"]  # fmt: skip
+        out += [
+            "# HELP varco_http_request_seconds Time spent in the handler.",
+            "# TYPE varco_http_request_seconds histogram",
+        ]
         for route, h in sorted(self.latency.items()):
             acc = 0
             for bound, c in zip(LATENCY_BUCKETS_S, h.counts, strict=False):

@@ -32,21 +32,26 @@ def reason_of(headers: MultiMapping[str], query: MultiMapping[str]) -> str:
     from the police: error details never echo it."""
     given = [*headers.getall("X-Reason", ()), *query.getall("reason", ())]
     if len(given) > 1:
-        raise errors.Invalid("give the reason once: header X-Reason or query parameter reason",
-                             "reason")  # fmt: skip
+        raise errors.Invalid(
+            "give the reason once: header X-Reason or query parameter reason", "reason"
+        )
     text = given[0].strip() if given else ""
     if not text:
         # The header is the better channel: a query string ends up in proxies' access logs.
-        raise errors.Invalid("a police lookup needs a reason: send header X-Reason (or query "
-                             "parameter reason)", "reason")  # fmt: skip
+        raise errors.Invalid(
+            "a police lookup needs a reason: send header X-Reason (or query parameter reason)",
+            "reason",
+        )
     if len(text) > REASON_MAX:
-        raise errors.Invalid(f"the reason has {len(text)} characters; at most {REASON_MAX}",
-                             "reason")  # fmt: skip
+        raise errors.Invalid(
+            f"the reason has {len(text)} characters; at most {REASON_MAX}", "reason"
+        )
     # Cc/Zl/Zp: control characters and line breaks (they would forge lines in exports);
     # Cs: undecodable header bytes, which aiohttp hands over as lone surrogates.
     if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text):
-        raise errors.Invalid("the reason must be one line of text, without control characters "
-                             "(UTF-8)", "reason")  # fmt: skip
+        raise errors.Invalid(
+            "the reason must be one line of text, without control characters (UTF-8)", "reason"
+        )
     return text
 
 
@@ -74,23 +79,34 @@ def add_routes(app: web.Application, service: Service) -> None:
             if at.timestamp() < time.time() - checker.max_transit_age_s:
                 raise errors.Invalid(
                     f"older than the index's history ({settings.storage.history_days} days): "
-                    "permits that ended before then are not in it", "at")
+                    "permits that ended before then are not in it",
+                    "at",
+                )
         else:
             at = dt.datetime.now(dt.UTC)
         zone = request.query.get("zone")
         if zone is not None and zone not in rules.zones:
-            raise errors.Invalid(f"unknown zone {zone!r} (known: {', '.join(rules.zones)})",
-                                 "zone")
+            raise errors.Invalid(f"unknown zone {zone!r} (known: {', '.join(rules.zones)})", "zone")
         zones = [zone] if zone else list(rules.zones)
         view = plate_view(checker, service.live(), text, at, zones)
         # Recorded before answering; no record, no answer (503).
         if service.audit is None:
             raise errors.AuditUnavailable("the audit trail is not open yet; retry shortly")
-        await service.audit.write(AuditRecord(key_id=key.id, role=key.role, plate=text, at=at,
-                                              zone=zone, reason=reason,
-                                              results=len(view.permits), host=HOST,
-                                              pid=os.getpid()))
+        await service.audit.write(
+            AuditRecord(
+                key_id=key.id,
+                role=key.role,
+                plate=text,
+                at=at,
+                zone=zone,
+                reason=reason,
+                results=len(view.permits),
+                host=HOST,
+                pid=os.getpid(),
+            )
+        )
         return web.Response(body=ENCODER.encode(view), content_type=JSON)
 
-    app.router.add_route("GET", "/v1/plates/{plate}",
-                         service.endpoint("/v1/plates/{plate}", get_plate))
+    app.router.add_route(
+        "GET", "/v1/plates/{plate}", service.endpoint("/v1/plates/{plate}", get_plate)
+    )

@@ -26,13 +26,19 @@ def readiness(service: Service) -> tuple[bool, dict[str, object]]:
     ago than `enforcement.index_max_age`; and the details."""
     holder, follower = service.holder, service.follower
     live = holder.current
-    info: dict[str, object] = {"snapshot_swaps": holder.swaps, "snapshot_rejected": holder.rejected,
-                               "last_error": holder.last_error,
-                               "worker_pid": os.getpid()}  # which of `serve --workers` answered
+    info: dict[str, object] = {
+        "snapshot_swaps": holder.swaps,
+        "snapshot_rejected": holder.rejected,
+        "last_error": holder.last_error,
+        "worker_pid": os.getpid(),
+    }  # which of `serve --workers` answered
     if follower is not None:
-        info["redis"] = {"connected": follower.connected, "last_error": follower.last_error,
-                         "changes_applied": follower.changes_applied,
-                         "resyncs": follower.resyncs}  # fmt: skip
+        info["redis"] = {
+            "connected": follower.connected,
+            "last_error": follower.last_error,
+            "changes_applied": follower.changes_applied,
+            "resyncs": follower.resyncs,
+        }
         if follower.sources:
             info["sources"], info["warnings"] = _sources(follower.sources.values())
     if service.audit is not None:  # not part of readiness: transits do not need it, lookups do
@@ -49,8 +55,13 @@ def readiness(service: Service) -> tuple[bool, dict[str, object]]:
     lag = time.time() - live.fresh_at
     stale = live.overlay.stale
     fresh = lag <= service.settings.enforcement.index_max_age_s
-    reason = (f"index stale: {stale}" if stale is not None
-              else None if fresh else "index older than enforcement.index_max_age")  # fmt: skip
+    reason = (
+        f"index stale: {stale}"
+        if stale is not None
+        else None
+        if fresh
+        else "index older than enforcement.index_max_age"
+    )
     return reason is None, {
         "ready": reason is None,
         "reason": reason,
@@ -77,9 +88,15 @@ def _sources(statuses: Iterable[SourceStatus]) -> tuple[dict[str, object], list[
     warnings: list[str] = []
     for s in statuses:
         age = s.age_s(now)
-        details[s.name] = {"age_s": None if age is None else round(age), "max_age_s": s.max_age_s,
-                           "last_error": s.last_error, "held": s.held, "rows": s.rows,
-                           "permits": s.permits, "rejected": s.rejected}  # fmt: skip
+        details[s.name] = {
+            "age_s": None if age is None else round(age),
+            "max_age_s": s.max_age_s,
+            "last_error": s.last_error,
+            "held": s.held,
+            "rows": s.rows,
+            "permits": s.permits,
+            "rejected": s.rejected,
+        }
         if s.too_old(now):
             since = "never synced" if age is None else f"no good sync for {age / 3600:.1f} h"
             error = f"; last error: {s.last_error}" if s.last_error else ""
@@ -93,8 +110,7 @@ def add_routes(app: web.Application, service: Service) -> None:
 
     async def readyz(request: web.Request) -> web.Response:
         ok, info = readiness(service)
-        return web.Response(status=200 if ok else 503, body=ENCODER.encode(info),
-                            content_type=JSON)
+        return web.Response(status=200 if ok else 503, body=ENCODER.encode(info), content_type=JSON)
 
     add, ep = app.router.add_route, service.endpoint
     add("GET", "/healthz", ep("/healthz", healthz))

@@ -27,9 +27,11 @@ def audit_trail(service: Service, redis_url: str | None) -> Resource:
     settings = service.settings
 
     async def run(app: web.Application) -> AsyncIterator[None]:
-        audit: AuditLog = (RedisAudit(redis_url, Keys(settings.redis.prefix).audit)
-                           if redis_url is not None
-                           else FileAudit(audit_file(settings.storage.data_dir)))
+        audit: AuditLog = (
+            RedisAudit(redis_url, Keys(settings.redis.prefix).audit)
+            if redis_url is not None
+            else FileAudit(audit_file(settings.storage.data_dir))
+        )
         service.audit = audit
         try:
             yield
@@ -45,12 +47,15 @@ def transit_log(service: Service, redis_url: str | None) -> Resource:
     settings = service.settings
 
     async def run(app: web.Application) -> AsyncIterator[None]:
-        log = TransitLog(redis_url=redis_url, prefix=settings.redis.prefix,
-                         spool_root=settings.storage.spool_dir,
-                         spool_max_bytes=settings.transit_log.spool_max_bytes,
-                         write_timeout_s=settings.transit_log.write_timeout_s,
-                         dedup_window_s=settings.transit_log.dedup_window_s,
-                         retention_s=settings.retention.allowed_s)
+        log = TransitLog(
+            redis_url=redis_url,
+            prefix=settings.redis.prefix,
+            spool_root=settings.storage.spool_dir,
+            spool_max_bytes=settings.transit_log.spool_max_bytes,
+            write_timeout_s=settings.transit_log.write_timeout_s,
+            dedup_window_s=settings.transit_log.dedup_window_s,
+            retention_s=settings.retention.allowed_s,
+        )
         await log.start()
         service.transit_log = log
         try:
@@ -71,9 +76,15 @@ def violations(service: Service, redis_url: str, followup: bool) -> Resource:
         service.violations = Violations(r, settings.redis.prefix, rules.clock)
         worker = None
         if followup:
-            worker = FollowUp(r, settings.redis.prefix, rules, service.checker, service.holder,
-                              retention_allowed_s=settings.retention.allowed_s,
-                              retention_violations_s=settings.retention.violations_s)
+            worker = FollowUp(
+                r,
+                settings.redis.prefix,
+                rules,
+                service.checker,
+                service.holder,
+                retention_allowed_s=settings.retention.allowed_s,
+                retention_violations_s=settings.retention.violations_s,
+            )
             service.followup = worker
         try:
             if worker is None:

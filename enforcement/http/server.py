@@ -43,15 +43,27 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop  # type: ignore[no-any-return,unused-ignore]
 
 
-async def serve_forever(settings: Settings, rules: Rules, make_app: AppFactory,
-                        redis_url: str | None, ready: Callable[[], None] | None = None) -> None:
+async def serve_forever(
+    settings: Settings,
+    rules: Rules,
+    make_app: AppFactory,
+    redis_url: str | None,
+    ready: Callable[[], None] | None = None,
+) -> None:
     app = make_app(settings, rules, redis_url)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.port, reuse_port=True, backlog=1024)
+    site = web.TCPSite(
+        runner, settings.server.host, settings.server.port, reuse_port=True, backlog=1024
+    )
     await site.start()
     freeze_startup_objects()
-    log.info("listening on http://%s:%d (pid %d)", settings.server.host, settings.server.port, os.getpid())
+    log.info(
+        "listening on http://%s:%d (pid %d)",
+        settings.server.host,
+        settings.server.port,
+        os.getpid(),
+    )
     if ready is not None:
         ready()
     stop = asyncio.Event()
@@ -73,8 +85,9 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def serve(settings: Settings, rules: Rules, make_app: AppFactory,
-          ready: Callable[[], None] | None = None) -> None:
+def serve(
+    settings: Settings, rules: Rules, make_app: AppFactory, ready: Callable[[], None] | None = None
+) -> None:
     """Serve in this process until SIGTERM or SIGINT."""
     redis_url, embedded = start_redis(settings)
     try:
@@ -85,8 +98,9 @@ def serve(settings: Settings, rules: Rules, make_app: AppFactory,
             embedded.stop()
 
 
-def _worker(config_path: Path, env: dict[str, str], port: int, redis_url: str | None,
-            make_app: AppFactory) -> None:
+def _worker(
+    config_path: Path, env: dict[str, str], port: int, redis_url: str | None, make_app: AppFactory
+) -> None:
     """A worker process: its own configuration load (nothing unpicklable crosses over)."""
     fmt = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
     logging.basicConfig(level=logging.INFO, format=fmt)
@@ -96,8 +110,9 @@ def _worker(config_path: Path, env: dict[str, str], port: int, redis_url: str | 
         runner.run(serve_forever(settings, rules, make_app, redis_url))
 
 
-def serve_workers(settings: Settings, env: dict[str, str], workers: int,
-                  make_app: AppFactory) -> None:
+def serve_workers(
+    settings: Settings, env: dict[str, str], workers: int, make_app: AppFactory
+) -> None:
     """Run `workers` processes on one port until SIGTERM or SIGINT; restart any that die."""
     redis_url, embedded = start_redis(settings)
     ctx = multiprocessing.get_context("spawn")
@@ -131,8 +146,12 @@ def serve_workers(settings: Settings, env: dict[str, str], workers: int,
                 if restart_at[i] is None:
                     quick_deaths[i] = quick_deaths[i] + 1 if now - started[i] < 10 else 0
                     wait = min(2.0 ** (quick_deaths[i] - 1), 30.0) if quick_deaths[i] > 1 else 0
-                    log.error("worker pid %s exited with %s; restarting it in %.0f s", p.pid,
-                              p.exitcode, wait)  # fmt: skip
+                    log.error(
+                        "worker pid %s exited with %s; restarting it in %.0f s",
+                        p.pid,
+                        p.exitcode,
+                        wait,
+                    )
                     restart_at[i] = now + wait
                 if now >= (restart_at[i] or 0):
                     procs[i], started[i], restart_at[i] = spawn(), now, None

@@ -20,8 +20,16 @@ from .service import Service
 
 def native_transit(t: TransitIn) -> Transit:
     """A native transit as the intake takes it."""
-    return Transit(t.camera, t.gate, t.event_id, t.plate, normalise(t.plate, t.country),
-                   t.ts.timestamp(), t.confidence, t.country)
+    return Transit(
+        t.camera,
+        t.gate,
+        t.event_id,
+        t.plate,
+        normalise(t.plate, t.country),
+        t.ts.timestamp(),
+        t.confidence,
+        t.country,
+    )
 
 
 def add_routes(app: web.Application, service: Service) -> None:
@@ -45,8 +53,7 @@ def add_routes(app: web.Application, service: Service) -> None:
             raise errors.TooLarge(
                 f"at most {limit} transits per batch, got {len(batch.transits)}", "transits"
             )
-        results = await intake.accept([native_transit(t) for t in batch.transits],
-                                      field="transits")
+        results = await intake.accept([native_transit(t) for t in batch.transits], field="transits")
         return web.Response(body=ENCODER.encode(BatchOut(results)), content_type=JSON)
 
     add, ep = app.router.add_route, service.endpoint

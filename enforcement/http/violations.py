@@ -26,8 +26,9 @@ def instant(text: str | None, field: str, rules: Rules, *, default: float) -> fl
             return float(rules.clock.from_local(dt.datetime.fromisoformat(text)))
         value = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise errors.Invalid(f"{text!r} is neither YYYY-MM-DD nor an RFC 3339 date-time",
-                             field) from None
+        raise errors.Invalid(
+            f"{text!r} is neither YYYY-MM-DD nor an RFC 3339 date-time", field
+        ) from None
     if value.tzinfo is None:
         raise errors.Invalid("give the offset, e.g. 2026-11-22T10:00:00+01:00", field)
     return value.timestamp()
@@ -70,10 +71,15 @@ def add_routes(app: web.Application, service: Service) -> None:
             raise errors.NotReady(f"Redis unavailable: {type(exc).__name__}") from None
         headers = {"X-Next-Cursor": str(next_offset)} if next_offset is not None else {}
         if fmt == "csv":
-            return web.Response(text=csv_header() + to_csv_rows(items), content_type="text/csv",
-                                charset="utf-8", headers=headers)
+            return web.Response(
+                text=csv_header() + to_csv_rows(items),
+                content_type="text/csv",
+                charset="utf-8",
+                headers=headers,
+            )
         page = ViolationPage(items, None if next_offset is None else str(next_offset))
         return web.Response(body=ENCODER.encode(page), content_type=JSON, headers=headers)
 
-    app.router.add_route("GET", "/v1/violations",
-                         service.endpoint("/v1/violations", get_violations))
+    app.router.add_route(
+        "GET", "/v1/violations", service.endpoint("/v1/violations", get_violations)
+    )

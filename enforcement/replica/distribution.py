@@ -44,8 +44,7 @@ def _valid_name(name: str) -> bool:
 # -- loader side (synchronous client) -------------------------------------------------------
 
 
-def publish_snapshot(r: redis.Redis, keys: Keys, path: Path,
-                     keep: int = KEEP_SNAPSHOTS) -> str:  # fmt: skip
+def publish_snapshot(r: redis.Redis, keys: Keys, path: Path, keep: int = KEEP_SNAPSHOTS) -> str:
     """Copy a verified snapshot file into Redis and make it current; prune old ones."""
     name = path.name
     head = read_header(path)
@@ -57,8 +56,13 @@ def publish_snapshot(r: redis.Redis, keys: Keys, path: Path,
     else:
         size, chunks, digest = _upload(r, keys, path, name)
     failpoints.hit("publish_snapshot:before_switch")
-    names = [keys.snapshot_meta(name), keys.snapshots, keys.current, keys.wanted,
-            *(keys.snapshot_chunk(name, i) for i in range(chunks))]  # fmt: skip
+    names = [
+        keys.snapshot_meta(name),
+        keys.snapshots,
+        keys.current,
+        keys.wanted,
+        *(keys.snapshot_chunk(name, i) for i in range(chunks)),
+    ]
     if not r.eval(_SWITCH, len(names), *names, name, head["revision"], size, chunks, digest):
         # A chunk expired (an upload slower than ORPHAN_TTL_S) or was evicted: never switch
         # to a snapshot replicas could not fetch whole. The next attempt uploads it again.
@@ -182,8 +186,9 @@ async def fetch_snapshot(r: aredis.Redis, keys: Keys, name: str, directory: Path
                 await asyncio.to_thread(os.fsync, f.fileno())
                 written = f.tell()
             if written != size or digest.hexdigest() != meta[b"digest"].decode():
-                raise SnapshotUnavailable(f"snapshot {name}: size or digest differs from "
-                                          "the published one")  # fmt: skip
+                raise SnapshotUnavailable(
+                    f"snapshot {name}: size or digest differs from the published one"
+                )
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -49,8 +49,14 @@ KEEP_LOCAL: Final = 3
 
 
 class Follower:
-    def __init__(self, holder: IndexHolder, rules: Rules, snapshot_dir: Path, redis_url: str,
-                 keys: Keys | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        holder: IndexHolder,
+        rules: Rules,
+        snapshot_dir: Path,
+        redis_url: str,
+        keys: Keys | None = None,
+    ) -> None:
         self.holder, self.rules, self.snapshot_dir = holder, rules, snapshot_dir
         self.keys = keys or Keys()
         # Explicit timeouts: the read blocks BLOCK_MS server-side, so allow that and more.
@@ -86,8 +92,9 @@ class Follower:
                 if self.stopping or (task is not None and task.cancelling()):
                     raise asyncio.CancelledError from exc
                 if self.connected or self.last_error is None:
-                    log.warning("Redis unreachable (%s); serving from memory, retrying",
-                                type(exc).__name__)  # fmt: skip
+                    log.warning(
+                        "Redis unreachable (%s); serving from memory, retrying", type(exc).__name__
+                    )
                 self.connected, self.last_error = False, f"redis: {type(exc).__name__}"
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -112,16 +119,18 @@ class Follower:
             await self.read_sources()
         heartbeat = await self.redis.get(self.keys.heartbeat)  # read before the stream: see
         # distribution.py; every change published before it is in what XREAD returns now
-        reply: Any = await self.redis.xread({self.keys.changes: stream_id(live.revision)},
-                                       count=READ_COUNT, block=BLOCK_MS)  # fmt: skip
+        reply: Any = await self.redis.xread(
+            {self.keys.changes: stream_id(live.revision)}, count=READ_COUNT, block=BLOCK_MS
+        )
         entries = reply[0][1] if reply else []
         overlay = live.overlay
         for _entry_id, fields in entries:
             try:
                 change = decode_change(fields[STREAM_FIELD])
             except (KeyError, msgspec.DecodeError):
-                overlay.mark_stale("a malformed entry in the permit-change stream",
-                                   overlay.revision + 1)  # fmt: skip
+                overlay.mark_stale(
+                    "a malformed entry in the permit-change stream", overlay.revision + 1
+                )
             else:
                 if overlay.apply(change):
                     self.changes_applied += 1
@@ -168,8 +177,12 @@ class Follower:
             if old.overlay.stale is not None and new.overlay.stale is None:
                 self.resyncs += 1
         self.holder.activate(new)
-        log.info("index activated from Redis: snapshot revision %d, %d permits, overlay %d",
-                 revision, index.permit_count, len(new.overlay))  # fmt: skip
+        log.info(
+            "index activated from Redis: snapshot revision %d, %d permits, overlay %d",
+            revision,
+            index.permit_count,
+            len(new.overlay),
+        )
         _prune_local(self.snapshot_dir, keep=path)
 
 
@@ -183,9 +196,13 @@ def _prune_local(directory: Path, keep: Path) -> None:
 
 
 def redis_follower(
-    rules: Rules, holder: IndexHolder, snapshot_dir: Path, redis_url: str,
-    keys: Keys | None = None, on_start: Callable[[Follower], None] | None = None,
-) -> Callable[[web.Application], AsyncIterator[None]]:  # fmt: skip
+    rules: Rules,
+    holder: IndexHolder,
+    snapshot_dir: Path,
+    redis_url: str,
+    keys: Keys | None = None,
+    on_start: Callable[[Follower], None] | None = None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup_ctx resource: serve the local snapshot, then follow Redis until shutdown."""
 
     async def resource(app: web.Application) -> AsyncIterator[None]:

@@ -86,30 +86,44 @@ class EmbeddedRedis:
         self.socket_path.unlink(missing_ok=True)  # a stale socket from a killed server
         args = [
             find_redis_server(),
-            "--port", "0",  # Unix socket only
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(self.directory),
-            "--appendonly", "yes",
-            "--appendfsync", "always",  # acknowledged = on disk: transits and changes are evidence
-            "--save", "",  # the append-only file is the persistence; no RDB forks
-            "--logfile", str(self.directory / "redis.log"),
-            "--pidfile", str(self.directory / "redis.pid"),
-            "--daemonize", "no",
-        ]  # fmt: skip
+            "--port",
+            "0",  # Unix socket only
+            "--unixsocket",
+            str(self.socket_path),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",  # acknowledged = on disk: transits and changes are evidence
+            "--save",
+            "",  # the append-only file is the persistence; no RDB forks
+            "--logfile",
+            str(self.directory / "redis.log"),
+            "--pidfile",
+            str(self.directory / "redis.pid"),
+            "--daemonize",
+            "no",
+        ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RedisStartError(f"redis-server exited with {self.process.returncode}; "
-                                      f"see {self.directory / 'redis.log'}")  # fmt: skip
+                raise RedisStartError(
+                    f"redis-server exited with {self.process.returncode}; "
+                    f"see {self.directory / 'redis.log'}"
+                )
             if self.answers():
                 log.info("started Redis (pid %d) on %s", self.process.pid, self.socket_path)
                 return True
             time.sleep(0.05)
         self.stop()
-        raise RedisStartError(f"redis-server did not answer within {timeout_s:.0f} s; "
-                              f"see {self.directory / 'redis.log'}")  # fmt: skip
+        raise RedisStartError(
+            f"redis-server did not answer within {timeout_s:.0f} s; "
+            f"see {self.directory / 'redis.log'}"
+        )
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server if this object started it (SIGTERM: it flushes the AOF first)."""

@@ -51,9 +51,18 @@ RETENTION_EVERY_S: Final = 60.0
 
 
 class FollowUp:
-    def __init__(self, redis: aredis.Redis, prefix: str, rules: Rules, checker: Checker,
-                 holder: IndexHolder, *, retention_allowed_s: int, retention_violations_s: int,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self,
+        redis: aredis.Redis,
+        prefix: str,
+        rules: Rules,
+        checker: Checker,
+        holder: IndexHolder,
+        *,
+        retention_allowed_s: int,
+        retention_violations_s: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.redis, self.prefix, self.rules = redis, prefix, rules
         self.checker, self.holder, self.clock = checker, holder, clock
         self.retention_allowed_s = retention_allowed_s
@@ -77,12 +86,14 @@ class FollowUp:
 
     async def consume(self, block_ms: int | None = 1000) -> int:
         """Take the next entries (first those a dead consumer left unacknowledged)."""
-        _, claimed, *_ = await self.redis.xautoclaim(self.stream, GROUP, self.consumer,
-                                                     CLAIM_IDLE_MS, "0-0", count=BATCH)  # fmt: skip
+        _, claimed, *_ = await self.redis.xautoclaim(
+            self.stream, GROUP, self.consumer, CLAIM_IDLE_MS, "0-0", count=BATCH
+        )
         entries = list(claimed)
         if not entries:
-            reply: Any = await self.redis.xreadgroup(GROUP, self.consumer, {self.stream: ">"},
-                                                count=BATCH, block=block_ms)  # fmt: skip
+            reply: Any = await self.redis.xreadgroup(
+                GROUP, self.consumer, {self.stream: ">"}, count=BATCH, block=block_ms
+            )
             entries = reply[0][1] if reply else []
         if not entries:
             return 0
@@ -122,7 +133,8 @@ class FollowUp:
     async def decide_due(self) -> int:
         """Decide the held transits whose grace period has passed; how many were decided."""
         ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
-            self.due, "-inf", self.clock(), start=0, num=BATCH)
+            self.due, "-inf", self.clock(), start=0, num=BATCH
+        )
         if not ids:
             return 0
         live = self._trusted_index()
@@ -149,8 +161,15 @@ class FollowUp:
             self.counts["reviewed"] += 1
             return True
         # `now` = when it was received: the clock and age checks as the camera met them.
-        v = self.checker.check(live, normalise(rec.raw, rec.country), rec.ts, gate,
-                               rec.confidence, rec.received, rec.event_id)  # fmt: skip
+        v = self.checker.check(
+            live,
+            normalise(rec.raw, rec.country),
+            rec.ts,
+            gate,
+            rec.confidence,
+            rec.received,
+            rec.event_id,
+        )
         if v.verdict in (ALLOWED, NOT_ENFORCED):
             self.counts["discarded"] += 1
         elif v.verdict == PENDING:

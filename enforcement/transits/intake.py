@@ -21,15 +21,21 @@ from .record import Transit, record_of
 
 
 class Intake:
-    def __init__(self, rules: Rules, checker: Checker, holder: IndexHolder,
-                 verdicts: MutableMapping[tuple[str, str], int]) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        checker: Checker,
+        holder: IndexHolder,
+        verdicts: MutableMapping[tuple[str, str], int],
+    ) -> None:
         self.rules, self.checker, self.holder = rules, checker, holder
         self.gates = rules.gates
         self.transit_log: TransitLog | None = None  # set while it runs; None: judge only
         self.verdicts = verdicts  # (verdict, reason) -> transits, a metric
 
-    async def accept(self, transits: Sequence[Transit], *,
-                     field: str | None = None) -> list[Verdict]:
+    async def accept(
+        self, transits: Sequence[Transit], *, field: str | None = None
+    ) -> list[Verdict]:
         """Judge camera transits and record them; the verdicts, in order.
 
         `field` names the list in error messages (`transits` gives `transits[3].gate`; None
@@ -44,16 +50,22 @@ class Intake:
             gates.append(gate)
         # The camera's alternative reads, normalised as the read itself is when a check
         # needs them (lazily: most transits are covered and never do).
-        alts = [alternatives(t.candidates, t.country, t.plate) if t.candidates else ()
-                for t in transits]
+        alts = [
+            alternatives(t.candidates, t.country, t.plate) if t.candidates else () for t in transits
+        ]
         now = time.time()
         if len(transits) == 1:
             t = transits[0]
-            verdicts = [self.checker.check(live, t.plate, t.ts, gates[0], t.confidence, now,
-                                           t.event_id, alts[0])]
+            verdicts = [
+                self.checker.check(
+                    live, t.plate, t.ts, gates[0], t.confidence, now, t.event_id, alts[0]
+                )
+            ]
         else:
-            items = [(t.plate, t.ts, g, t.confidence, t.event_id)
-                     for t, g in zip(transits, gates, strict=True)]
+            items = [
+                (t.plate, t.ts, g, t.confidence, t.event_id)
+                for t, g in zip(transits, gates, strict=True)
+            ]
             verdicts = self.checker.check_batch(live, items, now, alts)
         if self.transit_log is not None:
             verdicts = await self._record(transits, gates, verdicts, now)
@@ -61,14 +73,28 @@ class Intake:
             self.verdicts[(v.verdict, v.reason)] += 1
         return verdicts
 
-    async def _record(self, transits: Sequence[Transit], gates: Sequence[Gate],
-                      verdicts: list[Verdict], now: float) -> list[Verdict]:
+    async def _record(
+        self,
+        transits: Sequence[Transit],
+        gates: Sequence[Gate],
+        verdicts: list[Verdict],
+        now: float,
+    ) -> list[Verdict]:
         """Log the transits before answering; a retry gets its first attempt's verdict."""
         assert self.transit_log is not None
         records = [
-            record_of(v, camera=t.camera, gate=gate.code, zone=gate.zone, raw=t.raw, ts=t.ts,
-                      received=now, confidence=t.confidence, country=t.country,
-                      vendor=t.fields)
+            record_of(
+                v,
+                camera=t.camera,
+                gate=gate.code,
+                zone=gate.zone,
+                raw=t.raw,
+                ts=t.ts,
+                received=now,
+                confidence=t.confidence,
+                country=t.country,
+                vendor=t.fields,
+            )
             for t, gate, v in zip(transits, gates, verdicts, strict=True)
         ]
         priors = await self.transit_log.record(records)

@@ -1,9 +1,9 @@
 """The durable transit log: every transit is written before the camera gets its verdict.
 
 Group commit: requests queue their records and one writer task sends everything queued since
-its last write as one Lua call (writer.py). Redis (append-only, `appendfsync always`) fsyncs once per
-event-loop turn, so a whole group costs one round trip and one fsync, and the request path
-never waits on more than the write in flight plus its own.
+its last write as one Lua call (writer.py). Redis (append-only, `appendfsync always`) fsyncs
+once per event-loop turn, so a whole group costs one round trip and one fsync, and the
+request path never waits on more than the write in flight plus its own.
 
 The Lua call also deduplicates: a `(camera, event_id)` seen within the dedup window returns
 the first attempt's verdict and id (`Seen`) and writes nothing.
@@ -61,10 +61,18 @@ class TransitLog:
     """Records transits durably; `record` returns, per record, None (newly written) or the
     `Seen` of an earlier attempt of the same camera event."""
 
-    def __init__(self, *, redis_url: str | None, prefix: str, spool_root: Path,
-                 spool_max_bytes: int, write_timeout_s: float, dedup_window_s: int,
-                 retention_s: float = 86400,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        redis_url: str | None,
+        prefix: str,
+        spool_root: Path,
+        spool_max_bytes: int,
+        write_timeout_s: float,
+        dedup_window_s: int,
+        retention_s: float = 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.redis_url, self.keys = redis_url, Keys(prefix)
         self.stream = self.keys.transits
         self.spool_root, self.spool_max_bytes = spool_root, spool_max_bytes
@@ -104,14 +112,17 @@ class TransitLog:
             # No retries inside redis-py: a failed write goes to the spool at once, and the
             # replay task owns reconnecting (the request path never waits on a reconnect loop).
             self._redis = aredis.Redis.from_url(
-                self.redis_url, socket_timeout=self.write_timeout_s,
-                socket_connect_timeout=self.write_timeout_s, retry=Retry(NoBackoff(), 0),
-            )  # fmt: skip
+                self.redis_url,
+                socket_timeout=self.write_timeout_s,
+                socket_connect_timeout=self.write_timeout_s,
+                retry=Retry(NoBackoff(), 0),
+            )
             self._writer = GroupWriter(self._redis)
             self._tasks.append(asyncio.create_task(self._replay_loop(), name="transit-replay"))
         self._tasks.append(asyncio.create_task(self._write_loop(), name="transit-writer"))
-        self._tasks.append(asyncio.create_task(self._prune_loop(self.retention_s),
-                                               name="transit-spool-retention"))  # fmt: skip
+        self._tasks.append(
+            asyncio.create_task(self._prune_loop(self.retention_s), name="transit-spool-retention")
+        )
 
     async def stop(self) -> None:
         # Let queued records reach Redis or the spool: they may already be waited on.
@@ -195,9 +206,11 @@ class TransitLog:
                 fresh.append(i)
         if fresh and self.redis_ok:
             try:
-                priors = await self._to_redis([records[i] for i in fresh],
-                                              [digests[i] for i in fresh],
-                                              [seens[i] for i in fresh])  # fmt: skip
+                priors = await self._to_redis(
+                    [records[i] for i in fresh],
+                    [digests[i] for i in fresh],
+                    [seens[i] for i in fresh],
+                )
             except Exception as exc:
                 self._redis_failed(exc)
             else:
@@ -223,29 +236,39 @@ class TransitLog:
                 self._remember(digests[i], seens[i], now)
         return results
 
-    async def _to_redis(self, records: Sequence[TransitRecord], digests: Sequence[str],
-                        seens: Sequence[bytes],
-                        timeout_s: float | None = None) -> list[Seen | None]:  # fmt: skip
+    async def _to_redis(
+        self,
+        records: Sequence[TransitRecord],
+        digests: Sequence[str],
+        seens: Sequence[bytes],
+        timeout_s: float | None = None,
+    ) -> list[Seen | None]:
         """`seens`: each record's Seen, encoded."""
         out: list[Seen | None] = []
         async with asyncio.timeout(timeout_s or self.write_timeout_s):
             for start in range(0, len(records), MAX_GROUP):
                 part = records[start : start + MAX_GROUP]
-                keys = [self.stream, *(self.keys.transit_seen(d)
-                                       for d in digests[start : start + MAX_GROUP])]  # fmt: skip
+                keys = [
+                    self.stream,
+                    *(self.keys.transit_seen(d) for d in digests[start : start + MAX_GROUP]),
+                ]
                 args: list[Any] = [self.dedup_window_s]
                 args += [encode_record(r) for r in part]
                 args += seens[start : start + MAX_GROUP]
                 assert self._writer is not None
-                replies = await self._writer.record(keys, args, int(
-                    (timeout_s or self.write_timeout_s) * 1000) if self._waitaof else None)
+                replies = await self._writer.record(
+                    keys,
+                    args,
+                    int((timeout_s or self.write_timeout_s) * 1000) if self._waitaof else None,
+                )
                 out += [None if r is None else DECODE_SEEN(r) for r in replies]
         return out
 
     def _redis_failed(self, exc: BaseException) -> None:
         if self.redis_ok:
-            log.warning("transit log: Redis failed (%s); recording to the local spool",
-                        _describe(exc))  # fmt: skip
+            log.warning(
+                "transit log: Redis failed (%s); recording to the local spool", _describe(exc)
+            )
         self.redis_ok = False
         self.last_error = _describe(exc)
         self._retry_redis.set()
@@ -317,8 +340,12 @@ class TransitLog:
         records = [DECODE_RECORD(f) for f in frames]
         for start in range(0, len(records), MAX_GROUP):
             part = records[start : start + MAX_GROUP]
-            await self._to_redis(part, [dedup_key(r.camera, r.event_id) for r in part],
-                                 [ENCODE(seen_of(r)) for r in part], timeout_s=10.0)  # fmt: skip
+            await self._to_redis(
+                part,
+                [dedup_key(r.camera, r.event_id) for r in part],
+                [ENCODE(seen_of(r)) for r in part],
+                timeout_s=10.0,
+            )
         self.replayed += len(records)
         await asyncio.to_thread(self.spool.remove, path)
         if records:
@@ -343,8 +370,7 @@ class TransitLog:
         async with self._write_lock, self._segment_lock:
             spool.seal()
             for path in spool.segments():
-                dropped += await asyncio.to_thread(spool.rewrite, path,
-                                                   lambda f: not expired(f))  # fmt: skip
+                dropped += await asyncio.to_thread(spool.rewrite, path, lambda f: not expired(f))
         return dropped
 
     async def _prune_loop(self, retention_s: float, every_s: float = 60.0) -> None:
@@ -366,7 +392,6 @@ class TransitLog:
             "spool_max_bytes": self.spool_max_bytes,
             "spool_dir": str(spool.directory) if spool else None,
         }
-
 
 
 def _describe(exc: BaseException) -> str:

@@ -78,8 +78,9 @@ class Seen(msgspec.Struct, array_like=True, gc=False):
     def answer(self, plate: str, event_id: str | None, clock: LocalClock) -> Verdict:
         """The verdict a retry gets: the first attempt's, with its transit id."""
         grace = None if self.grace_until is None else clock.to_datetime(self.grace_until)
-        return Verdict(self.verdict, self.reason, plate, self.permits, self.revision, grace,
-                       event_id, self.id)
+        return Verdict(
+            self.verdict, self.reason, plate, self.permits, self.revision, grace, event_id, self.id
+        )
 
 
 ENCODE: Final = msgspec.msgpack.Encoder().encode
@@ -115,8 +116,11 @@ def encode_record(record: TransitRecord) -> bytes:
     data = ENCODE(record)
     if len(data) > MAX_RECORD and record.vendor is not NO_FIELDS:
         fields: object = record.vendor
-        plain = (msgspec.msgpack.decode(fields) if isinstance(fields, msgspec.Raw)
-                 else msgspec.to_builtins(fields))  # fmt: skip
+        plain = (
+            msgspec.msgpack.decode(fields)
+            if isinstance(fields, msgspec.Raw)
+            else msgspec.to_builtins(fields)
+        )
         cut = msgspec.Raw(ENCODE(_cut(plain)))
         data = ENCODE(msgspec.structs.replace(record, vendor=cut))
     return data
@@ -134,19 +138,48 @@ def _cut(value: object) -> object:
 
 def seen_of(record: TransitRecord) -> Seen:
     """What the dedup key keeps of a record: its verdict, not its plate."""
-    return Seen(record.id, record.verdict, record.reason, record.permits, record.revision,
-                record.grace_until)  # fmt: skip
+    return Seen(
+        record.id,
+        record.verdict,
+        record.reason,
+        record.permits,
+        record.revision,
+        record.grace_until,
+    )
 
 
-def record_of(verdict: Verdict, *, camera: str, gate: str, zone: str, raw: str, ts: float,
-              received: float, confidence: float | None, country: str | None,
-              vendor: object) -> TransitRecord:  # fmt: skip
+def record_of(
+    verdict: Verdict,
+    *,
+    camera: str,
+    gate: str,
+    zone: str,
+    raw: str,
+    ts: float,
+    received: float,
+    confidence: float | None,
+    country: str | None,
+    vendor: object,
+) -> TransitRecord:
     """`vendor`: the adapter's kept fields (a msgspec struct or a dict), unencoded, or None."""
     event_id = verdict.event_id or ""
     grace = verdict.grace_until
     return TransitRecord(
-        transit_id(camera, event_id, ts), camera, event_id, gate, zone, verdict.plate, raw, ts,
-        received, verdict.verdict, verdict.reason, verdict.permits, verdict.index_revision,
-        None if grace is None else int(grace.timestamp()), confidence, country,
+        transit_id(camera, event_id, ts),
+        camera,
+        event_id,
+        gate,
+        zone,
+        verdict.plate,
+        raw,
+        ts,
+        received,
+        verdict.verdict,
+        verdict.reason,
+        verdict.permits,
+        verdict.index_revision,
+        None if grace is None else int(grace.timestamp()),
+        confidence,
+        country,
         NO_FIELDS if vendor is None else cast(msgspec.Raw, vendor),  # encoded in place
-    )  # fmt: skip
+    )

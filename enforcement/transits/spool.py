@@ -77,8 +77,9 @@ class Spool:
         caller runs it in a thread."""
         data = b"".join(HEADER.pack(len(p), zlib.crc32(p)) + p for p in payloads)
         if self.bytes_used + len(data) > self.max_bytes:
-            raise SpoolFull(f"spool full ({self.bytes_used >> 20} MiB of "
-                            f"{self.max_bytes >> 20} MiB)")  # fmt: skip
+            raise SpoolFull(
+                f"spool full ({self.bytes_used >> 20} MiB of {self.max_bytes >> 20} MiB)"
+            )
         if self._active_fd is None or self._active_size >= SEGMENT_BYTES:
             self._open_next()
         assert self._active_fd is not None
@@ -162,8 +163,9 @@ def read_frames(path: Path) -> Iterator[bytes]:
             start = pos + HEADER.size
             payload = data[start : start + length]
             if len(payload) < length or zlib.crc32(payload) != crc:
-                log.warning("spool segment %s: torn or corrupt frame at byte %d ignored",
-                            path.name, pos)  # fmt: skip
+                log.warning(
+                    "spool segment %s: torn or corrupt frame at byte %d ignored", path.name, pos
+                )
                 return
             yield payload
             pos = start + length

@@ -94,18 +94,37 @@ class Violations:
 
     async def confirm(self, rec: TransitRecord, reason: str, revision: int) -> str:
         key = self.key_of(rec)
-        v = Violation(rec.plate, rec.zone, key.split("|")[1], rec.id,
-                      self.clock.to_datetime(rec.ts), rec.gate, rec.camera, revision,
-                      reason)  # fmt: skip
-        await self._merge(keys=[self.hash, self.index, self.keys.violation_ids(key)],
-                          args=[key, _JSON.encode(v), rec.ts, rec.id])  # fmt: skip
+        v = Violation(
+            rec.plate,
+            rec.zone,
+            key.split("|")[1],
+            rec.id,
+            self.clock.to_datetime(rec.ts),
+            rec.gate,
+            rec.camera,
+            revision,
+            reason,
+        )
+        await self._merge(
+            keys=[self.hash, self.index, self.keys.violation_ids(key)],
+            args=[key, _JSON.encode(v), rec.ts, rec.id],
+        )
         return key
 
     def queue_review(self, p: Any, rec: TransitRecord, reason: str, revision: int) -> None:
         """Add the review item to pipeline `p` (the caller's transaction)."""
-        item = ReviewItem(rec.id, rec.plate, rec.raw, rec.zone, rec.gate, rec.camera,
-                          self.clock.to_datetime(rec.ts), reason, rec.confidence,
-                          revision)  # fmt: skip
+        item = ReviewItem(
+            rec.id,
+            rec.plate,
+            rec.raw,
+            rec.zone,
+            rec.gate,
+            rec.camera,
+            self.clock.to_datetime(rec.ts),
+            reason,
+            rec.confidence,
+            revision,
+        )
         p.hset(self.review_hash, rec.id, _JSON.encode(item))
         p.zadd(self.review_index, {rec.id: rec.ts})
 
@@ -114,13 +133,14 @@ class Violations:
             self.queue_review(p, rec, reason, revision)
             await p.execute()
 
-    async def page(self, start: float, end: float, offset: int,
-                   limit: int) -> tuple[list[Violation], int | None]:  # fmt: skip
+    async def page(
+        self, start: float, end: float, offset: int, limit: int
+    ) -> tuple[list[Violation], int | None]:
         """Violations whose first transit is in [start, end), by that instant; and the offset
         of the next page (None at the end)."""
         keys: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
-            self.index, start, f"({end}", start=offset,
-                                              num=limit + 1)  # fmt: skip
+            self.index, start, f"({end}", start=offset, num=limit + 1
+        )
         more = len(keys) > limit
         keys = keys[:limit]
         out = []
@@ -150,8 +170,8 @@ class Violations:
         removed = 0
         while True:
             keys: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
-                self.index, "-inf", f"({cutoff}", start=0,
-                                                  num=1000)  # fmt: skip
+                self.index, "-inf", f"({cutoff}", start=0, num=1000
+            )
             if not keys:
                 break
             async with self.redis.pipeline(transaction=True) as p:
@@ -162,8 +182,8 @@ class Violations:
             removed += len(keys)
         while True:
             ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
-                self.review_index, "-inf", f"({cutoff}",
-                                                 start=0, num=1000)  # fmt: skip
+                self.review_index, "-inf", f"({cutoff}", start=0, num=1000
+            )
             if not ids:
                 break
             async with self.redis.pipeline(transaction=True) as p:
@@ -174,17 +194,38 @@ class Violations:
         return removed
 
 
-CSV_COLUMNS: Final = ("plate", "zone", "day", "first_ts", "gate", "camera", "first_transit",
-                      "transit_ids", "index_revision", "reason")  # fmt: skip
+CSV_COLUMNS: Final = (
+    "plate",
+    "zone",
+    "day",
+    "first_ts",
+    "gate",
+    "camera",
+    "first_transit",
+    "transit_ids",
+    "index_revision",
+    "reason",
+)
 
 
 def to_csv_rows(violations: list[Violation]) -> str:
     out = io.StringIO()
     w = csv.writer(out, delimiter=";", lineterminator="\n")
     for v in violations:
-        w.writerow([v.plate, v.zone, v.day, v.first_ts.isoformat(), v.gate, v.camera,
-                    v.first_transit, " ".join(v.transit_ids), v.index_revision,
-                    v.reason])  # fmt: skip
+        w.writerow(
+            [
+                v.plate,
+                v.zone,
+                v.day,
+                v.first_ts.isoformat(),
+                v.gate,
+                v.camera,
+                v.first_transit,
+                " ".join(v.transit_ids),
+                v.index_revision,
+                v.reason,
+            ]
+        )
     return out.getvalue()
 
 

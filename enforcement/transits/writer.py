@@ -41,6 +41,7 @@ return out
 
 _RECORD_SHA: Final = hashlib.sha1(_RECORD.encode()).hexdigest()
 
+
 def _pack(*parts: str | bytes | int) -> bytes:
     """A command in RESP, packed in C. (hiredis's stub types its argument as a 1-tuple.)"""
     return hiredis.pack_command(parts)  # type: ignore[arg-type,no-any-return]
@@ -62,8 +63,9 @@ class GroupWriter:
         self._conn: AbstractConnection | None = None
         self._lock = asyncio.Lock()  # the writer and the replay never overlap; be sure
 
-    async def record(self, keys: Sequence[str], args: Sequence[Any],
-                     waitaof_ms: int | None) -> list[Any]:  # fmt: skip
+    async def record(
+        self, keys: Sequence[str], args: Sequence[Any], waitaof_ms: int | None
+    ) -> list[Any]:
         """The Lua call's replies; with `waitaof_ms`, only once the write is fsynced."""
         async with self._lock:
             conn = self._conn

@@ -18,8 +18,9 @@ from ..support.common import publish_permits
 
 
 @pytest.fixture
-async def redis_service(demo: tuple[Settings, Rules],
-                        redis_server: EmbeddedRedis) -> AsyncIterator[Service]:  # fmt: skip
+async def redis_service(
+    demo: tuple[Settings, Rules], redis_server: EmbeddedRedis
+) -> AsyncIterator[Service]:
     settings, rules = demo
     publish_permits(settings, rules, PERMITS)
     server, session, service = await start(settings, rules, redis_server.url)

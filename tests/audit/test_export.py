@@ -23,9 +23,13 @@ from ..support.audit import KEY, PAST, Service, audit_cli, chain, lookups, recor
 
 
 async def test_export_and_verify_a_date_range(
-    redis_service: Service, redis_server: EmbeddedRedis, r: redis.Redis, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+    redis_service: Service,
+    redis_server: EmbeddedRedis,
+    r: redis.Redis,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     for seq, t, prev, link, body in chain(PAST):
         r.xadd(KEY, {"prev": prev, "link": link, "body": body}, id=f"{t}-{seq}")
     await lookups(redis_service, ["AB123CD"])  # today's, chained after them by the Lua script
@@ -34,8 +38,19 @@ async def test_export_and_verify_a_date_range(
     assert code == 0 and "intact: 7 records" in out, out
 
     target = tmp_path / "day2.csv"
-    code, _, err = audit_cli(monkeypatch, capsys, settings, url, "export", "--from",
-                             "2026-11-02", "--to", "2026-11-03", "--output", str(target))  # fmt: skip
+    code, _, err = audit_cli(
+        monkeypatch,
+        capsys,
+        settings,
+        url,
+        "export",
+        "--from",
+        "2026-11-02",
+        "--to",
+        "2026-11-03",
+        "--output",
+        str(target),
+    )
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
     assert [row["seq"] for row in rows] == ["3", "4", "5"]  # 2 Nov, 00:00 to 23:00 local
@@ -43,15 +58,35 @@ async def test_export_and_verify_a_date_range(
     assert rows[0]["plate"] == "AA003AA" and rows[0]["reason"] == "day 2026-11-02"
     assert "exported 3 audit records" in err
 
-    code, out, _ = audit_cli(monkeypatch, capsys, settings, url, "export", "--from",
-                             "2026-11-01T23:00", "--to", "2026-11-02T13:00", "--format", "json")  # fmt: skip
+    code, out, _ = audit_cli(
+        monkeypatch,
+        capsys,
+        settings,
+        url,
+        "export",
+        "--from",
+        "2026-11-01T23:00",
+        "--to",
+        "2026-11-02T13:00",
+        "--format",
+        "json",
+    )
     exported = json.loads(out)
     assert code == 0 and [x["seq"] for x in exported] == [2, 3]
     for x in exported:  # an export is checkable on its own
         assert x["link"] == link_of(x["prev"], x["seq"], x["t_ms"], x["body"].encode())
 
-    code, out, _ = audit_cli(monkeypatch, capsys, settings, url, "verify", "--from",
-                             "2026-11-02", "--to", "2026-11-03T08:00:01")  # fmt: skip
+    code, out, _ = audit_cli(
+        monkeypatch,
+        capsys,
+        settings,
+        url,
+        "verify",
+        "--from",
+        "2026-11-02",
+        "--to",
+        "2026-11-03T08:00:01",
+    )
     assert code == 0 and "intact: 4 records (seq 3-6" in out, out
     # Damage before the range does not show in it; damage inside does.
     entries = stream(r)
@@ -59,38 +94,66 @@ async def test_export_and_verify_a_date_range(
     code, out, _ = audit_cli(monkeypatch, capsys, settings, url, "verify", "--from", "2026-11-02")
     assert code == 0, out
     r.xdel(KEY, entries[3][0])  # seq 4
-    code, out, err = audit_cli(monkeypatch, capsys, settings, url, "export", "--from",
-                               "2026-11-02", "--to", "2026-11-03", "--output", str(target))  # fmt: skip
+    code, out, err = audit_cli(
+        monkeypatch,
+        capsys,
+        settings,
+        url,
+        "export",
+        "--from",
+        "2026-11-02",
+        "--to",
+        "2026-11-03",
+        "--output",
+        str(target),
+    )
     assert code == 1 and "seq 5 where 4 was expected" in err, err
     assert [row["seq"] for row in csv.DictReader(io.StringIO(target.read_text()))] == ["3", "5"]
 
-    code, _, err = audit_cli(monkeypatch, capsys, settings, url, "export", "--from", "someday",
-                             "--to", "2026-11-03")  # fmt: skip
+    code, _, err = audit_cli(
+        monkeypatch, capsys, settings, url, "export", "--from", "someday", "--to", "2026-11-03"
+    )
     assert code == 2 and "--from: 'someday' is not a date" in err
 
 
-async def test_file_mode_ranges_and_workers(demo: tuple[Settings, Rules],
-                                            monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+async def test_file_mode_ranges_and_workers(
+    demo: tuple[Settings, Rules],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     settings, _ = demo
     path = audit_file(settings.storage.data_dir)
     path.parent.mkdir(parents=True)
-    path.write_bytes(b"".join(b"%d\t%d\t%s\t%s\t%s\n" % (seq, t, prev.encode(), link.encode(),
-                                                            body)
-                              for seq, t, prev, link, body in chain(PAST)))  # fmt: skip
+    path.write_bytes(
+        b"".join(
+            b"%d\t%d\t%s\t%s\t%s\n" % (seq, t, prev.encode(), link.encode(), body)
+            for seq, t, prev, link, body in chain(PAST)
+        )
+    )
     # Two workers' writers (each its own descriptor, so the flock is contended) at once.
     writers = [FileAudit(path), FileAudit(path)]
     try:
-        await asyncio.gather(*(w.write(record(f"EE{i:03d}EE")) for w in writers
-                               for i in range(30)))  # fmt: skip
+        await asyncio.gather(*(w.write(record(f"EE{i:03d}EE")) for w in writers for i in range(30)))
     finally:
         for w in writers:
             await w.close()
     code, out, _ = audit_cli(monkeypatch, capsys, settings, "off", "verify")
     assert code == 0 and "intact: 66 records (seq 1-66" in out, out
-    code, out, _ = audit_cli(monkeypatch, capsys, settings, "off", "export", "--from",
-                             "2026-11-02", "--to", "2026-11-03", "--format", "json")  # fmt: skip
+    code, out, _ = audit_cli(
+        monkeypatch,
+        capsys,
+        settings,
+        "off",
+        "export",
+        "--from",
+        "2026-11-02",
+        "--to",
+        "2026-11-03",
+        "--format",
+        "json",
+    )
     assert code == 0 and [x["seq"] for x in json.loads(out)] == [3, 4, 5]
-    code, out, _ = audit_cli(monkeypatch, capsys, settings, "off", "verify", "--from",
-                             "2026-11-02", "--to", "2026-11-03")  # fmt: skip
+    code, out, _ = audit_cli(
+        monkeypatch, capsys, settings, "off", "verify", "--from", "2026-11-02", "--to", "2026-11-03"
+    )
     assert code == 0 and "intact: 3 records (seq 3-5" in out, out

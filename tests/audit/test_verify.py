@@ -17,16 +17,20 @@ from ..support.audit import KEY, Service, audit_cli, lookups, rewrite, stream
 
 
 async def test_verify_detects_alteration_deletion_reordering(
-    redis_service: Service, redis_server: EmbeddedRedis, r: redis.Redis,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+    redis_service: Service,
+    redis_server: EmbeddedRedis,
+    r: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     await lookups(redis_service, ["AB123CD", "FA001CU", "FA002CU", "ZZ999ZZ", "AB123C0", "XY1"])
     original = stream(r)
     assert len(original) == 6
 
     def verify() -> tuple[int, str]:
-        code, out, _ = audit_cli(monkeypatch, capsys, redis_service.settings, redis_server.url,
-                                 "verify")  # fmt: skip
+        code, out, _ = audit_cli(
+            monkeypatch, capsys, redis_service.settings, redis_server.url, "verify"
+        )
         return code, out
 
     code, out = verify()
@@ -36,8 +40,9 @@ async def test_verify_detects_alteration_deletion_reordering(
     # Altered: another reason in record 3.
     body = json.loads(original[2][1][b"body"])
     forged = json.dumps({**body, "reason": "routine"}, separators=(",", ":")).encode()
-    rewrite(r, [*original[:2], (original[2][0], {**original[2][1], b"body": forged}),
-                *original[3:]])  # fmt: skip
+    rewrite(
+        r, [*original[:2], (original[2][0], {**original[2][1], b"body": forged}), *original[3:]]
+    )
     code, out = verify()
     assert code == 1 and "first break at record 3 checked" in out and "altered" in out, out
 
@@ -51,8 +56,15 @@ async def test_verify_detects_alteration_deletion_reordering(
 
     # Reordered: records 3 and 4 swapped (a stream keeps its ids in order, so the contents
     # move, and no longer match the ids their links cover).
-    rewrite(r, [*original[:2], (original[2][0], original[3][1]), (original[3][0], original[2][1]),
-                *original[4:]])  # fmt: skip
+    rewrite(
+        r,
+        [
+            *original[:2],
+            (original[2][0], original[3][1]),
+            (original[3][0], original[2][1]),
+            *original[4:],
+        ],
+    )
     code, out = verify()
     assert code == 1 and "first break at record 3 checked" in out and "moved" in out, out
 
@@ -74,8 +86,12 @@ def lines(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines(keepends=True)
 
 
-async def test_file_mode(file_service: Service, monkeypatch: pytest.MonkeyPatch,
-                         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:  # fmt: skip
+async def test_file_mode(
+    file_service: Service,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
     settings = file_service.settings
     path = audit_file(settings.storage.data_dir)
 
@@ -94,8 +110,9 @@ async def test_file_mode(file_service: Service, monkeypatch: pytest.MonkeyPatch,
     code, out = verify()
     assert code == 0 and "intact: 5 records" in out, out
 
-    path.write_bytes(b"".join([*original[:2], original[2].replace(b"controllo", b"routine!!"),
-                               *original[3:]]))  # fmt: skip
+    path.write_bytes(
+        b"".join([*original[:2], original[2].replace(b"controllo", b"routine!!"), *original[3:]])
+    )
     code, out = verify()
     assert code == 1 and "record 3 checked (line 3" in out and "altered" in out, out
 

@@ -28,30 +28,49 @@ from ..support.common import publish_permits
 async def test_lookup_writes_a_record_first(redis_service: Service, r: redis.Redis) -> None:
     before = time.time()
     status, view, _ = await redis_service.client.request(
-        "GET", "/v1/plates/fa 002-cu?zone=ZTL&at=2026-11-22T12:00:00%2B01:00", LOOKUP)
+        "GET", "/v1/plates/fa 002-cu?zone=ZTL&at=2026-11-22T12:00:00%2B01:00", LOOKUP
+    )
     assert status == 200
     [(entry_id, fields)] = stream(r)
     t, _, seq = entry_id.decode().partition("-")
     assert seq == "1" and before * 1000 - 5 <= int(t) <= time.time() * 1000 + 5
     body = json.loads(fields[b"body"])
-    assert body == {"key_id": "demo-police", "role": "police", "plate": "FA002CU",
-                    "at": "2026-11-22T12:00:00+01:00", "zone": "ZTL",
-                    "reason": "verbale 123/2026: controllo", "results": len(view["permits"]),
-                    "host": body["host"], "pid": body["pid"]}  # fmt: skip
+    assert body == {
+        "key_id": "demo-police",
+        "role": "police",
+        "plate": "FA002CU",
+        "at": "2026-11-22T12:00:00+01:00",
+        "zone": "ZTL",
+        "reason": "verbale 123/2026: controllo",
+        "results": len(view["permits"]),
+        "host": body["host"],
+        "pid": body["pid"],
+    }
     assert body["results"] == 1
     assert fields[b"prev"].decode() == GENESIS
     assert fields[b"link"].decode() == link_of(GENESIS, 1, int(t), fields[b"body"])
     # The reason as a query parameter; `at` defaults to now and is recorded resolved.
     status, _, _ = await redis_service.client.request(
-        "GET", "/v1/plates/ZZ999ZZ?reason=pattuglia%2012", {"Authorization": "Bearer demo-admin"})
+        "GET", "/v1/plates/ZZ999ZZ?reason=pattuglia%2012", {"Authorization": "Bearer demo-admin"}
+    )
     assert status == 200
     second = json.loads(stream(r)[1][1][b"body"])
-    assert (second["key_id"], second["role"], second["reason"], second["results"],
-            second["zone"]) == ("demo-admin", "admin", "pattuglia 12", 0, None)  # fmt: skip
+    assert (
+        second["key_id"],
+        second["role"],
+        second["reason"],
+        second["results"],
+        second["zone"],
+    ) == ("demo-admin", "admin", "pattuglia 12", 0, None)
     assert abs(dt.datetime.fromisoformat(second["at"]).timestamp() - time.time()) < 5
     _, ready, _ = await redis_service.client.request("GET", "/readyz")
-    assert ready["audit"] == {"backend": "redis", "writable": True, "last_error": None,
-                              "writes": 2, "failures": 0}  # fmt: skip
+    assert ready["audit"] == {
+        "backend": "redis",
+        "writable": True,
+        "last_error": None,
+        "writes": 2,
+        "failures": 0,
+    }
     _, metrics, _ = await redis_service.client.request("GET", "/metrics")
     assert 'varco_audit_writes_total{result="ok"} 2' in metrics
     assert "FA002CU" not in metrics and "verbale" not in metrics
@@ -61,16 +80,20 @@ async def test_no_reason_no_lookup_no_record(redis_service: Service, r: redis.Re
     police = {"Authorization": "Bearer demo-police"}
     for headers, query in ((police, ""), ({**police, "X-Reason": "  "}, ""), (police, "?reason=")):
         status, body, _ = await redis_service.client.request(
-            "GET", f"/v1/plates/AB123CD{query}", headers)
+            "GET", f"/v1/plates/AB123CD{query}", headers
+        )
         assert (status, body["error"], body["field"]) == (422, "invalid", "reason")
         assert "permits" not in body
     assert stream(r) == []
 
 
 async def test_redis_killed_fails_closed_then_recovers(
-    redis_service: Service, redis_server: EmbeddedRedis, r: redis.Redis,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+    redis_service: Service,
+    redis_server: EmbeddedRedis,
+    r: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     client = redis_service.client
     await lookups(redis_service, ["AB123CD", "FA001CU"])
     redis_server.kill()  # SIGKILL: no goodbye
@@ -92,13 +115,15 @@ async def test_redis_killed_fails_closed_then_recovers(
     redis_server.start()
     await lookups(redis_service, ["AB123CD"])
     assert [e[0].decode().split("-")[1] for e in stream(r)] == ["1", "2", "3"]
-    code, out, _ = audit_cli(monkeypatch, capsys, redis_service.settings, redis_server.url,
-                             "verify")  # fmt: skip
+    code, out, _ = audit_cli(
+        monkeypatch, capsys, redis_service.settings, redis_server.url, "verify"
+    )
     assert code == 0 and "audit chain intact: 3 records" in out, out
 
 
-async def test_redis_that_would_lose_records_is_refused(redis_service: Service,
-                                                        r: redis.Redis) -> None:  # fmt: skip
+async def test_redis_that_would_lose_records_is_refused(
+    redis_service: Service, r: redis.Redis
+) -> None:
     r.config_set("appendfsync", "everysec")  # Redis 7.0: no WAITAOF to make up for it
     status, body, _ = await redis_service.client.request("GET", "/v1/plates/AB123CD", LOOKUP)
     assert (status, body["error"]) == (503, "audit_unavailable")
@@ -113,23 +138,30 @@ async def test_redis_that_would_lose_records_is_refused(redis_service: Service,
 # -- several writers, one chain ---------------------------------------------------------------
 
 
-async def test_concurrent_writers_one_chain(redis_service: Service, redis_server: EmbeddedRedis,
-                                            r: redis.Redis, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+async def test_concurrent_writers_one_chain(
+    redis_service: Service,
+    redis_server: EmbeddedRedis,
+    r: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Two more "replicas" and the service append at once: one unbroken chain."""
     others = [RedisAudit(redis_server.url, KEY) for _ in range(2)]
     try:
         await asyncio.gather(
             *(a.write(record(f"CC{i:03d}CC")) for a in others for i in range(40)),
-            *(redis_service.client.request("GET", f"/v1/plates/DD{i:03d}DD", LOOKUP)
-              for i in range(20)),
-        )  # fmt: skip
+            *(
+                redis_service.client.request("GET", f"/v1/plates/DD{i:03d}DD", LOOKUP)
+                for i in range(20)
+            ),
+        )
     finally:
         for a in others:
             await a.close()
     assert len(stream(r)) == 100
-    code, out, _ = audit_cli(monkeypatch, capsys, redis_service.settings, redis_server.url,
-                             "verify")  # fmt: skip
+    code, out, _ = audit_cli(
+        monkeypatch, capsys, redis_service.settings, redis_server.url, "verify"
+    )
     assert code == 0 and "intact: 100 records (seq 1-100" in out, out
 
 
@@ -139,7 +171,9 @@ async def test_concurrent_writers_one_chain(redis_service: Service, redis_server
 async def test_file_mode_fails_closed(demo: tuple[Settings, Rules]) -> None:
     settings, rules = demo
     publish_permits(settings, rules, PERMITS)
-    audit_file(settings.storage.data_dir).parent.write_text("not a directory")  # the file cannot exist
+    audit_file(settings.storage.data_dir).parent.write_text(
+        "not a directory"
+    )  # the file cannot exist
     server, session, service = await start(settings, rules, None)
     try:
         status, body, _ = await service.client.request("GET", "/v1/plates/AB123CD", LOOKUP)

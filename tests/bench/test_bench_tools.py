@@ -34,9 +34,13 @@ def test_locustfile_loads() -> None:
         "assert peak in (7, 8, 17, 18), peak\n"
     )
     subprocess.run([sys.executable, "-c", check], cwd=ROOT, check=True, timeout=60)
-    out = subprocess.run([str(Path(sys.executable).with_name("locust")), "-f",
-                          "bench/locustfile.py", "--list"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("locust")), "-f", "bench/locustfile.py", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert "Camera" in out.stdout and "Police" in out.stdout
 
@@ -51,13 +55,24 @@ def test_compare_helpers() -> None:
     assert "PCT" in compare_run.DONE_LUA
 
 
-def _answers(ds: compare_data.Dataset, rows_of: dict[str, list[tuple[str, int, int, int]]]) -> tuple[list[dict], list[dict]]:  # fmt: skip
+def _answers(
+    ds: compare_data.Dataset, rows_of: dict[str, list[tuple[str, int, int, int]]]
+) -> tuple[list[dict], list[dict]]:
     """Varco's answers (the real checker over the dataset's index) and the peer's (its rule
     over `rows_of`, what the peer's database holds), to the dataset's sample, as JSON."""
     settings, rules = load_config(compare_data.CONFIG, {})
     meta = IndexMeta(1, int(time.time()), tuple(rules.types), tuple(rules.zones))
-    index = build_index(meta, ds.keys, ds.start, ds.end, ds.zones, np.arange(ds.n), ds.type_no,
-                        np.ones(ds.n), ds.ids())  # fmt: skip
+    index = build_index(
+        meta,
+        ds.keys,
+        ds.start,
+        ds.end,
+        ds.zones,
+        np.arange(ds.n),
+        ds.type_no,
+        np.ones(ds.n),
+        ds.ids(),
+    )
     live, checker = bind(index, rules), make_checker(rules, settings)
     gate = rules.gates[compare_data.GATE]
     mask = live.gate_masks[gate.code]
@@ -65,8 +80,14 @@ def _answers(ds: compare_data.Dataset, rows_of: dict[str, list[tuple[str, int, i
     varco, peer = [], []
     for i, text in enumerate(ds.sample):
         v = checker.check(live, normalise(text), ds.t, gate, 0.92, time.time(), f"e{i}")
-        p = peer_server.judge(rows_of.get(text, []), text, ds.t, mask,
-                              lambda x: rules.clock.to_datetime(x + grace), f"e{i}")  # fmt: skip
+        p = peer_server.judge(
+            rows_of.get(text, []),
+            text,
+            ds.t,
+            mask,
+            lambda x: rules.clock.to_datetime(x + grace),
+            f"e{i}",
+        )
         varco.append({**json.loads(ENCODER.encode(v)), "_status": 200})
         peer.append({**json.loads(ENCODER.encode(p)), "_status": 200})
     return varco, peer
@@ -80,8 +101,12 @@ def test_verification_accepts_the_peer_rule_and_rejects_a_different_answer() -> 
         rows_of[text].append((ids[i], int(ds.start[i]), int(ds.end[i]), int(ds.zones[i])))
     varco, peer = _answers(ds, rows_of)
     kinds = {(a["verdict"], a["reason"]) for a in varco}
-    assert {("allowed", "permit"), ("pending", "no_permit"), ("pending", "expired"),
-            ("pending", "not_yet_valid")} <= kinds  # fmt: skip
+    assert {
+        ("allowed", "permit"),
+        ("pending", "no_permit"),
+        ("pending", "expired"),
+        ("pending", "not_yet_valid"),
+    } <= kinds
     compare_verify.verify(varco, {"pg": peer, "redis": peer})  # the same rule: accepted
 
     # A peer whose store lost one permit of an allowed plate answers differently: rejected.
@@ -110,8 +135,10 @@ def test_verification_accepts_the_peer_rule_and_rejects_a_different_answer() -> 
 
 
 def test_top_frames_reads_collapsed_stacks() -> None:
-    stacks = ("main (a/app.py:1);handler (a/app.py:9);check (enf/verdicts.py:90) 30\n"
-              "main (a/app.py:1);read (x/streams.py:5) 10\n")  # fmt: skip
+    stacks = (
+        "main (a/app.py:1);handler (a/app.py:9);check (enf/verdicts.py:90) 30\n"
+        "main (a/app.py:1);read (x/streams.py:5) 10\n"
+    )
     top = dict(compare_profile.top_frames(stacks))
     assert top["main (app.py)"] == 1.0 and top["check (verdicts.py)"] == 0.75
 
@@ -136,9 +163,11 @@ def test_camera_bench_posts_are_all_new_events() -> None:
     for name, (_, _, build) in post_builders().items():
         # Two runs in a row, and one a day of capture minutes later (runs go back in time
         # by the minute: an id made of the hour and minute alone repeated there).
-        posts = (unique_bodies(build, plates, at, 0, 400)
-                 + unique_bodies(build, plates, at, 400, 400)
-                 + unique_bodies(build, plates, at, 1440 * len(plates), 400))  # fmt: skip
+        posts = (
+            unique_bodies(build, plates, at, 0, 400)
+            + unique_bodies(build, plates, at, 400, 400)
+            + unique_bodies(build, plates, at, 1440 * len(plates), 400)
+        )
         seen = set()
         for body in posts:
             if name == "native":
@@ -147,8 +176,11 @@ def test_camera_bench_posts_are_all_new_events() -> None:
             camera = cameras[name]
             ctx = Context(camera, ZoneInfo(camera.timezone), 1 << 20, at.timestamp())
             (read,) = VENDORS[name].from_body(body, ctx).reads
-            seen.add(ids.vendor(read.event_id) if read.event_id is not None else
-                     ids.synthetic(camera.id, norm(read.plate, read.country).text, read.ts))
+            seen.add(
+                ids.vendor(read.event_id)
+                if read.event_id is not None
+                else ids.synthetic(camera.id, norm(read.plate, read.country).text, read.ts)
+            )
         assert len(seen) == len(posts), name
 
 

@@ -18,34 +18,60 @@ def test_example_configs_load() -> None:
     assert {"4", "ONLINE", "TEMP", "CUDE"} <= set(rules.types)
     assert rules.types["CUDE"].cude
     _, padova = load_config(DEMO_CONFIG.parent / "padova.toml")
-    assert padova.types["4"].window_text == ("mon,tue,wed,thu,fri,sat,sun 04:00-11:00",
-                                             "mon,tue,wed,thu,fri,sat,sun 15:00-16:00")  # fmt: skip
+    assert padova.types["4"].window_text == (
+        "mon,tue,wed,thu,fri,sat,sun 04:00-11:00",
+        "mon,tue,wed,thu,fri,sat,sun 15:00-16:00",
+    )
 
 
 @pytest.mark.parametrize(
     ("change", "key", "reason"),
     [
-        (('zone = "A"\nschedule = [{ days = "mon-fri"', 'zone = "Z"\nschedule = [{ days = "mon-fri"'),
-         "gates.DAY.zone", "unknown zone 'Z'"),
-        (("[gates.AUGUST]\nzone", "[gates.AUGUST]\nzonne = 1\nzone"), "gates.AUGUST",
-         "unknown field `zonne`"),
+        (
+            (
+                'zone = "A"\nschedule = [{ days = "mon-fri"',
+                'zone = "Z"\nschedule = [{ days = "mon-fri"',
+            ),
+            "gates.DAY.zone",
+            "unknown zone 'Z'",
+        ),
+        (
+            ("[gates.AUGUST]\nzone", "[gates.AUGUST]\nzonne = 1\nzone"),
+            "gates.AUGUST",
+            "unknown field `zonne`",
+        ),
         (('from = "07:30"', 'from = "25:00"'), "gates.DAY.schedule[0]", "not a time of day"),
-        (('days = "mon-fri", from = "07:30"', 'days = "mon-fry", from = "07:30"'),
-         "gates.DAY.schedule[0]", "days are mon"),
-        (('from = "07:30", to = "19:30"', 'from = "10:00", to = "10:00"'), "gates.DAY.schedule[0]",
-         "empty"),
-        (('max_duration = "2h"', 'max_duration = "2 hours"'), "types.ONLINE.max_duration",
-         "not a duration"),
+        (
+            ('days = "mon-fri", from = "07:30"', 'days = "mon-fry", from = "07:30"'),
+            "gates.DAY.schedule[0]",
+            "days are mon",
+        ),
+        (
+            ('from = "07:30", to = "19:30"', 'from = "10:00", to = "10:00"'),
+            "gates.DAY.schedule[0]",
+            "empty",
+        ),
+        (
+            ('max_duration = "2h"', 'max_duration = "2 hours"'),
+            "types.ONLINE.max_duration",
+            "not a duration",
+        ),
         (('grace = "24h"', 'grace = "1mo"'), "zones.B.grace", "months"),
         (('covers = ["B"]', 'covers = ["C"]'), "zones.A.covers[0]", "unknown zone 'C'"),
         (('patron_saint = "06-13"', 'patron_saint = "13-06"'), "city.patron_saint", "MM-DD"),
-        (('patron_saint = "06-13"', 'patron_saint = "06-13"\ntimezone = "Europe/Roma"'),
-         "city.timezone", "unknown time zone"),
-        (('[zones.B]\ngrace = "24h"', '[zones.B]\ngrace = 24'), "zones.B.grace", "Expected `str`"),
-        (('[types.ONLINE]\nzones = ["A"]', '[types.ONLINE]\nzones = []'), "types.ONLINE.zones",
-         "at least one zone"),
+        (
+            ('patron_saint = "06-13"', 'patron_saint = "06-13"\ntimezone = "Europe/Roma"'),
+            "city.timezone",
+            "unknown time zone",
+        ),
+        (('[zones.B]\ngrace = "24h"', "[zones.B]\ngrace = 24"), "zones.B.grace", "Expected `str`"),
+        (
+            ('[types.ONLINE]\nzones = ["A"]', "[types.ONLINE]\nzones = []"),
+            "types.ONLINE.zones",
+            "at least one zone",
+        ),
     ],
-)  # fmt: skip
+)
 def test_config_errors(tmp_path: Path, change: tuple[str, str], key: str, reason: str) -> None:
     assert change[0] in BASE
     with pytest.raises(ConfigError) as info:
@@ -59,15 +85,22 @@ def test_config_errors(tmp_path: Path, change: tuple[str, str], key: str, reason
     ("extra", "key", "reason"),
     [
         ('[[api_keys]]\nid = "x"\nrole = "camera"\n', "api_keys[0]", "exactly one of"),
-        ('[[api_keys]]\nid = "x"\nrole = "mayor"\nkey = "k"\n', "api_keys[0].role", "Invalid enum value 'mayor'"),
-        ('[[api_keys]]\nid = "x"\nrole = "camera"\nkey_sha256 = "abc"\n', "api_keys[0].key_sha256",
-         "sha256"),
+        (
+            '[[api_keys]]\nid = "x"\nrole = "mayor"\nkey = "k"\n',
+            "api_keys[0].role",
+            "Invalid enum value 'mayor'",
+        ),
+        (
+            '[[api_keys]]\nid = "x"\nrole = "camera"\nkey_sha256 = "abc"\n',
+            "api_keys[0].key_sha256",
+            "sha256",
+        ),
         ('[retention]\nallowed = "0"\n', "retention.allowed", "positive duration"),
         ('[retention]\nviolations = "15 months"\n', "retention.violations", "months"),
         ('[transit_log]\ndedup_window = "1mo"\n', "transit_log.dedup_window", "months"),
-        ('[transit_log]\nwrite_timeout_ms = 0\n', "transit_log.write_timeout_ms", ">= 10"),
+        ("[transit_log]\nwrite_timeout_ms = 0\n", "transit_log.write_timeout_ms", ">= 10"),
     ],
-)  # fmt: skip
+)
 def test_api_key_errors(tmp_path: Path, extra: str, key: str, reason: str) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, BASE + extra)

@@ -35,8 +35,9 @@ def model(rows: list[tuple[str, int, int, int, int, int]]) -> dict[str, list[tup
 @pytest.mark.parametrize("use_kernel", [True, False], ids=["c", "python"])
 @settings(max_examples=150, deadline=None)
 @given(rows=st.lists(ROW, max_size=60), probes=st.lists(PLATES, max_size=20))
-def test_index_matches_model(use_kernel: bool, rows: list[tuple[str, int, int, int, int, int]],
-                             probes: list[str]) -> None:  # fmt: skip
+def test_index_matches_model(
+    use_kernel: bool, rows: list[tuple[str, int, int, int, int, int]], probes: list[str]
+) -> None:
     if use_kernel and index_module.Kernel is None:
         pytest.skip("C kernel not built")
     idx = build(rows, use_kernel=use_kernel)
@@ -47,8 +48,9 @@ def test_index_matches_model(use_kernel: bool, rows: list[tuple[str, int, int, i
         assert sorted(got) == sorted(want)
         assert [r[0] for r in got] == sorted(r[0] for r in got)  # by start: renewals in order
         assert (idx.position(plate_key(plate)) >= 0) == (plate in expected)
-    keys = np.array([plate_key(p) for p in probes] + [plate_key(p) for p in expected],
-                    dtype=np.int64)  # fmt: skip
+    keys = np.array(
+        [plate_key(p) for p in probes] + [plate_key(p) for p in expected], dtype=np.int64
+    )
     lo, hi = idx.find_batch(keys)
     for k, a, b in zip(keys.tolist(), lo.tolist(), hi.tolist(), strict=True):
         batch = sorted(tuple(int(x) for x in rec) for rec in idx.records[a:b].tolist())
@@ -93,8 +95,9 @@ def test_permit_ids_stored_sorted_and_found_by_row_of() -> None:
     ids = ["P-9", "é-1", "A", "_x", "B", "a"]  # given out of order, with non-ASCII
     keys = [plate_key(f"AA{i:03d}BB") for i in range(len(ids))]
     n = len(ids)
-    idx = build_index(META, keys, [0] * n, [END_UNLIMITED] * n, [1] * n, range(n), [0] * n,
-                      [1] * n, ids)  # fmt: skip
+    idx = build_index(
+        META, keys, [0] * n, [END_UNLIMITED] * n, [1] * n, range(n), [0] * n, [1] * n, ids
+    )
     stored = [idx.permit_id(r) for r in range(n)]
     assert stored == sorted(ids)
     for i, pid in enumerate(ids):  # each plate still names its own permit after the reorder

@@ -26,8 +26,17 @@ PLATES = ["AB123CD", "AB123CO", "EF456GH", "XY999ZZ"]  # CO/CD: a near-match pai
 
 
 def change_of(row: PermitRow, revision: int, prev: int) -> PermitChange:
-    return PermitChange(revision, prev, row.permit_id, row.type, row.valid_from, row.valid_to,
-                        row.zones, row.source, row.plates)  # fmt: skip
+    return PermitChange(
+        revision,
+        prev,
+        row.permit_id,
+        row.type,
+        row.valid_from,
+        row.valid_to,
+        row.zones,
+        row.source,
+        row.plates,
+    )
 
 
 @st.composite
@@ -47,8 +56,13 @@ def _cfg(tmp: Path) -> tuple[Settings, Rules]:
 
 
 def _checker(settings: Settings, rules: Rules) -> Checker:
-    return Checker(rules, review_confidence=settings.enforcement.review_confidence, max_clock_skew_s=10**10,
-                   index_max_age_s=10**10, max_transit_age_s=10**10)  # fmt: skip
+    return Checker(
+        rules,
+        review_confidence=settings.enforcement.review_confidence,
+        max_clock_skew_s=10**10,
+        index_max_age_s=10**10,
+        max_transit_age_s=10**10,
+    )
 
 
 def _answers(checker: Checker, live: LiveIndex, plate: str, t: int) -> tuple[object, ...]:

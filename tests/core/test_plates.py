@@ -70,8 +70,9 @@ def test_fix_italian_only_when_invalid() -> None:
     assert fix_italian("ABCDEFG") is None
 
 
-@pytest.mark.parametrize("raw", ["", "unknown", "UNKNOWN", "NOPLATE", "No Plates", "-", "--",
-                                 "NULL"])
+@pytest.mark.parametrize(
+    "raw", ["", "unknown", "UNKNOWN", "NOPLATE", "No Plates", "-", "--", "NULL"]
+)
 def test_sentinels_are_unreadable(raw: str) -> None:
     assert not normalise(raw).readable
     assert normalise_text(raw) == ""
@@ -89,8 +90,10 @@ def test_key_round_trip(text: str) -> None:
     assert key_plate(key) == text
 
 
-@given(st.text(alphabet="0123456789AZ", min_size=1, max_size=11),
-       st.text(alphabet="0123456789AZ", min_size=1, max_size=11))  # fmt: skip
+@given(
+    st.text(alphabet="0123456789AZ", min_size=1, max_size=11),
+    st.text(alphabet="0123456789AZ", min_size=1, max_size=11),
+)
 def test_key_is_injective(a: str, b: str) -> None:
     assert (plate_key(a) == plate_key(b)) == (a == b)
 
@@ -124,10 +127,12 @@ def _normalise_reference(raw: str, country: str | None) -> tuple[str, str, bool]
     return (raw, text, False)
 
 
-@given(st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnoz -.ßıİÄ",
-               max_size=12),
-       st.sampled_from([None, "IT", "fr"]))  # fmt: skip
+@given(
+    st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnoz -.ßıİÄ", max_size=12),
+    st.sampled_from([None, "IT", "fr"]),
+)
 def test_fast_paths_agree_with_the_full_normalisation(raw: str, country: str | None) -> None:
     assert tuple(normalise(raw, country)) == _normalise_reference(raw, country)
-    assert tuple(normalise(raw.upper(), country))[1:] == _normalise_reference(raw.upper(),
-                                                                              country)[1:]
+    assert (
+        tuple(normalise(raw.upper(), country))[1:] == _normalise_reference(raw.upper(), country)[1:]
+    )

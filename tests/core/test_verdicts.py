@@ -49,13 +49,26 @@ def live(publish: Publish) -> LiveIndex:
     return publish(PERMITS)
 
 
-def verdict(checker: Checker, live: LiveIndex, plate: str, instant: str | int,
-            gate: str = "PD-03", confidence: float | None = 0.9, country: str | None = None,
-            now: int | None = None) -> Verdict:  # fmt: skip
+def verdict(
+    checker: Checker,
+    live: LiveIndex,
+    plate: str,
+    instant: str | int,
+    gate: str = "PD-03",
+    confidence: float | None = 0.9,
+    country: str | None = None,
+    now: int | None = None,
+) -> Verdict:
     """The verdict as the transit arrives (`now` = capture instant + 1 s unless given)."""
     ts = at(instant) if isinstance(instant, str) else instant
-    return checker.check(live, normalise(plate, country), ts, checker.rules.gates[gate],
-                         confidence, ts + 1 if now is None else now)  # fmt: skip
+    return checker.check(
+        live,
+        normalise(plate, country),
+        ts,
+        checker.rules.gates[gate],
+        confidence,
+        ts + 1 if now is None else now,
+    )
 
 
 @pytest.mark.parametrize(
@@ -100,9 +113,17 @@ def verdict(checker: Checker, live: LiveIndex, plate: str, instant: str | int,
         ("AB123CO", "2026-11-22T12:00:00+01:00", "PD-03", "review", "near_match", []),
         ("ZZ999ZZ", "2026-11-22T12:00:00+01:00", "PD-03", "pending", "no_permit", []),
     ],
-)  # fmt: skip
-def test_verdict_table(checker: Checker, live: LiveIndex, plate: str, instant: str, gate: str,
-                       expected: str, reason: str, permits: list[str]) -> None:  # fmt: skip
+)
+def test_verdict_table(
+    checker: Checker,
+    live: LiveIndex,
+    plate: str,
+    instant: str,
+    gate: str,
+    expected: str,
+    reason: str,
+    permits: list[str],
+) -> None:
     v = verdict(checker, live, plate, instant, gate)
     assert (v.verdict, v.reason, sorted(v.permits)) == (expected, reason, sorted(permits))
     assert v.index_revision == live.revision
@@ -152,8 +173,13 @@ def test_low_confidence(checker: Checker, live: LiveIndex) -> None:
 
 def test_stale_index_is_review(demo: tuple[Settings, Rules], live: LiveIndex) -> None:
     _, rules = demo
-    strict = Checker(rules, review_confidence=0.6, max_clock_skew_s=300, index_max_age_s=3600,
-                     max_transit_age_s=10**10)  # fmt: skip
+    strict = Checker(
+        rules,
+        review_confidence=0.6,
+        max_clock_skew_s=300,
+        index_max_age_s=3600,
+        max_transit_age_s=10**10,
+    )
     later = live.built_at + 7200
     v = strict.check(live, normalise("ZZ999ZZ"), later, rules.gates["PD-03"], 0.9, later)
     assert (v.verdict, v.reason) == ("review", "index_stale")
@@ -163,14 +189,35 @@ def test_stale_index_is_review(demo: tuple[Settings, Rules], live: LiveIndex) ->
 
 def test_batch_equals_single(checker: Checker, live: LiveIndex) -> None:
     rng = random.Random(20261122)
-    plates = ["AB123CD", "RN111RN", "EN222DS", "EF456GH", "PE333PE", "FA001CU", "FA002CU",
-              "M1234", "MI234", "AB123CO", "ZZ999ZZ", "", "unknown", "A8123CD"]  # fmt: skip
+    plates = [
+        "AB123CD",
+        "RN111RN",
+        "EN222DS",
+        "EF456GH",
+        "PE333PE",
+        "FA001CU",
+        "FA002CU",
+        "M1234",
+        "MI234",
+        "AB123CO",
+        "ZZ999ZZ",
+        "",
+        "unknown",
+        "A8123CD",
+    ]
     gates = list(checker.rules.gates.values())
     items = []
     for i in range(600):
         ts = at("2026-01-01T00:00:00+01:00") + rng.randrange(0, 330 * 86400)
-        items.append((normalise(rng.choice(plates)), ts + rng.random(), rng.choice(gates),
-                      rng.choice([None, 0.2, 0.95]), f"e{i}"))  # fmt: skip
+        items.append(
+            (
+                normalise(rng.choice(plates)),
+                ts + rng.random(),
+                rng.choice(gates),
+                rng.choice([None, 0.2, 0.95]),
+                f"e{i}",
+            )
+        )
     now = at("2026-11-30T00:00:00+01:00")
     batch = checker.check_batch(live, items, now)
     for item, b in zip(items, batch, strict=True):
@@ -184,11 +231,27 @@ def test_c_scan_equals_python_scan(checker: Checker, live: LiveIndex) -> None:
     if live.scanner is None:
         pytest.skip("C kernel not built")
     rng = random.Random(7)
-    plates = ["AB123CD", "RN111RN", "EN222DS", "EF456GH", "PE333PE", "FA001CU", "FA002CU",
-              "M1234", "ZZ999ZZ"]  # fmt: skip
-    special = [at(s) for s in ("2026-03-29T01:00:00+00:00", "2026-10-25T01:00:00+00:00",
-                               "2026-12-25T10:30:00+01:00", "2026-11-02T10:00:00+01:00",
-                               "2026-11-01T09:59:59+01:00")]  # fmt: skip
+    plates = [
+        "AB123CD",
+        "RN111RN",
+        "EN222DS",
+        "EF456GH",
+        "PE333PE",
+        "FA001CU",
+        "FA002CU",
+        "M1234",
+        "ZZ999ZZ",
+    ]
+    special = [
+        at(s)
+        for s in (
+            "2026-03-29T01:00:00+00:00",
+            "2026-10-25T01:00:00+00:00",
+            "2026-12-25T10:30:00+01:00",
+            "2026-11-02T10:00:00+01:00",
+            "2026-11-01T09:59:59+01:00",
+        )
+    ]
     masks = sorted(set(live.gate_masks.values()) | set(live.zone_masks.values()) | {0})
     for _ in range(3000):
         t = (
@@ -207,8 +270,20 @@ def test_c_scan_equals_python_scan(checker: Checker, live: LiveIndex) -> None:
 def test_c_near_equals_python_near(checker: Checker, live: LiveIndex) -> None:
     if live.scanner is None:
         pytest.skip("C kernel not built")
-    reads = ["AB123C0", "AB123CO", "A8123CD", "RN1I1RN", "MI234", "M1Z34", "EF4S6GH", "F4001CU",
-             "FA0O1CU", "ZZ999ZZ", "0", "AB123CD"]  # fmt: skip
+    reads = [
+        "AB123C0",
+        "AB123CO",
+        "A8123CD",
+        "RN1I1RN",
+        "MI234",
+        "M1Z34",
+        "EF4S6GH",
+        "F4001CU",
+        "FA0O1CU",
+        "ZZ999ZZ",
+        "0",
+        "AB123CD",
+    ]
     masks = sorted(set(live.gate_masks.values()) | {0})
     rng = random.Random(11)
     for _ in range(1000):
@@ -224,8 +299,9 @@ def test_many_covering_permits(checker: Checker, publish: Publish) -> None:
     An eight-character foreign plate, so the misread below cannot be fixed by the Italian rule and
     exercises the near-match scan over the same hundred records.
     """
-    fleet = [permit(f"FLEET-{i:03d}", "FLT12345", "1", "2020-01-01T00:00:00+01:00")
-             for i in range(100)]  # fmt: skip
+    fleet = [
+        permit(f"FLEET-{i:03d}", "FLT12345", "1", "2020-01-01T00:00:00+01:00") for i in range(100)
+    ]
     live = publish(fleet)
     v = verdict(checker, live, "FLT12345", "2026-11-22T12:00:00+01:00")
     assert v.verdict == "allowed" and len(v.permits) == 100

@@ -19,8 +19,9 @@ from ..support.common import publish_permits
 @pytest.fixture
 async def api(demo: tuple[Settings, Rules]) -> AsyncIterator[Client]:
     settings, rules = demo
-    settings = with_changes(settings, server={"snapshot_poll_s": 0.05,
-                                              "max_body_bytes": 256 * 1024})
+    settings = with_changes(
+        settings, server={"snapshot_poll_s": 0.05, "max_body_bytes": 256 * 1024}
+    )
     publish_permits(settings, rules, PERMITS)
     server = TestServer(create_app(settings, rules), host="127.0.0.1")
     await server.start_server()

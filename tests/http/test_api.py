@@ -28,12 +28,19 @@ LOOKUP = {**POLICE, "X-Reason": "test: police view"}  # every police lookup give
 
 
 async def test_transit_verdicts(api: Client) -> None:
-    status, body, r = await api.request("POST", "/v1/transits", CAMERA,
-                                        json=transit("AB123CD", event_id="e-AB123CD"))
+    status, body, r = await api.request(
+        "POST", "/v1/transits", CAMERA, json=transit("AB123CD", event_id="e-AB123CD")
+    )
     assert status == 200 and r.content_type == "application/json"
     assert re.fullmatch(r"[0-9a-f]{24}", body.pop("transit_id"))
-    assert body == {"verdict": "allowed", "reason": "permit", "plate": "AB123CD",
-                    "permits": ["RES-1"], "index_revision": 2, "event_id": "e-AB123CD"}  # fmt: skip
+    assert body == {
+        "verdict": "allowed",
+        "reason": "permit",
+        "plate": "AB123CD",
+        "permits": ["RES-1"],
+        "index_revision": 2,
+        "event_id": "e-AB123CD",
+    }
     status, body, _ = await api.request("POST", "/v1/transits", CAMERA, json=transit("ZZ999ZZ"))
     assert (body["verdict"], body["reason"]) == ("pending", "no_permit")
     grace = dt.datetime.fromisoformat(body["grace_until"])
@@ -61,12 +68,15 @@ async def test_a_body_arriving_after_its_headers_is_judged_the_same(api: Client)
     host, port = url.split(":")
     for chunked in (False, True):
         body = json.dumps(transit("AB123CD")).encode()
-        framing = (b"Transfer-Encoding: chunked\r\n" if chunked
-                   else b"Content-Length: %d\r\n" % len(body))  # fmt: skip
+        framing = (
+            b"Transfer-Encoding: chunked\r\n" if chunked else b"Content-Length: %d\r\n" % len(body)
+        )
         reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(b"POST /v1/transits HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                     b"Authorization: Bearer demo-camera\r\n"
-                     b"Content-Type: application/json\r\n" + framing + b"\r\n")
+        writer.write(
+            b"POST /v1/transits HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Authorization: Bearer demo-camera\r\n"
+            b"Content-Type: application/json\r\n" + framing + b"\r\n"
+        )
         await writer.drain()
         await asyncio.sleep(0.05)  # the handler starts before the body is in
         half = len(body) // 2
@@ -116,10 +126,12 @@ async def test_batch_matches_single(api: Client) -> None:
         ("GET", "/v1/plates/AB123CD", None, 401),
     ],
 )
-async def test_roles(api: Client, method: str, path: str, headers: dict[str, str] | None,
-                     status: int) -> None:  # fmt: skip
-    got, body, r = await api.request(method, path, headers,
-                                     json=transit("AB123CD") if method == "POST" else None)  # fmt: skip
+async def test_roles(
+    api: Client, method: str, path: str, headers: dict[str, str] | None, status: int
+) -> None:
+    got, body, r = await api.request(
+        method, path, headers, json=transit("AB123CD") if method == "POST" else None
+    )
     assert got == status
     if status == 401:
         assert body["error"] == "unauthorized" and r.headers["WWW-Authenticate"] == "Bearer"
@@ -132,21 +144,69 @@ async def test_roles(api: Client, method: str, path: str, headers: dict[str, str
     [
         (b"{not json", "application/json", 400, "malformed_json", None),
         (b'{"a": 1}', "text/plain", 415, "unsupported_media_type", None),
-        (json.dumps(transit("AB123CD", colour="red")).encode(), "application/json", 422, "invalid", "colour"),
-        (json.dumps({k: v for k, v in transit("AB").items() if k != "gate"}).encode(),
-         "application/json", 422, "invalid", "gate"),
-        (json.dumps(transit("AB", ts="2026-11-22T10:00:00")).encode(), "application/json", 422, "invalid", "ts"),
-        (json.dumps(transit("AB", ts="yesterday")).encode(), "application/json", 422, "invalid", "ts"),
-        (json.dumps(transit("AB", confidence=1.5)).encode(), "application/json", 422, "invalid", "confidence"),
-        (json.dumps(transit("AB", gate="NOPE")).encode(), "application/json", 422, "invalid", "gate"),
-        (json.dumps(transit("AB", event_id="")).encode(), "application/json", 422, "invalid", "event_id"),
-        (json.dumps({**transit("AB"), "plate": 5}).encode(), "application/json", 422, "invalid", "plate"),
+        (
+            json.dumps(transit("AB123CD", colour="red")).encode(),
+            "application/json",
+            422,
+            "invalid",
+            "colour",
+        ),
+        (
+            json.dumps({k: v for k, v in transit("AB").items() if k != "gate"}).encode(),
+            "application/json",
+            422,
+            "invalid",
+            "gate",
+        ),
+        (
+            json.dumps(transit("AB", ts="2026-11-22T10:00:00")).encode(),
+            "application/json",
+            422,
+            "invalid",
+            "ts",
+        ),
+        (
+            json.dumps(transit("AB", ts="yesterday")).encode(),
+            "application/json",
+            422,
+            "invalid",
+            "ts",
+        ),
+        (
+            json.dumps(transit("AB", confidence=1.5)).encode(),
+            "application/json",
+            422,
+            "invalid",
+            "confidence",
+        ),
+        (
+            json.dumps(transit("AB", gate="NOPE")).encode(),
+            "application/json",
+            422,
+            "invalid",
+            "gate",
+        ),
+        (
+            json.dumps(transit("AB", event_id="")).encode(),
+            "application/json",
+            422,
+            "invalid",
+            "event_id",
+        ),
+        (
+            json.dumps({**transit("AB"), "plate": 5}).encode(),
+            "application/json",
+            422,
+            "invalid",
+            "plate",
+        ),
         (b"[]", "application/json", 422, "invalid", None),
         (b"x" * (300 * 1024), "application/json", 413, "too_large", None),
     ],
-)  # fmt: skip
-async def test_bad_input(api: Client, body: bytes, content_type: str, status: int, error: str,
-                         field: str | None) -> None:  # fmt: skip
+)
+async def test_bad_input(
+    api: Client, body: bytes, content_type: str, status: int, error: str, field: str | None
+) -> None:
     headers = {**CAMERA, "Content-Type": content_type}
     got, reply, _ = await api.request("POST", "/v1/transits", headers, data=body)
     assert (got, reply["error"]) == (status, error)
@@ -160,10 +220,16 @@ async def test_bad_input(api: Client, body: bytes, content_type: str, status: in
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(body=st.binary(max_size=300) | st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=10).map(lambda v: json.dumps(v).encode()))  # fmt: skip
+@given(
+    body=st.binary(max_size=300)
+    | st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+        max_leaves=10,
+    ).map(lambda v: json.dumps(v).encode())
+)
 async def test_never_500(api: Client, body: bytes) -> None:
     for path in ("/v1/transits", "/v1/transits/batch"):
         status, reply, _ = await api.request(
@@ -196,9 +262,13 @@ async def test_police_view(api: Client) -> None:
     status, body, _ = await api.request("GET", "/v1/plates/AB123C0?zone=ZTL", LOOKUP)
     assert [n["plate"] for n in body["near_matches"]] == ["AB123CD"]
     assert [z["zone"] for z in body["zones"]] == ["ZTL"]
-    for query, field in (("at=tomorrow", "at"), ("at=2026-11-22T12:00:00", "at"),
-                         ("at=1970-01-01T00:00:00%2B00:00", "at"),
-                         ("zone=NOWHERE", "zone"), ("colour=red", "colour")):  # fmt: skip
+    for query, field in (
+        ("at=tomorrow", "at"),
+        ("at=2026-11-22T12:00:00", "at"),
+        ("at=1970-01-01T00:00:00%2B00:00", "at"),
+        ("zone=NOWHERE", "zone"),
+        ("colour=red", "colour"),
+    ):
         status, body, _ = await api.request("GET", f"/v1/plates/AB123CD?{query}", LOOKUP)
         assert (status, body["field"]) == (422, field)
     status, body, _ = await api.request("GET", "/v1/plates/%23%23", LOOKUP)
@@ -249,8 +319,12 @@ async def test_hot_swap_and_refusal(api: Client) -> None:
     try:
         for i in range(3):  # three good swaps under load
             plate = f"NW{i}00NW"
-            await asyncio.to_thread(publish_permits, settings, rules,
-                                    [permit(f"NEW-{i}", plate, "1", "2020-01-01T00:00:00+01:00")])  # fmt: skip
+            await asyncio.to_thread(
+                publish_permits,
+                settings,
+                rules,
+                [permit(f"NEW-{i}", plate, "1", "2020-01-01T00:00:00+01:00")],
+            )
             await wait_ready(api, revision=3 + i)
             _, body, _ = await api.request("POST", "/v1/transits", CAMERA, json=transit(plate))
             assert body["verdict"] == "allowed"

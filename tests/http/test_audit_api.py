@@ -34,9 +34,10 @@ def records(client: Client) -> list[dict[str, object]]:
         ("?reason=a", {"X-Reason": "b"}, "give the reason once"),
         ("?reason=a&reason=b", {}, "give the reason once"),
     ],
-)  # fmt: skip
-async def test_reason_required(api: Client, query: str, headers: dict[str, str],
-                               detail: str) -> None:  # fmt: skip
+)
+async def test_reason_required(
+    api: Client, query: str, headers: dict[str, str], detail: str
+) -> None:
     status, body, _ = await api.request("GET", f"/v1/plates/AB123CD{query}", {**POLICE, **headers})
     assert (status, body["error"], body["field"]) == (422, "invalid", "reason")
     assert detail in body["detail"]
@@ -45,15 +46,21 @@ async def test_reason_required(api: Client, query: str, headers: dict[str, str],
 
 
 async def test_lookup_recorded_before_answer(api: Client) -> None:
-    status, view, _ = await api.request("GET", "/v1/plates/ab123cd?reason=perch%C3%A9%20s%C3%AC",
-                                        POLICE)  # fmt: skip
+    status, view, _ = await api.request(
+        "GET", "/v1/plates/ab123cd?reason=perch%C3%A9%20s%C3%AC", POLICE
+    )
     assert status == 200 and view["plate"] == "AB123CD"
-    status, _, _ = await api.request("GET", "/v1/plates/ZZ999ZZ?zone=ZTL",
-                                     {**POLICE, "X-Reason": "x" * REASON_MAX})  # fmt: skip
+    status, _, _ = await api.request(
+        "GET", "/v1/plates/ZZ999ZZ?zone=ZTL", {**POLICE, "X-Reason": "x" * REASON_MAX}
+    )
     assert status == 200
     first, second = records(api)
     assert (first["plate"], first["reason"], first["results"], first["key_id"]) == (
-        "AB123CD", "perché sì", len(view["permits"]), "demo-police")
+        "AB123CD",
+        "perché sì",
+        len(view["permits"]),
+        "demo-police",
+    )
     assert (second["plate"], second["zone"], second["results"]) == ("ZZ999ZZ", "ZTL", 0)
     # Refused lookups (bad `at`, 401, 403) disclose nothing and leave no record.
     await api.request("GET", "/v1/plates/AB123CD?at=tomorrow&reason=x", POLICE)
@@ -80,8 +87,10 @@ async def test_undecodable_reason_header(api: Client) -> None:
     """Raw bytes that are not UTF-8 in X-Reason: a 422, never a 500 or a mangled record."""
     host, port = api.base.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(b"GET /v1/plates/AB123CD HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                 b"Authorization: Bearer demo-police\r\nX-Reason: caf\xe9 \xff\r\n\r\n")
+    writer.write(
+        b"GET /v1/plates/AB123CD HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Authorization: Bearer demo-police\r\nX-Reason: caf\xe9 \xff\r\n\r\n"
+    )
     await writer.drain()
     reply = await reader.read()
     writer.close()

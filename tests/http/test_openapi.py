@@ -44,17 +44,21 @@ async def test_admin_api_documented_when_installed(demo: tuple[Settings, Rules])
     doc, page = await documents(create_app(settings, rules, watch=False, extend=admin.install))
     paths, schemas = doc["paths"], doc["components"]["schemas"]
     assert set(paths["/v1/permits/{permit_id}"]) == {"get", "patch"}
-    bodies = {(path, method): op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-              for path, ops in paths.items() for method, op in ops.items()
-              if path.startswith("/v1/permits")
-              if "requestBody" in op}  # fmt: skip
+    bodies = {
+        (path, method): op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        for path, ops in paths.items()
+        for method, op in ops.items()
+        if path.startswith("/v1/permits")
+        if "requestBody" in op
+    }
     assert bodies == {k: f"#/components/schemas/{v}" for k, v in ADMIN_BODIES.items()}
     assert schemas["PermitIn"]["required"] == ["permit_id", "type", "valid_from", "plates"]
     assert schemas["RevokeIn"]["required"] == ["reason"]
     assert schemas["PermitPatch"].get("required", []) == []  # every field optional
     issue = paths["/v1/permits"]["post"]
     assert issue["responses"]["201"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/PermitOut"}  # fmt: skip
+        "$ref": "#/components/schemas/PermitOut"
+    }
     assert {"401", "403", "409", "415", "422"} <= set(issue["responses"])
     assert "404" in paths["/v1/permits/{permit_id}/revoke"]["post"]["responses"]
     assert "past" in issue["description"]
@@ -69,5 +73,6 @@ async def test_no_admin_api_without_the_extension(demo: tuple[Settings, Rules]) 
     doc, page = await documents(create_app(settings, rules, watch=False))
     assert not [p for p in doc["paths"] if p.startswith("/v1/permits")]
     assert not {"PermitIn", "PermitPatch", "RevokeIn", "RenewIn", "PermitOut"} & set(
-        doc["components"]["schemas"])  # fmt: skip
+        doc["components"]["schemas"]
+    )
     assert "/v1/permits" not in page and "/v1/transits" in page

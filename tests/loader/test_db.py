@@ -52,7 +52,11 @@ def test_each_change_takes_the_next_revision(open_store: Opener) -> None:
         assert db.upsert_one(permit("D")) == 5
         assert db.revision == 5
         assert [(r, p.permit_id) for r, p in db.changes_since(0)] == [
-            (1, "A"), (3, "C"), (4, "B"), (5, "D")]  # fmt: skip
+            (1, "A"),
+            (3, "C"),
+            (4, "B"),
+            (5, "D"),
+        ]
 
 
 def test_history_keeps_the_old_end_of_a_revoked_permit(open_store: Opener) -> None:
@@ -73,8 +77,12 @@ def test_index_rows_in_byte_order(open_store: Opener) -> None:
     ids = ["b", "a", "B", "_", "é", "Z", "aa", "a-1", "A", "~", "É", "0", "a b"]
     with open_store() as db:
         db.upsert([permit(pid, plates=("ZZ999ZZ", "AA000AA")) for pid in ids])
-        db.upsert([permit(pid, valid_to=end, plates=("ZZ999ZZ", "AA000AA"))
-                   for pid, end in [("ENDED", 999), ("OPEN", None)]])  # fmt: skip
+        db.upsert(
+            [
+                permit(pid, valid_to=end, plates=("ZZ999ZZ", "AA000AA"))
+                for pid, end in [("ENDED", 999), ("OPEN", None)]
+            ]
+        )
         rows = list(db.index_rows(1000))
     expected = sorted([*ids, "OPEN"], key=lambda s: s.encode())
     assert expected[:4] == ["0", "A", "B", "OPEN"] and expected[-3:] == ["~", "É", "é"]
@@ -108,7 +116,12 @@ def test_upsert_in_chunks(open_store: Opener, monkeypatch: pytest.MonkeyPatch) -
         assert db.get("A") == a2 and db.get("B") == b2
         # A is numbered at its last place in the first chunk, after B.
         assert [(r, p.permit_id) for r, p in db.changes_since(2)] == [
-            (4, "A"), (5, "B"), (6, "E"), (7, "F"), (8, "G")]  # fmt: skip
+            (4, "A"),
+            (5, "B"),
+            (6, "E"),
+            (7, "F"),
+            (8, "G"),
+        ]
         assert db.history("B") == [(3, v["B"])]  # B's first version within the same upsert
         assert db.upsert(v[pid] for pid in "ABCDEFG") == 2  # A and B back; from a generator
 

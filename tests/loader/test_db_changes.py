@@ -28,7 +28,13 @@ def test_changes_since_by_revision_with_a_limit(open_store: Opener) -> None:
         db.upsert_one(permit("P1", valid_to=2))  # 9: P1 is listed once, as its latest
         got = db.changes_since(0)
         assert [(r, p.permit_id) for r, p in got] == [
-            (1, "P0"), (3, "P2"), (4, "P3"), (6, "P5"), (8, "P4"), (9, "P1")]  # fmt: skip
+            (1, "P0"),
+            (3, "P2"),
+            (4, "P3"),
+            (6, "P5"),
+            (8, "P4"),
+            (9, "P1"),
+        ]
         assert got[-1][1] == permit("P1", valid_to=2)
         assert [r for r, _ in db.changes_since(3, limit=2)] == [4, 6]
         assert [r for r, _ in db.changes_since(6, limit=2)] == [8, 9]
@@ -37,8 +43,9 @@ def test_changes_since_by_revision_with_a_limit(open_store: Opener) -> None:
             db.changes_since(0, limit=0)
 
 
-def _transaction_held_open(db: PermitStore, first: PermitRow, inside: threading.Event,
-                           release: threading.Event) -> None:  # fmt: skip
+def _transaction_held_open(
+    db: PermitStore, first: PermitRow, inside: threading.Event, release: threading.Event
+) -> None:
     """Upsert `first`, then keep the transaction open until `release`."""
 
     def permits() -> Iterator[PermitRow]:
@@ -92,8 +99,10 @@ def test_concurrent_writers_never_hide_a_change_from_the_tailer(open_store: Open
         changed = 0
         with open_store() as db:
             for r in range(rounds):
-                batch = [permit(pid, valid_to=2_000_000_000 + w * 1000 + r)
-                         for pid in rng.sample(ids, rng.randint(1, 4))]  # fmt: skip
+                batch = [
+                    permit(pid, valid_to=2_000_000_000 + w * 1000 + r)
+                    for pid in rng.sample(ids, rng.randint(1, 4))
+                ]
 
                 def slowly(batch: list[PermitRow] = batch) -> Iterator[PermitRow]:
                     for p in batch:  # consumed inside the write transaction
@@ -143,8 +152,11 @@ def test_a_sequence_would_skip_a_late_commit(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as setup:
         setup.execute("CREATE SEQUENCE naive_revision")
         setup.execute("CREATE TABLE naive (permit_id text, revision bigint)")
-    with (psycopg.connect(pg_url) as a, psycopg.connect(pg_url) as b,
-          psycopg.connect(pg_url, autocommit=True) as tailer):  # fmt: skip
+    with (
+        psycopg.connect(pg_url) as a,
+        psycopg.connect(pg_url) as b,
+        psycopg.connect(pg_url, autocommit=True) as tailer,
+    ):
         a.execute("INSERT INTO naive VALUES ('A', nextval('naive_revision'))")  # takes 1
         b.execute("INSERT INTO naive VALUES ('B', nextval('naive_revision'))")  # takes 2
         b.commit()

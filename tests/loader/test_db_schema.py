@@ -35,8 +35,9 @@ def test_sqlite_upgrades_an_unversioned_database(tmp_path: Path) -> None:
         conn.execute("UPDATE meta SET value = 7 WHERE key = 'revision'")
     conn.close()
     with PermitDB(path) as db:
-        assert db.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
-                               ).fetchone() == (SCHEMA_VERSION,)  # fmt: skip
+        assert db.conn.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone() == (SCHEMA_VERSION,)
         old = db.get("OLD")
         assert old == PermitRow("OLD", "1", 0, 10, (), "municipal", (("AB123CD", True),))
         assert db.upsert_one(permit("OLD")) == 8
@@ -90,16 +91,21 @@ def test_open_db_picks_the_backend(tmp_path: Path, pg_url: str) -> None:
 
 def test_describe_hides_the_password() -> None:
     assert describe("postgresql://varco:s3cret@db:5433/permits?sslmode=require") == (
-        "postgresql://varco@db:5433/permits")
+        "postgresql://varco@db:5433/permits"
+    )
     with pytest.raises(loader.store.DatabaseError, match="cannot connect") as exc:
         PgPermitDB("postgresql://varco:s3cret@127.0.0.1:1/permits?connect_timeout=2")
     assert "s3cret" not in str(exc.value)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_cli_migrate_and_import(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
-                                monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_cli_migrate_and_import(
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("VARCO_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     if backend == "postgresql":

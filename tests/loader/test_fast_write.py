@@ -13,8 +13,7 @@ import loader.store
 from ..support.store import Opener, permit
 
 
-def test_a_range_check_in_byte_order(open_store: Opener,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_a_range_check_in_byte_order(open_store: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loader.store, "UPSERT_CHUNK", 2)
     stored = [permit("é-1"), permit("Z-1"), permit("M-1")]
     changed = [permit(p.permit_id, valid_to=1_800_000_000) for p in stored]
@@ -27,12 +26,16 @@ def test_a_range_check_in_byte_order(open_store: Opener,
         for p in [*changed, *new]:
             assert db.get(p.permit_id) == p
         assert [h for p in stored for h in db.history(p.permit_id)] == [
-            (1, stored[0]), (2, stored[1]), (3, stored[2])]  # fmt: skip
+            (1, stored[0]),
+            (2, stored[1]),
+            (3, stored[2]),
+        ]
         assert db.upsert([*changed, *new]) == 0
 
 
-def test_a_large_write_refreshes_the_statistics(open_store: Opener,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_a_large_write_refreshes_the_statistics(
+    open_store: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """PostgreSQL runs ANALYZE after a write of ANALYZE_AFTER permits or more."""
     monkeypatch.setattr(loader.postgres, "ANALYZE_AFTER", 2)
     with open_store() as db:
@@ -40,6 +43,7 @@ def test_a_large_write_refreshes_the_statistics(open_store: Opener,
         assert db.upsert([permit("A"), permit("B")]) == 0
         assert db.bulk_insert_new([permit("C"), permit("D")]) == 2
         if isinstance(db, loader.postgres.PgPermitDB):
-            row = db.conn.execute("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables"
-                                  " WHERE relname = 'permits'").fetchone()  # fmt: skip
+            row = db.conn.execute(
+                "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'permits'"
+            ).fetchone()
             assert row == (True,)

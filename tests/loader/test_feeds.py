@@ -55,8 +55,7 @@ def source(settings: Settings, name: str) -> Source:
 def sync(demo: tuple[Settings, Rules], name: str, data: bytes, **kw: object):  # type: ignore[no-untyped-def]
     settings, rules = demo
     with PermitDB(settings.storage.database_path) as db:
-        return sync_source(db, rules, settings, source(settings, name), data=data, now=NOW,
-                           **kw)  # type: ignore[arg-type]  # fmt: skip
+        return sync_source(db, rules, settings, source(settings, name), data=data, now=NOW, **kw)  # type: ignore[arg-type]
 
 
 def stored(demo: tuple[Settings, Rules], pid: str):  # type: ignore[no-untyped-def]
@@ -77,8 +76,13 @@ def test_windows_1252_overlaps_and_verdicts(demo: tuple[Settings, Rules]) -> Non
 
     settings, rules = demo
     live = publish_permits(settings, rules, [])
-    checker = Checker(rules, review_confidence=0.6, max_clock_skew_s=300,
-                      index_max_age_s=10**10, max_transit_age_s=10**10)  # fmt: skip
+    checker = Checker(
+        rules,
+        review_confidence=0.6,
+        max_clock_skew_s=300,
+        index_max_age_s=10**10,
+        max_transit_age_s=10**10,
+    )
     gate = rules.gates["PD-03"]  # pedestrian area: the circuit's type covers it
     v = checker.check(live, normalise("AB123CD"), at("2026-06-01T10:00:00+02:00"), gate, 0.9, NOW)
     assert v.verdict == "allowed" and set(v.permits) == {"L736_2024_00015", "G224_2025_00003"}
@@ -88,8 +92,11 @@ def test_windows_1252_overlaps_and_verdicts(demo: tuple[Settings, Rules]) -> Non
 
 def test_renewal_keeps_the_number_and_the_history(demo: tuple[Settings, Rules]) -> None:
     sync(demo, "vivipass", regional(*GOOD))
-    renewed = [GOOD[0].replace("01/03/2024;28/02/2029", "01/03/2029;28/02/2034"),
-               GOOD[1].replace("01/03/2024;28/02/2029", "01/03/2029;28/02/2034"), GOOD[2]]
+    renewed = [
+        GOOD[0].replace("01/03/2024;28/02/2029", "01/03/2029;28/02/2034"),
+        GOOD[1].replace("01/03/2024;28/02/2029", "01/03/2029;28/02/2034"),
+        GOOD[2],
+    ]
     r = sync(demo, "vivipass", regional(*renewed))
     assert (r.changed, r.closed) == (1, 0)
     row, history = stored(demo, "L736_2024_00015")
@@ -116,20 +123,27 @@ def test_a_revoked_pass_ends_at_its_revocation(demo: tuple[Settings, Rules]) -> 
     assert permit.valid_to == at("2026-06-30T00:00:00+02:00")
 
 
-@pytest.mark.parametrize(("row", "field"), [
-    ("L736-2024-15;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2029;attivo;;", "numero_pass"),
-    ("L736_2024_00016;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2023;attivo;;", "fine"),
-    ("L736_2024_00017;Z999;AB123CD;S;DISABILI;01/03/2024;28/02/2029;attivo;;", "comune"),
-    ("L736_2024_00018;L736;AB123CD;S;RESIDENTI;01/03/2024;28/02/2029;attivo;;", "tipo_pass"),
-    ("L736_2024_00019;L736;AB123CD;S;DISABILI;31/02/2024;28/02/2029;attivo;;", "inizio"),
-    ("L736_2024_00020;L736;AB123CD;X;DISABILI;01/03/2024;28/02/2029;attivo;;", "principale"),
-    ("L736_2024_00021;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2029;revocato;;", "data_revoca"),
-    ("L736_2024_00022;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2029;duplicato;;", "pass_precedente"),
-    ("L736_2024_00023;L736;--;S;DISABILI;01/03/2024;28/02/2029;attivo;;", "targa"),
-    ("L736_2024_00024;L736;AB123CD;S;DISABILI;01/03/2024;attivo;;", "row"),
-])  # fmt: skip
-def test_bad_rows_are_rejected_with_line_and_reason(demo: tuple[Settings, Rules], row: str,
-                                                     field: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ("L736-2024-15;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2029;attivo;;", "numero_pass"),
+        ("L736_2024_00016;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2023;attivo;;", "fine"),
+        ("L736_2024_00017;Z999;AB123CD;S;DISABILI;01/03/2024;28/02/2029;attivo;;", "comune"),
+        ("L736_2024_00018;L736;AB123CD;S;RESIDENTI;01/03/2024;28/02/2029;attivo;;", "tipo_pass"),
+        ("L736_2024_00019;L736;AB123CD;S;DISABILI;31/02/2024;28/02/2029;attivo;;", "inizio"),
+        ("L736_2024_00020;L736;AB123CD;X;DISABILI;01/03/2024;28/02/2029;attivo;;", "principale"),
+        ("L736_2024_00021;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2029;revocato;;", "data_revoca"),
+        (
+            "L736_2024_00022;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2029;duplicato;;",
+            "pass_precedente",
+        ),
+        ("L736_2024_00023;L736;--;S;DISABILI;01/03/2024;28/02/2029;attivo;;", "targa"),
+        ("L736_2024_00024;L736;AB123CD;S;DISABILI;01/03/2024;attivo;;", "row"),
+    ],
+)
+def test_bad_rows_are_rejected_with_line_and_reason(
+    demo: tuple[Settings, Rules], row: str, field: str
+) -> None:
     r = sync(demo, "vivipass", regional(GOOD[0], row, GOOD[2]))
     assert [(j.line, j.field) for j in r.feed.rejects] == [(3, field)]
     assert r.feed.permits == 2  # the good passes are synced all the same
@@ -142,15 +156,19 @@ def test_duplicate_pass_rows_that_disagree_reject_the_pass(demo: tuple[Settings,
     assert stored(demo, "L736_2024_00015")[0] is None  # half a pass is a wrong pass
 
 
-@pytest.mark.parametrize("data", [
-    regional(*GOOD)[:-30],  # cut mid-row, as a download that stopped
-    regional(*GOOD)[:-2],  # the last line without its line break
-    b"\x00\x01" * 20,
-    b"numero_pass,comune,targa\nL736_2024_00015,L736,AB123CD\n",  # not the circuit's format
-    b"",
-])  # fmt: skip
-def test_a_truncated_or_malformed_file_changes_nothing(demo: tuple[Settings, Rules],
-                                                       data: bytes) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    "data",
+    [
+        regional(*GOOD)[:-30],  # cut mid-row, as a download that stopped
+        regional(*GOOD)[:-2],  # the last line without its line break
+        b"\x00\x01" * 20,
+        b"numero_pass,comune,targa\nL736_2024_00015,L736,AB123CD\n",  # not the circuit's format
+        b"",
+    ],
+)
+def test_a_truncated_or_malformed_file_changes_nothing(
+    demo: tuple[Settings, Rules], data: bytes
+) -> None:
     sync(demo, "vivipass", regional(*GOOD))
     before = PermitDB(demo[0].storage.database_path).revision
     with pytest.raises(FeedFileError):
@@ -159,8 +177,9 @@ def test_a_truncated_or_malformed_file_changes_nothing(demo: tuple[Settings, Rul
 
 
 def test_missing_rows_are_closed_and_a_large_shrink_is_held(demo: tuple[Settings, Rules]) -> None:
-    many = [f"L736_2024_{i:05d};L736;AB{i:03d}CD;S;DISABILI;01/03/2024;;attivo;;"
-            for i in range(100)]  # fmt: skip
+    many = [
+        f"L736_2024_{i:05d};L736;AB{i:03d}CD;S;DISABILI;01/03/2024;;attivo;;" for i in range(100)
+    ]
     sync(demo, "vivipass", regional(*many))
     r = sync(demo, "vivipass", regional(*many[:-3]))  # 3 % gone: closed, not deleted
     assert r.closed == 3
@@ -182,28 +201,39 @@ def test_a_rejected_row_does_not_close_its_permit(demo: tuple[Settings, Rules]) 
     assert stored(demo, "G224_2025_00003")[0].valid_to == at("2027-01-11T00:00:00+01:00")
 
 
-def test_cude_primary_secondary_and_a_badge_with_three_plates(demo: tuple[Settings, Rules]
-                                                              ) -> None:  # fmt: skip
-    r = sync(demo, "cude", cude(
-        "CUDE0001;FA001CU;P;01/01/2025;01/01/2030;",
-        "CUDE0001;FA002CU;S;01/01/2025;01/01/2030;",
-        "CUDE0002;GA001CU;P;01/01/2025;;",
-        "CUDE0002;GA002CU;S;01/01/2025;;",
-        "CUDE0002;GA003CU;S;01/01/2025;;",
-        "CUDE0003;HA001CU;S;01/01/2025;;",
-        "CUDE0004;JA001CU;P;01/01/2025;01/01/2030;15/09/2026",
-    ))  # fmt: skip
+def test_cude_primary_secondary_and_a_badge_with_three_plates(demo: tuple[Settings, Rules]) -> None:
+    r = sync(
+        demo,
+        "cude",
+        cude(
+            "CUDE0001;FA001CU;P;01/01/2025;01/01/2030;",
+            "CUDE0001;FA002CU;S;01/01/2025;01/01/2030;",
+            "CUDE0002;GA001CU;P;01/01/2025;;",
+            "CUDE0002;GA002CU;S;01/01/2025;;",
+            "CUDE0002;GA003CU;S;01/01/2025;;",
+            "CUDE0003;HA001CU;S;01/01/2025;;",
+            "CUDE0004;JA001CU;P;01/01/2025;01/01/2030;15/09/2026",
+        ),
+    )
     assert sorted((j.line, j.key, j.field) for j in r.feed.rejects) == [
-        (4, "CUDE0002", "targa"), (5, "CUDE0002", "targa"), (6, "CUDE0002", "targa"),
-        (7, "CUDE0003", "tipo_targa")]  # fmt: skip
+        (4, "CUDE0002", "targa"),
+        (5, "CUDE0002", "targa"),
+        (6, "CUDE0002", "targa"),
+        (7, "CUDE0003", "tipo_targa"),
+    ]
     badge, _ = stored(demo, "CUDE0001")
     assert badge.source == "cude" and badge.plates == (("FA001CU", True), ("FA002CU", False))
     assert stored(demo, "CUDE0004")[0].valid_to == at("2026-09-15T00:00:00+02:00")
 
     settings, rules = demo
     live = publish_permits(settings, rules, [])
-    checker = Checker(rules, review_confidence=0.6, max_clock_skew_s=300,
-                      index_max_age_s=10**10, max_transit_age_s=10**10)  # fmt: skip
+    checker = Checker(
+        rules,
+        review_confidence=0.6,
+        max_clock_skew_s=300,
+        index_max_age_s=10**10,
+        max_transit_age_s=10**10,
+    )
     gate = rules.gates["PD-03"]
     instant = at("2026-06-01T10:00:00+02:00")
     assert checker.check(live, normalise("FA001CU"), instant, gate, 0.9, NOW).verdict == "allowed"
@@ -211,8 +241,12 @@ def test_cude_primary_secondary_and_a_badge_with_three_plates(demo: tuple[Settin
     assert (v.verdict, v.reason) == ("pending", "not_primary_plate")
 
 
-def test_cli_sync_reports_and_writes_rejects(demo: tuple[Settings, Rules], tmp_path,  # type: ignore[no-untyped-def]
-                                             monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # fmt: skip
+def test_cli_sync_reports_and_writes_rejects(
+    demo: tuple[Settings, Rules],
+    tmp_path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+) -> None:
     from varco.cli import main
 
     settings, _ = demo
@@ -232,8 +266,7 @@ def test_cli_sync_reports_and_writes_rejects(demo: tuple[Settings, Rules], tmp_p
     assert msgspec.structs.asdict(settings.sources["cude"])["type"] == "CUDE"
 
 
-def test_a_pass_number_listed_twice_for_one_plate_is_rejected(demo: tuple[Settings, Rules]
-                                                              ) -> None:  # fmt: skip
+def test_a_pass_number_listed_twice_for_one_plate_is_rejected(demo: tuple[Settings, Rules]) -> None:
     r = sync(demo, "vivipass", regional(GOOD[0], GOOD[1], GOOD[0], GOOD[2]))
     assert [(j.line, j.key, j.field) for j in r.feed.rejects] == [(4, "L736_2024_00015", "targa")]
     assert stored(demo, "L736_2024_00015")[0] is None  # the pass is wrong as a whole

@@ -62,8 +62,9 @@ async def replica(city: tuple[Settings, Rules], loader: LoaderThread) -> AsyncIt
     await server.close()
 
 
-async def test_feed_status_reaches_the_replica(city: tuple[Settings, Rules], replica: Client,
-                                               tmp_path: Path) -> None:  # fmt: skip
+async def test_feed_status_reaches_the_replica(
+    city: tuple[Settings, Rules], replica: Client, tmp_path: Path
+) -> None:
     async def feeds_seen() -> dict[str, Any] | None:
         status, body, _ = await replica.request("GET", "/readyz")
         return body if status == 200 and len(body.get("sources", {})) == 2 else None

@@ -21,8 +21,10 @@ from ..support.feeds import TOKEN, Answer, Feed, fetch, item, page
 
 
 def test_three_pages_followed_in_order(feed: Feed) -> None:
-    first = [item("L736_2024_00015", "AB123CD"),
-             item("L736_2024_00015", "CD456EF", principale=False)]  # fmt: skip
+    first = [
+        item("L736_2024_00015", "AB123CD"),
+        item("L736_2024_00015", "CD456EF", principale=False),
+    ]
     second = [item("G224_2025_00003", " ab 123 cd ", principale=None)]
     third = [item("L781_2026_00002", "EF789GH", pass_precedente=None)]
     feed.routes = {
@@ -36,10 +38,18 @@ def test_three_pages_followed_in_order(feed: Feed) -> None:
     assert feed.paths() == ["/feed", "/feed?page=2", "/feed?page=3"]
     assert [pos for pos, _ in got.rows] == [1, 2, 3, 4]
     assert all(list(row) == list(COLUMNS) for _, row in got.rows)  # every column, no error
-    assert got.rows[0][1] == {"numero_pass": "L736_2024_00015", "comune": "L736",
-                              "targa": "AB123CD", "principale": "S", "tipo_pass": "DISABILITÀ",
-                              "inizio": "01/03/2024", "fine": "28/02/2029", "stato": "attivo",
-                              "data_revoca": "", "pass_precedente": ""}  # fmt: skip
+    assert got.rows[0][1] == {
+        "numero_pass": "L736_2024_00015",
+        "comune": "L736",
+        "targa": "AB123CD",
+        "principale": "S",
+        "tipo_pass": "DISABILITÀ",
+        "inizio": "01/03/2024",
+        "fine": "28/02/2029",
+        "stato": "attivo",
+        "data_revoca": "",
+        "pass_precedente": "",
+    }
     assert got.rows[1][1]["principale"] == "N"
     assert got.rows[2][1]["targa"] == "ab 123 cd" and got.rows[2][1]["principale"] == ""
     # The token went to every page; no If-None-Match without an ETag.
@@ -63,14 +73,27 @@ def test_etag_then_304_is_not_modified(feed: Feed) -> None:
 
 def test_items_validated_like_the_csv(feed: Feed, demo: tuple[Settings, Rules]) -> None:
     feed.routes = {
-        "/feed": [page([item("L736_2024_00015", "AB123CD"),
-                        item("L736_2024_00015", "CD456EF", principale=False)], "/feed/2")],
-        "/feed/2": [page([item("G224_2025_00003", "EF789GH", inizio=20250110),  # a number
-                          ["L781_2026_00002", "GH012IJ"],  # not an object
-                          item("L781_2026_00002", "GH012IJ", comune=" L781 ", principale=None),
-                          item("L840_2026_00004", {"plate": "X"}, fine=[1])],  # nested
-                         None)],
-    }  # fmt: skip
+        "/feed": [
+            page(
+                [
+                    item("L736_2024_00015", "AB123CD"),
+                    item("L736_2024_00015", "CD456EF", principale=False),
+                ],
+                "/feed/2",
+            )
+        ],
+        "/feed/2": [
+            page(
+                [
+                    item("G224_2025_00003", "EF789GH", inizio=20250110),  # a number
+                    ["L781_2026_00002", "GH012IJ"],  # not an object
+                    item("L781_2026_00002", "GH012IJ", comune=" L781 ", principale=None),
+                    item("L840_2026_00004", {"plate": "X"}, fine=[1]),
+                ],  # nested
+                None,
+            )
+        ],
+    }
     got = fetch(feed.url("/feed"))
     assert isinstance(got, FeedPage)
     rows = dict(got.rows)
@@ -97,16 +120,22 @@ def test_items_validated_like_the_csv(feed: Feed, demo: tuple[Settings, Rules]) 
 
 def test_the_token_stays_on_the_feeds_origin(feed: Feed) -> None:
     other = feed.url("/elsewhere", host="localhost")  # same server, another origin
-    feed.routes = {"/moved": [Answer(301, headers={"Location": "/feed"})],
-                   "/feed": [page([], None)],
-                   "/away": [Answer(302, headers={"Location": other})],
-                   "/elsewhere": [page([], None)],
-                   "/leaks": [page([], other)]}  # fmt: skip
+    feed.routes = {
+        "/moved": [Answer(301, headers={"Location": "/feed"})],
+        "/feed": [page([], None)],
+        "/away": [Answer(302, headers={"Location": other})],
+        "/elsewhere": [page([], None)],
+        "/leaks": [page([], other)],
+    }
     fetch(feed.url("/moved"), token=TOKEN)
     fetch(feed.url("/away"), token=TOKEN)
     auth = [(path, h.get("authorization")) for path, h in feed.seen]
-    assert auth == [("/moved", f"Bearer {TOKEN}"), ("/feed", f"Bearer {TOKEN}"),
-                    ("/away", f"Bearer {TOKEN}"), ("/elsewhere", None)]  # fmt: skip
+    assert auth == [
+        ("/moved", f"Bearer {TOKEN}"),
+        ("/feed", f"Bearer {TOKEN}"),
+        ("/away", f"Bearer {TOKEN}"),
+        ("/elsewhere", None),
+    ]
     with pytest.raises(FeedFetchError, match=r"next link http://localhost:\d+/elsewhere leaves"):
         fetch(feed.url("/leaks"), token=TOKEN)
     with pytest.raises(FeedFetchError, match="not an http"):
@@ -128,15 +157,20 @@ def test_a_configured_http_source_syncs_then_304s_then_keeps_its_data_on_failure
     from ..support.common import DEMO_CONFIG
 
     config = tmp_path / "city.toml"
-    config.write_text(DEMO_CONFIG.read_text(encoding="utf-8") + f"""
+    config.write_text(
+        DEMO_CONFIG.read_text(encoding="utf-8")
+        + f"""
 [sources.circuit]
 kind = "regional_http"
 url = "http://127.0.0.1:{feed.port}/feed"
 token_env = "CIRCUIT_TOKEN"
 schedule = "1s"
-""", encoding="utf-8")  # fmt: skip
-    settings, rules = load_config(config, {"VARCO_DATA_DIR": str(tmp_path / "data"),
-                                           "CIRCUIT_TOKEN": "s3cret"})  # fmt: skip
+""",
+        encoding="utf-8",
+    )
+    settings, rules = load_config(
+        config, {"VARCO_DATA_DIR": str(tmp_path / "data"), "CIRCUIT_TOKEN": "s3cret"}
+    )
     calls: list[str] = []
 
     def answer(headers: dict[str, str]) -> Answer:
@@ -154,8 +188,10 @@ schedule = "1s"
         (status,) = runner.run_due(db, now=1002.0)  # 304: nothing read, still fresh
         assert calls == ["", '"v1"'] and status.last_success == 1002.0
         revision = db.revision
-        feed.routes = {"/feed": [page([item("L736_2024_00015", "AB123CD")], "/feed2")],
-                       "/feed2": [Answer(500)]}  # fmt: skip
+        feed.routes = {
+            "/feed": [page([item("L736_2024_00015", "AB123CD")], "/feed2")],
+            "/feed2": [Answer(500)],
+        }
         runner.states["circuit"].etag = None  # as if the circuit published a new export
         (status,) = runner.run_due(db, now=1004.0)
         assert "HTTP 500" in (status.last_error or "") and status.last_success == 1002.0

@@ -22,8 +22,9 @@ from ..support.feeds import TOKEN, Answer, Feed, Sleeps, fetch, item, page
 
 
 def test_500_twice_then_200_backs_off_with_jitter(feed: Feed) -> None:
-    feed.routes = {"/feed": [Answer(500), Answer(502), page([item("L736_2024_00015", "AB1")],
-                                                            None)]}  # fmt: skip
+    feed.routes = {
+        "/feed": [Answer(500), Answer(502), page([item("L736_2024_00015", "AB1")], None)]
+    }
     sleeps = Sleeps()
     draws = iter([0.9, 0.6])
     got = fetch(feed.url("/feed"), sleep=sleeps, rng=lambda: next(draws), backoff_s=0.1)
@@ -36,18 +37,21 @@ def test_500_twice_then_200_backs_off_with_jitter(feed: Feed) -> None:
     feed.seen.clear()
     feed.routes = {"/feed": [Answer(503)] * 4 + [page([], None)]}
     sleeps = Sleeps()
-    fetch(feed.url("/feed"), sleep=sleeps, rng=random.Random(4).random, backoff_s=0.1,
-          retries=4)  # fmt: skip
+    fetch(feed.url("/feed"), sleep=sleeps, rng=random.Random(4).random, backoff_s=0.1, retries=4)
     caps = [0.1, 0.2, 0.4, 0.8]
     assert len(sleeps) == 4 and all(0 <= d <= cap for d, cap in zip(sleeps, caps, strict=True))
     assert len(set(sleeps)) == 4  # jittered, not a fixed schedule
 
 
 def test_429_and_503_honour_retry_after_capped(feed: Feed) -> None:
-    feed.routes = {"/feed": [Answer(429, headers={"Retry-After": "2"}),
-                             Answer(503, headers={"Retry-After": "86400"}),
-                             Answer(503, headers={"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}),
-                             page([], None)]}  # fmt: skip
+    feed.routes = {
+        "/feed": [
+            Answer(429, headers={"Retry-After": "2"}),
+            Answer(503, headers={"Retry-After": "86400"}),
+            Answer(503, headers={"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}),
+            page([], None),
+        ]
+    }
     sleeps = Sleeps()
     got = fetch(feed.url("/feed"), sleep=sleeps, rng=lambda: 0.5, backoff_s=0.1, retries=3)
     assert isinstance(got, FeedPage)
@@ -105,21 +109,26 @@ def test_other_4xx_are_not_retried_and_urls_are_redacted(feed: Feed) -> None:
     with pytest.raises(FeedFetchError, match="HTTP 401 Unauthorized"):
         fetch(feed.url("/feed"), token=TOKEN, sleep=sleeps)
     assert sleeps == []
-    assert redact("https://user:pw@feed.example:8443/v1/passes?token=abc#x") == \
-        "https://feed.example:8443/v1/passes"  # fmt: skip
+    assert (
+        redact("https://user:pw@feed.example:8443/v1/passes?token=abc#x")
+        == "https://feed.example:8443/v1/passes"
+    )
 
 
 # -- whole-feed failures: never a partial list ---------------------------------------------
 
 
-@pytest.mark.parametrize("body", [
-    b"<html>502 Bad Gateway</html>",
-    b"[]",
-    b'{"passes": {"numero_pass": "L736_2024_00015"}, "next": null}',
-    b'{"passes": [], "next": 2}',
-    b'{"passes": []}',  # no next: a feed paginated some other way
-    b'{"passes": [], "next": null',
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>502 Bad Gateway</html>",
+        b"[]",
+        b'{"passes": {"numero_pass": "L736_2024_00015"}, "next": null}',
+        b'{"passes": [], "next": 2}',
+        b'{"passes": []}',  # no next: a feed paginated some other way
+        b'{"passes": [], "next": null',
+    ],
+)
 def test_garbage_is_refused(feed: Feed, body: bytes) -> None:
     feed.routes = {"/feed": [Answer(body=body)]}
     with pytest.raises(FeedFetchError, match=r"not a page of passes and next link"):
@@ -144,9 +153,11 @@ def test_too_many_pages(feed: Feed) -> None:
 
 
 def test_failure_mid_download_returns_nothing(feed: Feed) -> None:
-    feed.routes = {"/p1": [page([item("L736_2024_00015", "AB1")], "/p2")],
-                   "/p2": [Answer(500)],
-                   "/p3": [page([item("G224_2025_00003", "AB1")], None)]}  # fmt: skip
+    feed.routes = {
+        "/p1": [page([item("L736_2024_00015", "AB1")], "/p2")],
+        "/p2": [Answer(500)],
+        "/p3": [page([item("G224_2025_00003", "AB1")], None)],
+    }
     result: list[FeedPage | NotModified] = []
     with pytest.raises(FeedFetchError, match=r"\(page 2\): HTTP 500 .* still after 2 retries"):
         result.append(fetch(feed.url("/p1")))

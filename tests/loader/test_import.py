@@ -59,10 +59,16 @@ def test_import_and_reimport(demo: tuple[Settings, Rules], tmp_path: Path) -> No
         ("X-1,unknown,1,2026-01-01,,,municipal,true", "plate", "not a plate"),
         ("X-1,AB123CD,3,2026-05-01,2026-04-01,,municipal,true", "valid_to", "after valid_from"),
         ("X-1,AB123CD,1,01/05/2026,,,municipal,true", "valid_from", "ISO 8601"),
-        ("X-1,AB123CD,ONLINE,2026-05-01T10:00:00+02:00,2026-05-01T12:00:01+02:00,,online,true",
-         "valid_to", "maximum of"),
-        ("X-1,AB123CD,ONLINE,2026-05-01T10:00:00+02:00,,,online,true", "valid_to",
-         "an end is required"),
+        (
+            "X-1,AB123CD,ONLINE,2026-05-01T10:00:00+02:00,2026-05-01T12:00:01+02:00,,online,true",
+            "valid_to",
+            "maximum of",
+        ),
+        (
+            "X-1,AB123CD,ONLINE,2026-05-01T10:00:00+02:00,,,online,true",
+            "valid_to",
+            "an end is required",
+        ),
         ("X-1,AB123CD,TEMP,2026-01-31,2026-08-01,,municipal,true", "valid_to", "maximum of"),
         ("X-1,AB123CD,1,2026-01-01,,NOWHERE,municipal,true", "zones", "unknown zone"),
         ("X-1,AB123CD,1,2026-01-01,,,regione,true", "source", "not one of"),
@@ -70,9 +76,10 @@ def test_import_and_reimport(demo: tuple[Settings, Rules], tmp_path: Path) -> No
         (",AB123CD,1,2026-01-01,,,municipal,true", "permit_id", "printable"),
         ("X-1,AB123CD,1,2026-01-01,,,municipal,true,extra", "row", "more fields"),
     ],
-)  # fmt: skip
-def test_rejects(demo: tuple[Settings, Rules], tmp_path: Path, row: str, field: str,
-                 reason: str) -> None:  # fmt: skip
+)
+def test_rejects(
+    demo: tuple[Settings, Rules], tmp_path: Path, row: str, field: str, reason: str
+) -> None:
     settings, rules = demo
     path = write(tmp_path, HEADER + "OK-1,KK111KK,1,2026-01-01,,,municipal,true\n" + row + "\n")
     with PermitDB(settings.storage.database_path) as db:
@@ -106,7 +113,10 @@ def test_permit_level_rejects(demo: tuple[Settings, Rules], tmp_path: Path) -> N
 def test_missing_column_imports_nothing(demo: tuple[Settings, Rules], tmp_path: Path) -> None:
     settings, rules = demo
     path = write(tmp_path, "permit_id,plate,type,valid_from\nX,AB123CD,1,2026-01-01\n")
-    with PermitDB(settings.storage.database_path) as db, pytest.raises(ImportFileError, match="valid_to"):
+    with (
+        PermitDB(settings.storage.database_path) as db,
+        pytest.raises(ImportFileError, match="valid_to"),
+    ):
         import_csv(path, rules, db)
     with PermitDB(settings.storage.database_path) as db:
         assert db.count() == 0
@@ -116,7 +126,10 @@ def test_not_utf8(demo: tuple[Settings, Rules], tmp_path: Path) -> None:
     settings, rules = demo
     path = tmp_path / "latin1.csv"
     path.write_bytes((HEADER + "X,AB123CD,1,2026-01-01,,Città,municipal,true\n").encode("latin-1"))
-    with PermitDB(settings.storage.database_path) as db, pytest.raises(ImportFileError, match="UTF-8"):
+    with (
+        PermitDB(settings.storage.database_path) as db,
+        pytest.raises(ImportFileError, match="UTF-8"),
+    ):
         import_csv(path, rules, db)
 
 
@@ -125,9 +138,17 @@ def test_shrink_guard(demo: tuple[Settings, Rules]) -> None:
 
     def index(n: int):  # type: ignore[no-untyped-def]
         meta = IndexMeta(n, 0, tuple(rules.types), tuple(rules.zones))
-        return build_index(meta, np.arange(1, n + 1) * 7919, np.zeros(n), np.full(n, 2**32 - 1),
-                           np.ones(n), np.arange(n), np.zeros(n), np.ones(n),
-                           [f"P{i}" for i in range(n)])  # fmt: skip
+        return build_index(
+            meta,
+            np.arange(1, n + 1) * 7919,
+            np.zeros(n),
+            np.full(n, 2**32 - 1),
+            np.ones(n),
+            np.arange(n),
+            np.zeros(n),
+            np.ones(n),
+            [f"P{i}" for i in range(n)],
+        )
 
     publish(index(100), settings.storage.snapshot_dir)
     with pytest.raises(ShrinkRefused, match="--accept-shrink"):
@@ -136,8 +157,9 @@ def test_shrink_guard(demo: tuple[Settings, Rules]) -> None:
     publish(index(50), settings.storage.snapshot_dir, max_shrink=1.0)
 
 
-def test_cli_import_writes_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_cli_import_writes_rejects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("VARCO_DATA_DIR", str(tmp_path / "data"))
     path = write(tmp_path, GOOD + "BAD-1,AB123CD,99,2026-01-01,,,municipal,true\n")
     code = cli(["--config", str(DEMO_CONFIG), "import", str(path)])
@@ -152,16 +174,21 @@ def test_cli_import_writes_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert cli(["--config", str(DEMO_CONFIG), "import", str(tmp_path / "missing.csv")]) == 2
 
 
-def test_rebuild_reports_unknown_types(demo: tuple[Settings, Rules], tmp_path: Path,
-                                       caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_rebuild_reports_unknown_types(
+    demo: tuple[Settings, Rules], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Permits of a type the configuration dropped are left out loudly, never silently."""
     from loader.rebuild import rebuild
     from loader.store import PermitRow
 
     settings, rules = demo
     with PermitDB(settings.storage.database_path) as db:
-        db.upsert([PermitRow("OLD-1", "GONE", 0, None, (), "municipal", (("AB123CD", True),)),
-                   PermitRow("OK-1", "1", 0, None, (), "municipal", (("EF456GH", True),))])  # fmt: skip
+        db.upsert(
+            [
+                PermitRow("OLD-1", "GONE", 0, None, (), "municipal", (("AB123CD", True),)),
+                PermitRow("OK-1", "1", 0, None, (), "municipal", (("EF456GH", True),)),
+            ]
+        )
         report = rebuild(db, rules, settings.storage.snapshot_dir, 30)
     assert report.permits == 1
     assert "1 plate rows of permit type 'GONE' left out" in caplog.text

@@ -69,7 +69,9 @@ def test_a_chunk_lost_before_the_switch_never_becomes_current(
     publish_snapshot(r, keys, first)
     with open_db(settings) as db:  # a newer snapshot
         db.upsert([msgspec.structs.replace(PERMITS[0], permit_id="NEW-1")])
-        second = rebuild(db, rules, settings.storage.snapshot_dir, settings.storage.history_days).path
+        second = rebuild(
+            db, rules, settings.storage.snapshot_dir, settings.storage.history_days
+        ).path
 
     def evict(name: str) -> None:  # as an eviction or an upload slower than the chunks' TTL
         if name == "publish_snapshot:before_switch":

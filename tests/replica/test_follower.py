@@ -30,8 +30,15 @@ async def test_issue_and_revoke_reach_the_replica(
     assert (await verdict(replica, NEW_PLATE))["verdict"] == "pending"
 
     issued = permit("HOTEL-1", NEW_PLATE, "TEMP", "2026-01-01T00:00:00+01:00")
-    issued = PermitRow(issued.permit_id, "ONLINE", int(NOW.timestamp()) - 3600,
-                       int(NOW.timestamp()) + 3600, (), "online", issued.plates)  # fmt: skip
+    issued = PermitRow(
+        issued.permit_id,
+        "ONLINE",
+        int(NOW.timestamp()) - 3600,
+        int(NOW.timestamp()) + 3600,
+        (),
+        "online",
+        issued.plates,
+    )
     t0 = time.perf_counter()
     rev = upsert(live_settings, issued)
 
@@ -43,8 +50,15 @@ async def test_issue_and_revoke_reach_the_replica(
     body = await verdict(replica, NEW_PLATE)
     assert body["permits"] == ["HOTEL-1"] and body["index_revision"] >= rev
 
-    revoked = PermitRow("HOTEL-1", "ONLINE", issued.valid_from, int(NOW.timestamp()) - 60, (),
-                        "online", issued.plates)  # fmt: skip
+    revoked = PermitRow(
+        "HOTEL-1",
+        "ONLINE",
+        issued.valid_from,
+        int(NOW.timestamp()) - 60,
+        (),
+        "online",
+        issued.plates,
+    )
     upsert(live_settings, revoked)
 
     async def expired() -> bool:
@@ -62,9 +76,21 @@ async def test_a_new_snapshot_folds_the_overlay_into_the_index(
     base = upsert(live_settings, *PERMITS)
     before = await eventually(lambda: ready(replica, base))
     start = int(NOW.timestamp()) - 3600
-    rev = upsert(live_settings, *[PermitRow(f"TEMP-{i}", "TEMP", start, start + 86400, (),
-                                            "municipal", ((f"GH{i:03d}JK", True),))
-                                  for i in range(5)])  # fmt: skip
+    rev = upsert(
+        live_settings,
+        *[
+            PermitRow(
+                f"TEMP-{i}",
+                "TEMP",
+                start,
+                start + 86400,
+                (),
+                "municipal",
+                ((f"GH{i:03d}JK", True),),
+            )
+            for i in range(5)
+        ],
+    )
 
     info = await eventually(lambda: ready(replica, rev))
     assert info["overlay_changes"] == before["overlay_changes"] + 5
@@ -95,8 +121,9 @@ async def test_gap_turns_pending_into_review_until_resynchronised(
     # past a replica or Redis lost entries: it must not be applied, and nothing may be pending.
     rev = info["index_revision"]
     loader.stop()  # the loader would otherwise heal the gap at once
-    ghost = PermitChange(rev + 10, rev + 5, "GHOST", "1", 0, None, (), "municipal",
-                         (("ZZ000ZZ", True),))  # fmt: skip
+    ghost = PermitChange(
+        rev + 10, rev + 5, "GHOST", "1", 0, None, (), "municipal", (("ZZ000ZZ", True),)
+    )
     r.xadd(keys.changes, {b"c": encode_change(ghost)}, id=stream_id(rev + 10))
 
     async def not_ready() -> dict[str, Any] | None:
@@ -143,8 +170,12 @@ async def test_a_snapshot_under_writes_leaves_replicas_fresh(
     start = int(NOW.timestamp()) - 3600
     stale_seen, last = 0, base
     for i in range(40):  # 40 writes over ~2 s, a snapshot asked for every 10
-        last = upsert(live_settings, PermitRow(f"W-{i}", "TEMP", start, start + 86400, (),
-                                               "municipal", ((f"WR{i:03d}AA", True),)))  # fmt: skip
+        last = upsert(
+            live_settings,
+            PermitRow(
+                f"W-{i}", "TEMP", start, start + 86400, (), "municipal", ((f"WR{i:03d}AA", True),)
+            ),
+        )
         if i % 10 == 5:
             r.set(Keys().wanted, b"1")
         status, _, _ = await replica.request("GET", "/readyz")

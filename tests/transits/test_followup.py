@@ -39,8 +39,9 @@ GRACE_S = 72 * 3600  # the demo zones' grace
 class World:
     """The service, a follow-up worker on its own Redis connection, and a clock we move."""
 
-    def __init__(self, client: Client, api: Service, followup: FollowUp, settings: Settings,
-                 rules: Rules) -> None:  # fmt: skip
+    def __init__(
+        self, client: Client, api: Service, followup: FollowUp, settings: Settings, rules: Rules
+    ) -> None:
         self.client, self.api, self.followup = client, api, followup
         self.settings, self.rules = settings, rules
         self.now = NOW.timestamp() + 60
@@ -49,8 +50,9 @@ class World:
         self.now += seconds
 
     async def post(self, plate: str, **extra: Any) -> dict[str, Any]:
-        status, body, _ = await self.client.request("POST", "/v1/transits", CAMERA,
-                                                    json=transit(plate, **extra))  # fmt: skip
+        status, body, _ = await self.client.request(
+            "POST", "/v1/transits", CAMERA, json=transit(plate, **extra)
+        )
         assert status == 200, body
         return body  # type: ignore[no-any-return]
 
@@ -61,8 +63,7 @@ class World:
             pass
 
     async def violations(self, **query: str) -> list[dict[str, Any]]:
-        status, body, _ = await self.client.request("GET", "/v1/violations", ADMIN,
-                                                    params=query)  # fmt: skip
+        status, body, _ = await self.client.request("GET", "/v1/violations", ADMIN, params=query)
         assert status == 200, body
         return body["violations"]  # type: ignore[no-any-return]
 
@@ -71,8 +72,7 @@ class World:
 async def world(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> AsyncIterator[World]:
     base, rules = demo
     publish_permits(base, rules, PERMITS)
-    settings = with_changes(base, redis={"url": redis_server.url},
-                            server={"snapshot_poll_s": 0.05})
+    settings = with_changes(base, redis={"url": redis_server.url}, server={"snapshot_poll_s": 0.05})
     app = create_app(settings, rules, transit_redis_url=settings.redis.url)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -80,10 +80,16 @@ async def world(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> As
     async with aiohttp.ClientSession() as session:
         client = Client(session, str(server.make_url("")).rstrip("/"))
         api = app[SERVICE]
-        followup = FollowUp(r, settings.redis.prefix, rules, api.checker, api.holder,
-                            retention_allowed_s=settings.retention.allowed_s,
-                            retention_violations_s=settings.retention.violations_s,
-                            clock=lambda: w.now)  # fmt: skip
+        followup = FollowUp(
+            r,
+            settings.redis.prefix,
+            rules,
+            api.checker,
+            api.holder,
+            retention_allowed_s=settings.retention.allowed_s,
+            retention_violations_s=settings.retention.violations_s,
+            clock=lambda: w.now,
+        )
         w = World(client, api, followup, settings, rules)
         await eventually(lambda: _ready(client))
         api.transit_log.clock = lambda: w.now  # type: ignore[union-attr]
@@ -130,8 +136,11 @@ async def test_permit_registered_within_grace_discards(world: World) -> None:
     await world.run_followup()
     world.advance(24 * 3600)
     # A hotel registers the guest's plate the next day, valid from before the transit.
-    live = publish_permits(world.settings, world.rules,
-                           [permit("HOTEL-1", "GH789JK", "1", "2020-01-01T00:00:00+01:00")])
+    live = publish_permits(
+        world.settings,
+        world.rules,
+        [permit("HOTEL-1", "GH789JK", "1", "2020-01-01T00:00:00+01:00")],
+    )
     await eventually(lambda: _revision(world, live.revision))
     world.advance(GRACE_S)
     await world.run_followup()
@@ -167,8 +176,9 @@ async def test_stale_index_transit_is_rechecked_not_confirmed(world: World) -> N
     assert await world.violations() == []  # the index is still stale: nothing decided
     assert world.followup.counts["deferred"] >= 1
     # A good index again: now it is decided, as of the transit instant.
-    publish_permits(world.settings, world.rules,
-                    [permit("RES-9", "AA000AA", "1", "2020-01-01T00:00:00+01:00")])
+    publish_permits(
+        world.settings, world.rules, [permit("RES-9", "AA000AA", "1", "2020-01-01T00:00:00+01:00")]
+    )
     await eventually(lambda: _fresh(world))
     await world.run_followup()
     assert [v["plate"] for v in await world.violations()] == ["ZZ999ZZ"]
@@ -187,14 +197,16 @@ async def test_violations_api_pages_csv_and_errors(world: World) -> None:
     c = world.client
     status, page1, _ = await c.request("GET", "/v1/violations", ADMIN, params={"limit": "3"})
     assert status == 200 and len(page1["violations"]) == 3 and page1["next_cursor"] == "3"
-    status, page2, _ = await c.request("GET", "/v1/violations", ADMIN,
-                                       params={"limit": "3", "cursor": "3"})  # fmt: skip
+    status, page2, _ = await c.request(
+        "GET", "/v1/violations", ADMIN, params={"limit": "3", "cursor": "3"}
+    )
     assert len(page2["violations"]) == 2 and page2["next_cursor"] is None
     plates = {v["plate"] for v in page1["violations"] + page2["violations"]}
     assert plates == {f"ZZ{i:03d}ZZ" for i in range(5)}
     day = NOW.astimezone(world.rules.clock.tz).date()
-    async with c.session.get(f"{c.base}/v1/violations", headers=ADMIN,
-                             params={"format": "csv", "from": day.isoformat()}) as resp:  # fmt: skip
+    async with c.session.get(
+        f"{c.base}/v1/violations", headers=ADMIN, params={"format": "csv", "from": day.isoformat()}
+    ) as resp:
         assert resp.status == 200 and resp.content_type == "text/csv"
         rows = list(csv.DictReader(io.StringIO(await resp.text()), delimiter=";"))
     assert {row["plate"] for row in rows} == plates
@@ -203,9 +215,13 @@ async def test_violations_api_pages_csv_and_errors(world: World) -> None:
     assert await world.violations(**{"from": tomorrow}) == []
     status, body, _ = await c.request("GET", "/v1/violations", CAMERA)
     assert status == 403
-    for params, field in (({"from": "yesterday"}, "from"), ({"limit": "0"}, "limit"),
-                          ({"format": "xml"}, "format"), ({"page": "2"}, "page"),
-                          ({"from": tomorrow, "to": day.isoformat()}, "to")):  # fmt: skip
+    for params, field in (
+        ({"from": "yesterday"}, "from"),
+        ({"limit": "0"}, "limit"),
+        ({"format": "xml"}, "format"),
+        ({"page": "2"}, "page"),
+        ({"from": tomorrow, "to": day.isoformat()}, "to"),
+    ):
         status, body, _ = await c.request("GET", "/v1/violations", ADMIN, params=params)
         assert (status, body["field"]) == (422, field), params
 
@@ -267,8 +283,9 @@ def _redis_dump(world: World) -> bytes:
     return b"\n".join(out)
 
 
-async def test_cli_exports_violations(world: World, monkeypatch: pytest.MonkeyPatch,
-                                      tmp_path: Any) -> None:  # fmt: skip
+async def test_cli_exports_violations(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
     from varco.cli import main
 
     from ..support.common import DEMO_CONFIG
@@ -286,8 +303,9 @@ async def test_cli_exports_violations(world: World, monkeypatch: pytest.MonkeyPa
     rows = list(csv.DictReader(io.StringIO(out.read_text()), delimiter=";"))
     assert [(r["plate"], r["transit_ids"]) for r in rows] == [("ZZ999ZZ", body["transit_id"])]
     out_json = tmp_path / "violations.json"
-    assert await asyncio.to_thread(main, [*args, "--format", "json", "--output",
-                                          str(out_json)]) == 0  # fmt: skip
+    assert (
+        await asyncio.to_thread(main, [*args, "--format", "json", "--output", str(out_json)]) == 0
+    )
     items = msgspec.json.decode(out_json.read_bytes())
     assert [(v["plate"], v["zone"]) for v in items] == [("ZZ999ZZ", "PEDONALE")]
     with pytest.raises(SystemExit):
@@ -320,8 +338,9 @@ async def test_a_day_replayed_with_after_the_fact_permits(world: World) -> None:
     for i, plate in enumerate(rng.sample(plates, len(plates) // 3)):
         start = day_start - 3600 if i % 2 == 0 else day_start + 10 * 3600
         late[plate] = start
-        rows.append(PermitRow(f"LATE-{i}", "1", int(start), None, (), "municipal",
-                              ((plate, True),)))  # fmt: skip
+        rows.append(
+            PermitRow(f"LATE-{i}", "1", int(start), None, (), "municipal", ((plate, True),))
+        )
     live = publish_permits(world.settings, world.rules, rows)
     await eventually(lambda: _revision(world, live.revision))
     world.advance(GRACE_S)
@@ -338,8 +357,10 @@ async def test_a_day_replayed_with_after_the_fact_permits(world: World) -> None:
         zone = world.rules.gates[gate].zone
         day = dt.datetime.fromtimestamp(ts, world.rules.clock.tz).date().isoformat()
         expected.setdefault((zone, day, plate), set()).add(tid)
-    got = {(v["zone"], v["day"], v["plate"]): set(v["transit_ids"])
-           for v in await world.violations(limit="5000")}  # fmt: skip
+    got = {
+        (v["zone"], v["day"], v["plate"]): set(v["transit_ids"])
+        for v in await world.violations(limit="5000")
+    }
     assert got == expected
     assert any(v == "not_enforced" for *_, v in sent)  # gate schedules were exercised
     assert len(expected) > 10

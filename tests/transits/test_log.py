@@ -39,8 +39,12 @@ def settings(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> Setti
     """File snapshots (no follower needed) and the transit log on our Redis."""
     base, rules = demo
     publish_permits(base, rules, PERMITS)
-    return with_changes(base, redis={"url": redis_server.url}, server={"snapshot_poll_s": 0.05},
-                        transit_log={"write_timeout_s": 0.2})  # fmt: skip
+    return with_changes(
+        base,
+        redis={"url": redis_server.url},
+        server={"snapshot_poll_s": 0.05},
+        transit_log={"write_timeout_s": 0.2},
+    )
 
 
 async def _serve(settings: Settings, rules: Rules) -> AsyncIterator[Client]:
@@ -66,8 +70,9 @@ async def _ready(client: Client) -> bool:
 
 
 async def post(client: Client, plate: str, **extra: Any) -> dict[str, Any]:
-    status, body, _ = await client.request("POST", "/v1/transits", CAMERA,
-                                           json=transit(plate, **extra))  # fmt: skip
+    status, body, _ = await client.request(
+        "POST", "/v1/transits", CAMERA, json=transit(plate, **extra)
+    )
     assert status == 200, body
     return body  # type: ignore[no-any-return]
 
@@ -79,18 +84,26 @@ async def test_recorded_before_acknowledged(api: Client, settings: Settings) -> 
     assert set(records) == {allowed["transit_id"], pending["transit_id"]}
     rec = records[pending["transit_id"]]
     assert (rec.verdict, rec.reason, rec.plate, rec.gate, rec.zone, rec.camera) == (
-        "pending", "no_permit", "ZZ999ZZ", "PD-03", "PEDONALE", "cam-1")
+        "pending",
+        "no_permit",
+        "ZZ999ZZ",
+        "PD-03",
+        "PEDONALE",
+        "cam-1",
+    )
     assert rec.grace_until is not None
     assert records[allowed["transit_id"]].permits == ["RES-1"]
 
 
-async def test_retry_gets_first_verdict_and_writes_nothing(api: Client, settings: Settings,
-                                                           demo: tuple[Settings, Rules]) -> None:  # fmt: skip
+async def test_retry_gets_first_verdict_and_writes_nothing(
+    api: Client, settings: Settings, demo: tuple[Settings, Rules]
+) -> None:
     first = await post(api, "GH789JK", event_id="retry-1")
     assert first["verdict"] == "pending"
     # A permit arrives; the camera retries the same event: same answer, same id, no new record.
-    live = publish_permits(demo[0], demo[1], [permit("RES-2", "GH789JK", "1",
-                                                     "2020-01-01T00:00:00+01:00")])
+    live = publish_permits(
+        demo[0], demo[1], [permit("RES-2", "GH789JK", "1", "2020-01-01T00:00:00+01:00")]
+    )
     await eventually(lambda: _revision_at_least(api, live.revision))
     again = await post(api, "GH789JK", event_id="retry-1")
     assert again == first
@@ -122,18 +135,23 @@ async def test_remembered_events_leave_nothing_for_the_collector(api: Client) ->
 
 
 async def test_batch_with_a_repeated_event(api: Client, settings: Settings) -> None:
-    items = [transit("ZZ999ZZ", event_id="b-1"), transit("AB123CD", event_id="b-2"),
-             transit("ZZ999ZZ", event_id="b-1")]  # fmt: skip
-    status, body, _ = await api.request("POST", "/v1/transits/batch", CAMERA,
-                                        json={"transits": items})  # fmt: skip
+    items = [
+        transit("ZZ999ZZ", event_id="b-1"),
+        transit("AB123CD", event_id="b-2"),
+        transit("ZZ999ZZ", event_id="b-1"),
+    ]
+    status, body, _ = await api.request(
+        "POST", "/v1/transits/batch", CAMERA, json={"transits": items}
+    )
     assert status == 200, body
     ids = [v["transit_id"] for v in body["results"]]
     assert ids[0] == ids[2] != ids[1]
     assert sorted(r.id for r in stream(settings)) == sorted({ids[0], ids[1]})
 
 
-async def test_redis_away_spool_then_replay_in_order(api: Client, settings: Settings,
-                                                     redis_server: EmbeddedRedis) -> None:  # fmt: skip
+async def test_redis_away_spool_then_replay_in_order(
+    api: Client, settings: Settings, redis_server: EmbeddedRedis
+) -> None:
     before = [(await post(api, "ZZ999ZZ"))["transit_id"] for _ in range(5)]
     redis_server.kill()
     during = [(await post(api, "ZZ999ZZ"))["transit_id"] for _ in range(50)]
@@ -148,8 +166,9 @@ async def test_redis_away_spool_then_replay_in_order(api: Client, settings: Sett
     assert spooled(settings) == []
 
 
-async def test_retry_while_redis_is_away(api: Client, settings: Settings,
-                                         redis_server: EmbeddedRedis) -> None:  # fmt: skip
+async def test_retry_while_redis_is_away(
+    api: Client, settings: Settings, redis_server: EmbeddedRedis
+) -> None:
     redis_server.kill()
     first = await post(api, "ZZ999ZZ", event_id="away-1")
     again = await post(api, "ZZ999ZZ", event_id="away-1")
@@ -159,16 +178,18 @@ async def test_retry_while_redis_is_away(api: Client, settings: Settings,
     assert [r.id for r in stream(settings)] == [first["transit_id"]]
 
 
-async def test_full_spool_refuses_with_503(settings: Settings, demo: tuple[Settings, Rules],
-                                           redis_server: EmbeddedRedis) -> None:  # fmt: skip
+async def test_full_spool_refuses_with_503(
+    settings: Settings, demo: tuple[Settings, Rules], redis_server: EmbeddedRedis
+) -> None:
     redis_server.kill()
     small = with_changes(settings, transit_log={"spool_max_bytes": 2000})
     async for api in _serve(small, demo[1]):
         await eventually(functools.partial(_index_loaded, api))
         codes = []
         for _ in range(30):
-            status, body, r = await api.request("POST", "/v1/transits", CAMERA,
-                                                json=transit("ZZ999ZZ"))  # fmt: skip
+            status, body, r = await api.request(
+                "POST", "/v1/transits", CAMERA, json=transit("ZZ999ZZ")
+            )
             codes.append(status)
             if status == 503:
                 assert body["error"] == "spool_full" and r.headers["Retry-After"] == "5"

@@ -57,19 +57,29 @@ class Cameras:
 
     def make(self) -> dict[str, Any]:
         n = next(self._n)
-        return {"event_id": f"ev-{n}", "camera": "cam-1", "gate": GATE,
-                "plate": DEMO_RESIDENT if n % 2 else DEMO_UNKNOWN,
-                "ts": dt.datetime.now(dt.UTC).isoformat(), "confidence": 0.95}  # fmt: skip
+        return {
+            "event_id": f"ev-{n}",
+            "camera": "cam-1",
+            "gate": GATE,
+            "plate": DEMO_RESIDENT if n % 2 else DEMO_UNKNOWN,
+            "ts": dt.datetime.now(dt.UTC).isoformat(),
+            "confidence": 0.95,
+        }
 
     async def send(self, session: aiohttp.ClientSession, items: list[dict[str, Any]]) -> None:
         single = len(items) == 1
-        path, body = (("/v1/transits", items[0]) if single else
-                      ("/v1/transits/batch", {"transits": items}))  # fmt: skip
+        path, body = (
+            ("/v1/transits", items[0]) if single else ("/v1/transits/batch", {"transits": items})
+        )
         deadline = time.monotonic() + 120
         while True:
             try:
-                async with session.post(self.url + path, json=body, headers=CAMERA,
-                                        timeout=aiohttp.ClientTimeout(total=10)) as r:  # fmt: skip
+                async with session.post(
+                    self.url + path,
+                    json=body,
+                    headers=CAMERA,
+                    timeout=aiohttp.ClientTimeout(total=10),
+                ) as r:
                     if r.status == 200:
                         reply = await r.json()
                         verdicts = [reply] if single else reply["results"]
@@ -192,8 +202,9 @@ def test_redis_killed_repeatedly_during_100k_transits(topology: Topology) -> Non
     assert sum(logged(topo).values()) == total
     # The kills were felt (else the test proves nothing): records went to the spool and back.
     assert metric(topo, "varco_transits_spooled_total") > 0
-    assert metric(topo, "varco_transits_replayed_total") == metric(topo,
-                                                                   "varco_transits_spooled_total")
+    assert metric(topo, "varco_transits_replayed_total") == metric(
+        topo, "varco_transits_spooled_total"
+    )
 
 
 def test_service_killed_including_with_a_full_spool(topology: Topology) -> None:

@@ -15,10 +15,16 @@ from enforcement.transits.spool import Spool, SpoolFull, all_frames, read_frames
 
 
 @settings(max_examples=50, deadline=None)
-@given(groups=st.lists(st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=20),
-                       min_size=1, max_size=10))  # fmt: skip
-def test_frames_come_back_in_order(tmp_path_factory: pytest.TempPathFactory,
-                                   groups: list[list[bytes]]) -> None:  # fmt: skip
+@given(
+    groups=st.lists(
+        st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=20),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_frames_come_back_in_order(
+    tmp_path_factory: pytest.TempPathFactory, groups: list[list[bytes]]
+) -> None:
     root = tmp_path_factory.mktemp("spool")
     spool = Spool.claim(root, 1 << 30)
     for g in groups:

@@ -25,11 +25,13 @@ PLATE = "HK321LM"
 
 
 @pytest.fixture
-async def server(live_settings: Settings, demo: tuple[Settings, Rules],
-                 loader: LoaderThread) -> AsyncIterator[Client]:  # fmt: skip
+async def server(
+    live_settings: Settings, demo: tuple[Settings, Rules], loader: LoaderThread
+) -> AsyncIterator[Client]:
     base = upsert(live_settings, *PERMITS)
-    app = create_app(live_settings, demo[1], redis_url=live_settings.redis.url,
-                     extend=admin.install)  # fmt: skip
+    app = create_app(
+        live_settings, demo[1], redis_url=live_settings.redis.url, extend=admin.install
+    )
     test_server = TestServer(app, host="127.0.0.1")
     await test_server.start_server()
     async with aiohttp.ClientSession() as session:
@@ -44,8 +46,14 @@ def iso(delta_h: float) -> str:
 
 
 def issue_body(**over: Any) -> dict[str, Any]:
-    body = {"permit_id": "ONL-1", "type": "ONLINE", "valid_from": iso(-1), "valid_to": iso(0.5),
-            "plates": [{"plate": PLATE}], "source": "online"}  # fmt: skip
+    body = {
+        "permit_id": "ONL-1",
+        "type": "ONLINE",
+        "valid_from": iso(-1),
+        "valid_to": iso(0.5),
+        "plates": [{"plate": PLATE}],
+        "source": "online",
+    }
     body.update(over)
     return body
 
@@ -68,20 +76,26 @@ async def test_permit_lifecycle(server: Client) -> None:
 
     await eventually(lambda: verdict_is(("allowed", "permit")), timeout_s=2)
 
-    status, body, _ = await server.request("POST", "/v1/permits/ONL-1/revoke", ADMIN,
-                                           json={"reason": "plate misdeclared", "at": iso(-0.5)})  # fmt: skip
+    status, body, _ = await server.request(
+        "POST",
+        "/v1/permits/ONL-1/revoke",
+        ADMIN,
+        json={"reason": "plate misdeclared", "at": iso(-0.5)},
+    )
     assert status == 200, body
     # The transit at NOW falls after the revocation instant: the permit no longer covers it.
     await eventually(lambda: verdict_is(("pending", "expired")), timeout_s=2)
 
-    status, body, _ = await server.request("POST", "/v1/permits/ONL-1/renew", ADMIN,
-                                           json={"valid_from": iso(-0.5), "valid_to": iso(1)})  # fmt: skip
+    status, body, _ = await server.request(
+        "POST", "/v1/permits/ONL-1/renew", ADMIN, json={"valid_from": iso(-0.5), "valid_to": iso(1)}
+    )
     assert status == 200, body
     await eventually(lambda: verdict_is(("allowed", "permit")), timeout_s=2)
 
     # Plates change: the old plate loses the permit, the new one gains it.
-    status, body, _ = await server.request("PATCH", "/v1/permits/ONL-1", ADMIN,
-                                           json={"plates": [{"plate": "hk 321 ln"}]})  # fmt: skip
+    status, body, _ = await server.request(
+        "PATCH", "/v1/permits/ONL-1", ADMIN, json={"plates": [{"plate": "hk 321 ln"}]}
+    )
     assert status == 200 and body["plates"] == [{"plate": "HK321LN", "primary": True}], body
     await eventually(lambda: verdict_is(("pending", "no_permit")), timeout_s=2)
     assert (await verdict_of(server, "HK321LN"))["verdict"] == "allowed"
@@ -94,23 +108,30 @@ async def test_permit_lifecycle(server: Client) -> None:
     assert revisions == sorted(set(revisions))  # every change raised the revision
 
 
-@pytest.mark.parametrize(("body", "status", "field"), [
-    (issue_body(valid_to=iso(5)), 422, "valid_to"),  # ONLINE lasts at most 2 h
-    (issue_body(type="NOPE"), 422, "type"),
-    (issue_body(plates=[{"plate": "--"}]), 422, "plates[0].plate"),
-    (issue_body(plates=[]), 422, "plates"),
-    (issue_body(zones=["MARS"]), 422, "zones"),
-    (issue_body(valid_from="2026-11-23T10:00:00"), 422, "valid_from"),  # no offset
-    (issue_body(colour="red"), 422, "colour"),
-    (issue_body(valid_to=iso(-2)), 422, "valid_to"),  # before valid_from
-    # beyond the index's range (2106): refused before anything is written
-    (issue_body(type="1", valid_to="9999-12-31T23:59:59-12:00"), 422, "valid_to"),
-    (issue_body(type="TEMP", valid_from="9999-12-01T00:00:00+01:00", valid_to=None), 422,
-     "valid_from"),
-    (issue_body(valid_from="1969-12-31T00:00:00+00:00"), 422, "valid_from"),
-])  # fmt: skip
-async def test_issue_rejects_bad_input(server: Client, body: dict[str, Any], status: int,
-                                       field: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        (issue_body(valid_to=iso(5)), 422, "valid_to"),  # ONLINE lasts at most 2 h
+        (issue_body(type="NOPE"), 422, "type"),
+        (issue_body(plates=[{"plate": "--"}]), 422, "plates[0].plate"),
+        (issue_body(plates=[]), 422, "plates"),
+        (issue_body(zones=["MARS"]), 422, "zones"),
+        (issue_body(valid_from="2026-11-23T10:00:00"), 422, "valid_from"),  # no offset
+        (issue_body(colour="red"), 422, "colour"),
+        (issue_body(valid_to=iso(-2)), 422, "valid_to"),  # before valid_from
+        # beyond the index's range (2106): refused before anything is written
+        (issue_body(type="1", valid_to="9999-12-31T23:59:59-12:00"), 422, "valid_to"),
+        (
+            issue_body(type="TEMP", valid_from="9999-12-01T00:00:00+01:00", valid_to=None),
+            422,
+            "valid_from",
+        ),
+        (issue_body(valid_from="1969-12-31T00:00:00+00:00"), 422, "valid_from"),
+    ],
+)
+async def test_issue_rejects_bad_input(
+    server: Client, body: dict[str, Any], status: int, field: str
+) -> None:
     got, out, _ = await server.request("POST", "/v1/permits", ADMIN, json=body)
     assert (got, out.get("field")) == (status, field), out
 
@@ -121,8 +142,9 @@ async def test_roles_and_missing_permits(server: Client) -> None:
         assert status == want
     status, body, _ = await server.request("GET", "/v1/permits/NOPE", ADMIN)
     assert (status, body["error"]) == (404, "not_found")
-    status, body, _ = await server.request("POST", "/v1/permits/NOPE/revoke", ADMIN,
-                                           json={"reason": "x"})  # fmt: skip
+    status, body, _ = await server.request(
+        "POST", "/v1/permits/NOPE/revoke", ADMIN, json={"reason": "x"}
+    )
     assert status == 404
     status, _, _ = await server.request("POST", "/v1/permits", ADMIN, json=issue_body())
     assert status == 201
@@ -132,16 +154,18 @@ async def test_roles_and_missing_permits(server: Client) -> None:
     assert status == 422
     status, body, _ = await server.request("POST", "/v1/permits/ONL-1/revoke", ADMIN, json={})
     assert (status, body["field"]) == (422, "reason")
-    status, body, _ = await server.request("POST", "/v1/permits/ONL-1/revoke",
-                                           {**ADMIN, "Content-Type": "text/plain"}, data=b"{}")
+    status, body, _ = await server.request(
+        "POST", "/v1/permits/ONL-1/revoke", {**ADMIN, "Content-Type": "text/plain"}, data=b"{}"
+    )
     assert status == 415
 
 
 async def test_concurrent_issues_of_one_number_give_one_permit(server: Client) -> None:
     """Five clerks issue the same number at once: one permit, four conflicts, no overwrite."""
     bodies = [issue_body(plates=[{"plate": f"HK32{i}LM"}]) for i in range(5)]
-    replies = await asyncio.gather(*(server.request("POST", "/v1/permits", ADMIN, json=b)
-                                      for b in bodies))  # fmt: skip
+    replies = await asyncio.gather(
+        *(server.request("POST", "/v1/permits", ADMIN, json=b) for b in bodies)
+    )
     statuses = sorted(status for status, _, _ in replies)
     assert statuses == [201, 409, 409, 409, 409]
     winner = next(body for status, body, _ in replies if status == 201)
@@ -157,14 +181,16 @@ async def test_concurrent_changes_are_never_lost(server: Client) -> None:
     assert status == 201
     for _ in range(5):
         _, before, _ = await server.request("GET", "/v1/permits/ONL-1", ADMIN)
-        new_end = (dt.datetime.fromisoformat(before["valid_to"])
-                   - dt.timedelta(minutes=1)).isoformat()  # fmt: skip
+        new_end = (
+            dt.datetime.fromisoformat(before["valid_to"]) - dt.timedelta(minutes=1)
+        ).isoformat()
         new_plate = "HK321LN" if before["plates"][0]["plate"] != "HK321LN" else "HK321LP"
         (s1, b1, _), (s2, b2, _) = await asyncio.gather(
-            server.request("PATCH", "/v1/permits/ONL-1", ADMIN,
-                           json={"plates": [{"plate": new_plate}]}),
+            server.request(
+                "PATCH", "/v1/permits/ONL-1", ADMIN, json={"plates": [{"plate": new_plate}]}
+            ),
             server.request("PATCH", "/v1/permits/ONL-1", ADMIN, json={"valid_to": new_end}),
-        )  # fmt: skip
+        )
         assert {s1, s2} <= {200, 409} and 200 in {s1, s2}, (b1, b2)
         _, after, _ = await server.request("GET", "/v1/permits/ONL-1", ADMIN)
         assert (after["plates"][0]["plate"] == new_plate) == (s1 == 200)
@@ -175,13 +201,16 @@ async def test_if_match_guards_a_change_with_the_revision_read(server: Client) -
     status, created, _ = await server.request("POST", "/v1/permits", ADMIN, json=issue_body())
     assert status == 201
     stale = {**ADMIN, "If-Match": str(created["revision"] - 1)}
-    status, body, _ = await server.request("POST", "/v1/permits/ONL-1/revoke", stale,
-                                           json={"reason": "x"})  # fmt: skip
+    status, body, _ = await server.request(
+        "POST", "/v1/permits/ONL-1/revoke", stale, json={"reason": "x"}
+    )
     assert (status, body["field"]) == (412, "If-Match")
-    status, body, _ = await server.request("PATCH", "/v1/permits/ONL-1",
-                                           {**ADMIN, "If-Match": "yesterday"}, json={"zones": []})
+    status, body, _ = await server.request(
+        "PATCH", "/v1/permits/ONL-1", {**ADMIN, "If-Match": "yesterday"}, json={"zones": []}
+    )
     assert (status, body["field"]) == (422, "If-Match")
     fresh = {**ADMIN, "If-Match": f'"{created["revision"]}"'}
-    status, body, _ = await server.request("POST", "/v1/permits/ONL-1/revoke", fresh,
-                                           json={"reason": "x"})  # fmt: skip
+    status, body, _ = await server.request(
+        "POST", "/v1/permits/ONL-1/revoke", fresh, json={"reason": "x"}
+    )
     assert status == 200 and body["revision"] > created["revision"]

@@ -21,8 +21,14 @@ from ..support.common import DEMO_CONFIG, ROOT, free_port
 def varco(
     *args: str, env: dict[str, str], timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "varco.cli", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "varco.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def http(
@@ -46,8 +52,12 @@ def test_demo_then_serve(tmp_path: Path) -> None:
     port = free_port()
     env["VARCO_PORT"] = str(port)
     log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "varco.cli", "--config", str(DEMO_CONFIG),
-                               "serve"], env=env, cwd=ROOT, stderr=log)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "varco.cli", "--config", str(DEMO_CONFIG), "serve"],
+        env=env,
+        cwd=ROOT,
+        stderr=log,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -63,16 +73,20 @@ def test_demo_then_serve(tmp_path: Path) -> None:
         for line in curls[:2]:
             body = re.search(r"-d '(.*)'$", line).group(1)  # type: ignore[union-attr]
             url = re.search(r"curl -s (\S+)", line).group(1)  # type: ignore[union-attr]
-            status, reply = http(url.replace(":8080", f":{port}"), body.encode(),
-                                 {"Authorization": "Bearer demo-camera",
-                                  "Content-Type": "application/json"})  # fmt: skip
+            status, reply = http(
+                url.replace(":8080", f":{port}"),
+                body.encode(),
+                {"Authorization": "Bearer demo-camera", "Content-Type": "application/json"},
+            )
             assert status == 200
             verdicts.append(reply["verdict"])
         assert verdicts == ["allowed", "pending"]
         police_url = re.search(r"curl -s '(\S+)'", curls[2]).group(1)  # type: ignore[union-attr]
         # As printed: the police key and the reason every lookup must give.
-        status, view = http(police_url.replace(":8080", f":{port}"),
-                            headers=dict(re.findall(r"-H '([^:]+): ([^']*)'", curls[2])))
+        status, view = http(
+            police_url.replace(":8080", f":{port}"),
+            headers=dict(re.findall(r"-H '([^:]+): ([^']*)'", curls[2])),
+        )
         assert status == 200 and view["permits"][0]["primary"] is False
     finally:
         server.send_signal(signal.SIGTERM)
@@ -107,15 +121,33 @@ def test_bad_config_stops_startup(tmp_path: Path) -> None:
 
 
 def test_serve_workers_share_one_port_and_a_dead_one_is_replaced(tmp_path: Path) -> None:
-    env = {**os.environ, "VARCO_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT),
-           "REDIS_URL": "off"}  # fmt: skip
+    env = {
+        **os.environ,
+        "VARCO_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(ROOT),
+        "REDIS_URL": "off",
+    }
     demo = varco("--config", str(DEMO_CONFIG), "demo", "--permits", "500", "--no-serve", env=env)
     assert demo.returncode == 0, demo.stderr
     port = free_port()
     log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "varco.cli", "--config", str(DEMO_CONFIG),
-                               "serve", "--workers", "2", "--port", str(port)],
-                              env=env, cwd=ROOT, stderr=log)  # fmt: skip
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "varco.cli",
+            "--config",
+            str(DEMO_CONFIG),
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        cwd=ROOT,
+        stderr=log,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def workers_seen(want: int, timeout_s: float = 60) -> set[int]:
@@ -153,13 +185,30 @@ def test_make_run_issues_a_permit_that_is_enforced_at_once(tmp_path: Path) -> No
     from enforcement.replica.redis_server import EmbeddedRedis
 
     port = free_port()
-    env = {**os.environ, "VARCO_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT),
-           "VARCO_PORT": str(port)}  # fmt: skip
+    env = {
+        **os.environ,
+        "VARCO_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(ROOT),
+        "VARCO_PORT": str(port),
+    }
     env.pop("REDIS_URL", None)
     log = (tmp_path / "demo.log").open("wb")
-    demo = subprocess.Popen([sys.executable, "-m", "varco.cli", "--config", str(DEMO_CONFIG),
-                             "demo", "--permits", "500"], env=env, cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "varco.cli",
+            "--config",
+            str(DEMO_CONFIG),
+            "demo",
+            "--permits",
+            "500",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     redis_server = EmbeddedRedis(tmp_path / "data" / "redis")
     try:
@@ -175,19 +224,33 @@ def test_make_run_issues_a_permit_that_is_enforced_at_once(tmp_path: Path) -> No
             time.sleep(0.2)
         now = time.time()
         iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t))  # noqa: E731
-        permit = {"permit_id": "HOTEL-9", "type": "TEMP", "valid_from": iso(now - 7200),
-                  "valid_to": iso(now + 86400), "plates": [{"plate": "GH789JK"}]}  # fmt: skip
-        status, reply = http(base + "/v1/permits", json.dumps(permit).encode(),
-                             {"Authorization": "Bearer demo-admin",
-                              "Content-Type": "application/json"})  # fmt: skip
+        permit = {
+            "permit_id": "HOTEL-9",
+            "type": "TEMP",
+            "valid_from": iso(now - 7200),
+            "valid_to": iso(now + 86400),
+            "plates": [{"plate": "GH789JK"}],
+        }
+        status, reply = http(
+            base + "/v1/permits",
+            json.dumps(permit).encode(),
+            {"Authorization": "Bearer demo-admin", "Content-Type": "application/json"},
+        )
         assert status == 201, reply
         deadline = time.monotonic() + 2
         for n in itertools.count():  # a new event each time: a retry would get the first answer
-            transit = {"event_id": f"e-{n}", "camera": "cam-1", "gate": "PD-03",
-                       "plate": "GH789JK", "ts": iso(now)}  # fmt: skip
-            status, verdict = http(base + "/v1/transits", json.dumps(transit).encode(),
-                                   {"Authorization": "Bearer demo-camera",
-                                    "Content-Type": "application/json"})  # fmt: skip
+            transit = {
+                "event_id": f"e-{n}",
+                "camera": "cam-1",
+                "gate": "PD-03",
+                "plate": "GH789JK",
+                "ts": iso(now),
+            }
+            status, verdict = http(
+                base + "/v1/transits",
+                json.dumps(transit).encode(),
+                {"Authorization": "Bearer demo-camera", "Content-Type": "application/json"},
+            )
             if verdict["verdict"] == "allowed":
                 break
             assert time.monotonic() < deadline, verdict

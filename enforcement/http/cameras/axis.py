@@ -82,8 +82,11 @@ DECODER: Final = msgspec.json.Decoder(_Event)
 
 
 def _metadata(name: str, filename: str, content_type: str) -> bool:
-    return (name.lower() in ("event", "json") or content_type == "application/json"
-            or filename.lower().endswith(".json"))  # fmt: skip
+    return (
+        name.lower() in ("event", "json")
+        or content_type == "application/json"
+        or filename.lower().endswith(".json")
+    )
 
 
 async def parse(request: web.Request, ctx: Context) -> Payload:
@@ -112,8 +115,10 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
 def from_body(data: bytes, ctx: Context) -> Payload:
     """The event from its JSON (a whole body, or the multipart body's event part)."""
     e = decode_json(data, DECODER)
-    return Payload([_read(e, ctx.tz, ctx.now)], None if e.camera_info is None
-                   else ("camera_info.SerialNumber", e.camera_info.SerialNumber))  # fmt: skip
+    return Payload(
+        [_read(e, ctx.tz, ctx.now)],
+        None if e.camera_info is None else ("camera_info.SerialNumber", e.camera_info.SerialNumber),
+    )
 
 
 def _read(e: _Event, tz: ZoneInfo, now: float) -> Read:
@@ -147,5 +152,12 @@ def _read(e: _Event, tz: ZoneInfo, now: float) -> Read:
     if car is not None:
         day = dt.datetime.fromtimestamp(ts, tz)
         event_id = f"car-{car[:64]}-{day.year * 10000 + day.month * 100 + day.day}"  # YYYYMMDD
-    return Read(plate, ts, values.confidence(e.plateConfidence, "plateConfidence"),
-                values.country(e.plateCountry), e, [], event_id)  # fmt: skip
+    return Read(
+        plate,
+        ts,
+        values.confidence(e.plateConfidence, "plateConfidence"),
+        values.country(e.plateCountry),
+        e,
+        [],
+        event_id,
+    )

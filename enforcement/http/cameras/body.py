@@ -116,7 +116,13 @@ async def read_parts(request: web.Request, cap: int, wanted: Wanted) -> list[Par
                         raise errors.TooLarge(f"part over {MAX_META_PART} bytes", name or None)
             if buf is not None:
                 kept.append(Part(name, filename, ctype, bytes(buf)))
-    except (ValueError, AssertionError, LookupError, EOFError, asyncio.IncompleteReadError,
-            UnicodeDecodeError) as exc:  # fmt: skip
+    except (
+        ValueError,
+        AssertionError,
+        LookupError,
+        EOFError,
+        asyncio.IncompleteReadError,
+        UnicodeDecodeError,
+    ) as exc:
         raise Malformed(f"malformed multipart body: {exc}") from None
     return kept

@@ -86,10 +86,14 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
         return None
     plate_in = pic.Plate
     when, raw, confidence = pic.SnapInfo.AccurateTime, plate_in.PlateNumber, plate_in.Confidence
-    if (type(when) is not str or type(raw) is not str
-            or (plate_in.IsExist is not True and plate_in.IsExist is not None)
-            or (confidence is not None and type(confidence) is not int
-                and type(confidence) is not float)):  # fmt: skip
+    if (
+        type(when) is not str
+        or type(raw) is not str
+        or (plate_in.IsExist is not True and plate_in.IsExist is not None)
+        or (
+            confidence is not None and type(confidence) is not int and type(confidence) is not float
+        )
+    ):
         return None
     when = values.present(when)
     if when is None:  # the general path then tries SnapTime
@@ -120,8 +124,11 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     plate_in = pic.Plate or _Plate()
     exists = plate_in.IsExist not in (False, 0, "false", "0")
     plate = values.plate(plate_in.PlateNumber if exists else None, "Picture.Plate.PlateNumber")
-    read = Read(plate, ts,
-                values.confidence(plate_in.Confidence, "Picture.Plate.Confidence"),
-                values.country(plate_in.Country or plate_in.Region),
-                pic)  # fmt: skip
+    read = Read(
+        plate,
+        ts,
+        values.confidence(plate_in.Confidence, "Picture.Plate.Confidence"),
+        values.country(plate_in.Country or plate_in.Region),
+        pic,
+    )
     return Payload([read], ("Picture.SnapInfo.DeviceID", snap.DeviceID))

@@ -34,8 +34,10 @@ REALM: Final = DIGEST_REALM
 LIFETIME_S: Final = 300  # a nonce's life; an older one, otherwise right, is answered stale=true
 HASHES: Final = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 # One auth-param: name=token or name="quoted string", then a comma or the end.
-_PARAM: Final = re.compile(r'\s*([A-Za-z][\w-]*)\s*=\s*'
-                           r'(?:"((?:[^"\\]|\\.)*)"|([^\s",]+))\s*(?:,|$)')
+_PARAM: Final = re.compile(
+    r"\s*([A-Za-z][\w-]*)\s*=\s*"
+    r'(?:"((?:[^"\\]|\\.)*)"|([^\s",]+))\s*(?:,|$)'
+)
 _NC: Final = re.compile(r"[0-9a-fA-F]{8}")
 _REQUIRED: Final = ("username", "realm", "nonce", "uri", "response")
 
@@ -46,8 +48,16 @@ def _wire(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def response(algorithm: str, ha1: str, nonce: str, method: str, uri: str,
-             qop: str | None = None, nc: str = "", cnonce: str = "") -> str:  # fmt: skip
+def response(
+    algorithm: str,
+    ha1: str,
+    nonce: str,
+    method: str,
+    uri: str,
+    qop: str | None = None,
+    nc: str = "",
+    cnonce: str = "",
+) -> str:
     """The request-digest a client must send (RFC 7616 section 3.4.1; without qop, RFC 2069)."""
     h = HASHES[algorithm]
     ha2 = h(_wire(f"{method}:{uri}")).hexdigest()
@@ -75,8 +85,12 @@ def parse(params: str) -> dict[str, str] | None:
 class DigestAuth:
     """Challenges and checks Digest credentials against the cameras' HA1s."""
 
-    def __init__(self, ha1s: Mapping[str, DigestHA1], lifetime_s: float = LIFETIME_S,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self,
+        ha1s: Mapping[str, DigestHA1],
+        lifetime_s: float = LIFETIME_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.ha1s, self.lifetime_s, self.clock = ha1s, lifetime_s, clock
         material = "\0".join(f"{cid}\0{h.md5}\0{h.sha256}" for cid, h in sorted(ha1s.items()))
         self._key = hashlib.sha256(b"varco digest nonces\0" + material.encode()).digest()
@@ -98,13 +112,16 @@ class DigestAuth:
         return int(stamp) if hmac.compare_digest(_wire(mac), _wire(self._mac(stamp))) else None
 
     def challenge(self, stale: bool = False) -> str:
-        return (f'Digest realm="{REALM}", qop="auth", algorithm=MD5, nonce="{self.nonce()}", '
-                f'opaque="{self.opaque}"' + (", stale=true" if stale else ""))  # fmt: skip
+        return (
+            f'Digest realm="{REALM}", qop="auth", algorithm=MD5, nonce="{self.nonce()}", '
+            f'opaque="{self.opaque}"' + (", stale=true" if stale else "")
+        )
 
     def unauthorized(self, detail: str, stale: bool = False) -> errors.Unauthorized:
         """401 with a fresh challenge, so a camera that waits for one retries with Digest."""
-        return errors.Unauthorized(detail, "Authorization",
-                                   headers={"WWW-Authenticate": self.challenge(stale)})
+        return errors.Unauthorized(
+            detail, "Authorization", headers={"WWW-Authenticate": self.challenge(stale)}
+        )
 
     def verify(self, header: str, method: str, uri: str) -> str:
         """The camera id whose credentials `header` (`Digest ...`) holds for this request
@@ -130,8 +147,9 @@ class DigestAuth:
         if p["realm"] != REALM:
             raise self.unauthorized(f"Digest realm {p['realm'][:40]!r}: the realm is {REALM!r}")
         if p["uri"] != uri:
-            raise self.unauthorized(f"Digest uri {p['uri'][:200]!r} is not this request's "
-                                    f"path {uri[:200]!r}")  # fmt: skip
+            raise self.unauthorized(
+                f"Digest uri {p['uri'][:200]!r} is not this request's path {uri[:200]!r}"
+            )
         issued = self._issued(p["nonce"])
         if issued is None:
             raise self.unauthorized("Digest nonce not issued by this service")
@@ -139,10 +157,12 @@ class DigestAuth:
         ha1s = self.ha1s.get(user)
         ha1 = None if ha1s is None else ha1s.md5 if algorithm == "MD5" else ha1s.sha256
         if ha1 is None:
-            raise self.unauthorized(f"Digest user {user[:64]!r}: no such camera, or no "
-                                    f"{algorithm} credentials for it")  # fmt: skip
-        expected = response(algorithm, ha1, p["nonce"], method, uri, qop, p.get("nc", ""),
-                            p.get("cnonce", ""))  # fmt: skip
+            raise self.unauthorized(
+                f"Digest user {user[:64]!r}: no such camera, or no {algorithm} credentials for it"
+            )
+        expected = response(
+            algorithm, ha1, p["nonce"], method, uri, qop, p.get("nc", ""), p.get("cnonce", "")
+        )
         if not hmac.compare_digest(_wire(expected), _wire(p["response"].lower())):
             raise self.unauthorized(f"Digest response: wrong password for {user[:64]!r}")
         # Checked last: stale=true tells the camera its password was right, only the nonce old.

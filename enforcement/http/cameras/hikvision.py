@@ -77,7 +77,8 @@ def _metadata(name: str, filename: str, content_type: str) -> bool:
     """The event part: anpr.xml (or any XML or JSON part); pictures are drained."""
     names = (name.lower(), filename.lower())
     return content_type.endswith(("xml", "json")) or any(
-        n.endswith((".xml", ".json")) for n in names)  # fmt: skip
+        n.endswith((".xml", ".json")) for n in names
+    )
 
 
 class _Alert(_Top):
@@ -103,10 +104,22 @@ def fields_of(data: bytes) -> _Fields:
         alert = alert.EventNotificationAlert or alert
         anpr = alert.ANPR[0] if isinstance(alert.ANPR, list) and alert.ANPR else alert.ANPR
         a = anpr if isinstance(anpr, _Anpr) else _NO_ANPR
-        return _Fields(alert.eventType, alert.dateTime, alert.channelID, alert.ipAddress,
-                       alert.macAddress, alert.isDataRetransmission, alert.UUID,
-                       a.licensePlate, a.confidenceLevel, a.country, a.direction,
-                       a.plateType, a.plateColor, a.vehicleType)  # fmt: skip
+        return _Fields(
+            alert.eventType,
+            alert.dateTime,
+            alert.channelID,
+            alert.ipAddress,
+            alert.macAddress,
+            alert.isDataRetransmission,
+            alert.UUID,
+            a.licensePlate,
+            a.confidenceLevel,
+            a.country,
+            a.direction,
+            a.plateType,
+            a.plateColor,
+            a.vehicleType,
+        )
     raise Malformed("expected an EventNotificationAlert as XML or JSON")
 
 
@@ -114,8 +127,9 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
     if is_multipart(request):
         parts = await read_parts(request, ctx.max_body, _metadata)
         if not parts:
-            raise errors.Invalid("no EventNotificationAlert part (anpr.xml) in the multipart "
-                                 "body", "anpr.xml")  # fmt: skip
+            raise errors.Invalid(
+                "no EventNotificationAlert part (anpr.xml) in the multipart body", "anpr.xml"
+            )
         data = parts[0].data
     else:
         data = await read_body(request, ctx.max_body)
@@ -136,12 +150,21 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     a = alert.ANPR
     if alert.EventNotificationAlert is not None or type(a) is not _Anpr:
         return None
-    event_type, when, raw, confidence = alert.eventType, alert.dateTime, a.licensePlate, \
-        a.confidenceLevel  # fmt: skip
-    if (type(event_type) is not str or event_type.strip().lower() != "anpr"
-            or type(when) is not str or type(raw) is not str
-            or (confidence is not None and type(confidence) is not int
-                and type(confidence) is not float)):  # fmt: skip
+    event_type, when, raw, confidence = (
+        alert.eventType,
+        alert.dateTime,
+        a.licensePlate,
+        a.confidenceLevel,
+    )
+    if (
+        type(event_type) is not str
+        or event_type.strip().lower() != "anpr"
+        or type(when) is not str
+        or type(raw) is not str
+        or (
+            confidence is not None and type(confidence) is not int and type(confidence) is not float
+        )
+    ):
         return None
     when = values.present(when)
     if when is None:
@@ -153,10 +176,22 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     except errors.Invalid:
         return None
     country = values.country(a.country)
-    fields = _Fields(alert.eventType, alert.dateTime, alert.channelID, alert.ipAddress,
-                     alert.macAddress, alert.isDataRetransmission, alert.UUID, a.licensePlate,
-                     a.confidenceLevel, a.country, a.direction, a.plateType, a.plateColor,
-                     a.vehicleType)  # fmt: skip
+    fields = _Fields(
+        alert.eventType,
+        alert.dateTime,
+        alert.channelID,
+        alert.ipAddress,
+        alert.macAddress,
+        alert.isDataRetransmission,
+        alert.UUID,
+        a.licensePlate,
+        a.confidenceLevel,
+        a.country,
+        a.direction,
+        a.plateType,
+        a.plateColor,
+        a.vehicleType,
+    )
     return transit_from(camera.id, camera.gate, raw, ts, confidence, country, fields)
 
 
@@ -172,8 +207,11 @@ def from_body(data: bytes, ctx: Context) -> Payload:
     when = values.present(f.dateTime)
     if when is None:
         raise errors.Invalid("Object missing required field `dateTime`", "dateTime")
-    read = Read(values.plate(f.licensePlate, "ANPR.licensePlate"),
-                clock.parse(when, ctx.tz, ctx.now, "dateTime"),
-                values.confidence(f.confidenceLevel, "ANPR.confidenceLevel", 100),
-                values.country(f.country), f)  # fmt: skip
+    read = Read(
+        values.plate(f.licensePlate, "ANPR.licensePlate"),
+        clock.parse(when, ctx.tz, ctx.now, "dateTime"),
+        values.confidence(f.confidenceLevel, "ANPR.confidenceLevel", 100),
+        values.country(f.country),
+        f,
+    )
     return Payload([read], ("macAddress", f.macAddress))

@@ -113,10 +113,10 @@ async def parse(request: web.Request, ctx: Context) -> Payload:
 def from_body(data: bytes, ctx: Context) -> Payload:
     post = decode_json(data, DECODER)
     # The documented names first: one attribute each; _first for the other firmware's.
-    when_key, when = ("time_msec", post.time_msec) if post.time_msec is not UNSET \
-        else _first(post, TIME_KEYS)  # fmt: skip
-    plate_key, raw = ("plate", post.plate) if post.plate is not UNSET \
-        else _first(post, PLATE_KEYS)  # fmt: skip
+    when_key, when = (
+        ("time_msec", post.time_msec) if post.time_msec is not UNSET else _first(post, TIME_KEYS)
+    )
+    plate_key, raw = ("plate", post.plate) if post.plate is not UNSET else _first(post, PLATE_KEYS)
     if when is UNSET or (raw is UNSET and post.event is UNSET):
         post = _folded(data)  # no documented names: another firmware's spelling
         when_key, when = _first(post, TIME_KEYS)
@@ -148,8 +148,9 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     return read_transit(camera.id, camera.gate, read)
 
 
-def _read(post: _Post, when_key: str, when: Any, plate_key: str, raw: Any, tz: ZoneInfo,
-          now: float) -> Read:  # fmt: skip
+def _read(
+    post: _Post, when_key: str, when: Any, plate_key: str, raw: Any, tz: ZoneInfo, now: float
+) -> Read:
     """The read of a post whose time and plate fields were found under these keys."""
     if isinstance(when, str) and when.strip().isdigit():
         ts = clock.from_epoch(int(when), when_key)
@@ -158,8 +159,11 @@ def _read(post: _Post, when_key: str, when: Any, plate_key: str, raw: Any, tz: Z
     else:
         raise errors.Invalid("Object missing required field `time`", when_key)
     plate = values.plate(raw if values.present(raw) else "", plate_key)
-    key, value = ("confidence", post.confidence) if post.confidence is not UNSET \
-        else _first(post, CONFIDENCE_KEYS)  # fmt: skip
+    key, value = (
+        ("confidence", post.confidence)
+        if post.confidence is not UNSET
+        else _first(post, CONFIDENCE_KEYS)
+    )
     confidence = None if value is UNSET else values.confidence(value, key)
     value = post.region if post.region is not UNSET else _first(post, COUNTRY_KEYS)[1]
     country = None if value is UNSET else values.country(value)

@@ -118,10 +118,15 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
         return None
     country = None if r.region is None else values.country(r.region.code)
     event = None if body.hook is None else body.hook.event
-    fields = {"camera_id": found.camera_id, "filename": found.filename, "hook.event": event,
-              "result": r}  # fmt: skip
-    return transit_from(camera.id, camera.gate, raw, ts, confidence, country, fields,
-                        map(_PLATE, r.candidates))
+    fields = {
+        "camera_id": found.camera_id,
+        "filename": found.filename,
+        "hook.event": event,
+        "result": r,
+    }
+    return transit_from(
+        camera.id, camera.gate, raw, ts, confidence, country, fields, map(_PLATE, r.candidates)
+    )
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:
@@ -145,10 +150,16 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         reads = []
         for i, r in enumerate(found.results):
             try:
-                reads.append(Read(values.plate(r.plate, "plate"), ts,
-                                  values.confidence(r.score, "score", 1),
-                                  None if r.region is None else values.country(r.region.code),
-                                  {**common, "result": r}, map(_PLATE, r.candidates)))  # fmt: skip
+                reads.append(
+                    Read(
+                        values.plate(r.plate, "plate"),
+                        ts,
+                        values.confidence(r.score, "score", 1),
+                        None if r.region is None else values.country(r.region.code),
+                        {**common, "result": r},
+                        map(_PLATE, r.candidates),
+                    )
+                )
             except errors.Invalid as exc:  # the field's full name, built only when needed
                 exc.field = f"data.results[{i}].{exc.field}"
                 raise

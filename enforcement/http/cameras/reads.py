@@ -59,22 +59,40 @@ def ignored(why: str) -> Payload:
     return Payload([], ignored=why)
 
 
-def transit_from(camera_id: str, gate: str, raw: str, ts: float, confidence: float | None,
-                 country: str | None, fields: object, candidates: Iterable[str] = (),
-                 event_id: str | None = None) -> Transit:  # fmt: skip
+def transit_from(
+    camera_id: str,
+    gate: str,
+    raw: str,
+    ts: float,
+    confidence: float | None,
+    country: str | None,
+    fields: object,
+    candidates: Iterable[str] = (),
+    event_id: str | None = None,
+) -> Transit:
     """A read as `Intake.accept` takes it: the plate normalised once (the event id needs it,
     and so does the check), the event id the vendor's or derived (ids.py). The vendors'
     fast paths call it with their values; `read_transit` with a Read's."""
     plate = normalise(raw, country)
-    return Transit(camera_id, gate, ids.vendor(event_id) if event_id is not None
-                   else ids.synthetic(camera_id, plate.text, ts),
-                   raw, plate, ts, confidence, country, fields, candidates)  # fmt: skip
+    return Transit(
+        camera_id,
+        gate,
+        ids.vendor(event_id) if event_id is not None else ids.synthetic(camera_id, plate.text, ts),
+        raw,
+        plate,
+        ts,
+        confidence,
+        country,
+        fields,
+        candidates,
+    )
 
 
 def read_transit(camera_id: str, gate: str, r: Read) -> Transit:
     """`transit_from` of a Read."""
-    return transit_from(camera_id, gate, r.plate, r.ts, r.confidence, r.country, r.fields,
-                        r.candidates, r.event_id)  # fmt: skip
+    return transit_from(
+        camera_id, gate, r.plate, r.ts, r.confidence, r.country, r.fields, r.candidates, r.event_id
+    )
 
 
 T = TypeVar("T")

@@ -56,8 +56,9 @@ class Registry:
 
     def by_basic(self, header: str) -> Camera:
         try:
-            user, sep, password = base64.b64decode(header[6:].strip(), validate=True).decode(
-                "utf-8").partition(":")  # fmt: skip
+            user, sep, password = (
+                base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
+            )
         except (binascii.Error, UnicodeDecodeError):
             raise errors.Unauthorized("malformed Basic credentials") from None
         camera = self.by_token(password) if sep and password else None
@@ -86,8 +87,9 @@ class Registry:
                 if len(self._headers) < 10_000:  # failures raise, so are never cached
                     self._headers[header] = camera
         if camera.vendor != vendor:
-            raise errors.Forbidden(f"camera {camera.id!r} is registered for vendor "
-                                   f"{camera.vendor!r}, not {vendor!r}")  # fmt: skip
+            raise errors.Forbidden(
+                f"camera {camera.id!r} is registered for vendor {camera.vendor!r}, not {vendor!r}"
+            )
         return camera
 
     def by_digest(self, request: web.Request, header: str) -> Camera:
@@ -98,9 +100,11 @@ class Registry:
         letting a header captured once replay for ever instead of for LIFETIME_S."""
         assert self.digest is not None
         if not header:
-            raise self.digest.unauthorized("missing credentials: send HTTP Digest (user name: "
-                                           "the camera id), Basic, 'Authorization: Bearer "
-                                           "KEY' or the camera's URL token")  # fmt: skip
+            raise self.digest.unauthorized(
+                "missing credentials: send HTTP Digest (user name: "
+                "the camera id), Basic, 'Authorization: Bearer "
+                "KEY' or the camera's URL token"
+            )
         cid = self.digest.verify(header, request.method, request.raw_path)
         return self.settings.cameras[cid]
 
@@ -112,7 +116,8 @@ class Registry:
         if key.camera is None:
             raise errors.Forbidden(
                 f"key {key.id!r} belongs to no camera: register the camera under "
-                "[cameras.ID] with its own key or URL token")  # fmt: skip
+                "[cameras.ID] with its own key or URL token"
+            )
         return self.settings.cameras[key.camera]
 
     @staticmethod
@@ -123,15 +128,18 @@ class Registry:
         field, raw = device if device is not None else ("", None)
         value = values.present(raw)
         if value is None:
-            raise errors.Forbidden(f"camera {camera.id!r} must name its device "
-                                   f"{camera.device_id!r} in the payload")  # fmt: skip
+            raise errors.Forbidden(
+                f"camera {camera.id!r} must name its device {camera.device_id!r} in the payload"
+            )
         if value != camera.device_id:
-            raise errors.Forbidden(f"camera {camera.id!r} is device {camera.device_id!r}, "
-                                   f"not {value[:64]!r}", field)  # fmt: skip
+            raise errors.Forbidden(
+                f"camera {camera.id!r} is device {camera.device_id!r}, not {value[:64]!r}", field
+            )
 
 
-def check_own(settings: Settings, key: ApiKey, transits: Sequence[TransitIn],
-              field: str | None = None) -> None:  # fmt: skip
+def check_own(
+    settings: Settings, key: ApiKey, transits: Sequence[TransitIn], field: str | None = None
+) -> None:
     """A camera's own key posting native transits: only for itself and its gate (403)."""
     if key.camera is None:
         return
@@ -141,5 +149,6 @@ def check_own(settings: Settings, key: ApiKey, transits: Sequence[TransitIn],
         if t.camera != camera.id:
             raise errors.Forbidden(f"this key belongs to camera {camera.id!r}", f"{where}camera")
         if t.gate != camera.gate:
-            raise errors.Forbidden(f"camera {camera.id!r} may only post for gate "
-                                   f"{camera.gate!r}", f"{where}gate")  # fmt: skip
+            raise errors.Forbidden(
+                f"camera {camera.id!r} may only post for gate {camera.gate!r}", f"{where}gate"
+            )

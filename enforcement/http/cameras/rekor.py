@@ -101,8 +101,17 @@ def _kept(m: _Message) -> _Kept:
     best = m.best_plate
     # (version 1 groups have the region in best_plate only)
     region = m.best_region or (None if best is None else best.region)
-    return _Kept(m.agent_uid, m.site_id, m.camera_id, m.epoch_end, m.best_uuid, region,
-                 m.travel_direction, m.is_parked, [] if best is None else best.candidates)
+    return _Kept(
+        m.agent_uid,
+        m.site_id,
+        m.camera_id,
+        m.epoch_end,
+        m.best_uuid,
+        region,
+        m.travel_direction,
+        m.is_parked,
+        [] if best is None else best.candidates,
+    )
 
 
 class _Candidates(msgspec.Struct, gc=False):
@@ -177,10 +186,16 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
         return None
     start, raw, confidence = m.epoch_start, m.best_plate_number, m.best_confidence
     agent, camera_id = m.agent_uid, m.camera_id
-    if (m.data_type != "alpr_group" or m.is_preview
-            or type(start) is not int or not clock.MIN_MS <= start < clock.MAX_MS
-            or type(raw) is not str or type(agent) is not str or type(camera_id) is not int
-            or (type(confidence) is not float and type(confidence) is not int)):  # fmt: skip
+    if (
+        m.data_type != "alpr_group"
+        or m.is_preview
+        or type(start) is not int
+        or not clock.MIN_MS <= start < clock.MAX_MS
+        or type(raw) is not str
+        or type(agent) is not str
+        or type(camera_id) is not int
+        or (type(confidence) is not float and type(confidence) is not int)
+    ):
         return None
     agent = values.present(agent)
     if agent is None:  # the general path then tries site_id
@@ -192,8 +207,17 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
         return None
     kept = _kept(m)
     country = values.country(kept.best_region or m.country)
-    return transit_from(camera.id, camera.gate, raw, start / 1000, confidence, country, kept,
-                        _alternatives(m, data), _group_id(m, agent, camera_id, start))
+    return transit_from(
+        camera.id,
+        camera.gate,
+        raw,
+        start / 1000,
+        confidence,
+        country,
+        kept,
+        _alternatives(m, data),
+        _group_id(m, agent, camera_id, start),
+    )
 
 
 def from_body(data: bytes, ctx: Context) -> Payload:
@@ -216,21 +240,39 @@ def from_body(data: bytes, ctx: Context) -> Payload:
         if agent is not None and camera is not None:
             event_id = _group_id(m, agent, camera, start if type(start) is int else round(start))
         kept = _kept(m)
-        read = Read(plate, ts, values.confidence(m.best_confidence, "best_confidence", 100),
-                    values.country(kept.best_region or m.country), kept,
-                    _alternatives(m, data), event_id)  # fmt: skip
+        read = Read(
+            plate,
+            ts,
+            values.confidence(m.best_confidence, "best_confidence", 100),
+            values.country(kept.best_region or m.country),
+            kept,
+            _alternatives(m, data),
+            event_id,
+        )
         return Payload([read], device)
     if kind == "alpr_results":
-        common = {"data_type": kind, "agent_uid": m.agent_uid, "site_id": m.site_id,
-                  "camera_id": m.camera_id, "uuid": m.uuid, "epoch_time": m.epoch_time}
+        common = {
+            "data_type": kind,
+            "agent_uid": m.agent_uid,
+            "site_id": m.site_id,
+            "camera_id": m.camera_id,
+            "uuid": m.uuid,
+            "epoch_time": m.epoch_time,
+        }
         ts = clock.from_epoch(_instant(m.epoch_time, "epoch_time"), "epoch_time")
         reads = []
         for i, r in enumerate(m.results or [_Plate()]):  # results: []: a frame, no read
             try:
-                reads.append(Read(values.plate(r.plate, "plate"), ts,
-                                  values.confidence(r.confidence, "confidence", 100),
-                                  values.country(r.region or m.country),
-                                  {**common, "result": r}, map(_PLATE, r.candidates)))  # fmt: skip
+                reads.append(
+                    Read(
+                        values.plate(r.plate, "plate"),
+                        ts,
+                        values.confidence(r.confidence, "confidence", 100),
+                        values.country(r.region or m.country),
+                        {**common, "result": r},
+                        map(_PLATE, r.candidates),
+                    )
+                )
             except errors.Invalid as exc:  # the field's full name, built only when needed
                 exc.field = f"results[{i}].{exc.field}"
                 raise

@@ -59,8 +59,9 @@ VENDORS: Final[dict[str, Vendor]] = {
     "hikvision": Vendor(hikvision.parse, hikvision.from_body, True, hikvision.transit),
     "axis": Vendor(axis.parse, axis.from_body, True, axis.transit),
     "milesight": Vendor(milesight.parse, milesight.from_body, False, milesight.transit),
-    "platerecognizer": Vendor(platerecognizer.parse, platerecognizer.from_body, True,
-                              platerecognizer.transit),
+    "platerecognizer": Vendor(
+        platerecognizer.parse, platerecognizer.from_body, True, platerecognizer.transit
+    ),
     "rekor": Vendor(rekor.parse, rekor.from_body, False, rekor.transit),
     "dahua": Vendor(dahua.parse, dahua.from_body, False, dahua.transit),
 }
@@ -94,8 +95,9 @@ def add_routes(app: web.Application, service: Service) -> None:
 
     zones, max_batch = registry.zones, settings.server.max_batch
 
-    def handler(vendor: str, dahua_answer: bool) -> Callable[
-            [web.Request], Awaitable[web.Response]]:  # fmt: skip
+    def handler(
+        vendor: str, dahua_answer: bool
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
         parse, from_body, multipart, fast = VENDORS[vendor]
 
         async def handle(request: web.Request) -> web.Response:
@@ -103,18 +105,23 @@ def add_routes(app: web.Application, service: Service) -> None:
             data = None if multipart and is_multipart(request) else buffered(request, cap)
             # The usual post straight to its transit (a camera with a device_id to check
             # takes the general path, which reads the device field).
-            usual = (fast(data, camera, zones[camera.id])
-                     if data is not None and camera.device_id is None else None)  # fmt: skip
+            usual = (
+                fast(data, camera, zones[camera.id])
+                if data is not None and camera.device_id is None
+                else None
+            )
             if usual is not None:
                 verdicts, ignored = await accept((usual,)), None
             else:
                 verdicts, ignored = await general(camera, data, request)
-            out: Any = (DahuaOut(True, verdicts, ignored) if dahua_answer
-                        else CameraOut(verdicts, ignored))  # fmt: skip
+            out: Any = (
+                DahuaOut(True, verdicts, ignored) if dahua_answer else CameraOut(verdicts, ignored)
+            )
             return web.Response(body=ENCODER.encode(out), content_type=JSON)
 
-        async def general(camera: Camera, data: bytes | None,
-                          request: web.Request) -> tuple[list[Verdict], str | None]:  # fmt: skip
+        async def general(
+            camera: Camera, data: bytes | None, request: web.Request
+        ) -> tuple[list[Verdict], str | None]:
             """Any post: the payload's reads judged, or why there is nothing to judge."""
             ctx = Context(camera, zones[camera.id], cap, time.time())
             payload = from_body(data, ctx) if data is not None else await parse(request, ctx)
@@ -141,48 +148,71 @@ def add_routes(app: web.Application, service: Service) -> None:
             add("POST", path, ep(path, handle))
     tollgate = handler("dahua", True)
     for prefix in ("", "/v1/cameras/dahua/{token}"):
-        add("POST", f"{prefix}/NotificationInfo/TollgateInfo",
-            ep(f"{prefix}/NotificationInfo/TollgateInfo", tollgate))  # fmt: skip
-        add("POST", f"{prefix}/NotificationInfo/KeepAlive",
-            ep(f"{prefix}/NotificationInfo/KeepAlive", keepalive))  # fmt: skip
+        add(
+            "POST",
+            f"{prefix}/NotificationInfo/TollgateInfo",
+            ep(f"{prefix}/NotificationInfo/TollgateInfo", tollgate),
+        )
+        add(
+            "POST",
+            f"{prefix}/NotificationInfo/KeepAlive",
+            ep(f"{prefix}/NotificationInfo/KeepAlive", keepalive),
+        )
     service.docs.append(DOCS)
 
 
 # -- the OpenAPI description ------------------------------------------------------------------
 
 _FORMATS: Final = {
-    "hikvision": ("Hikvision ISAPI ANPR",
-                  "`EventNotificationAlert` (eventType ANPR) as XML, JSON, or multipart/form-data "
-                  "with an `anpr.xml` part beside picture parts (dropped unread). Any namespace; "
-                  "a DTD or entity declaration is refused. Other event types (heartbeats) are "
-                  "acknowledged and ignored.",
-                  ("application/xml", JSON, "multipart/form-data")),
-    "axis": ("AXIS License Plate Verifier",
-             "The event JSON, alone or as the `event` part of multipart/form-data beside an "
-             "`image` part. The new, updated and lost events of one car are one transit.",
-             (JSON, "multipart/form-data")),
-    "milesight": ("Milesight LPR",
-                  "Flat JSON of strings (`-` = missing), local time without offset (the "
-                  "camera's `timezone`).", (JSON,)),
-    "platerecognizer": ("Plate Recognizer Snapshot and Stream webhooks",
-                        "`{hook, data: {results: [...], camera_id, timestamp}}` as JSON, or "
-                        "multipart with a `json` part and an `upload` part. One transit per "
-                        "result; `results: []` is one unreadable transit.",
-                        (JSON, "multipart/form-data")),
-    "rekor": ("Rekor Scout / OpenALPR agent",
-              "`alpr_group` (a preview is acknowledged and ignored: the complete group is "
-              "the transit), `alpr_results`, `heartbeat`; any or no Content-Type.", (JSON,)),
-    "dahua": ("Dahua ITSAPI push",
-              "`{Picture: {Plate, SnapInfo, Vehicle, ...}}`, local time (the camera's "
-              "`timezone`); answered `{Result: true}`.", (JSON,)),
-}  # fmt: skip
+    "hikvision": (
+        "Hikvision ISAPI ANPR",
+        "`EventNotificationAlert` (eventType ANPR) as XML, JSON, or multipart/form-data "
+        "with an `anpr.xml` part beside picture parts (dropped unread). Any namespace; "
+        "a DTD or entity declaration is refused. Other event types (heartbeats) are "
+        "acknowledged and ignored.",
+        ("application/xml", JSON, "multipart/form-data"),
+    ),
+    "axis": (
+        "AXIS License Plate Verifier",
+        "The event JSON, alone or as the `event` part of multipart/form-data beside an "
+        "`image` part. The new, updated and lost events of one car are one transit.",
+        (JSON, "multipart/form-data"),
+    ),
+    "milesight": (
+        "Milesight LPR",
+        "Flat JSON of strings (`-` = missing), local time without offset (the "
+        "camera's `timezone`).",
+        (JSON,),
+    ),
+    "platerecognizer": (
+        "Plate Recognizer Snapshot and Stream webhooks",
+        "`{hook, data: {results: [...], camera_id, timestamp}}` as JSON, or "
+        "multipart with a `json` part and an `upload` part. One transit per "
+        "result; `results: []` is one unreadable transit.",
+        (JSON, "multipart/form-data"),
+    ),
+    "rekor": (
+        "Rekor Scout / OpenALPR agent",
+        "`alpr_group` (a preview is acknowledged and ignored: the complete group is "
+        "the transit), `alpr_results`, `heartbeat`; any or no Content-Type.",
+        (JSON,),
+    ),
+    "dahua": (
+        "Dahua ITSAPI push",
+        "`{Picture: {Plate, SnapInfo, Vehicle, ...}}`, local time (the camera's "
+        "`timezone`); answered `{Result: true}`.",
+        (JSON,),
+    ),
+}
 
-_AUTH: Final = (" Authenticate with the camera's own key (`Authorization: Bearer KEY`), its URL "
-                "token (in the path, or `?token=`), HTTP Basic with the camera id and its "
-                "token, or HTTP Digest with the camera id and its password (realm `varco`, "
-                "`[cameras.ID] digest_ha1`). The gate is the camera's, from `[cameras.ID]`; "
-                "pictures are never stored; bodies up to `server.max_camera_body_bytes` "
-                "(8 MiB).")  # fmt: skip
+_AUTH: Final = (
+    " Authenticate with the camera's own key (`Authorization: Bearer KEY`), its URL "
+    "token (in the path, or `?token=`), HTTP Basic with the camera id and its "
+    "token, or HTTP Digest with the camera id and its password (realm `varco`, "
+    "`[cameras.ID] digest_ha1`). The gate is the camera's, from `[cameras.ID]`; "
+    "pictures are never stored; bodies up to `server.max_camera_body_bytes` "
+    "(8 MiB)."
+)
 
 
 def _operation(vendor: str, out: str, with_token: bool) -> dict[str, Any]:
@@ -193,14 +223,22 @@ def _operation(vendor: str, out: str, with_token: bool) -> dict[str, Any]:
         "summary": f"{title} (camera)",
         "description": text + _AUTH,
         "security": [] if with_token else [{"bearer": []}],
-        "requestBody": {"required": True, "content": {
-            t: {"schema": {"type": "object"}} for t in types}},
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "object"}} for t in types},
+        },
         "responses": {"200": json_response(out, "One verdict per plate read"), **errors_},
-    }  # fmt: skip
+    }
     if with_token:
-        op["parameters"] = [{"name": "token", "in": "path", "required": True,
-                             "description": "The camera's URL token",
-                             "schema": {"type": "string"}}]  # fmt: skip
+        op["parameters"] = [
+            {
+                "name": "token",
+                "in": "path",
+                "required": True,
+                "description": "The camera's URL token",
+                "schema": {"type": "string"},
+            }
+        ]
     return {"post": op}
 
 
@@ -212,14 +250,20 @@ def _docs() -> PathDocs:
         paths[f"/v1/cameras/{vendor}/{{token}}"] = _operation(vendor, out, True)
     paths["/NotificationInfo/TollgateInfo"] = _operation("dahua", "DahuaOut", False)
     paths["/v1/cameras/dahua/{token}/NotificationInfo/TollgateInfo"] = _operation(
-        "dahua", "DahuaOut", True)  # fmt: skip
-    keep: dict[str, Any] = {"post": {
-        "summary": "Dahua ITSAPI keep-alive (camera)",
-        "description": "Answered `{\"Result\": true}`." + _AUTH,
-        "security": [{"bearer": []}],
-        "responses": {"200": {"description": "{\"Result\": true}"},
-                      "401": ERRORS["401"], "403": ERRORS["403"]},
-    }}  # fmt: skip
+        "dahua", "DahuaOut", True
+    )
+    keep: dict[str, Any] = {
+        "post": {
+            "summary": "Dahua ITSAPI keep-alive (camera)",
+            "description": 'Answered `{"Result": true}`.' + _AUTH,
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {"description": '{"Result": true}'},
+                "401": ERRORS["401"],
+                "403": ERRORS["403"],
+            },
+        }
+    }
     paths["/NotificationInfo/KeepAlive"] = keep
     paths["/v1/cameras/dahua/{token}/NotificationInfo/KeepAlive"] = keep
     return PathDocs(paths, (CameraOut, DahuaOut, ErrorOut))

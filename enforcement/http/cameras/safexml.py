@@ -26,8 +26,9 @@ def parse(data: bytes) -> Element:
     try:
         root: Element = SafeElementTree.fromstring(data, forbid_dtd=True)
     except DefusedXmlException:
-        raise Malformed("XML with a DTD, entity declarations or external references is "
-                        "refused") from None  # fmt: skip
+        raise Malformed(
+            "XML with a DTD, entity declarations or external references is refused"
+        ) from None
     except ParseError as exc:
         raise Malformed(f"body is not well-formed XML: {exc}") from None
     return root

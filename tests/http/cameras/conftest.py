@@ -22,8 +22,9 @@ from ...support.common import publish_permits
 @pytest.fixture
 async def cams(demo: tuple[Settings, Rules]) -> AsyncIterator[Cameras]:
     settings, rules = demo
-    settings = with_changes(settings, server={
-        "snapshot_poll_s": 0.05, "max_camera_body_bytes": MAX_CAMERA_BODY})  # fmt: skip
+    settings = with_changes(
+        settings, server={"snapshot_poll_s": 0.05, "max_camera_body_bytes": MAX_CAMERA_BODY}
+    )
     publish_permits(settings, rules, PERMITS)
     server = TestServer(create_app(settings, rules), host="127.0.0.1")
     await server.start_server()

@@ -33,12 +33,26 @@ MILESIGHT = p.dump(p.milesight(PERMITTED, NOW))
         ("/v1/cameras/milesight", key("milesight"), 200, None),
         ("/v1/cameras/milesight/demo-milesight-token", {}, 200, None),
         ("/v1/cameras/milesight?token=demo-milesight-token", {}, 200, None),
-        ("/v1/cameras/milesight", {"Authorization": "Basic " + base64.b64encode(
-            b"cam-milesight:demo-milesight-token").decode()}, 200, None),
+        (
+            "/v1/cameras/milesight",
+            {
+                "Authorization": "Basic "
+                + base64.b64encode(b"cam-milesight:demo-milesight-token").decode()
+            },
+            200,
+            None,
+        ),
         ("/v1/cameras/milesight", {}, 401, "unauthorized"),
         ("/v1/cameras/milesight/wrong-token", {}, 401, "unauthorized"),
-        ("/v1/cameras/milesight", {"Authorization": "Basic " + base64.b64encode(
-            b"cam-axis:demo-milesight-token").decode()}, 401, "unauthorized"),
+        (
+            "/v1/cameras/milesight",
+            {
+                "Authorization": "Basic "
+                + base64.b64encode(b"cam-axis:demo-milesight-token").decode()
+            },
+            401,
+            "unauthorized",
+        ),
         ("/v1/cameras/milesight", {"Authorization": "Bearer nope"}, 401, "unauthorized"),
         # a key that is no camera's (the demo's shared camera key, an admin key)
         ("/v1/cameras/milesight", {"Authorization": "Bearer demo-camera"}, 403, "forbidden"),
@@ -49,9 +63,10 @@ MILESIGHT = p.dump(p.milesight(PERMITTED, NOW))
         ("/v1/cameras/milesight/demo-dahua-token", {}, 403, "forbidden"),
         ("/v1/cameras/nikon", key("milesight"), 404, "not_found"),
     ],
-)  # fmt: skip
-async def test_credentials(cams: Cameras, path: str, headers: dict[str, str], status: int,
-                           error: str | None) -> None:  # fmt: skip
+)
+async def test_credentials(
+    cams: Cameras, path: str, headers: dict[str, str], status: int, error: str | None
+) -> None:
     got, reply = await cams.post(path, MILESIGHT, {**headers, **JSON})
     assert got == status, reply
     if error:
@@ -67,22 +82,29 @@ async def test_native_key_only_for_its_camera_and_gate(cams: Cameras) -> None:
     """A [cameras.ID] key posting Varco's own JSON: its camera and gate only (403 naming the
     field); the demo's shared camera key is not bound to a camera."""
     native = {"Authorization": "Bearer demo-native"}
-    body = {"event_id": "n-1", "camera": "cam-native", "gate": "PD-03", "plate": PERMITTED,
-            "ts": NOW.isoformat()}  # fmt: skip
+    body = {
+        "event_id": "n-1",
+        "camera": "cam-native",
+        "gate": "PD-03",
+        "plate": PERMITTED,
+        "ts": NOW.isoformat(),
+    }
     status, reply = await cams.post("/v1/transits", msgspec.json.encode(body), {**native, **JSON})
     assert (status, reply["verdict"]) == (200, "allowed")
     for change, field in (({"gate": "PD-01"}, "gate"), ({"camera": "cam-axis"}, "camera")):
-        status, reply = await cams.post("/v1/transits",
-                                        msgspec.json.encode({**body, **change}),
-                                        {**native, **JSON})  # fmt: skip
+        status, reply = await cams.post(
+            "/v1/transits", msgspec.json.encode({**body, **change}), {**native, **JSON}
+        )
         assert (status, reply["error"], reply["field"]) == (403, "forbidden", field)
     batch = {"transits": [body, {**body, "event_id": "n-2", "gate": "PD-02"}]}
-    status, reply = await cams.post("/v1/transits/batch", msgspec.json.encode(batch),
-                                    {**native, **JSON})  # fmt: skip
+    status, reply = await cams.post(
+        "/v1/transits/batch", msgspec.json.encode(batch), {**native, **JSON}
+    )
     assert (status, reply["field"]) == (403, "transits[1].gate")
     shared = {"Authorization": "Bearer demo-camera"}
-    status, _ = await cams.post("/v1/transits", msgspec.json.encode({**body, "gate": "PD-01"}),
-                                {**shared, **JSON})  # fmt: skip
+    status, _ = await cams.post(
+        "/v1/transits", msgspec.json.encode({**body, "gate": "PD-01"}), {**shared, **JSON}
+    )
     assert status == 200
 
 
@@ -94,8 +116,12 @@ async def test_body_caps(cams: Cameras) -> None:
     def body(picture: bytes) -> aiohttp.FormData:
         data = aiohttp.FormData()
         data.add_field("anpr.xml", xml, content_type="text/xml", filename="anpr.xml")
-        data.add_field("detectionPicture.jpg", io.BytesIO(picture), content_type="image/jpeg",
-                       filename="detectionPicture.jpg")  # fmt: skip
+        data.add_field(
+            "detectionPicture.jpg",
+            io.BytesIO(picture),
+            content_type="image/jpeg",
+            filename="detectionPicture.jpg",
+        )
         return data
 
     # Pictures up to the cap stream through (beyond aiohttp's 1 MiB client_max_size default
@@ -113,8 +139,9 @@ async def test_body_caps(cams: Cameras) -> None:
 
     status, reply = await cams.post("/v1/cameras/rekor", chunked(), key("rekor"))
     assert (status, reply["error"]) == (413, "too_large")
-    status, reply = await cams.post("/v1/cameras/dahua", io.BytesIO(b"x" * (MAX_CAMERA_BODY + 1)),
-                                    {**key("dahua"), **JSON})  # fmt: skip
+    status, reply = await cams.post(
+        "/v1/cameras/dahua", io.BytesIO(b"x" * (MAX_CAMERA_BODY + 1)), {**key("dahua"), **JSON}
+    )
     assert (status, reply["error"]) == (413, "too_large")
 
 
@@ -136,13 +163,13 @@ async def test_device_must_match(demo: tuple[Settings, Rules]) -> None:
                 if (await client.get("/readyz"))[0] == 200:
                     break
                 await asyncio.sleep(0.05)
-            status, reply = await client.post("/v1/cameras/dahua",
-                                              p.dump(p.dahua(PERMITTED, NOW)),
-                                              {**key("dahua"), **JSON})  # fmt: skip
+            status, reply = await client.post(
+                "/v1/cameras/dahua", p.dump(p.dahua(PERMITTED, NOW)), {**key("dahua"), **JSON}
+            )
             assert (status, reply["results"][0]["verdict"]) == (200, "allowed")
-            status, reply = await client.post("/v1/cameras/rekor",
-                                              p.dump(p.rekor_group(PERMITTED, NOW)),
-                                              key("rekor"))  # fmt: skip
+            status, reply = await client.post(
+                "/v1/cameras/rekor", p.dump(p.rekor_group(PERMITTED, NOW)), key("rekor")
+            )
             assert (status, reply["error"], reply["field"]) == (403, "forbidden", "camera_id")
     finally:
         await server.close()
@@ -156,8 +183,11 @@ async def test_openapi_documents_camera_paths(cams: Cameras) -> None:
         assert "post" in paths[f"/v1/cameras/{vendor}"]
         assert paths[f"/v1/cameras/{vendor}/{{token}}"]["post"]["parameters"][0]["name"] == "token"
     hik = paths["/v1/cameras/hikvision"]["post"]
-    assert set(hik["requestBody"]["content"]) == {"application/xml", "application/json",
-                                                  "multipart/form-data"}  # fmt: skip
+    assert set(hik["requestBody"]["content"]) == {
+        "application/xml",
+        "application/json",
+        "multipart/form-data",
+    }
     assert {"/NotificationInfo/TollgateInfo", "/NotificationInfo/KeepAlive"} <= set(paths)
     assert {"CameraOut", "DahuaOut", "Verdict"} <= set(schemas)
 
@@ -183,30 +213,54 @@ async def test_metrics_name_routes_not_tokens(cams: Cameras) -> None:
 async def test_stale_time_is_judged_not_refused(cams: Cameras) -> None:
     """A camera clock reset to 2001 still gets a verdict (too_old), not an error."""
     old = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)
-    status, reply = await cams.post("/v1/cameras/milesight", p.dump(p.milesight(PERMITTED, old)),
-                                    {**key("milesight"), **JSON})  # fmt: skip
+    status, reply = await cams.post(
+        "/v1/cameras/milesight", p.dump(p.milesight(PERMITTED, old)), {**key("milesight"), **JSON}
+    )
     assert (status, reply["results"][0]["reason"]) == (200, "too_old")
 
 
 JUNK = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
-    max_leaves=12)  # fmt: skip
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 # Documented field names, so the fuzz reaches past "missing field" into the values.
-FIELDS = st.sampled_from(["plate", "time", "confidence", "region", "License Plate",
-                          "plateUTF8", "datetime", "carID", "plateConfidence", "data_type",
-                          "best_plate_number", "epoch_start", "results", "data", "Picture",
-                          "ANPR", "eventType", "dateTime", "licensePlate", "capture_timestamp"])
-BODIES = st.dictionaries(FIELDS, JUNK, max_size=6).map(lambda d: msgspec.json.encode(d)) | \
-    st.binary(max_size=200)  # fmt: skip
+FIELDS = st.sampled_from(
+    [
+        "plate",
+        "time",
+        "confidence",
+        "region",
+        "License Plate",
+        "plateUTF8",
+        "datetime",
+        "carID",
+        "plateConfidence",
+        "data_type",
+        "best_plate_number",
+        "epoch_start",
+        "results",
+        "data",
+        "Picture",
+        "ANPR",
+        "eventType",
+        "dateTime",
+        "licensePlate",
+        "capture_timestamp",
+    ]
+)
+BODIES = st.dictionaries(FIELDS, JUNK, max_size=6).map(
+    lambda d: msgspec.json.encode(d)
+) | st.binary(max_size=200)
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(body=BODIES)
 async def test_never_500(cams: Cameras, body: bytes) -> None:
     for vendor in ("hikvision", "axis", "milesight", "platerecognizer", "rekor", "dahua"):
-        status, reply = await cams.post(f"/v1/cameras/{vendor}", body,
-                                        {**key(vendor), **JSON})  # fmt: skip
+        status, reply = await cams.post(f"/v1/cameras/{vendor}", body, {**key(vendor), **JSON})
         assert status in (200, 400, 413, 422), (vendor, body, reply)

@@ -35,15 +35,20 @@ def as_sent(how: str, raw: bytes) -> tuple[Any, dict[str, str]]:
     if how == "json":
         return raw, {"Content-Type": "application/json"}
     if how == "hikvision-multipart":  # anpr.xml beside picture parts, one of them empty
-        return form(("anpr.xml", raw, 'text/xml; charset="UTF-8"', "anpr.xml"),
-                    ("licensePlatePicture.jpg", b"", "image/jpeg", "licensePlatePicture.jpg"),
-                    ("vehiclePicture.jpg", p.JPEG, "image/jpeg", "vehiclePicture.jpg")), {}
+        return form(
+            ("anpr.xml", raw, 'text/xml; charset="UTF-8"', "anpr.xml"),
+            ("licensePlatePicture.jpg", b"", "image/jpeg", "licensePlatePicture.jpg"),
+            ("vehiclePicture.jpg", p.JPEG, "image/jpeg", "vehiclePicture.jpg"),
+        ), {}
     if how == "axis-multipart":  # LPV push with use_multipart: an event part and an image part
-        return form(("event", raw, "application/json", "event.json"),
-                    ("image", p.JPEG, "image/jpeg", "image.jpg")), {}
+        return form(
+            ("event", raw, "application/json", "event.json"),
+            ("image", p.JPEG, "image/jpeg", "image.jpg"),
+        ), {}
     if how == "platerecognizer-multipart":  # Stream / "webhook with image": json + upload
-        return form(("json", raw.decode(), None, None),
-                    ("upload", p.JPEG, "image/jpeg", "image.jpg")), {}
+        return form(
+            ("json", raw.decode(), None, None), ("upload", p.JPEG, "image/jpeg", "image.jpg")
+        ), {}
     raise AssertionError(how)
 
 
@@ -63,11 +68,11 @@ class Captured:
 
 CASES = [
     # Hikvision DS-2CD4A26FWD-IZS/P (hikvision_next fixtures, from a user's debug log)
-    Captured("hikvision-ipc-anpr-plate-detected.xml", "hikvision-multipart",
-             (("KH35192", "too_old"),)),
+    Captured(
+        "hikvision-ipc-anpr-plate-detected.xml", "hikvision-multipart", (("KH35192", "too_old"),)
+    ),
     Captured("hikvision-ipc-anpr-plate-detected.xml", "xml", (("KH35192", "too_old"),)),
-    Captured("hikvision-ipc-anpr-plate-unknown.xml", "hikvision-multipart",
-             (("", "unreadable"),)),
+    Captured("hikvision-ipc-anpr-plate-unknown.xml", "hikvision-multipart", (("", "unreadable"),)),
     Captured("hikvision-videoloss-heartbeat.xml", "xml", ignored="eventType videoloss"),
     # AXIS License Plate Verifier push events
     Captured("axis-lpv-p1445-lost.json", "axis-multipart", (("RLE11684", "too_old"),)),
@@ -77,17 +82,23 @@ CASES = [
     # Milesight LPR HTTP post (ex_nvr's recorded event)
     Captured("milesight-lpr-exnvr.json", "json", (("01D12345", "too_old"),)),
     # Plate Recognizer webhooks
-    Captured("platerecognizer-stream-recognition.json", "platerecognizer-multipart",
-             (("9JUB11", "too_old"),)),
+    Captured(
+        "platerecognizer-stream-recognition.json",
+        "platerecognizer-multipart",
+        (("9JUB11", "too_old"),),
+    ),
     Captured("platerecognizer-stream-recognition.json", "json", (("9JUB11", "too_old"),)),
-    Captured("platerecognizer-snapshot-image-done.json", "json",
-             (("765410", "too_old"), ("830265", "too_old"))),
+    Captured(
+        "platerecognizer-snapshot-image-done.json",
+        "json",
+        (("765410", "too_old"), ("830265", "too_old")),
+    ),
     Captured("platerecognizer-snapshot-naive-timestamp.json", "json", (("FM046SC", None),)),
     # Rekor Scout / OpenALPR agent
     Captured("rekor-alpr-group-v2.json", "json", (("A424761", "too_old"),)),
     Captured("rekor-alpr-group-v1-docs.json", "json", (("A13709", "too_old"),)),
     Captured("rekor-heartbeat-v1-docs.json", "json", ignored="heartbeat"),
-]  # fmt: skip
+]
 IDS = [f"{c.file.rsplit('.', 1)[0]}:{c.how}" for c in CASES]
 
 
@@ -120,21 +131,29 @@ async def test_captured_payload_is_understood(cams: Cameras, case: Captured) -> 
         assert verdict["event_id"] and verdict["transit_id"], verdict
     again = await post(cams, case)  # a camera's retry of the same post: the same transits
     assert [v["transit_id"] for v in again[1]["results"]] == [
-        v["transit_id"] for v in reply["results"]]  # fmt: skip
+        v["transit_id"] for v in reply["results"]
+    ]
 
 
 def record(cams: Cameras, transit_id: str) -> Any:
-    [found] = [r for f in all_frames(cams.settings.storage.spool_dir)
-               if (r := DECODE_RECORD(f)).id == transit_id]  # fmt: skip
+    [found] = [
+        r
+        for f in all_frames(cams.settings.storage.spool_dir)
+        if (r := DECODE_RECORD(f)).id == transit_id
+    ]
     return found
 
 
-@pytest.mark.parametrize(("case", "instant"), [
-    (CASES[0], "2023-08-11T13:49:00+01:00"),  # dateTime, with its offset
-    (CASES[4], "2021-06-11T10:05:38.252+00:00"),  # capture_timestamp (datetime is local)
-    (CASES[9], "2021-09-29T05:56:13.606935+00:00"),
-    (CASES[13], "2020-12-31T16:55:31.402+00:00"),  # epoch_start
-], ids=["hikvision", "axis", "platerecognizer-stream", "rekor"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("case", "instant"),
+    [
+        (CASES[0], "2023-08-11T13:49:00+01:00"),  # dateTime, with its offset
+        (CASES[4], "2021-06-11T10:05:38.252+00:00"),  # capture_timestamp (datetime is local)
+        (CASES[9], "2021-09-29T05:56:13.606935+00:00"),
+        (CASES[13], "2020-12-31T16:55:31.402+00:00"),  # epoch_start
+    ],
+    ids=["hikvision", "axis", "platerecognizer-stream", "rekor"],
+)
 async def test_capture_instant_on_the_record(cams: Cameras, case: Captured, instant: str) -> None:
     """The record keeps the capture instant the device meant, and the payload's fields
     without its pictures."""

@@ -16,8 +16,17 @@ from hypothesis import strategies as st
 from enforcement.http import errors
 from enforcement.http.cameras import clock
 
-ZONES = [ZoneInfo(z) for z in ("Europe/Rome", "UTC", "America/Sao_Paulo", "Asia/Kolkata",
-                               "Australia/Lord_Howe", "America/St_Johns")]  # fmt: skip
+ZONES = [
+    ZoneInfo(z)
+    for z in (
+        "Europe/Rome",
+        "UTC",
+        "America/Sao_Paulo",
+        "Asia/Kolkata",
+        "Australia/Lord_Howe",
+        "America/St_Johns",
+    )
+]
 NOW = dt.datetime(2099, 1, 1, tzinfo=dt.UTC).timestamp()  # every instant is in the past
 
 
@@ -33,12 +42,18 @@ walls = st.datetimes(min_value=dt.datetime(2000, 1, 2), max_value=dt.datetime(20
 
 
 @settings(max_examples=400, deadline=None)
-@given(wall=walls, tz=st.sampled_from(ZONES), sep=st.sampled_from(["T", " "]),
-       digits=st.sampled_from([0, 3, 6]))  # fmt: skip
-def test_local_times_match_the_model(wall: dt.datetime, tz: ZoneInfo, sep: str,
-                                     digits: int) -> None:  # fmt: skip
-    text = wall.isoformat(sep, "seconds" if digits == 0 else
-                          "milliseconds" if digits == 3 else "microseconds")  # fmt: skip
+@given(
+    wall=walls,
+    tz=st.sampled_from(ZONES),
+    sep=st.sampled_from(["T", " "]),
+    digits=st.sampled_from([0, 3, 6]),
+)
+def test_local_times_match_the_model(
+    wall: dt.datetime, tz: ZoneInfo, sep: str, digits: int
+) -> None:
+    text = wall.isoformat(
+        sep, "seconds" if digits == 0 else "milliseconds" if digits == 3 else "microseconds"
+    )
     assert clock.parse(text, tz, NOW, "t") == model(text, tz, NOW)
 
 
@@ -77,23 +92,33 @@ def test_times_with_an_offset_match_the_model(wall: dt.datetime, minutes: int, z
         ("2000-01-01T00:00:00Z", "2000-01-01T00:00:00+00:00"),
         ("2099-12-31T23:59:59.999999+00:00", "2099-12-31T23:59:59.999999+00:00"),
     ],
-)  # fmt: skip
+)
 def test_rome_table(text: str, expected: str) -> None:
     rome = ZoneInfo("Europe/Rome")
     assert clock.parse(text, rome, NOW, "t") == dt.datetime.fromisoformat(expected).timestamp()
 
 
-@pytest.mark.parametrize("text", ["1999-12-31 23:59:59", "2100-01-01T01:00:00+00:00",
-                                  "1999-12-31T23:59:59.999999Z", "2100-01-01T00:00:00Z",
-                                  "2026-02-30 10:00:00", "10:00", ""])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1999-12-31 23:59:59",
+        "2100-01-01T01:00:00+00:00",
+        "1999-12-31T23:59:59.999999Z",
+        "2100-01-01T00:00:00Z",
+        "2026-02-30 10:00:00",
+        "10:00",
+        "",
+    ],
+)
 def test_refused(text: str) -> None:
     with pytest.raises(errors.Invalid) as exc:
         clock.parse(text, ZONES[0], NOW, "SnapTime")
     assert exc.value.field == "SnapTime"
 
 
-@pytest.mark.parametrize("value", [1795457019128, 1795457019, 1795457019.5, 1795457019128456,
-                                   1795457019.0001234])  # fmt: skip
+@pytest.mark.parametrize(
+    "value", [1795457019128, 1795457019, 1795457019.5, 1795457019128456, 1795457019.0001234]
+)
 def test_epochs_are_the_microsecond_instant(value: float) -> None:
     seconds = clock.epoch_seconds(value)
     assert seconds is not None

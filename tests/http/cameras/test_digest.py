@@ -30,9 +30,17 @@ BODY = p.dump(p.dahua(PERMITTED, NOW))
 HASH = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 
 
-def authorization(nonce: str, uri: str, *, password: str = PASSWORD, user: str = CAMERA,
-                  algorithm: str = "MD5", qop: str | None = "auth", signed_uri: str | None = None,
-                  method: str = "POST") -> str:  # fmt: skip
+def authorization(
+    nonce: str,
+    uri: str,
+    *,
+    password: str = PASSWORD,
+    user: str = CAMERA,
+    algorithm: str = "MD5",
+    qop: str | None = "auth",
+    signed_uri: str | None = None,
+    method: str = "POST",
+) -> str:
     """A Digest header computed here, independently of the service's code; `signed_uri`: the
     uri the response covers when it is not the one the header names (a tampered header)."""
 
@@ -42,18 +50,26 @@ def authorization(nonce: str, uri: str, *, password: str = PASSWORD, user: str =
     ha1, ha2 = h(f"{user}:varco:{password}"), h(f"{method}:{signed_uri or uri}")
     nc, cnonce = "00000001", "0a4f113b"
     response = h(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}" if qop else f"{ha1}:{nonce}:{ha2}")
-    parts = [f'username="{user}"', 'realm="varco"', f'nonce="{nonce}"', f'uri="{uri}"',
-             f'response="{response}"', f"algorithm={algorithm}"]  # fmt: skip
+    parts = [
+        f'username="{user}"',
+        'realm="varco"',
+        f'nonce="{nonce}"',
+        f'uri="{uri}"',
+        f'response="{response}"',
+        f"algorithm={algorithm}",
+    ]
     if qop:
         parts += [f"qop={qop}", f"nc={nc}", f'cnonce="{cnonce}"']
     return "Digest " + ", ".join(parts)
 
 
-async def post(cams: Cameras, path: str, headers: dict[str, str] | None = None,
-               **kw: Any) -> tuple[int, Any, str | None]:  # fmt: skip
+async def post(
+    cams: Cameras, path: str, headers: dict[str, str] | None = None, **kw: Any
+) -> tuple[int, Any, str | None]:
     """Status, JSON reply and WWW-Authenticate of a Dahua post."""
-    async with cams.session.post(cams.base + path, data=BODY, headers={**JSON, **(headers or {})},
-                                 **kw) as r:  # fmt: skip
+    async with cams.session.post(
+        cams.base + path, data=BODY, headers={**JSON, **(headers or {})}, **kw
+    ) as r:
         return r.status, await r.json(), r.headers.get("WWW-Authenticate")
 
 
@@ -69,31 +85,57 @@ def challenge(header: str | None) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("algorithm", "expected"),
-    [("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
-     ("SHA-256", "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1")],
-)  # fmt: skip
+    [
+        ("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+        ("SHA-256", "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
+    ],
+)
 def test_rfc7616_example(algorithm: str, expected: str) -> None:
     """RFC 7616 section 3.9.1: Mufasa, "Circle of Life", GET /dir/index.html."""
     ha1 = HASH[algorithm](b"Mufasa:http-auth@example.org:Circle of Life").hexdigest()
-    got = digest.response(algorithm, ha1, "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", "GET",
-                          "/dir/index.html", "auth", "00000001",
-                          "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ")  # fmt: skip
+    got = digest.response(
+        algorithm,
+        ha1,
+        "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+        "GET",
+        "/dir/index.html",
+        "auth",
+        "00000001",
+        "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+    )
     assert got == expected
 
 
 def test_rfc2617_example() -> None:
     """RFC 2617 section 3.5 (its errata's password, "Circle Of Life")."""
     ha1 = hashlib.md5(b"Mufasa:testrealm@host.com:Circle Of Life").hexdigest()
-    got = digest.response("MD5", ha1, "dcd98b7102dd2f0e8b11d0f600bfb0c093", "GET",
-                          "/dir/index.html", "auth", "00000001", "0a4f113b")  # fmt: skip
+    got = digest.response(
+        "MD5",
+        ha1,
+        "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+        "GET",
+        "/dir/index.html",
+        "auth",
+        "00000001",
+        "0a4f113b",
+    )
     assert got == "6629fae49393a05397450978507c4ef1"
 
 
 def test_parse() -> None:
     assert digest.parse('username="a\\"b", realm="x, y",nc=00000001 , qop=auth') == {
-        "username": 'a"b', "realm": "x, y", "nc": "00000001", "qop": "auth"}  # fmt: skip
-    for bad in ('username="a" realm="b"', 'username="a", username="b"', 'username="a',
-                "=x", "username"):
+        "username": 'a"b',
+        "realm": "x, y",
+        "nc": "00000001",
+        "qop": "auth",
+    }
+    for bad in (
+        'username="a" realm="b"',
+        'username="a", username="b"',
+        'username="a',
+        "=x",
+        "username",
+    ):
         assert digest.parse(bad) is None, bad
 
 
@@ -122,8 +164,11 @@ def test_digest_headers_are_not_cached(demo: tuple[Settings, Rules]) -> None:
     registry = Registry(settings)
     now = [time.time()]
     registry.digest = DigestAuth(settings.camera_digests, clock=lambda: now[0])
-    request = make_mocked_request("POST", TOLLGATE, headers={
-        "Authorization": authorization(registry.digest.nonce(), TOLLGATE)})  # fmt: skip
+    request = make_mocked_request(
+        "POST",
+        TOLLGATE,
+        headers={"Authorization": authorization(registry.digest.nonce(), TOLLGATE)},
+    )
 
     def require(*_: object) -> Any:
         raise AssertionError("a Digest header never reaches the Bearer check")
@@ -145,8 +190,9 @@ async def test_aiohttp_digest_client(cams: Cameras) -> None:
     status, reply, _ = await post(cams, TOLLGATE, middlewares=(auth,))
     assert status == 200, reply
     assert reply["Result"] is True and reply["results"][0]["verdict"] == "allowed"
-    status, reply = await cams.post(KEEPALIVE, b'{"Active": "keepAlive"}', JSON,
-                                    middlewares=(auth,))  # fmt: skip
+    status, reply = await cams.post(
+        KEEPALIVE, b'{"Active": "keepAlive"}', JSON, middlewares=(auth,)
+    )
     assert (status, reply) == (200, {"Result": True})
     for path in (TOLLGATE, "/v1/cameras/dahua"):  # preemptive: the challenge is remembered
         status, reply, _ = await post(cams, path, middlewares=(auth,))
@@ -156,17 +202,20 @@ async def test_aiohttp_digest_client(cams: Cameras) -> None:
     assert (status, reply["error"]) == (403, "forbidden")
 
 
-async def test_challenge_and_wrong_password(cams: Cameras, caplog: pytest.LogCaptureFixture
-                                            ) -> None:  # fmt: skip
+async def test_challenge_and_wrong_password(
+    cams: Cameras, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     status, reply, header = await post(cams, TOLLGATE)
     assert (status, reply["error"], reply["field"]) == (401, "unauthorized", "Authorization")
-    assert header is not None and header.startswith('Digest realm="varco", qop="auth", '
-                                                    "algorithm=MD5, nonce=")  # fmt: skip
+    assert header is not None and header.startswith(
+        'Digest realm="varco", qop="auth", algorithm=MD5, nonce='
+    )
     params = challenge(header)
     assert params["nonce"] and params["opaque"] and "stale" not in params
-    status, reply, header = await post(cams, TOLLGATE, middlewares=(
-        aiohttp.DigestAuthMiddleware(CAMERA, "wrong"),))  # fmt: skip
+    status, reply, header = await post(
+        cams, TOLLGATE, middlewares=(aiohttp.DigestAuthMiddleware(CAMERA, "wrong"),)
+    )
     assert (status, reply["error"]) == (401, "unauthorized")
     assert "wrong password" in reply["detail"] and "stale" not in challenge(header)
     ha1 = hashlib.md5(f"{CAMERA}:varco:{PASSWORD}".encode()).hexdigest()
@@ -183,12 +232,13 @@ async def test_challenge_and_wrong_password(cams: Cameras, caplog: pytest.LogCap
         ({"algorithm": "SHA-256", "qop": None}, "qop missing"),  # RFC 2069 style: MD5 only
         ({"qop": "auth-int"}, "qop"),
     ],
-)  # fmt: skip
+)
 async def test_refused(cams: Cameras, kw: dict[str, Any], detail: str) -> None:
     nonce = challenge((await post(cams, TOLLGATE))[2])["nonce"]
     uri = kw.pop("uri", TOLLGATE)
-    status, reply, header = await post(cams, TOLLGATE, {
-        "Authorization": authorization(nonce, uri, **kw)})  # fmt: skip
+    status, reply, header = await post(
+        cams, TOLLGATE, {"Authorization": authorization(nonce, uri, **kw)}
+    )
     assert (status, reply["error"]) == (401, "unauthorized"), reply
     assert detail in reply["detail"] and "stale" not in challenge(header)
 
@@ -197,25 +247,29 @@ async def test_accepted_forms(cams: Cameras) -> None:
     """SHA-256, and MD5 without qop (RFC 2069), answering the service's nonce."""
     for kw in ({"algorithm": "SHA-256"}, {"qop": None}, {}):
         nonce = challenge((await post(cams, TOLLGATE))[2])["nonce"]
-        status, reply, _ = await post(cams, TOLLGATE, {
-            "Authorization": authorization(nonce, TOLLGATE, **kw)})  # fmt: skip
+        status, reply, _ = await post(
+            cams, TOLLGATE, {"Authorization": authorization(nonce, TOLLGATE, **kw)}
+        )
         assert (status, reply["Result"]) == (200, True), (kw, reply)
 
 
 async def test_expired_and_forged_nonce(cams: Cameras) -> None:
     old = DigestAuth(cams.settings.camera_digests).nonce(time.time() - LIFETIME_S - 60)
-    status, reply, header = await post(cams, TOLLGATE, {
-        "Authorization": authorization(old, TOLLGATE)})  # fmt: skip
+    status, reply, header = await post(
+        cams, TOLLGATE, {"Authorization": authorization(old, TOLLGATE)}
+    )
     assert (status, reply["error"]) == (401, "unauthorized")
     fresh = challenge(header)
     assert fresh["stale"] == "true" and fresh["nonce"] != old
-    status, reply, _ = await post(cams, TOLLGATE, {
-        "Authorization": authorization(fresh["nonce"], TOLLGATE)})  # fmt: skip
+    status, reply, _ = await post(
+        cams, TOLLGATE, {"Authorization": authorization(fresh["nonce"], TOLLGATE)}
+    )
     assert status == 200, reply
     stamp, _, mac = fresh["nonce"].partition(".")
     forged = f"{int(stamp) + 3600}.{mac}"  # a later issue time, the old signature
-    status, reply, header = await post(cams, TOLLGATE, {
-        "Authorization": authorization(forged, TOLLGATE)})  # fmt: skip
+    status, reply, header = await post(
+        cams, TOLLGATE, {"Authorization": authorization(forged, TOLLGATE)}
+    )
     assert (status, "not issued" in reply["detail"]) == (401, True)
     assert "stale" not in challenge(header)
 

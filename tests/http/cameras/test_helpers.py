@@ -18,12 +18,22 @@ ROME = ZoneInfo("Europe/Rome")
 @pytest.mark.parametrize(
     ("value", "scale", "expected"),
     [
-        (0.92, None, 0.92), (92, None, 0.92), ("92", None, 0.92), ("0.92", None, 0.92),
-        ("92%", None, 0.92), ("0,92", None, 0.92), (1, None, 1.0), (1, 100, 0.01),
-        (100, 100, 1.0), (0, 1, 0.0), (None, None, None), ("-", None, None), ("", 100, None),
+        (0.92, None, 0.92),
+        (92, None, 0.92),
+        ("92", None, 0.92),
+        ("0.92", None, 0.92),
+        ("92%", None, 0.92),
+        ("0,92", None, 0.92),
+        (1, None, 1.0),
+        (1, 100, 0.01),
+        (100, 100, 1.0),
+        (0, 1, 0.0),
+        (None, None, None),
+        ("-", None, None),
+        ("", 100, None),
         ("N/A", None, None),
     ],
-)  # fmt: skip
+)
 def test_confidence(value: values.Scalar, scale: float | None, expected: float | None) -> None:
     got = values.confidence(value, "confidence", scale)
     assert got == pytest.approx(expected) if expected is not None else got is None
@@ -39,10 +49,22 @@ def test_confidence_refused(value: values.Scalar) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("ITA", "ITA"), ("it", "IT"), ("us-ca", "US"), ("Italy", "IT"), ("Poland", "PL"),
-     ("I", "I"), ("5", None), ("0", None), ("unknown", None), ("-", None), ("浙", None),
-     ("Atlantis", None), (None, None)],
-)  # fmt: skip
+    [
+        ("ITA", "ITA"),
+        ("it", "IT"),
+        ("us-ca", "US"),
+        ("Italy", "IT"),
+        ("Poland", "PL"),
+        ("I", "I"),
+        ("5", None),
+        ("0", None),
+        ("unknown", None),
+        ("-", None),
+        ("浙", None),
+        ("Atlantis", None),
+        (None, None),
+    ],
+)
 def test_country(value: str | None, expected: str | None) -> None:
     assert values.country(value) == expected
 

@@ -35,8 +35,11 @@ from ...support.cameras import (
 async def test_read(cams: Cameras, v: Vendor) -> None:
     reply = await post(cams, v, PERMITTED)
     [verdict] = reply["results"]
-    assert (verdict["verdict"], verdict["reason"], verdict["plate"]) == ("allowed", "permit",
-                                                                         PERMITTED)  # fmt: skip
+    assert (verdict["verdict"], verdict["reason"], verdict["plate"]) == (
+        "allowed",
+        "permit",
+        PERMITTED,
+    )
     assert verdict["permits"] == ["RES-1"]
     assert verdict["event_id"] and verdict["transit_id"]
     [pending] = (await post(cams, v, UNKNOWN))["results"]
@@ -47,8 +50,7 @@ async def test_read(cams: Cameras, v: Vendor) -> None:
 @pytest.mark.parametrize("v", VENDORS, ids=IDS)
 async def test_no_read(cams: Cameras, v: Vendor) -> None:
     [verdict] = (await post(cams, v, v.no_read))["results"]
-    assert (verdict["verdict"], verdict["reason"], verdict["plate"]) == ("review", "unreadable",
-                                                                         "")  # fmt: skip
+    assert (verdict["verdict"], verdict["reason"], verdict["plate"]) == ("review", "unreadable", "")
 
 
 @pytest.mark.parametrize("v", VENDORS, ids=IDS)
@@ -76,8 +78,14 @@ async def test_duplicate(cams: Cameras, v: Vendor) -> None:
 
 
 # A field each vendor's record must keep, in the vendor's own name (a sample, not the list).
-KEPT = {"hikvision": "licensePlate", "axis": "carID", "milesight": "plate",
-        "platerecognizer": "result", "rekor": "best_uuid", "dahua": "SnapInfo"}
+KEPT = {
+    "hikvision": "licensePlate",
+    "axis": "carID",
+    "milesight": "plate",
+    "platerecognizer": "result",
+    "rekor": "best_uuid",
+    "dahua": "SnapInfo",
+}
 
 
 @pytest.mark.parametrize("v", VENDORS, ids=IDS)
@@ -85,8 +93,11 @@ async def test_raw_fields_kept_on_the_record(cams: Cameras, v: Vendor) -> None:
     """The payload fields that matter reach the transit record as the vendor sent them; the
     pictures (in the body as parts or base64) never do."""
     [verdict] = (await post(cams, v, PERMITTED))["results"]
-    [record] = [r for f in all_frames(cams.settings.storage.spool_dir)
-                if (r := DECODE_RECORD(f)).id == verdict["transit_id"]]  # fmt: skip
+    [record] = [
+        r
+        for f in all_frames(cams.settings.storage.spool_dir)
+        if (r := DECODE_RECORD(f)).id == verdict["transit_id"]
+    ]
     fields = msgspec.msgpack.decode(record.vendor)
     assert KEPT[v.name] in fields, fields
     text = json.dumps(fields)
@@ -102,14 +113,24 @@ async def test_rekor_record_keeps_where_the_pictures_are(cams: Cameras) -> None:
     status, reply = await cams.post("/v1/cameras/rekor", p.dump(group), key("rekor"))
     assert status == 200, reply
     [verdict] = reply["results"]
-    [record] = [r for f in all_frames(cams.settings.storage.spool_dir)
-                if (r := DECODE_RECORD(f)).id == verdict["transit_id"]]  # fmt: skip
+    [record] = [
+        r
+        for f in all_frames(cams.settings.storage.spool_dir)
+        if (r := DECODE_RECORD(f)).id == verdict["transit_id"]
+    ]
     assert msgspec.msgpack.decode(record.vendor) == {
-        "agent_uid": group["agent_uid"], "camera_id": 1234, "epoch_end": group["epoch_end"],
-        "best_uuid": group["best_uuid"], "best_region": "it", "travel_direction": 181.5,
+        "agent_uid": group["agent_uid"],
+        "camera_id": 1234,
+        "epoch_end": group["epoch_end"],
+        "best_uuid": group["best_uuid"],
+        "best_region": "it",
+        "travel_direction": 181.5,
         "is_parked": False,
-        "candidates": [{"plate": PERMITTED, "confidence": 93.0},
-                       {"plate": "AB128CD", "confidence": 80.1}]}  # fmt: skip
+        "candidates": [
+            {"plate": PERMITTED, "confidence": 93.0},
+            {"plate": "AB128CD", "confidence": 80.1},
+        ],
+    }
     assert (record.raw, record.confidence) == (PERMITTED, 0.93)
 
 
@@ -123,9 +144,20 @@ def test_kept_fields_are_bounded() -> None:
         tags: list[str] = []
 
     def logged(fields: Event) -> tuple[bytes, Any]:
-        record = transits.TransitRecord("id", "cam", "e-1", "G", "Z", "AB123CD", "AB123CD",
-                                        1.8e9, 1.8e9, "allowed", "permit",
-                                        vendor=fields)  # type: ignore[arg-type]  # fmt: skip
+        record = transits.TransitRecord(
+            "id",
+            "cam",
+            "e-1",
+            "G",
+            "Z",
+            "AB123CD",
+            "AB123CD",
+            1.8e9,
+            1.8e9,
+            "allowed",
+            "permit",
+            vendor=fields,
+        )  # type: ignore[arg-type]
         data = transits.encode_record(record)
         return data, msgspec.msgpack.decode(DECODE_RECORD(data).vendor)
 
@@ -135,8 +167,11 @@ def test_kept_fields_are_bounded() -> None:
     small = Event("AB123CD", "x" * 1000, ["t"] * 20)  # under the cap: kept whole
     data, kept = logged(small)
     assert kept == msgspec.to_builtins(small)
-    assert data == transits.ENCODE(msgspec.structs.replace(
-        DECODE_RECORD(data), vendor=msgspec.Raw(msgspec.msgpack.encode(small))))  # fmt: skip
+    assert data == transits.ENCODE(
+        msgspec.structs.replace(
+            DECODE_RECORD(data), vendor=msgspec.Raw(msgspec.msgpack.encode(small))
+        )
+    )
 
 
 @pytest.mark.parametrize("v", VENDORS, ids=IDS)
