@@ -244,3 +244,19 @@ def test_every_redis_key_is_spelled_in_keys_py() -> None:
 def test_the_varco_command_is_the_composition_layer() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["scripts"]["varco"] == "varco.cli:main"
+
+
+def test_the_readme_maps_every_module() -> None:
+    """README's "How it works" names every module of the three packages."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[
+        readme.index("## How it works") : readme.index("\n## ", readme.index("## How it works") + 5)
+    ]
+    unnamed = sorted(
+        name
+        for name, path in _modules().items()
+        if name.split(".")[0] in ("enforcement", "loader", "varco")
+        and path.name not in ("__init__.py", "__main__.py")
+        and f"`{path.name}`" not in section
+    )
+    assert unnamed == []

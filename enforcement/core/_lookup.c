@@ -179,7 +179,7 @@ static PyMethodDef Kernel_methods[] = {
 
 static PyTypeObject KernelType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "enforcement._lookup.Kernel",
+    .tp_name = "enforcement.core._lookup.Kernel",
     .tp_basicsize = sizeof(Kernel),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Kernel(keys, order, buckets, offsets, records): lookups over index buffers.",
@@ -431,7 +431,7 @@ static PyMethodDef Scanner_methods[] = {
 
 static PyTypeObject ScannerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "enforcement._lookup.Scanner",
+    .tp_name = "enforcement.core._lookup.Scanner",
     .tp_basicsize = sizeof(Scanner),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "The verdict's record scan with the rule tables, in C.",
