@@ -43,7 +43,7 @@ def measure() -> None:
     )
     from enforcement.http.cameras.reads import Context
     from enforcement.http.schemas import TRANSIT_DECODER
-    from enforcement.transits import record as transits
+    from enforcement.transits import record as transit_record
     from tests.support import payloads as p
 
     settings, _ = load_config(ROOT / "examples" / "demo.toml", {})
@@ -103,7 +103,7 @@ def measure() -> None:
     show("  dahua: decode only", lambda: dahua.DECODER.decode(dahua_body))
     show("  rekor: decode only", lambda: rekor.DECODER.decode(rekor_body))
     show("  local time text -> instant", lambda: clock.parse(local, rome, time.time(), "t"))
-    show("  kept fields (Dahua's; logged only)", lambda: transits.ENCODE(pic))
+    show("  kept fields (Dahua's; logged only)", lambda: transit_record.ENCODE(pic))
     show("  derived event id (blake2b)", lambda: ids.synthetic("cam-7", "AB123CD", 1.8e9))
     show("  normalise, upper case", lambda: normalise("AB123CD", "IT"))
     show("  normalise, lower case", lambda: normalise("ab123cd", "IT"))

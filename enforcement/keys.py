@@ -12,6 +12,8 @@ several cities. Who writes and who reads each:
     {p}:snapshot:{name}         hash    loader                replicas: revision, size, chunks,
                                                               digest (blake2b-256 of the file)
     {p}:snapshot:{name}:{i}     string  loader                replicas: the file in 8 MiB chunks
+                                                              (a string holds 512 MB at most;
+                                                              10 M permits make ~500 MB)
     {p}:snapshot:wanted         string  a replica that        loader: publish a snapshot soon
                                         missed changes
     {p}:changes                 stream  loader                replicas: permit changes, entry id
@@ -19,7 +21,8 @@ several cities. Who writes and who reads each:
     {p}:loader:heartbeat        string  loader                replicas: when the permit database
                                                               was last seen wholly published
     {p}:loader:lease            string  loader                loader: the active loader, expiring
-    {p}:wake                    pubsub  admin API             loader: a nudge, never data
+    {p}:wake                    pubsub  admin API             loader: a nudge, never data (pub/
+                                                              sub drops what nobody hears)
     {p}:sources                 hash    loader                replicas: feed name -> SourceStatus
     {p}:audit                   stream  service (police       `varco audit`: the hash-chained
                                         lookups)              audit trail, never trimmed
@@ -31,10 +34,12 @@ several cities. Who writes and who reads each:
     {p}:violations              hash    follow-up             service, `varco violations`
     {p}:violations:index        zset    follow-up             the same, by first transit instant
     {p}:violation:ids:{key}     set     follow-up             follow-up: a violation's transits
-    {p}:review                  hash    service, follow-up    the review queue
-    {p}:review:index            zset    service, follow-up    the same, by transit instant
+    {p}:review                  hash    follow-up             the review queue
+    {p}:review:index            zset    follow-up             the same, by transit instant
 
-`{hash}` and `{key}` are digests or Varco's own codes, never text a camera chose.
+`{hash}` is a digest of a camera's id and event id: no camera-chosen text shapes a key name.
+`{key}` is a violation's `zone|YYYY-MM-DD|plate`, the normalised plate included: a violation's
+keys hold its plate for as long as the violation is kept (`retention.violations`).
 """
 
 from __future__ import annotations

@@ -54,9 +54,8 @@ def read_source(
     are passes revoked because a duplicate replaced them)."""
     report = FeedReport(source.name)
     if source.kind == "cude_csv":
-        assert source.type is not None and isinstance(
-            data, bytes
-        )  # the configuration requires it (config/load.py)
+        # The configuration requires a type for a CUDE source (config/load.py).
+        assert source.type is not None and isinstance(data, bytes)
         permits = parse_cude(data, rules, source.type, report)
         return report, "cude", {p.permit_id: p for p in permits}, 0
     assert settings.circuit is not None  # config/load.py requires one for regional sources

@@ -15,6 +15,7 @@ from enforcement.audit.verify import Verifier, file_entries, redis_entries, redi
 from enforcement.audit.writer import audit_file
 from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
+from enforcement.keys import Keys
 from enforcement.replica.redis_server import start_redis
 
 
@@ -39,7 +40,7 @@ def cmd_violations(args: argparse.Namespace, settings: Settings, rules: Rules) -
         r = aredis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=2)
         n = 0
         try:
-            store = Violations(r, settings.redis.prefix, rules.clock)
+            store = Violations(r, Keys(settings.redis.prefix), rules.clock)
             total = await r.zcount(store.index, start, f"({end}")
             bar = tqdm(total=total, unit="violation", desc="export", disable=None, file=sys.stderr)
             out.write(csv_header() if args.format == "csv" else "[\n")
@@ -117,8 +118,6 @@ def _audit(args: argparse.Namespace, settings: Settings, rules: Rules, export: b
     off or --file names one) over the range, checking the chain as it goes."""
     import redis
     from tqdm import tqdm
-
-    from enforcement.keys import Keys
 
     tz = rules.clock.tz
     try:

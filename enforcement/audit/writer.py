@@ -9,7 +9,7 @@ crash: `appendfsync always`, or `WAITAOF` (Redis 7.2+) after the write; any othe
 setting (read at the first write, after a failure, and every minute) refuses lookups, saying
 why in /readyz.
 
-File (`redis = "off"`): `<data_dir>/audit/audit.log`, one line per record,
+File (`[redis] url = "off"`): `<data_dir>/audit/audit.log`, one line per record,
 `seq TAB t TAB prev TAB link TAB body`, appended under an exclusive flock (the workers of
 `varco serve --workers` share it) and fdatasync'ed before the lookup is answered. A last line
 without its line break is a write cut short by a crash, so never acknowledged: the next writer
@@ -42,6 +42,7 @@ from redis.exceptions import RedisError
 
 from ..core.snapshot import fsync_dir
 from ..durable import NotDurable, needs_waitaof
+from ..keys import Keys
 from .chain import GENESIS, AuditRecord, link_of, parse_line
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ HOST: Final = socket.gethostname()
 _ENCODE: Final = msgspec.json.Encoder().encode
 
 
-class AuditUnavailable(Exception):
+class AuditWriteFailed(Exception):
     """The record could not be written, so the lookup must be refused (fail closed)."""
 
 
@@ -89,7 +90,7 @@ class AuditLog:
         pass
 
     async def write(self, record: AuditRecord) -> None:
-        """Append `record` to the chain, or raise AuditUnavailable (503)."""
+        """Append `record` to the chain, or raise AuditWriteFailed (the lookup is refused, 503)."""
         try:
             body = _ENCODE(record)
             async with asyncio.timeout(TIMEOUT_S):
@@ -111,7 +112,7 @@ class AuditLog:
                     "until they can",
                     self.last_error,
                 )
-            raise AuditUnavailable(self.last_error) from None
+            raise AuditWriteFailed(self.last_error) from None
         if self.writable is False:
             log.info("audit records are written again: police lookups resume")
         self.writes += 1
@@ -171,9 +172,9 @@ return {id, link}
 class RedisAudit(AuditLog):
     backend = "redis"
 
-    def __init__(self, url: str, key: str) -> None:
+    def __init__(self, url: str, keys: Keys) -> None:
         super().__init__()
-        self.key = key
+        self.key = keys.audit
         # No client retries: one attempt per lookup, bounded by TIMEOUT_S.
         self.redis = aredis.Redis.from_url(
             url,

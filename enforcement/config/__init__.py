@@ -1,2 +1,3 @@
 """The city's configuration: the file's sections (`spec`), the values written as text in it
-(`values`), the `Settings` built from it (`settings`), and loading with its errors (`load`)."""
+(`values`), loading with its errors (`load`), who may call (`access`), and the `Settings`
+built from it (`settings`)."""

@@ -22,7 +22,8 @@ Fail = Callable[[str, str], NoReturn]  # raises the ConfigError for a key and a 
 def api_keys(spec: ConfigFile, fail: Fail) -> dict[str, ApiKey]:
     keys: dict[str, ApiKey] = {}
     for i, k in enumerate(spec.api_keys):
-        digest = k.key_sha256 or hash_key(k.key or "")
+        digest = _secret(k.key, k.key_sha256, f"api_keys[{i}].key", fail)
+        assert digest is not None  # ApiKeySpec requires one of them
         if digest in keys:
             fail(f"api_keys[{i}]", "the same key is listed twice")
         keys[digest] = ApiKey(k.id, k.role)

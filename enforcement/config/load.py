@@ -46,7 +46,7 @@ from .settings import (
     StorageSettings,
     TransitLogSettings,
 )
-from .spec import CameraSpec, ConfigFile, GateSpec, TypeSpec, WindowSpec, ZoneSpec
+from .spec import CameraSpec, ConfigFile, GateSpec, SourceSpec, TypeSpec, WindowSpec, ZoneSpec
 from .values import decode_value
 
 
@@ -101,7 +101,13 @@ def _msgspec_key(exc: msgspec.ValidationError) -> tuple[str, str]:
     return m.group(1).lstrip("."), text[: m.start()]
 
 
-_TABLES: Final = {"zones": ZoneSpec, "gates": GateSpec, "types": TypeSpec, "cameras": CameraSpec}
+_TABLES: Final = {
+    "zones": ZoneSpec,
+    "gates": GateSpec,
+    "types": TypeSpec,
+    "cameras": CameraSpec,
+    "sources": SourceSpec,
+}
 
 
 def _locate(data: dict[str, Any], exc: msgspec.ValidationError) -> tuple[str, str]:

@@ -21,7 +21,6 @@ from .values import (
     MonthDay,
     PositiveSeconds,
     Seconds,
-    Sha256Hex,
     TimeZoneName,
     parse_window,
 )
@@ -147,7 +146,7 @@ class ApiKeySpec(_Section, kw_only=True):
     id: str
     role: Role
     key: str | None = None  # plain text (demo); prefer key_sha256 in production
-    key_sha256: Sha256Hex | None = None
+    key_sha256: str | None = None  # checked in access.py, after "exactly one of"
 
     def __post_init__(self) -> None:
         if (self.key is None) == (self.key_sha256 is None):

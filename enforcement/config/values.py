@@ -148,7 +148,7 @@ class TimeZoneName(str):
     def parse(cls, text: str) -> TimeZoneName:
         try:
             ZoneInfo(text)
-        except (ValueError, ZoneInfoNotFoundError):
+        except (ValueError, OSError, ZoneInfoNotFoundError):  # "Europe" is a directory
             raise ValueError(f"unknown time zone {text!r}") from None
         return cls(text)
 

@@ -1,9 +1,9 @@
 /*
- * Lookup kernel for enforcement.index, optional (index.py and verdicts.py fall back to Python
+ * Lookup kernel for enforcement.index, optional (index.py and checker.py fall back to Python
  * when this module is not built):
  *   Kernel   the hash-directory walk and record reads of index.PermitIndex
  *   Scanner  the verdict's record scan with the rule tables, and the near-match search, of
- *            verdicts.Checker (scan_python and near_python are the references; tests compare)
+ *            checker.Checker (scan_python and near_python are the references; tests compare)
  * Both do what the Python does without the interpreter's per-step cost.
  *
  * The buffers are the snapshot's arrays (memory-mapped, read-only). They are validated once
@@ -191,7 +191,7 @@ static PyTypeObject KernelType = {
 
 
 /* ---------------------------------------------------------------------------------------
- * Scanner: the verdict's record scan with the rule tables (see verdicts.Checker.scan_mask,
+ * Scanner: the verdict's record scan with the rule tables (see checker.Checker.scan_mask,
  * the Python reference this must match). Bound once per live index:
  *   Scanner(kernel, type_always, type_known, type_cude, type_modes, type_windows,
  *           clock_starts, clock_offsets, holidays)

@@ -19,7 +19,7 @@ from ..core.rules import Rules
 from ..keys import Keys
 from ..replica.follower import Follower, redis_follower
 from ..replica.watcher import snapshot_watcher
-from . import errors, gauges, plates, readiness, resources, transits, violations
+from . import errors, monitoring, plates, readiness, resources, transits, violations
 from .cameras import routes as cameras
 from .endpoints import JSON
 from .openapi import docs_html, openapi_document
@@ -53,9 +53,9 @@ def create_app(
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SERVICE] = service
     app[HOLDER] = service.holder
-    gauges.register_gauges(service)
+    monitoring.register_gauges(service)
 
-    for module in (transits, plates, violations, readiness, gauges):
+    for module in (transits, plates, violations, readiness, monitoring):
         module.add_routes(app, service)
     _add_docs(app, service)
     cameras.add_routes(app, service)

@@ -16,7 +16,7 @@ from typing import Final, TypeVar
 import msgspec
 from aiohttp import web
 
-from ..audit.writer import AuditUnavailable
+from ..audit.writer import AuditWriteFailed
 from ..core.live import NoIndex
 from ..core.rules import UnknownGate
 from ..transits.spool import SpoolFull
@@ -56,7 +56,7 @@ def _api_error(exc: Exception) -> errors.ApiError | None:
         return errors.Invalid(str(exc), exc.field)
     if isinstance(exc, SpoolFull):
         return errors.SpoolFull(f"transits cannot be recorded now ({exc}); retry later")
-    if isinstance(exc, AuditUnavailable):
+    if isinstance(exc, AuditWriteFailed):
         return errors.AuditUnavailable(
             "the lookup cannot be recorded in the audit trail right "
             "now, so it is refused; retry shortly"
@@ -95,7 +95,7 @@ def endpoint(metrics: Metrics, name: str, handler: Handler) -> Handler:
     return run
 
 
-async def decode_json(request: web.Request, decoder: msgspec.json.Decoder[T]) -> T:
+async def read_json(request: web.Request, decoder: msgspec.json.Decoder[T]) -> T:
     """The JSON body as a struct; 415, 413, 400 or 422 (naming the field) otherwise."""
     # Compare the raw header first: parsing it costs more than the verdict's lookup.
     if request.headers.get("Content-Type") != JSON and request.content_type != JSON:

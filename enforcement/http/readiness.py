@@ -43,7 +43,7 @@ def readiness(service: Service) -> tuple[bool, dict[str, object]]:
             info["sources"], info["warnings"] = _sources(follower.sources.values())
     if service.audit is not None:  # not part of readiness: transits do not need it, lookups do
         info["audit"] = service.audit.status()
-    log_ = service.transit_log
+    log_ = service.intake.transit_log
     if service.followup is not None:
         info["followup"] = service.followup.status()
     if log_ is not None:

@@ -28,7 +28,7 @@ def audit_trail(service: Service, redis_url: str | None) -> Resource:
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         audit: AuditLog = (
-            RedisAudit(redis_url, Keys(settings.redis.prefix).audit)
+            RedisAudit(redis_url, Keys(settings.redis.prefix))
             if redis_url is not None
             else FileAudit(audit_file(settings.storage.data_dir))
         )
@@ -49,7 +49,7 @@ def transit_log(service: Service, redis_url: str | None) -> Resource:
     async def run(app: web.Application) -> AsyncIterator[None]:
         log = TransitLog(
             redis_url=redis_url,
-            prefix=settings.redis.prefix,
+            keys=Keys(settings.redis.prefix),
             spool_root=settings.storage.spool_dir,
             spool_max_bytes=settings.transit_log.spool_max_bytes,
             write_timeout_s=settings.transit_log.write_timeout_s,
@@ -57,11 +57,11 @@ def transit_log(service: Service, redis_url: str | None) -> Resource:
             retention_s=settings.retention.allowed_s,
         )
         await log.start()
-        service.transit_log = log
+        service.intake.transit_log = log
         try:
             yield
         finally:
-            service.transit_log = None
+            service.intake.transit_log = None
             await log.stop()
 
     return run
@@ -73,12 +73,13 @@ def violations(service: Service, redis_url: str, followup: bool) -> Resource:
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         r = aredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
-        service.violations = Violations(r, settings.redis.prefix, rules.clock)
+        keys = Keys(settings.redis.prefix)
+        service.violations = Violations(r, keys, rules.clock)
         worker = None
         if followup:
             worker = FollowUp(
                 r,
-                settings.redis.prefix,
+                keys,
                 rules,
                 service.checker,
                 service.holder,

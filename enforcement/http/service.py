@@ -18,7 +18,6 @@ from ..core.rules import Rules
 from ..replica.follower import Follower
 from ..transits.followup import FollowUp
 from ..transits.intake import Intake
-from ..transits.log import TransitLog
 from ..transits.violations import Violations
 from .apidoc import PathDocs
 from .auth import Keyring
@@ -38,15 +37,6 @@ class Service:
         self.violations: Violations | None = None  # set while running, with a Redis
         self.followup: FollowUp | None = None  # set while the worker runs here
         self.docs: list[PathDocs] = []  # an extension's paths, for /openapi.json and /docs
-
-    @property
-    def transit_log(self) -> TransitLog | None:
-        """Set while running (None with `create_app(record=False)`: judged, not recorded)."""
-        return self.intake.transit_log
-
-    @transit_log.setter
-    def transit_log(self, log: TransitLog | None) -> None:
-        self.intake.transit_log = log
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
         return endpoint(self.metrics, name, handler)

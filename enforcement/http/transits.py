@@ -13,7 +13,7 @@ from ..transits.record import Transit
 from . import errors
 from .auth import CAMERA
 from .cameras.registry import check_own
-from .endpoints import JSON, decode_json
+from .endpoints import JSON, read_json
 from .schemas import BATCH_DECODER, ENCODER, TRANSIT_DECODER, BatchOut, TransitIn
 from .service import Service
 
@@ -37,7 +37,7 @@ def add_routes(app: web.Application, service: Service) -> None:
 
     async def post_transit(request: web.Request) -> web.Response:
         key = require(request, CAMERA)
-        t = await decode_json(request, TRANSIT_DECODER)
+        t = await read_json(request, TRANSIT_DECODER)
         if key.camera is not None:  # a registered camera's key: its own camera and gate only
             check_own(settings, key, (t,))
         (verdict,) = await intake.accept((native_transit(t),))
@@ -45,7 +45,7 @@ def add_routes(app: web.Application, service: Service) -> None:
 
     async def post_batch(request: web.Request) -> web.Response:
         key = require(request, CAMERA)
-        batch = await decode_json(request, BATCH_DECODER)
+        batch = await read_json(request, BATCH_DECODER)
         if key.camera is not None:
             check_own(settings, key, batch.transits, "transits")
         limit = settings.server.max_batch

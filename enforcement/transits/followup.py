@@ -54,7 +54,7 @@ class FollowUp:
     def __init__(
         self,
         redis: aredis.Redis,
-        prefix: str,
+        keys: Keys,
         rules: Rules,
         checker: Checker,
         holder: IndexHolder,
@@ -63,13 +63,12 @@ class FollowUp:
         retention_violations_s: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.redis, self.prefix, self.rules = redis, prefix, rules
+        self.redis, self.rules = redis, rules
         self.checker, self.holder, self.clock = checker, holder, clock
         self.retention_allowed_s = retention_allowed_s
         self.retention_violations_s = retention_violations_s
-        keys = Keys(prefix)
         self.stream, self.held, self.due = keys.transits, keys.followup_held, keys.followup_due
-        self.violations = Violations(redis, prefix, rules.clock)
+        self.violations = Violations(redis, keys, rules.clock)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.counts = {"confirmed": 0, "discarded": 0, "reviewed": 0, "held": 0, "deferred": 0}
         self.last_error: str | None = None

@@ -65,7 +65,7 @@ class TransitLog:
         self,
         *,
         redis_url: str | None,
-        prefix: str,
+        keys: Keys,
         spool_root: Path,
         spool_max_bytes: int,
         write_timeout_s: float,
@@ -73,7 +73,7 @@ class TransitLog:
         retention_s: float = 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.redis_url, self.keys = redis_url, Keys(prefix)
+        self.redis_url, self.keys = redis_url, keys
         self.stream = self.keys.transits
         self.spool_root, self.spool_max_bytes = spool_root, spool_max_bytes
         self.write_timeout_s, self.dedup_window_s = write_timeout_s, dedup_window_s

@@ -82,8 +82,8 @@ return 1
 
 
 class Violations:
-    def __init__(self, redis: aredis.Redis, prefix: str, clock: LocalClock) -> None:
-        self.redis, self.keys, self.clock = redis, Keys(prefix), clock
+    def __init__(self, redis: aredis.Redis, keys: Keys, clock: LocalClock) -> None:
+        self.redis, self.keys, self.clock = redis, keys, clock
         self.hash, self.index = self.keys.violations, self.keys.violations_index
         self.review_hash, self.review_index = self.keys.review, self.keys.review_index
         self._merge = redis.register_script(_MERGE)

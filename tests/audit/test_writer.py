@@ -16,10 +16,11 @@ from enforcement.audit.chain import GENESIS, link_of
 from enforcement.audit.writer import RedisAudit, audit_file
 from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
+from enforcement.keys import Keys
 from enforcement.replica.redis_server import EmbeddedRedis
 
 from ..support.api import PERMITS
-from ..support.audit import KEY, LOOKUP, Service, audit_cli, lookups, record, start, stream
+from ..support.audit import LOOKUP, Service, audit_cli, lookups, record, start, stream
 from ..support.common import publish_permits
 
 # -- a record before every answer -----------------------------------------------------------
@@ -146,7 +147,7 @@ async def test_concurrent_writers_one_chain(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Two more "replicas" and the service append at once: one unbroken chain."""
-    others = [RedisAudit(redis_server.url, KEY) for _ in range(2)]
+    others = [RedisAudit(redis_server.url, Keys()) for _ in range(2)]
     try:
         await asyncio.gather(
             *(a.write(record(f"CC{i:03d}CC")) for a in others for i in range(40)),
@@ -171,9 +172,8 @@ async def test_concurrent_writers_one_chain(
 async def test_file_mode_fails_closed(demo: tuple[Settings, Rules]) -> None:
     settings, rules = demo
     publish_permits(settings, rules, PERMITS)
-    audit_file(settings.storage.data_dir).parent.write_text(
-        "not a directory"
-    )  # the file cannot exist
+    # A file where the audit directory should be: the audit file cannot exist.
+    audit_file(settings.storage.data_dir).parent.write_text("not a directory")
     server, session, service = await start(settings, rules, None)
     try:
         status, body, _ = await service.client.request("GET", "/v1/plates/AB123CD", LOOKUP)

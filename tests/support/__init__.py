@@ -8,7 +8,7 @@ here. No test module imports from another test module or from a conftest.py.
 - core.py: the index builder and the small rules city (core and config tests)
 - api.py: the HTTP API's client, credentials, permits and transits, and the replica helpers
 - cameras.py: the camera service's client, keys and permits, and the vendor table
-- payloads.py: vendor payloads as the vendors document them
+- payloads/: vendor payloads as the vendors document them (onboard cameras, software)
 - store.py: permit rows and the permit-import CSV (permit database tests)
 - feeds.py: the regional feed's CSV rows, and a scripted HTTP feed server
 - audit.py: a service with its audit trail, `varco audit`, hand-made chains

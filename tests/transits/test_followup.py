@@ -82,7 +82,7 @@ async def world(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> As
         api = app[SERVICE]
         followup = FollowUp(
             r,
-            settings.redis.prefix,
+            Keys(settings.redis.prefix),
             rules,
             api.checker,
             api.holder,
@@ -92,7 +92,7 @@ async def world(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> As
         )
         w = World(client, api, followup, settings, rules)
         await eventually(lambda: _ready(client))
-        api.transit_log.clock = lambda: w.now  # type: ignore[union-attr]
+        api.intake.transit_log.clock = lambda: w.now  # type: ignore[union-attr]
         await followup.ensure_group()
         await eventually(lambda: _ready(client))
         yield w
@@ -237,7 +237,7 @@ async def test_retention_removes_plates_from_redis_spool_and_logs(
     await world.post("AB123CD")
     assert [r.plate for r in _spooled(world)] == ["AB123CD"]
     world.advance(GRACE_S)  # > 24 h, Redis still away
-    await world.api.transit_log.prune_spool(world.settings.retention.allowed_s)  # type: ignore[union-attr]
+    await world.api.intake.transit_log.prune_spool(world.settings.retention.allowed_s)  # type: ignore[union-attr]
     assert _spooled(world) == []
     redis_server.start()
     await eventually(lambda: _ready(world.client))

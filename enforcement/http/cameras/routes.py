@@ -35,6 +35,7 @@ from ...core.verdict import Verdict
 from ...transits.record import Transit
 from .. import errors
 from ..apidoc import ERRORS, PathDocs, json_response
+from ..endpoints import JSON
 from ..schemas import ENCODER, ErrorOut
 from ..service import Service
 from . import axis, dahua, hikvision, milesight, platerecognizer, rekor
@@ -42,7 +43,6 @@ from .body import buffered, is_multipart, read_body
 from .reads import Context, Payload, Read, read_transit
 from .registry import Registry
 
-JSON: Final = "application/json"
 Parser = Callable[[web.Request, Context], Awaitable[Payload]]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from enforcement.transits import record as transits
+from enforcement.transits import record as transit_record
 from enforcement.transits.record import DECODE_RECORD
 from enforcement.transits.spool import all_frames
 
@@ -144,7 +144,7 @@ def test_kept_fields_are_bounded() -> None:
         tags: list[str] = []
 
     def logged(fields: Event) -> tuple[bytes, Any]:
-        record = transits.TransitRecord(
+        record = transit_record.TransitRecord(
             "id",
             "cam",
             "e-1",
@@ -158,16 +158,16 @@ def test_kept_fields_are_bounded() -> None:
             "permit",
             vendor=fields,
         )  # type: ignore[arg-type]
-        data = transits.encode_record(record)
+        data = transit_record.encode_record(record)
         return data, msgspec.msgpack.decode(DECODE_RECORD(data).vendor)
 
     data, kept = logged(Event("AB123CD", "x" * 100_000, ["t"] * 500))
-    assert kept == {"plate": "AB123CD", "note": "x" * transits.MAX_FIELD, "tags": ["t"] * 10}
-    assert len(data) <= transits.MAX_RECORD
+    assert kept == {"plate": "AB123CD", "note": "x" * transit_record.MAX_FIELD, "tags": ["t"] * 10}
+    assert len(data) <= transit_record.MAX_RECORD
     small = Event("AB123CD", "x" * 1000, ["t"] * 20)  # under the cap: kept whole
     data, kept = logged(small)
     assert kept == msgspec.to_builtins(small)
-    assert data == transits.ENCODE(
+    assert data == transit_record.ENCODE(
         msgspec.structs.replace(
             DECODE_RECORD(data), vendor=msgspec.Raw(msgspec.msgpack.encode(small))
         )

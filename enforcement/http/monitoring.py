@@ -1,5 +1,6 @@
-"""What `/metrics` shows besides requests and verdicts: the index, the transit log, the
-follow-up, the feeds and the audit trail, read from their owners when scraped.
+"""`/metrics`: the route, and what it shows besides requests and verdicts (metrics.py): the
+index, the transit log, the follow-up, the feeds and the audit trail, read from their owners
+when scraped.
 
 Labels are configuration (feed names) or outcomes, never data: no plate, key or reason.
 """
@@ -54,7 +55,11 @@ def register_gauges(service: Service) -> None:
     )
 
     def transits(attr: str) -> Callable[[], float]:
-        return lambda: getattr(service.transit_log, attr) if service.transit_log is not None else 0
+        return lambda: (
+            getattr(service.intake.transit_log, attr)
+            if service.intake.transit_log is not None
+            else 0
+        )
 
     m.gauge(
         "varco_transits_logged_redis_total",
@@ -89,14 +94,16 @@ def register_gauges(service: Service) -> None:
     m.gauge(
         "varco_transit_log_to_spool",
         "1 while transits go to the local spool.",
-        lambda: float(service.transit_log is not None and not service.transit_log.redis_ok),
+        lambda: float(
+            service.intake.transit_log is not None and not service.intake.transit_log.redis_ok
+        ),
     )
     m.gauge(
         "varco_transit_spool_bytes",
         "Bytes in the local transit spool.",
         lambda: (
-            service.transit_log.spool.bytes_used
-            if service.transit_log is not None and service.transit_log.spool
+            service.intake.transit_log.spool.bytes_used
+            if service.intake.transit_log is not None and service.intake.transit_log.spool
             else 0
         ),
     )
