@@ -46,6 +46,7 @@ def checker(demo: tuple[Settings, Rules]) -> Checker:
         max_clock_skew_s=settings.enforcement.max_clock_skew_s,
         index_max_age_s=10**10,
         max_transit_age_s=10**10,
+        max_delivery_delay_s=10**10,
     )
 
 

@@ -89,6 +89,7 @@ def make_checker(rules: Rules, settings: Settings) -> Checker:
         max_clock_skew_s=e.max_clock_skew_s,
         index_max_age_s=e.index_max_age_s,
         max_transit_age_s=settings.storage.history_days * 86400,
+        max_delivery_delay_s=e.max_delivery_delay_s,
     )
 
 
@@ -241,6 +242,7 @@ class _Compiler:
                 review_confidence=e.review_confidence,
                 max_clock_skew_s=int(e.max_clock_skew),
                 index_max_age_s=int(e.index_max_age),
+                max_delivery_delay_s=int(e.max_delivery_delay),
             ),
             storage=StorageSettings(
                 data_dir=data_dir,

@@ -38,6 +38,7 @@ class EnforcementSettings(msgspec.Struct, frozen=True, kw_only=True):
     review_confidence: float = 0.6
     max_clock_skew_s: int = 300
     index_max_age_s: int = 26 * 3600
+    max_delivery_delay_s: int = 6 * 3600
 
 
 class StorageSettings(msgspec.Struct, frozen=True, kw_only=True):

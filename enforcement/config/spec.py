@@ -73,6 +73,10 @@ class EnforcementSpec(_Section, kw_only=True):
     max_clock_skew: Seconds = Seconds(300)
     # An index older than this cannot back a `pending` verdict (it may miss new permits).
     index_max_age: Seconds = Seconds(26 * 3600)
+    # A transit received longer than this after its capture instant, and covered by no
+    # permit, is `review` (`late_delivery`), never `pending`. Longer values are accepted (to
+    # replay an archive), knowing that they let a delayed or forged post become a fine.
+    max_delivery_delay: Seconds = Seconds(6 * 3600)
 
 
 class StorageSpec(_Section, kw_only=True):

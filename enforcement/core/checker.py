@@ -45,11 +45,16 @@ class Checker:
         max_clock_skew_s: int,
         index_max_age_s: int,
         max_transit_age_s: int,
+        max_delivery_delay_s: int,
     ) -> None:
         self.rules = rules
         self.review_confidence = review_confidence
         self.max_clock_skew_s = max_clock_skew_s
         self.index_max_age_s = index_max_age_s
+        # A transit received this long after its capture instant is no ground for a fine by
+        # itself: a camera's backlog after days offline looks the same as a clock fault or a
+        # forged post. Uncovered, it is `review` (`late_delivery`); covered, still `allowed`.
+        self.max_delivery_delay_s = max_delivery_delay_s
         # Older transits cannot be judged: the index keeps ended permits only this long.
         self.max_transit_age_s = max_transit_age_s
         self._always_active = frozenset(c for c, g in rules.gates.items() if g.always_active)
@@ -211,6 +216,10 @@ class Checker:
             live, plate.text, t, gate, candidates
         ):
             return Verdict(REVIEW, "near_match", plate.text, index_revision=rev, event_id=event_id)
+        if now - t > self.max_delivery_delay_s:
+            return Verdict(
+                REVIEW, "late_delivery", plate.text, index_revision=rev, event_id=event_id
+            )
         if live.overlay.stale is not None or now - live.fresh_at > self.index_max_age_s:
             return Verdict(REVIEW, "index_stale", plate.text, index_revision=rev, event_id=event_id)
         grace = self.rules.zones[gate.zone].grace_s

@@ -12,7 +12,7 @@ import random
 import pytest
 
 from enforcement.config.load import make_checker
-from enforcement.config.settings import Settings
+from enforcement.config.settings import Settings, with_changes
 from enforcement.core.checker import Checker
 from enforcement.core.live import LiveIndex
 from enforcement.core.plates import normalise
@@ -146,8 +146,43 @@ def test_too_old_is_review(demo: tuple[Settings, Rules], live: LiveIndex) -> Non
     for ts in (5, at("2026-10-01T12:00:00+02:00")):  # a clock reset to 1970; 52 days late
         v = checker.check(live, normalise("ZZ999ZZ"), ts, gate, 0.9, NOW)
         assert (v.verdict, v.reason) == ("review", "too_old")
+    # A re-upload within the history is judged, but late: no ground for a fine by itself.
     recent = checker.check(live, normalise("ZZ999ZZ"), NOW - 29 * 86400, gate, 0.9, NOW)
-    assert recent.verdict == "pending"  # a late re-upload within the history is judged
+    assert (recent.verdict, recent.reason) == ("review", "late_delivery")
+    # Replaying an archive: a delivery delay as long as the history lets it be judged.
+    replay = make_checker(
+        rules, with_changes(settings, enforcement={"max_delivery_delay_s": 30 * 86400})
+    )
+    v = replay.check(live, normalise("ZZ999ZZ"), NOW - 29 * 86400, gate, 0.9, NOW)
+    assert (v.verdict, v.reason) == ("pending", "no_permit")
+
+
+@pytest.mark.parametrize(
+    ("delay_s", "plate", "expected"),
+    [
+        (0, "ZZ999ZZ", ("pending", "no_permit")),
+        (6 * 3600, "ZZ999ZZ", ("pending", "no_permit")),  # the bound itself: still on time
+        (6 * 3600 + 1, "ZZ999ZZ", ("review", "late_delivery")),
+        (4 * 86400, "ZZ999ZZ", ("review", "late_delivery")),  # a backlog after 4 days offline
+        (4 * 86400, "AB123CD", ("allowed", "permit")),  # covered: late or not, allowed
+        (4 * 86400, "EN222DS", ("review", "late_delivery")),  # expired permit: not a fine
+    ],
+)
+def test_late_delivery(
+    demo: tuple[Settings, Rules],
+    live: LiveIndex,
+    delay_s: int,
+    plate: str,
+    expected: tuple[str, str],
+) -> None:
+    """Received `delay_s` after capture (default enforcement.max_delivery_delay, 6 h)."""
+    settings, rules = demo
+    checker = make_checker(rules, settings)
+    captured = NOW - 5 * 86400
+    v = checker.check(
+        live, normalise(plate), captured, rules.gates["PD-03"], 0.9, captured + delay_s
+    )
+    assert (v.verdict, v.reason) == expected
 
 
 def test_pending_names_grace_end(checker: Checker, live: LiveIndex) -> None:
@@ -179,6 +214,7 @@ def test_stale_index_is_review(demo: tuple[Settings, Rules], live: LiveIndex) ->
         max_clock_skew_s=300,
         index_max_age_s=3600,
         max_transit_age_s=10**10,
+        max_delivery_delay_s=10**10,
     )
     later = live.built_at + 7200
     v = strict.check(live, normalise("ZZ999ZZ"), later, rules.gates["PD-03"], 0.9, later)

@@ -82,6 +82,7 @@ def test_windows_1252_overlaps_and_verdicts(demo: tuple[Settings, Rules]) -> Non
         max_clock_skew_s=300,
         index_max_age_s=10**10,
         max_transit_age_s=10**10,
+        max_delivery_delay_s=10**10,
     )
     gate = rules.gates["PD-03"]  # pedestrian area: the circuit's type covers it
     v = checker.check(live, normalise("AB123CD"), at("2026-06-01T10:00:00+02:00"), gate, 0.9, NOW)
@@ -233,6 +234,7 @@ def test_cude_primary_secondary_and_a_badge_with_three_plates(demo: tuple[Settin
         max_clock_skew_s=300,
         index_max_age_s=10**10,
         max_transit_age_s=10**10,
+        max_delivery_delay_s=10**10,
     )
     gate = rules.gates["PD-03"]
     instant = at("2026-06-01T10:00:00+02:00")

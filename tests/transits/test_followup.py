@@ -165,6 +165,22 @@ async def test_doubts_go_to_review(world: World) -> None:
     assert [(i["plate"], i["reason"]) for i in items] == [("ZZ999ZZ", "low_confidence")]
 
 
+async def test_late_delivery_goes_to_review_never_to_a_fine(world: World) -> None:
+    """A camera's backlog, four days late: the grace period has long passed, yet no fine."""
+    late = (NOW - dt.timedelta(days=4)).isoformat()
+    uncovered = await world.post("ZZ999ZZ", ts=late)
+    covered = await world.post("AB123CD", ts=late)
+    assert (uncovered["verdict"], uncovered["reason"]) == ("review", "late_delivery")
+    assert (covered["verdict"], covered["reason"]) == ("allowed", "permit")
+    world.advance(GRACE_S)
+    await world.run_followup()
+    assert await world.violations() == []
+    r = redis.Redis.from_url(world.settings.redis.url or "")
+    items = [msgspec.json.decode(v) for v in r.hvals(Keys(world.settings.redis.prefix).review)]
+    r.close()
+    assert [(i["plate"], i["reason"]) for i in items] == [("ZZ999ZZ", "late_delivery")]
+
+
 async def test_stale_index_transit_is_rechecked_not_confirmed(world: World) -> None:
     live = world.api.holder.current
     assert live is not None
