@@ -30,14 +30,8 @@ from .store import PermitRow
 
 COLUMNS: Final = ("codice_cude", "targa", "tipo_targa", "inizio", "fine", "data_revoca")
 REQUIRED: Final = ("codice_cude", "targa", "tipo_targa", "inizio", "fine")
-_KIND: Final = {
-    "p": True,
-    "principale": True,
-    "primary": True,
-    "s": False,
-    "secondaria": False,
-    "secondary": False,
-}
+# `tipo_targa`: P (principale) or S (secondaria), any case; nothing else.
+_KIND: Final = {"p": True, "s": False}
 
 
 @dataclass(slots=True)

@@ -76,11 +76,24 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
     if extra:
         raise ImportFileError(f"unknown column(s): {', '.join(extra)}")
     reader.fieldnames = header
+    width = len(header)
     for row in reader:
-        if None in row:
+        if None in row:  # DictReader keeps the fields past the header's under None
             yield reader.line_num, {"__error__": "more fields than the header has"}
             continue
-        yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
+        given = sum(v is not None for v in row.values())  # a short row's missing are None
+        if given != width:
+            # A row cut short must not read as a permit with defaults (an empty valid_to
+            # would make it unlimited).
+            yield (
+                reader.line_num,
+                {
+                    "__error__": f"{given} fields where the header has {width}",
+                    "permit_id": (row.get("permit_id") or "").strip(),
+                },
+            )
+            continue
+        yield reader.line_num, {k: v.strip() for k, v in row.items() if v is not None}
 
 
 def read_permits_csv(path: Path, rules: Rules, report: ImportReport) -> list[PermitRow]:

@@ -67,7 +67,8 @@ _STATES: Final = {
     "duplicato": "duplicate",
     "duplicate": "duplicate",
 }
-_YES_NO: Final = {"s": True, "si": True, "sì": True, "y": True, "n": False, "no": False, "": True}
+# `principale`: S or N (any case), empty meaning S; nothing else (a "si" or "y" is refused).
+_YES_NO: Final = {"s": True, "n": False, "": True}
 
 
 class RegionalPass(msgspec.Struct, gc=False):

@@ -17,8 +17,9 @@ from .rules import Rules
 MAX_PERMIT_ID_LEN: Final = 64
 MAX_CUDE_PLATES: Final = 2
 SOURCES: Final = ("municipal", "online", "regional", "cude", "other")
-_TRUE: Final = {"true", "1", "yes", "y", "s", "si", "sì", "t"}
-_FALSE: Final = {"false", "0", "no", "n", "f"}
+# One documented spelling each (any case): a value outside it, such as the "t" left of a
+# "true" cut short, is refused, never read as one or the other.
+_BOOLEANS: Final = {"true": True, "false": False}
 
 
 class PermitInvalid(ValueError):
@@ -42,14 +43,14 @@ def parse_instant(text: str, clock: LocalClock, field: str) -> int:
 
 
 def parse_bool(text: str, field: str, default: bool) -> bool:
+    """`true` or `false` (any case); empty: `default`."""
     t = text.strip().lower()
     if not t:
         return default
-    if t in _TRUE:
-        return True
-    if t in _FALSE:
-        return False
-    raise PermitInvalid(field, f"{text!r} is not true/false")
+    value = _BOOLEANS.get(t)
+    if value is None:
+        raise PermitInvalid(field, f"{text!r} is not true or false")
+    return value
 
 
 def check_plate(raw: str, field: str = "plate") -> str:

@@ -42,7 +42,7 @@ VALUES: dict[str, tuple[list[str], list[str]]] = {
                     ["L736-2024-1", "", "l736_2024_00001", "L736_2024_000011"]),
     "comune": (["L736", "G224", "g224", " H620"], ["X999", ""]),
     "targa": (["AB123CD", "CD456EF", "ab 123 cd", "EF789GH", "ÄB123CD"], ["", "???"]),
-    "principale": (["S", "N", "", "si", "Sì"], ["x"]),
+    "principale": (["S", "N", "", "s", "n"], ["x", "si", "Sì", "y", "no"]),
     "tipo_pass": (["DISABILI", "DISABILITÀ"], ["disabili", "", "ALTRO"]),
     "inizio": (["01/03/2024", "1/3/2024", "01/03/2024 08:30", " 01/03/2024",
                 "10/01/2025 08:30"],

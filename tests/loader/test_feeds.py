@@ -140,6 +140,12 @@ def test_a_revoked_pass_ends_at_its_revocation(demo: tuple[Settings, Rules]) -> 
         ),
         ("L736_2024_00023;L736;--;S;DISABILI;01/03/2024;28/02/2029;attivo;;", "targa"),
         ("L736_2024_00024;L736;AB123CD;S;DISABILI;01/03/2024;attivo;;", "row"),
+        ("L736_2024_00025;L736;AB123CD;S;DISABILI;01/03/2024;28/02/2029;attivo;;;x", "row"),
+        ("L736_2024_00026;L736;AB123CD", "row"),  # cut short
+        # `principale` is S or N (empty: S), nothing else.
+        ("L736_2024_00027;L736;AB123CD;si;DISABILI;01/03/2024;28/02/2029;attivo;;", "principale"),
+        ("L736_2024_00028;L736;AB123CD;Y;DISABILI;01/03/2024;28/02/2029;attivo;;", "principale"),
+        ("L736_2024_00029;L736;AB123CD;no;DISABILI;01/03/2024;28/02/2029;attivo;;", "principale"),
     ],
 )
 def test_bad_rows_are_rejected_with_line_and_reason(
@@ -214,6 +220,8 @@ def test_cude_primary_secondary_and_a_badge_with_three_plates(demo: tuple[Settin
             "CUDE0002;GA003CU;S;01/01/2025;;",
             "CUDE0003;HA001CU;S;01/01/2025;;",
             "CUDE0004;JA001CU;P;01/01/2025;01/01/2030;15/09/2026",
+            "CUDE0006;LA001CU;P;01/01/2025",  # cut short (a short last row: a cut file)
+            "CUDE0005;KA001CU;principale;01/01/2025;;",  # P or S, nothing else
         ),
     )
     assert sorted((j.line, j.key, j.field) for j in r.feed.rejects) == [
@@ -221,6 +229,8 @@ def test_cude_primary_secondary_and_a_badge_with_three_plates(demo: tuple[Settin
         (5, "CUDE0002", "targa"),
         (6, "CUDE0002", "targa"),
         (7, "CUDE0003", "tipo_targa"),
+        (9, "CUDE0006", "row"),
+        (10, "CUDE0005", "tipo_targa"),
     ]
     badge, _ = stored(demo, "CUDE0001")
     assert badge.source == "cude" and badge.plates == (("FA001CU", True), ("FA002CU", False))

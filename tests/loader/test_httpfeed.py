@@ -89,6 +89,7 @@ def test_items_validated_like_the_csv(feed: Feed, demo: tuple[Settings, Rules]) 
                     ["L781_2026_00002", "GH012IJ"],  # not an object
                     item("L781_2026_00002", "GH012IJ", comune=" L781 ", principale=None),
                     item("L840_2026_00004", {"plate": "X"}, fine=[1]),
+                    item("L840_2026_00005", "JK345LM", principale="yes"),  # S, N or a boolean
                 ],  # nested
                 None,
             )
@@ -107,9 +108,14 @@ def test_items_validated_like_the_csv(feed: Feed, demo: tuple[Settings, Rules]) 
     report = FeedReport("vivipass")
     passes = parse_regional_rows(got.rows, rules, settings.circuit, report)
     rejects = [(r.line, r.key, r.field) for r in report.rejects]
-    assert rejects == [(3, "G224_2025_00003", "row"), (4, "", "row"), (6, "L840_2026_00004", "row")]
+    assert rejects == [
+        (3, "G224_2025_00003", "row"),
+        (4, "", "row"),
+        (6, "L840_2026_00004", "row"),
+        (7, "L840_2026_00005", "principale"),
+    ]
     assert "inizio is a number" in report.rejects[0].reason
-    assert (report.rows, report.permits) == (6, 2)
+    assert (report.rows, report.permits) == (7, 2)
     by_number = {p.permit.permit_id: p.permit for p in passes}
     assert by_number["L736_2024_00015"].plates == (("AB123CD", True), ("CD456EF", False))
     assert by_number["L781_2026_00002"].plates == (("GH012IJ", True),)

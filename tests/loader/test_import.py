@@ -72,7 +72,16 @@ def test_import_and_reimport(demo: tuple[Settings, Rules], tmp_path: Path) -> No
         ("X-1,AB123CD,TEMP,2026-01-31,2026-08-01,,municipal,true", "valid_to", "maximum of"),
         ("X-1,AB123CD,1,2026-01-01,,NOWHERE,municipal,true", "zones", "unknown zone"),
         ("X-1,AB123CD,1,2026-01-01,,,regione,true", "source", "not one of"),
-        ("X-1,AB123CD,1,2026-01-01,,,municipal,maybe", "primary", "not true/false"),
+        ("X-1,AB123CD,1,2026-01-01,,,municipal,maybe", "primary", "not true or false"),
+        # One documented spelling: what a "true" cut short or another tool's habit leaves
+        # is refused, never read as either.
+        ("X-1,AB123CD,1,2026-01-01,,,municipal,t", "primary", "not true or false"),
+        ("X-1,AB123CD,1,2026-01-01,,,municipal,yes", "primary", "not true or false"),
+        ("X-1,AB123CD,1,2026-01-01,,,municipal,1", "primary", "not true or false"),
+        ("X-1,AB123CD,1,2026-01-01,,,municipal,sì", "primary", "not true or false"),
+        # A row cut short is no permit with defaults (no valid_to would make it unlimited).
+        ("X-1,AB123CD,2,2026-01-01", "row", "4 fields where the header has 8"),
+        ("X-1,AB123CD,2,2026-01-01,2027-01-01,,municipal", "row", "7 fields where"),
         (",AB123CD,1,2026-01-01,,,municipal,true", "permit_id", "printable"),
         ("X-1,AB123CD,1,2026-01-01,,,municipal,true,extra", "row", "more fields"),
     ],
