@@ -193,7 +193,7 @@ def load_mix(seed: int = 7) -> PlateMix:
     oldest = now - (settings.storage.history_days - 2) * 86400  # edges the index still judges
     with open_db(settings) as db:
         rows = db.index_rows(now - settings.storage.history_days * 86400)
-        for _pid, start, end, type_, _zones, _source, primary, plate in rows:
+        for _pid, start, end, type_, _zones, _source, primary, plate, _periods in rows:
             known.add(plate)
             ptype = rules.types.get(type_)
             if ptype is None:

@@ -41,7 +41,15 @@ class _Badge:
     lines: list[int] = field(default_factory=list)
 
 
-def parse_cude(data: bytes, rules: Rules, type_: str, report: FeedReport) -> list[PermitRow]:
+def parse_cude(
+    data: bytes,
+    rules: Rules,
+    type_: str,
+    report: FeedReport,
+    revocations: dict[str, int] | None = None,
+) -> list[PermitRow]:
+    """The export's badges, validated; `revocations` (if given) gets badge -> the instant
+    it was revoked, for a sync to end the badge's other periods there too."""
     text = decode(data, report)
     badges: dict[str, _Badge] = {}
     bad: set[str] = set()
@@ -54,6 +62,8 @@ def parse_cude(data: bytes, rules: Rules, type_: str, report: FeedReport) -> lis
             if "__error__" in row:
                 raise PermitInvalid("row", row["__error__"])
             permit = _parse_row(row, rules, type_)
+            if revocations is not None and row.get("data_revoca"):
+                revocations[code] = parse_date(row["data_revoca"], rules.clock, "data_revoca")
             badge = badges.setdefault(code, _Badge(permit))
             if (badge.first.valid_from, badge.first.valid_to) != (
                 permit.valid_from,
@@ -108,7 +118,6 @@ def _parse_row(row: dict[str, str], rules: Rules, type_: str) -> PermitRow:
     end = parse_date(row["fine"], rules.clock, "fine", end=True) if row["fine"] else None
     if end is not None and end <= start:
         raise PermitInvalid("fine", "the badge ends before it starts")
-    if row.get("data_revoca"):
-        revoked = parse_date(row["data_revoca"], rules.clock, "data_revoca")
-        end = max(start, revoked if end is None else min(end, revoked))
+    if row.get("data_revoca"):  # checked here; the sync cuts every period there
+        parse_date(row["data_revoca"], rules.clock, "data_revoca")
     return PermitRow(code, type_, start, end, (), "cude", ((plate, primary),))

@@ -29,6 +29,7 @@ from enforcement.core.permits import (
 from enforcement.core.rules import Rules
 
 from .feedcsv import Reject  # line, key (the permit_id here), field, reason
+from .periods import renewing
 from .store import PermitRow, PermitStore
 
 COLUMNS: Final = (
@@ -161,7 +162,8 @@ def import_csv(path: Path, rules: Rules, db: PermitStore) -> ImportReport:
     report = ImportReport()
     permits = read_permits_csv(path, rules, report)
     report.permits = len(permits)
-    report.changed = db.upsert(permits)
+    # A row's validity joins the permit's periods (a renewal adds one: loader/periods.py).
+    report.changed = db.upsert(permits, merge=renewing())
     report.revision = db.revision
     return report
 

@@ -44,6 +44,7 @@ from .store import (
     from_history_json,
     group,
     history_json,
+    periods_text,
     schema_problem,
 )
 
@@ -86,10 +87,12 @@ PG_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             PRIMARY KEY (permit_id, revision)
         )""",
     ),
+    # A permit's validity periods beyond the one valid_from/valid_to hold (loader/periods.py).
+    3: ("ALTER TABLE permits ADD COLUMN IF NOT EXISTS periods text NOT NULL DEFAULT ''",),
 }
 
 _PERMIT_COLUMNS: Final = (
-    "permit_id, type, valid_from, valid_to, zones, source, revision, updated_at"
+    "permit_id, type, valid_from, valid_to, zones, source, revision, updated_at, periods"
 )
 _COPY_PERMITS: Final = "COPY {table} (" + _PERMIT_COLUMNS + ") FROM STDIN"
 
@@ -181,7 +184,7 @@ class PgPermitDB(PermitStore):
         rows = self.conn.execute(
             "WITH c AS (SELECT * FROM permits WHERE revision > %s ORDER BY revision LIMIT %s)"
             " SELECT c.permit_id, c.type, c.valid_from, c.valid_to, c.zones, c.source,"
-            " c.revision, pp.plate, pp.is_primary FROM c"
+            " c.revision, c.periods, pp.plate, pp.is_primary FROM c"
             " LEFT JOIN permit_plates pp USING (permit_id) ORDER BY c.revision, pp.plate",
             (revision, limit),
         ).fetchall()  # one statement: the permits and their plates as of one instant
@@ -202,7 +205,8 @@ class PgPermitDB(PermitStore):
             cur.itersize = INDEX_ROWS_FETCH
             cur.execute(
                 "SELECT p.permit_id, p.valid_from, p.valid_to, p.type, p.zones, p.source,"
-                " pp.is_primary, pp.plate FROM permits p JOIN permit_plates pp USING (permit_id)"
+                " pp.is_primary, pp.plate, p.periods"
+                " FROM permits p JOIN permit_plates pp USING (permit_id)"
                 " WHERE p.valid_to IS NULL OR p.valid_to >= %s"
                 ' ORDER BY p.permit_id COLLATE "C", pp.plate COLLATE "C"',
                 (min_end,),
@@ -268,7 +272,8 @@ class PgPermitDB(PermitStore):
                     " ON CONFLICT (permit_id) DO UPDATE SET type = excluded.type,"
                     " valid_from = excluded.valid_from, valid_to = excluded.valid_to,"
                     " zones = excluded.zones, source = excluded.source,"
-                    " revision = excluded.revision, updated_at = excluded.updated_at"
+                    " revision = excluded.revision, updated_at = excluded.updated_at,"
+                    " periods = excluded.periods"
                 )
                 cur.execute("TRUNCATE varco_staged_permits")  # the next chunk of this transaction
                 cur.execute(
@@ -304,6 +309,7 @@ class PgPermitDB(PermitStore):
                         p.source,
                         rev,
                         now,
+                        periods_text(p),
                     )
                 )
 

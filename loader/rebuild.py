@@ -36,7 +36,7 @@ from enforcement.core.snapshot import (
     write_snapshot,
 )
 
-from .store import PermitStore
+from .store import PermitStore, parse_periods
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def index_from_db(
     skipped: dict[str, int] = {}  # type code -> plate rows left out
     total = db.count()
     min_end = int(now - history_days * 86400)
-    for pid, vfrom, vto, type_, zone_text, source, primary, plate in tqdm(
+    for pid, vfrom, vto, type_, zone_text, source, primary, plate, periods in tqdm(
         db.index_rows(min_end), total=total, unit="plate", desc="rebuild", disable=None
     ):
         t = type_no.get(type_)
@@ -104,16 +104,22 @@ def index_from_db(
                 )
         else:
             mask = default_zones[type_]
-        keys.append(plate_key(plate))
-        starts.append(vfrom)
-        ends.append(0xFFFFFFFF if vto is None else vto)
-        zones.append(mask)
-        rows.append(row)
-        types.append(t)
-        flags.append(
-            (FLAG_PRIMARY if primary else 0)
-            | source_no.get(source, len(SOURCES) - 1) << SOURCE_SHIFT
+        flag = (FLAG_PRIMARY if primary else 0) | (
+            source_no.get(source, len(SOURCES) - 1) << SOURCE_SHIFT
         )
+        key = plate_key(plate)
+        # One interval per validity period (a renewed permit has several, loader/periods.py),
+        # all of the same permit row; periods ended before the history kept are left out.
+        for start, end in parse_periods(periods) if periods else ((vfrom, vto),):
+            if end is not None and end < min_end:
+                continue
+            keys.append(key)
+            starts.append(start)
+            ends.append(0xFFFFFFFF if end is None else end)
+            zones.append(mask)
+            rows.append(row)
+            types.append(t)
+            flags.append(flag)
     for type_, n in sorted(skipped.items()):
         # Never silently: such permits are not enforced until the type is configured again.
         log.warning(

@@ -78,6 +78,9 @@ class RegionalPass(msgspec.Struct, gc=False):
     permit: PermitRow
     replaces: str | None  # a duplicate: the pass number it replaces
     line: int
+    # A revoked pass: when. The permit keeps the period the export lists; a sync cuts every
+    # period of the pass there (loader/periods.py), a renewed one revoked before it began too.
+    revoked_at: int | None = None
 
 
 def parse_regional(
@@ -145,6 +148,7 @@ def _parse(
     starts: dict[str, int | _Bad] = {}  # raw inizio and data_revoca: instant or BAD
     ends: dict[str, int | _Bad | None] = {}  # raw fine: instant, None (empty) or BAD
     passes: dict[str, _Pass] = {}
+    revocations: dict[str, int] = {}  # pass number -> instant revoked
     bad: set[str] = set()
     n = 0
     # A progress bar on a terminal only (tqdm's disable=None): `varco sync` of a large export.
@@ -153,6 +157,7 @@ def _parse(
         for line, row in numbered_rows if bar.disable else bar:
             n += 1
             got: _Read | None = None
+            revoked: int | None = None  # this row's revocation instant (state revocato)
             if type(row) is list:
                 if len(row) == width:
                     values: tuple[str, ...] | None = fields([*row, ""] if pad else row)
@@ -211,6 +216,9 @@ def _parse(
                             got = _ended_or_replacing(
                                 number, attrs, start, end, plate, revoca, precedente, starts, clock
                             )
+                            if got is not None and state == "revoked":
+                                when = starts[revoca]  # cached by _ended_or_replacing
+                                revoked = None if when is _BAD else when
             try:
                 if got is None:  # a row the caches do not vouch for
                     if isinstance(row, list):
@@ -218,6 +226,7 @@ def _parse(
                     if "__error__" in row:
                         raise PermitInvalid("row", row["__error__"])
                     p = parse_row(row, rules, circuit)
+                    revoked = p.revoked_at
                     got = (
                         p.permit.type,
                         p.permit.valid_from,
@@ -227,8 +236,15 @@ def _parse(
                     )
                 if seen is None:
                     passes[number] = [got[0], got[1], got[2], got[3], line, got[4:]]
+                    if revoked is not None:
+                        revocations[number] = revoked
                     continue
-                if seen[0] != got[0] or seen[1] != got[1] or seen[2] != got[2]:
+                if (
+                    seen[0] != got[0]
+                    or seen[1] != got[1]
+                    or seen[2] != got[2]
+                    or revocations.get(number) != revoked
+                ):
                     raise PermitInvalid(
                         "numero_pass",
                         f"pass {number} appears with other dates, type or state on line {seen[4]}",
@@ -271,7 +287,7 @@ def _parse(
         except PermitInvalid as exc:
             report.reject(line, number, exc)
             continue
-        out.append(RegionalPass(permit, replaces, line))
+        out.append(RegionalPass(permit, replaces, line, revocations.get(number)))
     report.permits = len(out)
     return out
 
@@ -335,7 +351,6 @@ def _ended_or_replacing(
             revoked = starts[revoca] = _date(revoca, clock, end=False) if revoca.strip() else _BAD
         if revoked is _BAD:
             return None
-        end = max(start, revoked if end is None else min(end, revoked))
     elif state == "duplicate":
         replaces = precedente.strip()
         if not PASS_NUMBER.fullmatch(replaces) or replaces == number:
@@ -372,7 +387,6 @@ def parse_row(row: dict[str, str], rules: Rules, circuit: Circuit) -> RegionalPa
         if not row.get("data_revoca"):
             raise PermitInvalid("data_revoca", "a revoked pass needs its revocation date")
         revoked = parse_date(row["data_revoca"], rules.clock, "data_revoca")
-        end = max(start, revoked if end is None else min(end, revoked))
     elif state == "duplicate":
         replaces = row.get("pass_precedente", "")
         if not PASS_NUMBER.fullmatch(replaces):
@@ -382,4 +396,4 @@ def parse_row(row: dict[str, str], rules: Rules, circuit: Circuit) -> RegionalPa
         if replaces == number:
             raise PermitInvalid("pass_precedente", "a duplicate cannot replace itself")
     permit = PermitRow(number, type_, start, end, (), "regional", ((plate, primary),))
-    return RegionalPass(permit, replaces, 0)
+    return RegionalPass(permit, replaces, 0, revoked if state == "revoked" else None)

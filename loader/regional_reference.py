@@ -12,7 +12,6 @@ from enforcement.core.rules import Rules
 
 from .feedcsv import FeedReport, decode, rows, with_plates
 from .regional import COLUMNS, REQUIRED, RegionalPass, parse_row
-from .store import PermitRow
 
 
 def parse_regional_reference(
@@ -43,7 +42,7 @@ def parse_regional_reference(
             if seen is None:
                 passes[number], plates[number] = p, {plate: primary}
                 continue
-            if not _same_pass(seen.permit, p.permit):
+            if not _same_pass(seen, p):
                 raise PermitInvalid(
                     "numero_pass",
                     f"pass {number} appears with other dates, type or state on line {seen.line}",
@@ -63,10 +62,16 @@ def parse_regional_reference(
         except PermitInvalid as exc:
             report.reject(p.line, number, exc)
             continue
-        out.append(RegionalPass(permit, p.replaces, p.line))
+        out.append(RegionalPass(permit, p.replaces, p.line, p.revoked_at))
     report.permits = len(out)
     return out
 
 
-def _same_pass(a: PermitRow, b: PermitRow) -> bool:
-    return (a.type, a.valid_from, a.valid_to) == (b.type, b.valid_from, b.valid_to)
+def _same_pass(a: RegionalPass, b: RegionalPass) -> bool:
+    """Rows of one pass agree on its type, dates and revocation."""
+    return (a.permit.type, a.permit.valid_from, a.permit.valid_to, a.revoked_at) == (
+        b.permit.type,
+        b.permit.valid_from,
+        b.permit.valid_to,
+        b.revoked_at,
+    )

@@ -26,6 +26,7 @@ from .store import (
     from_history_json,
     group,
     history_json,
+    periods_text,
     schema_problem,
 )
 
@@ -67,6 +68,8 @@ SQLITE_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             PRIMARY KEY (permit_id, revision)
         ) WITHOUT ROWID""",
     ),
+    # A permit's validity periods beyond the one valid_from/valid_to hold (loader/periods.py).
+    3: ("ALTER TABLE permits ADD COLUMN periods TEXT NOT NULL DEFAULT ''",),
 }
 
 
@@ -154,7 +157,7 @@ class PermitDB(PermitStore):
         rows = self.conn.execute(
             "WITH c AS (SELECT * FROM permits WHERE revision > ? ORDER BY revision LIMIT ?)"
             " SELECT c.permit_id, c.type, c.valid_from, c.valid_to, c.zones, c.source,"
-            " c.revision, pp.plate, pp.is_primary FROM c"
+            " c.revision, c.periods, pp.plate, pp.is_primary FROM c"
             " LEFT JOIN permit_plates pp USING (permit_id) ORDER BY c.revision, pp.plate",
             (revision, limit),
         ).fetchall()  # one statement: the permits and their plates as of one instant
@@ -171,7 +174,8 @@ class PermitDB(PermitStore):
         # Both keys are BINARY (byte order); the plan walks the primary keys, no sort step.
         yield from self.conn.execute(
             "SELECT p.permit_id, p.valid_from, p.valid_to, p.type, p.zones, p.source,"
-            " pp.is_primary, pp.plate FROM permits p JOIN permit_plates pp USING (permit_id)"
+            " pp.is_primary, pp.plate, p.periods"
+            " FROM permits p JOIN permit_plates pp USING (permit_id)"
             " WHERE p.valid_to IS NULL OR p.valid_to >= ? ORDER BY p.permit_id, pp.plate",
             (min_end,),
         )
@@ -236,11 +240,11 @@ class PermitDB(PermitStore):
         )
         c.executemany(
             "INSERT INTO permits (permit_id, type, valid_from, valid_to, zones, source,"
-            " revision, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " revision, updated_at, periods) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (permit_id) DO UPDATE SET type=excluded.type,"
             " valid_from=excluded.valid_from, valid_to=excluded.valid_to,"
             " zones=excluded.zones, source=excluded.source, revision=excluded.revision,"
-            " updated_at=excluded.updated_at",
+            " updated_at=excluded.updated_at, periods=excluded.periods",
             [
                 (
                     p.permit_id,
@@ -251,6 +255,7 @@ class PermitDB(PermitStore):
                     p.source,
                     rev,
                     now,
+                    periods_text(p),
                 )
                 for rev, p, _ in changes
             ],
@@ -273,7 +278,7 @@ class PermitDB(PermitStore):
     def _insert_new(self, permits: list[PermitRow], first_revision: int, now: int) -> None:
         self.conn.executemany(
             "INSERT INTO permits (permit_id, type, valid_from, valid_to, zones, source,"
-            " revision, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " revision, updated_at, periods) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     p.permit_id,
@@ -284,6 +289,7 @@ class PermitDB(PermitStore):
                     p.source,
                     rev,
                     now,
+                    periods_text(p),
                 )
                 for rev, p in enumerate(permits, first_revision)
             ],

@@ -25,7 +25,8 @@ another, which a permit database (one 1M-row regional upsert, a few API edits) c
 and a rolled-back write hands out nothing, so revisions have no gaps.
 
 `meta.schema_version` says which schema a database has and `migrate()` brings it to
-SCHEMA_VERSION idempotently: 1 is the original schema, 2 adds `permit_history`.
+SCHEMA_VERSION idempotently: 1 is the original schema, 2 adds `permit_history`, 3 a permit's
+validity periods (`permits.periods`, loader/periods.py).
 """
 
 from __future__ import annotations
@@ -34,18 +35,21 @@ import contextlib
 import itertools
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final, NamedTuple, Self
 
 import msgspec
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 # Upserts compare a chunk of permits with their stored versions fetched in one query.
 UPSERT_CHUNK: Final = 5_000
 BULK_CHUNK: Final = 50_000
 
 # (permit_id, valid_from, valid_to, type, zones, source, is_primary, plate)
-IndexRow = tuple[str, int, int | None, str, str, str, int, str]
+# (permit_id, valid_from, valid_to, type, zones, source, is_primary, plate, periods)
+IndexRow = tuple[str, int, int | None, str, str, str, int, str, str]
+# A validity period [start, end) in epoch seconds; end None: unlimited.
+Period = tuple[int, int | None]
 
 
 class DatabaseError(Exception):
@@ -57,7 +61,9 @@ class SchemaError(DatabaseError):
 
 
 class PermitRow(msgspec.Struct, frozen=True, gc=False):
-    """One permit as stored: validity [valid_from, valid_to) in epoch seconds."""
+    """One permit as stored: validity [valid_from, valid_to) in epoch seconds, or, for a
+    permit renewed while a period was running, `periods` (by start; valid_from/valid_to then
+    span them: loader/periods.py)."""
 
     permit_id: str
     type: str
@@ -66,6 +72,11 @@ class PermitRow(msgspec.Struct, frozen=True, gc=False):
     zones: tuple[str, ...]  # empty: the type's zones
     source: str
     plates: tuple[tuple[str, bool], ...]  # (normalised plate, primary), sorted
+    periods: tuple[Period, ...] = ()  # empty: the one period [valid_from, valid_to)
+
+
+# What an upsert writes, from the stored version (None: a new permit) and the given one.
+Merge = Callable[[PermitRow | None, PermitRow], PermitRow]
 
 
 class Change(NamedTuple):
@@ -147,13 +158,14 @@ class PermitStore(ABC):
         """Delete every permit and its history (demo --regenerate). The revision counter
         stays, so revisions never go back; replicas do not hear of deletions."""
 
-    def upsert(self, permits: Iterable[PermitRow]) -> int:
+    def upsert(self, permits: Iterable[PermitRow], merge: Merge | None = None) -> int:
         """Insert or replace permits in one transaction; returns how many changed.
 
         A permit identical to the stored one is left alone (no new revision); a permit
-        listed twice counts once, as its last version.
-        """
-        return self._upsert(permits)[0]
+        listed twice counts once, as its last version. With `merge`, what is written is
+        `merge(stored version or None, given version)`, computed inside the transaction
+        (an import's renewals: loader/periods.py)."""
+        return self._upsert(permits, merge)[0]
 
     def upsert_one(self, permit: PermitRow) -> int:
         """Upsert one permit; returns its revision after the call (its existing revision
@@ -193,14 +205,16 @@ class PermitStore(ABC):
         self._written(n)
         return n
 
-    def _upsert(self, permits: Iterable[PermitRow]) -> tuple[int, int | None]:
+    def _upsert(
+        self, permits: Iterable[PermitRow], merge: Merge | None = None
+    ) -> tuple[int, int | None]:
         """(permits changed, the revision of the last permit given)."""
         changed, last = 0, None
         now = int(time.time())
         with self._writing() as revision:
             for chunk in chunks(permits, UPSERT_CHUNK):
                 stored = self._current([p.permit_id for p in chunk])
-                changes, revision, last = plan(chunk, stored, revision)
+                changes, revision, last = plan(chunk, stored, revision, merge)
                 if changes:
                     self._apply(changes, now)
                     changed += len(changes)
@@ -240,23 +254,40 @@ def chunks(items: Iterable[PermitRow], size: int) -> Iterator[list[PermitRow]]:
 
 
 def canonical(p: PermitRow) -> PermitRow:
-    """The permit as the database gives it back (sorted plates, zones split on spaces), so
-    that comparing with the stored version never sees a change that is not one."""
-    if not p.zones and len(p.plates) < 2:  # most permits: nothing to sort or split
+    """The permit as the database gives it back (sorted plates, zones split on spaces, one
+    period kept in valid_from/valid_to), so that comparing with the stored version never
+    sees a change that is not one."""
+    if not p.zones and len(p.plates) < 2 and not p.periods:  # most permits: nothing to do
         return p
     plates = tuple(sorted(p.plates))
     zones = tuple(" ".join(p.zones).split())
-    if plates == p.plates and zones == p.zones:
+    periods: tuple[Period, ...]
+    if len(p.periods) == 1:
+        (start, end), periods = p.periods[0], ()
+    else:
+        start, end, periods = p.valid_from, p.valid_to, p.periods
+    if (plates, zones, start, end, periods) == (
+        p.plates,
+        p.zones,
+        p.valid_from,
+        p.valid_to,
+        p.periods,
+    ):
         return p
-    return msgspec.structs.replace(p, plates=plates, zones=zones)
+    return msgspec.structs.replace(
+        p, plates=plates, zones=zones, valid_from=start, valid_to=end, periods=periods
+    )
 
 
 def plan(
-    chunk: list[PermitRow], stored: dict[str, tuple[int, PermitRow]], revision: int
+    chunk: list[PermitRow],
+    stored: dict[str, tuple[int, PermitRow]],
+    revision: int,
+    merge: Merge | None = None,
 ) -> tuple[list[Change], int, int]:
     """Number the permits of `chunk` that differ from their `stored` versions from
-    `revision` + 1 on; returns the changes, the last revision handed out, and the revision
-    of the chunk's last permit."""
+    `revision` + 1 on (with `merge`: the merged versions); returns the changes, the last
+    revision handed out, and the revision of the chunk's last permit."""
     latest = {p.permit_id: p for p in chunk}
     if len(latest) < len(chunk):  # a permit listed twice: its last version, at its last position
         latest = {}
@@ -266,8 +297,10 @@ def plan(
     changes: list[Change] = []
     last = revision
     for pid, p in latest.items():
-        p = canonical(p)
         old = stored.get(pid)
+        if merge is not None:
+            p = merge(None if old is None else old[1], p)
+        p = canonical(p)
         if old is not None and old[1] == p:
             last = old[0]
             continue
@@ -279,8 +312,8 @@ def plan(
 
 def group(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, PermitRow]]:
     """(revision, permit) from joined rows (permit_id, type, valid_from, valid_to, zones,
-    source, revision, plate, is_primary), a permit's rows adjacent; plate is NULL for a
-    permit without plates (a LEFT JOIN)."""
+    source, revision, periods, plate, is_primary), a permit's rows adjacent; plate is NULL
+    for a permit without plates (a LEFT JOIN)."""
     head: Sequence[Any] | None = None
     plates: list[tuple[str, bool]] = []
     for r in rows:
@@ -288,8 +321,8 @@ def group(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, PermitRow]]:
             if head is not None:
                 yield _permit(head, plates)
             head, plates = r, []
-        if r[7] is not None:
-            plates.append((str(r[7]), bool(r[8])))
+        if r[8] is not None:
+            plates.append((str(r[8]), bool(r[9])))
     if head is not None:
         yield _permit(head, plates)
 
@@ -303,7 +336,24 @@ def _permit(r: Sequence[Any], plates: list[tuple[str, bool]]) -> tuple[int, Perm
         tuple(str(r[4]).split()),
         str(r[5]),
         tuple(sorted(plates)),
+        parse_periods(r[7]),
     )
+
+
+def periods_text(p: PermitRow) -> str:
+    """`permits.periods`: "" for one period (valid_from/valid_to hold it), else
+    "start:end,start:end" by start, an empty end meaning unlimited."""
+    return ",".join(f"{s}:{'' if e is None else e}" for s, e in p.periods)
+
+
+def parse_periods(text: str | None) -> tuple[Period, ...]:
+    if not text:
+        return ()
+    out = []
+    for part in text.split(","):
+        start, _, end = part.partition(":")
+        out.append((int(start), int(end) if end else None))
+    return tuple(out)
 
 
 _HISTORY: Final = msgspec.json.Decoder(PermitRow)
@@ -338,6 +388,6 @@ def schema_problem(location: str, version: int) -> str | None:
 # A permit with its plates, one row per plate (`group` folds them); both backends' dialect.
 PERMIT_SELECT: Final = (
     "SELECT p.permit_id, p.type, p.valid_from, p.valid_to, p.zones,"
-    " p.source, p.revision, pp.plate, pp.is_primary FROM permits p"
+    " p.source, p.revision, p.periods, pp.plate, pp.is_primary FROM permits p"
     " LEFT JOIN permit_plates pp USING (permit_id)"
 )

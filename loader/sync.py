@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import msgspec
 
 from enforcement.config.settings import Settings, Source
 from enforcement.core.rules import Rules
@@ -25,7 +22,8 @@ from enforcement.core.rules import Rules
 from .cude import parse_cude
 from .feedcsv import FeedReport, gc_paused
 from .httpfeed import NotModified, fetch_regional_feed
-from .regional import RegionalPass, parse_regional, parse_regional_rows
+from .periods import cut, renewing
+from .regional import parse_regional, parse_regional_rows
 from .store import PermitRow, PermitStore
 
 
@@ -44,38 +42,60 @@ class SyncReport:
     not_modified: bool = False  # regional_http: the feed answered 304, nothing was read
 
 
-Export = bytes | list[tuple[int, dict[str, str]]]  # a file's bytes, or the JSON feed's rows
+Data = bytes | list[tuple[int, dict[str, str]]]  # a file's bytes, or the JSON feed's rows
+
+
+@dataclass(slots=True)
+class Export:
+    """What an export says, ready to write: the permits it lists (one period each, which
+    joins the stored ones: loader/periods.py), the instants at which some are cut (a
+    revocation, a lost pass replaced by a duplicate), and permits only to be cut."""
+
+    report: FeedReport
+    source: str  # the database's source name: regional or cude
+    permits: dict[str, PermitRow]
+    cuts: dict[str, int] = field(default_factory=dict)
+    cut_only: set[str] = field(default_factory=set)
+    replaced: int = 0  # passes cut because a duplicate replaced them
 
 
 def read_source(
-    db: PermitStore, rules: Rules, settings: Settings, source: Source, data: Export
-) -> tuple[FeedReport, str, dict[str, PermitRow], int]:
-    """(report, database source name, the permits the export says by id, how many of them
-    are passes revoked because a duplicate replaced them)."""
+    db: PermitStore, rules: Rules, settings: Settings, source: Source, data: Data
+) -> Export:
+    """The export, parsed and validated, with what it revokes."""
     report = FeedReport(source.name)
     if source.kind == "cude_csv":
         # The configuration requires a type for a CUDE source (config/load.py).
         assert source.type is not None and isinstance(data, bytes)
-        permits = parse_cude(data, rules, source.type, report)
-        return report, "cude", {p.permit_id: p for p in permits}, 0
+        revoked: dict[str, int] = {}
+        permits = parse_cude(data, rules, source.type, report, revoked)
+        by_id = {p.permit_id: p for p in permits}
+        return Export(report, "cude", by_id, {k: v for k, v in revoked.items() if k in by_id})
     assert settings.circuit is not None  # config/load.py requires one for regional sources
     if isinstance(data, bytes):
         passes = parse_regional(data, rules, settings.circuit, report)
     else:
         report.encoding = "json"
         passes = parse_regional_rows(data, rules, settings.circuit, report)
-    by_id = {p.permit.permit_id: p.permit for p in passes}
-    duplicates = [p for p in passes if p.replaces is not None]
-    current = dict(by_id) if duplicates else by_id
-    for p in duplicates:
-        if p.replaces is not None and p.replaces not in current:
+    out = Export(report, "regional", {p.permit.permit_id: p.permit for p in passes})
+    for p in passes:
+        if p.revoked_at is not None:
+            out.cuts[p.permit.permit_id] = p.revoked_at
+    for p in passes:  # a duplicate replaces a lost pass: that one ends where it starts
+        if p.replaces is None:
+            continue
+        old = out.permits.get(p.replaces)
+        if old is None:
             old = db.get(p.replaces)
-            if old is not None:
-                current[p.replaces] = old
-    revoked = revoke_replaced(duplicates, current)
-    for permit in revoked:
-        by_id[permit.permit_id] = permit
-    return report, "regional", by_id, len(revoked)
+            if old is None:
+                continue  # never known here: nothing to revoke
+            out.permits[p.replaces] = old
+            out.cut_only.add(p.replaces)
+        at = p.permit.valid_from
+        if cut(old, at) != old:
+            out.replaced += 1
+        out.cuts[p.replaces] = min(at, out.cuts.get(p.replaces, at))
+    return out
 
 
 def sync_source(
@@ -84,7 +104,7 @@ def sync_source(
     settings: Settings,
     source: Source,
     *,
-    data: Export | None = None,
+    data: Data | None = None,
     etag: str | None = None,
     accept_shrink: bool = False,
     now: int | None = None,
@@ -112,14 +132,15 @@ def _sync(
     rules: Rules,
     settings: Settings,
     source: Source,
-    data: Export,
+    data: Data,
     etag: str | None,
     accept_shrink: bool,
     now: int,
 ) -> SyncReport:
-    report, db_source, by_id, replaced = read_source(db, rules, settings, source, data)
-    out = SyncReport(report, replaced=replaced, etag=etag)
-    existing = db.open_ids(db_source, now)
+    export = read_source(db, rules, settings, source, data)
+    report, by_id = export.report, export.permits
+    out = SyncReport(report, replaced=export.replaced, etag=etag)
+    existing = db.open_ids(export.source, now)
     unreadable = {r.key for r in report.rejects}
     missing = sorted(existing - by_id.keys() - unreadable)
     if existing and len(missing) > source.max_close * len(existing) and not accept_shrink:
@@ -128,13 +149,14 @@ def _sync(
             f"{len(existing)} open permits (more than {source.max_close:.0%}); "
             "check the export, then sync with --accept-shrink"
         )
-    closes = []
-    for pid in missing:
+    for pid in missing:  # closed: every period ends now
         old = db.get(pid)
         if old is not None:
-            closes.append(msgspec.structs.replace(old, valid_to=max(old.valid_from, now)))
-    out.closed = len(closes)
-    out.changed = db.upsert([*by_id.values(), *closes])
+            by_id[pid] = old
+            export.cut_only.add(pid)
+            export.cuts[pid] = now
+            out.closed += 1
+    out.changed = db.upsert(by_id.values(), merge=renewing(export.cuts, cut_only=export.cut_only))
     out.revision = db.revision
     return out
 
@@ -152,22 +174,3 @@ def write_rejects(report: FeedReport, directory: Path, now: float | None = None)
         for r in report.rejects:
             w.writerow([r.line, r.key, r.field, r.reason])
     return path
-
-
-def revoke_replaced(
-    passes: Iterable[RegionalPass], current: dict[str, PermitRow]
-) -> list[PermitRow]:
-    """The passes that duplicates replace, ended at the duplicate's start. `current` maps
-    pass numbers to their version in this export or, failing that, in the database."""
-    out = []
-    for p in passes:
-        if p.replaces is None:
-            continue
-        old = current.get(p.replaces)
-        if old is None:
-            continue  # never known here: nothing to revoke
-        cut = p.permit.valid_from
-        if old.valid_to is not None and old.valid_to <= cut:
-            continue
-        out.append(msgspec.structs.replace(old, valid_to=max(old.valid_from, cut)))
-    return out

@@ -93,6 +93,7 @@ def change_of(row: PermitRow, revision: int, prev: int) -> PermitChange:
         row.zones,
         row.source,
         row.plates,
+        row.periods,
     )
 
 

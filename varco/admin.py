@@ -42,10 +42,12 @@ from enforcement.http.schemas import ENCODER
 from enforcement.http.service import Service
 from enforcement.keys import Keys
 from loader.database import open_db
+from loader.periods import cut, renewed, spans, with_spans
 from loader.store import DatabaseError, PermitRow, PermitStore
 
 from .admin_schemas import (
     DOCS,
+    PeriodOut,
     PermitIn,
     PermitOut,
     PermitPatch,
@@ -156,6 +158,9 @@ class AdminApi:
         def plates(p: PermitRow) -> list[PlateOut]:
             return [PlateOut(plate, primary) for plate, primary in p.plates]
 
+        def periods(p: PermitRow) -> list[PeriodOut]:
+            return [PeriodOut(to_local(s), end(e)) for s, e in spans(p)]
+
         out = PermitOut(
             row.permit_id,
             row.type,
@@ -165,9 +170,15 @@ class AdminApi:
             list(row.zones),
             plates(row),
             revision,
+            periods(row),
             [
                 PermitVersion(
-                    rev, to_local(old.valid_from), end(old.valid_to), list(old.zones), plates(old)
+                    rev,
+                    to_local(old.valid_from),
+                    end(old.valid_to),
+                    list(old.zones),
+                    plates(old),
+                    periods(old),
                 )
                 for rev, old in history or []
             ],
@@ -175,18 +186,20 @@ class AdminApi:
         return web.Response(body=ENCODER.encode(out), content_type=JSON)
 
     def _validated(self, row: PermitRow) -> PermitRow:
-        """The row if the city's rules accept it; 422 naming the field otherwise."""
+        """The row if the city's rules accept every period of it; 422 naming the field
+        otherwise."""
         try:
-            check_permit(
-                self.rules,
-                row.permit_id,
-                row.type,
-                row.valid_from,
-                row.valid_to,
-                row.zones,
-                row.source,
-                len(row.plates),
-            )
+            for start, end in spans(row):
+                check_permit(
+                    self.rules,
+                    row.permit_id,
+                    row.type,
+                    start,
+                    end,
+                    row.zones,
+                    row.source,
+                    len(row.plates),
+                )
         except PermitInvalid as exc:
             raise errors.Invalid(exc.reason, exc.field) from None
         ptype = self.rules.types[row.type]
@@ -281,19 +294,24 @@ class AdminApi:
         key = self.service.require(request, ADMIN)
         body = await self._body(request, PermitPatch)
         row, read = await self._read(request)
-        changes: dict[str, Any] = {}
-        if body.valid_from is not msgspec.UNSET:
-            changes["valid_from"] = int(body.valid_from.timestamp())
-        if body.valid_to is not msgspec.UNSET:
-            changes["valid_to"] = None if body.valid_to is None else int(body.valid_to.timestamp())
-        if body.zones is not msgspec.UNSET:
-            changes["zones"] = tuple(dict.fromkeys(body.zones))
-        if body.plates is not msgspec.UNSET:
-            changes["plates"] = self._plates(body.plates)
-        if not changes:
+        if all(
+            v is msgspec.UNSET for v in (body.valid_from, body.valid_to, body.zones, body.plates)
+        ):
             raise errors.Invalid("nothing to change: give valid_from, valid_to, zones or plates")
-        new = self._validated(msgspec.structs.replace(row, **changes))
-        return await self._save(new, key.id, "changed", read)
+        # valid_from and valid_to change the permit's last period (the current or the coming
+        # one); earlier periods stay as they are.
+        *earlier, (start, end) = spans(row)
+        if body.valid_from is not msgspec.UNSET:
+            start = int(body.valid_from.timestamp())
+        if body.valid_to is not msgspec.UNSET:
+            end = None if body.valid_to is None else int(body.valid_to.timestamp())
+        attributes: dict[str, Any] = {}
+        if body.zones is not msgspec.UNSET:
+            attributes["zones"] = tuple(dict.fromkeys(body.zones))
+        if body.plates is not msgspec.UNSET:
+            attributes["plates"] = self._plates(body.plates)
+        new = with_spans(msgspec.structs.replace(row, **attributes), [*earlier, (start, end)])
+        return await self._save(self._validated(new), key.id, "changed", read)
 
     async def revoke(self, request: web.Request) -> web.Response:
         key = self.service.require(request, ADMIN)
@@ -304,9 +322,10 @@ class AdminApi:
             at = row.valid_from  # revoked before it began: it never covers anything
         if row.valid_to is not None and row.valid_to <= at:
             raise Conflict("the permit already ends before that instant", "at")
+        # Every period ends at `at` at the latest, a coming one included (loader/periods.py).
         # [valid_from, valid_from) is empty: a permit revoked at its start covers nothing, and
         # stays on record (with its history) rather than being deleted.
-        new = msgspec.structs.replace(row, valid_to=at)
+        new = cut(row, at)
         # The reason is free text an operator may fill with a plate or a name: not logged,
         # and not stored yet (admin changes are not recorded with their reasons; README,
         # Status).
@@ -316,12 +335,17 @@ class AdminApi:
         key = self.service.require(request, ADMIN)
         body = await self._body(request, RenewIn)
         row, read = await self._read(request)
+        # A new period, by default from where the last one ends; the periods before it stay
+        # enforceable until they end (a renewal four months early must not cut the current).
         if body.valid_from is not None:
             start = int(body.valid_from.timestamp())
+        elif row.valid_to is None:
+            raise Conflict("the permit is unlimited: there is nothing to renew", "valid_from")
         else:
-            start = row.valid_to if row.valid_to is not None else int(time.time())
+            start = row.valid_to
         end = None if body.valid_to is None else int(body.valid_to.timestamp())
-        new = self._validated(msgspec.structs.replace(row, valid_from=start, valid_to=end))
+        period = msgspec.structs.replace(row, valid_from=start, valid_to=end, periods=())
+        new = self._validated(renewed(row, period))
         return await self._save(new, key.id, "renewed", read)
 
 

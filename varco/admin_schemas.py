@@ -58,15 +58,26 @@ class PlateOut(msgspec.Struct):
     primary: bool
 
 
+class PeriodOut(msgspec.Struct):
+    """A validity period [valid_from, valid_to); valid_to null: unlimited."""
+
+    valid_from: dt.datetime
+    valid_to: dt.datetime | None
+
+
 class PermitVersion(msgspec.Struct, omit_defaults=True):
     revision: int
     valid_from: dt.datetime
     valid_to: dt.datetime | None
     zones: list[str]
     plates: list[PlateOut]
+    periods: list[PeriodOut] = []
 
 
 class PermitOut(msgspec.Struct, omit_defaults=True):
+    """A permit: valid_from and valid_to span its validity periods (`periods`, by start:
+    more than one once renewed while a period was running)."""
+
     permit_id: str
     type: str
     source: str
@@ -75,6 +86,7 @@ class PermitOut(msgspec.Struct, omit_defaults=True):
     zones: list[str]
     plates: list[PlateOut]
     revision: int
+    periods: list[PeriodOut] = []
     history: list[PermitVersion] = []
 
 

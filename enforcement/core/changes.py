@@ -28,6 +28,14 @@ class PermitChange(msgspec.Struct, frozen=True, array_like=True, gc=False):
     zones: tuple[str, ...]  # empty: the type's zones
     source: str
     plates: tuple[tuple[str, bool], ...]  # (normalised plate, primary)
+    # A renewed permit's validity periods, by start (valid_from/valid_to then span them);
+    # empty: the one period [valid_from, valid_to). Last, so that an entry written before it
+    # existed still decodes.
+    periods: tuple[tuple[int, int | None], ...] = ()
+
+    def spans(self) -> tuple[tuple[int, int | None], ...]:
+        """The validity periods [start, end), end None: unlimited."""
+        return self.periods or ((self.valid_from, self.valid_to),)
 
 
 _encoder = msgspec.msgpack.Encoder()

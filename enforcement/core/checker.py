@@ -130,7 +130,9 @@ class Checker:
             ids += more
             miss = max(miss, miss_overlay)
         if len(ids) > 1:
-            ids.sort()  # the same answer whether a permit is in the snapshot or the overlay
+            # Sorted: the same answer whether a permit is in the snapshot or the overlay;
+            # once each: two periods of one renewed permit may both cover the instant.
+            ids = sorted(set(ids))
         return ids, miss
 
     def scan_mask(self, live: LiveIndex, text: str, t: int, mask: int) -> tuple[list[int], int]:

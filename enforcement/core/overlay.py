@@ -103,15 +103,17 @@ class Overlay:
         zones = change.zones or (ptype.zones if ptype is not None else ())
         mask = zone_mask([z for z in zones if z in self._zone_codes], self._zone_codes)
         for plate, primary in change.plates:
-            end = END_UNLIMITED if change.valid_to is None else change.valid_to
-            record = OverlayRecord(
-                change.valid_from,
-                end,
-                mask,
-                change.permit_id,
-                change.type,
-                ptype,
-                primary,
-                change.source,
-            )
-            self.by_plate.setdefault(plate, []).append(record)
+            records = self.by_plate.setdefault(plate, [])
+            for start, end in change.spans():  # a renewed permit: one record per period
+                records.append(
+                    OverlayRecord(
+                        start,
+                        END_UNLIMITED if end is None else end,
+                        mask,
+                        change.permit_id,
+                        change.type,
+                        ptype,
+                        primary,
+                        change.source,
+                    )
+                )

@@ -74,12 +74,15 @@ class Duration:
         return clock.from_local(moved) + self.seconds
 
     def describe(self) -> str:
-        parts = []
-        if self.months:
-            parts.append(f"{self.months}mo")
-        if self.seconds:
-            parts.append(f"{self.seconds}s")
-        return "+".join(parts) or "0s"
+        """In the units a configuration writes it: "2h", "6mo", "3y", "1d12h"."""
+        years, months = divmod(self.months, 12)
+        parts = [f"{years}y"] if years and not months else [f"{self.months}mo"] if months else []
+        rest = self.seconds
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+            n, rest = divmod(rest, size)
+            if n:
+                parts.append(f"{n}{unit}")
+        return "".join(parts) or "0s"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from enforcement.core.live import LiveIndex
 from enforcement.core.plates import Plate
 from enforcement.core.police import plate_view
 from enforcement.core.rules import Rules
+from loader.periods import with_spans
 from loader.store import PermitRow
 
 from ..support.common import DEMO_CONFIG, at, permit, publish_permits
@@ -36,6 +37,7 @@ def change_of(row: PermitRow, revision: int, prev: int) -> PermitChange:
         row.zones,
         row.source,
         row.plates,
+        row.periods,
     )
 
 
@@ -48,7 +50,11 @@ def permits(draw: st.DrawFn, ids: list[str]) -> PermitRow:
     plates = draw(st.lists(st.sampled_from(PLATES), min_size=1, max_size=2, unique=True))
     flags = [(p, i == 0) for i, p in enumerate(plates)]
     zones = draw(st.sampled_from([(), ("ZTL",), ("PEDONALE",)]))
-    return PermitRow(pid, type_, start, end, zones, "municipal", tuple(sorted(flags)))
+    row = PermitRow(pid, type_, start, end, zones, "municipal", tuple(sorted(flags)))
+    if end is not None and draw(st.booleans()):  # renewed: a second period, maybe overlapping
+        again = end + draw(st.integers(-5, 48)) * 3600
+        row = with_spans(row, [(start, end), (again, again + draw(st.integers(1, 30)) * 3600)])
+    return row
 
 
 def _cfg(tmp: Path) -> tuple[Settings, Rules]:
@@ -157,3 +163,34 @@ def test_revocation_through_the_overlay(tmp_path: Path) -> None:
     assert (v.verdict, v.reason) == ("pending", "expired")
     v = checker.check(live, Plate("AB123CD", "AB123CD"), t - 120, gate, None, t)
     assert v.verdict == "allowed"  # before the revocation it still covered
+
+
+def test_a_renewed_permit_in_the_police_view_and_the_overlay(tmp_path: Path) -> None:
+    """Renewed four months early: the running period and the coming one, each with its status,
+    whether the renewal is in the snapshot or arrived as a change since."""
+    settings, rules = _cfg(tmp_path)
+    old = permit("RES-9", "RN222RN", "2", "2025-12-01T00:00:00+01:00", "2026-12-01T00:00:00+01:00")
+    renewed = with_spans(
+        old, [(old.valid_from, old.valid_to), (old.valid_to, at("2027-12-01T00:00:00+01:00"))]
+    )
+    checker = _checker(settings, rules)
+    when = dt.datetime.fromisoformat("2026-11-20T12:00:00+01:00")
+    in_snapshot = publish_permits(settings, rules, [renewed])
+    live = publish_permits(settings, rules, [old])  # the renewal comes as a change
+    assert live.overlay.apply(change_of(renewed, live.revision + 1, live.revision))
+    for index in (in_snapshot, live):
+        view = plate_view(checker, index, "RN222RN", when, ["ZTL"])
+        assert [(p.permit_id, p.valid_from.year, p.status) for p in view.permits] == [
+            ("RES-9", 2025, "valid"),
+            ("RES-9", 2026, "not_yet_valid"),
+        ]
+        assert [(z.verdict, z.permits) for z in view.zones] == [("allowed", ["RES-9"])]
+        v = checker.check(
+            index,
+            Plate("RN222RN", "RN222RN"),
+            when.timestamp(),
+            rules.gates["PD-03"],
+            0.9,
+            when.timestamp(),
+        )
+        assert (v.verdict, v.permits) == ("allowed", ["RES-9"])

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from enforcement.config.values import parse_duration
 from enforcement.core.rules import Duration, Rules
@@ -114,6 +116,29 @@ def test_duration_end(rules: Rules, text: str, start: str, end: str) -> None:
     d = parse_duration(text)
     assert d is not None
     assert d.end_from(at(start), rules.clock) == at(end)
+
+
+@given(st.integers(0, 1200), st.integers(0, 10**9))
+def test_a_duration_reads_back_as_described(months: int, seconds: int) -> None:
+    """Messages name durations in the units a configuration uses ("2h", not "7200s")."""
+    d = Duration(months, seconds)
+    assert parse_duration(d.describe()) == d
+
+
+@pytest.mark.parametrize(
+    ("duration", "text"),
+    [
+        (Duration(seconds=7200), "2h"),
+        (Duration(months=6), "6mo"),
+        (Duration(months=36), "3y"),
+        (Duration(months=13), "13mo"),
+        (Duration(seconds=129600), "1d12h"),
+        (Duration(seconds=5400), "1h30m"),
+        (Duration(), "0s"),
+    ],
+)
+def test_durations_are_described_in_configuration_units(duration: Duration, text: str) -> None:
+    assert duration.describe() == text
 
 
 def test_parse_duration() -> None:

@@ -88,7 +88,17 @@ def test_index_rows_in_byte_order(open_store: Opener) -> None:
     assert expected[:4] == ["0", "A", "B", "OPEN"] and expected[-3:] == ["~", "É", "é"]
     assert [r[0] for r in rows[::2]] == expected
     assert [r[7] for r in rows] == ["AA000AA", "ZZ999ZZ"] * len(expected)
-    assert rows[0] == ("0", 1_700_000_000, 2_000_000_000, "1", "", "municipal", False, "AA000AA")
+    assert rows[0] == (
+        "0",
+        1_700_000_000,
+        2_000_000_000,
+        "1",
+        "",
+        "municipal",
+        False,
+        "AA000AA",
+        "",
+    )
     assert {r[0]: r[2] for r in rows}["OPEN"] is None
 
 

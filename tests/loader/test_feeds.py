@@ -16,6 +16,7 @@ from enforcement.core.checker import Checker
 from enforcement.core.plates import normalise
 from enforcement.core.rules import Rules
 from loader.feedcsv import FeedFileError
+from loader.periods import spans
 from loader.sqlite import PermitDB
 from loader.sync import SyncHeld, sync_source
 
@@ -91,7 +92,9 @@ def test_windows_1252_overlaps_and_verdicts(demo: tuple[Settings, Rules]) -> Non
     assert v.verdict == "allowed"  # the circuit does not restrict to the primary plate
 
 
-def test_renewal_keeps_the_number_and_the_history(demo: tuple[Settings, Rules]) -> None:
+def test_a_renewal_adds_a_period_keeping_the_number_and_the_history(
+    demo: tuple[Settings, Rules],
+) -> None:
     sync(demo, "vivipass", regional(*GOOD))
     renewed = [
         GOOD[0].replace("01/03/2024;28/02/2029", "01/03/2029;28/02/2034"),
@@ -101,8 +104,14 @@ def test_renewal_keeps_the_number_and_the_history(demo: tuple[Settings, Rules]) 
     r = sync(demo, "vivipass", regional(*renewed))
     assert (r.changed, r.closed) == (1, 0)
     row, history = stored(demo, "L736_2024_00015")
-    assert row.valid_from == at("2029-03-01T00:00:00+01:00")
-    assert [old.valid_from for _, old in history] == [at("2024-03-01T00:00:00+01:00")]
+    first = (at("2024-03-01T00:00:00+01:00"), at("2029-03-01T00:00:00+01:00"))
+    second = (at("2029-03-01T00:00:00+01:00"), at("2034-03-01T00:00:00+01:00"))
+    assert spans(row) == (first, second)  # the period being renewed stays until it ends
+    assert [spans(old) for _, old in history] == [(first,)]
+    # Sent again, the renewal changes nothing; an export from before it does not undo it.
+    assert sync(demo, "vivipass", regional(*renewed)).changed == 0
+    assert sync(demo, "vivipass", regional(*GOOD)).changed == 0
+    assert spans(stored(demo, "L736_2024_00015")[0]) == (first, second)
 
 
 def test_a_duplicate_revokes_the_pass_it_replaces(demo: tuple[Settings, Rules]) -> None:

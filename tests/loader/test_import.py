@@ -62,14 +62,14 @@ def test_import_and_reimport(demo: tuple[Settings, Rules], tmp_path: Path) -> No
         (
             "X-1,AB123CD,ONLINE,2026-05-01T10:00:00+02:00,2026-05-01T12:00:01+02:00,,online,true",
             "valid_to",
-            "maximum of",
+            "maximum of 2h",
         ),
         (
             "X-1,AB123CD,ONLINE,2026-05-01T10:00:00+02:00,,,online,true",
             "valid_to",
             "an end is required",
         ),
-        ("X-1,AB123CD,TEMP,2026-01-31,2026-08-01,,municipal,true", "valid_to", "maximum of"),
+        ("X-1,AB123CD,TEMP,2026-01-31,2026-08-01,,municipal,true", "valid_to", "maximum of 6mo"),
         ("X-1,AB123CD,1,2026-01-01,,NOWHERE,municipal,true", "zones", "unknown zone"),
         ("X-1,AB123CD,1,2026-01-01,,,regione,true", "source", "not one of"),
         ("X-1,AB123CD,1,2026-01-01,,,municipal,maybe", "primary", "not true or false"),

@@ -10,99 +10,20 @@ import csv
 import datetime as dt
 import io
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import msgspec
 import pytest
 import redis
-import redis.asyncio as aredis
-from aiohttp.test_utils import TestServer
 
-from enforcement.config.settings import Settings, with_changes
-from enforcement.core.rules import Rules
-from enforcement.http.app import create_app
-from enforcement.http.service import SERVICE, Service
 from enforcement.keys import Keys
 from enforcement.replica.redis_server import EmbeddedRedis
-from enforcement.transits.followup import FollowUp
 from enforcement.transits.spool import all_frames
+from loader.periods import with_spans
 
-from ..support.api import ADMIN, CAMERA, NOW, Client, stream, transit
+from ..support.api import ADMIN, CAMERA, NOW, stream
 from ..support.common import eventually, permit, publish_permits
-
-PERMITS = [permit("RES-1", "AB123CD", "1", "2020-01-01T00:00:00+01:00")]
-GRACE_S = 72 * 3600  # the demo zones' grace
-
-
-class World:
-    """The service, a follow-up worker on its own Redis connection, and a clock we move."""
-
-    def __init__(
-        self, client: Client, api: Service, followup: FollowUp, settings: Settings, rules: Rules
-    ) -> None:
-        self.client, self.api, self.followup = client, api, followup
-        self.settings, self.rules = settings, rules
-        self.now = NOW.timestamp() + 60
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def post(self, plate: str, **extra: Any) -> dict[str, Any]:
-        status, body, _ = await self.client.request(
-            "POST", "/v1/transits", CAMERA, json=transit(plate, **extra)
-        )
-        assert status == 200, body
-        return body  # type: ignore[no-any-return]
-
-    async def run_followup(self) -> None:
-        while await self.followup.consume(block_ms=None):
-            pass
-        while await self.followup.decide_due():
-            pass
-
-    async def violations(self, **query: str) -> list[dict[str, Any]]:
-        status, body, _ = await self.client.request("GET", "/v1/violations", ADMIN, params=query)
-        assert status == 200, body
-        return body["violations"]  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def world(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> AsyncIterator[World]:
-    base, rules = demo
-    publish_permits(base, rules, PERMITS)
-    settings = with_changes(base, redis={"url": redis_server.url}, server={"snapshot_poll_s": 0.05})
-    app = create_app(settings, rules, transit_redis_url=settings.redis.url)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    r = aredis.Redis.from_url(redis_server.url)
-    async with aiohttp.ClientSession() as session:
-        client = Client(session, str(server.make_url("")).rstrip("/"))
-        api = app[SERVICE]
-        followup = FollowUp(
-            r,
-            Keys(settings.redis.prefix),
-            rules,
-            api.checker,
-            api.holder,
-            retention_allowed_s=settings.retention.allowed_s,
-            retention_violations_s=settings.retention.violations_s,
-            clock=lambda: w.now,
-        )
-        w = World(client, api, followup, settings, rules)
-        await eventually(lambda: _ready(client))
-        api.intake.transit_log.clock = lambda: w.now  # type: ignore[union-attr]
-        await followup.ensure_group()
-        await eventually(lambda: _ready(client))
-        yield w
-    await r.aclose()
-    await server.close()
-
-
-async def _ready(client: Client) -> bool:
-    status, body, _ = await client.request("GET", "/readyz")
-    return status == 200 and body["transit_log"]["target"] == "redis"
+from ..support.followup import GRACE_S, World, ready_to_log
 
 
 async def test_uncovered_after_grace_is_one_violation_per_plate_zone_day(world: World) -> None:
@@ -149,6 +70,26 @@ async def test_permit_registered_within_grace_discards(world: World) -> None:
     r = redis.Redis.from_url(world.settings.redis.url or "")
     assert r.hlen(Keys(world.settings.redis.prefix).followup_held) == 0
     r.close()
+
+
+async def test_a_renewed_permit_registered_after_the_fact_covers_its_first_period(
+    world: World,
+) -> None:
+    """The follow-up re-checks against every period: a permit registered during the grace
+    period, already renewed, covers the transit by its first period."""
+    body = await world.post("RW555RW")
+    assert body["verdict"] == "pending"
+    now = int(NOW.timestamp())
+    first, second = (now - 86400, now + 3600), (now + 3600, now + 400 * 86400)
+    renewed = with_spans(
+        permit("RES-2", "RW555RW", "1", "2020-01-01T00:00:00+01:00"), [first, second]
+    )
+    live = publish_permits(world.settings, world.rules, [renewed])
+    await eventually(lambda: _revision(world, live.revision))
+    world.advance(GRACE_S)
+    await world.run_followup()
+    assert await world.violations() == []
+    assert world.followup.counts["discarded"] == 1
 
 
 async def _revision(world: World, revision: int) -> bool:
@@ -256,7 +197,7 @@ async def test_retention_removes_plates_from_redis_spool_and_logs(
     await world.api.intake.transit_log.prune_spool(world.settings.retention.allowed_s)  # type: ignore[union-attr]
     assert _spooled(world) == []
     redis_server.start()
-    await eventually(lambda: _ready(world.client))
+    await eventually(lambda: ready_to_log(world.client))
     await world.run_followup()
     await world.followup.apply_retention()
     dump = _redis_dump(world)

@@ -64,6 +64,44 @@ async def verdict_of(client: Client, plate: str = PLATE) -> dict[str, Any]:
     return body  # type: ignore[no-any-return]
 
 
+async def test_an_early_renewal_keeps_the_running_period(server: Client) -> None:
+    """A resident renews four months before expiry: the new period follows the running one,
+    which stays enforceable until it ends (the renewal used to replace it: pending today)."""
+    body = issue_body(
+        permit_id="RES-7", type="2", valid_from=iso(-24 * 300), valid_to=iso(24 * 120)
+    )
+    body["source"] = "municipal"
+    status, out, _ = await server.request("POST", "/v1/permits", ADMIN, json=body)
+    assert status == 201, out
+    status, out, _ = await server.request(
+        "POST", "/v1/permits/RES-7/renew", ADMIN, json={"valid_to": iso(24 * 485)}
+    )
+    assert status == 200, out
+
+    def instant(text: str) -> float:
+        return dt.datetime.fromisoformat(text).timestamp()
+
+    old_end = instant(body["valid_to"])
+    assert [(instant(p["valid_from"]), instant(p["valid_to"])) for p in out["periods"]] == [
+        (instant(body["valid_from"]), old_end),
+        (old_end, instant(iso(24 * 485))),
+    ]
+
+    async def allowed() -> bool:
+        v = await verdict_of(server)
+        return (v["verdict"], v["permits"]) == ("allowed", ["RES-7"])
+
+    await eventually(allowed, timeout_s=2)
+    # A revocation ends both: the running period now, the coming one before it begins.
+    status, out, _ = await server.request(
+        "POST", "/v1/permits/RES-7/revoke", ADMIN, json={"reason": "moved away", "at": iso(-1)}
+    )
+    assert status == 200 and len(out["periods"]) == 1, out
+    assert instant(out["valid_to"]) == instant(iso(-1)) == instant(out["periods"][0]["valid_to"])
+    status, out, _ = await server.request("GET", "/v1/permits/RES-7", ADMIN)
+    assert [len(h["periods"]) for h in out["history"]] == [1, 2]  # issued, renewed
+
+
 async def test_permit_lifecycle(server: Client) -> None:
     assert (await verdict_of(server))["verdict"] == "pending"
     status, body, _ = await server.request("POST", "/v1/permits", ADMIN, json=issue_body())
