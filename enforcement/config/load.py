@@ -264,6 +264,7 @@ class _Compiler:
                 spool_max_bytes=s.transit_log.spool_max_mb << 20,
                 write_timeout_s=s.transit_log.write_timeout_ms / 1000,
                 dedup_window_s=int(s.transit_log.dedup_window),
+                correction_window_s=int(s.transit_log.correction_window),
             ),
             retention=RetentionSettings(
                 allowed_s=int(s.retention.allowed), violations_s=int(s.retention.violations)

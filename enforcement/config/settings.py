@@ -75,6 +75,7 @@ class TransitLogSettings(msgspec.Struct, frozen=True, kw_only=True):
     spool_max_bytes: int = 1024 << 20
     write_timeout_s: float = 0.5
     dedup_window_s: int = 86400
+    correction_window_s: int = 600
 
 
 class RetentionSettings(msgspec.Struct, frozen=True, kw_only=True):

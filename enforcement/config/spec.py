@@ -114,6 +114,10 @@ class TransitLogSpec(_Section, kw_only=True):
     write_timeout_ms: Annotated[int, msgspec.Meta(ge=10, le=60_000)] = 500
     # A camera's retry within this gets the first verdict back.
     dedup_window: PositiveSeconds = PositiveSeconds(86400)
+    # A read of the same camera event with another plate within this of the standing read
+    # corrects it (Axis updates, Rekor groups, a native camera's correction); later, the
+    # camera reused the event id for another passage.
+    correction_window: PositiveSeconds = PositiveSeconds(600)
 
 
 class RetentionSpec(_Section, kw_only=True):

@@ -78,8 +78,18 @@ def register_gauges(service: Service) -> None:
     )
     m.gauge(
         "varco_transits_duplicate_total",
-        "Camera retries answered with the first verdict.",
+        "Camera retries answered with the standing verdict.",
         transits("duplicates"),
+    )
+    m.gauge(
+        "varco_transits_corrected_total",
+        "Camera corrections: the same event with another plate, judged again.",
+        transits("corrections"),
+    )
+    m.gauge(
+        "varco_transits_new_passage_total",
+        "Camera event ids reused for another passage (an Axis camera restarted).",
+        transits("new_passages"),
     )
     m.gauge(
         "varco_transits_refused_total",

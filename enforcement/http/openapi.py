@@ -60,8 +60,11 @@ def openapi_document(extra: Sequence[PathDocs] = ()) -> dict[str, Any]:
                     "summary": "Check one transit (camera, admin)",
                     "description": (
                         "Answered once the transit is recorded (Redis, or the local fsynced "
-                        "spool). A retry of the same (camera, event_id) within the dedup window "
-                        "gets the first verdict and transit_id and records nothing. 503 "
+                        "spool). A retry of the same (camera, event_id) gets the standing "
+                        "verdict and transit_id and records nothing. To correct a read, post "
+                        "the same event_id with the corrected plate within the correction "
+                        "window (10 minutes) of it: it is judged again and recorded under the "
+                        "same transit_id; later, the event_id names another passage. 503 "
                         "spool_full with Retry-After when it cannot be recorded."
                     ),
                     "security": camera,

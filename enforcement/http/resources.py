@@ -54,6 +54,7 @@ def transit_log(service: Service, redis_url: str | None) -> Resource:
             spool_max_bytes=settings.transit_log.spool_max_bytes,
             write_timeout_s=settings.transit_log.write_timeout_s,
             dedup_window_s=settings.transit_log.dedup_window_s,
+            correction_window_s=settings.transit_log.correction_window_s,
             retention_s=settings.retention.allowed_s,
         )
         await log.start()

@@ -16,7 +16,7 @@ Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 class TransitIn(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One plate read by a gate camera."""
 
-    event_id: Id  # the camera's own id: a retry carries the same one
+    event_id: Id  # the camera's own id: a retry, or a correction of the plate, carries it
     camera: Code
     gate: Code
     plate: Annotated[str, msgspec.Meta(max_length=64)]  # raw read; "" or "unknown" = no read

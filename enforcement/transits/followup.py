@@ -12,6 +12,11 @@ crash or a second worker repeats work but never doubles it):
 - `review` for `index_stale` (judged on an index known to be behind): held and re-checked
   like a pending one, never confirmed as it stands. Other `review` reasons go to the review
   queue.
+- a correction (a later read of the same passage, passages.py): the read it replaces no
+  longer stands (no longer held, its review item dropped), and the new read is taken as
+  above. If a violation was already confirmed on a read it replaces, that violation leaves
+  the violations, with its other transits, for the review queue
+  (`corrected_after_confirmation`): a person decides.
 
 Nothing is confirmed on an index that is itself stale or too old: decisions wait for a good
 one. Keys (named in `enforcement.keys`), besides those of log.py and violations.py:
@@ -70,7 +75,15 @@ class FollowUp:
         self.stream, self.held, self.due = keys.transits, keys.followup_held, keys.followup_due
         self.violations = Violations(redis, keys, rules.clock)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
-        self.counts = {"confirmed": 0, "discarded": 0, "reviewed": 0, "held": 0, "deferred": 0}
+        self.counts = {
+            "confirmed": 0,
+            "discarded": 0,
+            "reviewed": 0,
+            "held": 0,
+            "deferred": 0,
+            "corrected": 0,
+            "withdrawn": 0,
+        }
         self.last_error: str | None = None
         self.stopping = False
 
@@ -96,11 +109,19 @@ class FollowUp:
             entries = reply[0][1] if reply else []
         if not entries:
             return 0
+        records = [DECODE_RECORD(fields[b"r"]) for _, fields in entries if fields]
+        # A correction after a violation was confirmed on an earlier read: the violation goes
+        # to a person (its other transits too), and the corrected read is no fine by itself.
+        withdrawn = {rec.id for rec in records if rec.earlier and await self._withdraw(rec)}
         async with self.redis.pipeline(transaction=True) as p:  # all of it, or none of it
-            for _, fields in entries:
-                if not fields:  # trimmed after delivery
-                    continue
-                rec = DECODE_RECORD(fields[b"r"])
+            for rec in records:
+                if rec.earlier:  # a correction: the read it replaces no longer stands
+                    p.hdel(self.held, rec.id)
+                    p.zrem(self.due, rec.id)
+                    self.counts["corrected"] += 1
+                    if rec.id in withdrawn:
+                        continue  # in review, with the violation it withdrew
+                    self.violations.unqueue_review(p, rec.id)
                 stale = rec.verdict == REVIEW and rec.reason == "index_stale"
                 if rec.verdict == PENDING or stale:
                     p.hset(self.held, rec.id, ENCODE(rec))
@@ -112,6 +133,24 @@ class FollowUp:
             p.xack(self.stream, GROUP, *(entry_id for entry_id, _ in entries))
             await p.execute()
         return len(entries)
+
+    async def _withdraw(self, rec: TransitRecord) -> bool:
+        """Send to review the violation an earlier read of `rec`'s passage was confirmed in."""
+        live = self.holder.current
+        revision = live.revision if live is not None else rec.revision
+        for plate in rec.earlier:
+            others = await self.violations.withdraw(rec, plate)
+            if others is not None:
+                await self.violations.to_review(
+                    rec,
+                    "corrected_after_confirmation",
+                    revision,
+                    earlier=rec.earlier,
+                    withdrawn=others,
+                )
+                self.counts["withdrawn"] += 1
+                return True
+        return False
 
     def _due_at(self, rec: TransitRecord) -> float:
         if rec.grace_until is not None:

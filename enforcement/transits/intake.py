@@ -2,8 +2,9 @@
 
 Native posts (`POST /v1/transits`, `/batch`) and every vendor adapter build `Transit`s and
 hand them to `Intake.accept`, which judges them against the live index and records them in
-the transit log before anything is answered; a retry of an event already recorded gets the
-first attempt's verdict and transit id back.
+the transit log before anything is answered. A retry of an event already recorded gets the
+standing verdict and transit id back; a correction (the same event, another plate) gets its
+own verdict under the passage's transit id (passages.py).
 """
 
 from __future__ import annotations
@@ -97,12 +98,12 @@ class Intake:
             )
             for t, gate, v in zip(transits, gates, verdicts, strict=True)
         ]
-        priors = await self.transit_log.record(records)
+        logged = await self.transit_log.record(records)
         out = []
-        for v, rec, prior in zip(verdicts, records, priors, strict=True):
-            if prior is None:
-                v.transit_id = rec.id
+        for v, lg in zip(verdicts, logged, strict=True):
+            if lg.retry is None:  # new, a correction (the passage's id), a new passage
+                v.transit_id = lg.id
                 out.append(v)
-            else:  # a retry: the first attempt's answer, so a camera never gets two verdicts
-                out.append(prior.answer(v.plate, v.event_id, self.rules.clock))
+            else:  # a retry: the standing answer, so a camera never gets two verdicts
+                out.append(lg.retry.answer(v.plate, v.event_id, self.rules.clock))
         return out

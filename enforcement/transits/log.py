@@ -5,8 +5,9 @@ its last write as one Lua call (writer.py). Redis (append-only, `appendfsync alw
 once per event-loop turn, so a whole group costs one round trip and one fsync, and the
 request path never waits on more than the write in flight plus its own.
 
-The Lua call also deduplicates: a `(camera, event_id)` seen within the dedup window returns
-the first attempt's verdict and id (`Seen`) and writes nothing.
+Each camera event is one passage (passages.py): a retry gets the standing verdict and writes
+nothing, a correction is recorded under the passage's transit id with the reads it replaces,
+a reused event id after a while is a new passage (commit.py writes them to Redis).
 
 Acknowledged must survive `kill -9` of Redis and of the service, so on connecting the log
 checks how Redis persists: `appendonly yes` + `appendfsync always`, or `WAITAOF` (Redis 7.2+)
@@ -17,7 +18,8 @@ anything, new records go to the spool too, so the order is kept. A full spool re
 with Retry-After); nothing is dropped.
 
 Keys (`enforcement.keys`): the stream `{p}:transits` (field `r`: a msgpack TransitRecord) and
-`{p}:transit:seen:{hash}` (the first attempt's Seen, expiring after the dedup window).
+`{p}:transit:seen:{hash}` (the passage's standing read, `Seen`, expiring after the dedup
+window, or after `retention.allowed` if that is shorter: it holds a plate).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import redis.asyncio as aredis
 from redis.asyncio.retry import Retry
@@ -38,28 +40,19 @@ from redis.backoff import NoBackoff
 
 from ..durable import needs_waitaof
 from ..keys import Keys
-from .record import (
-    DECODE_RECORD,
-    DECODE_SEEN,
-    ENCODE,
-    Seen,
-    TransitRecord,
-    dedup_key,
-    encode_record,
-    seen_of,
-)
+from .commit import Committer, Logged, decided
+from .passages import Kind, resolve
+from .record import DECODE_RECORD, DECODE_SEEN, Seen, TransitRecord, dedup_key, encode_record
 from .spool import Spool, SpoolFull, read_frames
 from .writer import GroupWriter
 
 log = logging.getLogger(__name__)
 
-MAX_GROUP: Final = 1000  # records per Lua call: Redis runs a script without interruption
 LOCAL_SEEN_MAX: Final = 200_000  # retries answered from memory while Redis is away
 
 
 class TransitLog:
-    """Records transits durably; `record` returns, per record, None (newly written) or the
-    `Seen` of an earlier attempt of the same camera event."""
+    """Records transits durably; `record` says, per record, how it was taken (`Logged`)."""
 
     def __init__(
         self,
@@ -71,6 +64,7 @@ class TransitLog:
         write_timeout_s: float,
         dedup_window_s: int,
         retention_s: float = 86400,
+        correction_window_s: float = 600,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis_url, self.keys = redis_url, keys
@@ -78,14 +72,18 @@ class TransitLog:
         self.spool_root, self.spool_max_bytes = spool_root, spool_max_bytes
         self.write_timeout_s, self.dedup_window_s = write_timeout_s, dedup_window_s
         self.clock, self.retention_s = clock, retention_s
+        self.correction_window_s = correction_window_s
+        # What is remembered of an event holds its plate: never longer than its record.
+        self.seen_ttl_s = int(min(dedup_window_s, retention_s))
         self.spool: Spool | None = None
         self._redis: aredis.Redis | None = None
+        self._committer: Committer | None = None
         self._writer: GroupWriter | None = None
         self._waitaof = False
         self.redis_ok = False  # Redis takes writes durably and the spool is empty
         self.full = False  # the last write was refused: spool full (or failing)
         self.last_error: str | None = None
-        self._queue: list[tuple[Sequence[TransitRecord], asyncio.Future[list[Seen | None]]]] = []
+        self._queue: list[tuple[Sequence[TransitRecord], asyncio.Future[list[Logged]]]] = []
         self._wake = asyncio.Event()
         self._retry_redis = asyncio.Event()
         self._write_lock = asyncio.Lock()
@@ -100,7 +98,9 @@ class TransitLog:
         self.written_redis = 0
         self.written_spool = 0
         self.replayed = 0
-        self.duplicates = 0
+        self.duplicates = 0  # retries answered with the standing verdict
+        self.corrections = 0
+        self.new_passages = 0  # an event id reused for another passage
         self.refused = 0
         self.groups = 0
 
@@ -118,6 +118,13 @@ class TransitLog:
                 retry=Retry(NoBackoff(), 0),
             )
             self._writer = GroupWriter(self._redis)
+            self._committer = Committer(
+                self._writer,
+                self.keys,
+                self.seen_ttl_s,
+                self.correction_window_s,
+                lambda timeout_s: int(timeout_s * 1000) if self._waitaof else None,
+            )
             self._tasks.append(asyncio.create_task(self._replay_loop(), name="transit-replay"))
         self._tasks.append(asyncio.create_task(self._write_loop(), name="transit-writer"))
         self._tasks.append(
@@ -147,8 +154,8 @@ class TransitLog:
 
     # -- the request path ------------------------------------------------------------------
 
-    async def record(self, records: Sequence[TransitRecord]) -> list[Seen | None]:
-        fut: asyncio.Future[list[Seen | None]] = asyncio.get_running_loop().create_future()
+    async def record(self, records: Sequence[TransitRecord]) -> list[Logged]:
+        fut: asyncio.Future[list[Logged]] = asyncio.get_running_loop().create_future()
         self._queue.append((records, fut))
         self._wake.set()
         return await fut
@@ -187,81 +194,60 @@ class TransitLog:
                         fut.set_result(results[pos : pos + len(recs)])
                     pos += len(recs)
 
-    async def _write(self, records: list[TransitRecord]) -> list[Seen | None]:
-        """Write the records not already seen; the Seen of the others."""
+    async def _write(self, records: list[TransitRecord]) -> list[Logged]:
+        """Write the records, each decided against what is remembered of its event."""
         now = self.clock()
-        results: list[Seen | None] = [None] * len(records)
-        fresh: list[int] = []
-        batch_keys: dict[str, int] = {}
+        window = self.correction_window_s
+        results: list[Logged | None] = [None] * len(records)
         digests = [dedup_key(rec.camera, rec.event_id) for rec in records]
-        seens = [ENCODE(seen_of(rec)) for rec in records]  # to Redis, and remembered here
-        for i, digest in enumerate(digests):
-            prior = self._seen_locally(digest, now)
-            if prior is None and digest in batch_keys:  # two attempts in one group
-                prior = DECODE_SEEN(seens[batch_keys[digest]])
+        for i, rec in enumerate(records):  # retries this worker remembers: no round trip
+            prior = self._seen_locally(digests[i], now)
             if prior is not None:
-                results[i] = prior
-            else:
-                batch_keys[digest] = i
-                fresh.append(i)
-        if fresh and self.redis_ok:
+                kind, write = resolve(prior, rec, window)
+                if write is None:
+                    results[i] = decided(kind, rec, prior)
+        rest = [i for i, r in enumerate(results) if r is None]
+        if rest and self.redis_ok:
+            assert self._committer is not None
             try:
-                priors = await self._to_redis(
-                    [records[i] for i in fresh],
-                    [digests[i] for i in fresh],
-                    [seens[i] for i in fresh],
+                logged = await self._committer.commit(
+                    [records[i] for i in rest], self.write_timeout_s, [digests[i] for i in rest]
                 )
             except Exception as exc:
                 self._redis_failed(exc)
             else:
-                for i, prior in zip(fresh, priors, strict=True):
-                    results[i] = prior
-                self.written_redis += sum(p is None for p in priors)
-                fresh = []
-        if fresh:
+                for i, lg in zip(rest, logged, strict=True):
+                    results[i] = lg
+                self.written_redis += sum(lg.seen is not None for lg in logged)
+                rest = []
+        if rest:  # to the spool, decided against this worker's memory
             assert self.spool is not None
+            frames = []
+            for i in rest:
+                prior = self._seen_locally(digests[i], now)
+                kind, write = resolve(prior, records[i], window)
+                results[i] = lg = decided(kind, records[i] if write is None else write, prior)
+                if write is not None:
+                    frames.append(encode_record(write))
+                    assert lg.seen is not None
+                    self._remember(digests[i], lg.seen, now)  # the next record of the group
             try:
-                frames = [encode_record(records[i]) for i in fresh]
                 await asyncio.to_thread(self.spool.append, frames)
             except SpoolFull:
                 raise
             except OSError as exc:
                 log.error("transit spool write failed: %s", exc)
                 raise SpoolFull(f"spool write failed: {exc.strerror}") from exc
-            self.written_spool += len(fresh)
+            self.written_spool += len(frames)
             self._retry_redis.set()
-        self.duplicates += sum(r is not None for r in results)
-        for i, result in enumerate(results):
-            if result is None:
-                self._remember(digests[i], seens[i], now)
-        return results
-
-    async def _to_redis(
-        self,
-        records: Sequence[TransitRecord],
-        digests: Sequence[str],
-        seens: Sequence[bytes],
-        timeout_s: float | None = None,
-    ) -> list[Seen | None]:
-        """`seens`: each record's Seen, encoded."""
-        out: list[Seen | None] = []
-        async with asyncio.timeout(timeout_s or self.write_timeout_s):
-            for start in range(0, len(records), MAX_GROUP):
-                part = records[start : start + MAX_GROUP]
-                keys = [
-                    self.stream,
-                    *(self.keys.transit_seen(d) for d in digests[start : start + MAX_GROUP]),
-                ]
-                args: list[Any] = [self.dedup_window_s]
-                args += [encode_record(r) for r in part]
-                args += seens[start : start + MAX_GROUP]
-                assert self._writer is not None
-                replies = await self._writer.record(
-                    keys,
-                    args,
-                    int((timeout_s or self.write_timeout_s) * 1000) if self._waitaof else None,
-                )
-                out += [None if r is None else DECODE_SEEN(r) for r in replies]
+        out = [r for r in results if r is not None]
+        for digest, lg in zip(digests, out, strict=True):
+            if lg.kind is not Kind.NEW:
+                self.duplicates += lg.kind is Kind.RETRY
+                self.corrections += lg.kind is Kind.CORRECTION
+                self.new_passages += lg.kind is Kind.NEW_PASSAGE
+            if lg.seen is not None:
+                self._remember(digest, lg.seen, now)
         return out
 
     def _redis_failed(self, exc: BaseException) -> None:
@@ -276,6 +262,7 @@ class TransitLog:
     # -- local dedup (while Redis is away, and for retries to this worker) -----------------
 
     def _seen_locally(self, digest: str, now: float) -> Seen | None:
+        """What this worker remembers of the event (its own writes, within the window)."""
         hit = self._seen.get(digest)
         if hit is None or hit[0] < now - self.dedup_window_s:
             return None
@@ -338,14 +325,10 @@ class TransitLog:
         assert self.spool is not None
         frames = await asyncio.to_thread(lambda: list(read_frames(path)))
         records = [DECODE_RECORD(f) for f in frames]
-        for start in range(0, len(records), MAX_GROUP):
-            part = records[start : start + MAX_GROUP]
-            await self._to_redis(
-                part,
-                [dedup_key(r.camera, r.event_id) for r in part],
-                [ENCODE(seen_of(r)) for r in part],
-                timeout_s=10.0,
-            )
+        assert self._committer is not None
+        # Each spooled record decided again against Redis: a correction made while Redis was
+        # away lands as one, whatever another replica wrote meanwhile.
+        await self._committer.commit(records, timeout_s=10.0 + len(records) / 1000)
         self.replayed += len(records)
         await asyncio.to_thread(self.spool.remove, path)
         if records:

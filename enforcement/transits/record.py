@@ -62,11 +62,16 @@ class TransitRecord(msgspec.Struct, array_like=True, gc=False, omit_defaults=Tru
     # the adapter's struct or dict itself instead: msgspec encodes a field by its value's
     # type, so it is encoded in place, with the record (encode_record), the same bytes.
     vendor: msgspec.Raw = NO_FIELDS
+    # A correction (passages.py): the passage's earlier reads (normalised plates, oldest
+    # first) this record's read replaces; the record carries the passage's transit id.
+    earlier: list[str] = []
 
 
 class Seen(msgspec.Struct, array_like=True, gc=False):
-    """What a retry gets back: the first attempt's verdict, without the plate (the dedup
-    key outlives no record, but it need not carry a plate either)."""
+    """What the dedup key keeps of a camera event's passage: the standing read's verdict
+    (what a retry gets back), and what tells a retry, a correction and a new passage apart
+    (passages.py): the standing read, when it was captured, the reads it replaced. It holds
+    a plate, so it expires no later than the record it stands for (`retention.allowed`)."""
 
     id: str
     verdict: str
@@ -74,6 +79,9 @@ class Seen(msgspec.Struct, array_like=True, gc=False):
     permits: list[str]
     revision: int
     grace_until: int | None
+    plate: str = ""  # the standing read, normalised
+    ts: float = 0.0  # its capture instant; 0: written before Varco kept it (a retry then)
+    earlier: list[str] = []  # the reads it replaced, oldest first
 
     def answer(self, plate: str, event_id: str | None, clock: LocalClock) -> Verdict:
         """The verdict a retry gets: the first attempt's, with its transit id."""
@@ -137,7 +145,7 @@ def _cut(value: object) -> object:
 
 
 def seen_of(record: TransitRecord) -> Seen:
-    """What the dedup key keeps of a record: its verdict, not its plate."""
+    """What the dedup key keeps of a record."""
     return Seen(
         record.id,
         record.verdict,
@@ -145,6 +153,9 @@ def seen_of(record: TransitRecord) -> Seen:
         record.permits,
         record.revision,
         record.grace_until,
+        record.plate,
+        record.ts,
+        record.earlier,
     )
 
 

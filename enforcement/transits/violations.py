@@ -64,10 +64,25 @@ class ReviewItem(msgspec.Struct):
     reason: str
     confidence: float | None
     index_revision: int
+    earlier: list[str] = []  # a corrected read: the reads it replaced, oldest first
+    withdrawn: list[str] = []  # a violation withdrawn for this: its transit ids
 
 
 _JSON: Final = msgspec.json.Encoder()
 _DECODE_VIOLATION: Final = msgspec.json.Decoder(Violation)
+
+# KEYS: violations hash, index zset, ids set. ARGV: key. If the violation lists the transit
+# ARGV[2], it is removed whole; returns its transit ids then, else false.
+_WITHDRAW: Final = """
+if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 0 then
+  return false
+end
+local ids = redis.call('SMEMBERS', KEYS[3])
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+return ids
+"""
 
 # KEYS: violations hash, index zset, ids set. ARGV: key, JSON, first-ts score, transit id.
 _MERGE: Final = """
@@ -87,10 +102,21 @@ class Violations:
         self.hash, self.index = self.keys.violations, self.keys.violations_index
         self.review_hash, self.review_index = self.keys.review, self.keys.review_index
         self._merge = redis.register_script(_MERGE)
+        self._withdraw = redis.register_script(_WITHDRAW)
 
-    def key_of(self, rec: TransitRecord) -> str:
+    def key_of(self, rec: TransitRecord, plate: str | None = None) -> str:
+        """`zone|YYYY-MM-DD|plate` of the record (or of another `plate` read of it)."""
         day = self.clock.to_datetime(rec.ts).date().isoformat()
-        return f"{rec.zone}|{day}|{rec.plate}"
+        return f"{rec.zone}|{day}|{rec.plate if plate is None else plate}"
+
+    async def withdraw(self, rec: TransitRecord, plate: str) -> list[str] | None:
+        """Remove the violation of `plate` on `rec`'s zone and day if it lists `rec`'s
+        transit; its transit ids then (a person decides again), else None."""
+        key = self.key_of(rec, plate)
+        ids = await self._withdraw(
+            keys=[self.hash, self.index, self.keys.violation_ids(key)], args=[key, rec.id]
+        )
+        return None if ids is None else sorted(i.decode() for i in ids)
 
     async def confirm(self, rec: TransitRecord, reason: str, revision: int) -> str:
         key = self.key_of(rec)
@@ -111,7 +137,16 @@ class Violations:
         )
         return key
 
-    def queue_review(self, p: Any, rec: TransitRecord, reason: str, revision: int) -> None:
+    def queue_review(
+        self,
+        p: Any,
+        rec: TransitRecord,
+        reason: str,
+        revision: int,
+        *,
+        earlier: list[str] | None = None,
+        withdrawn: list[str] | None = None,
+    ) -> None:
         """Add the review item to pipeline `p` (the caller's transaction)."""
         item = ReviewItem(
             rec.id,
@@ -124,13 +159,28 @@ class Violations:
             reason,
             rec.confidence,
             revision,
+            earlier or [],
+            withdrawn or [],
         )
         p.hset(self.review_hash, rec.id, _JSON.encode(item))
         p.zadd(self.review_index, {rec.id: rec.ts})
 
-    async def to_review(self, rec: TransitRecord, reason: str, revision: int) -> None:
+    def unqueue_review(self, p: Any, transit_id: str) -> None:
+        """Drop the transit's review item in pipeline `p` (a correction replaced its read)."""
+        p.hdel(self.review_hash, transit_id)
+        p.zrem(self.review_index, transit_id)
+
+    async def to_review(
+        self,
+        rec: TransitRecord,
+        reason: str,
+        revision: int,
+        *,
+        earlier: list[str] | None = None,
+        withdrawn: list[str] | None = None,
+    ) -> None:
         async with self.redis.pipeline(transaction=True) as p:
-            self.queue_review(p, rec, reason, revision)
+            self.queue_review(p, rec, reason, revision, earlier=earlier, withdrawn=withdrawn)
             await p.execute()
 
     async def page(

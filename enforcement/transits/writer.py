@@ -1,8 +1,10 @@
-"""The transit log's write to Redis: one Lua call per group of records, on a connection of its
-own (log.py decides what to write and when; this is how).
+"""The transit log's writes to Redis: one Lua call per group of records, on a connection of
+its own (log.py decides what to write and when; this is how).
 
-The script deduplicates as it writes: a `(camera, event_id)` seen within the dedup window
-returns the first attempt's `Seen` and writes nothing.
+RECORD writes each record whose `(camera, event_id)` is not remembered and returns, for the
+others, what is (`Seen`): log.py then tells a retry from a correction or a new passage
+(passages.py) and writes those with REPLACE, which writes only where the remembered `Seen`
+is still the one the decision was made on, so two replicas never both replace it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import hiredis
 import redis.asyncio as aredis
@@ -39,7 +41,36 @@ end
 return out
 """
 
-_RECORD_SHA: Final = hashlib.sha1(_RECORD.encode()).hexdigest()
+# KEYS: stream, then one dedup key per record. ARGV: ttl, then per record the Seen the decision
+# was made on ("" for none), then the new Seen, then the record. Returns, per record, 1
+# (written), or what the key holds instead (0 for nothing): the caller decides again.
+_REPLACE: Final = """
+local n = #KEYS - 1
+local ttl = ARGV[1]
+local out = {}
+for i = 1, n do
+  local current = redis.call('GET', KEYS[i + 1]) or ''
+  if current == ARGV[1 + i] then
+    redis.call('SET', KEYS[i + 1], ARGV[1 + n + i], 'EX', ttl)
+    redis.call('XADD', KEYS[1], '*', 'r', ARGV[1 + 2 * n + i])
+    out[i] = 1
+  elseif current == '' then
+    out[i] = 0
+  else
+    out[i] = current
+  end
+end
+return out
+"""
+
+
+class Script(NamedTuple):
+    text: str
+    sha: str
+
+
+RECORD: Final = Script(_RECORD, hashlib.sha1(_RECORD.encode()).hexdigest())
+REPLACE: Final = Script(_REPLACE, hashlib.sha1(_REPLACE.encode()).hexdigest())
 
 
 def _pack(*parts: str | bytes | int) -> bytes:
@@ -63,8 +94,8 @@ class GroupWriter:
         self._conn: AbstractConnection | None = None
         self._lock = asyncio.Lock()  # the writer and the replay never overlap; be sure
 
-    async def record(
-        self, keys: Sequence[str], args: Sequence[Any], waitaof_ms: int | None
+    async def call(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any], waitaof_ms: int | None
     ) -> list[Any]:
         """The Lua call's replies; with `waitaof_ms`, only once the write is fsynced."""
         async with self._lock:
@@ -72,12 +103,12 @@ class GroupWriter:
             if conn is None:
                 conn = self._conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
                 await conn.connect()
-            call = _pack("EVALSHA", _RECORD_SHA, len(keys), *keys, *args)
+            call = _pack("EVALSHA", script.sha, len(keys), *keys, *args)
             try:
                 try:
                     replies = await self._round_trip(conn, call)
                 except NoScriptError:  # a restarted Redis has an empty script cache
-                    await self._round_trip(conn, _pack("SCRIPT", "LOAD", _RECORD))
+                    await self._round_trip(conn, _pack("SCRIPT", "LOAD", script.text))
                     replies = await self._round_trip(conn, call)
                 if waitaof_ms is not None:
                     local, _ = await self._round_trip(conn, _pack("WAITAOF", 1, 0, waitaof_ms))

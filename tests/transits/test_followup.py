@@ -92,6 +92,47 @@ async def test_a_renewed_permit_registered_after_the_fact_covers_its_first_perio
     assert world.followup.counts["discarded"] == 1
 
 
+async def test_a_correction_within_grace_is_what_the_follow_up_judges(world: World) -> None:
+    """The camera corrects its read: the wrong plate, pending, would have been fined."""
+    wrong = await world.post("ZZ999ZZ", event_id="axis-like-1")
+    fixed = await world.post("AB123CD", event_id="axis-like-1")
+    assert (wrong["verdict"], fixed["verdict"]) == ("pending", "allowed")
+    world.advance(GRACE_S)
+    await world.run_followup()
+    assert await world.violations() == []
+    assert world.followup.counts["corrected"] == 1
+
+
+async def test_a_correction_after_confirmation_sends_the_violation_to_review(
+    world: World,
+) -> None:
+    first = await world.post("ZZ999ZZ", event_id="late-fix-1")
+    other = await world.post("ZZ999ZZ")  # the same plate, zone and day: the same violation
+    world.advance(GRACE_S)
+    await world.run_followup()
+    [confirmed] = await world.violations()
+    assert set(confirmed["transit_ids"]) == {first["transit_id"], other["transit_id"]}
+    fixed = await world.post("AB123CD", event_id="late-fix-1")  # delayed in the camera
+    assert (fixed["verdict"], fixed["transit_id"]) == ("allowed", first["transit_id"])
+    await world.run_followup()
+    assert await world.violations() == []  # a person decides, not the follow-up
+    r = redis.Redis.from_url(world.settings.redis.url or "")
+    items = [msgspec.json.decode(v) for v in r.hvals(Keys(world.settings.redis.prefix).review)]
+    r.close()
+    assert [
+        (i["transit_id"], i["plate"], i["reason"], i["earlier"], sorted(i["withdrawn"]))
+        for i in items
+    ] == [
+        (
+            first["transit_id"],
+            "AB123CD",
+            "corrected_after_confirmation",
+            ["ZZ999ZZ"],
+            sorted([first["transit_id"], other["transit_id"]]),
+        )
+    ]
+
+
 async def _revision(world: World, revision: int) -> bool:
     status, body, _ = await world.client.request("GET", "/readyz")
     return status == 200 and body["index_revision"] >= revision
@@ -200,13 +241,19 @@ async def test_retention_removes_plates_from_redis_spool_and_logs(
     await eventually(lambda: ready_to_log(world.client))
     await world.run_followup()
     await world.followup.apply_retention()
-    dump = _redis_dump(world)
+    # What is remembered of an event (to tell a retry from a correction) holds its plate, and
+    # Redis expires it no later than the record's retention; the test's clock is not Redis's,
+    # so its expiry is checked, and the rest of Redis must hold the plate no longer.
+    seen = Keys(world.settings.redis.prefix).transit_seen("")
+    ttls = _ttls_holding(world, b"AB123CD", seen)
+    assert ttls and all(0 < t <= world.settings.retention.allowed_s for t in ttls)
+    dump = _redis_dump(world, skip=seen)
     assert b"AB123CD" not in dump
     assert b"ZZ999ZZ" in dump  # the violation is kept
     assert [v["plate"] for v in await world.violations()] == ["ZZ999ZZ"]
     world.advance(451 * 86400)
     await world.followup.apply_retention()
-    assert b"ZZ999ZZ" not in _redis_dump(world)
+    assert b"ZZ999ZZ" not in _redis_dump(world, skip=seen)
     assert await world.violations() == []
     assert "AB123CD" not in caplog.text and "ZZ999ZZ" not in caplog.text
 
@@ -217,11 +264,22 @@ def _spooled(world: World) -> list[Any]:
     return [DECODE_RECORD(f) for f in all_frames(world.settings.storage.spool_dir)]
 
 
-def _redis_dump(world: World) -> bytes:
-    """Every value of every key, as bytes: what a plate could hide in."""
+def _ttls_holding(world: World, plate: bytes, prefix: str) -> list[int]:
+    """The seconds to live of the keys under `prefix` whose value holds `plate`."""
+    r = redis.Redis.from_url(world.settings.redis.url or "")
+    ttls = [r.ttl(k) for k in r.scan_iter(match=prefix + "*") if plate in (r.get(k) or b"")]
+    r.close()
+    return ttls
+
+
+def _redis_dump(world: World, skip: str | None = None) -> bytes:
+    """Every value of every key (but those under `skip`), as bytes: what a plate could hide
+    in."""
     r = redis.Redis.from_url(world.settings.redis.url or "")
     out = []
     for key in r.scan_iter(count=1000):
+        if skip is not None and key.startswith(skip.encode()):
+            continue
         out.append(key)
         kind = r.type(key)
         if kind == b"string":

@@ -178,6 +178,26 @@ async def test_retry_while_redis_is_away(
     assert [r.id for r in stream(settings)] == [first["transit_id"]]
 
 
+async def test_a_correction_while_redis_is_away_lands_as_one(
+    api: Client, settings: Settings, redis_server: EmbeddedRedis
+) -> None:
+    first = await post(api, "ZZ999ZZ", event_id="away-fix-1")  # in Redis
+    redis_server.kill()
+    fixed = await post(api, "AB123CD", event_id="away-fix-1")  # to the spool
+    assert (first["verdict"], fixed["verdict"]) == ("pending", "allowed")
+    assert fixed["transit_id"] == first["transit_id"]
+    redis_server.start()
+    await eventually(functools.partial(_ready, api))
+    assert [(r.id, r.plate, r.earlier) for r in stream(settings)] == [
+        (first["transit_id"], "ZZ999ZZ", []),
+        (first["transit_id"], "AB123CD", ["ZZ999ZZ"]),
+    ]
+    # Redis now remembers the correction: a retry of it is the standing answer.
+    again = await post(api, "AB123CD", event_id="away-fix-1")
+    assert (again["verdict"], again["transit_id"]) == ("allowed", first["transit_id"])
+    assert len(stream(settings)) == 2
+
+
 async def test_full_spool_refuses_with_503(
     settings: Settings, demo: tuple[Settings, Rules], redis_server: EmbeddedRedis
 ) -> None:

@@ -8,7 +8,9 @@ Fields: `plateUTF8` / `plateUnicode` / `plateText` (the read), `plateCountry` (I
 
 One vehicle yields a `new` event, `update` ones (direction found, read corrected) and a
 `lost` one: they share the car id, so they are one transit (event id = car id + the local
-date, since car ids restart when the camera does).
+date); an update with another plate corrects the read. Car ids restart with the camera's
+application, so a car id seen again later is another car: the transit log tells the two
+apart by the capture instant (enforcement/transits/passages.py).
 """
 
 from __future__ import annotations

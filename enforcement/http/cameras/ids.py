@@ -1,6 +1,6 @@
 """A stable event id per physical transit, so every retry, update and preview of one vehicle
-at one camera is one transit (the transit log answers a repeated (camera, event_id) with the
-first verdict).
+at one camera is one transit (the transit log answers a retry with the standing verdict and
+takes an update with another plate as a correction: enforcement/transits/passages.py).
 
 Where the vendor identifies the vehicle (Axis car id, Rekor plate group) its id is used.
 Where it does not, the id is derived from the camera, the normalised plate and the minute
