@@ -94,7 +94,7 @@ def parse_cude(
                 )
             if sum(badge.plates.values()) != 1:
                 raise PermitInvalid("tipo_targa", f"badge {code} needs exactly one primary plate")
-            permit = with_plates(rules, badge.first, badge.plates)
+            permit = with_plates(rules, badge.first, badge.plates, report.source)
         except PermitInvalid as exc:
             for line in badge.lines:  # every row of the badge, so none goes unexplained
                 report.reject(line, code, exc)

@@ -43,7 +43,7 @@ class Reject:
 
 @dataclass(slots=True)
 class FeedReport:
-    source: str
+    source: str  # the feed's name ([sources.NAME]): its permits carry it (PermitRow.feed)
     rows: int = 0
     permits: int = 0
     rejects: list[Reject] = field(default_factory=list)
@@ -53,10 +53,10 @@ class FeedReport:
         self.rejects.append(Reject(line, key, exc.field, exc.reason))
 
 
-def with_plates(rules: Rules, first: PermitRow, plates: dict[str, bool]) -> PermitRow:
-    """A feed's permit from its first row and all its rows' plates, checked against the
-    city's rules (duration, type); PermitInvalid otherwise."""
-    permit = msgspec.structs.replace(first, plates=tuple(sorted(plates.items())))
+def with_plates(rules: Rules, first: PermitRow, plates: dict[str, bool], feed: str) -> PermitRow:
+    """A feed's permit from its first row and all its rows' plates, brought by `feed`,
+    checked against the city's rules (duration, type); PermitInvalid otherwise."""
+    permit = msgspec.structs.replace(first, plates=tuple(sorted(plates.items())), feed=feed)
     check_permit(
         rules,
         permit.permit_id,

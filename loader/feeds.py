@@ -30,7 +30,6 @@ class _State:
     status: SourceStatus
     next_at: float = 0.0  # due at once on start-up
     seen: tuple[int, int] | None = None  # (mtime_ns, size) of the export last synced
-    etag: str | None = None  # regional_http: of the feed last synced
 
 
 class FeedRunner:
@@ -63,8 +62,7 @@ class FeedRunner:
                 if mark == state.seen and status.last_error is None:
                     # The same export again: nothing to apply, the data as fresh as it was.
                     return replace(status, last_attempt=now)
-            etag = state.etag if status.last_error is None else None
-            report = sync_source(db, self.rules, self.settings, source, etag=etag, now=int(now))
+            report = sync_source(db, self.rules, self.settings, source, now=int(now))
         except SyncHeld as exc:
             log.error("feed %s held: %s", source.name, exc)
             return replace(status, last_attempt=now, last_error=str(exc), held=True)
@@ -75,7 +73,7 @@ class FeedRunner:
             )
         if report.not_modified:  # the feed's server vouches that nothing changed: fresh
             return replace(status, last_attempt=now, last_success=now, last_error=None)
-        state.seen, state.etag = mark, report.etag
+        state.seen = mark
         feed = report.feed
         rejects = write_rejects(feed, self.settings.storage.data_dir / "rejects", now)
         if rejects is not None:

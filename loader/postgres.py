@@ -25,6 +25,7 @@ What differs, and why:
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
@@ -32,8 +33,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
+from .columns import PERMIT_SELECT, from_history_json, group, history_json, periods_text
 from .store import (
-    PERMIT_SELECT,
     SCHEMA_VERSION,
     Change,
     DatabaseError,
@@ -41,10 +42,6 @@ from .store import (
     PermitRow,
     PermitStore,
     SchemaError,
-    from_history_json,
-    group,
-    history_json,
-    periods_text,
     schema_problem,
 )
 
@@ -89,10 +86,19 @@ PG_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     ),
     # A permit's validity periods beyond the one valid_from/valid_to hold (loader/periods.py).
     3: ("ALTER TABLE permits ADD COLUMN IF NOT EXISTS periods text NOT NULL DEFAULT ''",),
+    # Which configured feed brought a permit; each feed's last ETag.
+    4: (
+        "ALTER TABLE permits ADD COLUMN IF NOT EXISTS feed text NOT NULL DEFAULT ''",
+        """CREATE TABLE IF NOT EXISTS feed_state (
+            feed       text PRIMARY KEY,
+            etag       text,
+            updated_at bigint NOT NULL
+        )""",
+    ),
 }
 
 _PERMIT_COLUMNS: Final = (
-    "permit_id, type, valid_from, valid_to, zones, source, revision, updated_at, periods"
+    "permit_id, type, valid_from, valid_to, zones, source, revision, updated_at, periods, feed"
 )
 _COPY_PERMITS: Final = "COPY {table} (" + _PERMIT_COLUMNS + ") FROM STDIN"
 
@@ -170,13 +176,29 @@ class PgPermitDB(PermitStore):
         assert row is not None
         return int(row[0])
 
-    def open_ids(self, source: str, at: int) -> set[str]:
+    def open_ids(
+        self, source: str, at: int, feed: str | None = None, unclaimed: bool = True
+    ) -> set[str]:
         rows = self.conn.execute(
             "SELECT permit_id FROM permits WHERE source = %s"
-            " AND (valid_to IS NULL OR valid_to > %s)",
-            (source, at),
+            " AND (valid_to IS NULL OR valid_to > %s)"
+            " AND (%s::text IS NULL OR feed = %s OR (%s AND feed = ''))",
+            (source, at, feed, feed, unclaimed),
         )
         return {r[0] for r in rows}
+
+    def feed_etag(self, feed: str) -> str | None:
+        row = self.conn.execute("SELECT etag FROM feed_state WHERE feed = %s", (feed,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_feed_etag(self, feed: str, etag: str | None) -> None:
+        with self.conn.transaction():
+            self.conn.execute(
+                "INSERT INTO feed_state (feed, etag, updated_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (feed) DO UPDATE SET etag = excluded.etag,"
+                " updated_at = excluded.updated_at",
+                (feed, etag, int(time.time())),
+            )
 
     def changes_since(self, revision: int, limit: int = 10_000) -> list[tuple[int, PermitRow]]:
         if limit < 1:
@@ -184,7 +206,7 @@ class PgPermitDB(PermitStore):
         rows = self.conn.execute(
             "WITH c AS (SELECT * FROM permits WHERE revision > %s ORDER BY revision LIMIT %s)"
             " SELECT c.permit_id, c.type, c.valid_from, c.valid_to, c.zones, c.source,"
-            " c.revision, c.periods, pp.plate, pp.is_primary FROM c"
+            " c.revision, c.periods, c.feed, pp.plate, pp.is_primary FROM c"
             " LEFT JOIN permit_plates pp USING (permit_id) ORDER BY c.revision, pp.plate",
             (revision, limit),
         ).fetchall()  # one statement: the permits and their plates as of one instant
@@ -218,6 +240,7 @@ class PgPermitDB(PermitStore):
             self.conn.execute("DELETE FROM permit_history")
             self.conn.execute("DELETE FROM permit_plates")
             self.conn.execute("DELETE FROM permits")
+            self.conn.execute("DELETE FROM feed_state")
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[int]:
@@ -273,7 +296,7 @@ class PgPermitDB(PermitStore):
                     " valid_from = excluded.valid_from, valid_to = excluded.valid_to,"
                     " zones = excluded.zones, source = excluded.source,"
                     " revision = excluded.revision, updated_at = excluded.updated_at,"
-                    " periods = excluded.periods"
+                    " periods = excluded.periods, feed = excluded.feed"
                 )
                 cur.execute("TRUNCATE varco_staged_permits")  # the next chunk of this transaction
                 cur.execute(
@@ -310,6 +333,7 @@ class PgPermitDB(PermitStore):
                         rev,
                         now,
                         periods_text(p),
+                        p.feed,
                     )
                 )
 

@@ -36,7 +36,8 @@ from enforcement.core.snapshot import (
     write_snapshot,
 )
 
-from .store import PermitStore, parse_periods
+from .columns import parse_periods
+from .store import PermitStore
 
 log = logging.getLogger(__name__)
 

@@ -272,6 +272,7 @@ def _parse(
             (),
             "regional",
             (plates,) if type(plates) is tuple else tuple(sorted(plates.items())),
+            feed=report.source,
         )
         try:
             check_permit(

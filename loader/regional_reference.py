@@ -58,7 +58,7 @@ def parse_regional_reference(
         if number in bad:
             continue
         try:
-            permit = with_plates(rules, p.permit, plates[number])
+            permit = with_plates(rules, p.permit, plates[number], report.source)
         except PermitInvalid as exc:
             report.reject(p.line, number, exc)
             continue

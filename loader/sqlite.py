@@ -15,18 +15,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
+from .columns import PERMIT_SELECT, from_history_json, group, history_json, periods_text
 from .store import (
-    PERMIT_SELECT,
     SCHEMA_VERSION,
     Change,
     IndexRow,
     PermitRow,
     PermitStore,
     SchemaError,
-    from_history_json,
-    group,
-    history_json,
-    periods_text,
     schema_problem,
 )
 
@@ -70,6 +66,15 @@ SQLITE_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     ),
     # A permit's validity periods beyond the one valid_from/valid_to hold (loader/periods.py).
     3: ("ALTER TABLE permits ADD COLUMN periods TEXT NOT NULL DEFAULT ''",),
+    # Which configured feed brought a permit; each feed's last ETag.
+    4: (
+        "ALTER TABLE permits ADD COLUMN feed TEXT NOT NULL DEFAULT ''",
+        """CREATE TABLE IF NOT EXISTS feed_state (
+            feed       TEXT PRIMARY KEY,
+            etag       TEXT,
+            updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 }
 
 
@@ -144,12 +149,28 @@ class PermitDB(PermitStore):
     def count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM permits").fetchone()[0])
 
-    def open_ids(self, source: str, at: int) -> set[str]:
+    def open_ids(
+        self, source: str, at: int, feed: str | None = None, unclaimed: bool = True
+    ) -> set[str]:
         rows = self.conn.execute(
-            "SELECT permit_id FROM permits WHERE source = ? AND (valid_to IS NULL OR valid_to > ?)",
-            (source, at),
+            "SELECT permit_id FROM permits WHERE source = ? AND (valid_to IS NULL OR valid_to > ?)"
+            " AND (? IS NULL OR feed = ? OR (? AND feed = ''))",
+            (source, at, feed, feed, unclaimed),
         )
         return {r[0] for r in rows}
+
+    def feed_etag(self, feed: str) -> str | None:
+        row = self.conn.execute("SELECT etag FROM feed_state WHERE feed = ?", (feed,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_feed_etag(self, feed: str, etag: str | None) -> None:
+        with self._transaction():
+            self.conn.execute(
+                "INSERT INTO feed_state (feed, etag, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (feed) DO UPDATE SET etag = excluded.etag,"
+                " updated_at = excluded.updated_at",
+                (feed, etag, int(time.time())),
+            )
 
     def changes_since(self, revision: int, limit: int = 10_000) -> list[tuple[int, PermitRow]]:
         if limit < 1:
@@ -157,7 +178,7 @@ class PermitDB(PermitStore):
         rows = self.conn.execute(
             "WITH c AS (SELECT * FROM permits WHERE revision > ? ORDER BY revision LIMIT ?)"
             " SELECT c.permit_id, c.type, c.valid_from, c.valid_to, c.zones, c.source,"
-            " c.revision, c.periods, pp.plate, pp.is_primary FROM c"
+            " c.revision, c.periods, c.feed, pp.plate, pp.is_primary FROM c"
             " LEFT JOIN permit_plates pp USING (permit_id) ORDER BY c.revision, pp.plate",
             (revision, limit),
         ).fetchall()  # one statement: the permits and their plates as of one instant
@@ -182,7 +203,7 @@ class PermitDB(PermitStore):
 
     def clear(self) -> None:
         with self._transaction():
-            for table in ("permit_history", "permit_plates", "permits"):
+            for table in ("permit_history", "permit_plates", "permits", "feed_state"):
                 self.conn.execute(f"DELETE FROM {table}")
 
     @contextlib.contextmanager
@@ -240,11 +261,11 @@ class PermitDB(PermitStore):
         )
         c.executemany(
             "INSERT INTO permits (permit_id, type, valid_from, valid_to, zones, source,"
-            " revision, updated_at, periods) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " revision, updated_at, periods, feed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (permit_id) DO UPDATE SET type=excluded.type,"
             " valid_from=excluded.valid_from, valid_to=excluded.valid_to,"
             " zones=excluded.zones, source=excluded.source, revision=excluded.revision,"
-            " updated_at=excluded.updated_at, periods=excluded.periods",
+            " updated_at=excluded.updated_at, periods=excluded.periods, feed=excluded.feed",
             [
                 (
                     p.permit_id,
@@ -256,6 +277,7 @@ class PermitDB(PermitStore):
                     rev,
                     now,
                     periods_text(p),
+                    p.feed,
                 )
                 for rev, p, _ in changes
             ],
@@ -278,7 +300,7 @@ class PermitDB(PermitStore):
     def _insert_new(self, permits: list[PermitRow], first_revision: int, now: int) -> None:
         self.conn.executemany(
             "INSERT INTO permits (permit_id, type, valid_from, valid_to, zones, source,"
-            " revision, updated_at, periods) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " revision, updated_at, periods, feed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     p.permit_id,
@@ -290,6 +312,7 @@ class PermitDB(PermitStore):
                     rev,
                     now,
                     periods_text(p),
+                    p.feed,
                 )
                 for rev, p in enumerate(permits, first_revision)
             ],

@@ -26,7 +26,8 @@ and a rolled-back write hands out nothing, so revisions have no gaps.
 
 `meta.schema_version` says which schema a database has and `migrate()` brings it to
 SCHEMA_VERSION idempotently: 1 is the original schema, 2 adds `permit_history`, 3 a permit's
-validity periods (`permits.periods`, loader/periods.py).
+validity periods (`permits.periods`, loader/periods.py), 4 which configured feed brought a
+permit (`permits.feed`) and each feed's last ETag (`feed_state`).
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ import itertools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Final, NamedTuple, Self
+from typing import Final, NamedTuple, Self
 
 import msgspec
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 # Upserts compare a chunk of permits with their stored versions fetched in one query.
 UPSERT_CHUNK: Final = 5_000
 BULK_CHUNK: Final = 50_000
@@ -73,6 +74,9 @@ class PermitRow(msgspec.Struct, frozen=True, gc=False):
     source: str
     plates: tuple[tuple[str, bool], ...]  # (normalised plate, primary), sorted
     periods: tuple[Period, ...] = ()  # empty: the one period [valid_from, valid_to)
+    # The configured feed ([sources.NAME]) that brought the permit; "" for an import or the
+    # admin API. A feed closes only what it brought (two regional sources, one circuit).
+    feed: str = ""
 
 
 # What an upsert writes, from the stored version (None: a new permit) and the given one.
@@ -118,9 +122,20 @@ class PermitStore(ABC):
     def count(self) -> int: ...
 
     @abstractmethod
-    def open_ids(self, source: str, at: int) -> set[str]:
+    def open_ids(
+        self, source: str, at: int, feed: str | None = None, unclaimed: bool = True
+    ) -> set[str]:
         """Ids of the permits from `source` not ended at `at` (a feed sync closes those a
-        complete export no longer lists)."""
+        complete export no longer lists); with `feed`, only those that feed brought, and
+        with `unclaimed` also those no feed is known to have brought (written before
+        Varco recorded it)."""
+
+    @abstractmethod
+    def feed_etag(self, feed: str) -> str | None:
+        """The ETag of the feed's last synced answer (an HTTP feed answers 304 to it)."""
+
+    @abstractmethod
+    def set_feed_etag(self, feed: str, etag: str | None) -> None: ...
 
     def get(self, permit_id: str) -> PermitRow | None:
         found = self._current([permit_id]).get(permit_id)
@@ -310,63 +325,6 @@ def plan(
     return changes, revision, last
 
 
-def group(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, PermitRow]]:
-    """(revision, permit) from joined rows (permit_id, type, valid_from, valid_to, zones,
-    source, revision, periods, plate, is_primary), a permit's rows adjacent; plate is NULL
-    for a permit without plates (a LEFT JOIN)."""
-    head: Sequence[Any] | None = None
-    plates: list[tuple[str, bool]] = []
-    for r in rows:
-        if head is None or r[0] != head[0]:
-            if head is not None:
-                yield _permit(head, plates)
-            head, plates = r, []
-        if r[8] is not None:
-            plates.append((str(r[8]), bool(r[9])))
-    if head is not None:
-        yield _permit(head, plates)
-
-
-def _permit(r: Sequence[Any], plates: list[tuple[str, bool]]) -> tuple[int, PermitRow]:
-    return int(r[6]), PermitRow(
-        str(r[0]),
-        str(r[1]),
-        int(r[2]),
-        None if r[3] is None else int(r[3]),
-        tuple(str(r[4]).split()),
-        str(r[5]),
-        tuple(sorted(plates)),
-        parse_periods(r[7]),
-    )
-
-
-def periods_text(p: PermitRow) -> str:
-    """`permits.periods`: "" for one period (valid_from/valid_to hold it), else
-    "start:end,start:end" by start, an empty end meaning unlimited."""
-    return ",".join(f"{s}:{'' if e is None else e}" for s, e in p.periods)
-
-
-def parse_periods(text: str | None) -> tuple[Period, ...]:
-    if not text:
-        return ()
-    out = []
-    for part in text.split(","):
-        start, _, end = part.partition(":")
-        out.append((int(start), int(end) if end else None))
-    return tuple(out)
-
-
-_HISTORY: Final = msgspec.json.Decoder(PermitRow)
-
-
-def history_json(p: PermitRow) -> str:
-    return msgspec.json.encode(p).decode()
-
-
-def from_history_json(text: str | bytes) -> PermitRow:
-    return _HISTORY.decode(text)
-
-
 def schema_problem(location: str, version: int) -> str | None:
     """Why a database at schema `version` cannot be used by this Varco (None: it can)."""
     if version == SCHEMA_VERSION:
@@ -382,12 +340,3 @@ def schema_problem(location: str, version: int) -> str | None:
         f"{location} has permit schema version {version}, newer than this Varco's "
         f"{SCHEMA_VERSION}: upgrade Varco"
     )
-
-
-# SQLite: statements per schema version, each idempotent (a version-1 database made before
-# A permit with its plates, one row per plate (`group` folds them); both backends' dialect.
-PERMIT_SELECT: Final = (
-    "SELECT p.permit_id, p.type, p.valid_from, p.valid_to, p.zones,"
-    " p.source, p.revision, p.periods, pp.plate, pp.is_primary FROM permits p"
-    " LEFT JOIN permit_plates pp USING (permit_id)"
-)

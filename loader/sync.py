@@ -59,6 +59,11 @@ class Export:
     replaced: int = 0  # passes cut because a duplicate replaced them
 
 
+def _permit_source(source: Source) -> str:
+    """The `permits.source` of what a configured feed brings."""
+    return "cude" if source.kind == "cude_csv" else "regional"
+
+
 def read_source(
     db: PermitStore, rules: Rules, settings: Settings, source: Source, data: Data
 ) -> Export:
@@ -70,14 +75,16 @@ def read_source(
         revoked: dict[str, int] = {}
         permits = parse_cude(data, rules, source.type, report, revoked)
         by_id = {p.permit_id: p for p in permits}
-        return Export(report, "cude", by_id, {k: v for k, v in revoked.items() if k in by_id})
+        return Export(
+            report, _permit_source(source), by_id, {k: v for k, v in revoked.items() if k in by_id}
+        )
     assert settings.circuit is not None  # config/load.py requires one for regional sources
     if isinstance(data, bytes):
         passes = parse_regional(data, rules, settings.circuit, report)
     else:
         report.encoding = "json"
         passes = parse_regional_rows(data, rules, settings.circuit, report)
-    out = Export(report, "regional", {p.permit.permit_id: p.permit for p in passes})
+    out = Export(report, _permit_source(source), {p.permit.permit_id: p.permit for p in passes})
     for p in passes:
         if p.revoked_at is not None:
             out.cuts[p.permit.permit_id] = p.revoked_at
@@ -110,11 +117,16 @@ def sync_source(
     now: int | None = None,
 ) -> SyncReport:
     """Read the source's export (or `data`) and apply it in one transaction. A feed that
-    cannot be read whole raises FeedFileError (FeedFetchError for HTTP): nothing changes."""
+    cannot be read whole raises FeedFileError (FeedFetchError for HTTP): nothing changes.
+    An HTTP feed is asked with `etag`, by default its last synced answer's (kept in the
+    permit database, so that a sync run by cron gets its 304 too)."""
     now = int(time.time()) if now is None else now
     new_etag = None
-    if data is None and source.kind == "regional_http":
+    fetched = data is None and source.kind == "regional_http"
+    if fetched:
         assert source.url is not None
+        if etag is None:  # the ETag of the feed's last synced answer, kept in the database
+            etag = db.feed_etag(source.name)
         got = fetch_regional_feed(source.url, etag=etag, token=source.token)
         if isinstance(got, NotModified):
             return SyncReport(FeedReport(source.name), etag=got.etag, not_modified=True)
@@ -124,7 +136,10 @@ def sync_source(
     # A million permits read, compared and written: no cyclic garbage collection meanwhile
     # (see gc_paused); the work's objects are gone by the time it is back on.
     with gc_paused():
-        return _sync(db, rules, settings, source, data, new_etag, accept_shrink, now)
+        report = _sync(db, rules, settings, source, data, new_etag, accept_shrink, now)
+    if fetched:
+        db.set_feed_etag(source.name, new_etag)  # applied: the next sync may get a 304
+    return report
 
 
 def _sync(
@@ -140,7 +155,13 @@ def _sync(
     export = read_source(db, rules, settings, source, data)
     report, by_id = export.report, export.permits
     out = SyncReport(report, replaced=export.replaced, etag=etag)
-    existing = db.open_ids(export.source, now)
+    # A pass written before Varco recorded its feed is this feed's to close only when no
+    # other configured feed brings passes of the same source: else it waits to be claimed.
+    sole = all(
+        other.name == source.name or _permit_source(other) != export.source
+        for other in settings.sources.values()
+    )
+    existing = db.open_ids(export.source, now, feed=source.name, unclaimed=sole)
     unreadable = {r.key for r in report.rejects}
     missing = sorted(existing - by_id.keys() - unreadable)
     if existing and len(missing) > source.max_close * len(existing) and not accept_shrink:

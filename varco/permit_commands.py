@@ -21,6 +21,7 @@ from enforcement.replica.watcher import load_initial
 from loader.database import open_db
 from loader.importer import ImportFileError, import_csv, write_rejects
 from loader.rebuild import DEFAULT_MAX_SHRINK, ShrinkRefused, rebuild
+from loader.watch import change_of
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
@@ -131,12 +132,29 @@ def cmd_check(args: argparse.Namespace, settings: Settings, rules: Rules) -> int
             file=sys.stderr,
         )
         return 2
+    live = holder.current
+    # The snapshot plus every change the permit database has since: what a replica following
+    # the loader enforces now (an import or a sync is judged before any rebuild).
+    read_at = time.time()
+    with open_db(settings) as db:
+        prev = live.snapshot_revision
+        while batch := db.changes_since(prev):
+            for revision, row in batch:
+                live.overlay.apply(change_of(row, revision, prev))
+                prev = revision
+    live.overlay.fresh_at = read_at
     at = dt.datetime.fromisoformat(args.at) if args.at else dt.datetime.now(dt.UTC)
     if at.tzinfo is None:
         at = at.replace(tzinfo=rules.clock.tz)
     checker = make_checker(rules, settings)
     plate = normalise(args.plate)
-    out: dict[str, object] = {}
+    out: dict[str, object] = {
+        "judged_on": {
+            "snapshot_revision": live.snapshot_revision,
+            "permit_database_revision": live.revision,
+            "changes_since_snapshot": len(live.overlay),
+        }
+    }
     if args.gate:
         gate = rules.gates.get(args.gate)
         if gate is None:

@@ -44,7 +44,7 @@ def test_sqlite_upgrades_an_unversioned_database(tmp_path: Path) -> None:
         assert db.history("OLD") == [(7, old)]
         assert db.migrate() == SCHEMA_VERSION  # idempotent
         db.conn.execute("UPDATE meta SET value = 99 WHERE key = 'schema_version'")
-    with pytest.raises(SchemaError, match="version 99, newer than this Varco's 3: upgrade"):
+    with pytest.raises(SchemaError, match="version 99, newer than this Varco's 4: upgrade"):
         PermitDB(path)
 
 
@@ -59,8 +59,10 @@ def test_postgresql_schema_versions(pg_url: str) -> None:
         # Back to version 1 (no history table, no periods), as made by an older Varco.
         db.conn.execute("DROP TABLE permit_history")
         db.conn.execute("ALTER TABLE permits DROP COLUMN periods")
+        db.conn.execute("ALTER TABLE permits DROP COLUMN feed")
+        db.conn.execute("DROP TABLE feed_state")
         db.conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
-    with pytest.raises(SchemaError, match="version 1, this Varco needs 3: run `varco migrate`"):
+    with pytest.raises(SchemaError, match="version 1, this Varco needs 4: run `varco migrate`"):
         PgPermitDB(pg_url)
     with PgPermitDB(pg_url, check_schema=False) as db:
         db.migrate()

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from enforcement.config.load import load_config
-from enforcement.config.settings import Settings, Source
+from enforcement.config.settings import Settings, Source, with_changes
 from enforcement.core.checker import Checker
 from enforcement.core.plates import normalise
 from enforcement.core.rules import Rules
@@ -292,3 +292,62 @@ def test_a_pass_number_listed_twice_for_one_plate_is_rejected(demo: tuple[Settin
     assert [(j.line, j.key, j.field) for j in r.feed.rejects] == [(4, "L736_2024_00015", "targa")]
     assert stored(demo, "L736_2024_00015")[0] is None  # the pass is wrong as a whole
     assert stored(demo, "G224_2025_00003")[0] is not None
+
+
+def test_two_regional_sources_close_only_what_each_brought(tmp_path: Path) -> None:
+    """Two exports of regional passes (two circuits, or one circuit's CSV and feed): each
+    closes the passes it no longer lists, never the other's."""
+    config = tmp_path / "city.toml"
+    config.write_text(
+        DEMO_CONFIG.read_text(encoding="utf-8")
+        + '[sources.east]\nkind = "regional_csv"\npath = "east.csv"\n'
+        + '[sources.west]\nkind = "regional_csv"\npath = "west.csv"\n',
+        encoding="utf-8",
+    )
+    settings, rules = load_config(config, {"VARCO_DATA_DIR": str(tmp_path / "data")})
+    east, west = GOOD[0], GOOD[2]
+    with PermitDB(settings.storage.database_path) as db:
+        for name, row in (("east", east), ("west", west), ("east", east)):
+            r = sync_source(
+                db, rules, settings, settings.sources[name], data=regional(row), now=NOW
+            )
+            assert r.closed == 0, name
+        assert {p.feed for p in (db.get("L736_2024_00015"), db.get("G224_2025_00003"))} == {
+            "east",
+            "west",
+        }
+        assert db.get("G224_2025_00003").valid_to == at("2027-01-11T00:00:00+01:00")  # type: ignore[union-attr]
+
+
+def test_passes_from_before_feeds_were_recorded_close_only_with_one_feed(tmp_path: Path) -> None:
+    """A pass written before schema 4 names no feed: with two regional feeds configured
+    neither closes it (it may be the other's); with one, that feed's export is complete."""
+    config = tmp_path / "city.toml"
+    config.write_text(
+        DEMO_CONFIG.read_text(encoding="utf-8")
+        + '[sources.east]\nkind = "regional_csv"\npath = "east.csv"\n'
+        + '[sources.west]\nkind = "regional_csv"\npath = "west.csv"\n',
+        encoding="utf-8",
+    )
+    settings, rules = load_config(config, {"VARCO_DATA_DIR": str(tmp_path / "data")})
+    east, west = GOOD[0], GOOD[2]
+    with PermitDB(settings.storage.database_path) as db:
+        sync_source(db, rules, settings, settings.sources["east"], data=regional(east), now=NOW)
+        with db.conn:  # as the migration leaves a pass written before the column existed
+            db.conn.execute("UPDATE permits SET feed = ''")
+        r = sync_source(db, rules, settings, settings.sources["west"], data=regional(west), now=NOW)
+        assert r.closed == 0
+        assert db.get("L736_2024_00015").valid_to != NOW  # type: ignore[union-attr]
+
+        only_west = with_changes(settings, sources={"west": settings.sources["west"]})
+        r = sync_source(
+            db,
+            rules,
+            only_west,
+            only_west.sources["west"],
+            data=regional(west),
+            now=NOW + 60,
+            accept_shrink=True,
+        )
+        assert r.closed == 1
+        assert db.get("L736_2024_00015").valid_to == NOW + 60  # type: ignore[union-attr]

@@ -108,6 +108,23 @@ def test_check_command(tmp_path: Path) -> None:
     result = json.loads(out.stdout)
     assert result["verdict"]["verdict"] == "allowed"
     assert result["police_view"]["permits"][0]["type"] == "1"
+    judged = result["judged_on"]
+    assert judged["changes_since_snapshot"] == 0
+    # Imported and not yet in a snapshot: judged all the same, as a replica would.
+    csv = tmp_path / "new.csv"
+    csv.write_text(
+        "permit_id,plate,type,valid_from,valid_to,zones,source,primary\n"
+        "NEW-1,KL987MN,1,2020-01-01,,,municipal,true\n"
+    )
+    assert (
+        varco("--config", str(DEMO_CONFIG), "import", str(csv), "--no-rebuild", env=env).returncode
+        == 0
+    )
+    out = varco("--config", str(DEMO_CONFIG), "check", "KL987MN", "--gate", "PD-03", env=env)
+    result = json.loads(out.stdout)
+    assert (result["verdict"]["verdict"], result["verdict"]["permits"]) == ("allowed", ["NEW-1"])
+    assert result["judged_on"]["changes_since_snapshot"] == 1
+    assert result["judged_on"]["permit_database_revision"] == judged["snapshot_revision"] + 1
 
 
 def test_bad_config_stops_startup(tmp_path: Path) -> None:
