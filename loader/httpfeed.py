@@ -4,8 +4,9 @@ Protocol: `GET url` answers `{"passes": [item, ...], "next": "<URL>" | null}` (b
 required; `next` absolute or relative to the page, on the feed's own origin) and an `ETag` on
 the first page. With the ETag of the last sync we send `If-None-Match` on the first page: 304
 means nothing changed. Items carry the CSV's column names (loader/regional.py COLUMNS) with
-string or null values (`principale` may be a boolean); an item that breaks that becomes a
-reject row, validated later like a bad CSV line.
+string or null values (`principale` may be a boolean), every required column present (null
+for an empty field: an item without `fine` is an item cut short, not an unlimited pass); an
+item that breaks that becomes a reject row, validated later like a bad CSV line.
 
 The feed is a complete export, so it is all or nothing: any page that stays unusable after
 the retries (network, timeout, 5xx, 429), a 4xx, a body that is not a feed page, a `next`
@@ -31,7 +32,7 @@ from typing import Any, Final
 import msgspec
 
 from .feedcsv import FeedFileError
-from .regional import COLUMNS
+from .regional import COLUMNS, REQUIRED
 
 log = logging.getLogger(__name__)
 
@@ -334,6 +335,9 @@ def _row(item: object) -> dict[str, str]:
         row["__error__"] = f"the item is {_kind(item)}, not an object"
         return row
     errors = []
+    lacking = [name for name in REQUIRED if name not in item]
+    if lacking:  # the JSON of a row cut short: its fields do not default
+        errors.append(f"the item lacks {', '.join(lacking)}")
     for name in COLUMNS:
         value = item.get(name)
         if value is None:

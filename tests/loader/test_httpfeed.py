@@ -90,6 +90,8 @@ def test_items_validated_like_the_csv(feed: Feed, demo: tuple[Settings, Rules]) 
                     item("L781_2026_00002", "GH012IJ", comune=" L781 ", principale=None),
                     item("L840_2026_00004", {"plate": "X"}, fine=[1]),
                     item("L840_2026_00005", "JK345LM", principale="yes"),  # S, N or a boolean
+                    # No `fine`: cut short, not an unlimited pass (null would say "none").
+                    {k: v for k, v in item("L840_2026_00006", "KL456MN").items() if k != "fine"},
                 ],  # nested
                 None,
             )
@@ -113,9 +115,11 @@ def test_items_validated_like_the_csv(feed: Feed, demo: tuple[Settings, Rules]) 
         (4, "", "row"),
         (6, "L840_2026_00004", "row"),
         (7, "L840_2026_00005", "principale"),
+        (8, "L840_2026_00006", "row"),
     ]
     assert "inizio is a number" in report.rejects[0].reason
-    assert (report.rows, report.permits) == (7, 2)
+    assert report.rejects[-1].reason.endswith("the item lacks fine")
+    assert (report.rows, report.permits) == (8, 2)
     by_number = {p.permit.permit_id: p.permit for p in passes}
     assert by_number["L736_2024_00015"].plates == (("AB123CD", True), ("CD456EF", False))
     assert by_number["L781_2026_00002"].plates == (("GH012IJ", True),)
