@@ -32,6 +32,15 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_batch: int = 1000
     snapshot_poll_s: float = 1.0
     max_camera_body_bytes: int = 8 << 20
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keepalive_timeout_s: float = 15.0
+    max_connections: int = 1000
+    max_in_flight: int = 256
+    max_queue_wait_s: float = 0.1
+    retry_after_s: int = 1
+    key_rate: float = 0.0  # requests per second per key; 0: no limit
+    key_burst: int = 100
 
 
 class EnforcementSettings(msgspec.Struct, frozen=True, kw_only=True):

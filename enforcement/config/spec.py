@@ -64,6 +64,22 @@ class ServerSpec(_Section, kw_only=True):
     # Vendor camera posts carry pictures (multipart parts, base64 in JSON): a larger cap,
     # read as a stream; pictures are discarded as they arrive, never stored.
     max_camera_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 8 << 20
+    # Every phase of a connection is bounded. A request's line and headers must arrive within
+    # header_timeout of its first byte; its body within body_timeout of its headers; an idle
+    # connection (or one that never completes a request) is closed after keepalive_timeout.
+    header_timeout: PositiveSeconds = PositiveSeconds(10)
+    body_timeout: PositiveSeconds = PositiveSeconds(30)
+    keepalive_timeout: PositiveSeconds = PositiveSeconds(15)
+    # Open connections per process; past it a new one is answered 503 and closed.
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    # Admission: requests handled at once per process; one that waits longer than
+    # max_queue_wait_ms for a slot is answered 503 with Retry-After (retry_after).
+    max_in_flight: Annotated[int, msgspec.Meta(ge=1)] = 256
+    max_queue_wait_ms: Annotated[int, msgspec.Meta(ge=0)] = 100
+    retry_after: PositiveSeconds = PositiveSeconds(1)
+    # Requests per second per API key or camera (0: no limit), with a burst of key_burst.
+    key_rate: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    key_burst: Annotated[int, msgspec.Meta(ge=1)] = 100
 
 
 class EnforcementSpec(_Section, kw_only=True):
