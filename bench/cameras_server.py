@@ -24,23 +24,17 @@ CONFIG = ROOT / "examples" / "demo.toml"
 def serve(port: int, redis_url: str | None) -> None:
     """The service under test: `varco serve`'s app on local snapshot files; the transit log
     on the Redis at `redis_url`, or none."""
-    import uvloop
-    from aiohttp import web
 
     from enforcement.config.load import load_config
+    from enforcement.config.settings import with_changes
     from enforcement.http.app import create_app
-    from enforcement.http.server import freeze_startup_objects
+    from enforcement.http.server import run_app
 
     settings, rules = load_config(CONFIG, os.environ)
-    uvloop.install()
+    settings = with_changes(settings, server={"host": "127.0.0.1", "port": port})
     app = create_app(settings, rules, record=redis_url is not None, transit_redis_url=redis_url)
     app.router.add_get("/_bench/gc", _gc_counter())
-
-    async def freeze(app: web.Application) -> None:  # as `varco serve` does once started
-        freeze_startup_objects()
-
-    app.on_startup.append(freeze)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    run_app(app, settings)  # as `varco serve` serves it: bounded connections, frozen start-up
 
 
 def _gc_counter() -> Callable[[Any], Any]:

@@ -8,11 +8,10 @@ import argparse
 import os
 from pathlib import Path
 
-import uvloop
-from aiohttp import web
-
 from enforcement.config.load import load_config
+from enforcement.config.settings import with_changes
 from enforcement.http.app import create_app
+from enforcement.http.server import run_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,9 +23,9 @@ def main() -> None:
     p.add_argument("--no-log", action="store_true")
     args = p.parse_args()
     settings, rules = load_config(ROOT / "examples" / "demo.toml", os.environ)
+    settings = with_changes(settings, server={"host": "127.0.0.1", "port": args.port})
     app = create_app(settings, rules, record=not args.no_log, transit_redis_url=args.redis)
-    uvloop.install()
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+    run_app(app, settings)  # as `varco serve` serves it
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ live in running.py, permit_commands.py and reports.py)."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from enforcement.config.load import ConfigError, load_config
 from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
+from enforcement.logs import configure as configure_logging
 from loader.store import DatabaseError
 
 from .permit_commands import cmd_check, cmd_import, cmd_migrate, cmd_rebuild, cmd_sync
@@ -39,9 +39,7 @@ def _positive(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("%(asctime)s %(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(
         prog="varco", description="ZTL gate enforcement and whitelist lookup"
     )

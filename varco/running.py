@@ -38,15 +38,19 @@ def service_app(
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
-    from enforcement.http.server import serve, serve_workers
+    from enforcement.http.server import PortInUse, serve, serve_workers
 
     if args.port is not None:
         settings = with_changes(settings, server={"port": args.port})
     make_app = functools.partial(service_app, followup=args.followup)
-    if args.workers > 1:
-        serve_workers(settings, dict(os.environ), args.workers, make_app)
-    else:
-        serve(settings, rules, make_app)
+    try:
+        if args.workers > 1:
+            serve_workers(settings, dict(os.environ), args.workers, make_app)
+        else:
+            serve(settings, rules, make_app)
+    except PortInUse as exc:
+        print(f"varco serve: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -102,7 +106,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
     _print_curls(settings, rules)
     if args.no_serve:
         return 0
-    _serve_with_loader(settings, rules)
+    from enforcement.http.server import PortInUse
+
+    try:
+        _serve_with_loader(settings, rules)
+    except PortInUse as exc:
+        print(f"varco demo: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -21,13 +21,16 @@ from ..core.live import NoIndex
 from ..core.rules import UnknownGate
 from ..transits.spool import SpoolFull
 from . import errors
-from .cameras.body import buffered
+from .cameras.body import buffered, read_body
 from .metrics import Metrics
 from .schemas import ENCODER, ErrorOut
 
 log = logging.getLogger(__name__)
 
 JSON: Final = "application/json"
+# The status counted for a request whose client closed the connection first (nginx's 499):
+# no answer is sent, and it is no server error.
+CLIENT_GONE: Final = 499
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
 
@@ -45,7 +48,10 @@ def error_response(exc: errors.ApiError) -> web.Response:
         headers = dict(exc.headers)
     if exc.retry_after is not None:
         headers = {"Retry-After": str(exc.retry_after)}
-    return web.Response(status=exc.status, body=body, content_type=JSON, headers=headers)
+    response = web.Response(status=exc.status, body=body, content_type=JSON, headers=headers)
+    if exc.status == 413:  # the rest of the body is not worth reading: the connection goes
+        response.force_close()
+    return response
 
 
 def _api_error(exc: Exception) -> errors.ApiError | None:
@@ -81,6 +87,9 @@ def endpoint(metrics: Metrics, name: str, handler: Handler) -> Handler:
             err = kind(exc.reason if exc.status != 413 else "request body too large")
             err.status = exc.status
             response = error_response(err)
+        except ConnectionResetError:  # the client went away (or ran out of time) mid-request
+            requests[(name, CLIENT_GONE)] += 1
+            raise
         except Exception as exc:
             known = _api_error(exc)
             if known is None:
@@ -101,9 +110,12 @@ async def read_json(request: web.Request, decoder: msgspec.json.Decoder[T]) -> T
     if request.headers.get("Content-Type") != JSON and request.content_type != JSON:
         raise errors.UnsupportedMediaType(f"send Content-Type: {JSON}")
     # A body already received whole is taken without an await, as the camera adapters do;
-    # `request.read()` costs a few µs more per post (two awaits and a copy).
-    body = buffered(request, request.client_max_size)
+    # reading it costs a few µs more per post (awaits and a copy).
+    cap = request.client_max_size
+    body = buffered(request, cap)
     try:
-        return decoder.decode(body if body is not None else await request.read())
+        return decoder.decode(body if body is not None else await read_body(request, cap))
     except msgspec.MsgspecError as exc:
         raise errors.from_msgspec(exc) from None
+    except RecursionError:  # msgspec's nesting limit: no request of ours nests so deep
+        raise errors.MalformedBody("JSON nested too deeply") from None

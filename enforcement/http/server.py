@@ -1,22 +1,29 @@
 """Running the service: Redis, the event loop (uvloop where available), workers, signals.
 
 What is served comes from `make_app(settings, rules, redis_url)` (the composition's
-`create_app` with its extensions). `serve` runs one process; `serve_workers` runs N worker
-processes on one port
-(SO_REUSEPORT: the kernel spreads connections), each mapping the same snapshot file, so the
-index's pages are in memory once. The parent starts the embedded Redis when none is
-configured, restarts a worker that dies, and stops everything on SIGTERM or SIGINT.
+`create_app` with its extensions), on connections bounded by connections.py. `serve` runs one
+process; `serve_workers` runs N worker processes on one port (SO_REUSEPORT: the kernel spreads
+connections), each mapping the same snapshot file, so the index's pages are in memory once.
+The parent starts the embedded Redis when none is configured, restarts a worker that dies, and
+stops everything on SIGTERM or SIGINT.
+
+A port already in use is refused (PortInUse), never shared: SO_REUSEPORT would let a second
+service, judging on another permit database, take half the traffic without a word. So one
+process binds without it, and a set of workers first claims the port for itself (a lock
+named after it, held by the parent) and checks that nothing else listens there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import multiprocessing
 import multiprocessing.process
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +33,9 @@ from aiohttp import web
 from ..config.load import load_config
 from ..config.settings import Settings, with_changes
 from ..core.rules import Rules
+from ..logs import configure as configure_logging
 from ..replica.redis_server import start_redis
+from .connections import GuardedRunner
 
 log = logging.getLogger("varco")
 
@@ -43,20 +52,55 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop  # type: ignore[no-any-return,unused-ignore]
 
 
+class PortInUse(Exception):
+    """The configured address is taken: by another Varco, or another program."""
+
+
+def _in_use(host: str, port: int) -> PortInUse:
+    return PortInUse(
+        f"{host}:{port} is already in use (another varco serve, or another program); "
+        "stop it, or choose another [server] port / --port"
+    )
+
+
+async def start_site(
+    app: web.Application, settings: Settings, *, reuse_port: bool = False
+) -> GuardedRunner:
+    """`app` served on the settings' address with bounded connections; the runner, to
+    clean up. `reuse_port` only for the workers of one `serve_workers`."""
+    runner = GuardedRunner(app, settings.server)
+    await runner.setup()
+    host, port = settings.server.host, settings.server.port
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise _in_use(host, port) from None
+        raise
+    return runner
+
+
 async def serve_forever(
     settings: Settings,
     rules: Rules,
     make_app: AppFactory,
     redis_url: str | None,
     ready: Callable[[], None] | None = None,
+    reuse_port: bool = False,
 ) -> None:
-    app = make_app(settings, rules, redis_url)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(
-        runner, settings.server.host, settings.server.port, reuse_port=True, backlog=1024
-    )
-    await site.start()
+    await serve_app(make_app(settings, rules, redis_url), settings, ready, reuse_port)
+
+
+async def serve_app(
+    app: web.Application,
+    settings: Settings,
+    ready: Callable[[], None] | None = None,
+    reuse_port: bool = False,
+) -> None:
+    """`app` on the settings' address until SIGTERM or SIGINT (benchmarks serve theirs so)."""
+    runner = await start_site(app, settings, reuse_port=reuse_port)
     freeze_startup_objects()
     log.info(
         "listening on http://%s:%d (pid %d)",
@@ -85,6 +129,12 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def run_app(app: web.Application, settings: Settings) -> None:
+    """`serve_app` on uvloop, in this process, until SIGTERM or SIGINT."""
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve_app(app, settings))
+
+
 def serve(
     settings: Settings, rules: Rules, make_app: AppFactory, ready: Callable[[], None] | None = None
 ) -> None:
@@ -103,17 +153,41 @@ def _worker(
 ) -> None:
     """A worker process: its own configuration load (nothing unpicklable crosses over)."""
     fmt = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
-    logging.basicConfig(level=logging.INFO, format=fmt)
+    configure_logging(fmt)
     settings, rules = load_config(config_path, env)
     settings = with_changes(settings, server={"port": port})  # a --port given to the parent
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve_forever(settings, rules, make_app, redis_url))
+        runner.run(serve_forever(settings, rules, make_app, redis_url, reuse_port=True))
+
+
+def claim_port(host: str, port: int) -> socket.socket:
+    """Hold the port for one set of workers: a lock named after it (a Linux abstract socket,
+    gone with the process), then a bind without SO_REUSEPORT, which fails if anything
+    listens there. The workers then bind with SO_REUSEPORT, and only they can."""
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        lock.bind(f"\0varco-serve-port-{port}")
+    except OSError:
+        lock.close()
+        raise _in_use(host, port) from None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            lock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise _in_use(host, port) from None
+            raise
+    return lock
 
 
 def serve_workers(
     settings: Settings, env: dict[str, str], workers: int, make_app: AppFactory
 ) -> None:
     """Run `workers` processes on one port until SIGTERM or SIGINT; restart any that die."""
+    lock = claim_port(settings.server.host, settings.server.port)
     redis_url, embedded = start_redis(settings)
     ctx = multiprocessing.get_context("spawn")
     stopping = False
@@ -165,3 +239,4 @@ def serve_workers(
                 p.kill()
         if embedded is not None:
             embedded.stop()
+        lock.close()

@@ -6,13 +6,12 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 
-from ..support.api import PERMITS, Client, wait_ready
+from ..support.api import PERMITS, Client, ServiceServer, wait_ready
 from ..support.common import publish_permits
 
 
@@ -23,7 +22,7 @@ async def api(demo: tuple[Settings, Rules]) -> AsyncIterator[Client]:
         settings, server={"snapshot_poll_s": 0.05, "max_body_bytes": 256 * 1024}
     )
     publish_permits(settings, rules, PERMITS)
-    server = TestServer(create_app(settings, rules), host="127.0.0.1")
+    server = ServiceServer(create_app(settings, rules))
     await server.start_server()
     async with aiohttp.ClientSession() as session:
         client = Client(session, str(server.make_url("")).rstrip("/"))

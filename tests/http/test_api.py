@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +20,7 @@ from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 
-from ..support.api import ADMIN, CAMERA, NOW, POLICE, Client, transit, wait_ready
+from ..support.api import ADMIN, CAMERA, NOW, POLICE, Client, ServiceServer, transit, wait_ready
 from ..support.common import permit, publish_permits
 
 LOOKUP = {**POLICE, "X-Reason": "test: police view"}  # every police lookup gives a reason
@@ -355,7 +354,7 @@ async def test_hot_swap_and_refusal(api: Client) -> None:
 
 async def test_not_ready_without_snapshot(demo: tuple[Settings, Rules], tmp_path: Path) -> None:
     settings, rules = demo
-    server = TestServer(create_app(settings, rules), host="127.0.0.1")
+    server = ServiceServer(create_app(settings, rules))
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:

@@ -16,6 +16,8 @@ from aiohttp.test_utils import TestServer
 from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
+from enforcement.http.connections import GuardedRunner
+from enforcement.http.service import SERVICE
 from enforcement.keys import Keys
 from enforcement.transits.record import DECODE_RECORD, TransitRecord
 from loader.database import open_db
@@ -42,6 +44,17 @@ PERMITS = [
 
 
 _EVENTS = itertools.count()
+
+
+class ServiceServer(TestServer):
+    """aiohttp's TestServer on the service's own runner (connections.GuardedRunner): bounded
+    connections, bodies decompressed by the handlers, as `varco serve` runs them."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app, host="127.0.0.1")
+
+    async def _make_runner(self, **kwargs: Any) -> GuardedRunner:
+        return GuardedRunner(self.app, self.app[SERVICE].settings.server)
 
 
 def transit(plate: str, gate: str = "PD-03", **extra: Any) -> dict[str, Any]:
@@ -88,7 +101,7 @@ async def start_replica(
     settings: Settings, rules: Rules
 ) -> tuple[TestServer, Client, aiohttp.ClientSession]:
     app = create_app(settings, rules, redis_url=settings.redis.url)
-    server = TestServer(app, host="127.0.0.1")
+    server = ServiceServer(app)
     await server.start_server()
     session = aiohttp.ClientSession()
     return server, Client(session, str(server.make_url(""))), session

@@ -22,7 +22,7 @@ from enforcement.keys import Keys
 from enforcement.replica.watcher import load_initial
 from varco import cli
 
-from .api import Client
+from .api import Client, ServiceServer
 from .common import DEMO_CONFIG
 
 ROME = ZoneInfo("Europe/Rome")
@@ -44,7 +44,7 @@ async def start(
     holder = IndexHolder()
     assert load_initial(holder, rules, settings.storage.snapshot_dir)
     app = create_app(settings, rules, holder, watch=False, redis_url=redis_url)
-    server = TestServer(app, host="127.0.0.1")
+    server = ServiceServer(app)
     await server.start_server()
     session = aiohttp.ClientSession()
     client = Client(session, str(server.make_url("")).rstrip("/"))

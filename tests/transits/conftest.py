@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 import redis.asyncio as aredis
-from aiohttp.test_utils import TestServer
 
 from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
@@ -17,7 +16,7 @@ from enforcement.keys import Keys
 from enforcement.replica.redis_server import EmbeddedRedis
 from enforcement.transits.followup import FollowUp
 
-from ..support.api import Client
+from ..support.api import Client, ServiceServer
 from ..support.common import eventually, publish_permits
 from ..support.followup import PERMITS, World, ready_to_log
 
@@ -28,7 +27,7 @@ async def world(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> As
     publish_permits(base, rules, PERMITS)
     settings = with_changes(base, redis={"url": redis_server.url}, server={"snapshot_poll_s": 0.05})
     app = create_app(settings, rules, transit_redis_url=settings.redis.url)
-    server = TestServer(app, host="127.0.0.1")
+    server = ServiceServer(app)
     await server.start_server()
     r = aredis.Redis.from_url(redis_server.url)
     async with aiohttp.ClientSession() as session:

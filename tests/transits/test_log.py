@@ -14,7 +14,6 @@ from typing import Any
 import aiohttp
 import pytest
 import redis
-from aiohttp.test_utils import TestServer
 
 from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
@@ -23,7 +22,7 @@ from enforcement.replica.redis_server import EmbeddedRedis
 from enforcement.transits.record import DECODE_RECORD, TransitRecord
 from enforcement.transits.spool import all_frames
 
-from ..support.api import CAMERA, Client, stream, transit
+from ..support.api import CAMERA, Client, ServiceServer, stream, transit
 from ..support.common import eventually, permit, publish_permits
 
 PERMITS = [permit("RES-1", "AB123CD", "1", "2020-01-01T00:00:00+01:00")]
@@ -50,7 +49,7 @@ def settings(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> Setti
 async def _serve(settings: Settings, rules: Rules) -> AsyncIterator[Client]:
     """Snapshots from files (no follower to disturb), transits to our Redis."""
     app = create_app(settings, rules, transit_redis_url=settings.redis.url)
-    server = TestServer(app, host="127.0.0.1")
+    server = ServiceServer(app)
     await server.start_server()
     async with aiohttp.ClientSession() as session:
         yield Client(session, str(server.make_url("")).rstrip("/"))

@@ -10,7 +10,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
@@ -18,7 +17,18 @@ from enforcement.http.app import create_app
 from loader.watch import LoaderThread
 from varco import admin
 
-from ..support.api import ADMIN, CAMERA, NOW, PERMITS, POLICE, Client, ready, transit, upsert
+from ..support.api import (
+    ADMIN,
+    CAMERA,
+    NOW,
+    PERMITS,
+    POLICE,
+    Client,
+    ServiceServer,
+    ready,
+    transit,
+    upsert,
+)
 from ..support.common import eventually
 
 PLATE = "HK321LM"
@@ -32,7 +42,7 @@ async def server(
     app = create_app(
         live_settings, demo[1], redis_url=live_settings.redis.url, extend=admin.install
     )
-    test_server = TestServer(app, host="127.0.0.1")
+    test_server = ServiceServer(app)
     await test_server.start_server()
     async with aiohttp.ClientSession() as session:
         client = Client(session, str(test_server.make_url("")))

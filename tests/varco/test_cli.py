@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -88,6 +89,11 @@ def test_demo_then_serve(tmp_path: Path) -> None:
             headers=dict(re.findall(r"-H '([^:]+): ([^']*)'", curls[2])),
         )
         assert status == 200 and view["permits"][0]["primary"] is False
+        # A second service on the same port is refused, never sharing the traffic.
+        for extra in ((), ("--workers", "2")):
+            second = varco("--config", str(DEMO_CONFIG), "serve", *extra, env=env, timeout=60)
+            assert second.returncode == 2, second.stderr
+            assert f"127.0.0.1:{port} is already in use" in second.stderr
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=15) == 0
@@ -184,6 +190,12 @@ def test_serve_workers_share_one_port_and_a_dead_one_is_replaced(tmp_path: Path)
 
     try:
         first = workers_seen(2)
+        for extra in ((), ("--workers", "2")):  # only this service's workers share the port
+            second = varco(
+                "--config", str(DEMO_CONFIG), "serve", *extra, "--port", str(port), env=env
+            )
+            assert second.returncode == 2, second.stderr
+            assert "already in use" in second.stderr
         os.kill(min(first), signal.SIGKILL)
         # The parent starts a new worker: the survivor and the newcomer share the port.
         later = workers_seen(2)
@@ -278,3 +290,17 @@ def test_make_run_issues_a_permit_that_is_enforced_at_once(tmp_path: Path) -> No
         assert demo.wait(timeout=30) == 0
         log.close()
     assert not redis_server.answers()  # our Redis stopped with the service
+
+
+def test_workers_refuse_a_port_another_program_listens_on(tmp_path: Path) -> None:
+    env = {**os.environ, "VARCO_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+    env["REDIS_URL"] = "off"
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        out = varco(
+            "--config", str(DEMO_CONFIG), "serve", "--workers", "2", "--port", str(port), env=env
+        )
+    assert out.returncode == 2, out.stderr
+    assert f"127.0.0.1:{port} is already in use" in out.stderr

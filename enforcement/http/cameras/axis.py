@@ -109,7 +109,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     stands (a byte-order mark, or anything `from_body` refuses, naming the field)."""
     try:
         read = _read(DECODER.decode(data), tz, time.time())
-    except (msgspec.MsgspecError, errors.Invalid):
+    except (msgspec.MsgspecError, RecursionError, errors.Invalid):
         return None
     return read_transit(camera.id, camera.gate, read)
 

@@ -80,7 +80,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     steps (see `rekor.transit` for why). None for anything else, which `from_body` takes."""
     try:
         pic = DECODER.decode(data).Picture
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):
         return None
     if pic is None or pic.Plate is None or pic.SnapInfo is None:
         return None

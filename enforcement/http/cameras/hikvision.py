@@ -145,7 +145,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
         return None
     try:
         alert = JSON_DECODER.decode(data)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):
         return None
     a = alert.ANPR
     if alert.EventNotificationAlert is not None or type(a) is not _Anpr:

@@ -137,7 +137,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     names, an event without a plate, a body `from_body` refuses), which `from_body` takes."""
     try:
         post = DECODER.decode(data)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):
         return None
     if post.time_msec is UNSET or post.plate is UNSET:
         return None

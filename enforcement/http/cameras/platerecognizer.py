@@ -101,7 +101,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     (see `rekor.transit` for why). None for anything else, which `from_body` takes."""
     try:
         body = DECODER.decode(data)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):
         return None
     found = body.data
     if found is None or found.timestamp is None or not found.results or len(found.results) > 1:

@@ -103,14 +103,17 @@ def decode_json(data: bytes, decoder: msgspec.json.Decoder[T]) -> T:
     A UTF-8 byte-order mark, as some firmware send, is dropped: looked for only when the body
     fails as it stands (no body without one decodes after the drop but not before)."""
     try:
-        return decoder.decode(data)
-    except msgspec.MsgspecError as exc:
-        if data[:3] != b"\xef\xbb\xbf":
+        try:
+            return decoder.decode(data)
+        except msgspec.MsgspecError as exc:
+            if data[:3] != b"\xef\xbb\xbf":
+                raise errors.from_msgspec(exc) from None
+        try:
+            return decoder.decode(data[3:])
+        except msgspec.MsgspecError as exc:
             raise errors.from_msgspec(exc) from None
-    try:
-        return decoder.decode(data[3:])
-    except msgspec.MsgspecError as exc:
-        raise errors.from_msgspec(exc) from None
+    except RecursionError:  # msgspec's nesting limit: no camera event nests so deep
+        raise errors.MalformedBody("JSON nested too deeply") from None
 
 
 OBJECT: Final = msgspec.json.Decoder(dict[str, Any])

@@ -128,7 +128,7 @@ def _top_candidates(data: bytes) -> Iterator[str]:
     only. A malformed list gives no alternatives: they are hints, the read stands."""
     try:
         found = CANDIDATES.decode(data.removeprefix(b"\xef\xbb\xbf")).candidates
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):
         return
     for c in found:
         yield c.plate
@@ -182,7 +182,7 @@ def transit(data: bytes, camera: Camera, tz: ZoneInfo) -> Transit | None:
     the same transit for every payload this one accepts."""
     try:
         m = DECODER.decode(data)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):
         return None
     start, raw, confidence = m.epoch_start, m.best_plate_number, m.best_confidence
     agent, camera_id = m.agent_uid, m.camera_id

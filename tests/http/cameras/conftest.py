@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 
+from ...support.api import ServiceServer
 from ...support.cameras import MAX_CAMERA_BODY, PERMITS, Cameras
 from ...support.common import publish_permits
 
@@ -26,7 +26,7 @@ async def cams(demo: tuple[Settings, Rules]) -> AsyncIterator[Cameras]:
         settings, server={"snapshot_poll_s": 0.05, "max_camera_body_bytes": MAX_CAMERA_BODY}
     )
     publish_permits(settings, rules, PERMITS)
-    server = TestServer(create_app(settings, rules), host="127.0.0.1")
+    server = ServiceServer(create_app(settings, rules))
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:

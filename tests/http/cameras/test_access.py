@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 import aiohttp
 import msgspec
 import pytest
-from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 
 from ...support import payloads as p
+from ...support.api import ServiceServer
 from ...support.cameras import JSON, MAX_CAMERA_BODY, NOW, PERMITS, PERMITTED, Cameras, key
 from ...support.common import publish_permits
 
@@ -154,7 +154,7 @@ async def test_device_must_match(demo: tuple[Settings, Rules]) -> None:
     cameras["cam-rekor"] = Camera("cam-rekor", "PD-03", "rekor", "Europe/Rome", "999")
     settings = with_changes(settings, cameras=cameras, server={"snapshot_poll_s": 0.05})
     publish_permits(settings, rules, PERMITS)
-    server = TestServer(create_app(settings, rules), host="127.0.0.1")
+    server = ServiceServer(create_app(settings, rules))
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:

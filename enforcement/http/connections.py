@@ -1,0 +1,208 @@
+"""Connections, bounded: every phase timed, a cap on how many, nothing raw in the log.
+
+aiohttp alone waits as long as a client likes: an idle keep-alive connection lives an hour,
+a request head sent a byte at a time has no deadline, and a body announced but never sent is
+waited for until the handler gives up (it does not). On a network of cameras and a proxy to
+the internet that is a way to take every file descriptor. So the service runs on this
+module's server, which keeps aiohttp's request handling and adds, per connection:
+
+- header_timeout: a request's line and headers must arrive within it of its first byte;
+- body_timeout: its body within it of its head (a body that arrived with its head, the usual
+  camera post, costs no timer);
+- keepalive_timeout: an idle connection, or one that never completes a request head, is
+  closed after it (aiohttp's own keep-alive timer, set here, not left at an hour);
+- max_connections: past it a new connection is answered 503 with Retry-After and closed
+  before anything of it is read.
+
+A connection that runs out of time is closed (a head with 408 first); its handler, if one
+runs, sees the connection reset. Bodies are not decompressed here (`auto_decompress=False`):
+a request is authenticated before its body is inflated, by body.py, under a size cap.
+
+aiohttp answers a malformed request itself and logs it with the offending bytes (a Bearer
+key, a URL token, a plate). `handle_error` here answers in the API's JSON error format and
+logs only the kind of error. These are aiohttp's documented extension points (`Server`,
+`RequestHandler`, `AppRunner`); tests/http/test_connections.py drives each bound through a
+real socket, so an aiohttp upgrade that changes them fails there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Final
+
+from aiohttp import web
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+
+from ..config.settings import ServerSettings
+from .schemas import ENCODER, ErrorOut
+
+log = logging.getLogger(__name__)
+
+
+def _raw_response(status: str, code: str, detail: str, retry_after: int | None = None) -> bytes:
+    """A whole HTTP/1.1 error response, for a connection no request of which is answered."""
+    body = ENCODER.encode(ErrorOut(code, detail))
+    retry = f"Retry-After: {retry_after}\r\n" if retry_after is not None else ""
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{retry}"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+_HEAD_TIMEOUT: Final = _raw_response(
+    "408 Request Timeout",
+    "request_timeout",
+    "the request head did not arrive within server.header_timeout",
+)
+
+
+class GuardedHandler(RequestHandler):
+    """aiohttp's connection protocol with deadlines for the request head and body, and a
+    refusal when the server already holds max_connections."""
+
+    def __init__(self, manager: GuardedServer, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._guard = manager
+        self._refused = False
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        guard = self._guard
+        if guard.open >= guard.limits.max_connections:
+            self._refused = True
+            guard.refused += 1
+            assert isinstance(transport, asyncio.Transport)
+            transport.write(guard.refusal)
+            transport.close()
+            return
+        guard.open += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._refused:  # never registered with aiohttp's server
+            return
+        self._guard.open -= 1
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._messages:  # a request head is complete: its body may still be coming
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+            payload = self._messages[-1][1]
+            if not payload.is_eof():
+                # A new head means the body before it is complete: its timer, if any, done.
+                if self._body_timer is not None:
+                    self._body_timer.cancel()
+                self._body_timer = self._loop.call_later(
+                    self._guard.limits.body_timeout_s, self._body_expired, payload
+                )
+        elif self._waiter is not None and self._head_timer is None:
+            # Between requests, bytes that are not yet a whole head: the head's clock starts.
+            self._head_timer = self._loop.call_later(
+                self._guard.limits.header_timeout_s, self._head_expired
+            )
+
+    def _head_expired(self) -> None:
+        self._head_timer = None
+        if self._waiter is not None and not self._waiter.done() and self.transport is not None:
+            self._guard.timed_out += 1
+            self.transport.write(_HEAD_TIMEOUT)
+            self.force_close()
+
+    def _body_expired(self, payload: StreamReader) -> None:
+        self._body_timer = None
+        if not payload.is_eof():
+            self._guard.timed_out += 1
+            self.force_close()  # the handler reading it sees the connection reset
+
+    def handle_error(
+        self,
+        request: Any,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A request aiohttp could not parse (or a failure outside the routes): the API's
+        JSON error, and a log line naming the kind of error only, never the bytes."""
+        kind = type(exc).__name__ if exc is not None else "error"
+        if isinstance(exc, ConnectionError):  # the client left: no one to answer, no fault
+            log.debug("client disconnected mid-request")
+        elif status >= 500:
+            log.error("request failed outside the routes: %s", kind)
+        else:  # common on a port the internet reaches: counted, logged only when debugging
+            self._guard.malformed += 1
+            log.debug("malformed request refused (%d %s)", status, kind)
+        code, detail = (
+            ("internal", "internal error; the incident is logged")
+            if status >= 500
+            else ("bad_request", f"malformed HTTP request ({kind})")
+        )
+        response = web.Response(
+            status=status,
+            body=ENCODER.encode(ErrorOut(code, detail)),
+            content_type="application/json",
+        )
+        response.force_close()
+        return response
+
+
+class GuardedServer(web.Server):
+    """aiohttp's server making GuardedHandlers, counting what it holds and refuses."""
+
+    def __init__(self, *args: Any, limits: ServerSettings, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+        self.refusal = _raw_response(
+            "503 Service Unavailable",
+            "overloaded",
+            "too many connections; retry shortly",
+            limits.retry_after_s,
+        )
+        self.open = 0
+        self.refused = 0  # connections refused at max_connections
+        self.timed_out = 0  # connections closed for a late head or body
+        self.malformed = 0  # requests aiohttp could not parse, answered 400
+
+    def __call__(self) -> RequestHandler:
+        return GuardedHandler(self, loop=self._loop, **self._kwargs)
+
+
+class GuardedRunner(web.AppRunner):
+    """An AppRunner whose server is a GuardedServer with the settings' bounds."""
+
+    def __init__(self, app: web.Application, limits: ServerSettings) -> None:
+        super().__init__(
+            app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=limits.keepalive_timeout_s,
+            auto_decompress=False,
+            lingering_time=1.0,  # an unread body is not waited for long: the answer is sent
+        )
+        self.limits = limits
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()  # the app started, as AppRunner does
+        return GuardedServer(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            loop=plain._loop,
+            limits=self.limits,
+            **plain._kwargs,
+        )
+
+    @property
+    def guarded(self) -> GuardedServer:
+        server = self.server
+        assert isinstance(server, GuardedServer)
+        return server
