@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import multiprocessing.process
 import os
+import resource
 import signal
 import socket
 import time
@@ -100,6 +101,7 @@ async def serve_app(
     reuse_port: bool = False,
 ) -> None:
     """`app` on the settings' address until SIGTERM or SIGINT (benchmarks serve theirs so)."""
+    enough_descriptors(settings.server.max_connections)
     runner = await start_site(app, settings, reuse_port=reuse_port)
     freeze_startup_objects()
     log.info(
@@ -119,6 +121,24 @@ async def serve_app(
     finally:
         log.info("shutting down")
         await runner.cleanup()
+
+
+def enough_descriptors(max_connections: int) -> None:
+    """Raise the soft limit on open files to the hard one where max_connections (and the
+    files, Redis connections and listening socket beside them) would not fit: a process that
+    runs out of descriptors refuses every camera, not only the excess."""
+    need = max_connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        soft = hard if hard == resource.RLIM_INFINITY else min(hard, max(need, soft))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != resource.RLIM_INFINITY and soft < need:
+        log.warning(
+            "open-file limit %d is below server.max_connections + 256 = %d: raise it "
+            "(ulimit -n, LimitNOFILE=) or lower max_connections",
+            soft,
+            need,
+        )
 
 
 def freeze_startup_objects() -> None:
