@@ -153,10 +153,13 @@ def check_native(
     for i, t in enumerate(transits):
         camera = cameras.get(t.camera)
         if bound is not None and t.camera not in bound:
-            mine = ", ".join(repr(c) for c in sorted(bound))
+            mine = (
+                ", ".join(repr(c) for c in sorted(bound))
+                if len(bound) <= 3
+                else f"{len(bound)} cameras of its own"
+            )
             raise errors.Forbidden(
-                f"key {key.id!r} may post only for {'camera' if len(bound) == 1 else 'cameras'} "
-                f"{mine}",
+                f"key {key.id!r} may post only for {mine}, not {t.camera[:64]!r}",
                 _at(field, i, "camera"),
             )
         if camera is None:  # (never for a bound key: it is bound to registered cameras)
