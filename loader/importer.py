@@ -27,6 +27,7 @@ from enforcement.core.permits import (
     parse_zones,
 )
 from enforcement.core.rules import Rules
+from enforcement.csvcells import safe_cell
 
 from .feedcsv import Reject  # line, key (the permit_id here), field, reason
 from .periods import renewing
@@ -172,5 +173,5 @@ def write_rejects(report: ImportReport, path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["line", "permit_id", "field", "reason"])
-        for r in report.rejects:
-            w.writerow([r.line, r.key, r.field, r.reason])
+        for r in report.rejects:  # a rejected row's id is anything the file held
+            w.writerow(safe_cell(c) for c in (r.line, r.key, r.field, r.reason))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from enforcement.config.settings import Settings, Source
 from enforcement.core.rules import Rules
+from enforcement.csvcells import safe_cell
 
 from .cude import parse_cude
 from .feedcsv import FeedReport, gc_paused
@@ -192,6 +193,6 @@ def write_rejects(report: FeedReport, directory: Path, now: float | None = None)
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["line", "key", "field", "reason"])
-        for r in report.rejects:
-            w.writerow([r.line, r.key, r.field, r.reason])
+        for r in report.rejects:  # a rejected row's pass number is anything the feed sent
+            w.writerow(safe_cell(c) for c in (r.line, r.key, r.field, r.reason))
     return path

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "--format",
         choices=("csv", "json"),
         default="csv",
-        help="csv (a reason starting with = + - @ gets a leading ') or json (with "
+        help="csv (a cell starting with = + - @ gets a leading ') or json (with "
         "each record's stored body, to recompute the chain)",
     )
     s.add_argument("--output", metavar="FILE", help="default: standard output")

@@ -1,8 +1,8 @@
 """Exporting audit records for whoever audits the police (`varco audit export`): CSV or JSON.
 
-CSV rows name the record's fields; a reason a spreadsheet would run as a formula gets a
-leading quote. JSON rows add each record's stored body, so that anyone can recompute the
-chain over an export (`chain.link_of`).
+CSV rows name the record's fields; a cell a spreadsheet would run as a formula (a reason
+starting with `=`) gets a leading quote (csvcells.py). JSON rows add each record's stored
+body, so that anyone can recompute the chain over an export (`chain.link_of`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Final, TextIO
 
+from ..csvcells import safe_cell
 from .chain import Entry, decode_record
 
 
@@ -68,12 +69,7 @@ def export_writer(out: TextIO, fmt: str, tz: dt.tzinfo) -> Callable[[Entry | Non
 
         def write_csv(entry: Entry | None) -> None:
             if entry is not None:
-                row = export_row(entry, tz)
-                reason = row["reason"]
-                # A spreadsheet would run a reason starting with = + - @ as a formula.
-                if isinstance(reason, str) and reason[:1] in ("=", "+", "-", "@"):
-                    row["reason"] = "'" + reason
-                rows.writerow(row)
+                rows.writerow({k: safe_cell(v) for k, v in export_row(entry, tz).items()})
 
         return write_csv
     first = True

@@ -230,6 +230,7 @@ class _Compiler:
         return Settings(
             config_path=self.path,
             city_name=s.city.name,
+            demo=s.city.demo,
             server=ServerSettings(
                 host=env.get("VARCO_HOST") or s.server.host,
                 port=port,

@@ -8,6 +8,7 @@ seconds and paths resolved.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Final, Literal
 
@@ -23,6 +24,14 @@ CameraVendor = Literal[
 
 MAX_ZONES: Final = 32  # zone sets are uint32 bit masks in the index
 DIGEST_REALM: Final = "varco"  # the HTTP Digest realm of every camera (part of its HA1)
+# What a camera id may be, configured or posted: it names the camera in transit records, the
+# fines office's CSV and Digest user names, so no free text (no spaces, '=', ':' or control
+# characters) ever gets there through it.
+CAMERA_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+CAMERA_ID_RULE: Final = (
+    "a camera id is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or "
+    "digit (so without ':', '=', spaces or control characters)"
+)
 
 
 class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,7 +104,16 @@ class RetentionSettings(msgspec.Struct, frozen=True, kw_only=True):
 class ApiKey(msgspec.Struct, frozen=True):
     id: str  # what logs and audit records name; the key itself is never logged
     role: Role
-    camera: str | None = None  # a [cameras.ID] key: it may post for that camera only
+    # The cameras a camera key may post for: a [cameras.ID] key its camera, an [[api_keys]]
+    # entry its `cameras`. None: bound to none (admin keys; camera keys only in the demo).
+    cameras: frozenset[str] | None = None
+
+    @property
+    def camera(self) -> str | None:
+        """The one camera this key speaks for (what a vendor route needs), if it is one."""
+        if self.cameras is not None and len(self.cameras) == 1:
+            return next(iter(self.cameras))
+        return None
 
 
 class Camera(msgspec.Struct, frozen=True):
@@ -143,6 +161,7 @@ class Source(msgspec.Struct, frozen=True):
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     config_path: Path
     city_name: str
+    demo: bool = False  # [city] demo: the demo configuration, never production
     server: ServerSettings
     enforcement: EnforcementSettings
     storage: StorageSettings

@@ -53,6 +53,10 @@ class CitySpec(_Section, kw_only=True):
     timezone: TimeZoneName = TimeZoneName("Europe/Rome")
     patron_saint: MonthDay | None = None  # e.g. "06-13" for Sant'Antonio in Padova
     extra_holidays: list[dt.date] = []
+    # The demo configuration (examples/demo.toml), never production: a camera key bound to no
+    # camera is accepted (with a warning at start-up) and may post for any well-formed camera
+    # id, registered or not. Outside the demo every camera key is bound to its cameras.
+    demo: bool = False
 
 
 class ServerSpec(_Section, kw_only=True):
@@ -171,6 +175,9 @@ class ApiKeySpec(_Section, kw_only=True):
     role: Role
     key: str | None = None  # plain text (demo); prefer key_sha256 in production
     key_sha256: str | None = None  # checked in access.py, after "exactly one of"
+    # role camera: the [cameras.ID] it may post for (a gateway posting for several cameras);
+    # required outside the demo, checked against [cameras] in access.py.
+    cameras: list[str] | None = None
 
     def __post_init__(self) -> None:
         if (self.key is None) == (self.key_sha256 is None):

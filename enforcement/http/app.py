@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ..config.settings import Settings
 from ..core.live import IndexHolder
@@ -110,15 +110,26 @@ def _add_docs(app: web.Application, service: Service) -> None:
 
 
 def _add_catch_all(app: web.Application, service: Service) -> None:
-    """JSON errors for every other method and path (no middleware: see endpoints.py)."""
+    """JSON errors for every other method and path (no middleware: see endpoints.py): 405 with
+    `Allow` (RFC 9110 section 15.5.6) on a path some route serves, else 404."""
+    served = list(app.router.resources())
 
     async def method_not_allowed(request: web.Request) -> web.Response:
-        raise errors.MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+        # Every resource matching the path, with the methods its routes take: two resources
+        # may share a path (routes added apart), and only the real ones are asked.
+        allowed: set[str] = set()
+        for resource in served:
+            allowed |= (await resource.resolve(request))[1]
+        allowed.discard(hdrs.METH_ANY)
+        raise errors.MethodNotAllowed(
+            f"{request.method[:20]} is not allowed on {request.path[:200]}",
+            headers={"Allow": ", ".join(sorted(allowed))},
+        )
 
     async def not_found(request: web.Request) -> web.Response:
         raise errors.NotFound(f"no such endpoint: {request.path}")
 
     add, ep = app.router.add_route, service.endpoint
-    for resource in list(app.router.resources()):
+    for resource in served:
         add("*", resource.canonical, ep("method_not_allowed", method_not_allowed))
     add("*", "/{path:.*}", ep("unmatched", not_found))

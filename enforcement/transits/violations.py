@@ -29,6 +29,7 @@ import msgspec
 import redis.asyncio as aredis
 
 from ..core.localtime import LocalClock
+from ..csvcells import safe_cell
 from ..keys import Keys
 from .record import TransitRecord
 
@@ -259,11 +260,14 @@ CSV_COLUMNS: Final = (
 
 
 def to_csv_rows(violations: list[Violation]) -> str:
+    """The fines office's rows; no cell a spreadsheet would run (csvcells.py): a camera id
+    or a plate of a record from before their checks could start with `=`."""
     out = io.StringIO()
     w = csv.writer(out, delimiter=";", lineterminator="\n")
     for v in violations:
         w.writerow(
-            [
+            safe_cell(cell)
+            for cell in (
                 v.plate,
                 v.zone,
                 v.day,
@@ -274,7 +278,7 @@ def to_csv_rows(violations: list[Violation]) -> str:
                 " ".join(v.transit_ids),
                 v.index_revision,
                 v.reason,
-            ]
+            )
         )
     return out.getvalue()
 

@@ -157,3 +157,28 @@ async def test_file_mode_ranges_and_workers(
         monkeypatch, capsys, settings, "off", "verify", "--from", "2026-11-02", "--to", "2026-11-03"
     )
     assert code == 0 and "intact: 3 records (seq 3-5" in out, out
+
+
+def test_csv_cells_never_run_as_formulas() -> None:
+    """Every text cell of the CSV export, not only the reason, starts as text (csvcells.py);
+    numbers stay numbers."""
+    import msgspec
+
+    from enforcement.audit.chain import GENESIS, Entry
+    from enforcement.audit.export import export_writer
+
+    from ..support.audit import ROME
+
+    rec = msgspec.structs.replace(
+        record("@AB123CD", reason="=1+1"), key_id="+key", zone="-ZTL", host="\tcalc"
+    )
+    body = msgspec.json.encode(rec)
+    t_ms = 1_793_530_800_000
+    out = io.StringIO()
+    write = export_writer(out, "csv", ROME)
+    write(Entry(1, "line 1", 7, t_ms, GENESIS, link_of(GENESIS, 7, t_ms, body), body))
+    write(None)
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert (row["reason"], row["plate"], row["key_id"]) == ("'=1+1", "'@AB123CD", "'+key")
+    assert (row["zone"], row["host"]) == ("'-ZTL", "'\tcalc")
+    assert (row["seq"], row["pid"], row["t_ms"], row["role"]) == ("7", "1", str(t_ms), "police")

@@ -351,3 +351,17 @@ def test_passes_from_before_feeds_were_recorded_close_only_with_one_feed(tmp_pat
         )
         assert r.closed == 1
         assert db.get("L736_2024_00015").valid_to == NOW + 60  # type: ignore[union-attr]
+
+
+def test_feed_rejects_file_runs_no_formula(demo: tuple[Settings, Rules], tmp_path: Path) -> None:
+    """A pass number is whatever the feed sent: the rejects file holds it as text a
+    spreadsheet shows (csvcells.py)."""
+    import csv
+
+    from loader.sync import write_rejects
+
+    r = sync(demo, "vivipass", regional(GOOD[0], "=cmd|' /C calc'!A0;L736;AB123CD;S", GOOD[2]))
+    path = write_rejects(r.feed, tmp_path / "rejects")
+    assert path is not None
+    rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    assert rows[1][:2] == ["3", "'=cmd|' /C calc'!A0"]

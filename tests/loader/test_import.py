@@ -201,3 +201,22 @@ def test_rebuild_reports_unknown_types(
         report = rebuild(db, rules, settings.storage.snapshot_dir, 30)
     assert report.permits == 1
     assert "1 plate rows of permit type 'GONE' left out" in caplog.text
+
+
+def test_rejects_file_runs_no_formula(demo: tuple[Settings, Rules], tmp_path: Path) -> None:
+    """A rejected row's id is whatever the file held: written as text a spreadsheet shows
+    (csvcells.py); the line number stays a number."""
+    import csv
+
+    from loader.importer import write_rejects
+
+    settings, rules = demo
+    path = write(
+        tmp_path,
+        GOOD + '"=HYPERLINK(""http://x.example"")",AB123CD,99,2026-01-01,,,municipal,true\n',
+    )
+    with PermitDB(settings.storage.database_path) as db:
+        report = import_csv(path, rules, db)
+    write_rejects(report, tmp_path / "rejects.csv")
+    rows = list(csv.reader((tmp_path / "rejects.csv").read_text(encoding="utf-8").splitlines()))
+    assert rows[1][:3] == ["7", '\'=HYPERLINK("http://x.example")', "type"]

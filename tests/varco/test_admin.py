@@ -262,3 +262,11 @@ async def test_if_match_guards_a_change_with_the_revision_read(server: Client) -
         "POST", "/v1/permits/ONL-1/revoke", fresh, json={"reason": "x"}
     )
     assert status == 200 and body["revision"] > created["revision"]
+
+
+async def test_405_lists_every_method_of_the_path(server: Client) -> None:
+    """A path two routes serve (GET and PATCH a permit): Allow names both (RFC 9110)."""
+    status, body, r = await server.request("DELETE", "/v1/permits/ONL-1", ADMIN)
+    assert (status, body["error"], r.headers["Allow"]) == (405, "method_not_allowed", "GET, PATCH")
+    status, body, r = await server.request("GET", "/v1/permits", ADMIN)
+    assert (status, r.headers["Allow"]) == (405, "POST")

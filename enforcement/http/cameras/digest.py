@@ -40,6 +40,10 @@ _PARAM: Final = re.compile(
 )
 _NC: Final = re.compile(r"[0-9a-fA-F]{8}")
 _REQUIRED: Final = ("username", "realm", "nonce", "uri", "response")
+# One answer for an unknown user and for a wrong password: no camera id oracle.
+REFUSED: Final = (
+    "Digest credentials refused: no such camera with Digest credentials, or wrong password"
+)
 
 
 def _wire(text: str) -> bytes:
@@ -96,6 +100,13 @@ class DigestAuth:
         self._key = hashlib.sha256(b"varco digest nonces\0" + material.encode()).digest()
         # Returned unchanged by clients; it carries no state here, so it is not checked.
         self.opaque = hmac.new(self._key, b"opaque", hashlib.sha256).hexdigest()[:32]
+        # Stand-in HA1s for an unknown user, per algorithm: hex of the algorithm's size that no
+        # password is known to give, used only so that refusing one costs what refusing a
+        # wrong password costs.
+        self._unknown = {
+            name: hmac.new(self._key, f"unknown {name}".encode(), h).hexdigest()
+            for name, h in HASHES.items()
+        }
 
     def _mac(self, issued: str) -> str:
         return hmac.new(self._key, issued.encode(), hashlib.sha256).hexdigest()[:32]
@@ -126,7 +137,7 @@ class DigestAuth:
     def verify(self, header: str, method: str, uri: str) -> str:
         """The camera id whose credentials `header` (`Digest ...`) holds for this request
         (`uri`: its path with query, as sent); 401 with a challenge otherwise. Nothing of the
-        header is echoed but the uri and the user name (a camera id)."""
+        header is echoed but the uri; an unknown user and a wrong password are one answer."""
         p = parse(header[7:])
         if p is None:
             raise self.unauthorized("malformed Digest credentials")
@@ -153,19 +164,25 @@ class DigestAuth:
         issued = self._issued(p["nonce"])
         if issued is None:
             raise self.unauthorized("Digest nonce not issued by this service")
-        user = p["username"]
-        ha1s = self.ha1s.get(user)
+        # An unknown user and a wrong password get the same answer after the same work (a
+        # response computed from a stand-in HA1 and compared), so neither the body, the
+        # headers nor the time taken tells whether a camera id exists.
+        ha1s = self.ha1s.get(p["username"])
         ha1 = None if ha1s is None else ha1s.md5 if algorithm == "MD5" else ha1s.sha256
-        if ha1 is None:
-            raise self.unauthorized(
-                f"Digest user {user[:64]!r}: no such camera, or no {algorithm} credentials for it"
-            )
         expected = response(
-            algorithm, ha1, p["nonce"], method, uri, qop, p.get("nc", ""), p.get("cnonce", "")
+            algorithm,
+            ha1 or self._unknown[algorithm],
+            p["nonce"],
+            method,
+            uri,
+            qop,
+            p.get("nc", ""),
+            p.get("cnonce", ""),
         )
-        if not hmac.compare_digest(_wire(expected), _wire(p["response"].lower())):
-            raise self.unauthorized(f"Digest response: wrong password for {user[:64]!r}")
+        right = hmac.compare_digest(_wire(expected), _wire(p["response"].lower()))
+        if ha1 is None or not right:
+            raise self.unauthorized(REFUSED)
         # Checked last: stale=true tells the camera its password was right, only the nonce old.
         if not 0 <= self.clock() - issued <= self.lifetime_s:
             raise self.unauthorized("Digest nonce expired: retry with the new one", stale=True)
-        return user
+        return p["username"]

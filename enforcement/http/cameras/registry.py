@@ -8,8 +8,10 @@ name and password (Dahua), HTTP Digest (`digest.py`; offered once any camera has
 credentials: a post without credentials is then answered 401 with a Digest challenge). Only
 sha256 digests of keys and tokens and the Digest HA1s are kept, and none of them, nor an
 Authorization header, is ever logged. The gate always comes from the registry, never
-from the payload: a camera can only produce transits for its own gate, and a native post
-(/v1/transits) with a camera's key naming another camera or gate is refused with 403.
+from the payload: a camera can only produce transits for its own gate. A native post
+(/v1/transits) names its camera and gate, and they are checked against the registry too
+(`check_native`): a camera key naming a camera it is not bound to, or a camera at another
+gate, is refused with 403.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ...config.settings import ApiKey, Camera, Settings, hash_key
+from ...config.settings import CAMERA_ID, CAMERA_ID_RULE, ApiKey, Camera, Settings, hash_key
 from .. import errors
 from ..schemas import TransitIn
 from . import values
@@ -115,8 +117,9 @@ class Registry:
         key = require(request, CAMERA_ROLES)
         if key.camera is None:
             raise errors.Forbidden(
-                f"key {key.id!r} belongs to no camera: register the camera under "
-                "[cameras.ID] with its own key or URL token"
+                f"key {key.id!r} belongs to no camera"
+                + (" alone (it posts for several)" if key.cameras else "")
+                + ": a vendor route needs the camera's own key or URL token ([cameras.ID])"
             )
         return self.settings.cameras[key.camera]
 
@@ -137,18 +140,43 @@ class Registry:
             )
 
 
-def check_own(
+def check_native(
     settings: Settings, key: ApiKey, transits: Sequence[TransitIn], field: str | None = None
 ) -> None:
-    """A camera's own key posting native transits: only for itself and its gate (403)."""
-    if key.camera is None:
-        return
-    camera = settings.cameras[key.camera]
+    """Who a native post (/v1/transits) may speak for, and where.
+
+    A bound key (a `[cameras.ID] key`, an `[[api_keys]]` entry's `cameras`): only its cameras,
+    each at its own gate (403 naming the field). Any other key (an admin key; in the demo, an
+    unbound camera key): a registered camera at its own gate (422, 403), except in the demo,
+    where any id goes. Always a well-formed camera id (422): no free text reaches a record."""
+    bound, cameras, anywhere = key.cameras, settings.cameras, settings.demo
     for i, t in enumerate(transits):
-        where = "" if field is None else f"{field}[{i}]."
-        if t.camera != camera.id:
-            raise errors.Forbidden(f"this key belongs to camera {camera.id!r}", f"{where}camera")
-        if t.gate != camera.gate:
-            raise errors.Forbidden(
-                f"camera {camera.id!r} may only post for gate {camera.gate!r}", f"{where}gate"
+        camera = cameras.get(t.camera)
+        if bound is not None and t.camera not in bound:
+            mine = (
+                ", ".join(repr(c) for c in sorted(bound))
+                if len(bound) <= 3
+                else f"{len(bound)} cameras of its own"
             )
+            raise errors.Forbidden(
+                f"key {key.id!r} may post only for {mine}, not {t.camera[:64]!r}",
+                _at(field, i, "camera"),
+            )
+        if camera is None:  # (never for a bound key: it is bound to registered cameras)
+            if not CAMERA_ID.fullmatch(t.camera):
+                raise errors.Invalid(CAMERA_ID_RULE, _at(field, i, "camera"))
+            if not anywhere:
+                raise errors.Invalid(
+                    f"unknown camera {t.camera!r}: register it under [cameras.ID]",
+                    _at(field, i, "camera"),
+                )
+        elif t.gate != camera.gate and (bound is not None or not anywhere):
+            raise errors.Forbidden(
+                f"camera {camera.id!r} may only post for gate {camera.gate!r}",
+                _at(field, i, "gate"),
+            )
+
+
+def _at(field: str | None, i: int, name: str) -> str:
+    """`name` in the body (`camera`), or in its `field[i]` (`transits[3].camera`)."""
+    return name if field is None else f"{field}[{i}].{name}"

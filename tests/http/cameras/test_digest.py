@@ -287,3 +287,24 @@ async def test_other_schemes_unchanged(cams: Cameras) -> None:
         status, reply, header = await post(cams, TOLLGATE, basic)
         assert status == expected, reply
     assert header == "Bearer"
+
+
+async def test_no_oracle_for_camera_ids(cams: Cameras) -> None:
+    """An unknown user, a camera without Digest credentials and a wrong password for a known
+    one get one answer: status, body and headers (a fresh challenge each time)."""
+    answers = []
+    skip = ("date", "www-authenticate")  # (the challenge: compared below, but for its nonce)
+    for kw in ({"password": "wrong"}, {"user": "no-such-camera"}, {"user": "cam-milesight"}):
+        nonce = challenge((await post(cams, TOLLGATE))[2])["nonce"]
+        sent = {"Authorization": authorization(nonce, TOLLGATE, **kw)}
+        async with cams.session.post(
+            cams.base + TOLLGATE, data=BODY, headers={**JSON, **sent}
+        ) as r:
+            fresh = challenge(r.headers.get("WWW-Authenticate"))
+            assert "stale" not in fresh and fresh["nonce"]
+            fresh.pop("nonce")  # (its issue time may have ticked between two answers)
+            headers = sorted(f"{h}: {v}" for h, v in r.headers.items() if h.lower() not in skip)
+            answers.append((r.status, await r.read(), headers, fresh))
+    assert answers[0][0] == 401
+    assert answers[1] == answers[0] and answers[2] == answers[0]
+    assert b"no-such-camera" not in answers[1][1] and b"cam-dahua" not in answers[0][1]
