@@ -59,6 +59,9 @@ _HEAD_TIMEOUT: Final = _raw_response(
 )
 
 
+_parse: Final = RequestHandler.data_received
+
+
 class GuardedHandler(RequestHandler):
     """aiohttp's connection protocol with deadlines for the request head and body, and a
     refusal when the server already holds max_connections."""
@@ -92,7 +95,7 @@ class GuardedHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        _parse(self, data)  # aiohttp's own; once per packet, so not through super()
         if self._messages:  # a request head is complete: its body may still be coming
             if self._head_timer is not None:
                 self._head_timer.cancel()
