@@ -18,7 +18,8 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/varco demo
 
-# Redis, the loader daemon, two replicas (8081, 8082) and a proxy (8080) as separate processes.
+# Redis, the loader daemon, two replicas (8081, 8082) and the OS's nginx (8080) as separate
+# processes; ports: VARCO_PORT, VARCO_REPLICA_PORTS (python -m deploy.topology --help).
 topology: $(STAMP)
 	$(BIN)/python -m deploy.topology
 

@@ -1,11 +1,14 @@
 """docker-compose.yml's topology without Docker: Redis, the loader daemon, N enforcement
-replicas and a proxy in front of them, as separate processes on loopback.
+replicas and nginx in front of them, as separate processes on loopback.
 
     .venv/bin/python -m deploy.topology                 # or: make topology
     .venv/bin/python -m deploy.topology --replicas 3 --permits 1000000
+    .venv/bin/python -m deploy.topology --port 9000 --replica-ports 9101,9102
 
-Replica i listens on base_port + i (8081, 8082, ...), the proxy on the configured port
-(8080); the admin API is on every replica. Each replica keeps the snapshots it downloads in
+nginx is the OS's (deploy/nginx.py), configured by the deploy/nginx.conf that compose mounts;
+it listens on --port ($VARCO_PORT, else the configuration's [server] port, 8080), replica i on
+the i-th of --replica-ports ($VARCO_REPLICA_PORTS, else that port + i: 8081, 8082, ...); the
+admin API is on every replica. Each replica keeps the snapshots it downloads in
 a directory of its own (VARCO_SNAPSHOT_DIR), so what it serves came through Redis, as on a
 machine of its own. The permit database is the configured one (SQLite in the data directory
 unless DATABASE_URL is set); it is filled with demo permits when empty. Redis is ours
@@ -21,7 +24,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +34,8 @@ from typing import IO, Any
 
 from enforcement.config.load import ConfigError, load_config
 from enforcement.replica.redis_server import EmbeddedRedis
+
+from .nginx import INSTALL_HINT, Nginx, find_nginx
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "examples" / "demo.toml"
@@ -60,6 +64,7 @@ class Topology:
         self.log_dir = self.data_dir / "topology"
         self.redis: EmbeddedRedis | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.nginx: Nginx | None = None
         self._logs: dict[str, IO[bytes]] = {}
 
     # -- processes ---------------------------------------------------------------------------
@@ -128,19 +133,15 @@ class Topology:
         )
 
     def start_proxy(self) -> None:
+        """nginx (deploy/nginx.conf, as in docker-compose.yml) in front of every replica."""
         assert self.proxy_port is not None
-        upstreams = [
-            f"http://127.0.0.1:{self.replica_port(i)}" for i in range(1, self.replicas + 1)
-        ]
+        if self.nginx is None:
+            self.nginx = Nginx(self.proxy_port, self.ports, self.log_dir / "nginx-access.log")
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if "proxy" in self._logs:
+            self._logs["proxy"].close()
         log = self._logs["proxy"] = (self.log_dir / "proxy.log").open("ab")
-        self.procs["proxy"] = subprocess.Popen(
-            [sys.executable, "-m", "deploy.proxy", "--port", str(self.proxy_port), *upstreams],
-            env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        self.procs["proxy"] = self.nginx.start(log)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
         proc = self.procs[name]
@@ -161,6 +162,8 @@ class Topology:
                 self.procs[name].wait()
         if self.redis is not None:
             self.redis.stop()
+        if self.nginx is not None:
+            self.nginx.cleanup()
         for log in self._logs.values():
             log.close()
 
@@ -205,18 +208,21 @@ class Topology:
             self.wait_proxy()
 
     def wait_proxy(self, timeout_s: float = 30) -> None:
-        assert self.proxy_port is not None
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.proxy_port), timeout=1).close()
-                return
-            except OSError as exc:
-                if self.procs["proxy"].poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"the proxy did not start; see {self.log_dir}/proxy.log"
-                    ) from exc
-                time.sleep(0.05)
+        assert self.nginx is not None
+        try:
+            self.nginx.wait_listening(timeout_s)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; see {self.log_dir}/proxy.log") from None
+
+
+def _ports(text: str) -> list[int]:
+    try:
+        ports = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of ports: {text!r}") from None
+    if not ports or not all(0 < p < 65536 for p in ports):
+        raise argparse.ArgumentTypeError(f"ports are 1-65535, at least one: {text!r}")
+    return ports
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,7 +234,18 @@ def main(argv: list[str] | None = None) -> int:
         "--config", type=Path, default=Path(os.environ.get("VARCO_CONFIG", DEFAULT_CONFIG))
     )
     p.add_argument("--replicas", type=int, default=2)
-    p.add_argument("--base-port", type=int, default=8080, help="replica i listens on this + i")
+    p.add_argument(
+        "--port",
+        type=int,
+        help="nginx's port (default: $VARCO_PORT, else the configuration's [server] port)",
+    )
+    p.add_argument(
+        "--replica-ports",
+        type=_ports,
+        default=os.environ.get("VARCO_REPLICA_PORTS"),
+        help="the replicas' ports, comma-separated, one replica each (overrides --replicas; "
+        "default: $VARCO_REPLICA_PORTS, else the port + 1, + 2, ...)",
+    )
     p.add_argument(
         "--permits",
         type=int,
@@ -237,12 +254,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     try:
-        settings, _ = load_config(args.config)
+        settings, _ = load_config(args.config)  # honours VARCO_PORT
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    ports = [args.base_port + i for i in range(1, args.replicas + 1)]
-    topo = Topology(args.config, settings.storage.data_dir, ports, proxy_port=settings.server.port)
+    port = args.port or settings.server.port
+    ports = args.replica_ports or [port + i for i in range(1, args.replicas + 1)]
+    if port in ports or len(set(ports)) != len(ports):
+        print(f"ports must differ: nginx {port}, replicas {ports}", file=sys.stderr)
+        return 2
+    if find_nginx() is None:
+        print(f"make topology runs nginx in front of the replicas: {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    topo = Topology(args.config, settings.storage.data_dir, ports, proxy_port=port)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -253,12 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     try:
         print(
-            f"starting Redis, the loader and {args.replicas} replicas (logs in {topo.log_dir})",
+            f"starting Redis, the loader and {len(ports)} replicas (logs in {topo.log_dir})",
             flush=True,
         )
         topo.start(args.permits)
         print(
-            f"ready: proxy http://127.0.0.1:{settings.server.port}, replicas on "
+            f"ready: nginx http://127.0.0.1:{port}, replicas on "
             f"{', '.join(map(str, ports))}; "
             "Ctrl-C stops everything",
             flush=True,

@@ -1,5 +1,5 @@
 """Fault tests with real processes: the loopback topology (deploy/topology.py: Redis, the
-loader daemon, two replicas, the proxy), under a steady transit load, while Redis is killed
+loader daemon, two replicas, nginx on deploy/nginx.conf in front), under a steady transit load, while Redis is killed
 and restarted, Redis is absent when a replica starts, a replica is killed and restarted and
 the loader is killed in the middle of publishing a snapshot.
 
@@ -28,6 +28,7 @@ from loader.sqlite import PermitDB
 from varco.demo import DEMO_RESIDENT, DEMO_UNKNOWN
 
 from ..support.common import DEMO_CONFIG, free_port
+from ..support.deploy import needs_nginx
 
 ADMIN = {"Authorization": "Bearer demo-admin", "Content-Type": "application/json"}
 CAMERA = {"Authorization": "Bearer demo-camera", "Content-Type": "application/json"}
@@ -51,7 +52,7 @@ def now_iso() -> str:
 
 
 class Load(threading.Thread):
-    """Transits through the proxy, as fast as one connection goes; every answer checked."""
+    """Transits through nginx, as fast as one connection goes; every answer checked."""
 
     EXPECTED: ClassVar = {DEMO_RESIDENT: "allowed", DEMO_UNKNOWN: "pending"}
 
@@ -103,7 +104,7 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
 
 
 def issue(topo: Topology, permit_id: str, plate: str) -> int:
-    """A 2-hour online permit through the proxy; its revision."""
+    """A 2-hour online permit through nginx; its revision."""
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
     body = {
         "permit_id": permit_id,
@@ -147,6 +148,7 @@ def converged(topo: Topology, plates: list[str], timeout_s: float = 30) -> int:
     return revision
 
 
+@needs_nginx
 def test_replicas_converge_through_every_fault(topology: Topology) -> None:
     topo = topology
     assert topo.proxy_port is not None and topo.redis is not None
