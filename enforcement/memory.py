@@ -1,7 +1,7 @@
 """Redis's memory: a ceiling, a policy that never evicts evidence, and a watch on both.
 
 Redis holds evidence: the transit stream and what is remembered of each camera event, the
-violations and the review queue, the police audit trail. Each recorded transit costs ~515
+violations and the review queue, the police audit trail. Each recorded transit costs ~400-520
 bytes for a day, so a camera key flooding unique events would grow it by gigabytes an hour;
 hence a ceiling (`[redis] max_memory`). What happens at it is chosen here:
 

@@ -122,7 +122,7 @@ class RedisSpec(_Section, kw_only=True):
     # Redis's memory ceiling ("2gb", or bytes; "0": none). Varco's own Redis is started with
     # it as `maxmemory` and `noeviction`, so at the ceiling writes are refused, never evidence
     # evicted; an external Redis's own `maxmemory` is the ceiling, this one only where it has
-    # none (watched, not enforced). Each recorded transit costs ~515 bytes for a day.
+    # none (watched, not enforced). Each recorded transit costs 400-520 bytes for a day.
     max_memory: ByteSize = ByteSize(2 << 30)
     # Past this share of the ceiling /readyz warns (the replica stays ready).
     memory_warn: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.8
