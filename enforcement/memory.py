@@ -143,7 +143,7 @@ class MemoryWatch:
         assert self._redis is not None
         try:
             info: Any = await self._redis.info("memory")
-        except (aredis.RedisError, OSError) as exc:
+        except Exception as exc:  # down, timed out, a reply not understood: keep watching
             self.state, self.last_error = MemoryState.UNKNOWN, type(exc).__name__
             return
         self.last_error = None

@@ -11,12 +11,12 @@ a reused event id after a while is a new passage (commit.py writes them to Redis
 
 Acknowledged must survive `kill -9` of Redis and of the service, so on connecting the log
 checks how Redis persists: `appendonly yes` + `appendfsync always`, or `WAITAOF` (Redis 7.2+)
-after each write. A Redis that does neither, is unreachable, or does not answer within
-`transit_log.write_timeout_ms`, or refuses writes at its maxmemory (enforcement/memory.py), gets
-nothing: records go to the local fsynced spool
-(spool.py), and are replayed in order once Redis is back and durable. While the spool holds
-anything, new records go to the spool too, so the order is kept. A full spool refuses (503
-with Retry-After); nothing is dropped.
+after each write. A Redis that does neither, is unreachable, does not answer within
+`transit_log.write_timeout_ms`, or refuses writes at its maxmemory (enforcement/memory.py),
+gets nothing: records go to the local fsynced spool (spool.py), and are replayed in order once
+Redis is back, durable and has room. While the spool holds anything, new records go to the
+spool too, so the order is kept. A full spool refuses (503 with Retry-After); nothing is
+dropped.
 
 Keys (`enforcement.keys`): the stream `{p}:transits` (field `r`: a msgpack TransitRecord) and
 `{p}:transit:seen:{hash}` (the passage's standing read, `Seen`, expiring after the dedup
