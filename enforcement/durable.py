@@ -3,7 +3,8 @@
 The transit log and the audit trail acknowledge a write only once Redis would keep it through
 `kill -9`: with `appendonly yes` and `appendfsync always` (Redis fsyncs before it replies), or
 on Redis 7.2+ with any fsync policy followed by `WAITAOF` on the same connection. Any other
-setting gets no writes, and the reason is shown in /readyz.
+setting gets no writes, and the reason is shown in /readyz. Nor does a Redis whose
+`maxmemory-policy` would evict keys to make room (memory.py): it would lose them later.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aredis
+
+from .memory import SAFE_POLICY, eviction_problem
 
 
 class NotDurable(Exception):
@@ -24,6 +27,10 @@ async def needs_waitaof(r: aredis.Redis, losing: str) -> bool:
         cfg: Any = await r.config_get("append*")
     except aredis.ResponseError as exc:  # CONFIG renamed or disabled (a managed Redis)
         raise NotDurable(f"cannot read Redis's persistence settings ({exc})") from None
+    policy: Any = await r.config_get("maxmemory-policy")
+    problem = eviction_problem(str(policy.get("maxmemory-policy", SAFE_POLICY)))
+    if problem is not None:
+        raise NotDurable(problem)
     if cfg.get("appendonly") != "yes":
         raise NotDurable(
             f"Redis has appendonly=no: a Redis crash would lose {losing} "

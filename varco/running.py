@@ -39,6 +39,7 @@ def service_app(
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
     from enforcement.http.server import PortInUse, serve, serve_workers
+    from enforcement.memory import EvictingRedis
 
     if args.port is not None:
         settings = with_changes(settings, server={"port": args.port})
@@ -48,7 +49,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, rules: Rules) -> int
             serve_workers(settings, dict(os.environ), args.workers, make_app)
         else:
             serve(settings, rules, make_app)
-    except PortInUse as exc:
+    except (PortInUse, EvictingRedis) as exc:
         print(f"varco serve: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -107,10 +108,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
     if args.no_serve:
         return 0
     from enforcement.http.server import PortInUse
+    from enforcement.memory import EvictingRedis
 
     try:
         _serve_with_loader(settings, rules)
-    except PortInUse as exc:
+    except (PortInUse, EvictingRedis) as exc:
         print(f"varco demo: {exc}", file=sys.stderr)
         return 2
     return 0

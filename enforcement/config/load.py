@@ -264,7 +264,13 @@ class _Compiler:
                 history_days=s.storage.history_days,
             ),
             database_url=self.database_url(),
-            redis=RedisSettings(url=self.redis_url(), prefix=s.redis.prefix),
+            redis=RedisSettings(
+                url=self.redis_url(),
+                prefix=s.redis.prefix,
+                max_memory=self.redis_max_memory(),
+                memory_warn=s.redis.memory_warn,
+                memory_poll_s=s.redis.memory_poll_s,
+            ),
             loader=LoaderSettings(
                 poll_s=s.loader.poll_s,
                 snapshot_interval_s=int(s.loader.snapshot_interval),
@@ -310,6 +316,12 @@ class _Compiler:
                 'not a Redis URL (redis://host:port/db, rediss://..., unix:///path), nor "off"',
             )
         return url
+
+    def redis_max_memory(self) -> int:
+        n = int(self.spec.redis.max_memory)
+        if 0 < n < 1 << 20:
+            self.fail("redis.max_memory", "give at least 1mb (Redis itself needs that), or 0")
+        return n
 
     def circuit(self) -> Circuit | None:
         c = self.spec.circuit

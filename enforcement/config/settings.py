@@ -81,6 +81,9 @@ class StorageSettings(msgspec.Struct, frozen=True, kw_only=True):
 class RedisSettings(msgspec.Struct, frozen=True, kw_only=True):
     url: str | None = None  # None: start our own (replica/redis_server.py); "off": no Redis
     prefix: str = "varco"
+    max_memory: int = 2 << 30  # bytes; 0: no ceiling (enforcement/memory.py)
+    memory_warn: float = 0.8  # share of the ceiling past which /readyz warns
+    memory_poll_s: float = 2.0
 
 
 class LoaderSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,6 +17,7 @@ import msgspec
 from ..core.rules import HolidayMode, Window
 from .settings import CameraVendor, Role, SourceKind
 from .values import (
+    ByteSize,
     MaxDuration,
     MonthDay,
     PositiveSeconds,
@@ -118,6 +119,15 @@ class RedisSpec(_Section, kw_only=True):
     # files only, no live permit changes). REDIS_URL in the environment wins.
     url: str | None = None
     prefix: str = "varco"  # key prefix, so one Redis can serve several cities
+    # Redis's memory ceiling ("2gb", or bytes; "0": none). Varco's own Redis is started with
+    # it as `maxmemory` and `noeviction`, so at the ceiling writes are refused, never evidence
+    # evicted; an external Redis's own `maxmemory` is the ceiling, this one only where it has
+    # none (watched, not enforced). Each recorded transit costs 400-520 bytes for a day.
+    max_memory: ByteSize = ByteSize(2 << 30)
+    # Past this share of the ceiling /readyz warns (the replica stays ready).
+    memory_warn: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.8
+    # How often each process reads Redis's INFO memory (one short reply).
+    memory_poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
 
 
 class LoaderSpec(_Section, kw_only=True):

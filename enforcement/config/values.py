@@ -20,6 +20,8 @@ _UNITS_S: Final = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _HHMM: Final = re.compile(r"([01]\d|2[0-4]):([0-5]\d)")
 _MMDD: Final = re.compile(r"(\d\d)-(\d\d)")
 _SHA256: Final = re.compile(r"[0-9a-f]{64}")
+_BYTES: Final = re.compile(r"(\d+)\s*(b|kb|mb|gb|tb)?")
+_BYTE_UNITS: Final = {None: 1, "b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
 
 
 def parse_duration(text: str, *, allow_months: bool = True) -> Duration | None:
@@ -166,12 +168,37 @@ class Sha256Hex(str):
         return cls(digest)
 
 
-_TEXT_TYPES: Final = (Seconds, PositiveSeconds, MaxDuration, MonthDay, TimeZoneName, Sha256Hex)
+class ByteSize(int):
+    """An amount of memory: "2gb", "512mb", "64kb" (binary multiples: 1kb = 1024 bytes, as
+    Redis reads "1kb"), or a TOML integer of bytes. 0 means no bound."""
+
+    @classmethod
+    def parse(cls, text: str) -> ByteSize:
+        m = _BYTES.fullmatch(text.strip().lower())
+        if not m:
+            raise ValueError(f"{text!r} is not an amount of memory (examples: 2gb, 512mb, 0)")
+        return cls(int(m.group(1)) * _BYTE_UNITS[m.group(2)])
+
+
+_TEXT_TYPES: Final = (
+    Seconds,
+    PositiveSeconds,
+    MaxDuration,
+    MonthDay,
+    TimeZoneName,
+    Sha256Hex,
+    ByteSize,
+)
 _TOML_NAMES: Final = {bool: "bool", int: "int", float: "float", list: "array", dict: "object"}
 
 
 def decode_value(kind: type, obj: Any) -> Any:
-    """msgspec's `dec_hook` for the types above: each is written as a string."""
+    """msgspec's `dec_hook` for the types above: each is written as a string (a ByteSize
+    may also be an integer of bytes)."""
+    if kind is ByteSize and isinstance(obj, int) and not isinstance(obj, bool):
+        if obj < 0:
+            raise ValueError(f"{obj}: an amount of memory is not negative")
+        return ByteSize(obj)
     if kind in _TEXT_TYPES:
         if not isinstance(obj, str):
             got = _TOML_NAMES.get(type(obj), type(obj).__name__)

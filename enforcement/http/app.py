@@ -69,6 +69,7 @@ def create_app(
         app.cleanup_ctx.append(resources.transit_log(service, transit_redis))
     if transit_redis is not None:
         app.cleanup_ctx.append(resources.violations(service, transit_redis, followup))
+        app.cleanup_ctx.append(resources.redis_memory(service, transit_redis))
     if watch and redis_url is not None:
 
         def adopt(follower: Follower) -> None:

@@ -27,6 +27,11 @@ LATENCY_BUCKETS_S: Final = (
 )
 
 
+def _number(v: float) -> str:
+    """A sample's value, whole numbers exactly (bytes: `:g` would keep 6 digits)."""
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
 class Histogram:
     def __init__(self) -> None:
         self.counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
@@ -91,11 +96,11 @@ class Metrics:
             out.append(f'varco_http_request_seconds_sum{{route="{route}"}} {h.total:.6f}')
             out.append(f'varco_http_request_seconds_count{{route="{route}"}} {acc}')
         for name, (help_, fn) in sorted(self.gauges.items()):
-            out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge", f"{name} {fn():g}"]
+            out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge", f"{name} {_number(fn())}"]
         for name, (help_, label, values) in sorted(self.labelled.items()):
             out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
-            out += [f'{name}{{{label}="{k}"}} {v:g}' for k, v in sorted(values().items())]
+            out += [f'{name}{{{label}="{k}"}} {_number(v)}' for k, v in sorted(values().items())]
         for name, (help_, label, values) in sorted(self.counted.items()):
             out += [f"# HELP {name} {help_}", f"# TYPE {name} counter"]
-            out += [f'{name}{{{label}="{k}"}} {v:g}' for k, v in sorted(values().items())]
+            out += [f'{name}{{{label}="{k}"}} {_number(v)}' for k, v in sorted(values().items())]
         return "\n".join(out) + "\n"

@@ -1,6 +1,6 @@
 """`/metrics`: the route, and what it shows besides requests and verdicts (metrics.py): the
-index, the transit log, the follow-up, the feeds and the audit trail, read from their owners
-when scraped.
+index, the transit log, Redis's memory, the follow-up, the feeds and the audit trail, read
+from their owners when scraped.
 
 Labels are configuration (feed names) or outcomes, never data: no plate, key or reason.
 """
@@ -116,6 +116,26 @@ def register_gauges(service: Service) -> None:
             if service.intake.transit_log is not None and service.intake.transit_log.spool
             else 0
         ),
+    )
+
+    def memory(attr: str) -> Callable[[], float]:
+        return lambda: float(getattr(service.memory, attr)) if service.memory is not None else -1
+
+    m.gauge(
+        "varco_redis_memory_used_bytes",
+        "Redis's used_memory at the last read (-1: not watched).",
+        memory("used"),
+    )
+    m.gauge(
+        "varco_redis_memory_max_bytes",
+        "Redis's memory ceiling: its maxmemory, else [redis] max_memory (0: none).",
+        memory("ceiling"),
+    )
+    m.gauge(
+        "varco_redis_memory_state",
+        "Redis's memory: 0 ok, 1 past [redis] memory_warn, 2 full (transits to the spool), "
+        "-1 unknown.",
+        memory("state"),
     )
 
     m.gauge_by(

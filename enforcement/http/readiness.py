@@ -3,7 +3,9 @@
 Ready means a verified index that is not stale (no permit change missed) and reflects the
 permit database as of no longer ago than `enforcement.index_max_age`, and a transit spool
 that is not full. The details (revisions, lags, Redis, feeds, audit trail, transit log) come
-with the answer either way; a feed past its `max_age` is a warning, not unreadiness.
+with the answer either way; a feed past its `max_age`, and Redis's memory past
+`[redis] memory_warn` of its ceiling (or full: transits then go to the spool), are warnings,
+not unreadiness.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def readiness(service: Service) -> tuple[bool, dict[str, object]]:
         "last_error": holder.last_error,
         "worker_pid": os.getpid(),
     }  # which of `serve --workers` answered
+    warnings: list[str] = []
     if follower is not None:
         info["redis"] = {
             "connected": follower.connected,
@@ -40,7 +43,12 @@ def readiness(service: Service) -> tuple[bool, dict[str, object]]:
             "resyncs": follower.resyncs,
         }
         if follower.sources:
-            info["sources"], info["warnings"] = _sources(follower.sources.values())
+            info["sources"], warnings = _sources(follower.sources.values())
+    if service.memory is not None:  # a warning, not unreadiness: at the ceiling, the spool
+        info["redis_memory"] = service.memory.status()
+        warnings += service.memory.warnings()
+    if warnings:
+        info["warnings"] = warnings
     if service.audit is not None:  # not part of readiness: transits do not need it, lookups do
         info["audit"] = service.audit.status()
     log_ = service.intake.transit_log

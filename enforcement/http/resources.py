@@ -2,7 +2,8 @@
 request, handed to the `Service`, closed after the last.
 
 The index follower (Redis) or snapshot watcher (files) is the replica's (replica/); here are
-the audit trail, the transit log, and the violations store with the follow-up worker.
+the audit trail, the transit log, the violations store with the follow-up worker, and the
+watch on Redis's memory.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from ..audit.writer import AuditLog, FileAudit, RedisAudit, audit_file
 from ..keys import Keys
+from ..memory import MemoryWatch
 from ..transits.followup import FollowUp, running
 from ..transits.log import TransitLog
 from ..transits.violations import Violations
@@ -97,5 +99,37 @@ def violations(service: Service, redis_url: str, followup: bool) -> Resource:
         finally:
             service.violations = service.followup = None
             await r.aclose()
+
+    return run
+
+
+def redis_memory(service: Service, redis_url: str) -> Resource:
+    """Redis's memory read every few seconds, for /readyz and /metrics; a Redis switched to a
+    policy that would evict gets no more transits (they go to the spool)."""
+    settings = service.settings.redis
+
+    def evicting(reason: str) -> None:
+        if service.intake.transit_log is not None:
+            service.intake.transit_log.distrust(reason)
+
+    def refusing() -> bool:
+        return service.intake.transit_log is not None and service.intake.transit_log.out_of_memory
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        watch = MemoryWatch(
+            redis_url,
+            configured_max=settings.max_memory,
+            warn_fraction=settings.memory_warn,
+            poll_s=settings.memory_poll_s,
+            on_evicting=evicting,
+            refusing=refusing,
+        )
+        await watch.start()
+        service.memory = watch
+        try:
+            yield
+        finally:
+            service.memory = None
+            await watch.stop()
 
     return run

@@ -11,6 +11,8 @@ A port already in use is refused (PortInUse), never shared: SO_REUSEPORT would l
 service, judging on another permit database, take half the traffic without a word. So one
 process binds without it, and a set of workers first claims the port for itself (a lock
 named after it, held by the parent) and checks that nothing else listens there.
+
+A Redis whose memory policy would evict evidence is refused too (EvictingRedis, memory.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ..config.load import load_config
 from ..config.settings import Settings, with_changes
 from ..core.rules import Rules
 from ..logs import configure as configure_logging
+from ..memory import EvictingRedis, check_at_startup
 from ..replica.redis_server import start_redis
 from .connections import GuardedRunner
 
@@ -161,6 +164,8 @@ def serve(
     """Serve in this process until SIGTERM or SIGINT."""
     redis_url, embedded = start_redis(settings)
     try:
+        if redis_url is not None:
+            check_at_startup(redis_url, settings.redis.max_memory)  # EvictingRedis
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(serve_forever(settings, rules, make_app, redis_url, ready))
     finally:
@@ -209,6 +214,14 @@ def serve_workers(
     """Run `workers` processes on one port until SIGTERM or SIGINT; restart any that die."""
     lock = claim_port(settings.server.host, settings.server.port)
     redis_url, embedded = start_redis(settings)
+    if redis_url is not None:
+        try:
+            check_at_startup(redis_url, settings.redis.max_memory)
+        except EvictingRedis:
+            if embedded is not None:
+                embedded.stop()
+            lock.close()
+            raise
     ctx = multiprocessing.get_context("spawn")
     stopping = False
 

@@ -2,7 +2,8 @@
 
 One `Service` per application (`app[SERVICE]`): the settings and rules, the index holder, the
 intake (judge and record), the keyring, the metrics, and the resources that exist while the
-app runs (follower, audit trail, transit log, violations, follow-up), set and cleared by their
+app runs (follower, audit trail, transit log, violations, follow-up, Redis's memory watch), set
+and cleared by their
 cleanup contexts (resources.py). Handlers hold it in a closure: no `app[...]` per request.
 """
 
@@ -15,6 +16,7 @@ from ..config.load import make_checker
 from ..config.settings import ApiKey, Settings
 from ..core.live import IndexHolder, LiveIndex
 from ..core.rules import Rules
+from ..memory import MemoryWatch
 from ..replica.follower import Follower
 from ..transits.followup import FollowUp
 from ..transits.intake import Intake
@@ -36,6 +38,7 @@ class Service:
         self.audit: AuditLog | None = None  # the police-lookup audit trail, set while running
         self.violations: Violations | None = None  # set while running, with a Redis
         self.followup: FollowUp | None = None  # set while the worker runs here
+        self.memory: MemoryWatch | None = None  # the transit Redis's memory, while running
         self.docs: list[PathDocs] = []  # an extension's paths, for /openapi.json and /docs
 
     def endpoint(self, name: str, handler: Handler) -> Handler:

@@ -2,7 +2,8 @@
 
 Started as a child process on a Unix socket in the data directory (no TCP port to collide
 with, nothing reachable from the network), with append-only persistence fsynced on every
-write, so what it acknowledged survives a crash of the machine's processes. A second Varco
+write, so what it acknowledged survives a crash of the machine's processes, and bounded by
+`[redis] max_memory` without eviction (enforcement/memory.py). A second Varco
 process on the same data directory finds the socket answering and shares that server; only
 the process that started it stops it.
 
@@ -51,8 +52,9 @@ def find_redis_server() -> str:
 class EmbeddedRedis:
     """A redis-server child process with its data under `directory`."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, max_memory: int = 0) -> None:
         self.directory = directory.resolve()
+        self.max_memory = max_memory  # bytes; 0: no ceiling
         socket_path = self.directory / "redis.sock"
         if len(str(socket_path)) > _SOCKET_PATH_MAX:  # deep data directories: a short alias
             digest = hashlib.blake2b(str(socket_path).encode(), digest_size=8).hexdigest()
@@ -100,6 +102,12 @@ class EmbeddedRedis:
             "always",  # acknowledged = on disk: transits and changes are evidence
             "--save",
             "",  # the append-only file is the persistence; no RDB forks
+            "--maxmemory",
+            str(self.max_memory),
+            # At the ceiling, refuse writes (the transit log spools them) rather than delete
+            # evidence to make room (enforcement/memory.py).
+            "--maxmemory-policy",
+            "noeviction",
             "--logfile",
             str(self.directory / "redis.log"),
             "--pidfile",
@@ -158,5 +166,5 @@ def start_redis(settings: Settings) -> tuple[str | None, EmbeddedRedis | None]:
         return None, None
     if settings.redis.url is not None:
         return settings.redis.url, None
-    embedded = EmbeddedRedis(settings.storage.redis_dir)
+    embedded = EmbeddedRedis(settings.storage.redis_dir, settings.redis.max_memory)
     return embedded.url, embedded if embedded.start() else None

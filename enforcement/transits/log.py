@@ -11,11 +11,12 @@ a reused event id after a while is a new passage (commit.py writes them to Redis
 
 Acknowledged must survive `kill -9` of Redis and of the service, so on connecting the log
 checks how Redis persists: `appendonly yes` + `appendfsync always`, or `WAITAOF` (Redis 7.2+)
-after each write. A Redis that does neither, is unreachable, or does not answer within
-`transit_log.write_timeout_ms`, gets nothing: records go to the local fsynced spool
-(spool.py), and are replayed in order once Redis is back and durable. While the spool holds
-anything, new records go to the spool too, so the order is kept. A full spool refuses (503
-with Retry-After); nothing is dropped.
+after each write. A Redis that does neither, is unreachable, does not answer within
+`transit_log.write_timeout_ms`, or refuses writes at its maxmemory (enforcement/memory.py),
+gets nothing: records go to the local fsynced spool (spool.py), and are replayed in order once
+Redis is back, durable and has room. While the spool holds anything, new records go to the
+spool too, so the order is kept. A full spool refuses (503 with Retry-After); nothing is
+dropped.
 
 Keys (`enforcement.keys`): the stream `{p}:transits` (field `r`: a msgpack TransitRecord) and
 `{p}:transit:seen:{hash}` (the passage's standing read, `Seen`, expiring after the dedup
@@ -37,8 +38,9 @@ from typing import Final
 import redis.asyncio as aredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import OutOfMemoryError
 
-from ..durable import needs_waitaof
+from ..durable import NotDurable, needs_waitaof
 from ..keys import Keys
 from .commit import Committer, Logged, decided
 from .passages import Kind, resolve
@@ -83,6 +85,7 @@ class TransitLog:
         self.redis_ok = False  # Redis takes writes durably and the spool is empty
         self.full = False  # the last write was refused: spool full (or failing)
         self.last_error: str | None = None
+        self.out_of_memory = False  # the last failure: Redis at its maxmemory (memory.py)
         self._queue: list[tuple[Sequence[TransitRecord], asyncio.Future[list[Logged]]]] = []
         self._wake = asyncio.Event()
         self._retry_redis = asyncio.Event()
@@ -250,6 +253,12 @@ class TransitLog:
                 self._remember(digest, lg.seen, now)
         return out
 
+    def distrust(self, reason: str) -> None:
+        """Redis can no longer be trusted with transits (its memory policy would evict them,
+        memory.py): write to the spool until the replay loop finds it fit again."""
+        if self.redis_ok:
+            self._redis_failed(NotDurable(reason))
+
     def _redis_failed(self, exc: BaseException) -> None:
         if self.redis_ok:
             log.warning(
@@ -257,6 +266,7 @@ class TransitLog:
             )
         self.redis_ok = False
         self.last_error = _describe(exc)
+        self.out_of_memory = isinstance(exc, OutOfMemoryError)
         self._retry_redis.set()
 
     # -- local dedup (while Redis is away, and for retries to this worker) -----------------
@@ -299,6 +309,7 @@ class TransitLog:
                 if self._stopping or (task is not None and task.cancelling()):
                     raise asyncio.CancelledError from exc
                 self.last_error = _describe(exc)
+                self.out_of_memory = isinstance(exc, OutOfMemoryError)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 5.0)
 
@@ -315,6 +326,7 @@ class TransitLog:
                 await self._replay_segment(path)
             spool.recount()
             self.redis_ok, self.last_error, self.full = True, None, False
+            self.out_of_memory = False
         log.info("transit log: writing to Redis")
 
     async def _replay_segment(self, path: Path) -> None:
@@ -380,4 +392,6 @@ class TransitLog:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
+    if isinstance(exc, OutOfMemoryError):
+        return "OOM: Redis is at its maxmemory and refuses writes"
     return f"{type(exc).__name__}: {exc}"

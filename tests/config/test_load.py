@@ -131,3 +131,39 @@ def test_config_database_url(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"database\.url: not a PostgreSQL URL") as exc:
         load_config(config, {})
     assert "secret" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "max_memory"),
+    [('"2gb"', 2 << 30), ('"512 MB"', 512 << 20), ("1048576", 1 << 20), ('"0"', 0), ("0", 0)],
+)
+def test_redis_memory_ceiling(tmp_path: Path, text: str, max_memory: int) -> None:
+    settings = load_config(_with(tmp_path, f"[redis]\nmax_memory = {text}\nmemory_warn = 0.9\n"))[0]
+    assert (settings.redis.max_memory, settings.redis.memory_warn) == (max_memory, 0.9)
+
+
+def test_redis_memory_defaults() -> None:
+    settings, _ = load_config(DEMO_CONFIG)
+    assert (settings.redis.max_memory, settings.redis.memory_warn) == (2 << 30, 0.8)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "reason"),
+    [
+        ('max_memory = "2 gigs"', "redis.max_memory", "not an amount of memory"),
+        ('max_memory = "100kb"', "redis.max_memory", "at least 1mb"),
+        ("max_memory = -5", "redis.max_memory", "not negative"),
+        ("memory_warn = 1.5", "redis.memory_warn", "< 1"),
+        ("memory_warn = 0", "redis.memory_warn", "> 0"),
+    ],
+)
+def test_redis_memory_errors(tmp_path: Path, extra: str, key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(_with(tmp_path, f"[redis]\n{extra}\n"))
+    assert info.value.key == key and reason in info.value.reason, info.value
+
+
+def _with(tmp_path: Path, extra: str) -> Path:
+    config = tmp_path / "city.toml"
+    config.write_text(DEMO_CONFIG.read_text(encoding="utf-8") + "\n" + extra)
+    return config

