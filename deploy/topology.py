@@ -63,6 +63,7 @@ class Topology:
         }
         self.log_dir = self.data_dir / "topology"
         self.redis: EmbeddedRedis | None = None
+        self.redis_max_memory = 0  # bytes; main() sets the configuration's [redis] max_memory
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.nginx: Nginx | None = None
         self._logs: dict[str, IO[bytes]] = {}
@@ -106,7 +107,7 @@ class Topology:
             self.env["REDIS_URL"] = os.environ["REDIS_URL"]
             return self.env["REDIS_URL"]
         if self.redis is None:
-            self.redis = EmbeddedRedis(self.data_dir / "redis")
+            self.redis = EmbeddedRedis(self.data_dir / "redis", self.redis_max_memory)
         self.redis.start()
         self.env["REDIS_URL"] = self.redis.url
         return self.redis.url
@@ -267,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make topology runs nginx in front of the replicas: {INSTALL_HINT}", file=sys.stderr)
         return 2
     topo = Topology(args.config, settings.storage.data_dir, ports, proxy_port=port)
+    topo.redis_max_memory = settings.redis.max_memory
     stopping = False
 
     def stop(*_: object) -> None:
