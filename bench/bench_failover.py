@@ -179,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         **result,
     }
     if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        # Every latency on one line, the rest one field a line.
+        latencies = result.pop("latencies_ms")
+        text = json.dumps(result, indent=1)[:-2] + ',\n "latencies_ms": '
+        args.json.write_text(text + json.dumps(latencies) + "\n}\n")
     takeovers = ", ".join(f"{k['takeover_s'] * 1000:.0f}" for k in result["kills"])
     print(f"""
 | figure | value |

@@ -64,12 +64,14 @@ def test_a_loader_whose_lease_was_taken_cannot_write(
             revision = db.revision
         assert old.lease.token is not None  # `old` still thinks it holds the lease
 
+        with pytest.raises(LeaseLost):  # refused by the switch's check in Redis
+            old.publish_snapshot()
+        assert r.get(keys.current) == current
+        assert old.lease.token is not None  # (so the stream's check is Redis's too)
         with pytest.raises(LeaseLost):
             old.stream_changes()
         assert r.xlen(keys.changes) == streamed  # nothing of `old` reached the stream
-        with pytest.raises(LeaseLost):
-            old.publish_snapshot()
-        assert r.get(keys.current) == current and r.get(keys.heartbeat) == heartbeat
+        assert r.get(keys.heartbeat) == heartbeat
         assert old.lease.token is None  # refused once: it knows now
         assert old.step() == 0  # and stands by
 
@@ -125,6 +127,31 @@ def test_a_rebuild_longer_than_the_lease_keeps_it(
         active.lease.release()
         standby.release()
         active.db.close()
+
+
+def test_writes_are_fenced_in_redis(r: redis.Redis) -> None:
+    """The check is Redis's, in the same call as the write: a token still valid by the
+    writer's own clock (a minute-long lease) is refused once another loader holds the lease."""
+    keys = Keys()
+    old, new = Lease(r, keys, "old", lease_ms=60_000), Lease(r, keys, "new", lease_ms=60_000)
+    try:
+        assert old.acquire()
+        old.write("set", keys.heartbeat, "1.0")
+        old.write("hset", keys.sources, "feed", b"ok")
+        assert r.get(keys.heartbeat) == b"1.0" and r.hget(keys.sources, "feed") == b"ok"
+        r.delete(keys.lease)  # expired while `old` was paused
+        assert new.acquire()
+        assert old.token is not None
+        with pytest.raises(LeaseLost):
+            old.write("set", keys.heartbeat, "2.0")
+        assert r.get(keys.heartbeat) == b"1.0"
+        new.write("set", keys.heartbeat, "3.0")
+        assert r.get(keys.heartbeat) == b"3.0"
+        old.release()  # a stopping loader deletes only its own lease
+        assert r.get(keys.lease) == new.token
+    finally:
+        old.release()
+        new.release()
 
 
 def test_a_clean_stop_hands_the_lease_over_at_once(r: redis.Redis) -> None:
