@@ -192,7 +192,7 @@ class Lease:
                     self._renewed_at, self._valid_until = sent, sent + self.lease_ms / 1000
                     self.renewals += 1
             if not ok:
-                log.warning("the loader lease was taken by another loader; standing by")
+                log.warning("the loader lease expired unrenewed or was taken by another loader")
 
     # -- fenced writes -----------------------------------------------------------------------
 
@@ -204,7 +204,7 @@ class Lease:
 
     def _refused(self) -> LeaseLost:
         self.drop()
-        return LeaseLost("the loader lease was taken: write refused")
+        return LeaseLost("the loader lease expired or was taken: write refused")
 
     def write(self, command: str, key: str, *args: Any) -> None:
         """`command key args...` in Redis, only while the lease is ours (else LeaseLost)."""

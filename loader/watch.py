@@ -273,8 +273,8 @@ class LoaderWatch:
                     log.debug("streamed %d permit changes", n)
                 backoff = 0.2
                 pubsub.get_message(timeout=self._wait_s())  # a wake-up, or the poll tick
-            except LeaseLost:
-                log.warning("the loader lease was taken by another loader; standing by")
+            except LeaseLost:  # a write refused: the lease expired unrenewed, or another has it
+                log.warning("a write was refused, the lease is no longer this loader's")
                 self.lease.drop()
                 self.waiting_for_lease = True
             except (redis.RedisError, OSError) as exc:
