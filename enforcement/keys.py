@@ -20,7 +20,10 @@ several cities. Who writes and who reads each:
                                                               `<revision>-1` (core/changes.py)
     {p}:loader:heartbeat        string  loader                replicas: when the permit database
                                                               was last seen wholly published
-    {p}:loader:lease            string  loader                loader: the active loader, expiring
+    {p}:loader:lease            string  loader                loader: the active loader's fencing
+                                                              token, expiring (loader/lease.py)
+    {p}:loader:epoch            string  loader                loader: a counter, one step per
+                                                              lease taken: the fencing tokens
     {p}:wake                    pubsub  admin API             loader: a nudge, never data (pub/
                                                               sub drops what nobody hears)
     {p}:sources                 hash    loader                replicas: feed name -> SourceStatus
@@ -82,6 +85,10 @@ class Keys:
     @property
     def lease(self) -> str:
         return f"{self.prefix}:loader:lease"
+
+    @property
+    def lease_epoch(self) -> str:
+        return f"{self.prefix}:loader:epoch"
 
     @property
     def wake(self) -> str:

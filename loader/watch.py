@@ -2,18 +2,22 @@
 
 Each round (every `poll_s`, or at once when the admin API publishes a wake-up):
 
-1. Publish a fresh snapshot when none is in Redis, when a replica asked for one (it missed
+1. Stream every permit row whose revision is newer than the last one streamed (below), then run
+   the feeds that are due (what a sync changed goes out in step 3 of the same round).
+2. Publish a fresh snapshot when none is in Redis, when a replica asked for one (it missed
    changes), when the schedule says so, or when more changes than `max_overlay` were streamed
    since the last one (replicas hold those in memory, outside the compact index).
-2. Stream every permit row whose revision is newer than the last one streamed, oldest first,
-   each entry naming the one before it (enforcement/core/changes.py). Revisions follow
+3. Stream again: every permit row whose revision is newer than the last one streamed, oldest
+   first, each entry naming the one before it (enforcement/core/changes.py). Revisions follow
    commit order in both databases (store.py), so reading `revision > last` never skips a
    row committed late.
-3. Record the heartbeat: the instant at which the database was read and wholly published.
+4. Record the heartbeat: the instant at which the database was read and wholly published.
 
-One loader at a time holds a lease in Redis; a second one waits. A crash at any point leaves
-no half-visible state: snapshot chunks carry an expiry until the pointer switches to them,
-and stream entries are written in revision order with ids that refuse a duplicate.
+One loader at a time holds the lease (lease.py); a second one stands by, hot (its database
+open), and takes over as the lease expires: every write it makes is fenced by the lease's
+token, so a loader that lost the lease cannot write. A crash at any point leaves no
+half-visible state: snapshot chunks carry an expiry until the pointer switches to them, and
+stream entries are written in revision order with ids that refuse a duplicate.
 """
 
 from __future__ import annotations
@@ -47,20 +51,12 @@ from enforcement.replica.sources import ENCODER as SOURCE_ENCODER
 
 from .database import open_db
 from .feeds import FeedRunner
+from .lease import LEASE_MS, Lease, LeaseLost
 from .rebuild import DEFAULT_MAX_SHRINK, ShrinkRefused, rebuild
 from .store import PermitRow, PermitStore
 
 log = logging.getLogger(__name__)
 
-LEASE_MS: Final = 10_000
-_EXTEND_IF_MINE: Final = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then "
-    "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
-)
-_DELETE_IF_MINE: Final = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then "
-    "return redis.call('del', KEYS[1]) else return 0 end"
-)
 BATCH: Final = 1000
 
 
@@ -71,6 +67,7 @@ class WatchOptions:
     max_overlay: int = 20_000
     history_days: int = 30
     max_shrink: float = DEFAULT_MAX_SHRINK
+    lease_ms: int = LEASE_MS
 
 
 def watch_options(settings: Settings) -> WatchOptions:
@@ -79,6 +76,7 @@ def watch_options(settings: Settings) -> WatchOptions:
         snapshot_interval_s=settings.loader.snapshot_interval_s,
         max_overlay=settings.loader.max_overlay,
         history_days=settings.storage.history_days,
+        lease_ms=settings.loader.lease_ms,
     )
 
 
@@ -117,6 +115,7 @@ class LoaderWatch:
         self.feeds = feeds
         self.stop_event = threading.Event()
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        self.lease = Lease(r, self.keys, self.identity, options.lease_ms)
         self.last_streamed: int | None = None
         self.snapshot_at = 0.0
         self.streamed_since_snapshot = 0
@@ -124,50 +123,69 @@ class LoaderWatch:
 
     # -- the lease ---------------------------------------------------------------------------
 
-    def _hold_lease(self) -> bool:
-        me = self.identity.encode()
-        if self.r.set(self.keys.lease, me, nx=True, px=LEASE_MS):
+    def _take_lease(self) -> bool:
+        """True while this loader is the active one; a standby asks as the lease expires."""
+        if self.lease.token is not None:
             return True
-        # Extend only if still ours, atomically: a GET then PEXPIRE could extend another's.
-        return bool(self.r.eval(_EXTEND_IF_MINE, 1, self.keys.lease, me, LEASE_MS))
+        before = self.lease.epoch
+        if not self.lease.acquire():
+            if not self.waiting_for_lease:
+                log.info("another loader holds the lease; standing by")
+                self.waiting_for_lease = True
+            return False
+        if self.lease.epoch != before:  # a new term (not our own lease, renewed late)
+            log.info("lease taken (epoch %d): this loader is active", self.lease.epoch)
+            # Another loader may have streamed and snapshotted since we last did: start over
+            # from what Redis has, as a loader just started would.
+            self.last_streamed, self.snapshot_at, self.streamed_since_snapshot = None, 0.0, 0
+        self.waiting_for_lease = False
+        return True
 
-    def _release_lease(self) -> None:
-        """On a clean stop, so a standby loader takes over at once instead of in LEASE_MS."""
-        with contextlib.suppress(redis.RedisError, OSError):
-            self.r.eval(_DELETE_IF_MINE, 1, self.keys.lease, self.identity.encode())
+    def _wait_s(self) -> float:
+        """Until the next round: the poll tick, or for a standby until the lease expires."""
+        if self.lease.token is not None:
+            return self.options.poll_s
+        return min(self.options.poll_s, self.lease.standby_wait_s + 0.002)
 
     # -- one round ---------------------------------------------------------------------------
 
     def step(self) -> int:
         """One round; returns how many changes were streamed."""
-        if not self._hold_lease():
-            if not self.waiting_for_lease:
-                log.info("another loader holds the lease; waiting (standby)")
-                self.waiting_for_lease = True
+        if not self._take_lease():
             return 0
-        if self.waiting_for_lease:
-            log.info("lease taken: this loader is active")
-            self.waiting_for_lease = False
         read_at = time.time()
         if self.last_streamed is None:
             self.last_streamed = self._last_in_stream()
-        if self.feeds is not None:  # before streaming: what a sync changed goes out now
-            for status in self.feeds.run_due(self.db):
-                self.r.hset(self.keys.sources, status.name, SOURCE_ENCODER.encode(status))
         # Stream first, then snapshot, then stream what committed meanwhile: a snapshot never
         # jumps the stream ahead, so a replica never sees an entry whose predecessor it lacks
         # (it would turn stale, ask for a snapshot, and the fleet would go 503 together).
+        # Feeds after the first stream: a loader just taking over runs every feed at once,
+        # and the permits issued meanwhile must not wait for those syncs.
         n = self.stream_changes() if self.last_streamed is not None else 0
+        if self.feeds is not None:
+            for status in self.feeds.run_due(self.db):
+                self.lease.write(
+                    "hset", self.keys.sources, status.name, SOURCE_ENCODER.encode(status)
+                )
         if self._snapshot_due():
             self.publish_snapshot()
         if self.last_streamed is not None:
             n += self.stream_changes()
-            self.r.set(self.keys.heartbeat, repr(read_at))
+            self.lease.write("set", self.keys.heartbeat, repr(read_at))
         return n
 
     def _last_in_stream(self) -> int | None:
         last: Any = self.r.xrevrange(self.keys.changes, count=1)
-        return revision_of(last[0][0]) if last else None
+        if last:
+            return revision_of(last[0][0])
+        # Emptied by trimming (no change between the two snapshots kept): the stream still
+        # knows its last id, so a loader taking over streams on at once instead of rebuilding.
+        with contextlib.suppress(redis.ResponseError):  # no stream at all
+            info: Any = self.r.xinfo_stream(self.keys.changes)
+            last_id = info.get("last-generated-id") or info.get(b"last-generated-id")
+            if last_id is not None and revision_of(last_id) > 0:
+                return revision_of(last_id)
+        return None
 
     def _snapshot_due(self) -> bool:
         if time.time() < self.refused_until:
@@ -200,10 +218,11 @@ class LoaderWatch:
             )
             self.refused_until = time.time() + self.options.snapshot_interval_s
             return
-        if not self._hold_lease():  # a long rebuild outlasted the lease: another took over
+        try:
+            name = publish_snapshot(self.r, self.keys, report.path, token=self.lease.fence_token())
+        except LeaseLost:  # another loader took over meanwhile: its snapshots are the ones
             log.warning("lease lost during the rebuild; this loader's snapshot is not published")
-            return
-        name = publish_snapshot(self.r, self.keys, report.path)
+            raise
         log.info(
             "snapshot published to Redis: %s (revision %d, %d permits)",
             name,
@@ -224,18 +243,13 @@ class LoaderWatch:
             rows = self.db.changes_since(self.last_streamed, BATCH)
             if not rows:
                 return total
-            if total and not self._hold_lease():  # a long catch-up renews as it goes
-                log.warning("lease lost while streaming; standing by")
-                return total
-            pipe = self.r.pipeline(transaction=False)
             prev = self.last_streamed
+            entries = []
             for revision, row in rows:
-                fields: dict[Any, Any] = {
-                    STREAM_FIELD: encode_change(change_of(row, revision, prev))
-                }
-                pipe.xadd(self.keys.changes, fields, id=stream_id(revision))
+                entries.append((stream_id(revision), encode_change(change_of(row, revision, prev))))
                 prev = revision
-            pipe.execute()
+            # Fenced: a loader whose lease was taken (paused, partitioned) writes nothing.
+            self.lease.append(self.keys.changes, STREAM_FIELD, entries)
             self.last_streamed = prev
             total += len(rows)
             self.streamed_since_snapshot += len(rows)
@@ -258,7 +272,11 @@ class LoaderWatch:
                 if n:
                     log.debug("streamed %d permit changes", n)
                 backoff = 0.2
-                pubsub.get_message(timeout=self.options.poll_s)  # a wake-up, or the poll tick
+                pubsub.get_message(timeout=self._wait_s())  # a wake-up, or the poll tick
+            except LeaseLost:  # a write refused: the lease expired unrenewed, or another has it
+                log.warning("a write was refused, the lease is no longer this loader's")
+                self.lease.drop()
+                self.waiting_for_lease = True
             except (redis.RedisError, OSError) as exc:
                 log.warning(
                     "Redis unreachable (%s); retrying in %.1f s", type(exc).__name__, backoff
@@ -272,7 +290,7 @@ class LoaderWatch:
                 self._reconnect_db()
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
-        self._release_lease()
+        self.lease.release()
         log.info("loader stopped")
 
     def _reconnect_db(self) -> None:

@@ -275,6 +275,7 @@ class _Compiler:
                 poll_s=s.loader.poll_s,
                 snapshot_interval_s=int(s.loader.snapshot_interval),
                 max_overlay=s.loader.max_overlay,
+                lease_ms=s.loader.lease_ms,
             ),
             transit_log=TransitLogSettings(
                 spool_max_bytes=s.transit_log.spool_max_mb << 20,

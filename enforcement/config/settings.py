@@ -90,6 +90,7 @@ class LoaderSettings(msgspec.Struct, frozen=True, kw_only=True):
     poll_s: float = 0.2
     snapshot_interval_s: float = 3600.0
     max_overlay: int = 20_000
+    lease_ms: int = 500
 
 
 class TransitLogSettings(msgspec.Struct, frozen=True, kw_only=True):

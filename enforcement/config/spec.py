@@ -135,6 +135,9 @@ class LoaderSpec(_Section, kw_only=True):
     snapshot_interval: Seconds = Seconds(3600)  # a fresh snapshot at least this often
     # ... and sooner once this many changes were streamed (replicas hold them in memory).
     max_overlay: Annotated[int, msgspec.Meta(ge=1)] = 20_000
+    # The active loader's lease, renewed every fifth of it: a standby takes over within it
+    # after the active one dies (permits issued meanwhile wait that long).
+    lease_ms: Annotated[int, msgspec.Meta(ge=100, le=60_000)] = 500
 
 
 class TransitLogSpec(_Section, kw_only=True):

@@ -4,6 +4,10 @@ A snapshot is published as chunks that expire until one Lua call makes them perm
 names them current, so a loader killed at any point never leaves a half-written snapshot
 current; the key names are in `enforcement.keys`.
 
+The loader passes its fencing token (loader/lease.py): the switch happens only while the lease
+still holds it, so a loader that lost its lease during a long rebuild never makes its snapshot
+current over the active loader's.
+
 The stream keeps the entries newer than the oldest snapshot still published, so a replica on
 any published snapshot can catch up from the stream; an older one detects the gap (core/changes.py)
 and fetches the current snapshot.
@@ -37,6 +41,10 @@ class SnapshotUnavailable(Exception):
     """The snapshot named is not (or no longer wholly) in Redis, or its bytes are wrong."""
 
 
+class LeaseLost(Exception):
+    """The writer's fencing token is no longer the loader lease's value: it must not write."""
+
+
 def _valid_name(name: str) -> bool:
     return name.endswith(SUFFIX) and "/" not in name and not name.startswith(".")
 
@@ -44,8 +52,15 @@ def _valid_name(name: str) -> bool:
 # -- loader side (synchronous client) -------------------------------------------------------
 
 
-def publish_snapshot(r: redis.Redis, keys: Keys, path: Path, keep: int = KEEP_SNAPSHOTS) -> str:
-    """Copy a verified snapshot file into Redis and make it current; prune old ones."""
+def publish_snapshot(
+    r: redis.Redis,
+    keys: Keys,
+    path: Path,
+    keep: int = KEEP_SNAPSHOTS,
+    token: bytes | None = None,
+) -> str:
+    """Copy a verified snapshot file into Redis and make it current; prune old ones. With a
+    fencing `token`, only while the loader lease holds it (else LeaseLost, nothing switched)."""
     name = path.name
     head = read_header(path)
     meta: Any = r.hgetall(keys.snapshot_meta(name))
@@ -61,9 +76,14 @@ def publish_snapshot(r: redis.Redis, keys: Keys, path: Path, keep: int = KEEP_SN
         keys.snapshots,
         keys.current,
         keys.wanted,
+        keys.lease,
         *(keys.snapshot_chunk(name, i) for i in range(chunks)),
     ]
-    if not r.eval(_SWITCH, len(names), *names, name, head["revision"], size, chunks, digest):
+    args = (name, head["revision"], size, chunks, digest, token or b"")
+    switched = r.eval(_SWITCH, len(names), *names, *args)
+    if switched == -1:  # chunks stay expiring: nothing of this snapshot outlives the hour
+        raise LeaseLost(f"snapshot {name}: not switched, the loader lease was taken")
+    if not switched:
         # A chunk expired (an upload slower than ORPHAN_TTL_S) or was evicted: never switch
         # to a snapshot replicas could not fetch whole. The next attempt uploads it again.
         r.delete(keys.snapshot_meta(name))
@@ -72,13 +92,15 @@ def publish_snapshot(r: redis.Redis, keys: Keys, path: Path, keep: int = KEEP_SN
     return name
 
 
-# The switch, atomic and conditional: every chunk still there, then made permanent, described
-# (meta) and current. KEYS: meta, snapshots, current, wanted, chunk 0..n-1.
+# The switch, atomic and conditional: the lease still the writer's (when it gave a token), every
+# chunk still there, then made permanent, described (meta) and current.
+# KEYS: meta, snapshots, current, wanted, lease, chunk 0..n-1.
 _SWITCH: Final = """
-for i = 5, #KEYS do
+if ARGV[6] ~= '' and redis.call('get', KEYS[5]) ~= ARGV[6] then return -1 end
+for i = 6, #KEYS do
     if redis.call('exists', KEYS[i]) == 0 then return 0 end
 end
-for i = 5, #KEYS do redis.call('persist', KEYS[i]) end
+for i = 6, #KEYS do redis.call('persist', KEYS[i]) end
 redis.call('hset', KEYS[1], 'revision', ARGV[2], 'size', ARGV[3], 'chunks', ARGV[4],
            'digest', ARGV[5])
 redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
