@@ -37,11 +37,6 @@ from .bench_live import POLL_S, Load, Replica, issue, pct
 LOADERS = ("loader", "loader-2")
 
 
-def start_loader(topo: Topology, name: str) -> None:
-    # Topology starts one loader; the standby is the same command under another name.
-    topo._varco(name, "watch")
-
-
 async def holder(r: aredis.Redis, keys: Keys) -> tuple[int, int] | None:
     """(epoch, pid) of the lease holder: its token is `epoch host:pid`."""
     token: Any = await r.get(keys.lease)
@@ -73,7 +68,7 @@ async def kill_active(topo: Topology, r: aredis.Redis, keys: Keys) -> dict[str, 
     takeover = time.monotonic() - t_kill
     await asyncio.sleep(max(0.0, 1.0 - takeover))
     (topo.log_dir / f"{name}.log").write_bytes(b"")  # so "standing by" is this run's
-    start_loader(topo, name)
+    topo.start_loader(name)
     return {"killed": name, "at": t_kill, "takeover_s": takeover}
 
 
@@ -163,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"starting the topology with {args.permits_db} permits...", file=sys.stderr)
             topo.start(args.permits_db)
-            start_loader(topo, "loader-2")
+            topo.start_loader("loader-2")
             result = asyncio.run(
                 measure(topo, args.issue, args.interval, args.kills, args.connections)
             )

@@ -116,8 +116,11 @@ class Topology:
         assert self.redis is not None, "Redis is not ours (REDIS_URL): not ours to kill"
         self.redis.kill()
 
-    def start_loader(self, failpoint: str | None = None) -> None:
-        self._varco("loader", "watch", env={"VARCO_FAILPOINT": failpoint} if failpoint else None)
+    def start_loader(self, name: str = "loader", failpoint: str | None = None) -> int:
+        """A `varco watch` process; its pid. The first holds the lease, another under another
+        name stands by and takes over within the lease (`[loader] lease_ms`)."""
+        self._varco(name, "watch", env={"VARCO_FAILPOINT": failpoint} if failpoint else None)
+        return self.procs[name].pid
 
     def replica_port(self, i: int) -> int:
         """Replica i (from 1)."""
@@ -279,10 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     try:
         print(
-            f"starting Redis, the loader and {len(ports)} replicas (logs in {topo.log_dir})",
+            f"starting Redis, a loader, its standby and {len(ports)} replicas "
+            f"(logs in {topo.log_dir})",
             flush=True,
         )
         topo.start(args.permits)
+        topo.start_loader("loader-standby")  # takes over within [loader] lease_ms
         print(
             f"ready: nginx http://127.0.0.1:{port}, replicas on "
             f"{', '.join(map(str, ports))}; "

@@ -84,6 +84,13 @@ def test_production_holds_no_password_and_reads_secrets_from_files() -> None:
     assert PRODUCTION["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"].startswith("/run/")
 
 
+def test_production_runs_a_standby_loader() -> None:
+    """Failover within a second needs a second `watch` waiting for the lease."""
+    loaders = [k for k, s in PRODUCTION.items() if s.get("command") == ["watch"]]
+    assert len(loaders) >= 2, loaders
+    assert all("healthcheck" in PRODUCTION[k] for k in loaders)
+
+
 def test_the_image_runs_as_a_user_not_root() -> None:
     stages = dockerfile_stages()
     users = re.findall(r"^USER (\S+)", stages["service"], flags=re.M)

@@ -16,7 +16,7 @@ from deploy.topology import Topology
 from enforcement.keys import Keys
 
 from ..support.common import DEMO_CONFIG, free_port
-from ..support.loaders import issue, lease_holder, start_loader, wait_log, wait_revision
+from ..support.loaders import issue, lease_holder, wait_log, wait_revision
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_a_standby_takes_over_a_killed_loader_within_a_second(
     topology: Topology, r: redis.Redis
 ) -> None:
     topo, keys = topology, Keys()
-    standby = start_loader(topo, "loader-2")
+    standby = topo.start_loader("loader-2")
     wait_log(topo, "loader-2", "standing by")
     held = lease_holder(r, keys)
     assert held is not None and held[1] == topo.procs["loader"].pid
@@ -64,7 +64,7 @@ def test_a_paused_loader_resumed_after_a_takeover_writes_nothing(
     gone and stands by. Had it written (an entry out of the chain), the replicas would turn
     stale and answer 503."""
     topo, keys = topology, Keys()
-    standby = start_loader(topo, "loader-2")
+    standby = topo.start_loader("loader-2")
     wait_log(topo, "loader-2", "standing by")
     first = topo.procs["loader"]
     first.send_signal(signal.SIGSTOP)

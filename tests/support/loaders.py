@@ -18,13 +18,6 @@ from enforcement.keys import Keys
 ADMIN = {"Authorization": "Bearer demo-admin", "Content-Type": "application/json"}
 
 
-def start_loader(topo: Topology, name: str) -> int:
-    """Another `varco watch` process on the topology's database and Redis; its pid.
-    (Topology starts one loader; a standby is the same command under another name.)"""
-    topo._varco(name, "watch")
-    return topo.procs[name].pid
-
-
 def wait_log(topo: Topology, name: str, text: str, timeout_s: float = 30) -> None:
     path = topo.log_dir / f"{name}.log"
     deadline = time.monotonic() + timeout_s
