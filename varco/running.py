@@ -103,7 +103,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
     code = rebuild_snapshot(settings, rules, accept_shrink=True)
     if code:
         return code
-    _print_curls(settings, rules)
+    _print_curls(settings, rules, serving=not args.no_serve)
     if args.no_serve:
         return 0
     from enforcement.http.server import PortInUse
@@ -138,7 +138,7 @@ def _serve_with_loader(settings: Settings, rules: Rules) -> None:
             embedded.stop()
 
 
-def _print_curls(settings: Settings, rules: Rules) -> None:
+def _print_curls(settings: Settings, rules: Rules, *, serving: bool) -> None:
     base = f"http://{settings.server.host}:{settings.server.port}"
     gate = next(
         (g for g in rules.gates.values() if g.zone == "PEDONALE"), next(iter(rules.gates.values()))
@@ -165,9 +165,16 @@ def _print_curls(settings: Settings, rules: Rules) -> None:
         f"curl -s '{base}/v1/plates/{demo.DEMO_CUDE_SECONDARY}' "
         "-H 'Authorization: Bearer demo-police' -H 'X-Reason: demo: CUDE badge check'"
     )
+    # --no-serve starts nothing: say what to start instead of announcing a service.
+    opening = (
+        f"Varco is starting on {base} (docs: {base}/docs). Try, in another terminal:"
+        if serving
+        else "Demo data ready; nothing is serving. Start the loader and the service "
+        f"(`varco watch` and `varco serve`, on {base}), then try:"
+    )
     print(
         f"""
-Varco is starting on {base} (docs: {base}/docs). Try, in another terminal:
+{opening}
 
   # a resident's car at gate {gate.code}: allowed
   {transit(demo.DEMO_RESIDENT, "evt-1")}
