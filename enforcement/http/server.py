@@ -35,6 +35,7 @@ from ..config.load import load_config
 from ..config.settings import Settings, with_changes
 from ..core.rules import Rules
 from ..logs import configure as configure_logging
+from ..replica.hangup import on_hangup
 from ..replica.redis_server import start_redis
 from .connections import GuardedRunner
 
@@ -101,26 +102,27 @@ async def serve_app(
     reuse_port: bool = False,
 ) -> None:
     """`app` on the settings' address until SIGTERM or SIGINT (benchmarks serve theirs so)."""
-    enough_descriptors(settings.server.max_connections)
-    runner = await start_site(app, settings, reuse_port=reuse_port)
-    freeze_startup_objects()
-    log.info(
-        "listening on http://%s:%d (pid %d)",
-        settings.server.host,
-        settings.server.port,
-        os.getpid(),
-    )
-    if ready is not None:
-        ready()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        log.info("shutting down")
-        await runner.cleanup()
+    with on_hangup(lambda: None):  # SIGHUP never ends a serving process (hangup.py)
+        enough_descriptors(settings.server.max_connections)
+        runner = await start_site(app, settings, reuse_port=reuse_port)
+        freeze_startup_objects()
+        log.info(
+            "listening on http://%s:%d (pid %d)",
+            settings.server.host,
+            settings.server.port,
+            os.getpid(),
+        )
+        if ready is not None:
+            ready()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            await runner.cleanup()
 
 
 def enough_descriptors(max_connections: int) -> None:
@@ -159,6 +161,7 @@ def serve(
     settings: Settings, rules: Rules, make_app: AppFactory, ready: Callable[[], None] | None = None
 ) -> None:
     """Serve in this process until SIGTERM or SIGINT."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until serve_app handles it (hangup.py)
     redis_url, embedded = start_redis(settings)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
@@ -216,16 +219,29 @@ def serve_workers(
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
     def spawn() -> multiprocessing.process.BaseProcess:
         args = (settings.config_path, env, settings.server.port, redis_url, make_app)
         p = ctx.Process(target=_worker, args=args, name="varco-worker", daemon=False)
-        p.start()
+        # Started with SIGHUP ignored (kept across exec) until its event loop handles it: a
+        # hang-up while a worker starts must not kill it.
+        handler = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            p.start()
+        finally:
+            signal.signal(signal.SIGHUP, handler)
         return p
 
-    procs = [spawn() for _ in range(workers)]
+    procs: list[multiprocessing.process.BaseProcess] = []
+
+    def hangup(*_: object) -> None:  # passed on: each worker handles it (replica/hangup.py)
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGHUP)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, hangup)
+    procs += [spawn() for _ in range(workers)]
     started = [time.monotonic()] * workers
     quick_deaths = [0] * workers  # a worker dying at start-up again and again backs off
     restart_at: list[float | None] = [None] * workers
