@@ -9,9 +9,9 @@
 Every write goes to the permit database, which gives it the next revision; the loader streams
 it to every replica (this service included). A write also wakes the loader through Redis
 pub/sub so it does not wait for its next poll; with no loader running (no lease in Redis) a
-write is refused, 503 `loader_unavailable`, since nothing would ever enforce it. Validation is the import's
-(enforcement/core/permits.py), so a CSV row and an API call are refused for the same
-reasons, naming the same field.
+write is refused, 503 `loader_unavailable`, since nothing would ever enforce it. Validation
+is the import's (enforcement/core/permits.py), so a CSV row and an API call are refused for
+the same reasons, naming the same field.
 
 Installed into the service by `install` (the service package does not depend on the loader's
 database; the command line composes the two). Database calls run on one thread of their own:

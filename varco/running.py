@@ -9,7 +9,6 @@ import argparse
 import datetime as dt
 import functools
 import json
-import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -38,16 +37,26 @@ def service_app(
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
-    from enforcement.http.server import PortInUse, serve, serve_workers
+    from enforcement.http.ports import PortInUse
+    from enforcement.http.supervisor import exec_supervisor
 
     if args.port is not None:
         settings = with_changes(settings, server={"port": args.port})
-    make_app = functools.partial(service_app, followup=args.followup)
+    if args.workers > 1:  # this process becomes the supervisor, which imports none of this
+        exec_supervisor(
+            settings.config_path,
+            settings.server.host,
+            settings.server.port,
+            args.workers,
+            settings.redis.url,
+            settings.storage.redis_dir,
+            f"{__name__}:service_app",
+            {"followup": args.followup},
+        )
+    from enforcement.http.server import serve
+
     try:
-        if args.workers > 1:
-            serve_workers(settings, dict(os.environ), args.workers, make_app)
-        else:
-            serve(settings, rules, make_app)
+        serve(settings, rules, functools.partial(service_app, followup=args.followup))
     except PortInUse as exc:
         print(f"varco serve: {exc}", file=sys.stderr)
         return 2
@@ -106,7 +115,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
     _print_curls(settings, rules, serving=not args.no_serve)
     if args.no_serve:
         return 0
-    from enforcement.http.server import PortInUse
+    from enforcement.http.ports import PortInUse
 
     try:
         _serve_with_loader(settings, rules)
