@@ -25,6 +25,7 @@ from .apidoc import PathDocs
 from .auth import Keyring
 from .endpoints import Handler, endpoint
 from .metrics import Metrics
+from .siblings import Siblings
 
 
 class Service:
@@ -40,6 +41,7 @@ class Service:
         self.followup: FollowUp | None = None  # set while the worker runs here
         self.memory: MemoryWatch | None = None  # the transit Redis's memory, while running
         self.docs: list[PathDocs] = []  # an extension's paths, for /openapi.json and /docs
+        self.siblings: Siblings | None = None  # the other workers of `serve --workers N`
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
         return endpoint(self.metrics, name, handler)
