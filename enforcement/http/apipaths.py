@@ -10,8 +10,7 @@ from typing import Any, Final
 
 from ..audit.chain import REASON_MAX
 from .apidoc import BODY, QUERY, error, errors, json_response, ref
-from .plates import PLATE_PATTERN
-from .violations import CURSOR_PATTERN, LIMIT_MAX
+from .params import CURSOR_PATTERN, LIMIT_MAX, PLATE_PATTERN
 
 _BEARER: Final[list[dict[str, list[str]]]] = [{"bearer": []}]
 # One line of text: no control characters or line breaks, and not only blanks (reason_of).

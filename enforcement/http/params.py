@@ -1,5 +1,6 @@
-"""Query parameters as the handlers read them: instants and whole numbers, each spelt one way
-only (the way the API description says), 422 naming the parameter otherwise."""
+"""Parameters as the handlers read them: instants and whole numbers, each spelt one way only,
+and the patterns and bounds the API description states for them (apipaths.py), so the two
+cannot differ; 422 naming the parameter otherwise."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ import msgspec
 from . import errors
 
 _DIGITS: Final = re.compile(r"[0-9]{1,10}")
+# A plate as the police type it: 1 to 11 letters and digits, separators between them ignored
+# (plates.py refuses anything else, 422).
+PLATE_PATTERN: Final = r"[ .-]*(?:[0-9A-Za-z][ .-]*){1,11}"
+# Violations: a page's size, and the cursor (an offset up to CURSOR_MAX) in decimal digits.
+LIMIT_MAX: Final = 5000
+CURSOR_MAX: Final = 10**9
+CURSOR_PATTERN: Final = r"(?:[0-9]{1,9}|1000000000)"
 
 
 def rfc3339(text: str, field: str) -> dt.datetime:

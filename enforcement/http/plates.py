@@ -24,13 +24,10 @@ from ..core.police import plate_view
 from . import errors
 from .auth import POLICE
 from .endpoints import JSON
-from .params import rfc3339
+from .params import PLATE_PATTERN, rfc3339
 from .schemas import ENCODER
 from .service import Service
 
-# A plate as the police type it: 1 to 11 letters and digits, separators between them ignored
-# (the path parameter's pattern in the API description; anything else is refused, 422).
-PLATE_PATTERN: Final = r"[ .-]*(?:[0-9A-Za-z][ .-]*){1,11}"
 _PLATE: Final = re.compile(PLATE_PATTERN)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Final
 
 import msgspec
 import redis.asyncio as aredis
@@ -15,14 +14,9 @@ from ..transits.violations import ViolationPage, csv_header, to_csv_rows
 from . import errors
 from .auth import ADMIN
 from .endpoints import JSON
-from .params import bounded_int, rfc3339
+from .params import CURSOR_MAX, LIMIT_MAX, bounded_int, rfc3339
 from .schemas import ENCODER
 from .service import Service
-
-LIMIT_MAX: Final = 5000
-CURSOR_MAX: Final = 10**9
-# What the handler takes as cursor (an offset up to CURSOR_MAX), also the API description's.
-CURSOR_PATTERN: Final = r"(?:[0-9]{1,9}|1000000000)"
 
 
 def instant(text: str | None, field: str, rules: Rules, *, default: float) -> float:
