@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import msgspec
 import redis.asyncio as aredis
 from aiohttp import web
 
@@ -13,6 +14,7 @@ from ..transits.violations import ViolationPage, csv_header, to_csv_rows
 from . import errors
 from .auth import ADMIN
 from .endpoints import JSON
+from .params import CURSOR_MAX, LIMIT_MAX, bounded_int, rfc3339
 from .schemas import ENCODER
 from .service import Service
 
@@ -21,27 +23,15 @@ def instant(text: str | None, field: str, rules: Rules, *, default: float) -> fl
     """An RFC 3339 instant, or a local calendar day YYYY-MM-DD (its local midnight)."""
     if text is None:
         return default
+    if len(text) != 10:
+        return rfc3339(text, field).timestamp()
     try:
-        if len(text) == 10:
-            return float(rules.clock.from_local(dt.datetime.fromisoformat(text)))
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
+        day = msgspec.convert(text, dt.date)
+    except msgspec.ValidationError:
         raise errors.Invalid(
             f"{text!r} is neither YYYY-MM-DD nor an RFC 3339 date-time", field
         ) from None
-    if value.tzinfo is None:
-        raise errors.Invalid("give the offset, e.g. 2026-11-22T10:00:00+01:00", field)
-    return value.timestamp()
-
-
-def bounded_int(text: str, field: str, lo: int, hi: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise errors.Invalid(f"{text!r} is not an integer", field) from None
-    if not lo <= value <= hi:
-        raise errors.Invalid(f"{field} must be between {lo} and {hi}", field)
-    return value
+    return float(rules.clock.from_local(dt.datetime.combine(day, dt.time())))
 
 
 def add_routes(app: web.Application, service: Service) -> None:
@@ -60,8 +50,8 @@ def add_routes(app: web.Application, service: Service) -> None:
         end = instant(q.get("to"), "to", rules, default=time.time() + 86400)
         if end <= start:
             raise errors.Invalid("'to' must be after 'from'", "to")
-        offset = bounded_int(q.get("cursor", "0"), "cursor", 0, 10**9)
-        limit = bounded_int(q.get("limit", "500"), "limit", 1, 5000)
+        offset = bounded_int(q.get("cursor", "0"), "cursor", 0, CURSOR_MAX)
+        limit = bounded_int(q.get("limit", "500"), "limit", 1, LIMIT_MAX)
         fmt = q.get("format", "json")
         if fmt not in ("json", "csv"):
             raise errors.Invalid("format is json or csv", "format")
