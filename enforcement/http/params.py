@@ -13,9 +13,13 @@ import msgspec
 from . import errors
 
 _DIGITS: Final = re.compile(r"[0-9]{1,10}")
-# A plate as the police type it: 1 to 11 letters and digits, separators between them ignored
-# (plates.py refuses anything else, 422).
-PLATE_PATTERN: Final = r"[ .-]*(?:[0-9A-Za-z][ .-]*){1,11}"
+# A plate as the police type it: 1 to 11 letters and digits, separators between them ignored.
+# Letters include those foreign plates print (Latin with diacritics: MÜ is registered as MU)
+# and the Greek and Cyrillic capitals that look like Latin ones, which normalise folds;
+# plates.py refuses, 422, what normalise cannot fold.
+PLATE_PATTERN: Final = (
+    r"[ .-]*(?:[0-9A-Za-z\u00C0-\u024F\u0370-\u03FF\u0400-\u04FF][ .-]*){1,11}"
+)
 # Violations: a page's size, and the cursor (an offset up to CURSOR_MAX) in decimal digits.
 LIMIT_MAX: Final = 5000
 CURSOR_MAX: Final = 10**9
