@@ -7,15 +7,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import redis
+
 from enforcement.config.load import load_config
+from enforcement.keys import Keys
 from enforcement.replica.loader_presence import GRACE_S
 from enforcement.replica.redis_server import EmbeddedRedis
 from loader.watch import LoaderThread, WatchOptions
 
 from ..support.api import ADMIN, NOW
-from ..support.common import DEMO_CONFIG
+from ..support.common import DEMO_CONFIG, ROOT
 from ..support.process import Serving, http, varco, varco_env, wait_for
 
 PERMIT = {
@@ -90,3 +96,30 @@ def test_serve_alone_refuses_permit_writes_and_reports_unready(
         if loader is not None:
             loader.stop()
         assert served.stop() == 0, served.log()
+
+
+def test_sighup_keeps_the_loader_running(tmp_path: Path, redis_server: EmbeddedRedis) -> None:
+    """`varco watch` took a hang-up as its default action: the loader died with the terminal."""
+    env = varco_env(tmp_path, REDIS_URL=redis_server.url)
+    assert varco("demo", "--permits", "500", "--no-serve", env=env).returncode == 0
+    log_path = tmp_path / "watch.log"
+    with log_path.open("wb") as log:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "varco.cli", "--config", str(DEMO_CONFIG), "watch"],
+            env=env,
+            cwd=ROOT,
+            stderr=log,
+        )
+        try:
+            keys = Keys(load_config(DEMO_CONFIG, env)[0].redis.prefix)
+            client = redis.Redis.from_url(redis_server.url)
+            wait_for(lambda: client.exists(keys.lease), timeout_s=60)
+            for times in (1, 2):  # and again: the handler stays
+                watch.send_signal(signal.SIGHUP)
+                wait_for(lambda n=times: log_path.read_text().count("SIGHUP: still") >= n)  # type: ignore[misc]
+            assert watch.poll() is None, log_path.read_text()
+            time.sleep(1.0)  # past the 500 ms lease: still renewed by this loader
+            assert client.exists(keys.lease), log_path.read_text()
+        finally:
+            watch.send_signal(signal.SIGTERM)
+            assert watch.wait(30) == 0, log_path.read_text()
