@@ -142,6 +142,61 @@ async def test_a_request_whose_body_comes_in_parts_waits_for_a_slot_in_order(
         r.close()
 
 
+async def test_refused_at_the_connection_the_connection_stays_usable_and_framed(
+    demo: tuple[Settings, Rules], redis_server: EmbeddedRedis
+) -> None:
+    """Requests refused before they are parsed: each gets its own 503 on a kept connection,
+    whose next request (health) is answered as usual; `Connection: close` is honoured."""
+    settings, rules = demo
+    settings = with_changes(
+        settings,
+        server={"snapshot_poll_s": 0.05, "max_in_flight": 1, "retry_after_s": 3},
+        transit_log={"write_timeout_s": 5.0},
+    )
+    publish_permits(settings, rules, PERMITS)
+    app = create_app(settings, rules, transit_redis_url=redis_server.url)
+    async with serving(app) as (server, client):
+        assert (await post(client, "AB123CD"))[0] == 200
+        r = redis.Redis.from_url(redis_server.url)
+        r.execute_command("CLIENT", "PAUSE", 800, "WRITE")
+        held = asyncio.ensure_future(post(client, "AC001DE"))
+        await asyncio.sleep(0.2)  # the one slot held
+
+        def raw(plate: str, extra: bytes = b"") -> bytes:
+            body = json.dumps(transit(plate)).encode()
+            return (
+                b"POST /v1/transits HTTP/1.1\r\nHost: varco\r\nAuthorization: Bearer demo-"
+                b"camera\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n"
+                % (extra, len(body))
+                + body
+            )
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        answers = []
+        for request in (
+            raw("AC002DE"),
+            raw("AC003DE"),
+            b"GET /healthz HTTP/1.1\r\nHost: v\r\n\r\n",
+        ):
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
+            answers.append((head, json.loads(await reader.readexactly(length))))
+        for head, body in answers[:2]:
+            assert head.startswith(b"HTTP/1.1 503") and b"Retry-After: 3\r\n" in head
+            assert body["error"] == "overloaded"
+        assert answers[2][0].startswith(b"HTTP/1.1 200") and answers[2][1]["status"] == "ok"
+
+        writer.write(raw("AC004DE", b"Connection: close\r\n"))
+        rest = await asyncio.wait_for(reader.read(), 5)  # answered, then closed
+        assert rest.startswith(b"HTTP/1.1 503") and b"Connection: close" in rest
+        writer.close()
+        assert (await held)[0] == 200
+        counts = shed_counts((await client.request("GET", "/metrics"))[1])
+        assert counts["in_flight"] == 3
+        r.close()
+
+
 async def test_a_key_past_its_rate_gets_429_and_recovers_after_the_refill(
     demo: tuple[Settings, Rules],
 ) -> None:
