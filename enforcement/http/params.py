@@ -17,9 +17,7 @@ _DIGITS: Final = re.compile(r"[0-9]{1,10}")
 # Letters include those foreign plates print (Latin with diacritics: MÜ is registered as MU)
 # and the Greek and Cyrillic capitals that look like Latin ones, which normalise folds;
 # plates.py refuses, 422, what normalise cannot fold.
-PLATE_PATTERN: Final = (
-    r"[ .-]*(?:[0-9A-Za-z\u00C0-\u024F\u0370-\u03FF\u0400-\u04FF][ .-]*){1,11}"
-)
+PLATE_PATTERN: Final = r"[ .-]*(?:[0-9A-Za-z\u00C0-\u024F\u0370-\u03FF\u0400-\u04FF][ .-]*){1,11}"
 # Violations: a page's size, and the cursor (an offset up to CURSOR_MAX) in decimal digits.
 LIMIT_MAX: Final = 5000
 CURSOR_MAX: Final = 10**9
