@@ -20,6 +20,7 @@ from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.admission import Admission, Overloaded
 from enforcement.http.app import create_app
+from enforcement.http.service import SERVICE
 from enforcement.replica.redis_server import EmbeddedRedis
 
 from ..support.api import PERMITS, POLICE, Client, serving, transit
@@ -113,9 +114,16 @@ async def test_a_request_whose_body_comes_in_parts_waits_for_a_slot_in_order(
     async with serving(app) as (server, client):
         assert (await post(client, "AB123CD"))[0] == 200
         r = redis.Redis.from_url(redis_server.url)
-        r.execute_command("CLIENT", "PAUSE", 600, "WRITE")
+        # Redis holds writes until told (not for a fixed time: on a loaded host the steps
+        # below may take longer than any pause chosen).
+        r.execute_command("CLIENT", "PAUSE", 30_000, "WRITE")
         held = asyncio.gather(post(client, "AC001DE"), post(client, "AC002DE"))
-        await asyncio.sleep(0.2)  # both slots held until Redis writes again
+        admission = app[SERVICE].admission
+        assert admission is not None
+        deadline = time.monotonic() + 10
+        while admission.in_flight < 2:  # both slots held until Redis writes again
+            assert time.monotonic() < deadline, admission.in_flight
+            await asyncio.sleep(0.01)
         refused = await post(client, "AC003DE")
         assert refused[0] == 503 and refused[2]["Retry-After"] == "1"
 
@@ -131,6 +139,8 @@ async def test_a_request_whose_body_comes_in_parts_waits_for_a_slot_in_order(
         await asyncio.sleep(0.05)
         writer.write(body[10:])
         t0 = time.perf_counter()
+        await asyncio.sleep(0.3)  # queued for a slot meanwhile
+        r.execute_command("CLIENT", "UNPAUSE")
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         waited = time.perf_counter() - t0
         writer.close()
