@@ -33,7 +33,12 @@ PG_ADMIN_URL = os.environ.get("VARCO_TEST_PG_URL", "postgresql://postgres@127.0.
 
 @pytest.fixture
 def demo(tmp_path: Path) -> tuple[Settings, Rules]:
-    return load_config(DEMO_CONFIG, {"VARCO_DATA_DIR": str(tmp_path / "data")})
+    settings, rules = load_config(DEMO_CONFIG, {"VARCO_DATA_DIR": str(tmp_path / "data")})
+    # A test's server shares its process, often its event loop, with the test (hypothesis
+    # drawing examples, a client): to admission control that is a loop running late, and it
+    # would shed (503) at random on a loaded host. Its bound is tested where it is set
+    # (tests/http/test_admission.py); elsewhere it is out of the way.
+    return with_changes(settings, server={"max_queue_wait_s": 10.0}), rules
 
 
 @pytest.fixture
