@@ -1,8 +1,9 @@
 """The application factory: `create_app(settings, rules)`.
 
 Routes come from one module per concern (native transits, camera vendors, police lookups,
-violations, readiness, metrics, the API description); each resource the service opens while it
-runs is one cleanup context (resources.py, and the replica's follower or snapshot watcher).
+violations, readiness, metrics, the API description, the web console); each resource the
+service opens while it runs is one cleanup context (resources.py, and the replica's follower
+or snapshot watcher).
 State lives in one `Service` (service.py) under `app[SERVICE]`.
 """
 
@@ -21,6 +22,7 @@ from ..replica.follower import Follower, redis_follower
 from ..replica.watcher import snapshot_watcher
 from . import errors, monitoring, plates, readiness, resources, transits, violations
 from .cameras import routes as cameras
+from .console import routes as console
 from .endpoints import JSON
 from .openapi import docs_html, openapi_document
 from .schemas import ENCODER
@@ -59,6 +61,7 @@ def create_app(
         module.add_routes(app, service)
     _add_docs(app, service)
     cameras.add_routes(app, service)
+    console.add_routes(app, service)
     if extend is not None:
         extend(app, service, redis_url)
     _add_catch_all(app, service)
