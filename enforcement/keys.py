@@ -39,8 +39,18 @@ several cities. Who writes and who reads each:
     {p}:violation:ids:{key}     set     follow-up             follow-up: a violation's transits
     {p}:review                  hash    follow-up             the review queue
     {p}:review:index            zset    follow-up             the same, by transit instant
+    {p}:session:{hash}          hash    service (sign-in)     service: a signed-in person's
+                                                              session (user, role, CSRF token,
+                                                              ends), expiring when idle
+    {p}:sessions:{user}         set     service (sign-in)     `varco users disable/passwd`: a
+                                                              person's sessions, to end them
+    {p}:signin:failures:{user}  string  service (sign-in)     service: failed sign-ins, 15 min
+    {p}:signin:lock:{user}      string  service (sign-in)     service, `varco users unlock`: a
+                                                              name locked out, expiring
 
-`{hash}` is a digest of a camera's id and event id: no camera-chosen text shapes a key name.
+`{hash}` is a digest of a camera's id and event id, or of a session's cookie (a copy of Redis
+holds no usable cookie); `{user}` a digest of a user name as typed at sign-in: no camera- or
+caller-chosen text shapes a key name.
 `{key}` is a violation's `zone|YYYY-MM-DD|plate`, the normalised plate included: a violation's
 keys hold its plate for as long as the violation is kept (`retention.violations`).
 """
@@ -139,3 +149,17 @@ class Keys:
     @property
     def review_index(self) -> str:
         return f"{self.prefix}:review:index"
+
+    # -- sign-in sessions (enforcement/http/sessions.py) --------------------------------------
+
+    def session(self, digest: str) -> str:
+        return f"{self.prefix}:session:{digest}"
+
+    def user_sessions(self, user_digest: str) -> str:
+        return f"{self.prefix}:sessions:{user_digest}"
+
+    def signin_failures(self, user_digest: str) -> str:
+        return f"{self.prefix}:signin:failures:{user_digest}"
+
+    def signin_lock(self, user_digest: str) -> str:
+        return f"{self.prefix}:signin:lock:{user_digest}"

@@ -31,6 +31,10 @@ def test_redis_key_names_are_stable() -> None:
         k.violation_ids("ZTL|2026-12-07|AB123CD"),
         k.review,
         k.review_index,
+        k.session("d1"),
+        k.user_sessions("u1"),
+        k.signin_failures("u1"),
+        k.signin_lock("u1"),
     ] == [
         "p:snapshot:current",
         "p:snapshots",
@@ -53,4 +57,8 @@ def test_redis_key_names_are_stable() -> None:
         "p:violation:ids:ZTL|2026-12-07|AB123CD",
         "p:review",
         "p:review:index",
+        "p:session:d1",
+        "p:sessions:u1",
+        "p:signin:failures:u1",
+        "p:signin:lock:u1",
     ]

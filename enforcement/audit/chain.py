@@ -48,17 +48,22 @@ REASON_MAX: Final = 500  # characters: a case number and a sentence, not a repor
 
 
 class AuditRecord(msgspec.Struct, kw_only=True):
-    """One police lookup. The field order is the stored JSON's: append fields at the end."""
+    """One recorded action: a police lookup, or (`action`) an admin change or another act
+    of a person. The field order is the stored JSON's: append fields at the end, with
+    defaults, so that older records still read."""
 
-    key_id: str
+    key_id: str  # who: an API key's id, or "user:<name>" for a signed-in person
     role: str
-    plate: str  # normalised
-    at: dt.datetime  # the instant asked about (default: the lookup's)
-    zone: str | None  # None: every zone
+    plate: str = ""  # normalised; "" where the action names no plate (an admin change)
+    at: dt.datetime  # the instant asked about (a lookup) or acted at (a change)
+    zone: str | None = None  # None: every zone
     reason: str
-    results: int  # permits found
+    results: int = 0  # permits found (a lookup)
     host: str
     pid: int
+    person: str | None = None  # the signed-in person's user name; None: an API key
+    action: str = "plate_lookup"  # or permit_issue, permit_change, permit_revoke, ...
+    subject: str | None = None  # what the action was on: a permit id, a transit id
 
 
 _ENCODE: Final = msgspec.json.Encoder().encode

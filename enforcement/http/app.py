@@ -67,6 +67,8 @@ def create_app(
     _add_catch_all(app, service)
 
     app.cleanup_ctx.append(resources.audit_trail(service, redis_url))
+    if redis_url is not None:
+        app.cleanup_ctx.append(resources.sessions(service, redis_url))
     transit_redis = transit_redis_url or redis_url
     if record:
         app.cleanup_ctx.append(resources.transit_log(service, transit_redis))

@@ -42,6 +42,13 @@ def reason_of(headers: MultiMapping[str], query: MultiMapping[str]) -> str:
             "a police lookup needs a reason: send header X-Reason (or query parameter reason)",
             "reason",
         )
+    return check_reason(text)
+
+
+def check_reason(text: str | None) -> str:
+    """A reason as given, stripped ("" for none); 422 naming `reason` when too long or not
+    one line of text. Free text: error details never echo it."""
+    text = (text or "").strip()
     if len(text) > REASON_MAX:
         raise errors.Invalid(
             f"the reason has {len(text)} characters; at most {REASON_MAX}", "reason"
@@ -59,7 +66,7 @@ def add_routes(app: web.Application, service: Service) -> None:
     settings, rules, checker = service.settings, service.rules, service.checker
 
     async def get_plate(request: web.Request) -> web.Response:
-        key = service.require(request, POLICE)
+        caller = await service.require(request, POLICE)
         raw = request.match_info["plate"]
         text = normalise_text(raw)
         if not text:
@@ -94,8 +101,9 @@ def add_routes(app: web.Application, service: Service) -> None:
             raise errors.AuditUnavailable("the audit trail is not open yet; retry shortly")
         await service.audit.write(
             AuditRecord(
-                key_id=key.id,
-                role=key.role,
+                key_id=caller.id,
+                role=caller.role,
+                person=caller.person,
                 plate=text,
                 at=at,
                 zone=zone,

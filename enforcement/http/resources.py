@@ -2,8 +2,8 @@
 request, handed to the `Service`, closed after the last.
 
 The index follower (Redis) or snapshot watcher (files) is the replica's (replica/); here are
-the audit trail, the transit log, the violations store with the follow-up worker, and the
-watch on Redis's memory.
+the audit trail, the transit log, the violations store with the follow-up worker, the watch
+on Redis's memory, and the sign-in sessions.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..transits.followup import FollowUp, running
 from ..transits.log import TransitLog
 from ..transits.violations import Violations
 from .service import Service
+from .sessions import Sessions
 
 Resource = Callable[[web.Application], AsyncIterator[None]]
 
@@ -131,5 +132,24 @@ def redis_memory(service: Service, redis_url: str) -> Resource:
         finally:
             service.memory = None
             await watch.stop()
+
+    return run
+
+
+def sessions(service: Service, redis_url: str) -> Resource:
+    """People's sign-in sessions and lock-outs, in the Redis every replica follows, so that a
+    session begun on one replica is known to all (sessions.py)."""
+    console = service.settings.console
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        r = aredis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        service.sessions = Sessions(
+            r, Keys(service.settings.redis.prefix), console.session_idle_s, console.session_max_s
+        )
+        try:
+            yield
+        finally:
+            service.sessions = None
+            await r.aclose()
 
     return run

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..audit.writer import AuditLog
 from ..config.load import make_checker
-from ..config.settings import ApiKey, Settings
+from ..config.settings import Settings
 from ..core.live import IndexHolder, LiveIndex
 from ..core.rules import Rules
 from ..memory import MemoryWatch
@@ -22,9 +22,10 @@ from ..transits.followup import FollowUp
 from ..transits.intake import Intake
 from ..transits.violations import Violations
 from .apidoc import PathDocs
-from .auth import Keyring
+from .auth import Caller, Keyring, require, roles_of
 from .endpoints import Handler, endpoint
 from .metrics import Metrics
+from .sessions import Sessions
 
 
 class Service:
@@ -39,13 +40,16 @@ class Service:
         self.violations: Violations | None = None  # set while running, with a Redis
         self.followup: FollowUp | None = None  # set while the worker runs here
         self.memory: MemoryWatch | None = None  # the transit Redis's memory, while running
+        self.sessions: Sessions | None = None  # sign-in sessions, while running with Redis
         self.docs: list[PathDocs] = []  # an extension's paths, for /openapi.json and /docs
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
         return endpoint(self.metrics, name, handler)
 
-    def require(self, request: web.Request, roles: frozenset[str]) -> ApiKey:
-        return self.keyring.require(request, roles)
+    async def require(self, request: web.Request, *roles: str | frozenset[str]) -> Caller:
+        """The caller (key or signed-in person) if their role is one of `roles` (names or
+        sets of names; admin always may); 401/403 otherwise (auth.py)."""
+        return await require(request, self.keyring, self.sessions, roles_of(roles))
 
     def live(self) -> LiveIndex:
         return self.holder.live()

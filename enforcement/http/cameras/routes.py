@@ -89,7 +89,8 @@ def _transits(camera_id: str, gate: str, reads: Sequence[Read]) -> list[Transit]
 
 def add_routes(app: web.Application, service: Service) -> None:
     """Register the vendor endpoints and document them (before the catch-all routes)."""
-    settings, accept, require = service.settings, service.intake.accept, service.require
+    # Cameras authenticate with keys only (`keyring.require`, synchronous): none signs in.
+    settings, accept, require = service.settings, service.intake.accept, service.keyring.require
     registry = Registry(settings)
     cap = settings.server.max_camera_body_bytes
 
