@@ -16,9 +16,16 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import redis
+
+from enforcement.audit.chain import AuditRecord, decode_record
 from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
+from enforcement.keys import Keys
+from loader.database import open_db
+from loader.users import add_user as add
+from loader.users import hash_password
 from loader.watch import LoaderThread, WatchOptions
 from varco import admin
 
@@ -99,3 +106,19 @@ def start_loader(settings: Settings, rules: Rules) -> LoaderThread:
     assert settings.redis.url is not None
     options = WatchOptions(poll_s=0.05, history_days=100_000, max_shrink=1.0)
     return LoaderThread(settings, rules, settings.redis.url, options).start()
+
+
+def add_user(settings: Settings, name: str, role: str, password: str) -> None:
+    """A person who may sign in (as `varco users add` makes one)."""
+    with open_db(settings) as db:
+        assert add(db, name, role, hash_password(password))
+
+
+def audit_records(settings: Settings) -> list[AuditRecord]:
+    """The audit trail's records, oldest first (the Redis stream the service writes)."""
+    r = redis.Redis.from_url(settings.redis.url or "")
+    try:
+        entries = r.xrange(Keys(settings.redis.prefix).audit)
+    finally:
+        r.close()
+    return [rec for _, fields in entries if (rec := decode_record(fields[b"body"])) is not None]

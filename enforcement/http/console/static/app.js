@@ -110,6 +110,11 @@ async function toggleLanguage() {
   await i18n.use(next);
   i18n.translate();
   labelToggle();
+  if (session) {
+    const page = PAGES.find((p) => p.id === location.hash.replace(/^#\//, ''));
+    if (page) document.title = `${i18n.t(page.title)} · Varco`;
+  }
+  window.dispatchEvent(new Event('varco:language'));
   announce(i18n.t('lang.changed'));
 }
 

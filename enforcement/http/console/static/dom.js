@@ -32,6 +32,12 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Replace `el`'s content by `children` (nothing for null or false: a section left out).
+export function put(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+}
+
 function append(el, children) {
   for (const child of children.flat()) {
     if (child === undefined || child === null || child === false) continue;

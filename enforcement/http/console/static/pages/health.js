@@ -1,7 +1,7 @@
 // Health: this replica's readiness (/readyz: index revision and age, feeds, spool, follow-up,
 // audit trail, warnings) and the cameras (/v1/cameras/health, operators), alarms first.
 import * as api from '../api.js';
-import { announce, describe, h, heading, pairs, table, text, when } from '../dom.js';
+import { announce, describe, h, heading, put, table, text, when } from '../dom.js';
 import { t } from '../i18n.js';
 
 const REFRESH_MS = 15_000;
@@ -20,7 +20,12 @@ function render(root, session) {
   root.append(heading('health.title'), h('p', {}, refresh), ready, seeCameras ? cams : null);
   load(false);
   const timer = setInterval(() => load(false), REFRESH_MS);
-  return () => clearInterval(timer);
+  const relabel = () => load(false); // texts with figures in them are rebuilt
+  window.addEventListener('varco:language', relabel);
+  return () => {
+    clearInterval(timer);
+    window.removeEventListener('varco:language', relabel);
+  };
 }
 
 async function readiness(section) {
@@ -30,7 +35,7 @@ async function readiness(section) {
     const response = await api.request('GET', '/readyz');
     body = await response.json();
   } catch (err) {
-    section.replaceChildren(h('p', { class: 'error', role: 'alert' }, describe(err)));
+    put(section, h('p', { class: 'error', role: 'alert' }, describe(err)));
     return;
   }
   const flag = body.ready
@@ -39,7 +44,7 @@ async function readiness(section) {
   const log = body.transit_log || {};
   const spool = log.spool_max_bytes ? `${mib(log.spool_bytes)} / ${mib(log.spool_max_bytes)}` : '—';
   const sources = Object.entries(body.sources || {}).map(([name, s]) => ({ name, ...s }));
-  section.replaceChildren(
+  put(section,
     h('h2', { id: 'health-ready-title', i18n: 'health.replica' }),
     flag,
     (body.warnings || []).length
@@ -51,10 +56,10 @@ async function readiness(section) {
       h('dt', { i18n: 'health.revision' }), h('dd', { id: 'index-revision' }, text(body.index_revision)),
       h('dt', { i18n: 'health.built' }), h('dd', {}, `${when(body.index_built_at)} (${age(body.index_age_s)})`),
       h('dt', { i18n: 'health.lag' }), h('dd', {}, age(body.freshness_lag_s)),
-      h('dt', { i18n: 'health.permits' }), h('dd', {}, `${text(body.permits)} · ${text(body.plates)} ${t('health.plates')}`),
-      h('dt', { i18n: 'health.redis' }), h('dd', {}, body.redis ? (body.redis.connected ? t('health.connected') : `${t('health.disconnected')}: ${text(body.redis.last_error)}`) : '—'),
-      h('dt', { i18n: 'health.log' }), h('dd', {}, `${text(log.target)} · ${t('health.spool')} ${spool}${log.last_error ? ` · ${log.last_error}` : ''}`),
-      h('dt', { i18n: 'health.audit' }), h('dd', {}, body.audit ? `${body.audit.backend} · ${body.audit.writable ? t('health.writable') : t('health.notwritable')}` : '—'),
+      h('dt', { i18n: 'health.permits' }), h('dd', {}, `${text(body.permits)} · ${text(body.plates)} `, h('span', { i18n: 'health.plates' })),
+      h('dt', { i18n: 'health.redis' }), h('dd', {}, redis(body.redis)),
+      h('dt', { i18n: 'health.log' }), h('dd', {}, text(log.target), ' · ', h('span', { i18n: 'health.spool' }), ` ${spool}`, log.last_error ? ` · ${log.last_error}` : ''),
+      h('dt', { i18n: 'health.audit' }), h('dd', {}, audit(body.audit)),
       h('dt', { i18n: 'health.worker' }), h('dd', {}, text(body.worker_pid)),
     ),
     h('h3', { i18n: 'health.feeds' }),
@@ -72,7 +77,7 @@ async function readiness(section) {
         )
       : h('p', { class: 'muted', i18n: 'health.nofeeds' }),
     h('h3', { i18n: 'health.followup' }),
-    body.followup ? pairs(body.followup) : h('p', { class: 'muted', i18n: 'health.nofollowup' }),
+    body.followup ? followup(body.followup) : h('p', { class: 'muted', i18n: 'health.nofollowup' }),
   );
 }
 
@@ -82,13 +87,13 @@ async function cameras(section) {
   try {
     list = (await api.get('/v1/cameras/health')).cameras;
   } catch (err) {
-    section.replaceChildren(title, h('p', { class: 'error', role: 'alert' }, describe(err)));
+    put(section, title, h('p', { class: 'error', role: 'alert' }, describe(err)));
     return;
   }
   // Alarms first, then by camera id.
   list.sort((a, b) => Number(!a.alarm) - Number(!b.alarm) || String(a.camera).localeCompare(b.camera));
   const alarms = list.filter((c) => c.alarm).length;
-  section.replaceChildren(
+  put(section,
     title,
     h('p', { class: alarms ? 'bad' : 'ok', id: 'camera-alarms' }, t('health.alarms', { n: alarms, total: list.length })),
     list.length
@@ -106,6 +111,30 @@ async function cameras(section) {
         )
       : h('p', { class: 'muted', i18n: 'health.nocameras' }),
   );
+}
+
+// The follow-up worker's counters (a name without a text shows as the server sends it).
+function followup(counts) {
+  const dl = h('dl', { class: 'pairs' });
+  for (const [name, value] of Object.entries(counts)) {
+    dl.append(h('dt', { i18n: `followup.${name}` }), h('dd', {}, text(value)));
+  }
+  return dl;
+}
+
+function redis(status) {
+  if (!status) return '—';
+  if (status.connected) return h('span', { class: 'ok', i18n: 'health.connected' });
+  return h('span', { class: 'bad' }, h('span', { i18n: 'health.disconnected' }), `: ${text(status.last_error)}`);
+}
+
+// The audit trail is writable as of its last write (unknown before the first).
+function audit(status) {
+  if (!status) return '—';
+  const state = status.writable === false
+    ? h('span', { class: 'bad', i18n: 'health.notwritable' })
+    : h('span', { i18n: status.writable ? 'health.writable' : 'health.unwritten' });
+  return h('span', {}, `${status.backend} · `, state, ` · ${status.writes} / ${status.failures} `, h('span', { i18n: 'health.writes' }), status.last_error ? ` · ${status.last_error}` : '');
 }
 
 function age(seconds) {

@@ -1,7 +1,7 @@
 // Plate lookup (police): permits of a plate and the verdict per zone, now or at an instant.
 // Every lookup states a reason; the server records it in the audit trail before answering.
 import * as api from '../api.js';
-import { announce, clearError, errorBox, field, h, heading, showError, table, text, when } from '../dom.js';
+import { announce, clearError, errorBox, field, h, heading, put, showError, table, text, when } from '../dom.js';
 import { t } from '../i18n.js';
 
 function render(root) {
@@ -27,10 +27,10 @@ function render(root) {
     const sent = api.withReason(path, reason.value.trim());
     try {
       const view = await api.get(sent.path, { headers: sent.headers });
-      out.replaceChildren(...result(view));
+      put(out, ...result(view));
       announce(t('lookup.done', { plate: view.plate, n: view.permits.length }));
     } catch (err) {
-      out.replaceChildren();
+      put(out);
       showError(box, err, form);
     }
   });
@@ -73,7 +73,7 @@ function result(view) {
     : null;
   return [
     h('h2', {}, view.plate),
-    h('p', { class: 'muted' }, `${when(view.at)} · ${t('lookup.revision')} ${view.index_revision}`),
+    h('p', { class: 'muted' }, `${when(view.at)} · `, h('span', { i18n: 'lookup.revision' }), ` ${view.index_revision}`),
     verdicts,
     permits,
     near,

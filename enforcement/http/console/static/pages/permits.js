@@ -2,7 +2,7 @@
 // what, when and why); revoke with a reason, renew, or issue a new one. Writes send the
 // revision read (If-Match): a change made meanwhile by someone else is refused, not lost.
 import * as api from '../api.js';
-import { announce, clearError, errorBox, field, h, heading, showError, table, text, when } from '../dom.js';
+import { announce, clearError, errorBox, field, h, heading, put, showError, table, text, when } from '../dom.js';
 import { t } from '../i18n.js';
 
 // datetime-local gives local wall time without an offset; the API wants an instant.
@@ -24,9 +24,9 @@ function render(root) {
     clearError(openBox, open);
     try {
       const permit = await api.get(`/v1/permits/${encodeURIComponent(permitId)}`);
-      shown.replaceChildren(...detail(permit, () => show(permit.permit_id)));
+      put(shown, ...detail(permit, () => show(permit.permit_id)));
     } catch (err) {
-      shown.replaceChildren();
+      put(shown);
       showError(openBox, err, open);
     }
   }
@@ -49,7 +49,7 @@ function detail(permit, reload) {
       h('dt', { i18n: 'permits.source' }), h('dd', {}, permit.source),
       h('dt', { i18n: 'col.from' }), h('dd', {}, when(permit.valid_from)),
       h('dt', { i18n: 'col.to' }), h('dd', {}, permit.valid_to ? when(permit.valid_to) : h('span', { i18n: 'permits.unlimited' })),
-      h('dt', { i18n: 'col.zones' }), h('dd', {}, permit.zones.join(', ')),
+      h('dt', { i18n: 'col.zones' }), h('dd', {}, permit.zones.length ? permit.zones.join(', ') : h('span', { i18n: 'permits.typezones' })),
       h('dt', { i18n: 'permits.plates' }), h('dd', {}, plates.join(', ')),
       h('dt', { i18n: 'permits.revision' }), h('dd', {}, String(permit.revision)),
     ),
@@ -63,31 +63,42 @@ function detail(permit, reload) {
           'permits.periods',
         )
       : null,
-    history(permit.history || []),
+    changes(permit.changes || []),
+    versions(permit.history || []),
     h('div', { class: 'split' }, revokeForm(permit, reload), renewForm(permit, reload)),
   ];
 }
 
-// The history as the server gives it: recorded changes (when, who, what, why) or, from a
-// server without them, the earlier versions.
-function history(entries) {
-  if (!entries.length) return h('p', { class: 'muted', i18n: 'permits.nohistory' });
-  const changes = entries.some((e) => 'action' in e);
-  const columns = changes
-    ? [
-        { key: 'col.at', cell: (e) => when(e.at) },
-        { key: 'col.actor', cell: (e) => text(e.actor) },
-        { key: 'col.action', cell: (e) => h('span', { i18n: `action.${e.action}` }) },
-        { key: 'col.reason', cell: (e) => text(e.reason) },
-      ]
-    : [
-        { key: 'permits.revision', cell: (e) => String(e.revision) },
-        { key: 'col.from', cell: (e) => when(e.valid_from) },
-        { key: 'col.to', cell: (e) => when(e.valid_to) },
-        { key: 'col.zones', cell: (e) => e.zones.join(', ') },
-        { key: 'permits.plates', cell: (e) => e.plates.map((p) => p.plate).join(', ') },
-      ];
-  return table(columns, entries, 'permits.history');
+// Who changed the permit through the admin API, when, how and why (`changes`), then its
+// earlier versions as the database kept them (`history`).
+function changes(entries) {
+  if (!entries.length) return h('p', { class: 'muted', i18n: 'permits.nochanges' });
+  return table(
+    [
+      { key: 'col.at', cell: (e) => when(e.at) },
+      { key: 'col.actor', cell: (e) => text(e.person || e.actor) },
+      { key: 'col.action', cell: (e) => h('span', { i18n: `action.${e.action}` }) },
+      { key: 'col.reason', cell: (e) => text(e.reason) },
+      { key: 'permits.revision', cell: (e) => String(e.revision) },
+    ],
+    entries.slice().reverse(),
+    'permits.changes',
+  );
+}
+
+function versions(entries) {
+  if (!entries.length) return null;
+  return table(
+    [
+      { key: 'permits.revision', cell: (e) => String(e.revision) },
+      { key: 'col.from', cell: (e) => when(e.valid_from) },
+      { key: 'col.to', cell: (e) => when(e.valid_to) },
+      { key: 'col.zones', cell: (e) => e.zones.join(', ') },
+      { key: 'permits.plates', cell: (e) => e.plates.map((p) => p.plate).join(', ') },
+    ],
+    entries,
+    'permits.history',
+  );
 }
 
 function revokeForm(permit, reload) {

@@ -2,7 +2,7 @@
 // j/k next/previous, c confirm, d dismiss, e correct the plate (Enter sends it).
 // The reason stays filled between items: an operator confirming a series types it once.
 import * as api from '../api.js';
-import { announce, clearError, errorBox, evidence, field, h, heading, pairs, showError, text, when } from '../dom.js';
+import { announce, clearError, errorBox, evidence, field, h, heading, pairs, put, showError, text, when } from '../dom.js';
 import { t } from '../i18n.js';
 
 function render(root) {
@@ -79,7 +79,7 @@ function render(root) {
   }
 
   function draw() {
-    list.replaceChildren(
+    put(list,
       ...items.map((item, i) =>
         h(
           'li',
@@ -107,7 +107,7 @@ function render(root) {
     const item = items[selected];
     decisions.hidden = !item;
     if (!item) {
-      detail.replaceChildren(h('p', { class: 'muted', i18n: 'review.empty' }));
+      put(detail, h('p', { class: 'muted', i18n: 'review.empty' }));
       return;
     }
     const confidence = item.confidence === null || item.confidence === undefined
@@ -117,7 +117,7 @@ function render(root) {
       typeof a === 'object' && a !== null
         ? `${a.plate ?? text(a)}${a.confidence !== undefined ? ` (${Math.round(a.confidence * 100)} %)` : ''}`
         : String(a));
-    detail.replaceChildren(
+    put(detail,
       h('h2', { id: 'review-item' }, h('span', { i18n: 'review.read' }), ' ', h('span', { class: 'plate' }, item.plate || '?')),
       h(
         'dl',

@@ -2,7 +2,7 @@
 // retention, to answer a citizen who contests a fine or to check a camera. Audited like a
 // plate lookup: a reason is required.
 import * as api from '../api.js';
-import { announce, clearError, errorBox, evidence, field, h, heading, showError, table, text, when } from '../dom.js';
+import { announce, clearError, errorBox, evidence, field, h, heading, put, showError, table, text, when } from '../dom.js';
 import { t } from '../i18n.js';
 
 function today() {
@@ -62,10 +62,10 @@ function render(root) {
     const sent = api.withReason(`/v1/transits/search?${query}`, reason.value.trim());
     try {
       const found = await api.get(sent.path, { headers: sent.headers });
-      out.replaceChildren(results(found.transits));
+      put(out, results(found.transits));
       announce(t('transits.found', { n: found.transits.length }));
     } catch (err) {
-      out.replaceChildren();
+      put(out);
       showError(box, err, form);
     }
   });

@@ -1,7 +1,7 @@
 // Confirmed violations (the fines office): a period's list, a page at a time, and the whole
 // period as CSV (every page fetched and joined, one header).
 import * as api from '../api.js';
-import { announce, clearError, errorBox, evidence, field, h, heading, showError, table, when } from '../dom.js';
+import { announce, clearError, errorBox, evidence, field, h, heading, put, showError, table, when } from '../dom.js';
 import { t } from '../i18n.js';
 
 const PAGE = 200;
@@ -47,7 +47,7 @@ function render(root) {
       rows = append ? rows.concat(page.violations) : page.violations;
       cursor = page.next_cursor;
       more.hidden = !cursor;
-      out.replaceChildren(rows.length ? results(rows) : h('p', { class: 'muted', i18n: 'violations.none' }));
+      put(out, rows.length ? results(rows) : h('p', { class: 'muted', i18n: 'violations.none' }));
       announce(t('violations.found', { n: rows.length }));
     } catch (err) {
       showError(box, err, form);
