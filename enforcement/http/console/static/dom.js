@@ -121,10 +121,11 @@ export function text(value) {
   return String(value);
 }
 
-// A date-time as the console's language writes it, in the browser's time zone.
+// A date-time (RFC 3339 text, or epoch seconds) as the console's language writes it, in the
+// browser's time zone.
 export function when(iso) {
-  if (!iso) return '—';
-  const d = new Date(iso);
+  if (iso === null || iso === undefined || iso === '') return '—';
+  const d = new Date(typeof iso === 'number' ? iso * 1000 : iso);
   if (Number.isNaN(d.getTime())) return String(iso);
   return d.toLocaleString(document.documentElement.lang === 'en' ? 'en-GB' : 'it-IT');
 }

@@ -131,6 +131,8 @@ function render(root) {
         h('dt', { i18n: 'review.at' }), h('dd', {}, when(item.at)),
         h('dt', { i18n: 'review.evidence' }), h('dd', {}, evidence(item.evidence)),
         h('dt', { i18n: 'review.transit' }), h('dd', {}, h('code', {}, item.transit_id)),
+        (item.earlier || []).length ? [h('dt', { i18n: 'review.earlier' }), h('dd', {}, item.earlier.join(', '))] : null,
+        (item.withdrawn || []).length ? [h('dt', { i18n: 'review.withdrawn' }), h('dd', {}, item.withdrawn.join(', '))] : null,
       ),
       h('h3', { i18n: 'review.kept' }),
       Object.keys(item.kept || {}).length ? pairs(item.kept) : h('p', { class: 'muted', i18n: 'review.nokept' }),

@@ -62,7 +62,12 @@ function render(root) {
     const sent = api.withReason(`/v1/transits/search?${query}`, reason.value.trim());
     try {
       const found = await api.get(sent.path, { headers: sent.headers });
-      put(out, results(found.transits));
+      put(
+        out,
+        found.truncated ? h('p', { class: 'notice', i18n: 'transits.truncated' }) : null,
+        results(found.transits),
+        found.retained_from ? h('p', { class: 'muted' }, h('span', { i18n: 'transits.retained' }), ` ${when(found.retained_from)}`) : null,
+      );
       announce(t('transits.found', { n: found.transits.length }));
     } catch (err) {
       put(out);

@@ -1,0 +1,87 @@
+"""The operators' desk in a real headless Chromium: the review queue decided by keyboard, the
+violation a confirmation makes, a transit search, the cameras on the health page."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ..support.api import CAMERA, transit
+from ..support.console import audit_records, call
+from .conftest import Console
+from .test_browser import sign_in
+
+UNSURE = 0.3  # below the demo's review_confidence (0.6): a person must look
+
+
+def post(console: Console, plate: str, **extra: object) -> dict[str, object]:
+    status, body = call(console.base, "POST", "/v1/transits", transit(plate, **extra), CAMERA)
+    assert status == 200, body
+    return body  # type: ignore[no-any-return]
+
+
+def test_review_decisions_by_keyboard_make_a_violation(console: Console) -> None:
+    first = post(console, "ZZ999ZZ", confidence=UNSURE)
+    second = post(console, "YY888YY", confidence=UNSURE)
+    assert first["verdict"] == second["verdict"] == "review"
+    b = console.browser
+    sign_in(console, "neri", "operator", "Coda di revisione")
+    # operators see the desk's pages, not the police lookup or the permits
+    assert b.text("#nav") == "Coda di revisione\nRicerca transiti\nViolazioni\nStato del servizio"
+    b.wait("#review-list .item", "ZZ999ZZ")
+    detail = b.wait("#review-detail", "ZZ999ZZ").text
+    assert "30 %" in detail and "lettura incerta" in detail
+    b.shot("review")
+
+    b.fill("Motivo della decisione", "targa leggibile nell'immagine")
+    b.keys("\ue00c")  # Escape: leave the field, keys act on the queue again
+    b.keys("j")
+    b.wait("#review-detail h2", "YY888YY")
+    b.keys("k")
+    b.wait("#review-detail h2", "ZZ999ZZ")
+    b.keys("c")  # confirm ZZ999ZZ: a violation
+    b.wait("#status", "violazione registrata")
+    b.gone("#review-list", "ZZ999ZZ")
+    b.wait("#review-detail h2", "YY888YY")  # the next item is up
+    b.keys("d")  # dismiss YY888YY, with the same reason (it stays filled)
+    b.wait("#review-detail", "Nessuna lettura da verificare.")
+
+    status, page = call(
+        console.base, "GET", "/v1/review", headers={"Authorization": "Bearer demo-admin"}
+    )
+    assert status == 200 and page["items"] == []
+    decisions = [r for r in audit_records(console.settings) if r.person == "neri"]
+    assert len(decisions) == 2, decisions
+
+    b.click("#nav a", "Violazioni")
+    b.wait("#violations-result", "ZZ999ZZ")
+    assert "YY888YY" not in b.text("#violations-result")
+    b.shot("violations")
+    assert b.console_errors() == []
+
+
+def test_a_transit_search_by_plate_and_day_then_the_cameras(console: Console) -> None:
+    post(console, "AB123CD")
+    post(console, "ZZ999ZZ", confidence=UNSURE)
+    b = console.browser
+    sign_in(console, "gialli", "operator", "Coda di revisione")
+    b.click("#nav a", "Ricerca transiti")
+    b.wait("h1", "Ricerca transiti")
+    b.fill("Targa", "AB123CD")
+    # the day as the browser's date control takes it (its own locale's order)
+    day = dt.datetime.now().astimezone()
+    b.driver.execute_script(
+        "arguments[0].value = arguments[1]", b.labelled("Giorno"), day.strftime("%Y-%m-%d")
+    )
+    b.fill("Motivo della ricerca", "ricorso 45/2026")
+    b.click("#page-transits button[type=submit]")
+    result = b.wait("#transits-result table", "AB123CD").text
+    assert "consentito" in result and "ZZ999ZZ" not in result
+    b.shot("transits")
+    search = [r for r in audit_records(console.settings) if r.person == "gialli"]
+    assert [r.reason for r in search] == ["ricorso 45/2026"]
+
+    b.click("#nav a", "Stato del servizio")
+    cameras = b.wait("#health-cameras table", "cam-1").text
+    assert "PD-03" in cameras
+    b.shot("health-cameras")
+    assert b.console_errors() == []
