@@ -69,19 +69,21 @@ def test_a_police_officer_signs_in_looks_up_a_plate_and_signs_out(console: Conso
         ("user:rossi", "rossi", "AB123CD", "verifica identità, esposto n° 7"),
     ]
 
+    # The session ends (here: its cookie is gone): the next call brings the sign-in back.
+    cookie = b.driver.get_cookie("varco_session")
+    b.driver.delete_cookie("varco_session")
+    b.click("button[type=submit]", "Cerca")
+    b.wait(".notice", "Sessione scaduta: accedi di nuovo.")
+    b.driver.add_cookie(cookie)
+    b.driver.refresh()
+    b.wait("h1", "Ricerca targa")  # the session itself was still valid
+
     b.click("#signout")
     b.wait(".notice", "Sei uscito.")
-    cookie = b.driver.get_cookie("varco_session")
-    assert (
-        cookie is None
-        or call(
-            console.base,
-            "GET",
-            "/v1/session",
-            headers={"Cookie": f"varco_session={cookie['value']}"},
-        )[0]
-        == 401
-    )
+    assert b.driver.get_cookie("varco_session") is None
+    # ended on the server too, not only forgotten by the browser
+    replay = {"Cookie": f"varco_session={cookie['value']}"}
+    assert call(console.base, "GET", "/v1/session", headers=replay)[0] == 401
     assert b.console_errors() == []
 
 

@@ -4,6 +4,8 @@ violation a confirmation makes, a transit search, the cameras on the health page
 from __future__ import annotations
 
 import datetime as dt
+import time
+from pathlib import Path
 
 from ..support.api import CAMERA, transit
 from ..support.console import audit_records, call
@@ -13,13 +15,21 @@ from .test_browser import sign_in
 UNSURE = 0.3  # below the demo's review_confidence (0.6): a person must look
 
 
+def eventually_file(directory: Path, pattern: str, timeout_s: float = 10) -> str:
+    deadline = time.monotonic() + timeout_s
+    while not (found := sorted(directory.glob(pattern))):
+        assert time.monotonic() < deadline, list(directory.iterdir())
+        time.sleep(0.05)
+    return found[0].read_text(encoding="utf-8")
+
+
 def post(console: Console, plate: str, **extra: object) -> dict[str, object]:
     status, body = call(console.base, "POST", "/v1/transits", transit(plate, **extra), CAMERA)
     assert status == 200, body
     return body  # type: ignore[no-any-return]
 
 
-def test_review_decisions_by_keyboard_make_a_violation(console: Console) -> None:
+def test_review_decisions_by_keyboard_make_a_violation(console: Console, tmp_path: Path) -> None:
     first = post(console, "ZZ999ZZ", confidence=UNSURE)
     second = post(console, "YY888YY", confidence=UNSURE)
     assert first["verdict"] == second["verdict"] == "review"
@@ -56,6 +66,12 @@ def test_review_decisions_by_keyboard_make_a_violation(console: Console) -> None
     b.wait("#violations-result", "ZZ999ZZ")
     assert "YY888YY" not in b.text("#violations-result")
     b.shot("violations")
+    b.downloads(tmp_path)
+    b.click("#violations-csv")
+    b.wait("#status", "CSV esportato")
+    csv = eventually_file(tmp_path, "violations-*.csv")
+    header, *rows = csv.splitlines()
+    assert "plate" in header and len(rows) == 1 and "ZZ999ZZ" in rows[0]
     assert b.console_errors() == []
 
 

@@ -137,11 +137,25 @@ class Browser:
         return control
 
     def labelled(self, label: str, within: str = "main") -> Any:
-        for el in self.driver.find_elements("css selector", f"{within} label"):
-            if el.text.strip() == label and el.is_displayed():
-                target = el.get_attribute("for")
-                return self.driver.find_element("id", target)
-        raise AssertionError(f"no label {label!r} in {within}: {self.text(within)[:400]!r}")
+        """The control a visible <label> reading `label` names (waits for it to appear)."""
+        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def found(driver: Any) -> Any:
+            try:
+                for el in driver.find_elements("css selector", f"{within} label"):
+                    if el.text.strip() == label and el.is_displayed():
+                        return driver.find_element("id", el.get_attribute("for"))
+            except StaleElementReferenceException:
+                return False
+            return False
+
+        try:
+            return WebDriverWait(self.driver, WAIT_S, poll_frequency=0.05).until(found)
+        except Exception as exc:
+            raise AssertionError(
+                f"no label {label!r} in {within}: {self.text(within)[:400]!r}"
+            ) from exc
 
     def click(self, css: str, text: str | None = None) -> None:
         self.wait(css, text).click()
@@ -163,6 +177,12 @@ class Browser:
             if entry["level"] == "SEVERE"
             and not ("/v1/" in entry["message"] and "status of 4" in entry["message"])
         ]
+
+    def downloads(self, directory: Path) -> None:
+        """Downloads go to `directory` (headless Chromium otherwise refuses them)."""
+        self.driver.execute_cdp_cmd(
+            "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(directory)}
+        )
 
     def shot(self, name: str) -> Path:
         path = SCREENSHOTS / f"{name}.png"
