@@ -3,6 +3,8 @@ hash; the schema."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from enforcement.config.settings import Settings
@@ -16,6 +18,7 @@ def test_password_hash_is_scrypt_and_checks() -> None:
     encoded = users.hash_password(PASSWORD)
     kind, n, r, p, salt, key = encoded.split("$")
     assert (kind, n, r, p) == ("scrypt", "16384", "8", "1")
+    assert (len(base64.b64decode(salt + "==")), len(base64.b64decode(key + "="))) == (16, 32)
     assert users.verify_password(PASSWORD, encoded)
     assert not users.verify_password(PASSWORD + "!", encoded)
     assert users.hash_password(PASSWORD) != encoded  # a salt of its own each time
