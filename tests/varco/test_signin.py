@@ -179,6 +179,10 @@ async def test_roles_of_people(api: Client) -> None:
     assert (await ada.request("GET", "/v1/violations"))[0] == 200
     assert (await olga.request("GET", "/v1/permits/RES-1"))[0] == 403
     assert (await ada.request("GET", "/v1/permits/RES-1"))[0] == 200
+    # The operator role by API key too ([[api_keys]] role = "operator").
+    operator = {"Authorization": "Bearer demo-operator"}
+    assert (await api.request("GET", "/v1/violations", operator))[0] == 200
+    assert (await api.request("GET", "/v1/plates/AB123CD", {**operator, **lookup}))[0] == 403
 
 
 async def test_disable_ends_the_sessions(api: Client, monkeypatch: pytest.MonkeyPatch) -> None:
