@@ -31,7 +31,7 @@ import msgspec
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from enforcement.http import errors
+from enforcement.http import apidoc, errors
 from enforcement.http.auth import CsrfRejected, SessionsUnavailable
 from enforcement.http.endpoints import JSON
 from enforcement.http.schemas import ENCODER
@@ -170,8 +170,62 @@ def _locked(seconds: int) -> LockedOut:
     return exc
 
 
+_COOKIE_NOTE = (
+    f"The session is the cookie `{COOKIE}` (HttpOnly, SameSite=Strict, Path=/, Secure over "
+    "TLS). With it, every endpoint takes the person's role as an API key's; writes (POST, "
+    "PATCH, PUT, DELETE) also need header X-CSRF-Token: the session's csrf_token, else 403 "
+    "csrf. A session ends unused after [console] session_idle (30 min) and at the latest "
+    "session_max (12 h) after sign-in."
+)
+DOCS = apidoc.PathDocs(
+    {
+        "/v1/session": {
+            "post": {
+                "summary": "Sign in (a person: police, operator, admin)",
+                "description": "Users are managed with `varco users`. A wrong password, an "
+                "unknown user and a disabled one get the same 401. Five failures for one "
+                "name within 15 minutes lock it for 15 minutes: 429 locked_out with "
+                f"Retry-After (`varco users unlock NAME` lifts it). {_COOKIE_NOTE}",
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": apidoc.ref("SessionIn")}},
+                },
+                "responses": {
+                    "200": apidoc.json_response("SessionOut", "Signed in; Set-Cookie"),
+                    "401": apidoc.json_response("ErrorOut", "Wrong credentials"),
+                    "415": apidoc.ERRORS["415"],
+                    "422": apidoc.ERRORS["422"],
+                    "429": apidoc.json_response("ErrorOut", "Locked out: see Retry-After"),
+                    "503": apidoc.json_response(
+                        "ErrorOut", "Redis or the permit database unavailable; retry"
+                    ),
+                },
+            },
+            "get": {
+                "summary": "The signed-in person's session",
+                "description": f"Renews the idle expiry. {_COOKIE_NOTE}",
+                "responses": {
+                    "200": apidoc.json_response("SessionOut", "The session"),
+                    "401": apidoc.json_response("ErrorOut", "No session, or it has ended"),
+                },
+            },
+            "delete": {
+                "summary": "Sign out",
+                "description": "Ends the session and clears the cookie; needs X-CSRF-Token.",
+                "responses": {
+                    "204": {"description": "Signed out"},
+                    "403": apidoc.json_response("ErrorOut", "csrf: X-CSRF-Token missing or wrong"),
+                },
+            },
+        }
+    },
+    (SessionIn, SessionOut),
+)
+
+
 def install(app: web.Application, service: Service, in_db: InDb) -> None:
     signin = SignIn(service, in_db)
+    service.docs.append(DOCS)
     add, ep = app.router.add_route, service.endpoint
     add("POST", "/v1/session", ep("/v1/session", signin.post))
     add("GET", "/v1/session", ep("/v1/session", signin.get))

@@ -46,8 +46,9 @@ def openapi_document(extra: Sequence[PathDocs] = ()) -> dict[str, Any]:
             "version": "1",
             "description": (
                 "Gate enforcement and whitelist lookup for ZTLs. Verdicts: allowed, "
-                "not_enforced, pending (until grace_until), review. Roles by API key: camera "
-                "(transits), police (plate lookups), admin (both)."
+                "not_enforced, pending (until grace_until), review. Roles: camera "
+                "(transits), police (plate lookups), operator (violations), admin (all); by "
+                "API key, or for people by a sign-in session (POST /v1/session)."
             ),
         },
         "components": {
@@ -157,7 +158,7 @@ def openapi_document(extra: Sequence[PathDocs] = ()) -> dict[str, Any]:
             },
             "/v1/violations": {
                 "get": {
-                    "summary": "Confirmed violations, by first transit instant (admin)",
+                    "summary": "Confirmed violations, by first transit instant (operator, admin)",
                     "description": (
                         "At most one violation per plate, zone and local calendar day, with every "
                         "transit id of that day. Paged: pass next_cursor back as cursor."
