@@ -48,7 +48,8 @@ REASON_MAX: Final = 500  # characters: a case number and a sentence, not a repor
 
 
 class AuditRecord(msgspec.Struct, kw_only=True):
-    """One police lookup. The field order is the stored JSON's: append fields at the end."""
+    """One police lookup, desk action or admin change (`action`). The field order is the stored
+    JSON's: append fields at the end."""
 
     key_id: str
     role: str
@@ -59,6 +60,12 @@ class AuditRecord(msgspec.Struct, kw_only=True):
     results: int  # permits found
     host: str
     pid: int
+    # Appended for the desk and admin changes (issue 21); defaults keep a lookup's record as
+    # it was. `key_id` is the actor (an API key id, or `user:<name>` for a person).
+    action: str = "plate_lookup"  # "transit_search", "review_decision", ...
+    person: str | None = None  # the person's username, when a person acted
+    target: str | None = None  # what it was about: a transit id, a permit id
+    detail: dict[str, str] | None = None  # e.g. {"decision": "dismiss"}; never a secret
 
 
 _ENCODE: Final = msgspec.json.Encoder().encode

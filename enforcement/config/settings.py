@@ -14,7 +14,7 @@ from typing import Final, Literal
 
 import msgspec
 
-Role = Literal["camera", "police", "admin"]
+Role = Literal["camera", "police", "operator", "admin"]
 SourceKind = Literal["regional_csv", "regional_http", "cude_csv"]
 # The payload format a camera posts: "native" is Varco's own /v1/transits JSON; the others are
 # the vendor adapters under /v1/cameras/{vendor} (enforcement/http/cameras/).

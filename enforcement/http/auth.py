@@ -17,6 +17,8 @@ from . import errors
 CAMERA: Final = frozenset({"camera", "admin"})
 POLICE: Final = frozenset({"police", "admin"})
 ADMIN: Final = frozenset({"admin"})
+# The enforcement office's desk: review queue, transit search, camera health.
+OPERATOR: Final = frozenset({"operator", "admin"})
 _REMEMBERED_MAX: Final = 10_000
 
 
