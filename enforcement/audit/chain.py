@@ -47,7 +47,7 @@ GENESIS: Final = "0" * 40  # `prev` of record 1
 REASON_MAX: Final = 500  # characters: a case number and a sentence, not a report
 
 
-class AuditRecord(msgspec.Struct, kw_only=True):
+class AuditRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One police lookup, desk action or admin change (`action`). The field order is the stored
     JSON's: append fields at the end."""
 
