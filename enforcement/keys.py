@@ -39,6 +39,16 @@ several cities. Who writes and who reads each:
     {p}:violation:ids:{key}     set     follow-up             follow-up: a violation's transits
     {p}:review                  hash    follow-up             the review queue
     {p}:review:index            zset    follow-up             the same, by transit instant
+    {p}:review:decided          hash    service (desk)        service: decided items (who,
+                                                              what, when), so a second
+                                                              decision is 409
+    {p}:review:decided:index    zset    service (desk)        follow-up: the same, by transit
+                                                              instant, for retention
+    {p}:cameras:minute:{m}      hash    service (every few s) service: per camera reads,
+                                                              unreadable reads, clock offset
+                                                              sum in minute {m}; expire in 2 h
+    {p}:cameras:last            hash    service               service: camera -> its last
+                                                              read's arrival (epoch seconds)
 
 `{hash}` is a digest of a camera's id and event id: no camera-chosen text shapes a key name.
 `{key}` is a violation's `zone|YYYY-MM-DD|plate`, the normalised plate included: a violation's
@@ -139,3 +149,21 @@ class Keys:
     @property
     def review_index(self) -> str:
         return f"{self.prefix}:review:index"
+
+    @property
+    def review_decided(self) -> str:
+        return f"{self.prefix}:review:decided"
+
+    @property
+    def review_decided_index(self) -> str:
+        return f"{self.prefix}:review:decided:index"
+
+    # -- camera health (transits/camerahealth.py) --------------------------------------------
+
+    def camera_minute(self, minute: int) -> str:
+        """`minute`: epoch seconds // 60."""
+        return f"{self.prefix}:cameras:minute:{minute}"
+
+    @property
+    def camera_last(self) -> str:
+        return f"{self.prefix}:cameras:last"

@@ -31,6 +31,10 @@ def test_redis_key_names_are_stable() -> None:
         k.violation_ids("ZTL|2026-12-07|AB123CD"),
         k.review,
         k.review_index,
+        k.review_decided,
+        k.review_decided_index,
+        k.camera_minute(29_000_000),
+        k.camera_last,
     ] == [
         "p:snapshot:current",
         "p:snapshots",
@@ -53,4 +57,8 @@ def test_redis_key_names_are_stable() -> None:
         "p:violation:ids:ZTL|2026-12-07|AB123CD",
         "p:review",
         "p:review:index",
+        "p:review:decided",
+        "p:review:decided:index",
+        "p:cameras:minute:29000000",
+        "p:cameras:last",
     ]
