@@ -47,6 +47,16 @@ several cities. Who writes and who reads each:
     {p}:signin:failures:{user}  string  service (sign-in)     service: failed sign-ins, 15 min
     {p}:signin:lock:{user}      string  service (sign-in)     service, `varco users unlock`: a
                                                               name locked out, expiring
+    {p}:review:decided          hash    service (desk)        service: decided items (who,
+                                                              what, when), so a second
+                                                              decision is 409
+    {p}:review:decided:index    zset    service (desk)        follow-up: the same, by transit
+                                                              instant, for retention
+    {p}:cameras:minute:{m}      hash    service (every few s) service: per camera reads,
+                                                              unreadable reads, clock offset
+                                                              sum in minute {m}; expire in 2 h
+    {p}:cameras:last            hash    service               service: camera -> its last
+                                                              read's arrival (epoch seconds)
 
 `{hash}` is a digest of a camera's id and event id, or of a session's cookie (a copy of Redis
 holds no usable cookie); `{user}` a digest of a user name as typed at sign-in: no camera- or
@@ -150,6 +160,14 @@ class Keys:
     def review_index(self) -> str:
         return f"{self.prefix}:review:index"
 
+    @property
+    def review_decided(self) -> str:
+        return f"{self.prefix}:review:decided"
+
+    @property
+    def review_decided_index(self) -> str:
+        return f"{self.prefix}:review:decided:index"
+
     # -- sign-in sessions (enforcement/http/sessions.py) --------------------------------------
 
     def session(self, digest: str) -> str:
@@ -163,3 +181,13 @@ class Keys:
 
     def signin_lock(self, user_digest: str) -> str:
         return f"{self.prefix}:signin:lock:{user_digest}"
+
+    # -- camera health (transits/camerahealth.py) --------------------------------------------
+
+    def camera_minute(self, minute: int) -> str:
+        """`minute`: epoch seconds // 60."""
+        return f"{self.prefix}:cameras:minute:{minute}"
+
+    @property
+    def camera_last(self) -> str:
+        return f"{self.prefix}:cameras:last"

@@ -35,6 +35,10 @@ def test_redis_key_names_are_stable() -> None:
         k.user_sessions("u1"),
         k.signin_failures("u1"),
         k.signin_lock("u1"),
+        k.review_decided,
+        k.review_decided_index,
+        k.camera_minute(29_000_000),
+        k.camera_last,
     ] == [
         "p:snapshot:current",
         "p:snapshots",
@@ -61,4 +65,8 @@ def test_redis_key_names_are_stable() -> None:
         "p:sessions:u1",
         "p:signin:failures:u1",
         "p:signin:lock:u1",
+        "p:review:decided",
+        "p:review:decided:index",
+        "p:cameras:minute:29000000",
+        "p:cameras:last",
     ]

@@ -44,7 +44,7 @@ from enforcement.core.permits import PermitInvalid, check_permit, check_plate
 from enforcement.http import errors
 from enforcement.http.auth import ADMIN, Caller
 from enforcement.http.endpoints import JSON
-from enforcement.http.plates import check_reason
+from enforcement.http.params import optional_reason
 from enforcement.http.schemas import ENCODER
 from enforcement.http.service import Service
 from enforcement.keys import Keys
@@ -306,7 +306,7 @@ class AdminApi:
         )
         # Insert-only in one transaction: of two concurrent issues of one number, on any
         # replica, one gets 201 and the other 409, never a silent overwrite.
-        response = await self._saved(row, caller, "issue", None, check_reason(body.reason))
+        response = await self._saved(row, caller, "issue", None, optional_reason(body.reason))
         response.set_status(201)
         return response
 
@@ -339,13 +339,13 @@ class AdminApi:
         if body.plates is not msgspec.UNSET:
             attributes["plates"] = self._plates(body.plates)
         new = with_spans(msgspec.structs.replace(row, **attributes), [*earlier, (start, end)])
-        reason = check_reason(body.reason)
+        reason = optional_reason(body.reason)
         return await self._saved(self._validated(new), caller, "change", read, reason)
 
     async def revoke(self, request: web.Request) -> web.Response:
         caller = await self.service.require(request, ADMIN)
         body = await self._body(request, RevokeIn)
-        reason = check_reason(body.reason)
+        reason = optional_reason(body.reason)
         row, read = await self._read(request)
         at = int(body.at.timestamp()) if body.at is not None else int(time.time())
         if at <= row.valid_from:
@@ -373,7 +373,7 @@ class AdminApi:
         end = None if body.valid_to is None else int(body.valid_to.timestamp())
         period = msgspec.structs.replace(row, valid_from=start, valid_to=end, periods=())
         new = self._validated(renewed(row, period))
-        return await self._saved(new, caller, "renew", read, check_reason(body.reason))
+        return await self._saved(new, caller, "renew", read, optional_reason(body.reason))
 
 
 def install(app: web.Application, service: Service, redis_url: str | None) -> None:

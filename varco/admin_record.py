@@ -29,12 +29,15 @@ async def record_change(
             key_id=caller.id,
             role=caller.role,
             person=caller.person,
+            plate="",
             at=dt.datetime.fromtimestamp(now, dt.UTC),
+            zone=None,
             reason=reason,
+            results=0,
             host=HOST,
             pid=os.getpid(),
             action=f"permit_{action}",
-            subject=permit_id,
+            target=permit_id,
         )
     )
     return Note(int(now), caller.id, caller.person, action, reason)

@@ -33,12 +33,13 @@ EXPORT_COLUMNS: Final = (
     "results",
     "host",
     "pid",
-    "person",
-    "action",
-    "subject",
     "t_ms",
     "prev",
     "link",
+    "action",
+    "person",
+    "target",
+    "detail",
 )
 
 
@@ -58,12 +59,13 @@ def export_row(e: Entry, tz: dt.tzinfo) -> dict[str, object]:
         "results": r and r.results,
         "host": r and r.host,
         "pid": r and r.pid,
-        "person": r and r.person,
-        "action": r and r.action,
-        "subject": r and r.subject,
         "t_ms": e.t_ms,
         "prev": e.prev,
         "link": e.link,
+        "action": r and r.action,
+        "person": r and r.person,
+        "target": r and r.target,
+        "detail": r and r.detail and json.dumps(r.detail, ensure_ascii=False, sort_keys=True),
     }
 
 

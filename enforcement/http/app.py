@@ -20,7 +20,7 @@ from ..core.rules import Rules
 from ..keys import Keys
 from ..replica.follower import Follower, redis_follower
 from ..replica.watcher import snapshot_watcher
-from . import errors, monitoring, plates, readiness, resources, transits, violations
+from . import desk, errors, monitoring, plates, readiness, resources, review, transits, violations
 from .cameras import routes as cameras
 from .console import routes as console
 from .endpoints import JSON
@@ -57,7 +57,7 @@ def create_app(
     app[HOLDER] = service.holder
     monitoring.register_gauges(service)
 
-    for module in (transits, plates, violations, readiness, monitoring):
+    for module in (transits, plates, violations, review, desk, readiness, monitoring):
         module.add_routes(app, service)
     _add_docs(app, service)
     cameras.add_routes(app, service)
@@ -72,6 +72,7 @@ def create_app(
     transit_redis = transit_redis_url or redis_url
     if record:
         app.cleanup_ctx.append(resources.transit_log(service, transit_redis))
+    app.cleanup_ctx.append(resources.desk(service, transit_redis))
     if transit_redis is not None:
         app.cleanup_ctx.append(resources.violations(service, transit_redis, followup))
         app.cleanup_ctx.append(resources.redis_memory(service, transit_redis))

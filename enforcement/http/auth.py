@@ -28,6 +28,7 @@ from .sessions import COOKIE, Sessions
 
 CAMERA: Final = frozenset({"camera", "admin"})
 POLICE: Final = frozenset({"police", "admin"})
+# The enforcement office's desk: review queue, transit search, violations, camera health.
 OPERATOR: Final = frozenset({"operator", "admin"})
 ADMIN: Final = frozenset({"admin"})
 _REMEMBERED_MAX: Final = 10_000

@@ -10,56 +10,19 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-import unicodedata
 
 from aiohttp import web
-from multidict import MultiMapping
 
-from ..audit.chain import REASON_MAX, AuditRecord
+from ..audit.chain import AuditRecord
 from ..audit.writer import HOST
 from ..core.plates import normalise_text
 from ..core.police import plate_view
 from . import errors
 from .auth import POLICE
 from .endpoints import JSON
+from .params import reason_of
 from .schemas import ENCODER
 from .service import Service
-
-
-def reason_of(headers: MultiMapping[str], query: MultiMapping[str]) -> str:
-    """The lookup's reason, from header X-Reason or query parameter `reason`; 422 naming
-    `reason` when missing, empty, given twice, too long, or with control characters. Free text
-    from the police: error details never echo it."""
-    given = [*headers.getall("X-Reason", ()), *query.getall("reason", ())]
-    if len(given) > 1:
-        raise errors.Invalid(
-            "give the reason once: header X-Reason or query parameter reason", "reason"
-        )
-    text = given[0].strip() if given else ""
-    if not text:
-        # The header is the better channel: a query string ends up in proxies' access logs.
-        raise errors.Invalid(
-            "a police lookup needs a reason: send header X-Reason (or query parameter reason)",
-            "reason",
-        )
-    return check_reason(text)
-
-
-def check_reason(text: str | None) -> str:
-    """A reason as given, stripped ("" for none); 422 naming `reason` when too long or not
-    one line of text. Free text: error details never echo it."""
-    text = (text or "").strip()
-    if len(text) > REASON_MAX:
-        raise errors.Invalid(
-            f"the reason has {len(text)} characters; at most {REASON_MAX}", "reason"
-        )
-    # Cc/Zl/Zp: control characters and line breaks (they would forge lines in exports);
-    # Cs: undecodable header bytes, which aiohttp hands over as lone surrogates.
-    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text):
-        raise errors.Invalid(
-            "the reason must be one line of text, without control characters (UTF-8)", "reason"
-        )
-    return text
 
 
 def add_routes(app: web.Application, service: Service) -> None:

@@ -10,6 +10,7 @@ cleanup contexts (resources.py). Handlers hold it in a closure: no `app[...]` pe
 from __future__ import annotations
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from ..audit.writer import AuditLog
 from ..config.load import make_checker
@@ -18,8 +19,11 @@ from ..core.live import IndexHolder, LiveIndex
 from ..core.rules import Rules
 from ..memory import MemoryWatch
 from ..replica.follower import Follower
+from ..transits.camerahealth import CameraHealth
 from ..transits.followup import FollowUp
 from ..transits.intake import Intake
+from ..transits.review import ReviewQueue
+from ..transits.search import TransitSearch
 from ..transits.violations import Violations
 from .apidoc import PathDocs
 from .auth import Caller, Keyring, require, roles_of
@@ -42,6 +46,13 @@ class Service:
         self.memory: MemoryWatch | None = None  # the transit Redis's memory, while running
         self.sessions: Sessions | None = None  # sign-in sessions, while running with Redis
         self.docs: list[PathDocs] = []  # an extension's paths, for /openapi.json and /docs
+        # The desk (http/review.py, http/desk.py): set while running, with a Redis; camera
+        # health always (counted per post, summed through Redis when there is one).
+        self.review: ReviewQueue | None = None
+        self.search: TransitSearch | None = None
+        self.health = CameraHealth({c.id: c.gate for c in settings.cameras.values()}, rules)
+        self.intake.health = self.health
+        self.desk_redis: Redis | None = None  # the desk's connection, for camera health
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
         return endpoint(self.metrics, name, handler)

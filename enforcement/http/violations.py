@@ -2,46 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 import redis.asyncio as aredis
 from aiohttp import web
 
-from ..core.rules import Rules
 from ..transits.violations import ViolationPage, csv_header, to_csv_rows
 from . import errors
 from .auth import OPERATOR
 from .endpoints import JSON
+from .params import bounded_int, instant
 from .schemas import ENCODER
 from .service import Service
-
-
-def instant(text: str | None, field: str, rules: Rules, *, default: float) -> float:
-    """An RFC 3339 instant, or a local calendar day YYYY-MM-DD (its local midnight)."""
-    if text is None:
-        return default
-    try:
-        if len(text) == 10:
-            return float(rules.clock.from_local(dt.datetime.fromisoformat(text)))
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise errors.Invalid(
-            f"{text!r} is neither YYYY-MM-DD nor an RFC 3339 date-time", field
-        ) from None
-    if value.tzinfo is None:
-        raise errors.Invalid("give the offset, e.g. 2026-11-22T10:00:00+01:00", field)
-    return value.timestamp()
-
-
-def bounded_int(text: str, field: str, lo: int, hi: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise errors.Invalid(f"{text!r} is not an integer", field) from None
-    if not lo <= value <= hi:
-        raise errors.Invalid(f"{field} must be between {lo} and {hi}", field)
-    return value
 
 
 def add_routes(app: web.Application, service: Service) -> None:

@@ -4,7 +4,8 @@ data/screenshots/ (tests/support/browser.py)."""
 
 from __future__ import annotations
 
-from ..support.console import add_user, audit_records, call
+from ..support.accounts import audit_records
+from ..support.console import add_user, call
 from .conftest import Console
 
 PASSWORD = "una-password-lunga"
@@ -64,7 +65,7 @@ def test_a_police_officer_signs_in_looks_up_a_plate_and_signs_out(console: Conso
     b.wait("#status", "AB123CD")
 
     records = audit_records(console.settings)
-    assert [(r.key_id, r.person, r.plate, r.reason) for r in records] == [
+    assert [(r["key_id"], r["person"], r["plate"], r["reason"]) for r in records] == [
         ("user:rossi", "rossi", "AB123CD", "verbale 12/2026: controllo"),
         ("user:rossi", "rossi", "AB123CD", "verifica identità, esposto n° 7"),
     ]

@@ -7,8 +7,10 @@ import datetime as dt
 import time
 from pathlib import Path
 
+from ..support.accounts import audit_records
 from ..support.api import CAMERA, transit
-from ..support.console import audit_records, call
+from ..support.cameras import AT, VENDORS, key
+from ..support.console import call
 from .conftest import Console
 from .test_browser import sign_in
 
@@ -30,16 +32,22 @@ def post(console: Console, plate: str, **extra: object) -> dict[str, object]:
 
 
 def test_review_decisions_by_keyboard_make_a_violation(console: Console, tmp_path: Path) -> None:
-    first = post(console, "ZZ999ZZ", confidence=UNSURE)
-    second = post(console, "YY888YY", confidence=UNSURE)
-    assert first["verdict"] == second["verdict"] == "review"
+    # The queue is oldest first: a Rekor camera's read of ZZ999ZZ five minutes ago (with its
+    # candidates and best frame), then a native read of YY888YY now.
+    rekor = next(v for v in VENDORS if v.name == "rekor")
+    body, headers = rekor.body("ZZ999ZZ", AT, UNSURE)
+    status, first = call(console.base, "POST", rekor.path, body, {**key("rekor"), **headers})
+    assert status == 200 and first["results"][0]["verdict"] == "review", first
+    assert post(console, "YY888YY", confidence=UNSURE)["verdict"] == "review"
     b = console.browser
     sign_in(console, "neri", "operator", "Coda di revisione")
     # operators see the desk's pages, not the police lookup or the permits
     assert b.text("#nav") == "Coda di revisione\nRicerca transiti\nViolazioni\nStato del servizio"
     b.wait("#review-list .item", "ZZ999ZZ")
     detail = b.wait("#review-detail", "ZZ999ZZ").text
-    assert "30 %" in detail and "lettura incerta" in detail
+    assert "30 %" in detail and "lettura incerta" in detail and "cam-rekor" in detail
+    assert "rekor:" in detail  # the evidence: the vendor's best frame
+    assert "best_uuid" in detail  # the kept vendor fields
     b.shot("review")
 
     b.fill("Motivo della decisione", "targa leggibile nell'immagine")
@@ -59,7 +67,7 @@ def test_review_decisions_by_keyboard_make_a_violation(console: Console, tmp_pat
         console.base, "GET", "/v1/review", headers={"Authorization": "Bearer demo-admin"}
     )
     assert status == 200 and page["items"] == []
-    decisions = [r for r in audit_records(console.settings) if r.person == "neri"]
+    decisions = [r for r in audit_records(console.settings) if r["person"] == "neri"]
     assert len(decisions) == 2, decisions
 
     b.click("#nav a", "Violazioni")
@@ -93,11 +101,12 @@ def test_a_transit_search_by_plate_and_day_then_the_cameras(console: Console) ->
     result = b.wait("#transits-result table", "AB123CD").text
     assert "consentito" in result and "ZZ999ZZ" not in result
     b.shot("transits")
-    search = [r for r in audit_records(console.settings) if r.person == "gialli"]
-    assert [r.reason for r in search] == ["ricorso 45/2026"]
+    search = [r for r in audit_records(console.settings) if r["person"] == "gialli"]
+    assert [r["reason"] for r in search] == ["ricorso 45/2026"]
 
     b.click("#nav a", "Stato del servizio")
-    cameras = b.wait("#health-cameras table", "cam-1").text
-    assert "PD-03" in cameras
+    table = b.wait("#health-cameras table", "cam-1")
+    assert "PD-03" in table.text
+    b.driver.execute_script("arguments[0].scrollIntoView()", table)
     b.shot("health-cameras")
     assert b.console_errors() == []

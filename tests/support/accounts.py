@@ -8,16 +8,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import sys
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 import redis
 
+from enforcement.audit.chain import decode_record
 from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
@@ -122,13 +123,15 @@ async def accounts_server(settings: Settings, rules: Rules) -> AsyncIterator[Cli
 
 
 def audit_records(settings: Settings) -> list[dict[str, Any]]:
-    """The audit chain's record bodies in Redis, in order."""
+    """The audit chain's records in Redis, in order, as the service reads them (fields left
+    out of the stored JSON at their default are filled in)."""
     r = redis.Redis.from_url(settings.redis.url or "")
     try:
         entries = r.xrange(Keys(settings.redis.prefix).audit)
-        return [json.loads(fields[b"body"]) for _, fields in entries]
     finally:
         r.close()
+    records = [decode_record(fields[b"body"]) for _, fields in entries]
+    return [msgspec.structs.asdict(rec) for rec in records if rec is not None]
 
 
 def redis_dump(settings: Settings) -> bytes:

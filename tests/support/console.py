@@ -16,13 +16,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import redis
-
-from enforcement.audit.chain import AuditRecord, decode_record
 from enforcement.config.settings import Settings
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
-from enforcement.keys import Keys
 from loader.database import open_db
 from loader.users import add_user as add
 from loader.users import hash_password
@@ -74,9 +70,13 @@ def call(
     body: Any = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    """One request; the status and the parsed JSON body (or text)."""
-    data = None if body is None else json.dumps(body).encode()
-    sent = {"Content-Type": "application/json"} if body is not None else {}
+    """One request; the status and the parsed JSON body (or text). `body`: bytes as they are
+    (a camera vendor's payload), anything else as JSON."""
+    if isinstance(body, bytes):
+        data, sent = body, {}
+    else:
+        data = None if body is None else json.dumps(body).encode()
+        sent = {"Content-Type": "application/json"} if body is not None else {}
     request = urllib.request.Request(
         base + path, data=data, method=method, headers={**sent, **(headers or {})}
     )
@@ -112,13 +112,3 @@ def add_user(settings: Settings, name: str, role: str, password: str) -> None:
     """A person who may sign in (as `varco users add` makes one)."""
     with open_db(settings) as db:
         assert add(db, name, role, hash_password(password))
-
-
-def audit_records(settings: Settings) -> list[AuditRecord]:
-    """The audit trail's records, oldest first (the Redis stream the service writes)."""
-    r = redis.Redis.from_url(settings.redis.url or "")
-    try:
-        entries = r.xrange(Keys(settings.redis.prefix).audit)
-    finally:
-        r.close()
-    return [rec for _, fields in entries if (rec := decode_record(fields[b"body"])) is not None]

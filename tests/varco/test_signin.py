@@ -230,7 +230,7 @@ async def test_admin_changes_are_recorded_with_person_and_reason(api: Client) ->
     ]
     assert got["changes"][-1]["revision"] == got["revision"]
     records = [r for r in audit_records(settings_of(api)) if r["action"] != "plate_lookup"]
-    assert [(r["action"], r["key_id"], r["person"], r["subject"], r["reason"]) for r in records][
+    assert [(r["action"], r["key_id"], r["person"], r["target"], r["reason"]) for r in records][
         ::2
     ] == [
         ("permit_issue", "user:ada", "ada", "ONL-7", "domanda prot. 4411"),

@@ -41,6 +41,7 @@ function renderNav() {
 function show(content, focus) {
   if (cleanup) cleanup();
   cleanup = null;
+  document.getElementById('status').textContent = ''; // the last page's news is not this one's
   main.replaceChildren(...[content].flat());
   (focus || main.querySelector('h1') || main).focus();
 }

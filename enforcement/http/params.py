@@ -1,0 +1,94 @@
+"""Query and body values several routes read the same way: a reason (police lookups, transit
+searches, review decisions), an instant or local day, a bounded integer; and who is calling."""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from typing import Any
+
+from multidict import MultiMapping
+
+from ..audit.chain import REASON_MAX
+from ..core.rules import Rules
+from . import errors
+
+
+def reason_of(
+    headers: MultiMapping[str], query: MultiMapping[str], what: str = "a police lookup"
+) -> str:
+    """The lookup's reason, from header X-Reason or query parameter `reason`; 422 naming
+    `reason` when missing, empty, given twice, too long, or with control characters. Free text
+    from the police: error details never echo it."""
+    given = [*headers.getall("X-Reason", ()), *query.getall("reason", ())]
+    if len(given) > 1:
+        raise errors.Invalid(
+            "give the reason once: header X-Reason or query parameter reason", "reason"
+        )
+    text = given[0].strip() if given else ""
+    if not text:
+        # The header is the better channel: a query string ends up in proxies' access logs.
+        raise errors.Invalid(
+            f"{what} needs a reason: send header X-Reason (or query parameter reason)",
+            "reason",
+        )
+    return valid_reason(text)
+
+
+def valid_reason(text: str, field: str = "reason") -> str:
+    """A given reason, stripped; 422 naming `field` when empty, too long, or not one line.
+    Free text: error details never echo it."""
+    text = text.strip()
+    if not text:
+        raise errors.Invalid("a reason is required", field)
+    if len(text) > REASON_MAX:
+        raise errors.Invalid(f"the reason has {len(text)} characters; at most {REASON_MAX}", field)
+    # Cc/Zl/Zp: control characters and line breaks (they would forge lines in exports);
+    # Cs: undecodable header bytes, which aiohttp hands over as lone surrogates.
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text):
+        raise errors.Invalid(
+            "the reason must be one line of text, without control characters (UTF-8)", field
+        )
+    return text
+
+
+def optional_reason(text: str | None, field: str = "reason") -> str:
+    """A reason that may be left out ("" for none), else checked as `valid_reason`."""
+    return valid_reason(text, field) if text and text.strip() else ""
+
+
+def instant(text: str | None, field: str, rules: Rules, *, default: float) -> float:
+    """An RFC 3339 instant, or a local calendar day YYYY-MM-DD (its local midnight)."""
+    if text is None:
+        return default
+    try:
+        if len(text) == 10:
+            return float(rules.clock.from_local(dt.datetime.fromisoformat(text)))
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise errors.Invalid(
+            f"{text!r} is neither YYYY-MM-DD nor an RFC 3339 date-time", field
+        ) from None
+    if value.tzinfo is None:
+        raise errors.Invalid("give the offset, e.g. 2026-11-22T10:00:00+01:00", field)
+    return value.timestamp()
+
+
+def bounded_int(text: str, field: str, lo: int, hi: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise errors.Invalid(f"{text!r} is not an integer", field) from None
+    if not lo <= value <= hi:
+        raise errors.Invalid(f"{field} must be between {lo} and {hi}", field)
+    return value
+
+
+def actor_of(caller: Any) -> tuple[str, str, str | None]:
+    """(actor id, role, person) of `require`'s caller: an API key now; a person's session
+    (accounts) carries `person` too."""
+    return caller.id, caller.role, getattr(caller, "person", None)
+
+
+def redis_down(exc: Exception) -> errors.ApiError:
+    return errors.NotReady(f"Redis unavailable: {type(exc).__name__}")
