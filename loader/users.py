@@ -12,6 +12,7 @@ or printed.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -86,9 +87,12 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(got, expected)
 
 
-# Checked against when the user is unknown, so that an unknown name costs a sign-in the same
-# work as a known one with a wrong password (no timing oracle of which names exist).
-DUMMY_HASH: Final = hash_password(secrets.token_urlsafe(16))
+@functools.cache
+def dummy_hash() -> str:
+    """Checked against when the user is unknown, so that an unknown name costs a sign-in the
+    same work as a known one with a wrong password (no timing oracle of which names exist).
+    Made on first use: every `varco` command imports this module."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def check_username(name: str) -> str | None:

@@ -37,7 +37,7 @@ from enforcement.http.endpoints import JSON
 from enforcement.http.schemas import ENCODER
 from enforcement.http.service import Service
 from enforcement.http.sessions import COOKIE, Session, Sessions, came_over_tls
-from loader.users import DUMMY_HASH, PASSWORD_MAX, User, get_user, verify_password
+from loader.users import PASSWORD_MAX, User, dummy_hash, get_user, verify_password
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,9 @@ class SignIn:
             user: User | None = await self.in_db(lambda db, name: get_user(db, name), body.username)
             # The same work for every answer: scrypt against the user's hash or a dummy one,
             # on the loop's executor (hashlib releases the GIL), never the event loop.
+            stored = dummy_hash() if user is None else user.password
             ok = await asyncio.get_running_loop().run_in_executor(
-                None, verify_password, body.password, DUMMY_HASH if user is None else user.password
+                None, verify_password, body.password, stored
             )
             if user is None or user.disabled or not ok:
                 locked = await sessions.failed(body.username)

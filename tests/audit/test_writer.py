@@ -46,6 +46,9 @@ async def test_lookup_writes_a_record_first(redis_service: Service, r: redis.Red
         "results": len(view["permits"]),
         "host": body["host"],
         "pid": body["pid"],
+        "person": None,  # an API key, no signed-in person
+        "action": "plate_lookup",
+        "subject": None,
     }
     assert body["results"] == 1
     assert fields[b"prev"].decode() == GENESIS
