@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..transits.violations import ViolationPage, csv_header, to_csv_rows
 from . import errors
-from .auth import ADMIN
+from .auth import OPERATOR
 from .endpoints import JSON
 from .params import bounded_int, instant
 from .schemas import ENCODER
@@ -21,7 +21,7 @@ def add_routes(app: web.Application, service: Service) -> None:
 
     async def get_violations(request: web.Request) -> web.Response:
         """Confirmed violations by first transit instant, a page at a time (JSON or CSV)."""
-        service.require(request, ADMIN)
+        service.require(request, OPERATOR)
         if service.violations is None:
             raise errors.NotReady("violations live in Redis, and this service has none")
         q = request.query

@@ -24,6 +24,7 @@ MAX_UNREGISTERED of them. Ids only: never a plate.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
@@ -60,7 +61,7 @@ return 1
 class CameraStatus(msgspec.Struct):
     camera: str
     gate: str | None
-    last_read_at: float | None  # epoch seconds of the last read's arrival
+    last_read_at: dt.datetime | None  # the last read's arrival (local time)
     reads_last_hour: int
     unreadable_last_hour: int
     unreadable_share: float | None  # None: no reads in the hour
@@ -237,7 +238,8 @@ class CameraHealth:
             alarm = "unreadable"
         elif offset is not None and abs(offset) > CLOCK_ALARM_S:
             alarm = "clock_offset"
-        return CameraStatus(camera, gate, last, reads, unreadable, share, offset, silent, alarm)
+        at = None if last is None else self.rules.clock.to_datetime(last)
+        return CameraStatus(camera, gate, at, reads, unreadable, share, offset, silent, alarm)
 
     def silent(self, camera: str, gate_code: str | None, last: float | None, now: float) -> bool:
         """No read for SILENT_AFTER_S, with the gate active now and that long ago."""
