@@ -29,6 +29,7 @@ from .apidoc import PathDocs
 from .auth import Keyring
 from .endpoints import Handler, endpoint
 from .metrics import Metrics
+from .siblings import Siblings
 
 
 class Service:
@@ -51,6 +52,7 @@ class Service:
         self.health = CameraHealth({c.id: c.gate for c in settings.cameras.values()}, rules)
         self.intake.health = self.health
         self.desk_redis: Redis | None = None  # the desk's connection, for camera health
+        self.siblings: Siblings | None = None  # the other workers of `serve --workers N`
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
         return endpoint(self.metrics, name, handler)
