@@ -1,18 +1,13 @@
-"""Locust load for a running Varco: a day of a large ZTL, compressed.
+"""Locust load for a running Varco: gate cameras and police officers, as locust runs any load.
 
 Start the service (`make run`, i.e. `varco demo`), then, from the checkout:
 
-    .venv/bin/locust -f bench/locustfile.py --host http://127.0.0.1:8080 --headless \\
-        --day-seconds 8640 --csv data/locust-day --csv-full-history
+    .venv/bin/locust -f bench/locustfile.py --host http://127.0.0.1:8080 --headless \
+        -u 50 -r 10 -t 1m --csv data/locust
 
-which replays Milan Area B's day (~820,000 transits, morning and evening peaks) ten times
-faster: a day in 8,640 s, ~95 transits/s on average and ~210/s at the 8-9 peak (real time:
-9.5/s and 21/s; the default `--day-seconds 1440`, sixty times, peaks at ~1,280/s, more than
-one locust process on a shared 2-core machine sends: add `--processes N` or workers), and writes
-`data/locust-day_stats.csv` (per request kind), `_stats_history.csv` (every few seconds: the
-shape over the day), `_failures.csv` and `_exceptions.csv`. Only part of the day:
-`--start-hour 7 --hours 3` (the morning peak). A flat load instead of the day:
-`--flat -u 50 -r 10 -t 1m`.
+`-u` users (the `--police-users`, default 2, among them), spawned `-r` a second, for `-t`,
+as with any locustfile. A day of Milan Area B's traffic, compressed (morning and evening
+peaks) instead: `-f bench/locust_day.py`, the same users under a day-shaped load.
 
 Users:
 - `Camera`: a gate camera posting plate reads to `POST /v1/transits`, one read at a time,
@@ -35,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import math
 import os
 import random
 import time
@@ -45,43 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from locust import FastHttpUser, LoadTestShape, between, constant_throughput, events, task
+from locust import FastHttpUser, between, constant_throughput, events, task
 from locust.env import Environment
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = os.environ.get("VARCO_CONFIG", str(ROOT / "examples" / "demo.toml"))
-
-# Milan Area B: ~820,000 transits a day through its ~190 gates (Comune di Milano's reported
-# order of magnitude). Share of the day's transits in each hour, a commuter profile with the
-# morning peak at 8-9 and the evening one at 17-19; normalised below.
-DAY_TRANSITS = 820_000
-HOURLY = (
-    0.6,
-    0.4,
-    0.3,
-    0.3,
-    0.5,
-    1.2,
-    3.0,
-    7.0,
-    9.0,
-    7.0,
-    5.2,
-    5.0,
-    4.8,
-    4.6,
-    4.8,
-    5.2,
-    6.2,
-    7.8,
-    8.4,
-    6.2,
-    3.8,
-    2.4,
-    1.6,
-    1.0,
-)
-SHARES = tuple(h / sum(HOURLY) for h in HOURLY)
 
 MIX = (
     ("permitted", 0.70),
@@ -101,24 +63,9 @@ _LETTERS = "ABCDEFGHJKLMNPRSTVWXYZ"
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    g = parser.add_argument_group("Varco day shape (bench/locustfile.py)")
+    g = parser.add_argument_group("Varco users (bench/locustfile.py)")
     g.add_argument(
-        "--day-seconds",
-        type=float,
-        default=1440,
-        help="length of the compressed day in seconds (86400: real time)",
-    )
-    g.add_argument(
-        "--day-transits",
-        type=int,
-        default=DAY_TRANSITS,
-        help="transits in a whole day (Milan Area B: ~820,000)",
-    )
-    g.add_argument("--start-hour", type=float, default=0, help="replay from this hour")
-    g.add_argument("--hours", type=float, default=24, help="replay this many hours")
-    g.add_argument("--police-users", type=int, default=2)
-    g.add_argument(
-        "--flat", action="store_true", help="no day shape: -u users, -r spawn rate, -t run time"
+        "--police-users", type=int, default=2, help="police users, counted in -u (default 2)"
     )
 
 
@@ -287,7 +234,7 @@ def _transit(
 
 
 class Camera(FastHttpUser):
-    wait_time = constant_throughput(1.0)  # at most one task a second: the shape sets the rate
+    wait_time = constant_throughput(1.0)  # one task a second: -u (or the day shape) sets the rate
     headers: ClassVar = {"Authorization": "Bearer demo-camera"}
 
     def on_start(self) -> None:
@@ -344,41 +291,3 @@ class Police(FastHttpUser):
     def lookup(self) -> None:
         _, plate, _ = MIX_STATE["mix"].draw(self.rng)
         self.client.get(f"/v1/plates/{plate}", headers=self.headers, name="/v1/plates/{plate}")
-
-
-# -- the day ------------------------------------------------------------------------------------
-
-
-def transit_rate(hour: float, day_transits: int = DAY_TRANSITS) -> float:
-    """Transits per real second at `hour` (0-24, wraps), linear between hour midpoints."""
-    x = (hour - 0.5) % 24
-    h = int(x)
-    frac = x - h
-    share = SHARES[h] * (1 - frac) + SHARES[(h + 1) % 24] * frac
-    return day_transits * share / 3600
-
-
-class MilanDay(LoadTestShape):
-    """Camera users for the compressed day's transit rate, plus the police users."""
-
-    use_common_options = True  # --flat: -u, -r and -t as usual
-
-    def tick(self) -> tuple[int, float] | None:
-        opts = self.runner.environment.parsed_options if self.runner else None
-        run_time = self.get_run_time()
-        police = getattr(opts, "police_users", 2)
-        if opts is None or opts.flat:
-            limit = getattr(opts, "run_time", None)
-            if limit and run_time > limit:
-                return None
-            users = getattr(opts, "num_users", None) or 10
-            return users + police, float(getattr(opts, "spawn_rate", None) or users)
-        per_hour = opts.day_seconds / 24  # seconds of the run per hour of the day
-        if run_time > opts.hours * per_hour:
-            return None
-        hour = opts.start_hour + run_time / per_hour
-        rate = transit_rate(hour, opts.day_transits) * 86400 / opts.day_seconds
-        cameras = max(1, math.ceil(rate / TRANSITS_PER_TASK))
-        step = 10 ** max(0, len(str(cameras)) - 2)  # two significant digits: fewer re-spawns
-        users = max(1, round(cameras / step)) * step + police
-        return users, float(max(users, 10))

@@ -257,13 +257,26 @@ class LoaderWatch:
     # -- the daemon --------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Until SIGTERM/SIGINT (or `stop_event`): rounds, woken early by the admin API."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            if threading.current_thread() is threading.main_thread():
+        """Until SIGTERM/SIGINT (or `stop_event`): rounds, woken early by the admin API.
+        SIGHUP (logrotate, a closed terminal) does not end it: the log goes to standard error,
+        there is nothing to reopen; it says so and goes on."""
+        hangups = 0
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop_event.set())
+
+            def hangup(*_: object) -> None:  # only a count here: the loop logs
+                nonlocal hangups
+                hangups += 1
+
+            signal.signal(signal.SIGHUP, hangup)
+        seen_hangups = 0
         pubsub = None
         backoff = 0.2
         while not self.stop_event.is_set():
+            if hangups != seen_hangups:
+                seen_hangups = hangups
+                log.info("SIGHUP: still running; logs go to standard error, no file to reopen")
             try:
                 if pubsub is None:
                     pubsub = self.r.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]

@@ -14,9 +14,10 @@ change (`permit_actions`, the `changes` of GET /v1/permits/{id}).
 
 Every write goes to the permit database, which gives it the next revision; the loader streams
 it to every replica (this service included). A write also wakes the loader through Redis
-pub/sub so it does not wait for its next poll. Validation is the import's
-(enforcement/core/permits.py), so a CSV row and an API call are refused for the same
-reasons, naming the same field.
+pub/sub so it does not wait for its next poll; with no loader running (no lease in Redis) a
+write is refused, 503 `loader_unavailable`, since nothing would ever enforce it. Validation
+is the import's (enforcement/core/permits.py), so a CSV row and an API call are refused for
+the same reasons, naming the same field.
 
 Installed into the service by `install` (the service package does not depend on the loader's
 database; the command line composes the two). Database calls run on one thread of their own:
@@ -48,6 +49,7 @@ from enforcement.http.params import optional_reason
 from enforcement.http.schemas import ENCODER
 from enforcement.http.service import Service
 from enforcement.keys import Keys
+from enforcement.replica.loader_presence import lease_held
 from loader.database import open_db
 from loader.periods import cut, renewed, spans, with_spans
 from loader.store import DatabaseError, Note, PermitRow, PermitStore
@@ -83,6 +85,12 @@ class PreconditionFailed(errors.ApiError):
 
 class DatabaseUnavailable(errors.ApiError):
     status, code = 503, "database_unavailable"
+
+
+class LoaderUnavailable(errors.ApiError):
+    """No loader holds the lease: a write now would reach no replica until one starts."""
+
+    status, code, retry_after = 503, "loader_unavailable", 5
 
 
 _DB_ERRORS: tuple[type[Exception], ...] = (
@@ -148,6 +156,22 @@ class AdminApi:
             return
         with contextlib.suppress(RedisError, OSError):  # the loader polls anyway: best effort
             await self._redis.publish(self._keys.wake, b"permits")
+
+    async def _require_loader(self) -> None:
+        """Refuse a write that nothing would stream to the replicas (`varco serve` alone).
+        Redis unreachable is not refused: the database keeps the write, and the loader streams
+        it once Redis is back."""
+        if self._redis is None:
+            return
+        try:
+            held = await lease_held(self._redis, self._keys)
+        except (RedisError, OSError):
+            return
+        if not held:
+            raise LoaderUnavailable(
+                "no loader is running (no `varco watch` holds its lease in Redis): the change "
+                "would reach no replica; start the loader and retry"
+            )
 
     async def _body(self, request: web.Request, kind: type[T]) -> T:
         if request.content_type != JSON:
@@ -265,6 +289,7 @@ class AdminApi:
     async def _save(
         self, row: PermitRow, caller: Caller, action: str, expected: int | None, reason: str
     ) -> tuple[PermitRow, int]:
+        await self._require_loader()  # before the record: a refused write is no change
         note = await record_change(self.service, caller, action, row.permit_id, reason)
         revision = await self._in_db(
             lambda db, r, e, n: db.upsert_one_if(r, e, n), row, expected, note

@@ -9,7 +9,6 @@ import argparse
 import datetime as dt
 import functools
 import json
-import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -38,17 +37,34 @@ def service_app(
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
-    from enforcement.http.server import PortInUse, serve, serve_workers
-    from enforcement.memory import EvictingRedis
+    from enforcement.http.ports import PortInUse
+    from enforcement.http.supervisor import exec_supervisor
+    from enforcement.memory import EvictingRedis, check_at_startup
 
     if args.port is not None:
         settings = with_changes(settings, server={"port": args.port})
-    make_app = functools.partial(service_app, followup=args.followup)
+    if args.workers > 1:  # this process becomes the supervisor, which imports none of this
+        if settings.redis.url not in (None, "off"):  # checked here: the supervisor stays lean
+            try:
+                check_at_startup(settings.redis.url, settings.redis.max_memory)
+            except EvictingRedis as exc:
+                print(f"varco serve: {exc}", file=sys.stderr)
+                return 2
+        exec_supervisor(
+            settings.config_path,
+            settings.server.host,
+            settings.server.port,
+            args.workers,
+            settings.redis.url,
+            settings.storage.redis_dir,
+            settings.redis.max_memory,
+            f"{__name__}:service_app",
+            {"followup": args.followup},
+        )
+    from enforcement.http.server import serve
+
     try:
-        if args.workers > 1:
-            serve_workers(settings, dict(os.environ), args.workers, make_app)
-        else:
-            serve(settings, rules, make_app)
+        serve(settings, rules, functools.partial(service_app, followup=args.followup))
     except (PortInUse, EvictingRedis) as exc:
         print(f"varco serve: {exc}", file=sys.stderr)
         return 2
@@ -104,10 +120,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, rules: Rules) -> int:
     code = rebuild_snapshot(settings, rules, accept_shrink=True)
     if code:
         return code
-    _print_curls(settings, rules)
+    _print_curls(settings, rules, serving=not args.no_serve)
     if args.no_serve:
         return 0
-    from enforcement.http.server import PortInUse
+    from enforcement.http.ports import PortInUse
     from enforcement.memory import EvictingRedis
 
     try:
@@ -140,7 +156,7 @@ def _serve_with_loader(settings: Settings, rules: Rules) -> None:
             embedded.stop()
 
 
-def _print_curls(settings: Settings, rules: Rules) -> None:
+def _print_curls(settings: Settings, rules: Rules, *, serving: bool) -> None:
     base = f"http://{settings.server.host}:{settings.server.port}"
     gate = next(
         (g for g in rules.gates.values() if g.zone == "PEDONALE"), next(iter(rules.gates.values()))
@@ -167,9 +183,16 @@ def _print_curls(settings: Settings, rules: Rules) -> None:
         f"curl -s '{base}/v1/plates/{demo.DEMO_CUDE_SECONDARY}' "
         "-H 'Authorization: Bearer demo-police' -H 'X-Reason: demo: CUDE badge check'"
     )
+    # --no-serve starts nothing: say what to start instead of announcing a service.
+    opening = (
+        f"Varco is starting on {base} (docs: {base}/docs). Try, in another terminal:"
+        if serving
+        else "Demo data ready; nothing is serving. Start the loader and the service "
+        f"(`varco watch` and `varco serve`, on {base}), then try:"
+    )
     print(
         f"""
-Varco is starting on {base} (docs: {base}/docs). Try, in another terminal:
+{opening}
 
   # a resident's car at gate {gate.code}: allowed
   {transit(demo.DEMO_RESIDENT, "evt-1")}

@@ -102,7 +102,7 @@ def _add_docs(app: web.Application, service: Service) -> None:
 
     @functools.cache
     def documents() -> tuple[bytes, str]:
-        doc = openapi_document(service.docs)
+        doc = openapi_document(service.settings, service.rules, service.docs)
         return ENCODER.encode(doc), docs_html(doc)
 
     async def openapi(request: web.Request) -> web.Response:

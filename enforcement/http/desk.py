@@ -183,7 +183,7 @@ def _register_metrics(service: Service) -> None:
         "varco_camera_last_read_timestamp_seconds",
         "When this process last received a read from the camera (epoch seconds).",
         "camera",
-        lambda: dict(h.last_reads),
+        lambda: h.last_reads,
     )
     m.gauge_by(
         "varco_camera_silent",

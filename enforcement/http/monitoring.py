@@ -1,6 +1,7 @@
 """`/metrics`: the route, and what it shows besides requests and verdicts (metrics.py): the
-index, the transit log, Redis's memory, the follow-up, the feeds and the audit trail, read
-from their owners when scraped.
+index, the loader, the transit log, Redis's memory, the follow-up, the feeds and the audit
+trail, read from their owners when scraped; under `serve --workers N`, every worker's,
+merged (siblings.py).
 
 Labels are configuration (feed names) or outcomes, never data: no plate, key or reason.
 """
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..replica.sources import SourceStatus
+from .metrics import render
 from .service import Service
 
 
@@ -29,7 +31,7 @@ def register_gauges(service: Service) -> None:
     def permits() -> float:
         return holder.current.index.permit_count if holder.current else 0
 
-    m.gauge("varco_index_revision", "Permit-database revision of the live index.", rev)
+    m.gauge("varco_index_revision", "Permit-database revision of the live index.", rev, "min")
     m.gauge("varco_index_age_seconds", "Seconds since the live index was built.", age)
     m.gauge(
         "varco_index_freshness_lag_seconds",
@@ -46,12 +48,24 @@ def register_gauges(service: Service) -> None:
         "Permit changes applied on top of the snapshot.",
         lambda: len(holder.current.overlay) if holder.current else 0,
     )
-    m.gauge("varco_index_permits", "Permits in the live index.", permits)
-    m.gauge("varco_snapshot_swaps_total", "Snapshots activated.", lambda: holder.swaps)
+    m.gauge("varco_index_permits", "Permits in the live index.", permits, "min")
+    m.gauge("varco_snapshot_swaps_total", "Snapshots activated.", lambda: holder.swaps, "sum")
     m.gauge(
         "varco_snapshot_rejected_total",
         "Snapshots refused (corrupt, unreadable).",
         lambda: holder.rejected,
+        "sum",
+    )
+
+    def loader() -> float:
+        seen = service.follower.loader.seen if service.follower is not None else None
+        return -1 if seen is None else float(seen)
+
+    m.gauge(
+        "varco_loader_lease_held",
+        "1 while a loader holds its lease in Redis, 0 when none does (-1: not known).",
+        loader,
+        "min",
     )
 
     def transits(attr: str) -> Callable[[], float]:
@@ -65,41 +79,49 @@ def register_gauges(service: Service) -> None:
         "varco_transits_logged_redis_total",
         "Transits written to the Redis stream.",
         transits("written_redis"),
+        "sum",
     )
     m.gauge(
         "varco_transits_spooled_total",
         "Transits written to the local spool.",
         transits("written_spool"),
+        "sum",
     )
     m.gauge(
         "varco_transits_replayed_total",
         "Spooled transits replayed into Redis.",
         transits("replayed"),
+        "sum",
     )
     m.gauge(
         "varco_transits_duplicate_total",
         "Camera retries answered with the standing verdict.",
         transits("duplicates"),
+        "sum",
     )
     m.gauge(
         "varco_transits_corrected_total",
         "Camera corrections: the same event with another plate, judged again.",
         transits("corrections"),
+        "sum",
     )
     m.gauge(
         "varco_transits_new_passage_total",
         "Camera event ids reused for another passage (an Axis camera restarted).",
         transits("new_passages"),
+        "sum",
     )
     m.gauge(
         "varco_transits_refused_total",
         "Transits refused (spool full or failing).",
         transits("refused"),
+        "sum",
     )
     m.gauge(
         "varco_transit_log_groups_total",
         "Group commits (writes of queued transits).",
         transits("groups"),
+        "sum",
     )
     m.gauge(
         "varco_transit_log_to_spool",
@@ -116,6 +138,7 @@ def register_gauges(service: Service) -> None:
             if service.intake.transit_log is not None and service.intake.transit_log.spool
             else 0
         ),
+        "sum",  # each worker's own spool
     )
 
     def memory(attr: str) -> Callable[[], float]:
@@ -140,9 +163,10 @@ def register_gauges(service: Service) -> None:
 
     m.gauge_by(
         "varco_followup_transits_total",
-        "Transits the follow-up worker in this process handled, by outcome.",
+        "Transits the follow-up workers handled, by outcome.",
         "outcome",
         lambda: dict(service.followup.counts) if service.followup is not None else {},
+        "sum",
     )
 
     def feeds() -> list[SourceStatus]:
@@ -191,8 +215,10 @@ def register_gauges(service: Service) -> None:
 
 def add_routes(app: web.Application, service: Service) -> None:
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(
-            text=service.metrics.render(), content_type="text/plain", charset="utf-8"
-        )
+        if service.siblings is None:
+            text = service.metrics.render()
+        else:  # one of `serve --workers N`: the whole service's (siblings.py)
+            text = render(await service.siblings.families(service.metrics))
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     app.router.add_route("GET", "/metrics", service.endpoint("/metrics", metrics))

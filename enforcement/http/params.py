@@ -1,17 +1,69 @@
-"""Query and body values several routes read the same way: a reason (police lookups, transit
-searches, review decisions), an instant or local day, a bounded integer; and who is calling."""
+"""Parameters as the handlers read them: instants and whole numbers, each spelt one way only,
+and a reason (police lookups, transit searches, review decisions) and who is calling;
+and the patterns and bounds the API description states for them (apipaths.py), so the two
+cannot differ; 422 naming the parameter otherwise."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
-from typing import Any
+from typing import Any, Final
 
+import msgspec
 from multidict import MultiMapping
 
 from ..audit.chain import REASON_MAX
 from ..core.rules import Rules
 from . import errors
+
+_DIGITS: Final = re.compile(r"[0-9]{1,10}")
+# A plate as the police type it: 1 to 11 letters and digits, separators between them ignored.
+# Letters include those foreign plates print (Latin with diacritics: MÜ is registered as MU)
+# and the Greek and Cyrillic capitals that look like Latin ones, which normalise folds;
+# plates.py refuses, 422, what normalise cannot fold.
+PLATE_PATTERN: Final = r"[ .-]*(?:[0-9A-Za-z\u00C0-\u024F\u0370-\u03FF\u0400-\u04FF][ .-]*){1,11}"
+# Violations: a page's size, and the cursor (an offset up to CURSOR_MAX) in decimal digits.
+LIMIT_MAX: Final = 5000
+CURSOR_MAX: Final = 10**9
+CURSOR_PATTERN: Final = r"(?:[0-9]{1,9}|1000000000)"
+
+
+def rfc3339(text: str, field: str) -> dt.datetime:
+    """An RFC 3339 date-time (msgspec's parser, as for a transit's `ts`: no other ISO 8601
+    spelling), with its offset; 422 naming `field` otherwise."""
+    try:
+        value = msgspec.convert(text, dt.datetime)
+    except msgspec.ValidationError:
+        raise errors.Invalid(f"{text[:64]!r} is not an RFC 3339 date-time", field) from None
+    if value.tzinfo is None:
+        raise errors.Invalid("give the offset, e.g. 2026-11-22T10:00:00+01:00", field)
+    return value
+
+
+def bounded_int(text: str, field: str, lo: int, hi: int) -> int:
+    """Decimal digits only (int() would also take '+5', ' 5' and '5_0')."""
+    if not _DIGITS.fullmatch(text):
+        raise errors.Invalid(f"{text[:64]!r} is not a whole number", field)
+    value = int(text)
+    if not lo <= value <= hi:
+        raise errors.Invalid(f"{field} must be between {lo} and {hi}", field)
+    return value
+
+
+def instant(text: str | None, field: str, rules: Rules, *, default: float) -> float:
+    """An RFC 3339 instant, or a local calendar day YYYY-MM-DD (its local midnight)."""
+    if text is None:
+        return default
+    if len(text) != 10:
+        return rfc3339(text, field).timestamp()
+    try:
+        day = msgspec.convert(text, dt.date)
+    except msgspec.ValidationError:
+        raise errors.Invalid(
+            f"{text!r} is neither YYYY-MM-DD nor an RFC 3339 date-time", field
+        ) from None
+    return float(rules.clock.from_local(dt.datetime.combine(day, dt.time())))
 
 
 def reason_of(
@@ -55,33 +107,6 @@ def valid_reason(text: str, field: str = "reason") -> str:
 def optional_reason(text: str | None, field: str = "reason") -> str:
     """A reason that may be left out ("" for none), else checked as `valid_reason`."""
     return valid_reason(text, field) if text and text.strip() else ""
-
-
-def instant(text: str | None, field: str, rules: Rules, *, default: float) -> float:
-    """An RFC 3339 instant, or a local calendar day YYYY-MM-DD (its local midnight)."""
-    if text is None:
-        return default
-    try:
-        if len(text) == 10:
-            return float(rules.clock.from_local(dt.datetime.fromisoformat(text)))
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise errors.Invalid(
-            f"{text!r} is neither YYYY-MM-DD nor an RFC 3339 date-time", field
-        ) from None
-    if value.tzinfo is None:
-        raise errors.Invalid("give the offset, e.g. 2026-11-22T10:00:00+01:00", field)
-    return value.timestamp()
-
-
-def bounded_int(text: str, field: str, lo: int, hi: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise errors.Invalid(f"{text!r} is not an integer", field) from None
-    if not lo <= value <= hi:
-        raise errors.Invalid(f"{field} must be between {lo} and {hi}", field)
-    return value
 
 
 def actor_of(caller: Any) -> tuple[str, str, str | None]:

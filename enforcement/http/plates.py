@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import time
+from typing import Final
 
 from aiohttp import web
 
@@ -20,9 +22,11 @@ from ..core.police import plate_view
 from . import errors
 from .auth import POLICE
 from .endpoints import JSON
-from .params import reason_of
+from .params import PLATE_PATTERN, reason_of, rfc3339
 from .schemas import ENCODER
 from .service import Service
+
+_PLATE: Final = re.compile(PLATE_PATTERN)
 
 
 def add_routes(app: web.Application, service: Service) -> None:
@@ -31,7 +35,7 @@ def add_routes(app: web.Application, service: Service) -> None:
     async def get_plate(request: web.Request) -> web.Response:
         caller = await service.require(request, POLICE)
         raw = request.match_info["plate"]
-        text = normalise_text(raw)
+        text = normalise_text(raw) if _PLATE.fullmatch(raw) else ""
         if not text:
             raise errors.Invalid(f"{raw!r} is not a plate (1-11 letters and digits)", "plate")
         unknown = sorted(set(request.query) - {"at", "zone", "reason"})
@@ -39,11 +43,8 @@ def add_routes(app: web.Application, service: Service) -> None:
             raise errors.Invalid(f"unknown query parameter {unknown[0]!r}", unknown[0])
         reason = reason_of(request.headers, request.query)  # free text: never logged
         at_text = request.query.get("at")
-        if at_text:
-            try:
-                at = dt.datetime.fromisoformat(at_text)
-            except ValueError:
-                raise errors.Invalid(f"{at_text!r} is not an RFC 3339 date-time", "at") from None
+        if at_text is not None:  # given empty, it is no instant (absent: now)
+            at = rfc3339(at_text, "at")
             if at.tzinfo is None:
                 raise errors.Invalid("give the offset, e.g. 2026-11-22T10:00:00+01:00", "at")
             if at.timestamp() < time.time() - checker.max_transit_age_s:

@@ -1,8 +1,9 @@
 """Is this replica fit to answer cameras? `/healthz` (the process answers), `/readyz`.
 
 Ready means a verified index that is not stale (no permit change missed) and reflects the
-permit database as of no longer ago than `enforcement.index_max_age`, and a transit spool
-that is not full. The details (revisions, lags, Redis, feeds, audit trail, transit log) come
+permit database as of no longer ago than `enforcement.index_max_age`, a loader streaming
+permit changes (when following Redis: replica/loader_presence.py), and a transit spool that
+is not full. The details (revisions, lags, Redis, feeds, audit trail, transit log) come
 with the answer either way; a feed past its `max_age`, and Redis's memory past
 `[redis] memory_warn` of its ceiling (or full: transits then go to the spool), are warnings,
 not unreadiness.
@@ -42,6 +43,10 @@ def readiness(service: Service) -> tuple[bool, dict[str, object]]:
             "changes_applied": follower.changes_applied,
             "resyncs": follower.resyncs,
         }
+        info["loader"] = {
+            "lease_held": follower.loader.seen,
+            "absent_s": round(follower.loader.absent_for(), 1),
+        }
         if follower.sources:
             info["sources"], warnings = _sources(follower.sources.values())
     if service.memory is not None:  # a warning, not unreadiness: at the ceiling, the spool
@@ -70,6 +75,12 @@ def readiness(service: Service) -> tuple[bool, dict[str, object]]:
         if fresh
         else "index older than enforcement.index_max_age"
     )
+    if reason is None and follower is not None and follower.loader.missing:
+        # Nothing streams permit changes: a permit issued now would never be enforced here.
+        reason = (
+            f"no loader: none has held the lease in Redis for {follower.loader.absent_for():.0f}"
+            " s, so permit changes do not reach this replica (start `varco watch`)"
+        )
     return reason is None, {
         "ready": reason is None,
         "reason": reason,

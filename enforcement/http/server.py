@@ -1,16 +1,14 @@
-"""Running the service: Redis, the event loop (uvloop where available), workers, signals.
+"""Running the service: Redis, the event loop (uvloop where available), signals; and each
+worker of `serve --workers N` (whose parent is supervisor.py).
 
 What is served comes from `make_app(settings, rules, redis_url)` (the composition's
 `create_app` with its extensions), on connections bounded by connections.py. `serve` runs one
-process; `serve_workers` runs N worker processes on one port (SO_REUSEPORT: the kernel spreads
-connections), each mapping the same snapshot file, so the index's pages are in memory once.
-The parent starts the embedded Redis when none is configured, restarts a worker that dies, and
-stops everything on SIGTERM or SIGINT.
+process. Workers share one port (SO_REUSEPORT: the kernel spreads connections), each mapping
+the same snapshot file, so the index's pages are in memory once.
 
 A port already in use is refused (PortInUse), never shared: SO_REUSEPORT would let a second
 service, judging on another permit database, take half the traffic without a word. So one
-process binds without it, and a set of workers first claims the port for itself (a lock
-named after it, held by the parent) and checks that nothing else listens there.
+process binds without it, and a set of workers first claims the port (ports.py).
 
 A Redis whose memory policy would evict evidence is refused too (EvictingRedis, memory.py).
 """
@@ -21,13 +19,9 @@ import asyncio
 import errno
 import gc
 import logging
-import multiprocessing
-import multiprocessing.process
 import os
 import resource
 import signal
-import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,10 +30,13 @@ from aiohttp import web
 from ..config.load import load_config
 from ..config.settings import Settings, with_changes
 from ..core.rules import Rules
-from ..logs import configure as configure_logging
-from ..memory import EvictingRedis, check_at_startup
+from ..memory import check_at_startup
+from ..replica.hangup import on_hangup
 from ..replica.redis_server import start_redis
 from .connections import GuardedRunner
+from .ports import in_use
+from .service import SERVICE
+from .siblings import Siblings, answering
 
 log = logging.getLogger("varco")
 
@@ -56,17 +53,6 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop  # type: ignore[no-any-return,unused-ignore]
 
 
-class PortInUse(Exception):
-    """The configured address is taken: by another Varco, or another program."""
-
-
-def _in_use(host: str, port: int) -> PortInUse:
-    return PortInUse(
-        f"{host}:{port} is already in use (another varco serve, or another program); "
-        "stop it, or choose another [server] port / --port"
-    )
-
-
 async def start_site(
     app: web.Application, settings: Settings, *, reuse_port: bool = False
 ) -> GuardedRunner:
@@ -81,7 +67,7 @@ async def start_site(
     except OSError as exc:
         await runner.cleanup()
         if exc.errno == errno.EADDRINUSE:
-            raise _in_use(host, port) from None
+            raise in_use(host, port) from None
         raise
     return runner
 
@@ -93,8 +79,14 @@ async def serve_forever(
     redis_url: str | None,
     ready: Callable[[], None] | None = None,
     reuse_port: bool = False,
+    siblings: Siblings | None = None,
 ) -> None:
-    await serve_app(make_app(settings, rules, redis_url), settings, ready, reuse_port)
+    app = make_app(settings, rules, redis_url)
+    if siblings is not None:  # one of several workers: /metrics is all of theirs
+        service = app[SERVICE]
+        service.siblings = siblings
+        app.cleanup_ctx.append(answering(siblings, service.metrics))
+    await serve_app(app, settings, ready, reuse_port)
 
 
 async def serve_app(
@@ -104,26 +96,27 @@ async def serve_app(
     reuse_port: bool = False,
 ) -> None:
     """`app` on the settings' address until SIGTERM or SIGINT (benchmarks serve theirs so)."""
-    enough_descriptors(settings.server.max_connections)
-    runner = await start_site(app, settings, reuse_port=reuse_port)
-    freeze_startup_objects()
-    log.info(
-        "listening on http://%s:%d (pid %d)",
-        settings.server.host,
-        settings.server.port,
-        os.getpid(),
-    )
-    if ready is not None:
-        ready()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        log.info("shutting down")
-        await runner.cleanup()
+    with on_hangup(lambda: None):  # SIGHUP never ends a serving process (hangup.py)
+        enough_descriptors(settings.server.max_connections)
+        runner = await start_site(app, settings, reuse_port=reuse_port)
+        freeze_startup_objects()
+        log.info(
+            "listening on http://%s:%d (pid %d)",
+            settings.server.host,
+            settings.server.port,
+            os.getpid(),
+        )
+        if ready is not None:
+            ready()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            await runner.cleanup()
 
 
 def enough_descriptors(max_connections: int) -> None:
@@ -162,6 +155,7 @@ def serve(
     settings: Settings, rules: Rules, make_app: AppFactory, ready: Callable[[], None] | None = None
 ) -> None:
     """Serve in this process until SIGTERM or SIGINT."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until serve_app handles it (hangup.py)
     redis_url, embedded = start_redis(settings)
     try:
         if redis_url is not None:
@@ -173,103 +167,16 @@ def serve(
             embedded.stop()
 
 
-def _worker(
-    config_path: Path, env: dict[str, str], port: int, redis_url: str | None, make_app: AppFactory
+def run_worker(
+    config_path: Path,
+    port: int,
+    redis_url: str | None,
+    make_app: AppFactory,
+    siblings: Siblings,
 ) -> None:
-    """A worker process: its own configuration load (nothing unpicklable crosses over)."""
-    fmt = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
-    configure_logging(fmt)
-    settings, rules = load_config(config_path, env)
+    """A worker of `serve --workers N` (supervisor.py): its own configuration load (nothing
+    unpicklable crosses over), on the supervisor's port and Redis."""
+    settings, rules = load_config(config_path, dict(os.environ))
     settings = with_changes(settings, server={"port": port})  # a --port given to the parent
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve_forever(settings, rules, make_app, redis_url, reuse_port=True))
-
-
-def claim_port(host: str, port: int) -> socket.socket:
-    """Hold the port for one set of workers: a lock named after it (a Linux abstract socket,
-    gone with the process), then a bind without SO_REUSEPORT, which fails if anything
-    listens there. The workers then bind with SO_REUSEPORT, and only they can."""
-    lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        lock.bind(f"\0varco-serve-port-{port}")
-    except OSError:
-        lock.close()
-        raise _in_use(host, port) from None
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            lock.close()
-            if exc.errno == errno.EADDRINUSE:
-                raise _in_use(host, port) from None
-            raise
-    return lock
-
-
-def serve_workers(
-    settings: Settings, env: dict[str, str], workers: int, make_app: AppFactory
-) -> None:
-    """Run `workers` processes on one port until SIGTERM or SIGINT; restart any that die."""
-    lock = claim_port(settings.server.host, settings.server.port)
-    redis_url, embedded = start_redis(settings)
-    if redis_url is not None:
-        try:
-            check_at_startup(redis_url, settings.redis.max_memory)
-        except EvictingRedis:
-            if embedded is not None:
-                embedded.stop()
-            lock.close()
-            raise
-    ctx = multiprocessing.get_context("spawn")
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    def spawn() -> multiprocessing.process.BaseProcess:
-        args = (settings.config_path, env, settings.server.port, redis_url, make_app)
-        p = ctx.Process(target=_worker, args=args, name="varco-worker", daemon=False)
-        p.start()
-        return p
-
-    procs = [spawn() for _ in range(workers)]
-    started = [time.monotonic()] * workers
-    quick_deaths = [0] * workers  # a worker dying at start-up again and again backs off
-    restart_at: list[float | None] = [None] * workers
-    log.info("%d workers on http://%s:%d", workers, settings.server.host, settings.server.port)
-    try:
-        while not stopping:
-            time.sleep(0.2)
-            for i, p in enumerate(procs):
-                if p.is_alive() or stopping:
-                    continue
-                now = time.monotonic()
-                if restart_at[i] is None:
-                    quick_deaths[i] = quick_deaths[i] + 1 if now - started[i] < 10 else 0
-                    wait = min(2.0 ** (quick_deaths[i] - 1), 30.0) if quick_deaths[i] > 1 else 0
-                    log.error(
-                        "worker pid %s exited with %s; restarting it in %.0f s",
-                        p.pid,
-                        p.exitcode,
-                        wait,
-                    )
-                    restart_at[i] = now + wait
-                if now >= (restart_at[i] or 0):
-                    procs[i], started[i], restart_at[i] = spawn(), now, None
-    finally:
-        for p in procs:
-            if p.is_alive() and p.pid is not None:
-                os.kill(p.pid, signal.SIGTERM)
-        for p in procs:
-            p.join(15)
-            if p.is_alive():
-                p.kill()
-        if embedded is not None:
-            embedded.stop()
-        lock.close()
+        runner.run(serve_forever(settings, rules, make_app, redis_url, None, True, siblings))

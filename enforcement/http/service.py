@@ -30,6 +30,7 @@ from .auth import Caller, Keyring, require, roles_of
 from .endpoints import Handler, endpoint
 from .metrics import Metrics
 from .sessions import Sessions
+from .siblings import Siblings
 
 
 class Service:
@@ -53,6 +54,7 @@ class Service:
         self.health = CameraHealth({c.id: c.gate for c in settings.cameras.values()}, rules)
         self.intake.health = self.health
         self.desk_redis: Redis | None = None  # the desk's connection, for camera health
+        self.siblings: Siblings | None = None  # the other workers of `serve --workers N`
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
         return endpoint(self.metrics, name, handler)

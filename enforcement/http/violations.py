@@ -11,7 +11,7 @@ from ..transits.violations import ViolationPage, csv_header, to_csv_rows
 from . import errors
 from .auth import OPERATOR
 from .endpoints import JSON
-from .params import bounded_int, instant
+from .params import CURSOR_MAX, LIMIT_MAX, bounded_int, instant
 from .schemas import ENCODER
 from .service import Service
 
@@ -32,8 +32,8 @@ def add_routes(app: web.Application, service: Service) -> None:
         end = instant(q.get("to"), "to", rules, default=time.time() + 86400)
         if end <= start:
             raise errors.Invalid("'to' must be after 'from'", "to")
-        offset = bounded_int(q.get("cursor", "0"), "cursor", 0, 10**9)
-        limit = bounded_int(q.get("limit", "500"), "limit", 1, 5000)
+        offset = bounded_int(q.get("cursor", "0"), "cursor", 0, CURSOR_MAX)
+        limit = bounded_int(q.get("limit", "500"), "limit", 1, LIMIT_MAX)
         fmt = q.get("format", "json")
         if fmt not in ("json", "csv"):
             raise errors.Invalid("format is json or csv", "format")

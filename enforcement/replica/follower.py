@@ -8,10 +8,12 @@ One asyncio task per worker process:
    anywhere is applied here within one round trip) and applies each entry to the overlay.
 3. Whenever Redis names a newer snapshot, it is fetched (once per host, shared by the
    workers), verified, bound, and swapped in with the overlay entries it lacks carried over.
-4. On a gap (core/changes.py) the overlay turns stale: verdicts that would be `pending` become
+4. Each round also notes whether a loader holds its lease (loader_presence.py): without one,
+   nothing streams permit changes, and `/readyz` says so within seconds.
+5. On a gap (core/changes.py) the overlay turns stale: verdicts that would be `pending` become
    `review`, `/readyz` says so, and the follower asks the loader for a snapshot
    (`snapshot:wanted`) and resynchronises from it.
-5. Redis unreachable: keep serving from memory, retry with back-off; the index's freshness
+6. Redis unreachable: keep serving from memory, retry with back-off; the index's freshness
    (the loader heartbeat last seen) ages until `index_max_age` turns verdicts into `review`.
 """
 
@@ -36,6 +38,8 @@ from ..core.rules import Rules
 from ..core.snapshot import SUFFIX, SnapshotError, open_snapshot
 from ..keys import Keys
 from .distribution import SnapshotUnavailable, current_snapshot, fetch_snapshot
+from .hangup import on_hangup
+from .loader_presence import LoaderPresence, lease_held
 from .sources import DECODER as SOURCE_DECODER
 from .sources import SourceStatus
 from .watcher import load_initial
@@ -69,6 +73,7 @@ class Follower:
         self.changes_applied = 0
         self.resyncs = 0
         self.sources: dict[str, SourceStatus] = {}  # the loader's feeds, as last read
+        self.loader = LoaderPresence()  # is a loader streaming changes? (/readyz)
         self._sources_read_at = 0.0
 
     async def close(self) -> None:
@@ -76,6 +81,11 @@ class Follower:
 
     def stop(self) -> None:
         self.stopping = True
+
+    def hangup(self) -> None:
+        """SIGHUP (hangup.py): the feeds' status read on the next round, not in 5 s (every
+        round already asks Redis for a newer snapshot)."""
+        self._sources_read_at = 0.0
 
     async def run(self) -> None:
         backoff = 0.2
@@ -106,6 +116,7 @@ class Follower:
 
     async def step(self) -> None:
         """One round: adopt a newer snapshot, then apply what the stream has (or wait ≤ 1 s)."""
+        self.loader.observe(await lease_held(self.redis, self.keys))
         await self.sync_snapshot()
         live = self.holder.current
         if live is None:  # nothing to apply changes to yet
@@ -213,7 +224,8 @@ def redis_follower(
             on_start(follower)
         task = asyncio.create_task(follower.run(), name="redis-follower")
         log.debug("local snapshot loaded in %.2f s", time.perf_counter() - t0)
-        yield
+        with on_hangup(follower.hangup, "Redis's snapshot and feed status read now"):
+            yield
         follower.stop()  # ends the loop even if the cancellation below gets swallowed
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

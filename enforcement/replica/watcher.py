@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from ..config.settings import Settings
 from ..core.live import IndexHolder, bind
 from ..core.rules import Rules
 from ..core.snapshot import SUFFIX, SnapshotError, open_snapshot
+from .hangup import on_hangup
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,6 @@ def snapshot_watcher(
         seen = _identity(current)
         await asyncio.to_thread(load_initial, holder, rules, settings.storage.snapshot_dir)
         wake = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, wake.set)
 
         async def follow() -> None:
             nonlocal seen
@@ -96,11 +93,10 @@ def snapshot_watcher(
                     await asyncio.to_thread(load_into, holder, rules, current)
 
         task = asyncio.create_task(follow(), name="snapshot-watcher")
-        yield
+        with on_hangup(wake.set, "the snapshot file checked now"):
+            yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.remove_signal_handler(signal.SIGHUP)
 
     return resource

@@ -25,7 +25,7 @@ import redis.asyncio as aredis
 from ..keys import Keys
 from .record import DECODE_RECORD, ENCODE, TransitRecord
 
-SCAN_CHUNK: Final = 5000
+SCAN_CHUNK: Final = 1000
 MAX_SCANNED: Final = 2_000_000
 
 # KEYS: the stream. ARGV: first id (inclusive, or "(id" exclusive), last id, count, needle.

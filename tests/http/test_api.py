@@ -264,14 +264,27 @@ async def test_police_view(api: Client) -> None:
     for query, field in (
         ("at=tomorrow", "at"),
         ("at=2026-11-22T12:00:00", "at"),
+        ("at=", "at"),  # empty is no instant (it was taken as now)
+        ("at=20261122T120000%2B0100", "at"),  # ISO 8601, not RFC 3339
+        ("at=2026-11-22T12%2B01:00", "at"),
+        ("zone=", "zone"),
         ("at=1970-01-01T00:00:00%2B00:00", "at"),
         ("zone=NOWHERE", "zone"),
         ("colour=red", "colour"),
     ):
         status, body, _ = await api.request("GET", f"/v1/plates/AB123CD?{query}", LOOKUP)
         assert (status, body["field"]) == (422, field)
-    status, body, _ = await api.request("GET", "/v1/plates/%23%23", LOOKUP)
-    assert (status, body["field"]) == (422, "plate")
+    # The path parameter's pattern: letters and digits, spaces, dots and dashes between them;
+    # a letter normalise cannot fold to Latin (Cyrillic Zhe) is refused like a symbol.
+    for plate in ("%23%23", "AB%C2%B7123", "%D0%96B123CD", "AB123CD%2F", "-", "A" * 12, "na"):
+        status, body, _ = await api.request("GET", f"/v1/plates/{plate}", LOOKUP)
+        assert (status, body["field"]) == (422, "plate"), plate
+    status, body, _ = await api.request("GET", "/v1/plates/ab.123-cd%20", LOOKUP)
+    assert (status, body["plate"]) == (200, "AB123CD")
+    # As typed from a foreign plate or a look-alike keyboard: folded as camera reads are.
+    for typed, plate in (("%D0%90B123CD", "AB123CD"), ("M%C3%9C-AB123", "MUAB123")):
+        status, body, _ = await api.request("GET", f"/v1/plates/{typed}", LOOKUP)
+        assert (status, body["plate"]) == (200, plate), typed
 
 
 async def test_operations_endpoints(api: Client) -> None:

@@ -98,6 +98,10 @@ async def test_confirm_makes_one_violation_per_plate_zone_and_day(desk: World) -
     assert out["violation"]["transit_ids"] == sorted([first["transit_id"], second["transit_id"]])
     assert out["violation"]["first_transit"] == first["transit_id"]
     [violation] = await desk.violations()  # one violation, not two
+    status, listed, _ = await desk.client.request("GET", "/v1/violations", OPERATOR)
+    assert (status, len(listed["violations"])) == (200, 1)  # the desk sees violations too
+    status, _, _ = await desk.client.request("GET", "/v1/violations", POLICE)
+    assert status == 403
     assert violation["transit_ids"] == out["violation"]["transit_ids"]
     # Decided items leave the queue; deciding one again is 409, and changes nothing.
     assert (await review(desk.client))["items"] == []

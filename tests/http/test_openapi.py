@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from enforcement.config.settings import Settings
+from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 from varco import admin
@@ -81,3 +82,38 @@ async def test_no_admin_api_without_the_extension(demo: tuple[Settings, Rules]) 
         doc["components"]["schemas"]
     )
     assert "/v1/permits" not in page and "/v1/transits" in page
+
+
+async def test_the_description_is_as_strict_as_the_service(demo: tuple[Settings, Rules]) -> None:
+    settings, rules = demo
+    doc, _ = await documents(create_app(settings, rules, watch=False, extend=admin.install))
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+    transit = schemas["TransitIn"]["properties"]
+    assert transit["gate"]["enum"] == ["PD-01", "PD-02", "PD-03"]  # the configuration's
+    assert transit["camera"]["pattern"].startswith("^[A-Za-z0-9]")  # the demo: any plain id
+    lookup = {p["name"]: p for p in paths["/v1/plates/{plate}"]["get"]["parameters"]}
+    assert lookup["plate"]["schema"]["pattern"] and lookup["at"]["schema"]["minLength"] == 1
+    assert lookup["zone"]["schema"]["enum"] == ["ZTL", "PEDONALE"]
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+            assert declared == set(re.findall(r"{(\w+)}", path)), (method, path)
+            if method == "get":
+                assert not {"413", "415"} & set(op["responses"]), path
+    export = paths["/v1/violations"]["get"]["responses"]["200"]
+    assert set(export["content"]) == {"application/json", "text/csv"}
+    hik = paths["/v1/cameras/hikvision"]["post"]["requestBody"]["content"]
+    assert set(hik) == {"application/xml", "application/json", "multipart/form-data"}
+    assert hik["application/json"]["schema"] == {"$ref": "#/components/schemas/HikvisionBody"}
+    assert "licensePlate" in schemas["Hikvision_Anpr"]["properties"]
+    assert "Picture" in schemas["Dahua_Message"]["properties"]
+
+
+async def test_outside_the_demo_a_transit_names_a_registered_camera(
+    demo: tuple[Settings, Rules],
+) -> None:
+    settings, rules = demo
+    settings = with_changes(settings, demo=False)
+    doc, _ = await documents(create_app(settings, rules, watch=False))
+    camera = doc["components"]["schemas"]["TransitIn"]["properties"]["camera"]
+    assert camera["enum"] == sorted(settings.cameras) and "cam-native" in camera["enum"]

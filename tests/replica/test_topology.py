@@ -194,16 +194,27 @@ def test_replicas_converge_through_every_fault(topology: Topology) -> None:
         r = redis.Redis.from_url(topo.env["REDIS_URL"])
         keys = Keys()
         before = r.get(keys.current)
-        assert topo.kill("loader", sig=15) == 0  # SIGTERM: a clean stop
         issue_some("EE")
+        assert topo.kill("loader", sig=15) == 0  # SIGTERM: a clean stop, the lease let go
+        # With no loader, a permit write is refused: nothing would stream it to a replica.
+        start = dt.datetime.now(dt.UTC)
+        refused = {
+            "permit_id": "FF-0",
+            "type": "TEMP",
+            "valid_from": start.isoformat(),
+            "valid_to": (start + dt.timedelta(days=1)).isoformat(),
+            "plates": [{"plate": "FF000XY"}],
+        }
+        status, reply = call(topo.proxy_port, "POST", "/v1/permits", ADMIN, refused)
+        assert (status, reply["error"]) == (503, "loader_unavailable"), reply
         r.set(keys.wanted, b"1")  # a snapshot is due: the next loader publishes at once
         topo.start_loader(failpoint="publish_snapshot:before_switch")
         assert topo.procs["loader"].wait(60) == 137
         assert r.get(keys.current) == before  # the half-published snapshot is invisible
+        topo.start_loader()  # (with none, the replicas would report `no loader` in seconds)
         for i in (1, 2):
             info = topo.wait_ready(i)
             assert info["snapshot_rejected"] == 0
-        topo.start_loader()
         converged(topo, issued)  # the changes may come through the stream before the snapshot
         deadline = time.monotonic() + 30
         while r.get(keys.current) == before:  # the new loader publishes a whole one

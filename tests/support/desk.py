@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aiohttp
+
 from enforcement.audit.writer import audit_file
 from enforcement.config.settings import ApiKey, Camera, Settings, hash_key, with_changes
 
-from .api import POLICE, Client
+from .api import Client, ServiceServer
 from .followup import World
 
 OPERATOR = {"Authorization": "Bearer demo-operator"}
@@ -78,4 +80,27 @@ def audit_records(settings: Settings) -> list[dict[str, Any]]:
     return [json.loads(line.split(b"\t", 4)[4]) for line in path.read_bytes().splitlines()]
 
 
-__all__ = ["OPERATOR", "POLICE", "REASON", "audit_records", "decide", "queued", "review", "search"]
+async def openapi(app: Any) -> tuple[dict[str, Any], str]:
+    """`/openapi.json` and `/docs` of `app`, served on loopback."""
+    server = ServiceServer(app)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = Client(session, str(server.make_url("")).rstrip("/"))
+            status, doc, _ = await client.request("GET", "/openapi.json")
+            assert status == 200
+            status, page, _ = await client.request("GET", "/docs")
+            assert status == 200
+            return doc, page
+    finally:
+        await server.close()
+
+
+def schema_refs(node: Any) -> set[str]:
+    """Every `$ref` in a document."""
+    if isinstance(node, dict):
+        found = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(schema_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(schema_refs(v) for v in node))
+    return set()

@@ -49,6 +49,9 @@ def test_demo_then_serve(tmp_path: Path) -> None:
     assert demo.returncode == 0, demo.stderr
     curls = [line.strip() for line in demo.stdout.splitlines() if line.strip().startswith("curl")]
     assert len(curls) == 3
+    # Nothing was started: the demo says what to start, never that it is starting.
+    assert "starting" not in demo.stdout and "nothing is serving" in demo.stdout
+    assert "varco serve" in demo.stdout and "varco watch" in demo.stdout
 
     port = free_port()
     env["VARCO_PORT"] = str(port)

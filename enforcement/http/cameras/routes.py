@@ -34,11 +34,10 @@ from ...config.settings import Camera
 from ...core.verdict import Verdict
 from ...transits.record import Transit
 from .. import errors
-from ..apidoc import ERRORS, PathDocs, json_response
 from ..endpoints import JSON
-from ..schemas import ENCODER, ErrorOut
+from ..schemas import ENCODER
 from ..service import Service
-from . import axis, dahua, hikvision, milesight, platerecognizer, rekor
+from . import apidoc, axis, dahua, hikvision, milesight, platerecognizer, rekor
 from .body import buffered, is_multipart, read_body
 from .reads import Context, Payload, Read, read_transit
 from .registry import Registry
@@ -159,115 +158,4 @@ def add_routes(app: web.Application, service: Service) -> None:
             f"{prefix}/NotificationInfo/KeepAlive",
             ep(f"{prefix}/NotificationInfo/KeepAlive", keepalive),
         )
-    service.docs.append(DOCS)
-
-
-# -- the OpenAPI description ------------------------------------------------------------------
-
-_FORMATS: Final = {
-    "hikvision": (
-        "Hikvision ISAPI ANPR",
-        "`EventNotificationAlert` (eventType ANPR) as XML, JSON, or multipart/form-data "
-        "with an `anpr.xml` part beside picture parts (dropped unread). Any namespace; "
-        "a DTD or entity declaration is refused. Other event types (heartbeats) are "
-        "acknowledged and ignored.",
-        ("application/xml", JSON, "multipart/form-data"),
-    ),
-    "axis": (
-        "AXIS License Plate Verifier",
-        "The event JSON, alone or as the `event` part of multipart/form-data beside an "
-        "`image` part. The new, updated and lost events of one car are one transit.",
-        (JSON, "multipart/form-data"),
-    ),
-    "milesight": (
-        "Milesight LPR",
-        "Flat JSON of strings (`-` = missing), local time without offset (the "
-        "camera's `timezone`).",
-        (JSON,),
-    ),
-    "platerecognizer": (
-        "Plate Recognizer Snapshot and Stream webhooks",
-        "`{hook, data: {results: [...], camera_id, timestamp}}` as JSON, or "
-        "multipart with a `json` part and an `upload` part. One transit per "
-        "result; `results: []` is one unreadable transit.",
-        (JSON, "multipart/form-data"),
-    ),
-    "rekor": (
-        "Rekor Scout / OpenALPR agent",
-        "`alpr_group` (a preview is acknowledged and ignored: the complete group is "
-        "the transit), `alpr_results`, `heartbeat`; any or no Content-Type.",
-        (JSON,),
-    ),
-    "dahua": (
-        "Dahua ITSAPI push",
-        "`{Picture: {Plate, SnapInfo, Vehicle, ...}}`, local time (the camera's "
-        "`timezone`); answered `{Result: true}`.",
-        (JSON,),
-    ),
-}
-
-_AUTH: Final = (
-    " Authenticate with the camera's own key (`Authorization: Bearer KEY`), its URL "
-    "token (in the path, or `?token=`), HTTP Basic with the camera id and its "
-    "token, or HTTP Digest with the camera id and its password (realm `varco`, "
-    "`[cameras.ID] digest_ha1`). The gate is the camera's, from `[cameras.ID]`; "
-    "pictures are never stored; bodies up to `server.max_camera_body_bytes` "
-    "(8 MiB)."
-)
-
-
-def _operation(vendor: str, out: str, with_token: bool) -> dict[str, Any]:
-    title, text, types = _FORMATS[vendor]
-    errors_ = {k: v for k, v in ERRORS.items() if k != "415"}
-    errors_["400"] = json_response("ErrorOut", "Body is not the vendor's format (or a DTD)")
-    op: dict[str, Any] = {
-        "summary": f"{title} (camera)",
-        "description": text + _AUTH,
-        "security": [] if with_token else [{"bearer": []}],
-        "requestBody": {
-            "required": True,
-            "content": {t: {"schema": {"type": "object"}} for t in types},
-        },
-        "responses": {"200": json_response(out, "One verdict per plate read"), **errors_},
-    }
-    if with_token:
-        op["parameters"] = [
-            {
-                "name": "token",
-                "in": "path",
-                "required": True,
-                "description": "The camera's URL token",
-                "schema": {"type": "string"},
-            }
-        ]
-    return {"post": op}
-
-
-def _docs() -> PathDocs:
-    paths: dict[str, Any] = {}
-    for vendor in VENDORS:
-        out = "DahuaOut" if vendor == "dahua" else "CameraOut"
-        paths[f"/v1/cameras/{vendor}"] = _operation(vendor, out, False)
-        paths[f"/v1/cameras/{vendor}/{{token}}"] = _operation(vendor, out, True)
-    paths["/NotificationInfo/TollgateInfo"] = _operation("dahua", "DahuaOut", False)
-    paths["/v1/cameras/dahua/{token}/NotificationInfo/TollgateInfo"] = _operation(
-        "dahua", "DahuaOut", True
-    )
-    keep: dict[str, Any] = {
-        "post": {
-            "summary": "Dahua ITSAPI keep-alive (camera)",
-            "description": 'Answered `{"Result": true}`.' + _AUTH,
-            "security": [{"bearer": []}],
-            "responses": {
-                "200": {"description": '{"Result": true}'},
-                "401": ERRORS["401"],
-                "403": ERRORS["403"],
-            },
-        }
-    }
-    paths["/NotificationInfo/KeepAlive"] = keep
-    paths["/v1/cameras/dahua/{token}/NotificationInfo/KeepAlive"] = keep
-    return PathDocs(paths, (CameraOut, DahuaOut, ErrorOut))
-
-
-DOCS: Final = _docs()
+    service.docs.append(apidoc.docs(VENDORS, (CameraOut, DahuaOut)))
