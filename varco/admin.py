@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import sqlite3
 import time
@@ -58,16 +57,12 @@ from . import signin
 from .admin_record import record_change
 from .admin_schemas import (
     DOCS,
-    ChangeOut,
-    PeriodOut,
     PermitIn,
-    PermitOut,
     PermitPatch,
-    PermitVersion,
     PlateIn,
-    PlateOut,
     RenewIn,
     RevokeIn,
+    permit_out,
 )
 
 log = logging.getLogger(__name__)
@@ -188,43 +183,7 @@ class AdminApi:
         history: list[tuple[int, PermitRow]] | None = None,
         notes: list[tuple[int, Note]] | None = None,
     ) -> web.Response:
-        to_local = self.rules.clock.to_datetime
-
-        def end(t: int | None) -> dt.datetime | None:
-            return None if t is None else to_local(t)
-
-        def plates(p: PermitRow) -> list[PlateOut]:
-            return [PlateOut(plate, primary) for plate, primary in p.plates]
-
-        def periods(p: PermitRow) -> list[PeriodOut]:
-            return [PeriodOut(to_local(s), end(e)) for s, e in spans(p)]
-
-        out = PermitOut(
-            row.permit_id,
-            row.type,
-            row.source,
-            to_local(row.valid_from),
-            end(row.valid_to),
-            list(row.zones),
-            plates(row),
-            revision,
-            periods(row),
-            [
-                PermitVersion(
-                    rev,
-                    to_local(old.valid_from),
-                    end(old.valid_to),
-                    list(old.zones),
-                    plates(old),
-                    periods(old),
-                )
-                for rev, old in history or []
-            ],
-            [
-                ChangeOut(rev, to_local(n.at), n.actor, n.person, n.action, n.reason)
-                for rev, n in notes or []
-            ],
-        )
+        out = permit_out(self.rules.clock.to_datetime, row, revision, history, notes)
         return web.Response(body=ENCODER.encode(out), content_type=JSON)
 
     def _validated(self, row: PermitRow) -> PermitRow:

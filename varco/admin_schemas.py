@@ -7,6 +7,7 @@ DOCS, so the document lists the admin API exactly where it is served.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -14,6 +15,8 @@ import msgspec
 from enforcement.audit.chain import REASON_MAX
 from enforcement.http import apidoc
 from enforcement.http.endpoints import JSON
+from loader.periods import spans
+from loader.store import Note, PermitRow
 
 Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 PermitId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -215,3 +218,50 @@ DOCS = apidoc.PathDocs(
     },
     (PermitIn, PermitPatch, RevokeIn, RenewIn, PermitOut, ChangeOut),
 )
+
+
+def permit_out(
+    to_local: Callable[[int], dt.datetime],
+    row: PermitRow,
+    revision: int,
+    history: list[tuple[int, PermitRow]] | None = None,
+    notes: list[tuple[int, Note]] | None = None,
+) -> PermitOut:
+    """A permit as the admin API answers it: local times, its periods, earlier versions and
+    the changes recorded with it."""
+
+    def end(t: int | None) -> dt.datetime | None:
+        return None if t is None else to_local(t)
+
+    def plates(p: PermitRow) -> list[PlateOut]:
+        return [PlateOut(plate, primary) for plate, primary in p.plates]
+
+    def periods(p: PermitRow) -> list[PeriodOut]:
+        return [PeriodOut(to_local(s), end(e)) for s, e in spans(p)]
+
+    return PermitOut(
+        row.permit_id,
+        row.type,
+        row.source,
+        to_local(row.valid_from),
+        end(row.valid_to),
+        list(row.zones),
+        plates(row),
+        revision,
+        periods(row),
+        [
+            PermitVersion(
+                rev,
+                to_local(old.valid_from),
+                end(old.valid_to),
+                list(old.zones),
+                plates(old),
+                periods(old),
+            )
+            for rev, old in history or []
+        ],
+        [
+            ChangeOut(rev, to_local(n.at), n.actor, n.person, n.action, n.reason)
+            for rev, n in notes or []
+        ],
+    )
