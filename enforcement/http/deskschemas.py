@@ -4,16 +4,26 @@ their OpenAPI paths, registered on the service like an extension's (`Service.doc
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from ..audit.chain import REASON_MAX
+from ..config.settings import CAMERA_ID
 from ..core.verdict import Verdict
 from ..transits.camerahealth import CameraStatus
 from ..transits.evidence import alternatives_of
 from ..transits.record import TransitRecord
 from ..transits.violations import ReviewItem, Violation
-from .apidoc import ERRORS, PathDocs, json_response, ref
+from .apidoc import BODY, QUERY, PathDocs, error, errors, json_response, ref
+from .params import (
+    PLATE_PATTERN,
+    REASON_CODE_PATTERN,
+    REVIEW_CURSOR_PATTERN,
+    REVIEW_LIMIT_MAX,
+    SEARCH_LIMIT_MAX,
+    TRANSIT_ID_PATTERN,
+)
 
 
 class ReviewOut(msgspec.Struct):
@@ -44,8 +54,9 @@ class ReviewPage(msgspec.Struct):
 
 class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
     decision: Literal["confirm", "dismiss", "correct"]
-    reason: str
-    plate: str | None = None  # correct only: the plate as a person reads it
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=REASON_MAX)]
+    # correct only: the plate as a person reads it
+    plate: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
 
 
 class DecisionOut(msgspec.Struct):
@@ -106,41 +117,79 @@ def review_out(item: ReviewItem) -> ReviewOut:
     )
 
 
-def _param(name: str, where: str, description: str, required: bool = False) -> dict[str, Any]:
+_BEARER: Final[list[dict[str, list[str]]]] = [{"bearer": []}]
+# One line of text, not only blanks (params.valid_reason); as apipaths.py states it.
+_LINE: Final = r"[^\u0000-\u001f\u007f-\u009f\u2028\u2029]"
+_REASON: Final = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": REASON_MAX,
+    "pattern": rf"^{_LINE}*[^\s\u0000-\u001f\u007f-\u009f\u2028\u2029]{_LINE}*$",
+}
+_DAY_OR_INSTANT: Final = {
+    "type": "string",
+    "anyOf": [{"format": "date", "maxLength": 10}, {"format": "date-time"}],
+}
+_INSTANT: Final = {"type": "string", "format": "date-time", "minLength": 1}
+_UNAVAILABLE: Final = "Redis unreachable, or the audit trail cannot be written (Retry-After)"
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {
         "name": name,
-        "in": where,
-        "required": required,
+        "in": "query",
+        "required": False,
         "description": description,
-        "schema": {"type": "string"},
+        "schema": schema,
     }
 
 
-_DESK: Final[list[dict[str, list[str]]]] = [{"bearer": []}]
-_REASON_HEADER: Final = _param(
-    "X-Reason", "header", "Why (a case number): one line, at most 500 characters"
-)
-
-
-def desk_docs() -> PathDocs:
-    q = "query"
-    errors = {**ERRORS, "503": json_response("ErrorOut", "Redis or the audit trail unavailable")}
+def desk_docs(gates: list[str]) -> PathDocs:
+    """The desk's operations, with the configuration's `gates` as the gate enum."""
+    gate = {"type": "string", "enum": gates}
+    camera = {"type": "string", "pattern": f"^{CAMERA_ID.pattern}$"}
+    unavailable = error(_UNAVAILABLE, {"Retry-After": "Seconds to wait before retrying"})
     return PathDocs(
         {
             "/v1/review": {
                 "get": {
                     "summary": "The review queue, oldest transit first (operator, admin)",
-                    "security": _DESK,
+                    "description": (
+                        "Filtered by gate, camera, reason and capture instant. A page looks "
+                        "at 20,000 queued items at most: it may hold fewer than limit items "
+                        "and still have a next_cursor; go on until next_cursor is null."
+                    ),
+                    "security": _BEARER,
                     "parameters": [
-                        _param("gate", q, "Only this gate"),
-                        _param("camera", q, "Only this camera"),
-                        _param("reason", q, "Only this reason (low_confidence, near_match, ...)"),
-                        _param("since", q, "Captured at or after: RFC 3339, or YYYY-MM-DD local"),
-                        _param("until", q, "Captured before: RFC 3339, or YYYY-MM-DD local"),
-                        _param("limit", q, "Items per page, 1-500 (default 50)"),
-                        _param("cursor", q, "next_cursor of the page before"),
+                        _query("gate", gate, "Only this gate"),
+                        _query("camera", camera, "Only this camera"),
+                        _query(
+                            "reason",
+                            {"type": "string", "pattern": f"^{REASON_CODE_PATTERN}$"},
+                            "Only this reason (low_confidence, near_match, unreadable, ...)",
+                        ),
+                        _query("since", _DAY_OR_INSTANT, "Captured at or after (YYYY-MM-DD local)"),
+                        _query("until", _DAY_OR_INSTANT, "Captured before; after since"),
+                        _query(
+                            "limit",
+                            {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": REVIEW_LIMIT_MAX,
+                                "default": 50,
+                            },
+                            "Items per page",
+                        ),
+                        _query(
+                            "cursor",
+                            {"type": "string", "pattern": f"^{REVIEW_CURSOR_PATTERN}$"},
+                            "next_cursor of the page before",
+                        ),
                     ],
-                    "responses": {"200": json_response("ReviewPage", "A page"), **errors},
+                    "responses": {
+                        "200": json_response("ReviewPage", "A page of review items"),
+                        **errors(QUERY, e503=error("Redis unreachable")),
+                    },
                 }
             },
             "/v1/review/{transit_id}": {
@@ -149,22 +198,30 @@ def desk_docs() -> PathDocs:
                     "description": (
                         "confirm: a violation (one per plate, zone and day: a second transit "
                         "joins it); refused (422) for an unreadable read, an inactive gate or "
-                        "a covered plate. dismiss: with its reason. correct: `plate` judged "
-                        "again and recorded as a correction of the transit; a read still in "
-                        "doubt stays queued. Audited with the actor before it is applied. 404 "
-                        "unknown, 409 decided already or changed since read."
+                        "a plate a permit covers. dismiss: with its reason. correct: `plate` "
+                        "judged again and recorded as a correction of the transit; a read "
+                        "still in doubt stays queued. Written to the audit trail, with the "
+                        "caller, before it is applied."
                     ),
-                    "security": _DESK,
-                    "parameters": [_param("transit_id", "path", "The transit", True)],
+                    "security": _BEARER,
+                    "parameters": [
+                        {
+                            "name": "transit_id",
+                            "in": "path",
+                            "required": True,
+                            "description": "The transit's id (24 hex digits)",
+                            "schema": {"type": "string", "pattern": f"^{TRANSIT_ID_PATTERN}$"},
+                        }
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": ref("DecisionIn")}},
                     },
                     "responses": {
                         "200": json_response("DecisionOut", "Decided"),
-                        "404": json_response("ErrorOut", "No such item"),
-                        "409": json_response("ErrorOut", "Decided already, or changed"),
-                        **errors,
+                        "404": error("No such review item"),
+                        "409": error("Decided already, or changed since it was read"),
+                        **errors(BODY, e503=unavailable),
                     },
                 }
             },
@@ -172,32 +229,61 @@ def desk_docs() -> PathDocs:
                 "get": {
                     "summary": "Transits by plate and day, or by gate and window (operator, admin)",
                     "description": (
-                        "Either plate and day (YYYY-MM-DD, local), or gate, from and to "
-                        "(RFC 3339, at most 24 hours apart). A reason is required (header "
-                        "X-Reason, or query reason); the search is written to the audit trail "
-                        "before it is answered. Only within retention (retention.allowed): a "
-                        "window wholly before it is 422 naming the field. At most `limit` "
-                        "(default 500, at most 1000) transits; `truncated` says when more match."
+                        "Either plate and day, or gate, from and to (at most 24 hours apart). "
+                        "A reason is required (header X-Reason, or query reason); the search "
+                        "is written to the audit trail before it is answered. Only within "
+                        "retention (retention.allowed): a window wholly before it is 422 "
+                        "naming day or from. At most limit transits; truncated says when more "
+                        "match."
                     ),
-                    "security": _DESK,
+                    "security": _BEARER,
                     "parameters": [
-                        _param("plate", q, "A plate (normalised as reads are)"),
-                        _param("day", q, "With plate: a local day, YYYY-MM-DD"),
-                        _param("gate", q, "A gate code"),
-                        _param("from", q, "With gate: RFC 3339"),
-                        _param("to", q, "With gate: RFC 3339, at most 24 h after from"),
-                        _param("limit", q, "At most this many transits (1-1000)"),
-                        _param("reason", q, "Why (prefer the X-Reason header)"),
-                        _REASON_HEADER,
+                        _query(
+                            "plate",
+                            {"type": "string", "pattern": f"^{PLATE_PATTERN}$"},
+                            "A plate, normalised as reads are (with day)",
+                        ),
+                        _query(
+                            "day",
+                            {"type": "string", "format": "date", "minLength": 10, "maxLength": 10},
+                            "A local day, YYYY-MM-DD (with plate)",
+                        ),
+                        _query("gate", gate, "A gate (with from and to)"),
+                        _query("from", _INSTANT, "RFC 3339 (with gate)"),
+                        _query("to", _INSTANT, "RFC 3339, after from, at most 24 h later"),
+                        _query(
+                            "limit",
+                            {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": SEARCH_LIMIT_MAX,
+                                "default": 500,
+                            },
+                            "At most this many transits",
+                        ),
+                        _query("reason", _REASON, "The reason, if X-Reason cannot be sent"),
+                        {
+                            "name": "X-Reason",
+                            "in": "header",
+                            "required": False,
+                            "description": "Why (a case number); this or reason, not both",
+                            "schema": _REASON,
+                        },
                     ],
-                    "responses": {"200": json_response("SearchOut", "Transits"), **errors},
+                    "responses": {
+                        "200": json_response("SearchOut", "The transits found"),
+                        **errors(QUERY, e503=unavailable),
+                    },
                 }
             },
             "/v1/cameras/health": {
                 "get": {
                     "summary": "Per camera: last read, the hour's reads, alarms (operator, admin)",
-                    "security": _DESK,
-                    "responses": {"200": json_response("CamerasOut", "Every camera"), **errors},
+                    "security": _BEARER,
+                    "responses": {
+                        "200": json_response("CamerasOut", "Every camera"),
+                        **errors(("401", "403", "422", "503"), e503=error("Redis unreachable")),
+                    },
                 }
             },
         },

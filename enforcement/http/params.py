@@ -27,6 +27,13 @@ PLATE_PATTERN: Final = r"[ .-]*(?:[0-9A-Za-z\u00C0-\u024F\u0370-\u03FF\u0400-\u0
 LIMIT_MAX: Final = 5000
 CURSOR_MAX: Final = 10**9
 CURSOR_PATTERN: Final = r"(?:[0-9]{1,9}|1000000000)"
+# The desk: a review page's size and cursor (capture instant, transit id), a transit id, and a
+# search's result cap.
+REVIEW_LIMIT_MAX: Final = 500
+REVIEW_CURSOR_PATTERN: Final = r"-?[0-9]{1,12}(?:\.[0-9]{1,9})?_[0-9a-f]{24}"
+TRANSIT_ID_PATTERN: Final = r"[0-9a-f]{24}"
+REASON_CODE_PATTERN: Final = r"[a-z_]{1,64}"  # a verdict's reason (low_confidence, ...)
+SEARCH_LIMIT_MAX: Final = 1000
 
 
 def rfc3339(text: str, field: str) -> dt.datetime:

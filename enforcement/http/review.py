@@ -18,18 +18,30 @@ from aiohttp import web
 
 from ..audit.chain import AuditRecord
 from ..audit.writer import HOST
+from ..config.settings import CAMERA_ID, CAMERA_ID_RULE
 from ..transits import review as queue
 from . import errors
 from .auth import OPERATOR
 from .deskschemas import DecisionIn, DecisionOut, ReviewPage, review_out
 from .endpoints import JSON, read_json
-from .params import actor_of, bounded_int, instant, redis_down, valid_reason
+from .params import (
+    REASON_CODE_PATTERN,
+    REVIEW_CURSOR_PATTERN,
+    REVIEW_LIMIT_MAX,
+    TRANSIT_ID_PATTERN,
+    actor_of,
+    bounded_int,
+    instant,
+    redis_down,
+    valid_reason,
+)
 from .schemas import ENCODER
 from .service import Service
 
 DECISION_DECODER: Final = msgspec.json.Decoder(DecisionIn)
-_TRANSIT_ID: Final = re.compile(r"[0-9a-f]{24}")
-_CURSOR: Final = re.compile(r"([-+0-9.e]{1,32})_([0-9a-f]{24})")
+_TRANSIT_ID: Final = re.compile(TRANSIT_ID_PATTERN)
+_CURSOR: Final = re.compile(REVIEW_CURSOR_PATTERN)
+_REASON_CODE: Final = re.compile(REASON_CODE_PATTERN)
 
 
 def parse_cursor(text: str | None) -> tuple[float, str] | None:
@@ -39,9 +51,19 @@ def parse_cursor(text: str | None) -> tuple[float, str] | None:
     try:
         if m is None:
             raise ValueError(text)
-        return float(m.group(1)), m.group(2)
+        score, _, transit_id = text.partition("_")
+        return float(score), transit_id
     except ValueError:
         raise errors.Invalid("not a cursor this service gave (next_cursor)", "cursor") from None
+
+
+def cursor_text(score: float, transit_id: str) -> str:
+    """The cursor after (score, transit id): the score exactly as stored (repr round-trips a
+    float), or to the nanosecond in the unlikely case repr would use an exponent."""
+    text = repr(score)
+    if "e" in text:
+        text = f"{score:.9f}"
+    return f"{text}_{transit_id}"
 
 
 def add_routes(app: web.Application, service: Service) -> None:
@@ -65,8 +87,13 @@ def add_routes(app: web.Application, service: Service) -> None:
         until = instant(q["until"], "until", rules, default=0.0) if "until" in q else None
         if since is not None and until is not None and until <= since:
             raise errors.Invalid("'until' must be after 'since'", "until")
-        f = queue.Filter(gate, q.get("camera"), q.get("reason"), since, until)
-        limit = bounded_int(q.get("limit", "50"), "limit", 1, 500)
+        camera, why = q.get("camera"), q.get("reason")
+        if camera is not None and CAMERA_ID.fullmatch(camera) is None:
+            raise errors.Invalid(CAMERA_ID_RULE, "camera")
+        if why is not None and _REASON_CODE.fullmatch(why) is None:
+            raise errors.Invalid("a reason code: 1 to 64 of a-z and _", "reason")
+        f = queue.Filter(gate, camera, why, since, until)
+        limit = bounded_int(q.get("limit", "50"), "limit", 1, REVIEW_LIMIT_MAX)
         cursor = parse_cursor(q.get("cursor"))
         try:
             items, after = await desk().page(f, cursor, limit)
@@ -74,7 +101,7 @@ def add_routes(app: web.Application, service: Service) -> None:
             raise redis_down(exc) from None
         page = ReviewPage(
             [review_out(i) for i in items],
-            None if after is None else f"{after[0]!r}_{after[1]}",
+            None if after is None else cursor_text(*after),
         )
         return web.Response(body=ENCODER.encode(page), content_type=JSON)
 
