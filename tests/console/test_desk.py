@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..support.accounts import audit_records
-from ..support.api import CAMERA, transit
+from ..support.api import CAMERA, NOW, transit
 from ..support.cameras import AT, VENDORS, key
 from ..support.console import call
 from .conftest import Console
@@ -39,6 +39,9 @@ def test_review_decisions_by_keyboard_make_a_violation(console: Console, tmp_pat
     status, first = call(console.base, "POST", rekor.path, body, {**key("rekor"), **headers})
     assert status == 200 and first["results"][0]["verdict"] == "review", first
     assert post(console, "YY888YY", confidence=UNSURE)["verdict"] == "review"
+    # and a misread of the resident's AB123CD, a little later
+    later = (NOW + dt.timedelta(seconds=30)).isoformat()
+    assert post(console, "AB128CD", confidence=UNSURE, ts=later)["verdict"] == "review"
     b = console.browser
     sign_in(console, "neri", "operator", "Coda di revisione")
     # operators see the desk's pages, not the police lookup or the permits
@@ -61,6 +64,11 @@ def test_review_decisions_by_keyboard_make_a_violation(console: Console, tmp_pat
     b.gone("#review-list", "ZZ999ZZ")
     b.wait("#review-detail h2", "YY888YY")  # the next item is up
     b.keys("d")  # dismiss YY888YY, with the same reason (it stays filled)
+    b.wait("#review-detail h2", "AB128CD")
+    b.keys("e")  # correct: type the plate as read on the picture, Enter sends it
+    assert b.focused().get_attribute("name") == "plate"
+    b.keys("AB123CD\n")
+    b.wait("#status", "AB128CD: Correggi")
     b.wait("#review-detail", "Nessuna lettura da verificare.")
 
     status, page = call(
@@ -68,7 +76,11 @@ def test_review_decisions_by_keyboard_make_a_violation(console: Console, tmp_pat
     )
     assert status == 200 and page["items"] == []
     decisions = [r for r in audit_records(console.settings) if r["person"] == "neri"]
-    assert len(decisions) == 2, decisions
+    assert [(r["plate"], r["detail"]["decision"]) for r in decisions] == [
+        ("ZZ999ZZ", "confirm"),
+        ("YY888YY", "dismiss"),
+        ("AB128CD", "correct"),
+    ], decisions
 
     b.click("#nav a", "Violazioni")
     b.wait("#violations-result", "ZZ999ZZ")
