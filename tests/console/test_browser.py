@@ -4,7 +4,10 @@ data/screenshots/ (tests/support/browser.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from ..support.accounts import audit_records
+from ..support.browser import Browser
 from ..support.console import add_user, call
 from .conftest import Console
 
@@ -126,3 +129,44 @@ def test_the_health_page_shows_the_replica_in_both_languages(console: Console) -
     b.wait("#ready-flag", "Ready")
     assert b.wait("#health-ready h3", "Follow-up")
     b.shot("health-en")
+
+
+def local(delta: dt.timedelta) -> str:
+    """A datetime-local control's value (the browser's wall time), `delta` from now."""
+    return (dt.datetime.now().astimezone() + delta).strftime("%Y-%m-%dT%H:%M")
+
+
+def set_value(b: Browser, label: str, value: str, within: str) -> None:
+    # Date controls take typed text in the browser's locale order; the value is locale-free.
+    b.driver.execute_script("arguments[0].value = arguments[1]", b.labelled(label, within), value)
+
+
+def test_an_admin_issues_a_permit_then_renews_it(console: Console) -> None:
+    b = console.browser
+    sign_in(console, "viola", "admin", "Ricerca targa")
+    b.click("#nav a", "Permessi")
+    b.fill("Numero del permesso", "ONL-9", "#issue")
+    b.fill("Tipo", "TEMP", "#issue")
+    b.fill("Targhe", "hk321lm", "#issue")
+    set_value(b, "Valido da", local(-dt.timedelta(hours=1)), "#issue")
+    set_value(b, "Valido fino a", local(dt.timedelta(days=1)), "#issue")
+    b.click("#issue button[type=submit]")
+    b.wait("#status", "Permesso ONL-9 rilasciato")
+    b.wait("#permit-detail h2", "ONL-9")
+    assert "HK321LM" in b.text("#permit-detail")
+    set_value(b, "Valido fino a", local(dt.timedelta(days=30)), "#renew")
+    b.fill("Motivo (facoltativo)", "rinnovo richiesto allo sportello", "#renew")
+    b.click("#renew button[type=submit]")
+    b.wait("#status", "Permesso ONL-9 rinnovato")
+    changes = b.wait("#permit-detail table", "rinnovo").text
+    assert "rilascio" in changes and "viola" in changes
+    b.shot("permit-renewed")
+    _, permit = call(
+        console.base, "GET", "/v1/permits/ONL-9", headers={"Authorization": "Bearer demo-admin"}
+    )
+    assert [(c["action"], c["reason"]) for c in permit["changes"]] == [
+        ("issue", ""),
+        ("renew", "rinnovo richiesto allo sportello"),
+    ]
+    assert len(permit["periods"]) == 2  # the running period, then the renewal's
+    assert b.console_errors() == []

@@ -135,6 +135,7 @@ function revokeForm(permit, reload) {
 function renewForm(permit, reload) {
   const to = h('input', { name: 'valid_to', type: 'datetime-local', required: true });
   const from = h('input', { name: 'valid_from', type: 'datetime-local' });
+  const reason = h('input', { name: 'reason', maxlength: '500' });
   const box = errorBox();
   const form = h(
     'form',
@@ -142,6 +143,7 @@ function renewForm(permit, reload) {
     h('h3', { id: 'renew-title', i18n: 'permits.renew' }),
     field('permits.renew.to', to),
     field('permits.renew.from', from, 'permits.renew.from.hint'),
+    field('permits.reason', reason, 'permits.reason.hint'),
     box,
     h('button', { type: 'submit', i18n: 'permits.renew.submit' }),
   );
@@ -150,6 +152,7 @@ function renewForm(permit, reload) {
     clearError(box, form);
     const body = { valid_to: instant(to.value) };
     if (from.value) body.valid_from = instant(from.value);
+    if (reason.value.trim()) body.reason = reason.value.trim();
     try {
       await api.post(`/v1/permits/${encodeURIComponent(permit.permit_id)}/renew`, body, {
         headers: { 'If-Match': `"${permit.revision}"` },
@@ -171,6 +174,7 @@ function issueForm(show) {
   const from = h('input', { name: 'valid_from', type: 'datetime-local', required: true });
   const to = h('input', { name: 'valid_to', type: 'datetime-local' });
   const source = h('input', { name: 'source', value: 'municipal' });
+  const reason = h('input', { name: 'reason', maxlength: '500' });
   const box = errorBox();
   const form = h(
     'form',
@@ -186,6 +190,7 @@ function issueForm(show) {
       field('col.from', from),
       field('col.to', to, 'permits.to.hint'),
       field('permits.source', source),
+      field('permits.reason', reason, 'permits.reason.hint'),
     ),
     box,
     h('button', { type: 'submit', i18n: 'permits.issue.submit' }),
@@ -204,6 +209,7 @@ function issueForm(show) {
       zones: list(zones.value),
       source: source.value.trim() || 'municipal',
     };
+    if (reason.value.trim()) body.reason = reason.value.trim();
     try {
       const permit = await api.post('/v1/permits', body);
       announce(t('permits.issued', { id: permit.permit_id }));
