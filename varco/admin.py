@@ -7,10 +7,9 @@
     POST  /v1/permits/{id}/renew      same number, new validity
 
 Every change is recorded twice, with who made it (`caller.id`: a key id or `user:<name>`)
-and the reason given (required to revoke, optional otherwise): in the audit chain before it
-is made (no record, no change: 503, as for a police lookup; a change that then fails, 409 or
-503, leaves a record of the attempt), and in the permit database, in the transaction of the
-change (`permit_actions`, the `changes` of GET /v1/permits/{id}).
+and the reason given (required to revoke, optional otherwise): in the permit database, in
+the transaction of the change (`permit_actions`, the `changes` of GET /v1/permits/{id}), so
+no change is ever without its record; then in the audit chain (admin_record.py).
 
 Every write goes to the permit database, which gives it the next revision; the loader streams
 it to every replica (this service included). A write also wakes the loader through Redis
@@ -248,8 +247,8 @@ class AdminApi:
     async def _save(
         self, row: PermitRow, caller: Caller, action: str, expected: int | None, reason: str
     ) -> tuple[PermitRow, int]:
-        await self._require_loader()  # before the record: a refused write is no change
-        note = await record_change(self.service, caller, action, row.permit_id, reason)
+        await self._require_loader()  # a write nothing would stream to a replica: refused
+        note = Note(int(time.time()), caller.id, caller.person, action, reason)
         revision = await self._in_db(
             lambda db, r, e, n: db.upsert_one_if(r, e, n), row, expected, note
         )
@@ -267,6 +266,7 @@ class AdminApi:
         # The reason is free text that may name a person or a plate: never logged.
         log.info("permit %s %s by %s (revision %d)", row.permit_id, action, caller.id, revision)
         await self._wake_loader()
+        await record_change(self.service, caller, note, row.permit_id)
         return row, revision
 
     async def _saved(self, *args: Any) -> web.Response:

@@ -1,43 +1,55 @@
-"""Recording an admin change: in the audit chain before it is made, and as the note the
-permit database keeps with the revision it produces (admin.py)."""
+"""An admin change in the audit chain (admin.py), after the permit database committed it.
+
+The permit database keeps each change's note (who, when, what, why) in the change's own
+transaction: that is the record no change can be without. The chain record follows the
+commit. While the audit trail cannot be written (Redis away, or not durable), the change
+still stands, recorded in the database only, and a warning says so: refusing permit changes
+whenever Redis is away would stop after-the-fact registrations, which the database alone
+serves (a police lookup, which is answered from Redis's data, fails closed instead).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
-import time
 
 from enforcement.audit.chain import AuditRecord
-from enforcement.audit.writer import HOST
-from enforcement.http import errors
+from enforcement.audit.writer import HOST, AuditWriteFailed
 from enforcement.http.auth import Caller
 from enforcement.http.service import Service
 from loader.store import Note
 
+log = logging.getLogger(__name__)
 
-async def record_change(
-    service: Service, caller: Caller, action: str, permit_id: str, reason: str
-) -> Note:
-    """Write the audit record of `caller` doing `action` (issue, change, revoke, renew) to
-    the permit, with its reason; 503 when it cannot be written (no record, no change, as for
-    a police lookup). Returns the note for the permit database."""
-    now = time.time()
-    if service.audit is None:
-        raise errors.AuditUnavailable("the audit trail is not open yet; retry shortly")
-    await service.audit.write(
-        AuditRecord(
+
+async def record_change(service: Service, caller: Caller, note: Note, permit_id: str) -> bool:
+    """Append the audit record of `caller`'s change `note` of permit `permit_id`; whether it
+    was written (if not, a warning names the permit and the action, never the reason)."""
+    if service.audit is not None:
+        record = AuditRecord(
             key_id=caller.id,
             role=caller.role,
             person=caller.person,
             plate="",
-            at=dt.datetime.fromtimestamp(now, dt.UTC),
+            at=dt.datetime.fromtimestamp(note.at, dt.UTC),
             zone=None,
-            reason=reason,
+            reason=note.reason,
             results=0,
             host=HOST,
             pid=os.getpid(),
-            action=f"permit_{action}",
+            action=f"permit_{note.action}",
             target=permit_id,
         )
+        try:
+            await service.audit.write(record)
+            return True
+        except AuditWriteFailed:
+            pass
+    log.warning(
+        "permit %s: %s recorded in the permit database only (the audit trail cannot be "
+        "written now)",
+        permit_id,
+        note.action,
     )
-    return Note(int(now), caller.id, caller.person, action, reason)
+    return False

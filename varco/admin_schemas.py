@@ -159,8 +159,8 @@ _WRITE = (
     "Every change raises the permit database's revision; the loader streams it to every "
     "replica, which enforces it within a second. A change made by someone else between "
     "this request's read and its write is never overwritten: 409, read again. The change, "
-    "its author and its `reason` are recorded in the audit chain first (503 "
-    "audit_unavailable if they cannot be) and in the permit's `changes`."
+    "its author and its `reason` are kept in the permit's `changes` and written to the "
+    "audit chain."
 )
 _IF_MATCH: Final = {
     "name": "If-Match",
