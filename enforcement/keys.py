@@ -39,8 +39,28 @@ several cities. Who writes and who reads each:
     {p}:violation:ids:{key}     set     follow-up             follow-up: a violation's transits
     {p}:review                  hash    follow-up             the review queue
     {p}:review:index            zset    follow-up             the same, by transit instant
+    {p}:session:{hash}          hash    service (sign-in)     service: a signed-in person's
+                                                              session (user, role, CSRF token,
+                                                              ends), expiring when idle
+    {p}:sessions:{user}         set     service (sign-in)     `varco users disable/passwd`: a
+                                                              person's sessions, to end them
+    {p}:signin:failures:{user}  string  service (sign-in)     service: failed sign-ins, 15 min
+    {p}:signin:lock:{user}      string  service (sign-in)     service, `varco users unlock`: a
+                                                              name locked out, expiring
+    {p}:review:decided          hash    service (desk)        service: decided items (who,
+                                                              what, when), so a second
+                                                              decision is 409
+    {p}:review:decided:index    zset    service (desk)        follow-up: the same, by transit
+                                                              instant, for retention
+    {p}:cameras:minute:{m}      hash    service (every few s) service: per camera reads,
+                                                              unreadable reads, clock offset
+                                                              sum in minute {m}; expire in 2 h
+    {p}:cameras:last            hash    service               service: camera -> its last
+                                                              read's arrival (epoch seconds)
 
-`{hash}` is a digest of a camera's id and event id: no camera-chosen text shapes a key name.
+`{hash}` is a digest of a camera's id and event id, or of a session's cookie (a copy of Redis
+holds no usable cookie); `{user}` a digest of a user name as typed at sign-in: no camera- or
+caller-chosen text shapes a key name.
 `{key}` is a violation's `zone|YYYY-MM-DD|plate`, the normalised plate included: a violation's
 keys hold its plate for as long as the violation is kept (`retention.violations`).
 """
@@ -139,3 +159,35 @@ class Keys:
     @property
     def review_index(self) -> str:
         return f"{self.prefix}:review:index"
+
+    @property
+    def review_decided(self) -> str:
+        return f"{self.prefix}:review:decided"
+
+    @property
+    def review_decided_index(self) -> str:
+        return f"{self.prefix}:review:decided:index"
+
+    # -- sign-in sessions (enforcement/http/sessions.py) --------------------------------------
+
+    def session(self, digest: str) -> str:
+        return f"{self.prefix}:session:{digest}"
+
+    def user_sessions(self, user_digest: str) -> str:
+        return f"{self.prefix}:sessions:{user_digest}"
+
+    def signin_failures(self, user_digest: str) -> str:
+        return f"{self.prefix}:signin:failures:{user_digest}"
+
+    def signin_lock(self, user_digest: str) -> str:
+        return f"{self.prefix}:signin:lock:{user_digest}"
+
+    # -- camera health (transits/camerahealth.py) --------------------------------------------
+
+    def camera_minute(self, minute: int) -> str:
+        """`minute`: epoch seconds // 60."""
+        return f"{self.prefix}:cameras:minute:{minute}"
+
+    @property
+    def camera_last(self) -> str:
+        return f"{self.prefix}:cameras:last"

@@ -135,8 +135,14 @@ class MemoryWatch:
             await self._redis.aclose()
 
     async def _loop(self) -> None:
+        task = asyncio.current_task()
         while True:
             await self.poll()
+            # A cancel that lands while the Redis client reads a reply can come out of it as
+            # a connection error (caught in poll): the cancel stays requested, so honour it
+            # here, or stop() waits forever (a `varco serve` on a taken port never exited).
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             await asyncio.sleep(self.poll_s)
 
     async def poll(self) -> None:

@@ -95,6 +95,27 @@ PG_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             updated_at bigint NOT NULL
         )""",
     ),
+    # People who sign in (loader/users.py); who changed a permit through the admin API, why.
+    5: (
+        """CREATE TABLE IF NOT EXISTS users (
+            username   text PRIMARY KEY,
+            role       text NOT NULL,
+            password   text NOT NULL,              -- scrypt$n$r$p$salt$hash, never logged
+            disabled   boolean NOT NULL DEFAULT false,
+            created_at bigint NOT NULL,
+            updated_at bigint NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS permit_actions (
+            permit_id  text COLLATE "C" NOT NULL,
+            revision   bigint NOT NULL,            -- the revision the change produced
+            at         bigint NOT NULL,            -- epoch seconds
+            actor      text NOT NULL,              -- API key id or user:<name>
+            person     text,
+            action     text NOT NULL,
+            reason     text NOT NULL DEFAULT '',
+            PRIMARY KEY (permit_id, revision)
+        )""",
+    ),
 }
 
 _PERMIT_COLUMNS: Final = (
@@ -235,9 +256,16 @@ class PgPermitDB(PermitStore):
             )
             yield from cur
 
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql.replace("?", "%s"), params).fetchall()
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        return self.conn.execute(sql.replace("?", "%s"), params).rowcount
+
     def clear(self) -> None:
         with self.conn.transaction():
             self.conn.execute("DELETE FROM permit_history")
+            self.conn.execute("DELETE FROM permit_actions")
             self.conn.execute("DELETE FROM permit_plates")
             self.conn.execute("DELETE FROM permits")
             self.conn.execute("DELETE FROM feed_state")

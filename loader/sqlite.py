@@ -13,7 +13,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from .columns import PERMIT_SELECT, from_history_json, group, history_json, periods_text
 from .store import (
@@ -73,6 +73,27 @@ SQLITE_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             feed       TEXT PRIMARY KEY,
             etag       TEXT,
             updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    ),
+    # People who sign in (loader/users.py); who changed a permit through the admin API, why.
+    5: (
+        """CREATE TABLE IF NOT EXISTS users (
+            username   TEXT PRIMARY KEY,
+            role       TEXT NOT NULL,
+            password   TEXT NOT NULL,             -- scrypt$n$r$p$salt$hash, never logged
+            disabled   INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE IF NOT EXISTS permit_actions (
+            permit_id  TEXT NOT NULL,
+            revision   INTEGER NOT NULL,          -- the revision the change produced
+            at         INTEGER NOT NULL,          -- epoch seconds
+            actor      TEXT NOT NULL,             -- API key id or user:<name>
+            person     TEXT,
+            action     TEXT NOT NULL,
+            reason     TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (permit_id, revision)
         ) WITHOUT ROWID""",
     ),
 }
@@ -201,9 +222,21 @@ class PermitDB(PermitStore):
             (min_end,),
         )
 
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        return self.conn.execute(sql, params).rowcount
+
     def clear(self) -> None:
         with self._transaction():
-            for table in ("permit_history", "permit_plates", "permits", "feed_state"):
+            for table in (
+                "permit_history",
+                "permit_actions",
+                "permit_plates",
+                "permits",
+                "feed_state",
+            ):
                 self.conn.execute(f"DELETE FROM {table}")
 
     @contextlib.contextmanager

@@ -27,7 +27,9 @@ and a rolled-back write hands out nothing, so revisions have no gaps.
 `meta.schema_version` says which schema a database has and `migrate()` brings it to
 SCHEMA_VERSION idempotently: 1 is the original schema, 2 adds `permit_history`, 3 a permit's
 validity periods (`permits.periods`, loader/periods.py), 4 which configured feed brought a
-permit (`permits.feed`) and each feed's last ETag (`feed_state`).
+permit (`permits.feed`) and each feed's last ETag (`feed_state`), 5 the people who sign in
+(`users`, loader/users.py) and who changed a permit through the admin API, and why
+(`permit_actions`, one row per revision such a change produced, written in its transaction).
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ import itertools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Final, NamedTuple, Self
+from typing import Any, Final, NamedTuple, Self
 
 import msgspec
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 # Upserts compare a chunk of permits with their stored versions fetched in one query.
 UPSERT_CHUNK: Final = 5_000
 BULK_CHUNK: Final = 50_000
@@ -77,6 +79,16 @@ class PermitRow(msgspec.Struct, frozen=True, gc=False):
     # The configured feed ([sources.NAME]) that brought the permit; "" for an import or the
     # admin API. A feed closes only what it brought (two regional sources, one circuit).
     feed: str = ""
+
+
+class Note(msgspec.Struct, frozen=True):
+    """Who changed a permit through the admin API, when, how and why (`permit_actions`)."""
+
+    at: int  # epoch seconds
+    actor: str  # an API key's id or "user:<name>"
+    person: str | None  # the signed-in person's user name
+    action: str  # issue, change, revoke, renew
+    reason: str = ""
 
 
 # What an upsert writes, from the stored version (None: a new permit) and the given one.
@@ -189,11 +201,14 @@ class PermitStore(ABC):
         assert last is not None
         return last
 
-    def upsert_one_if(self, permit: PermitRow, expected_revision: int | None) -> int | None:
+    def upsert_one_if(
+        self, permit: PermitRow, expected_revision: int | None, note: Note | None = None
+    ) -> int | None:
         """Write `permit` only if its stored revision is still `expected_revision` (read,
         changed, written back: a concurrent change in between must not be overwritten), or,
         with None, only if it does not exist yet (issued once, never overwritten); its
-        revision after the call, or None when that no longer holds (nothing written)."""
+        revision after the call, or None when that no longer holds (nothing written). A
+        `note` is kept with the revision the write produced, in the same transaction."""
         now = int(time.time())
         with self._writing() as revision:
             stored = self._current([permit.permit_id])
@@ -204,7 +219,32 @@ class PermitStore(ABC):
             if changes:
                 self._apply(changes, now)
                 self._set_revision(revision)
+                if note is not None:
+                    self.execute(
+                        "INSERT INTO permit_actions (permit_id, revision, at, actor, person,"
+                        " action, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (permit.permit_id, last, *msgspec.structs.astuple(note)),
+                    )
         return last
+
+    def notes(self, permit_id: str) -> list[tuple[int, Note]]:
+        """The admin API's changes of the permit, by revision: (revision, note)."""
+        rows = self.query(
+            "SELECT revision, at, actor, person, action, reason FROM permit_actions"
+            " WHERE permit_id = ? ORDER BY revision",
+            (permit_id,),
+        )
+        return [(int(r[0]), Note(int(r[1]), r[2], r[3], r[4], r[5])) for r in rows]
+
+    # Plain statements for the small tables (users, permit_actions): written with `?`
+    # placeholders, which a backend translates to its own.
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
 
     def bulk_insert_new(self, permits: Iterable[PermitRow], batch: int = BULK_CHUNK) -> int:
         """Fast path for permits not in the database (demo, first load): no comparison, no

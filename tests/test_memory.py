@@ -7,6 +7,7 @@ to such a policy while running gets no more transits."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -255,3 +256,30 @@ def test_memory_states() -> None:
     unbounded = MemoryWatch("unix:///nowhere", configured_max=0, warn_fraction=0.8, poll_s=1)
     unbounded.update(10**12, 0, "noeviction")
     assert (unbounded.state, unbounded.status()["max_bytes"]) == (MemoryState.OK, 0)
+
+
+async def test_the_watch_stops_when_a_poll_swallows_the_cancel(redis_server: EmbeddedRedis) -> None:
+    """A cancel that lands while the Redis client reads can come out of it as an error the
+    poll catches: the watch must stop anyway (a `varco serve` on a taken port hung here)."""
+
+    class Swallowing(MemoryWatch):
+        swallow = True
+
+        async def poll(self) -> None:
+            try:
+                await asyncio.sleep(0.2)
+            except asyncio.CancelledError:
+                if not self.swallow:  # as the client may, until the test is over
+                    raise
+
+    watch = Swallowing(redis_server.url, configured_max=0, warn_fraction=0.8, poll_s=0.01)
+    await watch.start()
+    await asyncio.sleep(0.05)  # inside a poll
+    stopping = asyncio.ensure_future(watch.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    if not done:  # end it for the next test, then fail
+        watch.swallow = False
+        assert watch._task is not None
+        watch._task.cancel()
+        await stopping
+    assert done, "the watch went on after stop()"

@@ -6,6 +6,11 @@
     POST  /v1/permits/{id}/revoke     decadenza: validity ends at `at` (default now)
     POST  /v1/permits/{id}/renew      same number, new validity
 
+Every change is recorded twice, with who made it (`caller.id`: a key id or `user:<name>`)
+and the reason given (required to revoke, optional otherwise): in the permit database, in
+the transaction of the change (`permit_actions`, the `changes` of GET /v1/permits/{id}), so
+no change is ever without its record; then in the audit chain (admin_record.py).
+
 Every write goes to the permit database, which gives it the next revision; the loader streams
 it to every replica (this service included). A write also wakes the loader through Redis
 pub/sub so it does not wait for its next poll; with no loader running (no lease in Redis) a
@@ -22,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import sqlite3
 import time
@@ -37,27 +41,27 @@ from redis.exceptions import RedisError
 
 from enforcement.core.permits import PermitInvalid, check_permit, check_plate
 from enforcement.http import errors
-from enforcement.http.auth import ADMIN
+from enforcement.http.auth import ADMIN, Caller
 from enforcement.http.endpoints import JSON
+from enforcement.http.params import optional_reason
 from enforcement.http.schemas import ENCODER
 from enforcement.http.service import Service
 from enforcement.keys import Keys
 from enforcement.replica.loader_presence import lease_held
 from loader.database import open_db
 from loader.periods import cut, renewed, spans, with_spans
-from loader.store import DatabaseError, PermitRow, PermitStore
+from loader.store import DatabaseError, Note, PermitRow, PermitStore
 
+from . import signin
+from .admin_record import record_change
 from .admin_schemas import (
     DOCS,
-    PeriodOut,
     PermitIn,
-    PermitOut,
     PermitPatch,
-    PermitVersion,
     PlateIn,
-    PlateOut,
     RenewIn,
     RevokeIn,
+    permit_out,
 )
 
 log = logging.getLogger(__name__)
@@ -172,41 +176,13 @@ class AdminApi:
             raise errors.from_msgspec(exc) from None
 
     def _out(
-        self, row: PermitRow, revision: int, history: list[tuple[int, PermitRow]] | None = None
+        self,
+        row: PermitRow,
+        revision: int,
+        history: list[tuple[int, PermitRow]] | None = None,
+        notes: list[tuple[int, Note]] | None = None,
     ) -> web.Response:
-        to_local = self.rules.clock.to_datetime
-
-        def end(t: int | None) -> dt.datetime | None:
-            return None if t is None else to_local(t)
-
-        def plates(p: PermitRow) -> list[PlateOut]:
-            return [PlateOut(plate, primary) for plate, primary in p.plates]
-
-        def periods(p: PermitRow) -> list[PeriodOut]:
-            return [PeriodOut(to_local(s), end(e)) for s, e in spans(p)]
-
-        out = PermitOut(
-            row.permit_id,
-            row.type,
-            row.source,
-            to_local(row.valid_from),
-            end(row.valid_to),
-            list(row.zones),
-            plates(row),
-            revision,
-            periods(row),
-            [
-                PermitVersion(
-                    rev,
-                    to_local(old.valid_from),
-                    end(old.valid_to),
-                    list(old.zones),
-                    plates(old),
-                    periods(old),
-                )
-                for rev, old in history or []
-            ],
-        )
+        out = permit_out(self.rules.clock.to_datetime, row, revision, history, notes)
         return web.Response(body=ENCODER.encode(out), content_type=JSON)
 
     def _validated(self, row: PermitRow) -> PermitRow:
@@ -268,22 +244,38 @@ class AdminApi:
                 )
         return row, revision
 
-    async def _save(self, row: PermitRow, key_id: str, action: str, expected: int) -> web.Response:
-        await self._require_loader()
-        revision = await self._in_db(lambda db, r, e: db.upsert_one_if(r, e), row, expected)
-        if revision is None:  # changed by someone else between our read and this write
+    async def _save(
+        self, row: PermitRow, caller: Caller, action: str, expected: int | None, reason: str
+    ) -> tuple[PermitRow, int]:
+        await self._require_loader()  # a write nothing would stream to a replica: refused
+        note = Note(int(time.time()), caller.id, caller.person, action, reason)
+        revision = await self._in_db(
+            lambda db, r, e, n: db.upsert_one_if(r, e, n), row, expected, note
+        )
+        if revision is None:
+            if expected is None:  # issued twice: one wins, the other is told
+                raise Conflict(
+                    f"permit {row.permit_id!r} exists: change it with PATCH or renew it",
+                    "permit_id",
+                )
+            # changed by someone else between our read and this write
             raise Conflict(
                 "the permit changed while this request was handled: read it again and retry",
                 "permit_id",
             )
-        log.info("permit %s %s by key %s (revision %d)", row.permit_id, action, key_id, revision)
+        # The reason is free text that may name a person or a plate: never logged.
+        log.info("permit %s %s by %s (revision %d)", row.permit_id, action, caller.id, revision)
         await self._wake_loader()
-        return self._out(row, revision)
+        await record_change(self.service, caller, note, row.permit_id)
+        return row, revision
+
+    async def _saved(self, *args: Any) -> web.Response:
+        return self._out(*await self._save(*args))
 
     # -- handlers ----------------------------------------------------------------------------
 
     async def issue(self, request: web.Request) -> web.Response:
-        key = self.service.require(request, ADMIN)
+        caller = await self.service.require(request, ADMIN)
         body = await self._body(request, PermitIn)
         row = self._validated(
             PermitRow(
@@ -296,28 +288,22 @@ class AdminApi:
                 self._plates(body.plates),
             )
         )
-        await self._require_loader()
         # Insert-only in one transaction: of two concurrent issues of one number, on any
         # replica, one gets 201 and the other 409, never a silent overwrite.
-        revision = await self._in_db(lambda db, r: db.upsert_one_if(r, None), row)
-        if revision is None:
-            raise Conflict(
-                f"permit {row.permit_id!r} exists: change it with PATCH or renew it", "permit_id"
-            )
-        log.info("permit %s issued by key %s (revision %d)", row.permit_id, key.id, revision)
-        await self._wake_loader()
-        response = self._out(row, revision)
+        response = await self._saved(row, caller, "issue", None, optional_reason(body.reason))
         response.set_status(201)
         return response
 
     async def get(self, request: web.Request) -> web.Response:
-        self.service.require(request, ADMIN)
+        await self.service.require(request, ADMIN)
         row, revision = await self._current(request.match_info["permit_id"])
-        history = await self._in_db(lambda db, pid: db.history(pid), row.permit_id)
-        return self._out(row, revision, history)
+        history, notes = await self._in_db(
+            lambda db, pid: (db.history(pid), db.notes(pid)), row.permit_id
+        )
+        return self._out(row, revision, history, notes)
 
     async def patch(self, request: web.Request) -> web.Response:
-        key = self.service.require(request, ADMIN)
+        caller = await self.service.require(request, ADMIN)
         body = await self._body(request, PermitPatch)
         row, read = await self._read(request)
         if all(
@@ -337,11 +323,13 @@ class AdminApi:
         if body.plates is not msgspec.UNSET:
             attributes["plates"] = self._plates(body.plates)
         new = with_spans(msgspec.structs.replace(row, **attributes), [*earlier, (start, end)])
-        return await self._save(self._validated(new), key.id, "changed", read)
+        reason = optional_reason(body.reason)
+        return await self._saved(self._validated(new), caller, "change", read, reason)
 
     async def revoke(self, request: web.Request) -> web.Response:
-        key = self.service.require(request, ADMIN)
+        caller = await self.service.require(request, ADMIN)
         body = await self._body(request, RevokeIn)
+        reason = optional_reason(body.reason)
         row, read = await self._read(request)
         at = int(body.at.timestamp()) if body.at is not None else int(time.time())
         if at <= row.valid_from:
@@ -352,13 +340,10 @@ class AdminApi:
         # [valid_from, valid_from) is empty: a permit revoked at its start covers nothing, and
         # stays on record (with its history) rather than being deleted.
         new = cut(row, at)
-        # The reason is free text an operator may fill with a plate or a name: not logged,
-        # and not stored yet (admin changes are not recorded with their reasons; README,
-        # Status).
-        return await self._save(new, key.id, "revoked", read)
+        return await self._saved(new, caller, "revoke", read, reason)
 
     async def renew(self, request: web.Request) -> web.Response:
-        key = self.service.require(request, ADMIN)
+        caller = await self.service.require(request, ADMIN)
         body = await self._body(request, RenewIn)
         row, read = await self._read(request)
         # A new period, by default from where the last one ends; the periods before it stay
@@ -372,7 +357,7 @@ class AdminApi:
         end = None if body.valid_to is None else int(body.valid_to.timestamp())
         period = msgspec.structs.replace(row, valid_from=start, valid_to=end, periods=())
         new = self._validated(renewed(row, period))
-        return await self._save(new, key.id, "renewed", read)
+        return await self._saved(new, caller, "renew", read, optional_reason(body.reason))
 
 
 def install(app: web.Application, service: Service, redis_url: str | None) -> None:
@@ -385,6 +370,8 @@ def install(app: web.Application, service: Service, redis_url: str | None) -> No
     add("PATCH", "/v1/permits/{permit_id}", ep("/v1/permits/{id}", admin.patch))
     add("POST", "/v1/permits/{permit_id}/revoke", ep("/v1/permits/{id}/revoke", admin.revoke))
     add("POST", "/v1/permits/{permit_id}/renew", ep("/v1/permits/{id}/renew", admin.renew))
+
+    signin.install(app, service, admin._in_db)
 
     async def close(app: web.Application) -> None:
         await admin.close()

@@ -7,15 +7,20 @@ DOCS, so the document lists the admin API exactly where it is served.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any, Final
 
 import msgspec
 
+from enforcement.audit.chain import REASON_MAX
 from enforcement.http import apidoc
 from enforcement.http.endpoints import JSON
+from loader.periods import spans
+from loader.store import Note, PermitRow
 
 Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 PermitId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Reason = Annotated[str, msgspec.Meta(max_length=REASON_MAX)]
 
 
 class PlateIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -34,6 +39,7 @@ class PermitIn(msgspec.Struct, forbid_unknown_fields=True):
     valid_to: Instant | None = None  # None: unlimited (where the type allows it)
     zones: list[str] = []  # empty: the type's zones
     source: str = "municipal"
+    reason: Reason | None = None  # why (recorded with the change, never logged)
 
 
 class PermitPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -41,16 +47,18 @@ class PermitPatch(msgspec.Struct, forbid_unknown_fields=True):
     valid_to: Instant | msgspec.UnsetType | None = msgspec.UNSET
     zones: list[str] | msgspec.UnsetType = msgspec.UNSET
     plates: PlateList | msgspec.UnsetType = msgspec.UNSET
+    reason: Reason | None = None
 
 
 class RevokeIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=REASON_MAX)]
     at: Instant | None = None  # default: now
 
 
 class RenewIn(msgspec.Struct, forbid_unknown_fields=True):
     valid_to: Instant | None  # required: None only for types without a maximum duration
     valid_from: Instant | None = None  # default: where the current validity ends (or now)
+    reason: Reason | None = None
 
 
 class PlateOut(msgspec.Struct):
@@ -74,6 +82,18 @@ class PermitVersion(msgspec.Struct, omit_defaults=True):
     periods: list[PeriodOut] = []
 
 
+class ChangeOut(msgspec.Struct):
+    """A change made through the admin API: the revision it produced, when, by whom (an API
+    key's id or user:<name>; `person` the signed-in person), what and why."""
+
+    revision: int
+    at: dt.datetime
+    actor: str
+    person: str | None
+    action: str  # issue, change, revoke, renew
+    reason: str
+
+
 class PermitOut(msgspec.Struct, omit_defaults=True):
     """A permit: valid_from and valid_to span its validity periods (`periods`, by start:
     more than one once renewed while a period was running)."""
@@ -88,6 +108,7 @@ class PermitOut(msgspec.Struct, omit_defaults=True):
     revision: int
     periods: list[PeriodOut] = []
     history: list[PermitVersion] = []
+    changes: list[ChangeOut] = []  # the admin API's changes, oldest first
 
 
 _PERMIT_ID = {"name": "permit_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -137,7 +158,9 @@ def _op(
 _WRITE = (
     "Every change raises the permit database's revision; the loader streams it to every "
     "replica, which enforces it within a second. A change made by someone else between "
-    "this request's read and its write is never overwritten: 409, read again."
+    "this request's read and its write is never overwritten: 409, read again. The change, "
+    "its author and its `reason` are kept in the permit's `changes` and written to the "
+    "audit chain."
 )
 _IF_MATCH: Final = {
     "name": "If-Match",
@@ -162,7 +185,9 @@ DOCS = apidoc.PathDocs(
         },
         "/v1/permits/{permit_id}": {
             "get": _op(
-                "Read a permit", "The permit, its revision, and its earlier versions in `history`."
+                "Read a permit",
+                "The permit, its revision, its earlier versions in `history`, and in "
+                "`changes` who changed it through this API, when, how and why.",
             ),
             "patch": _op(
                 "Change a permit's validity, plates or zones",
@@ -191,5 +216,52 @@ DOCS = apidoc.PathDocs(
             )
         },
     },
-    (PermitIn, PermitPatch, RevokeIn, RenewIn, PermitOut),
+    (PermitIn, PermitPatch, RevokeIn, RenewIn, PermitOut, ChangeOut),
 )
+
+
+def permit_out(
+    to_local: Callable[[int], dt.datetime],
+    row: PermitRow,
+    revision: int,
+    history: list[tuple[int, PermitRow]] | None = None,
+    notes: list[tuple[int, Note]] | None = None,
+) -> PermitOut:
+    """A permit as the admin API answers it: local times, its periods, earlier versions and
+    the changes recorded with it."""
+
+    def end(t: int | None) -> dt.datetime | None:
+        return None if t is None else to_local(t)
+
+    def plates(p: PermitRow) -> list[PlateOut]:
+        return [PlateOut(plate, primary) for plate, primary in p.plates]
+
+    def periods(p: PermitRow) -> list[PeriodOut]:
+        return [PeriodOut(to_local(s), end(e)) for s, e in spans(p)]
+
+    return PermitOut(
+        row.permit_id,
+        row.type,
+        row.source,
+        to_local(row.valid_from),
+        end(row.valid_to),
+        list(row.zones),
+        plates(row),
+        revision,
+        periods(row),
+        [
+            PermitVersion(
+                rev,
+                to_local(old.valid_from),
+                end(old.valid_to),
+                list(old.zones),
+                plates(old),
+                periods(old),
+            )
+            for rev, old in history or []
+        ],
+        [
+            ChangeOut(rev, to_local(n.at), n.actor, n.person, n.action, n.reason)
+            for rev, n in notes or []
+        ],
+    )

@@ -14,6 +14,7 @@ from enforcement.core.rules import Rules
 from enforcement.logs import configure as configure_logging
 from loader.store import DatabaseError
 
+from . import users
 from .permit_commands import cmd_check, cmd_import, cmd_migrate, cmd_rebuild, cmd_sync
 from .reports import cmd_audit_export, cmd_audit_verify, cmd_violations
 from .running import cmd_demo, cmd_serve, cmd_watch
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("migrate", help="create or upgrade the permit database schema")
     s.set_defaults(func=cmd_migrate)
+
+    users.add_parser(sub)
 
     args = p.parse_args(argv)
     settings, rules = _config(args.config)

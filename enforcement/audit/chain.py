@@ -47,18 +47,26 @@ GENESIS: Final = "0" * 40  # `prev` of record 1
 REASON_MAX: Final = 500  # characters: a case number and a sentence, not a report
 
 
-class AuditRecord(msgspec.Struct, kw_only=True):
-    """One police lookup. The field order is the stored JSON's: append fields at the end."""
+class AuditRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One police lookup, desk action or admin change (`action`). The field order is the stored
+    JSON's: append fields at the end. A record that names no plate (an admin change) has
+    plate "", zone None and results 0."""
 
-    key_id: str
+    key_id: str  # who: an API key's id, or "user:<name>" for a signed-in person
     role: str
     plate: str  # normalised
-    at: dt.datetime  # the instant asked about (default: the lookup's)
+    at: dt.datetime  # the instant asked about (a lookup) or acted at (a change)
     zone: str | None  # None: every zone
     reason: str
-    results: int  # permits found
+    results: int  # permits found (a lookup)
     host: str
     pid: int
+    # Appended for the desk and admin changes (issue 21); defaults keep a lookup's record as
+    # it was. `key_id` is the actor (an API key id, or `user:<name>` for a person).
+    action: str = "plate_lookup"  # "transit_search", "review_decision", "permit_revoke", ...
+    person: str | None = None  # the person's username, when a person acted
+    target: str | None = None  # what it was about: a transit id, a permit id
+    detail: dict[str, str] | None = None  # e.g. {"decision": "dismiss"}; never a secret
 
 
 _ENCODE: Final = msgspec.json.Encoder().encode

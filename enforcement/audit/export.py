@@ -36,6 +36,10 @@ EXPORT_COLUMNS: Final = (
     "t_ms",
     "prev",
     "link",
+    "action",
+    "person",
+    "target",
+    "detail",
 )
 
 
@@ -58,6 +62,10 @@ def export_row(e: Entry, tz: dt.tzinfo) -> dict[str, object]:
         "t_ms": e.t_ms,
         "prev": e.prev,
         "link": e.link,
+        "action": r and r.action,
+        "person": r and r.person,
+        "target": r and r.target,
+        "detail": r and r.detail and json.dumps(r.detail, ensure_ascii=False, sort_keys=True),
     }
 
 

@@ -35,6 +35,7 @@ from .settings import (
     ApiKey,
     Camera,
     Circuit,
+    ConsoleSettings,
     DigestHA1,
     EnforcementSettings,
     LoaderSettings,
@@ -247,6 +248,7 @@ class _Compiler:
                 retry_after_s=int(s.server.retry_after),
                 key_rate=s.server.key_rate,
                 key_burst=s.server.key_burst,
+                trusted_proxies=tuple(s.server.trusted_proxies),
             ),
             enforcement=EnforcementSettings(
                 review_confidence=e.review_confidence,
@@ -285,6 +287,10 @@ class _Compiler:
             ),
             retention=RetentionSettings(
                 allowed_s=int(s.retention.allowed), violations_s=int(s.retention.violations)
+            ),
+            console=ConsoleSettings(
+                session_idle_s=int(s.console.session_idle),
+                session_max_s=int(s.console.session_max),
             ),
             api_keys=api_keys,
             cameras=cameras,

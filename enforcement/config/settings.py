@@ -14,7 +14,7 @@ from typing import Final, Literal
 
 import msgspec
 
-Role = Literal["camera", "police", "admin"]
+Role = Literal["camera", "police", "operator", "admin"]
 SourceKind = Literal["regional_csv", "regional_http", "cude_csv"]
 # The payload format a camera posts: "native" is Varco's own /v1/transits JSON; the others are
 # the vendor adapters under /v1/cameras/{vendor} (enforcement/http/cameras/).
@@ -50,6 +50,14 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     retry_after_s: int = 1
     key_rate: float = 0.0  # requests per second per key; 0: no limit
     key_burst: int = 100
+    # Addresses or networks (ip_network text) of reverse proxies whose X-Forwarded-Proto
+    # is believed: a session cookie is marked Secure behind a TLS-terminating proxy.
+    trusted_proxies: tuple[str, ...] = ()
+
+
+class ConsoleSettings(msgspec.Struct, frozen=True, kw_only=True):
+    session_idle_s: int = 30 * 60  # a session unused this long ends
+    session_max_s: int = 12 * 3600  # and any session ends this long after sign-in
 
 
 class EnforcementSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,6 +182,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     loader: LoaderSettings = LoaderSettings()
     transit_log: TransitLogSettings = TransitLogSettings()
     retention: RetentionSettings = RetentionSettings()
+    console: ConsoleSettings = ConsoleSettings()
     api_keys: dict[str, ApiKey] = {}  # sha256 hex of the key -> key id and role
     cameras: dict[str, Camera] = {}
     camera_tokens: dict[str, str] = {}  # sha256 hex of a URL token -> camera id

@@ -10,6 +10,7 @@ checked in load.py.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from typing import Annotated
 
 import msgspec
@@ -88,6 +89,18 @@ class ServerSpec(_Section, kw_only=True):
     # (0: no limit), with bursts of key_burst; past it 429 with Retry-After.
     key_rate: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     key_burst: Annotated[int, msgspec.Meta(ge=1)] = 100
+    # Reverse proxies (addresses or networks, "10.0.0.0/8") whose X-Forwarded-Proto is
+    # believed, so that a session cookie is Secure behind a proxy that terminates TLS.
+    trusted_proxies: list[str] = []
+
+    def __post_init__(self) -> None:
+        for i, net in enumerate(self.trusted_proxies):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies[{i}]: {net[:60]!r} is not an address or network"
+                ) from None
 
 
 class EnforcementSpec(_Section, kw_only=True):
@@ -154,6 +167,17 @@ class TransitLogSpec(_Section, kw_only=True):
     # corrects it (Axis updates, Rekor groups, a native camera's correction); later, the
     # camera reused the event id for another passage.
     correction_window: PositiveSeconds = PositiveSeconds(600)
+
+
+class ConsoleSpec(_Section, kw_only=True):
+    # Sign-in sessions (POST /v1/session): one unused this long ends, and any ends this long
+    # after sign-in, used or not.
+    session_idle: PositiveSeconds = PositiveSeconds(30 * 60)
+    session_max: PositiveSeconds = PositiveSeconds(12 * 3600)
+
+    def __post_init__(self) -> None:
+        if self.session_idle > self.session_max:
+            raise ValueError("session_idle is longer than session_max")
 
 
 class RetentionSpec(_Section, kw_only=True):
@@ -270,6 +294,7 @@ class ConfigFile(_Section, kw_only=True):
     loader: LoaderSpec = msgspec.field(default_factory=LoaderSpec)
     transit_log: TransitLogSpec = msgspec.field(default_factory=TransitLogSpec)
     retention: RetentionSpec = msgspec.field(default_factory=RetentionSpec)
+    console: ConsoleSpec = msgspec.field(default_factory=ConsoleSpec)
     zones: dict[str, ZoneSpec]
     gates: dict[str, GateSpec]
     types: dict[str, TypeSpec]

@@ -1,8 +1,9 @@
 """The application factory: `create_app(settings, rules)`.
 
 Routes come from one module per concern (native transits, camera vendors, police lookups,
-violations, readiness, metrics, the API description); each resource the service opens while it
-runs is one cleanup context (resources.py, and the replica's follower or snapshot watcher).
+violations, readiness, metrics, the API description, the web console); each resource the
+service opens while it runs is one cleanup context (resources.py, and the replica's follower
+or snapshot watcher).
 State lives in one `Service` (service.py) under `app[SERVICE]`.
 """
 
@@ -19,9 +20,10 @@ from ..core.rules import Rules
 from ..keys import Keys
 from ..replica.follower import Follower, redis_follower
 from ..replica.watcher import snapshot_watcher
-from . import errors, monitoring, plates, readiness, resources, transits, violations
+from . import desk, errors, monitoring, plates, readiness, resources, review, transits, violations
 from .admission import ADMISSION
 from .cameras import routes as cameras
+from .console import routes as console
 from .endpoints import JSON
 from .openapi import docs_html, openapi_document
 from .schemas import ENCODER
@@ -58,18 +60,22 @@ def create_app(
     app.cleanup_ctx.append(service.admission.probe)
     monitoring.register_gauges(service)
 
-    for module in (transits, plates, violations, readiness, monitoring):
+    for module in (transits, plates, violations, review, desk, readiness, monitoring):
         module.add_routes(app, service)
     _add_docs(app, service)
     cameras.add_routes(app, service)
+    console.add_routes(app, service)
     if extend is not None:
         extend(app, service, redis_url)
     _add_catch_all(app, service)
 
     app.cleanup_ctx.append(resources.audit_trail(service, redis_url))
+    if redis_url is not None:
+        app.cleanup_ctx.append(resources.sessions(service, redis_url))
     transit_redis = transit_redis_url or redis_url
     if record:
         app.cleanup_ctx.append(resources.transit_log(service, transit_redis))
+    app.cleanup_ctx.append(resources.desk(service, transit_redis))
     if transit_redis is not None:
         app.cleanup_ctx.append(resources.violations(service, transit_redis, followup))
         app.cleanup_ctx.append(resources.redis_memory(service, transit_redis))

@@ -89,3 +89,9 @@ class AuditUnavailable(ApiError):
     """The lookup could not be recorded in the audit trail, so it is refused (fail closed)."""
 
     status, code, retry_after = 503, "audit_unavailable", 1
+
+
+class Conflict(ApiError):
+    """The state changed under the request (a review item decided already)."""
+
+    status, code = 409, "conflict"

@@ -54,8 +54,9 @@ def openapi_document(
             "version": "1",
             "description": (
                 "Gate enforcement and whitelist lookup for ZTLs. Verdicts: allowed, "
-                "not_enforced, pending (until grace_until), review. Roles by API key: camera "
-                "(transits), police (plate lookups), admin (both)."
+                "not_enforced, pending (until grace_until), review. Roles: camera "
+                "(transits), police (plate lookups), operator (violations), admin (all); by "
+                "API key, or for people by a sign-in session (POST /v1/session)."
             ),
         },
         "components": {

@@ -11,60 +11,29 @@ import datetime as dt
 import os
 import re
 import time
-import unicodedata
 from typing import Final
 
 from aiohttp import web
-from multidict import MultiMapping
 
-from ..audit.chain import REASON_MAX, AuditRecord
+from ..audit.chain import AuditRecord
 from ..audit.writer import HOST
 from ..core.plates import normalise_text
 from ..core.police import plate_view
 from . import errors
 from .auth import POLICE
 from .endpoints import JSON
-from .params import PLATE_PATTERN, rfc3339
+from .params import PLATE_PATTERN, reason_of, rfc3339
 from .schemas import ENCODER
 from .service import Service
 
 _PLATE: Final = re.compile(PLATE_PATTERN)
 
 
-def reason_of(headers: MultiMapping[str], query: MultiMapping[str]) -> str:
-    """The lookup's reason, from header X-Reason or query parameter `reason`; 422 naming
-    `reason` when missing, empty, given twice, too long, or with control characters. Free text
-    from the police: error details never echo it."""
-    given = [*headers.getall("X-Reason", ()), *query.getall("reason", ())]
-    if len(given) > 1:
-        raise errors.Invalid(
-            "give the reason once: header X-Reason or query parameter reason", "reason"
-        )
-    text = given[0].strip() if given else ""
-    if not text:
-        # The header is the better channel: a query string ends up in proxies' access logs.
-        raise errors.Invalid(
-            "a police lookup needs a reason: send header X-Reason (or query parameter reason)",
-            "reason",
-        )
-    if len(text) > REASON_MAX:
-        raise errors.Invalid(
-            f"the reason has {len(text)} characters; at most {REASON_MAX}", "reason"
-        )
-    # Cc/Zl/Zp: control characters and line breaks (they would forge lines in exports);
-    # Cs: undecodable header bytes, which aiohttp hands over as lone surrogates.
-    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text):
-        raise errors.Invalid(
-            "the reason must be one line of text, without control characters (UTF-8)", "reason"
-        )
-    return text
-
-
 def add_routes(app: web.Application, service: Service) -> None:
     settings, rules, checker = service.settings, service.rules, service.checker
 
     async def get_plate(request: web.Request) -> web.Response:
-        key = service.require(request, POLICE)
+        caller = await service.require(request, POLICE)
         raw = request.match_info["plate"]
         text = normalise_text(raw) if _PLATE.fullmatch(raw) else ""
         if not text:
@@ -96,8 +65,9 @@ def add_routes(app: web.Application, service: Service) -> None:
             raise errors.AuditUnavailable("the audit trail is not open yet; retry shortly")
         await service.audit.write(
             AuditRecord(
-                key_id=key.id,
-                role=key.role,
+                key_id=caller.id,
+                role=caller.role,
+                person=caller.person,
                 plate=text,
                 at=at,
                 zone=zone,

@@ -2,12 +2,15 @@
 request, handed to the `Service`, closed after the last.
 
 The index follower (Redis) or snapshot watcher (files) is the replica's (replica/); here are
-the audit trail, the transit log, the violations store with the follow-up worker, and the
-watch on Redis's memory.
+the audit trail, the transit log, the violations store with the follow-up worker, the watch
+on Redis's memory, and the sign-in sessions.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 
 import redis.asyncio as aredis
@@ -16,10 +19,16 @@ from aiohttp import web
 from ..audit.writer import AuditLog, FileAudit, RedisAudit, audit_file
 from ..keys import Keys
 from ..memory import MemoryWatch
+from ..transits.camerahealth import FLUSH_S
 from ..transits.followup import FollowUp, running
 from ..transits.log import TransitLog
+from ..transits.review import ReviewQueue
+from ..transits.search import TransitSearch
 from ..transits.violations import Violations
 from .service import Service
+from .sessions import Sessions
+
+log = logging.getLogger(__name__)
 
 Resource = Callable[[web.Application], AsyncIterator[None]]
 
@@ -131,5 +140,76 @@ def redis_memory(service: Service, redis_url: str) -> Resource:
         finally:
             service.memory = None
             await watch.stop()
+
+    return run
+
+
+def sessions(service: Service, redis_url: str) -> Resource:
+    """People's sign-in sessions and lock-outs, in the Redis every replica follows, so that a
+    session begun on one replica is known to all (sessions.py)."""
+    console = service.settings.console
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        r = aredis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        service.sessions = Sessions(
+            r, Keys(service.settings.redis.prefix), console.session_idle_s, console.session_max_s
+        )
+        try:
+            yield
+        finally:
+            service.sessions = None
+            await r.aclose()
+
+    return run
+
+
+def desk(service: Service, redis_url: str | None) -> Resource:
+    """The desk's review queue and transit search (with a Redis), and camera health's flush
+    every FLUSH_S seconds (into Redis, or into this process's own hour without one)."""
+    settings, rules = service.settings, service.rules
+
+    async def flush_loop(r: aredis.Redis | None, keys: Keys) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            try:
+                if r is None:
+                    await service.health.flush(None, keys)
+                else:
+                    await service.health.tick(r, keys)
+                failing = False
+            except Exception as exc:  # counted again at the next flush
+                if not failing:
+                    log.warning("camera health: flush failed (%s)", type(exc).__name__)
+                failing = True
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        keys = Keys(settings.redis.prefix)
+        r = None
+        if redis_url is not None:
+            r = aredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+            violations = Violations(r, keys, rules.clock)
+            service.review = ReviewQueue(
+                r, keys, violations, rules, service.checker, service.holder
+            )
+            service.search = TransitSearch(
+                r,
+                keys,
+                skew_s=settings.enforcement.max_clock_skew_s,
+                delivery_s=settings.enforcement.max_delivery_delay_s,
+            )
+            service.desk_redis = r
+        task = asyncio.create_task(flush_loop(r, keys), name="camera-health-flush")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            service.review = service.search = service.desk_redis = None
+            if r is not None:
+                with contextlib.suppress(Exception):
+                    await service.health.flush(r, keys)  # what this process counted last
+                await r.aclose()
 
     return run

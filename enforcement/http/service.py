@@ -10,23 +10,28 @@ Handlers hold it in a closure: no `app[...]` per request.
 from __future__ import annotations
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from ..audit.writer import AuditLog
 from ..config.load import make_checker
-from ..config.settings import ApiKey, Settings
+from ..config.settings import Settings
 from ..core.live import IndexHolder, LiveIndex
 from ..core.rules import Rules
 from ..memory import MemoryWatch
 from ..replica.follower import Follower
+from ..transits.camerahealth import CameraHealth
 from ..transits.followup import FollowUp
 from ..transits.intake import Intake
+from ..transits.review import ReviewQueue
+from ..transits.search import TransitSearch
 from ..transits.violations import Violations
 from .admission import UNMETERED, Admission
 from .apidoc import PathDocs
-from .auth import Keyring
+from .auth import Caller, Keyring, require, roles_of
 from .endpoints import Handler, endpoint
 from .metrics import Metrics
 from .ratelimit import KeyRates
+from .sessions import Sessions
 from .siblings import Siblings
 
 
@@ -44,7 +49,15 @@ class Service:
         self.violations: Violations | None = None  # set while running, with a Redis
         self.followup: FollowUp | None = None  # set while the worker runs here
         self.memory: MemoryWatch | None = None  # the transit Redis's memory, while running
+        self.sessions: Sessions | None = None  # sign-in sessions, while running with Redis
         self.docs: list[PathDocs] = []  # an extension's paths, for /openapi.json and /docs
+        # The desk (http/review.py, http/desk.py): set while running, with a Redis; camera
+        # health always (counted per post, summed through Redis when there is one).
+        self.review: ReviewQueue | None = None
+        self.search: TransitSearch | None = None
+        self.health = CameraHealth({c.id: c.gate for c in settings.cameras.values()}, rules)
+        self.intake.health = self.health
+        self.desk_redis: Redis | None = None  # the desk's connection, for camera health
         self.siblings: Siblings | None = None  # the other workers of `serve --workers N`
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
@@ -53,8 +66,10 @@ class Service:
         admission = None if name in UNMETERED else self.admission
         return endpoint(self.metrics, name, handler, admission)
 
-    def require(self, request: web.Request, roles: frozenset[str]) -> ApiKey:
-        return self.keyring.require(request, roles)
+    async def require(self, request: web.Request, *roles: str | frozenset[str]) -> Caller:
+        """The caller (key or signed-in person) if their role is one of `roles` (names or
+        sets of names; admin always may); 401/403 otherwise (auth.py)."""
+        return await require(request, self.keyring, self.sessions, roles_of(roles))
 
     def live(self) -> LiveIndex:
         return self.holder.live()

@@ -38,7 +38,8 @@ def native_transit(t: TransitIn) -> Transit:
 
 
 def add_routes(app: web.Application, service: Service) -> None:
-    settings, intake, require = service.settings, service.intake, service.require
+    # Cameras authenticate with keys only (`keyring.require`, synchronous): none signs in.
+    settings, intake, require = service.settings, service.intake, service.keyring.require
     for key_id in unbound_camera_keys(settings.api_keys):  # only the demo has any (access.py)
         log.warning(
             "demo configuration: camera key %r is bound to no camera and may post as any "

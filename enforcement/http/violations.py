@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 
-import msgspec
 import redis.asyncio as aredis
 from aiohttp import web
 
-from ..core.rules import Rules
 from ..transits.violations import ViolationPage, csv_header, to_csv_rows
 from . import errors
-from .auth import ADMIN
+from .auth import OPERATOR
 from .endpoints import JSON
-from .params import CURSOR_MAX, LIMIT_MAX, bounded_int, rfc3339
+from .params import CURSOR_MAX, LIMIT_MAX, bounded_int, instant
 from .schemas import ENCODER
 from .service import Service
-
-
-def instant(text: str | None, field: str, rules: Rules, *, default: float) -> float:
-    """An RFC 3339 instant, or a local calendar day YYYY-MM-DD (its local midnight)."""
-    if text is None:
-        return default
-    if len(text) != 10:
-        return rfc3339(text, field).timestamp()
-    try:
-        day = msgspec.convert(text, dt.date)
-    except msgspec.ValidationError:
-        raise errors.Invalid(
-            f"{text!r} is neither YYYY-MM-DD nor an RFC 3339 date-time", field
-        ) from None
-    return float(rules.clock.from_local(dt.datetime.combine(day, dt.time())))
 
 
 def add_routes(app: web.Application, service: Service) -> None:
@@ -39,7 +21,7 @@ def add_routes(app: web.Application, service: Service) -> None:
 
     async def get_violations(request: web.Request) -> web.Response:
         """Confirmed violations by first transit instant, a page at a time (JSON or CSV)."""
-        service.require(request, ADMIN)
+        await service.require(request, OPERATOR)
         if service.violations is None:
             raise errors.NotReady("violations live in Redis, and this service has none")
         q = request.query

@@ -17,6 +17,7 @@ from ..core.live import IndexHolder
 from ..core.plates import alternatives
 from ..core.rules import Gate, Rules, UnknownGate
 from ..core.verdict import Verdict
+from .camerahealth import CameraHealth
 from .log import TransitLog
 from .record import Transit, record_of
 
@@ -33,6 +34,7 @@ class Intake:
         self.gates = rules.gates
         self.transit_log: TransitLog | None = None  # set while it runs; None: judge only
         self.verdicts = verdicts  # (verdict, reason) -> transits, a metric
+        self.health: CameraHealth | None = None  # per-camera counters (camerahealth.py)
 
     async def accept(
         self, transits: Sequence[Transit], *, field: str | None = None
@@ -72,6 +74,8 @@ class Intake:
             verdicts = await self._record(transits, gates, verdicts, now)
         for v in verdicts:
             self.verdicts[(v.verdict, v.reason)] += 1
+        if self.health is not None:
+            self.health.note(transits, verdicts, now)
         return verdicts
 
     async def _record(

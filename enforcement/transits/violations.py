@@ -31,6 +31,7 @@ import redis.asyncio as aredis
 from ..core.localtime import LocalClock
 from ..csvcells import safe_cell
 from ..keys import Keys
+from .evidence import evidence_of, kept_fields
 from .record import TransitRecord
 
 
@@ -45,6 +46,8 @@ class Violation(msgspec.Struct, omit_defaults=False):
     index_revision: int  # the index the violation was confirmed on
     reason: str  # why no permit covered it (no_permit, expired, outside_window, ...)
     transit_ids: list[str] = []
+    # The first transit's pictures at the camera or its vendor (evidence.py); None: none kept
+    evidence: str | None = None
 
 
 class ViolationPage(msgspec.Struct):
@@ -67,6 +70,13 @@ class ReviewItem(msgspec.Struct):
     index_revision: int
     earlier: list[str] = []  # a corrected read: the reads it replaced, oldest first
     withdrawn: list[str] = []  # a violation withdrawn for this: its transit ids
+    # What a person deciding needs besides the read (http/review.py): appended, so items
+    # queued before them still decode.
+    event_id: str = ""
+    received: float = 0.0  # when Varco judged it, epoch seconds (0: queued before it was kept)
+    country: str | None = None
+    kept: dict[str, Any] | None = None  # the vendor's kept fields (record.py), as plain values
+    evidence: str | None = None
 
 
 _JSON: Final = msgspec.json.Encoder()
@@ -119,7 +129,8 @@ class Violations:
         )
         return None if ids is None else sorted(i.decode() for i in ids)
 
-    async def confirm(self, rec: TransitRecord, reason: str, revision: int) -> str:
+    def violation_of(self, rec: TransitRecord, reason: str, revision: int) -> tuple[str, Violation]:
+        """The violation `rec` makes (without its transit ids), and its key."""
         key = self.key_of(rec)
         v = Violation(
             rec.plate,
@@ -131,25 +142,41 @@ class Violations:
             rec.camera,
             revision,
             reason,
+            evidence=evidence_of(kept_fields(rec.vendor)),
         )
+        return key, v
+
+    async def confirm(self, rec: TransitRecord, reason: str, revision: int) -> str:
+        key, v = self.violation_of(rec, reason, revision)
         await self._merge(
             keys=[self.hash, self.index, self.keys.violation_ids(key)],
             args=[key, _JSON.encode(v), rec.ts, rec.id],
         )
         return key
 
-    def queue_review(
+    async def get(self, key: str) -> Violation | None:
+        """The violation of `key` (`zone|YYYY-MM-DD|plate`) with its transit ids, if any."""
+        async with self.redis.pipeline(transaction=False) as p:
+            p.hget(self.hash, key)
+            p.smembers(self.keys.violation_ids(key))
+            blob, ids = await p.execute()
+        if blob is None:
+            return None
+        v = _DECODE_VIOLATION.decode(blob)
+        v.transit_ids = sorted(i.decode() for i in ids)
+        return v
+
+    def item_of(
         self,
-        p: Any,
         rec: TransitRecord,
         reason: str,
         revision: int,
         *,
         earlier: list[str] | None = None,
         withdrawn: list[str] | None = None,
-    ) -> None:
-        """Add the review item to pipeline `p` (the caller's transaction)."""
-        item = ReviewItem(
+    ) -> ReviewItem:
+        kept = kept_fields(rec.vendor)
+        return ReviewItem(
             rec.id,
             rec.plate,
             rec.raw,
@@ -162,7 +189,25 @@ class Violations:
             revision,
             earlier or [],
             withdrawn or [],
+            rec.event_id,
+            rec.received,
+            rec.country,
+            kept,
+            evidence_of(kept),
         )
+
+    def queue_review(
+        self,
+        p: Any,
+        rec: TransitRecord,
+        reason: str,
+        revision: int,
+        *,
+        earlier: list[str] | None = None,
+        withdrawn: list[str] | None = None,
+    ) -> None:
+        """Add the review item to pipeline `p` (the caller's transaction)."""
+        item = self.item_of(rec, reason, revision, earlier=earlier, withdrawn=withdrawn)
         p.hset(self.review_hash, rec.id, _JSON.encode(item))
         p.zadd(self.review_index, {rec.id: rec.ts})
 
@@ -231,17 +276,21 @@ class Violations:
                 p.delete(*(self.keys.violation_ids(k.decode()) for k in keys))
                 await p.execute()
             removed += len(keys)
-        while True:
-            ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
-                self.review_index, "-inf", f"({cutoff}", start=0, num=1000
-            )
-            if not ids:
-                break
-            async with self.redis.pipeline(transaction=True) as p:
-                p.hdel(self.review_hash, *ids)
-                p.zrem(self.review_index, *ids)
-                await p.execute()
-            removed += len(ids)
+        for hash_, index in (
+            (self.review_hash, self.review_index),
+            (self.keys.review_decided, self.keys.review_decided_index),  # the desk's decisions
+        ):
+            while True:
+                ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+                    index, "-inf", f"({cutoff}", start=0, num=1000
+                )
+                if not ids:
+                    break
+                async with self.redis.pipeline(transaction=True) as p:
+                    p.hdel(hash_, *ids)
+                    p.zrem(index, *ids)
+                    await p.execute()
+                removed += len(ids)
         return removed
 
 
@@ -256,6 +305,7 @@ CSV_COLUMNS: Final = (
     "transit_ids",
     "index_revision",
     "reason",
+    "evidence",
 )
 
 
@@ -278,6 +328,7 @@ def to_csv_rows(violations: list[Violation]) -> str:
                 " ".join(v.transit_ids),
                 v.index_revision,
                 v.reason,
+                v.evidence or "",
             )
         )
     return out.getvalue()

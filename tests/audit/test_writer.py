@@ -46,7 +46,7 @@ async def test_lookup_writes_a_record_first(redis_service: Service, r: redis.Red
         "results": len(view["permits"]),
         "host": body["host"],
         "pid": body["pid"],
-    }
+    }  # a key's lookup: the later fields (action, person, ...) left out at their defaults
     assert body["results"] == 1
     assert fields[b"prev"].decode() == GENESIS
     assert fields[b"link"].decode() == link_of(GENESIS, 1, int(t), fields[b"body"])

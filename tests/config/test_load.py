@@ -99,6 +99,9 @@ def test_config_errors(tmp_path: Path, change: tuple[str, str], key: str, reason
         ('[retention]\nviolations = "15 months"\n', "retention.violations", "months"),
         ('[transit_log]\ndedup_window = "1mo"\n', "transit_log.dedup_window", "months"),
         ("[transit_log]\nwrite_timeout_ms = 0\n", "transit_log.write_timeout_ms", ">= 10"),
+        ('[console]\nsession_idle = "0s"\n', "console.session_idle", "positive duration"),
+        ('[console]\nsession_idle = "13h"\n', "console", "longer than session_max"),
+        ('[server]\ntrusted_proxies = ["nginx"]\n', "server", "trusted_proxies[0]"),
     ],
 )
 def test_api_key_errors(tmp_path: Path, extra: str, key: str, reason: str) -> None:
@@ -167,3 +170,17 @@ def _with(tmp_path: Path, extra: str) -> Path:
     config = tmp_path / "city.toml"
     config.write_text(DEMO_CONFIG.read_text(encoding="utf-8") + "\n" + extra)
     return config
+
+
+def test_operator_keys_and_console_settings(tmp_path: Path) -> None:
+    settings, _ = load_config(DEMO_CONFIG)
+    roles = {k.id: k.role for k in settings.api_keys.values()}
+    assert roles["demo-operator"] == "operator"
+    assert (settings.console.session_idle_s, settings.console.session_max_s) == (1800, 43200)
+    assert settings.server.trusted_proxies == ()
+    extra = '[console]\nsession_idle = "10m"\nsession_max = "8h"\n'
+    config = tmp_path / "city.toml"
+    config.write_text(BASE + extra + '[server]\ntrusted_proxies = ["10.0.0.0/8"]\n')
+    settings, _ = load_config(config, {"VARCO_DATA_DIR": str(tmp_path)})
+    assert (settings.console.session_idle_s, settings.console.session_max_s) == (600, 28800)
+    assert settings.server.trusted_proxies == ("10.0.0.0/8",)

@@ -1,4 +1,5 @@
-"""The demo service on loopback over the demo permits (tests/support/api.py), as `api`."""
+"""The demo service on loopback over the demo permits (tests/support/api.py), as `api`; the
+desk's world (a Redis, a follow-up worker, an operator key), as `desk`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import pytest
 from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
+from enforcement.replica.redis_server import EmbeddedRedis
 
 from ..support.api import PERMITS, Client, ServiceServer, wait_ready
 from ..support.common import publish_permits
+from ..support.desk import desk_settings
+from ..support.followup import World, open_world
 
 
 @pytest.fixture
@@ -30,3 +34,11 @@ async def api(demo: tuple[Settings, Rules]) -> AsyncIterator[Client]:
         await wait_ready(client)
         yield client
     await server.close()
+
+
+@pytest.fixture
+async def desk(demo: tuple[Settings, Rules], redis_server: EmbeddedRedis) -> AsyncIterator[World]:
+    """The follow-up's world with the desk's operator key (tests/support/desk.py)."""
+    base, rules = demo
+    async with open_world(desk_settings(base), rules, redis_server.url) as w:
+        yield w

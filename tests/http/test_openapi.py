@@ -67,12 +67,17 @@ async def test_admin_api_documented_when_installed(demo: tuple[Settings, Rules])
     assert {r.rsplit("/", 1)[1] for r in refs(doc)} <= set(schemas)
     assert "/v1/transits" in paths and "TransitIn" in schemas
     assert "POST /v1/permits/{permit_id}/renew" in page and "PermitPatch" in page
+    # sign-in comes with the admin API (both read the permit database)
+    assert set(paths["/v1/session"]) == {"post", "get", "delete"}
+    assert schemas["SessionIn"]["required"] == ["username", "password"]
+    assert {"401", "429"} <= set(paths["/v1/session"]["post"]["responses"])
+    assert "ChangeOut" in schemas and "changes" in schemas["PermitOut"]["properties"]
 
 
 async def test_no_admin_api_without_the_extension(demo: tuple[Settings, Rules]) -> None:
     settings, rules = demo
     doc, page = await documents(create_app(settings, rules, watch=False))
-    assert not [p for p in doc["paths"] if p.startswith("/v1/permits")]
+    assert not [p for p in doc["paths"] if p.startswith(("/v1/permits", "/v1/session"))]
     assert not {"PermitIn", "PermitPatch", "RevokeIn", "RenewIn", "PermitOut"} & set(
         doc["components"]["schemas"]
     )

@@ -26,7 +26,11 @@ from ..support.api import PERMITS
 from ..support.common import DEMO_CONFIG, publish_permits
 from ..support.conformance import Run, run, serving
 
-SERVICE_PATHS = r"^/(v1/(transits|plates|violations|permits)|healthz|readyz|metrics|docs|openapi)"
+SERVICE_PATHS = (
+    r"^/(v1/(transits|plates|violations|permits|review|cameras/health)"
+    r"|healthz|readyz|metrics|docs|openapi)"
+)
+OPERATOR_KEY = '\n[[api_keys]]\nid = "demo-operator"\nrole = "operator"\nkey = "demo-operator"\n'
 VENDORS = ("hikvision", "axis", "milesight", "platerecognizer", "rekor", "dahua")
 pytestmark = pytest.mark.timeout(300)
 
@@ -36,9 +40,10 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("conformance")
     text = DEMO_CONFIG.read_text(encoding="utf-8").replace("\ndemo = true\n", "\n")
     entry = 'id = "demo-camera"\nrole = "camera"\n'
-    (tmp / "city.toml").write_text(
-        text.replace(entry, entry + 'cameras = ["cam-native"]\n'), encoding="utf-8"
-    )
+    text = text.replace(entry, entry + 'cameras = ["cam-native"]\n')
+    if 'id = "demo-operator"' not in text:  # the desk's role (examples/demo.toml may have it)
+        text += OPERATOR_KEY
+    (tmp / "city.toml").write_text(text, encoding="utf-8")
     settings, rules = load_config(tmp / "city.toml", {"VARCO_DATA_DIR": str(tmp / "data")})
     assert not settings.demo
     redis = EmbeddedRedis(Path(tmp) / "redis")
@@ -81,7 +86,7 @@ def _clean(result: Run) -> None:
     )
 
 
-@pytest.mark.parametrize("role", ["camera", "police", "admin"])
+@pytest.mark.parametrize("role", ["camera", "police", "operator", "admin"])
 def test_every_role_gets_what_the_description_says(base: str, role: str) -> None:
     result = run(base, f"demo-{role}", SERVICE_PATHS)
     _clean(result)
@@ -90,8 +95,15 @@ def test_every_role_gets_what_the_description_says(base: str, role: str) -> None
     if role == "camera":
         assert result.answered(lookups, 403) and not result.answered(lookups, 200)
         assert result.answered(transits, 422)
+    elif role == "operator":
+        assert result.answered(lookups, 403) and result.answered(transits, 403)
     else:
         assert result.answered(lookups, 200) and result.answered(lookups, 422)
+    if role in ("operator", "admin"):
+        assert result.answered("GET /v1/review", 200)
+        assert result.answered("GET /v1/cameras/health", 200)
+        assert result.answered("GET /v1/transits/search", 422)
+        assert result.answered("POST /v1/review/{transit_id}", 404)
     if role == "admin":
         assert result.answered("GET /v1/violations", 200)
         assert result.answered("POST /v1/permits", 422)

@@ -44,7 +44,7 @@ def test_sqlite_upgrades_an_unversioned_database(tmp_path: Path) -> None:
         assert db.history("OLD") == [(7, old)]
         assert db.migrate() == SCHEMA_VERSION  # idempotent
         db.conn.execute("UPDATE meta SET value = 99 WHERE key = 'schema_version'")
-    with pytest.raises(SchemaError, match="version 99, newer than this Varco's 4: upgrade"):
+    with pytest.raises(SchemaError, match="version 99, newer than this Varco's 5: upgrade"):
         PermitDB(path)
 
 
@@ -61,8 +61,10 @@ def test_postgresql_schema_versions(pg_url: str) -> None:
         db.conn.execute("ALTER TABLE permits DROP COLUMN periods")
         db.conn.execute("ALTER TABLE permits DROP COLUMN feed")
         db.conn.execute("DROP TABLE feed_state")
+        db.conn.execute("DROP TABLE users")
+        db.conn.execute("DROP TABLE permit_actions")
         db.conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
-    with pytest.raises(SchemaError, match="version 1, this Varco needs 4: run `varco migrate`"):
+    with pytest.raises(SchemaError, match="version 1, this Varco needs 5: run `varco migrate`"):
         PgPermitDB(pg_url)
     with PgPermitDB(pg_url, check_schema=False) as db:
         db.migrate()
@@ -70,6 +72,7 @@ def test_postgresql_schema_versions(pg_url: str) -> None:
         assert db.get("A") == permit("A")
         db.upsert([permit("A", valid_to=1)])
         assert db.history("A") == [(1, permit("A"))]
+        assert db.query("SELECT count(*) FROM users") == [(0,)]  # version 5, migrated
         db.conn.execute("UPDATE meta SET value = 99 WHERE key = 'schema_version'")
     with pytest.raises(SchemaError, match="newer than this Varco's"):
         PgPermitDB(pg_url)

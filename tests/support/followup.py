@@ -3,15 +3,22 @@ connection, and a clock the tests move (the `world` fixture, tests/transits/conf
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
-from enforcement.config.settings import Settings
+import aiohttp
+import redis.asyncio as aredis
+
+from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
-from enforcement.http.service import Service
+from enforcement.http.app import create_app
+from enforcement.http.service import SERVICE, Service
+from enforcement.keys import Keys
 from enforcement.transits.followup import FollowUp
 
-from .api import ADMIN, CAMERA, NOW, Client, transit
-from .common import permit
+from .api import ADMIN, CAMERA, NOW, Client, ServiceServer, transit
+from .common import eventually, permit, publish_permits
 
 PERMITS = [permit("RES-1", "AB123CD", "1", "2020-01-01T00:00:00+01:00")]
 GRACE_S = 72 * 3600  # the demo zones' grace
@@ -52,3 +59,41 @@ class World:
 async def ready_to_log(client: Client) -> bool:
     status, body, _ = await client.request("GET", "/readyz")
     return status == 200 and body["transit_log"]["target"] == "redis"
+
+
+@contextlib.asynccontextmanager
+async def open_world(
+    base: Settings, rules: Rules, redis_url: str, permits: list[Any] = PERMITS
+) -> AsyncIterator[World]:
+    """The service on loopback logging to the Redis at `redis_url`, over `permits` (snapshot
+    files), and a follow-up worker on its own connection with the world's clock."""
+    publish_permits(base, rules, permits)
+    settings = with_changes(base, redis={"url": redis_url}, server={"snapshot_poll_s": 0.05})
+    app = create_app(settings, rules, transit_redis_url=settings.redis.url)
+    server = ServiceServer(app)
+    await server.start_server()
+    r = aredis.Redis.from_url(redis_url)
+    async with aiohttp.ClientSession() as session:
+        client = Client(session, str(server.make_url("")).rstrip("/"))
+        client.settings, client.rules = settings, rules  # type: ignore[attr-defined]
+        api = app[SERVICE]
+        followup = FollowUp(
+            r,
+            Keys(settings.redis.prefix),
+            rules,
+            api.checker,
+            api.holder,
+            retention_allowed_s=settings.retention.allowed_s,
+            retention_violations_s=settings.retention.violations_s,
+            clock=lambda: w.now,
+        )
+        w = World(client, api, followup, settings, rules)
+        await eventually(lambda: ready_to_log(client))
+        api.intake.transit_log.clock = lambda: w.now  # type: ignore[union-attr]
+        await followup.ensure_group()
+        await eventually(lambda: ready_to_log(client))
+        try:
+            yield w
+        finally:
+            await r.aclose()
+            await server.close()

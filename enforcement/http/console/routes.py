@@ -1,0 +1,98 @@
+"""`/console` and `/console/static/{name}`: the console's files, read once from the package.
+
+No template and no build step: the page is a static HTML shell and ES modules that call the
+JSON API with the session cookie; nothing about the caller is ever written into a file, so the
+same bytes go to everyone and no secret can be in them. Only the files shipped in static/ are
+served, looked up by name in a dict: a request's path never reaches the filesystem.
+
+Every answer carries a strict Content-Security-Policy (scripts and styles from this origin
+only, no inline code, no framing, no plugins), so a plate or vendor field that slipped into
+the page as markup still could not run; `X-Frame-Options: DENY` says the same to browsers
+that predate `frame-ancestors`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from pathlib import Path
+from typing import Final, NamedTuple
+
+from aiohttp import web
+
+from .. import errors
+from ..service import Service
+
+STATIC: Final = Path(__file__).parent / "static"
+_TYPES: Final = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+HEADERS: Final = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+class File(NamedTuple):
+    body: bytes
+    content_type: str
+    etag: str
+
+
+def load(directory: Path = STATIC) -> dict[str, File]:
+    """Every file under `directory`, by its path relative to it (`pages/review.js`)."""
+    files: dict[str, File] = {}
+    for path in sorted(directory.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        kind = _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
+        if kind is None:
+            continue  # not something the console serves (an editor's backup file)
+        body = path.read_bytes()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        files[path.relative_to(directory).as_posix()] = File(body, kind, etag)
+    return files
+
+
+def add_routes(app: web.Application, service: Service) -> None:
+    files = load()
+
+    def answer(request: web.Request, name: str) -> web.Response:
+        file = files.get(name)
+        if file is None:
+            raise errors.NotFound(f"no such console file: {name[:100]}")
+        headers = {**HEADERS, "ETag": file.etag, "Cache-Control": "no-cache"}
+        # Revalidated on every load (no-cache) but not resent: a new version is seen at
+        # once after an upgrade, and an unchanged file costs a 304.
+        if file.etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        charset = "utf-8" if file.content_type.startswith("text/") else None
+        return web.Response(
+            body=file.body, content_type=file.content_type, charset=charset, headers=headers
+        )
+
+    async def index(request: web.Request) -> web.Response:
+        return answer(request, "index.html")
+
+    async def static(request: web.Request) -> web.Response:
+        return answer(request, request.match_info["name"])
+
+    add, ep = app.router.add_route, service.endpoint
+    for method in ("GET", "HEAD"):
+        add(method, "/console", ep("/console", index))
+        add(method, "/console/", ep("/console", index))
+        add(method, "/console/static/{name:.+}", ep("/console/static", static))
