@@ -155,7 +155,7 @@ def violations() -> dict[str, Any]:
     return {
         "/v1/violations": {
             "get": {
-                "summary": "Confirmed violations, by first transit instant (admin)",
+                "summary": "Confirmed violations, by first transit instant (operator, admin)",
                 "description": (
                     "At most one violation per plate, zone and local calendar day, with every "
                     "transit id of that day. Paged: pass next_cursor (or the X-Next-Cursor "
