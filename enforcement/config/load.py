@@ -34,6 +34,7 @@ from .settings import (
     MAX_ZONES,
     ApiKey,
     Camera,
+    CameraHealthSettings,
     Circuit,
     DigestHA1,
     EnforcementSettings,
@@ -285,6 +286,12 @@ class _Compiler:
             ),
             retention=RetentionSettings(
                 allowed_s=int(s.retention.allowed), violations_s=int(s.retention.violations)
+            ),
+            camera_health=CameraHealthSettings(
+                silence_s=int(s.camera_health.silence),
+                unreadable_share=s.camera_health.unreadable_share,
+                min_reads=s.camera_health.min_reads,
+                clock_offset_s=int(s.camera_health.clock_offset),
             ),
             api_keys=api_keys,
             cameras=cameras,

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from enforcement.config.load import ConfigError, load_config
+from enforcement.core.live import IndexHolder
+from enforcement.http.service import Service
 
 from ..support.common import DEMO_CONFIG
 from ..support.core import BASE, load
@@ -167,3 +169,19 @@ def _with(tmp_path: Path, extra: str) -> Path:
     config = tmp_path / "city.toml"
     config.write_text(DEMO_CONFIG.read_text(encoding="utf-8") + "\n" + extra)
     return config
+
+
+def test_camera_health_limits(tmp_path: Path) -> None:
+    assert load_config(DEMO_CONFIG)[0].camera_health.silence_s == 15 * 60
+    extra = (
+        '[camera_health]\nsilence = "5m"\nunreadable_share = 0.3\nmin_reads = 5\n'
+        'clock_offset = "30s"\n'
+    )
+    settings, rules = load_config(_with(tmp_path, extra))
+    limits = settings.camera_health
+    assert (limits.silence_s, limits.unreadable_share, limits.min_reads) == (300, 0.3, 5)
+    assert limits.clock_offset_s == 30
+    assert Service(settings, rules, IndexHolder()).health.limits == limits  # what it alarms by
+    with pytest.raises(ConfigError) as info:
+        load_config(_with(tmp_path, "[camera_health]\nunreadable_share = 0\n"))
+    assert info.value.key == "camera_health.unreadable_share"
