@@ -46,7 +46,7 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     keepalive_timeout_s: float = 15.0
     max_connections: int = 1000
     max_in_flight: int = 256
-    max_queue_wait_s: float = 0.1
+    max_queue_wait_s: float = 0.02
     retry_after_s: int = 1
     key_rate: float = 0.0  # requests per second per key; 0: no limit
     key_burst: int = 100

@@ -77,12 +77,15 @@ class ServerSpec(_Section, kw_only=True):
     keepalive_timeout: PositiveSeconds = PositiveSeconds(15)
     # Open connections per process; past it a new one is answered 503 and closed.
     max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1000
-    # Admission: requests handled at once per process; one that waits longer than
-    # max_queue_wait_ms for a slot is answered 503 with Retry-After (retry_after).
+    # Admission (enforcement/http/admission.py): requests handled at once per process; a
+    # request that would wait longer than max_queue_wait_ms to start (for a slot, or behind
+    # an event loop that late: the process short of CPU) is answered 503 with Retry-After
+    # (retry_after). 0: no waiting for a slot, no loop-lag bound.
     max_in_flight: Annotated[int, msgspec.Meta(ge=1)] = 256
-    max_queue_wait_ms: Annotated[int, msgspec.Meta(ge=0)] = 100
+    max_queue_wait_ms: Annotated[int, msgspec.Meta(ge=0)] = 20
     retry_after: PositiveSeconds = PositiveSeconds(1)
-    # Requests per second per API key or camera (0: no limit), with a burst of key_burst.
+    # Requests per second per API key (vendor camera routes: per camera) and process
+    # (0: no limit), with bursts of key_burst; past it 429 with Retry-After.
     key_rate: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     key_burst: Annotated[int, msgspec.Meta(ge=1)] = 100
 

@@ -20,6 +20,7 @@ from ..keys import Keys
 from ..replica.follower import Follower, redis_follower
 from ..replica.watcher import snapshot_watcher
 from . import desk, errors, monitoring, plates, readiness, resources, review, transits, violations
+from .admission import ADMISSION
 from .cameras import routes as cameras
 from .endpoints import JSON
 from .openapi import docs_html, openapi_document
@@ -53,6 +54,8 @@ def create_app(
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SERVICE] = service
     app[HOLDER] = service.holder
+    app[ADMISSION] = service.admission
+    app.cleanup_ctx.append(service.admission.probe)
     monitoring.register_gauges(service)
 
     for module in (transits, plates, violations, review, desk, readiness, monitoring):

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ..config.settings import ApiKey, hash_key
 from . import errors
+from .ratelimit import KeyRates
 
 CAMERA: Final = frozenset({"camera", "admin"})
 POLICE: Final = frozenset({"police", "admin"})
@@ -23,12 +24,22 @@ _REMEMBERED_MAX: Final = 10_000
 
 
 class Keyring:
-    def __init__(self, api_keys: dict[str, ApiKey]) -> None:
+    def __init__(self, api_keys: dict[str, ApiKey], rates: KeyRates | None = None) -> None:
         self.api_keys = api_keys  # sha256 hex of a key -> its id and role
         self._by_header: dict[str, ApiKey] = {}
+        self.rates = rates
 
     def require(self, request: web.Request, roles: frozenset[str]) -> ApiKey:
-        """The caller's key, if its role is one of `roles`; 401/403 otherwise."""
+        """The caller's key, if its role is one of `roles` and it is within its rate limit
+        (ratelimit.py); 401, 403 or 429 otherwise."""
+        key = self.identify(request, roles)
+        if self.rates is not None:
+            self.rates.charge(key.id)
+        return key
+
+    def identify(self, request: web.Request, roles: frozenset[str]) -> ApiKey:
+        """The caller's key, if its role is one of `roles`; 401/403 otherwise. No rate limit
+        is charged: for a caller who charges another name (a camera, registry.py)."""
         header = request.headers.get("Authorization", "")
         key = self._by_header.get(header)
         if key is None:

@@ -12,7 +12,10 @@ module's server, which keeps aiohttp's request handling and adds, per connection
 - keepalive_timeout: an idle connection, or one that never completes a request head, is
   closed after it (aiohttp's own keep-alive timer, set here, not left at an hour);
 - max_connections: past it a new connection is answered 503 with Retry-After and closed
-  before anything of it is read.
+  before anything of it is read;
+- admission (admission.py): while the process refuses new requests, a request that arrives
+  whole on an idle connection is answered 503 `overloaded` here, the connection kept, before
+  aiohttp parses it: refusing costs a few byte searches and a write, not a routed request.
 
 A connection that runs out of time is closed (a head with 408 first); its handler, if one
 runs, sees the connection reset. Bodies are not decompressed here (`auto_decompress=False`):
@@ -36,18 +39,23 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from ..config.settings import ServerSettings
+from .admission import ADMISSION, UNMETERED, Admission
 from .schemas import ENCODER, ErrorOut
 
 log = logging.getLogger(__name__)
 
 
-def _raw_response(status: str, code: str, detail: str, retry_after: int | None = None) -> bytes:
-    """A whole HTTP/1.1 error response, for a connection no request of which is answered."""
+def _raw_response(
+    status: str, code: str, detail: str, retry_after: int | None = None, close: bool = True
+) -> bytes:
+    """A whole HTTP/1.1 error response, written straight to the socket: for a connection no
+    request of which is answered (`close`), or a request refused before it is parsed."""
     body = ENCODER.encode(ErrorOut(code, detail))
     retry = f"Retry-After: {retry_after}\r\n" if retry_after is not None else ""
+    connection = "Connection: close\r\n" if close else ""
     head = (
         f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{retry}"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"Content-Length: {len(body)}\r\n{connection}\r\n"
     )
     return head.encode() + body
 
@@ -60,6 +68,46 @@ _HEAD_TIMEOUT: Final = _raw_response(
 
 
 _parse: Final = RequestHandler.data_received
+
+
+def _whole_request(data: bytes) -> bool | None:
+    """Whether `data`, if it is exactly one whole request that admission may refuse, asks for
+    the connection to close; None when it is anything else (a head or body in parts, more
+    than one request, a chunked or `Expect` body, health, readiness or metrics, HTTP/1.0):
+    those go to aiohttp as usual, and are refused, if still, by their route's admission.
+
+    A few byte searches instead of aiohttp's parse (a message, headers, a URL, a payload
+    stream: most of what a request costs before its handler), so refusing costs a small
+    part of serving. The framing is conservative: at most one Content-Length, no
+    Transfer-Encoding, and the bytes end where that length says."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = data[:end].lower()
+    line_end = head.find(b"\r\n")
+    line = head[:line_end] if line_end >= 0 else head
+    if not line.endswith(b" http/1.1") or b"transfer-encoding:" in head or b"expect:" in head:
+        return None
+    target = line[line.find(b" ") + 1 : -9].partition(b"?")[0]
+    if target in _UNMETERED_TARGETS:
+        return None
+    at = head.find(b"\r\ncontent-length:")
+    length = 0
+    if at >= 0:
+        if head.find(b"\r\ncontent-length:", at + 1) >= 0:
+            return None
+        value_end = head.find(b"\r\n", at + 2)
+        value = head[at + 17 : value_end if value_end >= 0 else len(head)].strip()
+        if not value.isdigit():
+            return None
+        length = int(value)
+    if len(data) != end + 4 + length:
+        return None
+    return b"\r\nconnection: close" in head
+
+
+_UNMETERED_TARGETS: Final = frozenset(path.encode() for path in UNMETERED)
+_UNMETERED_GETS: Final = tuple(b"GET " + path for path in _UNMETERED_TARGETS)
 
 
 class GuardedHandler(RequestHandler):
@@ -95,6 +143,29 @@ class GuardedHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        admission = self._guard.admission
+        if (
+            admission is not None
+            and self._waiter is not None  # between requests: the handler waits for one
+            and self._head_timer is None  # and no part of a head came before these bytes
+            and self.transport is not None
+            and not self._waiter.done()
+        ):
+            why = admission.refusing
+            close = _whole_request(data) if why is not None else None
+            if why is None or close is None:
+                if not data.startswith(_UNMETERED_GETS):  # these take no slot
+                    admission.arriving += 1
+            else:  # one whole request, refused without parsing it
+                admission.shed[why] += 1
+                if close:
+                    self.transport.write(self._guard.overloaded_close)
+                    self.force_close()
+                    return
+                self.transport.write(self._guard.overloaded)
+                # Answered: the connection is in use, not idle, for the keep-alive timer.
+                self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+                return
         _parse(self, data)  # aiohttp's own; once per packet, so not through super()
         if self._messages:  # a request head is complete: its body may still be coming
             if self._head_timer is not None:
@@ -161,9 +232,26 @@ class GuardedHandler(RequestHandler):
 class GuardedServer(web.Server):
     """aiohttp's server making GuardedHandlers, counting what it holds and refuses."""
 
-    def __init__(self, *args: Any, limits: ServerSettings, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        limits: ServerSettings,
+        admission: Admission | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.limits = limits
+        self.limits, self.admission = limits, admission
+        if admission is not None:
+            self.overloaded, self.overloaded_close = (
+                _raw_response(
+                    "503 Service Unavailable",
+                    "overloaded",
+                    admission.detail,
+                    admission.retry_after_s,
+                    close,
+                )
+                for close in (False, True)
+            )
         self.refusal = _raw_response(
             "503 Service Unavailable",
             "overloaded",
@@ -201,6 +289,7 @@ class GuardedRunner(web.AppRunner):
             handler_cancellation=plain.handler_cancellation,
             loop=plain._loop,
             limits=self.limits,
+            admission=self.app.get(ADMISSION),
             **plain._kwargs,
         )
 

@@ -21,6 +21,7 @@ from ..core.live import NoIndex
 from ..core.rules import UnknownGate
 from ..transits.spool import SpoolFull
 from . import errors
+from .admission import Admission
 from .cameras.body import buffered, read_body
 from .metrics import Metrics
 from .schemas import ENCODER, ErrorOut
@@ -70,12 +71,21 @@ def _api_error(exc: Exception) -> errors.ApiError | None:
     return None
 
 
-def endpoint(metrics: Metrics, name: str, handler: Handler) -> Handler:
-    """`handler` with its failures as JSON errors, counted and timed as route `name`."""
+def endpoint(
+    metrics: Metrics, name: str, handler: Handler, admission: Admission | None = None
+) -> Handler:
+    """`handler` with its failures as JSON errors, counted and timed as route `name`; it runs
+    only once `admission` (if any) gives it a slot, else its answer is 503 `overloaded`."""
     requests, latency = metrics.requests, metrics.latency[name]
 
     async def run(request: web.Request) -> web.StreamResponse:
         t0 = time.perf_counter()
+        if admission is not None and not admission.enter():
+            try:
+                await admission.wait()
+            except errors.ApiError as exc:
+                requests[(name, exc.status)] += 1
+                return error_response(exc)
         try:
             response = await handler(request)
         except errors.ApiError as exc:
@@ -97,6 +107,9 @@ def endpoint(metrics: Metrics, name: str, handler: Handler) -> Handler:
                 known = errors.ApiError("internal error; the incident is logged")
                 known.status, known.code = 500, "internal"
             response = error_response(known)
+        finally:
+            if admission is not None:
+                admission.leave()
         requests[(name, response.status)] += 1
         latency.observe(time.perf_counter() - t0)
         return response

@@ -1,9 +1,10 @@
 """`/metrics`: the route, and what it shows besides requests and verdicts (metrics.py): the
-index, the loader, the transit log, Redis's memory, the follow-up, the feeds and the audit
-trail, read from their owners when scraped; under `serve --workers N`, every worker's,
-merged (siblings.py).
+index, the loader, the transit log, Redis's memory, admission control and rate limits, the
+follow-up, the feeds and the audit trail, read from their owners when scraped; under
+`serve --workers N`, every worker's, merged (siblings.py).
 
-Labels are configuration (feed names) or outcomes, never data: no plate, key or reason.
+Labels are configuration (feed names, key ids) or outcomes, never data: no plate, key or
+reason.
 """
 
 from __future__ import annotations
@@ -199,6 +200,28 @@ def register_gauges(service: Service) -> None:
         "Rows rejected by the feed's last good sync.",
         "feed",
         lambda: {s.name: s.rejected for s in feeds()},
+    )
+
+    admission, rates = service.admission, service.key_rates
+    m.gauge(
+        "varco_http_in_flight",
+        "Requests holding an admission slot (server.max_in_flight).",
+        lambda: admission.in_flight,
+    )
+    m.gauge(
+        "varco_http_queued", "Requests waiting for an admission slot.", lambda: admission.queued
+    )
+    m.counter_by(
+        "varco_http_shed_total",
+        "Requests answered 503 overloaded: the queue was full, or no slot freed in time.",
+        "reason",
+        lambda: dict(admission.shed),
+    )
+    m.counter_by(
+        "varco_rate_limited_total",
+        "Requests answered 429 by the per-key rate limit, by key (or camera) id.",
+        "key",
+        lambda: dict(rates.limited),
     )
 
     def audit_writes() -> dict[str, float]:

@@ -20,7 +20,8 @@ from ..core.rules import Rules
 from ..core.verdict import Verdict
 from ..transits.violations import ViolationPage
 from . import apipaths
-from .apidoc import PathDocs
+from .admission import UNMETERED
+from .apidoc import PathDocs, error
 from .schemas import BatchIn, BatchOut, ErrorOut, TransitIn
 
 
@@ -46,7 +47,7 @@ def openapi_document(
     for e in extra:
         components.update(e.components or {})
     _configured(components["TransitIn"]["properties"], settings, rules)
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Varco",
@@ -70,6 +71,35 @@ def openapi_document(
             **apipaths.operational(),
         },
     }
+    _admission(document["paths"], settings)
+    return document
+
+
+_RETRY = {"Retry-After": "Seconds to wait before retrying"}
+
+
+def _admission(paths: dict[str, Any], settings: Settings) -> None:
+    """What admission control and rate limits (admission.py, ratelimit.py) may answer on
+    every operation they guard: 503 `overloaded` on all but health, readiness and metrics,
+    and, with `server.key_rate`, 429 on those that take a key."""
+    for path, operations in paths.items():
+        if path in UNMETERED:
+            continue
+        for op in operations.values():
+            responses = op["responses"]
+            if "503" in responses:
+                own = dict(responses["503"])
+                own["description"] += "; or the service is overloaded (`overloaded`)"
+                own["headers"] = {**own.get("headers", {}), **_header(_RETRY)}
+                responses["503"] = own
+            else:
+                responses["503"] = error("The service is overloaded (`overloaded`)", _RETRY)
+            if settings.server.key_rate > 0 and "401" in responses:
+                responses["429"] = error("The key's rate limit (`rate_limited`)", _RETRY)
+
+
+def _header(headers: dict[str, str]) -> dict[str, Any]:
+    return {h: {"description": text, "schema": {"type": "string"}} for h, text in headers.items()}
 
 
 def _configured(transit: dict[str, Any], settings: Settings, rules: Rules) -> None:

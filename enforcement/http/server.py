@@ -22,6 +22,7 @@ import logging
 import os
 import resource
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,17 +58,38 @@ async def start_site(
     app: web.Application, settings: Settings, *, reuse_port: bool = False
 ) -> GuardedRunner:
     """`app` served on the settings' address with bounded connections; the runner, to
-    clean up. `reuse_port` only for the workers of one `serve_workers`."""
-    runner = GuardedRunner(app, settings.server)
-    await runner.setup()
+    clean up. `reuse_port` only for the workers of one `serve_workers`.
+
+    A lone process binds before the app starts: a port in use is refused at once, before an
+    index is loaded or anything of another service's (its Redis, its data directory) is
+    touched."""
     host, port = settings.server.host, settings.server.port
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+    sock = None
+    if not reuse_port:
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.create_server((host, port), family=family, backlog=1024)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise in_use(host, port) from None
+            raise
+    runner = GuardedRunner(app, settings.server)
     try:
+        await runner.setup()
+        site: web.BaseSite = (
+            web.SockSite(runner, sock)
+            if sock is not None
+            else web.TCPSite(runner, host, port, reuse_port=True, backlog=1024)
+        )
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         if exc.errno == errno.EADDRINUSE:
             raise in_use(host, port) from None
+        raise
+    except BaseException:
+        if sock is not None:
+            sock.close()
         raise
     return runner
 

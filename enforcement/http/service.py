@@ -1,10 +1,10 @@
 """The running service's state, which every handler module binds to when routes are added.
 
 One `Service` per application (`app[SERVICE]`): the settings and rules, the index holder, the
-intake (judge and record), the keyring, the metrics, and the resources that exist while the
-app runs (follower, audit trail, transit log, violations, follow-up, Redis's memory watch), set
-and cleared by their
-cleanup contexts (resources.py). Handlers hold it in a closure: no `app[...]` per request.
+intake (judge and record), the keyring, admission control and per-key rates, the metrics, and
+the resources that exist while the app runs (follower, audit trail, transit log, violations,
+follow-up, Redis's memory watch), set and cleared by their cleanup contexts (resources.py).
+Handlers hold it in a closure: no `app[...]` per request.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from ..transits.intake import Intake
 from ..transits.review import ReviewQueue
 from ..transits.search import TransitSearch
 from ..transits.violations import Violations
+from .admission import UNMETERED, Admission
 from .apidoc import PathDocs
 from .auth import Keyring
 from .endpoints import Handler, endpoint
 from .metrics import Metrics
+from .ratelimit import KeyRates
 from .siblings import Siblings
 
 
@@ -38,7 +40,9 @@ class Service:
         self.checker = make_checker(rules, settings)
         self.metrics = Metrics()
         self.intake = Intake(rules, self.checker, holder, self.metrics.verdicts)
-        self.keyring = Keyring(settings.api_keys)
+        self.admission = Admission(settings.server)
+        self.key_rates = KeyRates(settings.server)
+        self.keyring = Keyring(settings.api_keys, self.key_rates)
         self.follower: Follower | None = None  # set while following Redis
         self.audit: AuditLog | None = None  # the police-lookup audit trail, set while running
         self.violations: Violations | None = None  # set while running, with a Redis
@@ -57,7 +61,10 @@ class Service:
         self.siblings: Siblings | None = None  # the other workers of `serve --workers N`
 
     def endpoint(self, name: str, handler: Handler) -> Handler:
-        return endpoint(self.metrics, name, handler)
+        """The route's handler as the service runs it (endpoints.py): health, readiness and
+        metrics outside admission control (admission.py), every other route under it."""
+        admission = None if name in UNMETERED else self.admission
+        return endpoint(self.metrics, name, handler, admission)
 
     def require(self, request: web.Request, roles: frozenset[str]) -> ApiKey:
         return self.keyring.require(request, roles)

@@ -104,6 +104,26 @@ async def test_the_description_is_as_strict_as_the_service(demo: tuple[Settings,
     assert "Picture" in schemas["Dahua_Message"]["properties"]
 
 
+async def test_overload_and_rate_limit_answers_are_documented(
+    demo: tuple[Settings, Rules],
+) -> None:
+    """admission.py answers 503 `overloaded` on every route but health, readiness and
+    metrics; ratelimit.py 429 on those that take a key, when a rate is configured."""
+    settings, rules = demo
+    for rate in (0.0, 5.0):
+        limited = with_changes(settings, server={"key_rate": rate})
+        doc, _ = await documents(create_app(limited, rules, watch=False, extend=admin.install))
+        for path, ops in doc["paths"].items():
+            for method, op in ops.items():
+                responses = op["responses"]
+                if path in ("/healthz", "/readyz", "/metrics"):
+                    assert "overloaded" not in str(responses.get("503", "")), path
+                    continue
+                assert "overloaded" in responses["503"]["description"], (method, path)
+                assert "Retry-After" in responses["503"]["headers"], (method, path)
+                assert ("429" in responses) == (rate > 0 and "401" in responses), (method, path)
+
+
 async def test_outside_the_demo_a_transit_names_a_registered_camera(
     demo: tuple[Settings, Rules],
 ) -> None:

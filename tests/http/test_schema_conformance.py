@@ -49,8 +49,13 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     redis = EmbeddedRedis(Path(tmp) / "redis")
     redis.start()
     try:
+        # The server runs in a thread beside schemathesis, which holds the GIL for tens of
+        # milliseconds at a time: to admission control that is a loop running late (overload,
+        # 503). Its shedding is tested in test_admission.py; here it would only add noise.
         settings = with_changes(
-            settings, redis={"url": redis.url}, server={"snapshot_poll_s": 0.05}
+            settings,
+            redis={"url": redis.url},
+            server={"snapshot_poll_s": 0.05, "max_queue_wait_s": 10.0},
         )
         publish_permits(settings, rules, PERMITS)
         app = create_app(settings, rules, extend=admin.install, transit_redis_url=redis.url)

@@ -4,9 +4,11 @@ that gives status, body and response; and what the replica tests wait for."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -138,3 +140,19 @@ def stream(settings: Settings) -> list[TransitRecord]:
         return [DECODE_RECORD(f[b"r"]) for _, f in r.xrange(Keys(settings.redis.prefix).transits)]
     finally:
         r.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[tuple[ServiceServer, Client]]:
+    """`app` on the service's own runner on loopback, ready (an index loaded), and a client
+    whose connection pool is large enough for a flood."""
+    server = ServiceServer(app)
+    await server.start_server()
+    connector = aiohttp.TCPConnector(limit=1000)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            client = Client(session, str(server.make_url("")).rstrip("/"))
+            await wait_ready(client)
+            yield server, client
+    finally:
+        await server.close()

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from ...config.settings import CAMERA_ID, CAMERA_ID_RULE, ApiKey, Camera, Settings, hash_key
 from .. import errors
+from ..ratelimit import KeyRates
 from ..schemas import TransitIn
 from . import values
 from .digest import DigestAuth
@@ -36,8 +37,11 @@ Require = Callable[[web.Request, frozenset[str]], ApiKey]  # Keyring.require
 
 
 class Registry:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, rates: KeyRates | None = None) -> None:
         self.settings = settings
+        # A camera's posts are charged to the camera (ratelimit.py), however it proves who it
+        # is: key, token, Basic or Digest; `require` is then one that charges nothing.
+        self.rates = rates
         self.zones = {c.id: ZoneInfo(c.timezone) for c in settings.cameras.values()}
         self._tokens: dict[str, Camera] = {}  # known token -> camera (bounded, as the Keyring's)
         # Authorization header -> its camera, once a post proved it (bounded): a camera sends
@@ -70,7 +74,7 @@ class Registry:
 
     def identify(self, request: web.Request, require: Require, vendor: str) -> Camera:
         """The posting camera; 401 without valid credentials, 403 for a key that is no
-        camera's or a camera registered for another vendor."""
+        camera's or a camera registered for another vendor, 429 past its rate limit."""
         token = request.match_info.get("token")
         # No "?" in the request target, no query to parse (the usual post).
         if token is None and "?" in request.raw_path and "token=" in request.query_string:
@@ -92,6 +96,8 @@ class Registry:
             raise errors.Forbidden(
                 f"camera {camera.id!r} is registered for vendor {camera.vendor!r}, not {vendor!r}"
             )
+        if self.rates is not None:
+            self.rates.charge(camera.id)
         return camera
 
     def by_digest(self, request: web.Request, header: str) -> Camera:

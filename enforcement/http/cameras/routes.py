@@ -88,8 +88,9 @@ def _transits(camera_id: str, gate: str, reads: Sequence[Read]) -> list[Transit]
 
 def add_routes(app: web.Application, service: Service) -> None:
     """Register the vendor endpoints and document them (before the catch-all routes)."""
-    settings, accept, require = service.settings, service.intake.accept, service.require
-    registry = Registry(settings)
+    # Camera posts are charged to the camera by the registry, so the key check charges none.
+    settings, accept, require = service.settings, service.intake.accept, service.keyring.identify
+    registry = Registry(settings, service.key_rates)
     cap = settings.server.max_camera_body_bytes
 
     zones, max_batch = registry.zones, settings.server.max_batch

@@ -1,0 +1,262 @@
+"""Overload: what admission control (enforcement/http/admission.py) keeps for the requests it
+admits when more is offered than the service can serve.
+
+    .venv/bin/python -m bench.bench_overload --permits 1000000 --duration 10 --rounds 3
+
+The real service (bench/varco_server.py: `varco serve`'s app, the durable transit log on a
+Redis of its own) and its Redis pinned to core 0; the load generator alone on core 1 (it needs
+~20 µs a request: the cheaper a refusal, the more it must send). Per round:
+
+1. unloaded: a closed loop on --connections (default 32) keep-alive connections, each posting
+   its next transit when answered: the capacity (transits/s), and the latency at it;
+2. open loop (bench/openloop.py) at 1×, 3× and 10× that capacity: transits arrive at a fixed
+   rate whatever the answers, on up to --pool connections (cameras do not slow down because
+   the service does). Latency runs from each transit's due time.
+
+Reported per load, as medians over rounds and as ratios to the unloaded run of the same
+round: admitted (200) p50 and p99, the share answered 503 `overloaded`, answers that never
+came (a generator backlog: the service fell behind), the server's RSS after the load, and the
+server's shed counters by reason (/metrics). Target: admitted p99 at 3× ≤ 2 × unloaded p99.
+Every 200 is checked to answer its own transit (wrong answers: must be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from enforcement.replica.redis_server import EmbeddedRedis
+
+from .bench_http import free_port, launch, prepare
+from .processes import cpu_s, rollup
+
+ROOT = Path(__file__).resolve().parent.parent
+LOADS = (1.0, 3.0, 10.0)
+REDIS_PID = [0]
+
+
+def generate(port: int, plates: str, args: argparse.Namespace, *load: str) -> dict[str, Any]:
+    """One run of the load generator, pinned to core 1."""
+    cmd = [
+        "taskset",
+        "-c",
+        "1",
+        sys.executable,
+        "-m",
+        "bench.openloop",
+        str(port),
+        "--plates",
+        plates,
+        "--duration",
+        str(args.duration),
+        "--warmup",
+        str(args.warmup),
+        "--connections",
+        str(args.pool),
+        *load,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def shed_counts(port: int) -> dict[str, int]:
+    """The server's 503s by reason, and its transit log's group commits (`groups`)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {
+        m[1]: int(m[2])
+        for m in re.finditer(r'^varco_http_shed_total\{reason="(\w+)"\} (\d+)$', text, re.M)
+    }
+    groups = re.search(r"^varco_transit_log_groups_total (\d+)", text, re.M)
+    out["groups"] = int(groups[1]) if groups else 0
+    return out
+
+
+def measure(
+    name: str,
+    proc: subprocess.Popen[bytes],
+    port: int,
+    plates: str,
+    args: argparse.Namespace,
+    *load: str,
+) -> dict[str, Any]:
+    before, cpu0, rcpu0 = shed_counts(port), cpu_s(proc.pid), cpu_s(REDIS_PID[0])
+    res = generate(port, plates, args, *load)
+    after = shed_counts(port)
+    res["name"] = name
+    res["server_cpu_s"] = round(cpu_s(proc.pid) - cpu0, 2)
+    res["redis_cpu_s"] = round(cpu_s(REDIS_PID[0]) - rcpu0, 2)
+    res["server_rss_mb"] = round(rollup(proc.pid)["Rss"] / 2**20, 1)
+    res["shed_by_reason"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    total = res["submitted"] or 1
+    res["shed_share"] = round(res["status"].get("503", 0) / total, 4)
+    res["unanswered_share"] = round((res["unanswered"] + res["lost"]) / total, 4)
+    print(
+        f"  {name:9} offered {res['submitted_rps']:8.0f}/s  200s {res['ok_rps']:7.0f}/s  "
+        f"p50 {res['ok_p50_ms']:8.2f} ms  p99 {res['ok_p99_ms']:8.2f} ms  shed "
+        f"{res['shed_share']:6.1%}  unanswered {res['unanswered_share']:6.1%}  wrong "
+        f"{res['wrong']}  cpu {res['server_cpu_s']} s (Redis {res['redis_cpu_s']})  RSS {res['server_rss_mb']} MB  "
+        f"{res['shed_by_reason']}",
+        flush=True,
+    )
+    return res
+
+
+def start_server(
+    data: Path, redis_url: str, args: argparse.Namespace
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = dict(os.environ, VARCO_DATA_DIR=str(data), PYTHONPATH=str(ROOT), REDIS_URL="off")
+    cmd = [sys.executable, "-m", "bench.varco_server", str(port), "--redis", redis_url]
+    if args.no_log:
+        cmd.append("--no-log")
+    if args.max_in_flight is not None:
+        cmd += ["--max-in-flight", str(args.max_in_flight)]
+    if args.queue_wait_ms is not None:
+        cmd += ["--queue-wait-ms", str(args.queue_wait_ms)]
+    return launch("varco", cmd, env, port, "readyz"), port
+
+
+def summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Medians over rounds of each load's figures and of its ratios to its round's unloaded."""
+    out: dict[str, dict[str, float]] = {}
+    for name in rounds[0]:
+        rows = [r[name] for r in rounds]
+        base = [r["unloaded"] for r in rounds]
+
+        def med(values: list[float]) -> float:
+            return round(statistics.median(values), 3)
+
+        out[name] = {
+            "rps_offered": med([x["submitted_rps"] for x in rows]),
+            "rps_admitted": med([x["ok_rps"] for x in rows]),
+            "p50_ms": med([x["ok_p50_ms"] for x in rows]),
+            "p99_ms": med([x["ok_p99_ms"] for x in rows]),
+            "p50_ratio": med(
+                [x["ok_p50_ms"] / b["ok_p50_ms"] for x, b in zip(rows, base, strict=True)]
+            ),
+            "p99_ratio": med(
+                [x["ok_p99_ms"] / b["ok_p99_ms"] for x, b in zip(rows, base, strict=True)]
+            ),
+            "shed_share": med([x["shed_share"] for x in rows]),
+            "unanswered_share": med([x["unanswered_share"] for x in rows]),
+            "rss_mb": med([x["server_rss_mb"] for x in rows]),
+            "rss_ratio": med(
+                [x["server_rss_mb"] / b["server_rss_mb"] for x, b in zip(rows, base, strict=True)]
+            ),
+            "wrong": sum(x["wrong"] for x in rows),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--permits", type=int, default=1_000_000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds measured per run")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
+    p.add_argument("--connections", type=int, default=64, help="the capacity closed loop")
+    p.add_argument("--pool", type=int, default=900, help="open loop: connections at most")
+    p.add_argument("--light", type=float, default=0.25, help="the unloaded run, × capacity")
+    p.add_argument("--loads", type=float, nargs="+", default=list(LOADS))
+    p.add_argument("--max-in-flight", type=int, help="server.max_in_flight (default: config)")
+    p.add_argument("--queue-wait-ms", type=float, help="server.max_queue_wait_ms")
+    p.add_argument("--no-log", action="store_true", help="judge without the transit log")
+    p.add_argument("--json", type=Path, help="write every run and the summary here")
+    args = p.parse_args(argv)
+    rounds: list[dict[str, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory(prefix="varco-bench-") as tmp:
+        data = Path(tmp)
+        print(f"preparing a snapshot of {args.permits:,} permits ...", flush=True)
+        permitted, unknown = prepare(data, args.permits)
+        plates = ",".join(permitted[:400] + unknown[:100])
+        redis = EmbeddedRedis(data / "redis")
+        redis.start()
+        assert redis.process is not None
+        REDIS_PID[0] = redis.process.pid
+        subprocess.run(
+            ["taskset", "-pc", "0", str(redis.process.pid)], check=True, capture_output=True
+        )
+        try:
+            for r in range(args.rounds):
+                # A fresh server per round: its RSS and counters start from the same place.
+                proc, port = start_server(data, redis.url, args)
+                try:
+                    print(f"round {r + 1}", flush=True)
+                    runs = {
+                        "capacity": measure(
+                            "capacity",
+                            proc,
+                            port,
+                            plates,
+                            args,
+                            "--closed",
+                            str(args.connections),
+                        )
+                    }
+                    capacity = runs["capacity"]["ok_rps"]
+                    runs["unloaded"] = measure(
+                        "unloaded", proc, port, plates, args, "--rate", str(capacity * args.light)
+                    )
+                    for x in args.loads:
+                        runs[f"{x:g}x"] = measure(
+                            f"{x:g}x", proc, port, plates, args, "--rate", str(capacity * x)
+                        )
+                    rounds.append(runs)
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=10)
+        finally:
+            redis.stop()
+    table = summary(rounds)
+    print(
+        f"\nmedians of {args.rounds} rounds, {args.permits:,} permits; server and Redis on core 0, "
+        f"generator on core 1; ratios to the unloaded run of the same round"
+    )
+    print(
+        f"{'load':10}{'offered/s':>10}{'200s/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'p50 ×':>7}"
+        f"{'p99 ×':>7}{'shed':>7}{'no answer':>10}{'RSS MB':>8}{'RSS ×':>7}{'wrong':>6}"
+    )
+    for name, row in table.items():
+        print(
+            f"{name:10}{row['rps_offered']:>10.0f}{row['rps_admitted']:>9.0f}"
+            f"{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['p50_ratio']:>7.2f}"
+            f"{row['p99_ratio']:>7.2f}{row['shed_share']:>7.1%}{row['unanswered_share']:>10.1%}"
+            f"{row['rss_mb']:>8.1f}{row['rss_ratio']:>7.2f}{row['wrong']:>6.0f}"
+        )
+    if "3x" in table:
+        ok = table["3x"]["p99_ratio"] <= 2.0
+        print(
+            f"admitted p99 at 3x: {table['3x']['p99_ratio']:.2f}x unloaded (target <= 2): "
+            f"{'met' if ok else 'not met'}"
+        )
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": vars(args) | {"json": str(args.json)},
+                    "rounds": rounds,
+                    "summary": table,
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                },
+                indent=1,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

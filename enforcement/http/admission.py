@@ -1,0 +1,184 @@
+"""Admission control: a bound on the requests a process handles at once and on how long a
+request waits to start; past either, 503 `overloaded` with Retry-After.
+
+Offered more than it can serve, a server that admits everything answers everything late: the
+queue grows until every answer, the ones that got through included, waits behind it (3× its
+capacity took the unguarded service's p99 from ~5 ms to 154 ms). Cameras retry and a proxy
+moves them to another replica, so a quick 503 is worth more than a late 200.
+
+Two ways a request waits, both bounded by `server.max_queue_wait_ms`:
+
+- for a slot: a request takes one (`server.max_in_flight`) before its handler runs and gives it
+  back when its answer is ready. A request that arrives whole while every slot is taken is
+  refused at once; one already parsed (its body came in parts, or it came in the same turn
+  of the loop as others) waits in a FIFO, at most as long as the slots, for at most
+  max_queue_wait_ms; a slot freed is handed to the oldest waiter directly, so none is
+  overtaken. The admitted request pays one integer compare; a waiting one a future and a
+  timer, no task.
+- for the process: a process short of CPU falls behind its event loop, and requests wait,
+  unseen by any counter, between the socket and their handler. A timer measures how late the
+  loop runs it (its lag, every 5 ms); while it is late by more than max_queue_wait_ms twice
+  running, the process refuses new requests.
+
+Refusing must cost far less than answering, or refusing 3× the capacity takes more than the
+capacity: so the connection (connections.py) answers a request that arrives whole itself,
+with bytes written straight to the socket, before aiohttp parses it (~8 µs of the server's
+CPU, against ~55 µs for a transit judged and ~90 µs for one logged; a 503 from the route
+costs about as much as the judged transit).
+
+Health, readiness and metrics take no slot and are never refused: they must answer, and say
+why, while the service is overloaded.
+
+Sizing (Little's law): slots ≈ throughput × the latency to be kept. A transit that waits on
+its group commit holds its slot through that wait, so the bound also covers a slow Redis.
+What the connection cap (connections.py) does before a request exists is not repeated here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Final
+
+from aiohttp import web
+
+from ..config.settings import ServerSettings
+from . import errors
+
+# Routes that take no slot: they are cheap and are how an overloaded service is watched.
+UNMETERED: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+PROBE_EVERY_S: Final = 0.005  # the loop-lag timer's period; at most a quarter of the bound
+
+
+class Overloaded(errors.ApiError):
+    status, code = 503, "overloaded"
+
+
+class Admission:
+    def __init__(self, limits: ServerSettings) -> None:
+        self.limit = limits.max_in_flight
+        self.max_wait_s = limits.max_queue_wait_s
+        self.retry_after_s = limits.retry_after_s
+        self.in_flight = 0
+        self._waiters: deque[asyncio.Future[bool]] = deque()
+        self.lagging = False  # the loop runs later than max_queue_wait: refuse new requests
+        # Requests let in by the connections since the last tick, whose handlers have not yet
+        # started: a burst read in one turn of the loop counts against the slots at once.
+        # Approximate (reset every tick, so a request that never reaches a handler, one
+        # aiohttp refuses as malformed, is forgotten within milliseconds).
+        self.arriving = 0
+        self.lag_s = 0.0  # the last lag measured
+        # 503s, by why: every slot taken (refused at once), or the queue full; no slot freed
+        # within the bound; the loop later than the bound
+        self.shed = {"in_flight": 0, "queue_full": 0, "queue_timeout": 0, "loop_lag": 0}
+        self.detail = (
+            f"overloaded: no request slot (server.max_in_flight {self.limit}) or no time to "
+            f"start within server.max_queue_wait_ms ({self.max_wait_s * 1000:g}); retry shortly"
+        )
+
+    @property
+    def refusing(self) -> str | None:
+        """Why a request that arrives whole is refused before it is parsed (None: it is not):
+        the connection's check (connections.py). Every slot taken refuses it at once rather
+        than queue it: the queue is for requests already parsed (a body in parts, a burst
+        in one turn of the loop), and waiting costs what a routed answer costs."""
+        if self.lagging:
+            return "loop_lag"
+        if self.in_flight + self.arriving >= self.limit:
+            return "in_flight"
+        return None
+
+    @property
+    def queued(self) -> int:
+        return sum(1 for w in self._waiters if not w.done())
+
+    def enter(self) -> bool:
+        """Take a slot if one is free (the handler runs); False: `wait` for one."""
+        if self.arriving:
+            self.arriving -= 1
+        if self.in_flight < self.limit and not self.lagging:
+            self.in_flight += 1
+            return True
+        return False
+
+    async def wait(self) -> None:
+        """Wait for a slot, in arrival order, at most max_queue_wait; Overloaded past it or
+        when the queue is as long as the slots."""
+        if self.lagging:  # (a request the connection could not answer itself)
+            self.shed["loop_lag"] += 1
+            raise self.refusal()
+        waiters = self._waiters
+        while waiters and waiters[0].done():  # timed out (timeouts expire in FIFO order)
+            waiters.popleft()
+        if len(waiters) >= self.limit or self.max_wait_s <= 0:
+            self.shed["queue_full"] += 1
+            raise self.refusal()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(self.max_wait_s, _expire, waiter)
+        waiters.append(waiter)
+        try:
+            handed = await waiter
+        except asyncio.CancelledError:
+            # Cancelled after a slot was handed over but before it resumed: pass it on.
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.leave()
+            raise
+        finally:
+            timer.cancel()
+        if not handed:
+            self.shed["queue_timeout"] += 1
+            raise self.refusal()
+
+    def leave(self) -> None:
+        """Give the slot back: to the oldest waiter still waiting, else free it."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(True)  # the slot changes hands: in_flight is unchanged
+                return
+        self.in_flight -= 1
+
+    def refusal(self) -> Overloaded:
+        exc = Overloaded(self.detail)
+        exc.retry_after = self.retry_after_s
+        return exc
+
+    async def probe(self, app: web.Application) -> AsyncIterator[None]:
+        """A cleanup context: the loop-lag timer runs while the app does."""
+        loop = asyncio.get_running_loop()
+        every = min(PROBE_EVERY_S, self.max_wait_s / 4) or PROBE_EVERY_S
+        bound = self.max_wait_s if self.max_wait_s > 0 else float("inf")  # 0: slots only
+        handle: asyncio.TimerHandle | None = None
+
+        late = False
+
+        def tick(due: float) -> None:
+            # Timers run first in a turn of the loop, before its socket events: a tick late by
+            # more than the bound means the requests read in this turn waited about as long.
+            # Late twice running is a queue (the process is behind: refuse); late once is a
+            # pause (a collection, the CPU taken by another process) that is already over.
+            nonlocal handle, late
+            now = loop.time()
+            self.lag_s = now - due
+            self.lagging = late and self.lag_s > bound
+            late = self.lag_s > bound
+            self.arriving = 0
+            handle = loop.call_at(now + every, tick, now + every)
+
+        handle = loop.call_at(loop.time() + every, tick, loop.time() + every)
+        try:
+            yield
+        finally:
+            handle.cancel()
+            self.lagging = False
+
+
+ADMISSION: Final = web.AppKey("admission", Admission)  # for the connections (connections.py)
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
