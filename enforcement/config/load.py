@@ -34,6 +34,7 @@ from .settings import (
     MAX_ZONES,
     ApiKey,
     Camera,
+    CameraHealthSettings,
     Circuit,
     ConsoleSettings,
     DigestHA1,
@@ -291,6 +292,12 @@ class _Compiler:
             console=ConsoleSettings(
                 session_idle_s=int(s.console.session_idle),
                 session_max_s=int(s.console.session_max),
+            ),
+            camera_health=CameraHealthSettings(
+                silence_s=int(s.camera_health.silence),
+                unreadable_share=s.camera_health.unreadable_share,
+                min_reads=s.camera_health.min_reads,
+                clock_offset_s=int(s.camera_health.clock_offset),
             ),
             api_keys=api_keys,
             cameras=cameras,

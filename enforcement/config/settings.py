@@ -113,6 +113,13 @@ class RetentionSettings(msgspec.Struct, frozen=True, kw_only=True):
     violations_s: int = 450 * 86400
 
 
+class CameraHealthSettings(msgspec.Struct, frozen=True, kw_only=True):
+    silence_s: int = 15 * 60
+    unreadable_share: float = 0.5
+    min_reads: int = 20
+    clock_offset_s: int = 120
+
+
 class ApiKey(msgspec.Struct, frozen=True):
     id: str  # what logs and audit records name; the key itself is never logged
     role: Role
@@ -183,6 +190,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     transit_log: TransitLogSettings = TransitLogSettings()
     retention: RetentionSettings = RetentionSettings()
     console: ConsoleSettings = ConsoleSettings()
+    camera_health: CameraHealthSettings = CameraHealthSettings()
     api_keys: dict[str, ApiKey] = {}  # sha256 hex of the key -> key id and role
     cameras: dict[str, Camera] = {}
     camera_tokens: dict[str, str] = {}  # sha256 hex of a URL token -> camera id

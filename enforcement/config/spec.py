@@ -187,6 +187,16 @@ class RetentionSpec(_Section, kw_only=True):
     violations: PositiveSeconds = PositiveSeconds(450 * 86400)
 
 
+class CameraHealthSpec(_Section, kw_only=True):
+    # A camera that sends nothing this long while its gate is active is `silent` (an alarm).
+    silence: PositiveSeconds = PositiveSeconds(15 * 60)
+    # An hour with at least min_reads reads, this share of them unreadable: `unreadable`.
+    unreadable_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+    min_reads: Annotated[int, msgspec.Meta(ge=1)] = 20
+    # The hour's mean of arrival minus capture beyond this either way: `clock_offset`.
+    clock_offset: PositiveSeconds = PositiveSeconds(120)
+
+
 class ZoneSpec(_Section, kw_only=True):
     name: str = ""
     grace: Seconds = Seconds(72 * 3600)
@@ -295,6 +305,7 @@ class ConfigFile(_Section, kw_only=True):
     transit_log: TransitLogSpec = msgspec.field(default_factory=TransitLogSpec)
     retention: RetentionSpec = msgspec.field(default_factory=RetentionSpec)
     console: ConsoleSpec = msgspec.field(default_factory=ConsoleSpec)
+    camera_health: CameraHealthSpec = msgspec.field(default_factory=CameraHealthSpec)
     zones: dict[str, ZoneSpec]
     gates: dict[str, GateSpec]
     types: dict[str, TypeSpec]

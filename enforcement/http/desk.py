@@ -191,4 +191,5 @@ def _register_metrics(service: Service) -> None:
         "1 while the camera has sent nothing for 15 minutes during its gate's active hours.",
         "camera",
         h.silent_now,
+        merge="min",  # silent only if no worker heard it (without Redis each knows its own)
     )

@@ -55,7 +55,9 @@ class Service:
         # health always (counted per post, summed through Redis when there is one).
         self.review: ReviewQueue | None = None
         self.search: TransitSearch | None = None
-        self.health = CameraHealth({c.id: c.gate for c in settings.cameras.values()}, rules)
+        self.health = CameraHealth(
+            {c.id: c.gate for c in settings.cameras.values()}, rules, settings.camera_health
+        )
         self.intake.health = self.health
         self.desk_redis: Redis | None = None  # the desk's connection, for camera health
         self.siblings: Siblings | None = None  # the other workers of `serve --workers N`

@@ -9,14 +9,14 @@ after two hours, and a Lua max for the last read), and whenever the health is as
 view is exact for the process answering and at most FLUSH_S behind for the others. Without
 Redis the process keeps the hour itself and answers for itself only.
 
-Alarms (`alarm`, the first that applies):
-- `silent`: no read for SILENT_AFTER_S while the gate was active (its schedule, holidays and
-  suspensions: a gate closed at night raises nothing); a camera never heard of since this
+Alarms (`alarm`, the first that applies; thresholds from `[camera_health]`):
+- `silent`: no read for `silence` (15 min) while the gate was active (its schedule, holidays
+  and suspensions: a gate closed at night raises nothing); a camera never heard of since this
   process started is silent too once it has watched that long;
-- `unreadable`: at least MIN_READS reads in the hour, and UNREADABLE_ALARM or more of them
-  unreadable (a dirty lens, a misaimed camera);
-- `clock_offset`: the hour's mean of arrival minus capture beyond CLOCK_ALARM_S either way: a
-  camera clock ahead (negative) or drifting behind, or a camera sending a backlog.
+- `unreadable`: at least `min_reads` (20) reads in the hour, and `unreadable_share` (0.5) or
+  more of them unreadable (a dirty lens, a misaimed camera);
+- `clock_offset`: the hour's mean of arrival minus capture beyond `clock_offset` (2 min)
+  either way: a camera clock ahead (negative) or drifting behind, or a backlog sent late.
 
 Camera ids are the registry's (settings) or, in the demo, any a demo key posts, up to
 MAX_UNREGISTERED of them. Ids only: never a plate.
@@ -32,6 +32,7 @@ from typing import Any, Final
 import msgspec
 import redis.asyncio as aredis
 
+from ..config.settings import CameraHealthSettings
 from ..core.rules import Rules
 from ..core.verdict import Verdict
 from ..keys import Keys
@@ -39,11 +40,8 @@ from .record import Transit
 
 FLUSH_S: Final = 5.0
 HOUR_MINUTES: Final = 60
-SILENT_AFTER_S: Final = 15 * 60
-MIN_READS: Final = 20
-UNREADABLE_ALARM: Final = 0.5
-CLOCK_ALARM_S: Final = 120.0
 MAX_UNREGISTERED: Final = 1000
+DEFAULT_LIMITS: Final = CameraHealthSettings()
 KEY_TTL_S: Final = 2 * 3600
 
 # KEYS: the last-read hash. ARGV: camera, arrival, camera, arrival, ... : keeps the latest.
@@ -72,10 +70,14 @@ class CameraStatus(msgspec.Struct):
 
 class CameraHealth:
     def __init__(
-        self, gates: Mapping[str, str], rules: Rules, clock: Callable[[], float] = time.time
+        self,
+        gates: Mapping[str, str],
+        rules: Rules,
+        limits: CameraHealthSettings = DEFAULT_LIMITS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.gates = dict(gates)  # registered camera -> its gate
-        self.rules, self.clock = rules, clock
+        self.rules, self.limits, self.clock = rules, limits, clock
         self.started = clock()
         # minute -> camera -> [reads, unreadable, offset ms sum]: not yet flushed (Redis), or
         # the hour itself (no Redis).
@@ -234,25 +236,30 @@ class CameraHealth:
         alarm = None
         if silent:
             alarm = "silent"
-        elif reads >= MIN_READS and share is not None and share >= UNREADABLE_ALARM:
+        elif (
+            reads >= self.limits.min_reads
+            and share is not None
+            and share >= self.limits.unreadable_share
+        ):
             alarm = "unreadable"
-        elif offset is not None and abs(offset) > CLOCK_ALARM_S:
+        elif offset is not None and abs(offset) > self.limits.clock_offset_s:
             alarm = "clock_offset"
         at = None if last is None else self.rules.clock.to_datetime(last)
         return CameraStatus(camera, gate, at, reads, unreadable, share, offset, silent, alarm)
 
     def silent(self, camera: str, gate_code: str | None, last: float | None, now: float) -> bool:
-        """No read for SILENT_AFTER_S, with the gate active now and that long ago."""
+        """No read for `silence`, with the gate active now and that long ago."""
         gate = None if gate_code is None else self.rules.gates.get(gate_code)
         if gate is None:
             return False
         since = last if last is not None else self.started
-        if now - since < SILENT_AFTER_S:
+        silence = self.limits.silence_s
+        if now - since < silence:
             return False
         if gate.always_active:
             return True
         return self.rules.gate_active(gate, int(now)) and self.rules.gate_active(
-            gate, int(now - SILENT_AFTER_S)
+            gate, int(now - silence)
         )
 
     # -- /metrics --------------------------------------------------------------------------

@@ -128,7 +128,9 @@ class FollowUp:
                     p.zadd(self.due, {rec.id: self._due_at(rec)})
                     self.counts["held"] += 1
                 elif rec.verdict == REVIEW:
-                    self.violations.queue_review(p, rec, rec.reason, rec.revision)
+                    self.violations.queue_review(
+                        p, rec, rec.reason, rec.revision, earlier=rec.earlier
+                    )
                     self.counts["reviewed"] += 1
             p.xack(self.stream, GROUP, *(entry_id for entry_id, _ in entries))
             await p.execute()

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from enforcement.config.load import ConfigError, load_config
+from enforcement.core.live import IndexHolder
+from enforcement.http.service import Service
 
 from ..support.common import DEMO_CONFIG
 from ..support.core import BASE, load
@@ -184,3 +186,19 @@ def test_operator_keys_and_console_settings(tmp_path: Path) -> None:
     settings, _ = load_config(config, {"VARCO_DATA_DIR": str(tmp_path)})
     assert (settings.console.session_idle_s, settings.console.session_max_s) == (600, 28800)
     assert settings.server.trusted_proxies == ("10.0.0.0/8",)
+
+
+def test_camera_health_limits(tmp_path: Path) -> None:
+    assert load_config(DEMO_CONFIG)[0].camera_health.silence_s == 15 * 60
+    extra = (
+        '[camera_health]\nsilence = "5m"\nunreadable_share = 0.3\nmin_reads = 5\n'
+        'clock_offset = "30s"\n'
+    )
+    settings, rules = load_config(_with(tmp_path, extra))
+    limits = settings.camera_health
+    assert (limits.silence_s, limits.unreadable_share, limits.min_reads) == (300, 0.3, 5)
+    assert limits.clock_offset_s == 30
+    assert Service(settings, rules, IndexHolder()).health.limits == limits  # what it alarms by
+    with pytest.raises(ConfigError) as info:
+        load_config(_with(tmp_path, "[camera_health]\nunreadable_share = 0\n"))
+    assert info.value.key == "camera_health.unreadable_share"

@@ -53,3 +53,23 @@ async def test_hikvision_event_uuid_and_none_for_native(desk: World) -> None:
     assert by_camera["cam-hikvision"] is not None
     assert by_camera["cam-hikvision"].startswith("hikvision:")
     assert by_camera["cam-hikvision"].removeprefix("hikvision:") in xml.decode()
+
+
+async def test_axis_and_plate_recognizer_references(desk: World) -> None:
+    axis = p.axis_event("AB123CD", NOW, car_id="77")
+    stream = p.platerecognizer_stream([("AB123CD", 0.93)], NOW)
+    for vendor, body in (("axis", axis), ("platerecognizer", stream)):
+        status, reply, _ = await desk.client.request(
+            "POST",
+            f"/v1/cameras/{vendor}",
+            {"Authorization": f"Bearer demo-{vendor}", "Content-Type": "application/json"},
+            data=p.dump(body),
+        )
+        assert status == 200, reply
+    today = desk.rules.clock.to_datetime(NOW.timestamp()).date().isoformat()
+    status, found = await search(desk.client, plate="AB123CD", day=today)
+    by_camera = {t["camera"]: t["evidence"] for t in found["transits"]}
+    assert by_camera == {
+        "cam-axis": "axis:B8A44F000001/77",
+        "cam-platerecognizer": f"platerecognizer:{stream['data']['filename']}",
+    }

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+import redis
+
+from enforcement.keys import Keys
+from enforcement.transits.review import Changed
+
 from ..support.api import ADMIN, CAMERA, NOW, POLICE
 from ..support.common import eventually, permit, publish_permits
 from ..support.desk import OPERATOR, audit_records, decide, queued, review
@@ -202,3 +208,57 @@ async def test_a_corrected_plate_is_judged_again(desk: World) -> None:
     ]
     status, out = await decide(desk.client, misread["transit_id"], "correct")
     assert (status, out["field"]) == (422, "plate")  # a correction names the plate
+
+
+async def test_a_correction_still_in_doubt_stays_queued_with_the_new_read(desk: World) -> None:
+    """A late delivery stays a doubt whatever the plate: corrected, it is queued again (with
+    the new read and the read it replaced), and decided afterwards."""
+    late = await queued(desk, "ZZ777ZZ", ts=_ts(7 * 60), confidence=0.9)
+    [item] = (await review(desk.client))["items"]
+    assert item["reason"] == "late_delivery"
+    status, out = await decide(desk.client, late["transit_id"], "correct", plate="ZZ777ZY")
+    assert status == 200, out
+    assert (out["verdict"]["verdict"], out["verdict"]["reason"]) == ("review", "late_delivery")
+    [again] = (await review(desk.client))["items"]
+    assert (again["transit_id"], again["plate"], again["earlier"]) == (
+        late["transit_id"],
+        "ZZ777ZY",
+        ["ZZ777ZZ"],
+    )
+    await desk.run_followup()  # the follow-up takes the correction as it stands
+    [again] = (await review(desk.client))["items"]
+    assert again["plate"] == "ZZ777ZY"
+    status, out = await decide(desk.client, late["transit_id"], "confirm")
+    assert (status, out["violation"]["plate"]) == (200, "ZZ777ZY"), out
+    assert (await review(desk.client))["items"] == []
+
+
+async def test_a_decision_on_an_item_that_changed_meanwhile_is_refused(desk: World) -> None:
+    """Read, then a corrected read replaces the item before the decision lands: 409, and the
+    new read is still queued, undecided."""
+    item = await queued(desk, "ZZ666ZZ", event_id="changing-1")
+    queue = desk.api.review
+    assert queue is not None
+    plan = await queue.prepare(item["transit_id"], "dismiss", "doppione", None)
+    await queued(desk, "ZZ666ZY", event_id="changing-1")  # the camera's own correction
+    with pytest.raises(Changed):
+        await queue.apply(plan, "demo-operator", None)
+    [still] = (await review(desk.client))["items"]
+    assert (still["plate"], still["earlier"]) == ("ZZ666ZY", ["ZZ666ZZ"])
+
+
+async def test_decisions_expire_with_the_violations_retention(desk: World) -> None:
+    item = await queued(desk, "ZZ555ZZ")
+    status, _ = await decide(desk.client, item["transit_id"], "dismiss")
+    assert status == 200
+    keys = Keys(desk.settings.redis.prefix)
+    r = redis.Redis.from_url(desk.settings.redis.url or "")
+    try:
+        assert r.hlen(keys.review_decided) == 1
+        desk.advance(desk.settings.retention.violations_s + 60)
+        await desk.followup.apply_retention()
+        assert (r.hlen(keys.review_decided), r.zcard(keys.review_decided_index)) == (0, 0)
+    finally:
+        r.close()
+    status, _ = await decide(desk.client, item["transit_id"], "dismiss")
+    assert status == 404  # forgotten with the rest of it
