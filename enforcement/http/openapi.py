@@ -95,8 +95,14 @@ def _admission(paths: dict[str, Any], settings: Settings) -> None:
                 responses["503"] = own
             else:
                 responses["503"] = error("The service is overloaded (`overloaded`)", _RETRY)
-            if settings.server.key_rate > 0 and "401" in responses:
-                responses["429"] = error("The key's rate limit (`rate_limited`)", _RETRY)
+            if settings.server.key_rate > 0 and any("bearer" in s for s in op.get("security", ())):
+                limited = "The key's rate limit (`rate_limited`)"
+                if "429" in responses:  # the operation's own 429 (sign-in's lock-out)
+                    own = dict(responses["429"])
+                    own["description"] += f"; or {limited[0].lower()}{limited[1:]}"
+                    responses["429"] = own
+                else:
+                    responses["429"] = error(limited, _RETRY)
 
 
 def _header(headers: dict[str, str]) -> dict[str, Any]:
