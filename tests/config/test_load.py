@@ -179,7 +179,8 @@ def test_target_latency(tmp_path: Path, text: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "reason"), [("-1", ">= 0"), ('"10ms"', "Expected `float`"), ("true", "Expected `float`")]
+    ("text", "reason"),
+    [("-1", ">= 0"), ('"10ms"', "Expected `float`"), ("true", "Expected `float`")],
 )
 def test_target_latency_errors(tmp_path: Path, text: str, reason: str) -> None:
     config = tmp_path / "city.toml"
