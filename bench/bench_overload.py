@@ -7,16 +7,19 @@ The real service (bench/varco_server.py: `varco serve`'s app, the durable transi
 Redis of its own) and its Redis pinned to core 0; the load generator alone on core 1 (it needs
 ~20 µs a request: the cheaper a refusal, the more it must send). Per round:
 
-1. unloaded: a closed loop on --connections (default 32) keep-alive connections, each posting
-   its next transit when answered: the capacity (transits/s), and the latency at it;
-2. open loop (bench/openloop.py) at 1×, 3× and 10× that capacity: transits arrive at a fixed
-   rate whatever the answers, on up to --pool connections (cameras do not slow down because
-   the service does). Latency runs from each transit's due time.
+1. capacity: a closed loop on --connections (default 64) keep-alive connections, each posting
+   its next transit when answered, on a server with a fixed in-flight limit: the capacity
+   (transits/s), and the latency at it;
+2. per variant (--target-latency-ms: several take turns in each round, each on a fresh
+   server; 0 is the fixed limit), open loops (bench/openloop.py) at ¼ (unloaded, the
+   reference), 1×, 3× and 10× that capacity: transits arrive at a fixed rate whatever the
+   answers, on up to --pool connections (cameras do not slow down because the service does).
+   Latency runs from each transit's due time.
 
 Reported per load, as medians over rounds and as ratios to the unloaded run of the same
 round: admitted (200) p50 and p99, the share answered 503 `overloaded`, answers that never
 came (a generator backlog: the service fell behind), the server's RSS after the load, and the
-server's shed counters by reason (/metrics). Target: admitted p99 at 3× ≤ 2 × unloaded p99.
+server's shed counters by reason and in-flight limit at the end (/metrics). Target: admitted p99 at 3× ≤ 2 × unloaded p99.
 Every 200 is checked to answer its own transit (wrong answers: must be 0).
 """
 
@@ -82,6 +85,8 @@ def shed_counts(port: int) -> dict[str, int]:
     }
     groups = re.search(r"^varco_transit_log_groups_total (\d+)", text, re.M)
     out["groups"] = int(groups[1]) if groups else 0
+    limit = re.search(r"^varco_http_in_flight_limit (\d+)", text, re.M)
+    out["limit"] = int(limit[1]) if limit else 0
     return out
 
 
@@ -101,6 +106,7 @@ def measure(
     res["redis_cpu_s"] = round(cpu_s(REDIS_PID[0]) - rcpu0, 2)
     res["server_rss_mb"] = round(rollup(proc.pid)["Rss"] / 2**20, 1)
     res["shed_by_reason"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    res["shed_by_reason"]["limit"] = after["limit"]  # the in-flight limit at the end
     total = res["submitted"] or 1
     res["shed_share"] = round(res["status"].get("503", 0) / total, 4)
     res["unanswered_share"] = round((res["unanswered"] + res["lost"]) / total, 4)
@@ -116,7 +122,7 @@ def measure(
 
 
 def start_server(
-    data: Path, redis_url: str, args: argparse.Namespace
+    data: Path, redis_url: str, args: argparse.Namespace, target: float | None
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = dict(os.environ, VARCO_DATA_DIR=str(data), PYTHONPATH=str(ROOT), REDIS_URL="off")
@@ -127,6 +133,8 @@ def start_server(
         cmd += ["--max-in-flight", str(args.max_in_flight)]
     if args.queue_wait_ms is not None:
         cmd += ["--queue-wait-ms", str(args.queue_wait_ms)]
+    if target is not None:
+        cmd += ["--target-latency-ms", str(target)]
     return launch("varco", cmd, env, port, "readyz"), port
 
 
@@ -162,6 +170,77 @@ def summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, floa
     return out
 
 
+def label(target: float | None) -> str:
+    if target is None:
+        return "config"
+    return "fixed limit" if target == 0 else f"adaptive, target {target:g} ms"
+
+
+def run_capacity(
+    r: int, data: Path, redis_url: str, plates: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The round's capacity: a closed loop on a server with a fixed limit (an adaptive one
+    would shed the closed loop's own queue, 64 connections, and the 503s would spin it)."""
+    proc, port = start_server(data, redis_url, args, 0.0)
+    try:
+        print(f"round {r + 1}", flush=True)
+        closed = ("--closed", str(args.connections))
+        return measure("capacity", proc, port, plates, args, *closed)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def run_round(
+    capacity: dict[str, Any],
+    target: float | None,
+    data: Path,
+    redis_url: str,
+    plates: str,
+    args: argparse.Namespace,
+) -> dict[str, dict[str, Any]]:
+    """The round's open loops for one variant, on a fresh server (its RSS and counters start
+    from the same place)."""
+    proc, port = start_server(data, redis_url, args, target)
+    try:
+        print(f" {label(target)}", flush=True)
+        runs = {"capacity": capacity}
+        rps = capacity["ok_rps"]
+        light = str(rps * args.light)
+        runs["unloaded"] = measure("unloaded", proc, port, plates, args, "--rate", light)
+        for x in args.loads:
+            rate = str(rps * x)
+            runs[f"{x:g}x"] = measure(f"{x:g}x", proc, port, plates, args, "--rate", rate)
+        return runs
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def print_table(name: str, table: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+    print(
+        f"\n{name}: medians of {args.rounds} rounds, {args.permits:,} permits; server and Redis "
+        f"on core 0, generator on core 1; ratios to the unloaded run of the same round"
+    )
+    print(
+        f"{'load':10}{'offered/s':>10}{'200s/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'p50 ×':>7}"
+        f"{'p99 ×':>7}{'shed':>7}{'no answer':>10}{'RSS MB':>8}{'RSS ×':>7}{'wrong':>6}"
+    )
+    for load, row in table.items():
+        print(
+            f"{load:10}{row['rps_offered']:>10.0f}{row['rps_admitted']:>9.0f}"
+            f"{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['p50_ratio']:>7.2f}"
+            f"{row['p99_ratio']:>7.2f}{row['shed_share']:>7.1%}{row['unanswered_share']:>10.1%}"
+            f"{row['rss_mb']:>8.1f}{row['rss_ratio']:>7.2f}{row['wrong']:>6.0f}"
+        )
+    if "3x" in table:
+        ok = table["3x"]["p99_ratio"] <= 2.0
+        print(
+            f"admitted p99 at 3x: {table['3x']['p99_ratio']:.2f}x unloaded (target <= 2): "
+            f"{'met' if ok else 'not met'}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--permits", type=int, default=1_000_000)
@@ -174,10 +253,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loads", type=float, nargs="+", default=list(LOADS))
     p.add_argument("--max-in-flight", type=int, help="server.max_in_flight (default: config)")
     p.add_argument("--queue-wait-ms", type=float, help="server.max_queue_wait_ms")
+    p.add_argument(
+        "--target-latency-ms",
+        type=float,
+        nargs="+",
+        help="server.target_latency_ms (0: a fixed limit); several: each round runs each",
+    )
     p.add_argument("--no-log", action="store_true", help="judge without the transit log")
     p.add_argument("--json", type=Path, help="write every run and the summary here")
     args = p.parse_args(argv)
-    rounds: list[dict[str, dict[str, Any]]] = []
+    variants: list[float | None] = list(args.target_latency_ms or [None])
+    rounds: dict[str, list[dict[str, dict[str, Any]]]] = {label(v): [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="varco-bench-") as tmp:
         data = Path(tmp)
         print(f"preparing a snapshot of {args.permits:,} permits ...", flush=True)
@@ -192,64 +278,24 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             for r in range(args.rounds):
-                # A fresh server per round: its RSS and counters start from the same place.
-                proc, port = start_server(data, redis.url, args)
-                try:
-                    print(f"round {r + 1}", flush=True)
-                    runs = {
-                        "capacity": measure(
-                            "capacity",
-                            proc,
-                            port,
-                            plates,
-                            args,
-                            "--closed",
-                            str(args.connections),
-                        )
-                    }
-                    capacity = runs["capacity"]["ok_rps"]
-                    runs["unloaded"] = measure(
-                        "unloaded", proc, port, plates, args, "--rate", str(capacity * args.light)
-                    )
-                    for x in args.loads:
-                        runs[f"{x:g}x"] = measure(
-                            f"{x:g}x", proc, port, plates, args, "--rate", str(capacity * x)
-                        )
-                    rounds.append(runs)
-                finally:
-                    proc.terminate()
-                    proc.wait(timeout=10)
+                # Variants take turns within a round on the same capacity (offered rates), so
+                # the host's noise falls on each alike.
+                capacity = run_capacity(r, data, redis.url, plates, args)
+                for v in variants:
+                    runs = run_round(capacity, v, data, redis.url, plates, args)
+                    rounds[label(v)].append(runs)
         finally:
             redis.stop()
-    table = summary(rounds)
-    print(
-        f"\nmedians of {args.rounds} rounds, {args.permits:,} permits; server and Redis on core 0, "
-        f"generator on core 1; ratios to the unloaded run of the same round"
-    )
-    print(
-        f"{'load':10}{'offered/s':>10}{'200s/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'p50 ×':>7}"
-        f"{'p99 ×':>7}{'shed':>7}{'no answer':>10}{'RSS MB':>8}{'RSS ×':>7}{'wrong':>6}"
-    )
-    for name, row in table.items():
-        print(
-            f"{name:10}{row['rps_offered']:>10.0f}{row['rps_admitted']:>9.0f}"
-            f"{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['p50_ratio']:>7.2f}"
-            f"{row['p99_ratio']:>7.2f}{row['shed_share']:>7.1%}{row['unanswered_share']:>10.1%}"
-            f"{row['rss_mb']:>8.1f}{row['rss_ratio']:>7.2f}{row['wrong']:>6.0f}"
-        )
-    if "3x" in table:
-        ok = table["3x"]["p99_ratio"] <= 2.0
-        print(
-            f"admitted p99 at 3x: {table['3x']['p99_ratio']:.2f}x unloaded (target <= 2): "
-            f"{'met' if ok else 'not met'}"
-        )
+    tables = {name: summary(rs) for name, rs in rounds.items()}
+    for name, table in tables.items():
+        print_table(name, table, args)
     if args.json is not None:
         args.json.write_text(
             json.dumps(
                 {
                     "args": vars(args) | {"json": str(args.json)},
                     "rounds": rounds,
-                    "summary": table,
+                    "summary": tables,
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 },
                 indent=1,

@@ -23,6 +23,7 @@ def main() -> None:
     p.add_argument("--no-log", action="store_true")
     p.add_argument("--max-in-flight", type=int, help="server.max_in_flight (default: config)")
     p.add_argument("--queue-wait-ms", type=float, help="server.max_queue_wait_ms")
+    p.add_argument("--target-latency-ms", type=float, help="server.target_latency_ms (0: fixed)")
     args = p.parse_args()
     settings, rules = load_config(ROOT / "examples" / "demo.toml", os.environ)
     server: dict[str, object] = {"host": "127.0.0.1", "port": args.port}
@@ -30,6 +31,8 @@ def main() -> None:
         server["max_in_flight"] = args.max_in_flight
     if args.queue_wait_ms is not None:
         server["max_queue_wait_s"] = args.queue_wait_ms / 1000
+    if args.target_latency_ms is not None:
+        server["target_latency_s"] = args.target_latency_ms / 1000
     settings = with_changes(settings, server=server)
     app = create_app(settings, rules, record=not args.no_log, transit_redis_url=args.redis)
     run_app(app, settings)  # as `varco serve` serves it

@@ -246,6 +246,7 @@ class _Compiler:
                 max_connections=s.server.max_connections,
                 max_in_flight=s.server.max_in_flight,
                 max_queue_wait_s=s.server.max_queue_wait_ms / 1000,
+                target_latency_s=s.server.target_latency_ms / 1000,
                 retry_after_s=int(s.server.retry_after),
                 key_rate=s.server.key_rate,
                 key_burst=s.server.key_burst,

@@ -31,12 +31,22 @@ why, while the service is overloaded.
 
 Sizing (Little's law): slots ≈ throughput × the latency to be kept. A transit that waits on
 its group commit holds its slot through that wait, so the bound also covers a slow Redis.
+That product moves (a slower Redis, a busier CPU, a loop also refusing 2× the capacity), so
+the limit in force adapts to it (AIMD, as TCP's congestion window or Netflix's
+concurrency-limits): every WINDOW_S, if more than a tenth of the requests completed in it
+took longer than `server.target_latency_ms` (their p90 is above it), the limit is cut by
+BACKOFF; if they were within it and the limit was reached (a request refused or queued for
+want of a slot), it grows by STEP. Between MIN_IN_FLIGHT and max_in_flight; it starts at a
+quarter of max_in_flight. Only completions of requests admitted after the last cut count
+for the next one, so one cut is not repeated for the requests the old limit let in. Per
+request: a timestamp and a compare on release. target_latency_ms 0: the limit is fixed.
 What the connection cap (connections.py) does before a request exists is not repeated here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Final
@@ -49,6 +59,13 @@ from . import errors
 # Routes that take no slot: they are cheap and are how an overloaded service is watched.
 UNMETERED: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 PROBE_EVERY_S: Final = 0.005  # the loop-lag timer's period; at most a quarter of the bound
+# The adaptive limit: how often it is decided, how far it falls when the latency is above the
+# target and grows when within it and reached, and its floor (max_in_flight if lower).
+WINDOW_S: Final = 0.1
+BACKOFF: Final = 0.9
+STEP: Final = 8
+MIN_IN_FLIGHT: Final = 8
+LATE_SHARE: Final = 10  # above the target: more than 1 in LATE_SHARE completions late (p90)
 
 
 class Overloaded(errors.ApiError):
@@ -57,7 +74,15 @@ class Overloaded(errors.ApiError):
 
 class Admission:
     def __init__(self, limits: ServerSettings) -> None:
-        self.limit = limits.max_in_flight
+        self.ceiling = limits.max_in_flight
+        self.floor = min(MIN_IN_FLIGHT, self.ceiling)
+        self.target_s = limits.target_latency_s
+        # The limit in force: fixed at max_in_flight without a target, else it adapts (above).
+        self.limit = max(self.floor, self.ceiling // 4) if self.target_s > 0 else self.ceiling
+        self._done = self._late = 0  # completions in this window, and those over the target
+        self._reached = False  # a request refused or queued for want of a slot in this window
+        self._since = 0.0  # perf_counter of the last cut: requests admitted before do not count
+        self.cuts = self.raises = 0
         self.max_wait_s = limits.max_queue_wait_s
         self.retry_after_s = limits.retry_after_s
         self.in_flight = 0
@@ -73,7 +98,13 @@ class Admission:
         # within the bound; the loop later than the bound
         self.shed = {"in_flight": 0, "queue_full": 0, "queue_timeout": 0, "loop_lag": 0}
         self.detail = (
-            f"overloaded: no request slot (server.max_in_flight {self.limit}) or no time to "
+            f"overloaded: no request slot (server.max_in_flight {self.ceiling}"
+            + (
+                f", adapted to server.target_latency_ms {self.target_s * 1000:g}"
+                if self.target_s > 0
+                else ""
+            )
+            + ") or no time to "
             f"start within server.max_queue_wait_ms ({self.max_wait_s * 1000:g}); retry shortly"
         )
 
@@ -86,6 +117,7 @@ class Admission:
         if self.lagging:
             return "loop_lag"
         if self.in_flight + self.arriving >= self.limit:
+            self._reached = True
             return "in_flight"
         return None
 
@@ -100,6 +132,7 @@ class Admission:
         if self.in_flight < self.limit and not self.lagging:
             self.in_flight += 1
             return True
+        self._reached = True
         return False
 
     async def wait(self) -> None:
@@ -131,15 +164,49 @@ class Admission:
             self.shed["queue_timeout"] += 1
             raise self.refusal()
 
+    def done(self, started: float) -> None:
+        """Give the slot back (`leave`) of a request that started at `started`
+        (time.perf_counter()), counting its latency for the adaptive limit."""
+        if started >= self._since:
+            self._done += 1
+            if time.perf_counter() - started > self.target_s:
+                self._late += 1
+        self.leave()
+
     def leave(self) -> None:
-        """Give the slot back: to the oldest waiter still waiting, else free it."""
+        """Give the slot back: to the oldest waiter still waiting (unless the limit was cut
+        below the requests in flight), else free it."""
         waiters = self._waiters
-        while waiters:
+        while waiters and self.in_flight <= self.limit:
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(True)  # the slot changes hands: in_flight is unchanged
                 return
         self.in_flight -= 1
+
+    def adapt(self) -> None:
+        """The window's decision (called every WINDOW_S): cut the limit if the p90 of the
+        requests completed in it was above the target, raise it if within it and reached."""
+        done, late, reached = self._done, self._late, self._reached
+        self._done = self._late = 0
+        self._reached = False
+        if late > 1 and late * LATE_SHARE > done:
+            cut = max(self.floor, int(self.limit * BACKOFF))
+            if cut < self.limit:
+                self.limit, self.cuts = cut, self.cuts + 1
+            self._since = time.perf_counter()
+        elif reached and done and self.limit < self.ceiling:
+            self.limit, self.raises = min(self.ceiling, self.limit + STEP), self.raises + 1
+
+    def status(self) -> dict[str, object]:
+        """For /readyz."""
+        return {
+            "in_flight": self.in_flight,
+            "in_flight_limit": self.limit,
+            "max_in_flight": self.ceiling,
+            "target_latency_ms": round(self.target_s * 1000, 3),
+            "lagging": self.lagging,
+        }
 
     def refusal(self) -> Overloaded:
         exc = Overloaded(self.detail)
@@ -152,7 +219,8 @@ class Admission:
         every = min(PROBE_EVERY_S, self.max_wait_s / 4) or PROBE_EVERY_S
         bound = self.max_wait_s if self.max_wait_s > 0 else float("inf")  # 0: slots only
         handle: asyncio.TimerHandle | None = None
-
+        adaptive = self.target_s > 0
+        window_end = loop.time() + WINDOW_S
         late = False
 
         def tick(due: float) -> None:
@@ -160,8 +228,11 @@ class Admission:
             # more than the bound means the requests read in this turn waited about as long.
             # Late twice running is a queue (the process is behind: refuse); late once is a
             # pause (a collection, the CPU taken by another process) that is already over.
-            nonlocal handle, late
+            nonlocal handle, late, window_end
             now = loop.time()
+            if adaptive and now >= window_end:
+                window_end = now + WINDOW_S
+                self.adapt()
             self.lag_s = now - due
             self.lagging = late and self.lag_s > bound
             late = self.lag_s > bound

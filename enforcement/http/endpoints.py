@@ -109,7 +109,7 @@ def endpoint(
             response = error_response(known)
         finally:
             if admission is not None:
-                admission.leave()
+                admission.done(t0)
         requests[(name, response.status)] += 1
         latency.observe(time.perf_counter() - t0)
         return response

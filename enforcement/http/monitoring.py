@@ -209,6 +209,12 @@ def register_gauges(service: Service) -> None:
         lambda: admission.in_flight,
     )
     m.gauge(
+        "varco_http_in_flight_limit",
+        "The in-flight limit in force: adapts up to server.max_in_flight to keep the p90 "
+        "handling time within server.target_latency_ms.",
+        lambda: admission.limit,
+    )
+    m.gauge(
         "varco_http_queued", "Requests waiting for an admission slot.", lambda: admission.queued
     )
     m.counter_by(

@@ -56,6 +56,7 @@ def readiness(service: Service) -> tuple[bool, dict[str, object]]:
         info["warnings"] = warnings
     if service.audit is not None:  # not part of readiness: transits do not need it, lookups do
         info["audit"] = service.audit.status()
+    info["admission"] = service.admission.status()
     log_ = service.intake.transit_log
     if service.followup is not None:
         info["followup"] = service.followup.status()

@@ -202,3 +202,25 @@ def test_camera_health_limits(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(_with(tmp_path, "[camera_health]\nunreadable_share = 0\n"))
     assert info.value.key == "camera_health.unreadable_share"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("25", 0.025), ("2.5", 0.0025), ("0", 0.0)])
+def test_target_latency(tmp_path: Path, text: str, seconds: float) -> None:
+    config = tmp_path / "city.toml"
+    server = f"[server]\ntarget_latency_ms = {text}\n"
+    config.write_text(DEMO_CONFIG.read_text(encoding="utf-8").replace("[server]\n", server, 1))
+    assert load_config(config)[0].server.target_latency_s == seconds
+    assert load_config(DEMO_CONFIG)[0].server.target_latency_s == 0.01  # the default
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("-1", ">= 0"), ('"10ms"', "Expected `float`"), ("true", "Expected `float`")],
+)
+def test_target_latency_errors(tmp_path: Path, text: str, reason: str) -> None:
+    config = tmp_path / "city.toml"
+    server = f"[server]\ntarget_latency_ms = {text}\n"
+    config.write_text(DEMO_CONFIG.read_text(encoding="utf-8").replace("[server]\n", server, 1))
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    assert info.value.key == "server.target_latency_ms" and reason in info.value.reason, info.value
