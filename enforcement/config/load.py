@@ -291,8 +291,7 @@ class _Compiler:
                 allowed_s=int(s.retention.allowed), violations_s=int(s.retention.violations)
             ),
             console=ConsoleSettings(
-                session_idle_s=int(s.console.session_idle),
-                session_max_s=int(s.console.session_max),
+                session_idle_s=int(s.console.session_idle), session_max_s=int(s.console.session_max)
             ),
             camera_health=CameraHealthSettings(
                 silence_s=int(s.camera_health.silence),
