@@ -225,5 +225,6 @@ def operational() -> dict[str, Any]:
         "/readyz": ready,
         "/metrics": _plain("Prometheus metrics", "text/plain", "Text exposition format"),
         "/openapi.json": _plain("This document", "application/json", "OpenAPI 3.1"),
-        "/docs": _plain("This document as a page", "text/html", "HTML"),
+        "/docs": _plain("This document in Swagger UI (try calls with a key)", "text/html", "HTML"),
+        "/docs/plain": _plain("This document as a plain page", "text/html", "HTML"),
     }

@@ -22,6 +22,7 @@ from ..replica.follower import Follower, redis_follower
 from ..replica.watcher import snapshot_watcher
 from . import desk, errors, monitoring, plates, readiness, resources, review, transits, violations
 from .admission import ADMISSION
+from .apidocs import routes as apidocs
 from .cameras import routes as cameras
 from .console import routes as console
 from .endpoints import JSON
@@ -100,8 +101,8 @@ def create_app(
 
 
 def _add_docs(app: web.Application, service: Service) -> None:
-    """`/openapi.json` and `/docs`, built on first request: by then every extension has
-    registered its paths."""
+    """`/openapi.json` and `/docs/plain`, built on first request: by then every extension has
+    registered its paths; `/docs`, Swagger UI rendering the former (apidocs/)."""
 
     @functools.cache
     def documents() -> tuple[bytes, str]:
@@ -116,7 +117,8 @@ def _add_docs(app: web.Application, service: Service) -> None:
 
     add, ep = app.router.add_route, service.endpoint
     add("GET", "/openapi.json", ep("/openapi.json", openapi))
-    add("GET", "/docs", ep("/docs", docs))
+    add("GET", "/docs/plain", ep("/docs/plain", docs))
+    apidocs.add_routes(app, service)
 
 
 def _add_catch_all(app: web.Application, service: Service) -> None:

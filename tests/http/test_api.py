@@ -303,8 +303,10 @@ async def test_operations_endpoints(api: Client) -> None:
     _, doc, _ = await api.request("GET", "/openapi.json")
     assert {"/v1/transits", "/v1/transits/batch", "/v1/plates/{plate}"} <= set(doc["paths"])
     assert "TransitIn" in doc["components"]["schemas"]
-    status, page, r = await api.request("GET", "/docs")
+    status, page, r = await api.request("GET", "/docs/plain")
     assert status == 200 and r.content_type == "text/html" and "/v1/transits" in page
+    status, page, r = await api.request("GET", "/docs")  # Swagger UI (tests/http/test_apidocs.py)
+    assert status == 200 and r.content_type == "text/html" and "swagger-ui" in page
     status, body, _ = await api.request("GET", "/nowhere")
     assert (status, body["error"]) == (404, "not_found")
     status, body, _ = await api.request("GET", "/v1/transits", CAMERA)

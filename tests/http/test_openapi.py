@@ -1,4 +1,4 @@
-"""The OpenAPI document and /docs list the admin API exactly when the service installs it."""
+"""The OpenAPI document and /docs/plain list the admin API exactly when the service installs it."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ async def documents(app: web.Application) -> tuple[dict[str, Any], str]:
         r = await client.get("/openapi.json")
         assert r.status == 200
         doc = await r.json()
-        r = await client.get("/docs")
+        r = await client.get("/docs/plain")
         assert r.status == 200
         return doc, await r.text()
 

@@ -81,7 +81,7 @@ def audit_records(settings: Settings) -> list[dict[str, Any]]:
 
 
 async def openapi(app: Any) -> tuple[dict[str, Any], str]:
-    """`/openapi.json` and `/docs` of `app`, served on loopback."""
+    """`/openapi.json` and `/docs/plain` (the plain list) of `app`, served on loopback."""
     server = ServiceServer(app)
     await server.start_server()
     try:
@@ -89,7 +89,7 @@ async def openapi(app: Any) -> tuple[dict[str, Any], str]:
             client = Client(session, str(server.make_url("")).rstrip("/"))
             status, doc, _ = await client.request("GET", "/openapi.json")
             assert status == 200
-            status, page, _ = await client.request("GET", "/docs")
+            status, page, _ = await client.request("GET", "/docs/plain")
             assert status == 200
             return doc, page
     finally:

@@ -13,63 +13,20 @@ that predate `frame-ancestors`.
 
 from __future__ import annotations
 
-import hashlib
-import mimetypes
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Final
 
 from aiohttp import web
 
 from .. import errors
 from ..service import Service
+from ..staticfiles import HEADERS, load
 
 STATIC: Final = Path(__file__).parent / "static"
-_TYPES: Final = {
-    ".html": "text/html",
-    ".js": "text/javascript",
-    ".css": "text/css",
-    ".json": "application/json",
-    ".png": "image/png",
-    ".svg": "image/svg+xml",
-}
-CSP: Final = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-HEADERS: Final = {
-    "Content-Security-Policy": CSP,
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-}
-
-
-class File(NamedTuple):
-    body: bytes
-    content_type: str
-    etag: str
-
-
-def load(directory: Path = STATIC) -> dict[str, File]:
-    """Every file under `directory`, by its path relative to it (`pages/review.js`)."""
-    files: dict[str, File] = {}
-    for path in sorted(directory.rglob("*")):
-        if not path.is_file() or path.name.startswith("."):
-            continue
-        kind = _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
-        if kind is None:
-            continue  # not something the console serves (an editor's backup file)
-        body = path.read_bytes()
-        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
-        files[path.relative_to(directory).as_posix()] = File(body, kind, etag)
-    return files
 
 
 def add_routes(app: web.Application, service: Service) -> None:
-    files = load()
+    files = load(STATIC)
 
     def answer(request: web.Request, name: str) -> web.Response:
         file = files.get(name)
