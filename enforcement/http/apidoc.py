@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ..audit.chain import REASON_MAX
+
 
 def ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -47,6 +49,20 @@ ERRORS: Final = {
     ),
     "422": error("A field is missing, unknown or invalid; `field` names it"),
     "503": error("No verified permit index loaded yet"),
+}
+BEARER: Final[list[dict[str, list[str]]]] = [{"bearer": []}]
+# A reason given with a request: one line of text, no control characters or line breaks,
+# and not only blanks (params.valid_reason and reason_of refuse anything else, 422).
+_LINE: Final = r"[^\u0000-\u001f\u007f-\u009f\u2028\u2029]"
+REASON: Final = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": REASON_MAX,
+    "pattern": rf"^{_LINE}*[^\s\u0000-\u001f\u007f-\u009f\u2028\u2029]{_LINE}*$",
+}
+DAY_OR_INSTANT: Final = {
+    "type": "string",
+    "anyOf": [{"format": "date", "maxLength": 10}, {"format": "date-time"}],
 }
 # What a request carrying a body can be refused with, and one without.
 BODY: Final = ("400", "401", "403", "413", "415", "422", "503")

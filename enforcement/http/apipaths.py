@@ -6,25 +6,10 @@ zones where a value must be one of them (openapi.py builds the document per conf
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
-from ..audit.chain import REASON_MAX
-from .apidoc import BODY, QUERY, error, errors, json_response, ref
+from .apidoc import BEARER, BODY, DAY_OR_INSTANT, QUERY, REASON, error, errors, json_response, ref
 from .params import CURSOR_PATTERN, LIMIT_MAX, PLATE_PATTERN
-
-_BEARER: Final[list[dict[str, list[str]]]] = [{"bearer": []}]
-# One line of text: no control characters or line breaks, and not only blanks (reason_of).
-_LINE: Final = r"[^\u0000-\u001f\u007f-\u009f\u2028\u2029]"
-_REASON: Final = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": REASON_MAX,
-    "pattern": rf"^{_LINE}*[^\s\u0000-\u001f\u007f-\u009f\u2028\u2029]{_LINE}*$",
-}
-_DAY_OR_INSTANT: Final = {
-    "type": "string",
-    "anyOf": [{"format": "date", "maxLength": 10}, {"format": "date-time"}],
-}
 
 
 def _query(name: str, schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
@@ -49,7 +34,7 @@ def transits() -> dict[str, Any]:
                     "key posts only for its cameras, each at its own gate (403). 503 "
                     "spool_full with Retry-After when it cannot be recorded."
                 ),
-                "security": _BEARER,
+                "security": BEARER,
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": ref("TransitIn")}},
@@ -63,7 +48,7 @@ def transits() -> dict[str, Any]:
         "/v1/transits/batch": {
             "post": {
                 "summary": "Check up to max_batch transits at once (camera, admin)",
-                "security": _BEARER,
+                "security": BEARER,
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": ref("BatchIn")}},
@@ -97,7 +82,7 @@ def plates(zones: Sequence[str]) -> dict[str, Any]:
                     "permits found) before it is answered; a lookup that cannot be recorded "
                     "is refused with 503."
                 ),
-                "security": _BEARER,
+                "security": BEARER,
                 "parameters": [
                     {
                         "name": "plate",
@@ -114,11 +99,11 @@ def plates(zones: Sequence[str]) -> dict[str, Any]:
                         "required": False,
                         "description": "Why the plate is looked up (case number, check); "
                         "this or the reason parameter is required, not both",
-                        "schema": _REASON,
+                        "schema": REASON,
                     },
                     _query(
                         "reason",
-                        _REASON,
+                        REASON,
                         "The reason, if the X-Reason header cannot be sent",
                     ),
                     _query(
@@ -162,16 +147,16 @@ def violations() -> dict[str, Any]:
                     "header) back as cursor. CSV cells that a spreadsheet would read as a "
                     "formula are neutralised."
                 ),
-                "security": _BEARER,
+                "security": BEARER,
                 "parameters": [
                     _query(
                         "from",
-                        _DAY_OR_INSTANT,
+                        DAY_OR_INSTANT,
                         "YYYY-MM-DD (local midnight) or RFC 3339; default: all",
                     ),
                     _query(
                         "to",
-                        _DAY_OR_INSTANT,
+                        DAY_OR_INSTANT,
                         "exclusive, after from; YYYY-MM-DD or RFC 3339; default: tomorrow",
                     ),
                     _query("cursor", {"type": "string", "pattern": f"^{CURSOR_PATTERN}$"}),

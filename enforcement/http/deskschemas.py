@@ -15,7 +15,18 @@ from ..transits.camerahealth import CameraStatus
 from ..transits.evidence import alternatives_of
 from ..transits.record import TransitRecord
 from ..transits.violations import ReviewItem, Violation
-from .apidoc import BODY, QUERY, PathDocs, error, errors, json_response, ref
+from .apidoc import (
+    BEARER,
+    BODY,
+    DAY_OR_INSTANT,
+    QUERY,
+    REASON,
+    PathDocs,
+    error,
+    errors,
+    json_response,
+    ref,
+)
 from .params import (
     PLATE_PATTERN,
     REASON_CODE_PATTERN,
@@ -117,19 +128,6 @@ def review_out(item: ReviewItem) -> ReviewOut:
     )
 
 
-_BEARER: Final[list[dict[str, list[str]]]] = [{"bearer": []}]
-# One line of text, not only blanks (params.valid_reason); as apipaths.py states it.
-_LINE: Final = r"[^\u0000-\u001f\u007f-\u009f\u2028\u2029]"
-_REASON: Final = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": REASON_MAX,
-    "pattern": rf"^{_LINE}*[^\s\u0000-\u001f\u007f-\u009f\u2028\u2029]{_LINE}*$",
-}
-_DAY_OR_INSTANT: Final = {
-    "type": "string",
-    "anyOf": [{"format": "date", "maxLength": 10}, {"format": "date-time"}],
-}
 _INSTANT: Final = {"type": "string", "format": "date-time", "minLength": 1}
 _UNAVAILABLE: Final = "Redis unreachable, or the audit trail cannot be written (Retry-After)"
 
@@ -159,7 +157,7 @@ def desk_docs(gates: list[str]) -> PathDocs:
                         "at 20,000 queued items at most: it may hold fewer than limit items "
                         "and still have a next_cursor; go on until next_cursor is null."
                     ),
-                    "security": _BEARER,
+                    "security": BEARER,
                     "parameters": [
                         _query("gate", gate, "Only this gate"),
                         _query("camera", camera, "Only this camera"),
@@ -168,8 +166,8 @@ def desk_docs(gates: list[str]) -> PathDocs:
                             {"type": "string", "pattern": f"^{REASON_CODE_PATTERN}$"},
                             "Only this reason (low_confidence, near_match, unreadable, ...)",
                         ),
-                        _query("since", _DAY_OR_INSTANT, "Captured at or after (YYYY-MM-DD local)"),
-                        _query("until", _DAY_OR_INSTANT, "Captured before; after since"),
+                        _query("since", DAY_OR_INSTANT, "Captured at or after (YYYY-MM-DD local)"),
+                        _query("until", DAY_OR_INSTANT, "Captured before; after since"),
                         _query(
                             "limit",
                             {
@@ -203,7 +201,7 @@ def desk_docs(gates: list[str]) -> PathDocs:
                         "still in doubt stays queued. Written to the audit trail, with the "
                         "caller, before it is applied."
                     ),
-                    "security": _BEARER,
+                    "security": BEARER,
                     "parameters": [
                         {
                             "name": "transit_id",
@@ -236,7 +234,7 @@ def desk_docs(gates: list[str]) -> PathDocs:
                         "naming day or from. At most limit transits; truncated says when more "
                         "match."
                     ),
-                    "security": _BEARER,
+                    "security": BEARER,
                     "parameters": [
                         _query(
                             "plate",
@@ -261,13 +259,13 @@ def desk_docs(gates: list[str]) -> PathDocs:
                             },
                             "At most this many transits",
                         ),
-                        _query("reason", _REASON, "The reason, if X-Reason cannot be sent"),
+                        _query("reason", REASON, "The reason, if X-Reason cannot be sent"),
                         {
                             "name": "X-Reason",
                             "in": "header",
                             "required": False,
                             "description": "Why (a case number); this or reason, not both",
-                            "schema": _REASON,
+                            "schema": REASON,
                         },
                     ],
                     "responses": {
@@ -279,7 +277,7 @@ def desk_docs(gates: list[str]) -> PathDocs:
             "/v1/cameras/health": {
                 "get": {
                     "summary": "Per camera: last read, the hour's reads, alarms (operator, admin)",
-                    "security": _BEARER,
+                    "security": BEARER,
                     "responses": {
                         "200": json_response("CamerasOut", "Every camera"),
                         **errors(("401", "403", "422", "503"), e503=error("Redis unreachable")),

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, NamedTuple
+
+from aiohttp import web
+
+from . import errors
 
 _TYPES: Final = {
     ".html": "text/html",
@@ -55,3 +60,24 @@ def load(directory: Path) -> dict[str, File]:
         etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
         files[path.relative_to(directory).as_posix()] = File(body, kind, etag)
     return files
+
+
+def answer(
+    request: web.Request,
+    files: Mapping[str, File],
+    name: str,
+    headers: Mapping[str, str],
+    cache_control: str,
+) -> web.Response:
+    """The file `name` with `headers`, or 304 when the client holds this version (its ETag
+    in If-None-Match); 404 for a name not among `files`."""
+    file = files.get(name)
+    if file is None:
+        raise errors.NotFound(f"no such file: {name[:100]}")
+    sent = {**headers, "ETag": file.etag, "Cache-Control": cache_control}
+    if file.etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=sent)
+    charset = "utf-8" if file.content_type.startswith("text/") else None
+    return web.Response(
+        body=file.body, content_type=file.content_type, charset=charset, headers=sent
+    )

@@ -22,7 +22,7 @@ from typing import Final
 
 from aiohttp import web
 
-from .. import errors
+from .. import staticfiles
 from ..endpoints import Handler, endpoint
 from ..service import Service
 from ..staticfiles import CSP, HEADERS, load
@@ -40,17 +40,8 @@ def add_routes(app: web.Application, service: Service) -> None:
     files = load(STATIC)
 
     def answer(request: web.Request, name: str) -> web.Response:
-        file = files.get(name)
-        if file is None:
-            raise errors.NotFound(f"no such docs file: {name[:100]}")
         cache = VENDOR_CACHE if name.startswith("swagger-ui") else OWN_CACHE
-        headers = {**DOCS_HEADERS, "ETag": file.etag, "Cache-Control": cache}
-        if file.etag in request.headers.get("If-None-Match", ""):
-            return web.Response(status=304, headers=headers)
-        charset = "utf-8" if file.content_type.startswith("text/") else None
-        return web.Response(
-            body=file.body, content_type=file.content_type, charset=charset, headers=headers
-        )
+        return staticfiles.answer(request, files, name, DOCS_HEADERS, cache)
 
     async def page(request: web.Request) -> web.Response:
         return answer(request, "index.html")

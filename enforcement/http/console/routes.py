@@ -18,7 +18,7 @@ from typing import Final
 
 from aiohttp import web
 
-from .. import errors
+from .. import staticfiles
 from ..service import Service
 from ..staticfiles import HEADERS, load
 
@@ -29,18 +29,9 @@ def add_routes(app: web.Application, service: Service) -> None:
     files = load(STATIC)
 
     def answer(request: web.Request, name: str) -> web.Response:
-        file = files.get(name)
-        if file is None:
-            raise errors.NotFound(f"no such console file: {name[:100]}")
-        headers = {**HEADERS, "ETag": file.etag, "Cache-Control": "no-cache"}
         # Revalidated on every load (no-cache) but not resent: a new version is seen at
         # once after an upgrade, and an unchanged file costs a 304.
-        if file.etag in request.headers.get("If-None-Match", ""):
-            return web.Response(status=304, headers=headers)
-        charset = "utf-8" if file.content_type.startswith("text/") else None
-        return web.Response(
-            body=file.body, content_type=file.content_type, charset=charset, headers=headers
-        )
+        return staticfiles.answer(request, files, name, HEADERS, "no-cache")
 
     async def index(request: web.Request) -> web.Response:
         return answer(request, "index.html")
