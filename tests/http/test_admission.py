@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis
+from aiohttp import web
 
 from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
@@ -50,6 +51,16 @@ def extra_key(extra: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer demo-{'native' if native else 'camera'}"}
 
 
+async def slots_held(app: web.Application, n: int, timeout_s: float = 10) -> None:
+    """Until `n` requests hold admission slots (Redis paused: they wait for their commit).
+    Polled rather than slept for: on a loaded host the requests take their time to arrive."""
+    admission = app[SERVICE].admission
+    deadline = time.monotonic() + timeout_s
+    while admission.in_flight < n:
+        assert time.monotonic() < deadline, admission.in_flight
+        await asyncio.sleep(0.01)
+
+
 async def test_a_flood_past_the_slots_is_shed_with_retry_after_and_the_admitted_are_right(
     demo: tuple[Settings, Rules], redis_server: EmbeddedRedis
 ) -> None:
@@ -69,10 +80,10 @@ async def test_a_flood_past_the_slots_is_shed_with_retry_after_and_the_admitted_
     async with serving(app) as (_, client):
         assert (await post(client, "AB123CD"))[0] == 200  # the transit log is connected
         r = redis.Redis.from_url(redis_server.url)
-        r.execute_command("CLIENT", "PAUSE", 1500, "WRITE")
+        r.execute_command("CLIENT", "PAUSE", 30_000, "WRITE")  # until UNPAUSE below
         plates = [f"AC{i:03d}DE" for i in range(40)]
         flood = asyncio.gather(*(post(client, p) for p in plates))
-        await asyncio.sleep(0.3)  # the flood is in: every slot held, the rest shed
+        await slots_held(app, SLOTS)  # the flood is in: every slot held, the rest shed
         t0 = time.perf_counter()
         health = await client.request("GET", "/healthz")
         ready = await client.request("GET", "/readyz")
@@ -81,6 +92,7 @@ async def test_a_flood_past_the_slots_is_shed_with_retry_after_and_the_admitted_
         assert health[0] == 200 and ready[0] == 200 and metrics[0] == 200
         assert f"varco_http_in_flight {SLOTS}" in metrics[1]
 
+        r.execute_command("CLIENT", "UNPAUSE")
         results = await flood
         ok = [res for res in results if res[0] == 200]
         shed = [res for res in results if res[0] == 503]
@@ -118,12 +130,7 @@ async def test_a_request_whose_body_comes_in_parts_waits_for_a_slot_in_order(
         # below may take longer than any pause chosen).
         r.execute_command("CLIENT", "PAUSE", 30_000, "WRITE")
         held = asyncio.gather(post(client, "AC001DE"), post(client, "AC002DE"))
-        admission = app[SERVICE].admission
-        assert admission is not None
-        deadline = time.monotonic() + 10
-        while admission.in_flight < 2:  # both slots held until Redis writes again
-            assert time.monotonic() < deadline, admission.in_flight
-            await asyncio.sleep(0.01)
+        await slots_held(app, 2)  # both slots held until Redis writes again
         refused = await post(client, "AC003DE")
         assert refused[0] == 503 and refused[2]["Retry-After"] == "1"
 
@@ -168,9 +175,9 @@ async def test_refused_at_the_connection_the_connection_stays_usable_and_framed(
     async with serving(app) as (server, client):
         assert (await post(client, "AB123CD"))[0] == 200
         r = redis.Redis.from_url(redis_server.url)
-        r.execute_command("CLIENT", "PAUSE", 800, "WRITE")
+        r.execute_command("CLIENT", "PAUSE", 30_000, "WRITE")  # until UNPAUSE below
         held = asyncio.ensure_future(post(client, "AC001DE"))
-        await asyncio.sleep(0.2)  # the one slot held
+        await slots_held(app, 1)  # the one slot held
 
         def raw(plate: str, extra: bytes = b"") -> bytes:
             body = json.dumps(transit(plate)).encode()
@@ -201,6 +208,7 @@ async def test_refused_at_the_connection_the_connection_stays_usable_and_framed(
         rest = await asyncio.wait_for(reader.read(), 5)  # answered, then closed
         assert rest.startswith(b"HTTP/1.1 503") and b"Connection: close" in rest
         writer.close()
+        r.execute_command("CLIENT", "UNPAUSE")
         assert (await held)[0] == 200
         counts = shed_counts((await client.request("GET", "/metrics"))[1])
         assert counts["in_flight"] == 3
