@@ -90,7 +90,7 @@ def create_app(
     if transit_redis is not None:
         app.cleanup_ctx.append(resources.violations(service, transit_redis, followup))
         app.cleanup_ctx.append(resources.redis_memory(service, transit_redis))
-        app.cleanup_ctx.append(resources.replica_status(service, transit_redis))
+        app.cleanup_ctx.append(replicas.publisher(service, transit_redis, readiness.readiness))
     if watch and redis_url is not None:
 
         def adopt(follower: Follower) -> None:

@@ -11,7 +11,11 @@ and per-field expiry needs Redis 7.4. A clean stop deletes its own field at once
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import msgspec
@@ -25,9 +29,10 @@ from .apidoc import errors as error_docs
 from .auth import OPERATOR
 from .endpoints import JSON
 from .params import redis_down
-from .readiness import readiness
 from .schemas import ENCODER
 from .service import Service
+
+log = logging.getLogger(__name__)
 
 PERIOD_S: Final = 2.0
 FRESH_S: Final = 3 * PERIOD_S  # three missed writes: gone
@@ -53,8 +58,11 @@ class ReplicasOut(msgspec.Struct):
 _DECODE: Final = msgspec.json.Decoder(ReplicaStatus)
 
 
-def status_of(service: Service, now: float) -> ReplicaStatus:
-    ok, info = readiness(service)
+Probe = Callable[[Service], tuple[bool, dict[str, object]]]  # readiness.readiness
+
+
+def status_of(service: Service, probe: Probe, now: float) -> ReplicaStatus:
+    ok, info = probe(service)
     spool = info.get("transit_log")
     return ReplicaStatus(
         host=service.identity[0],
@@ -89,6 +97,47 @@ async def fresh(r: aredis.Redis, keys: Keys, now: float) -> list[ReplicaStatus]:
         await r.hdel(keys.replicas, *stale)
     out.sort(key=lambda s: (s.host, s.pid))
     return out
+
+
+def publisher(
+    service: Service, redis_url: str, probe: Probe
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context (as resources.py's): this process's status into `{p}:replicas` every
+    PERIOD_S seconds while it runs; its field deleted when it stops. `probe` is what /readyz
+    computes, passed in: importing readiness.py here would deepen the import layers past
+    tests/test_layout.py's bound."""
+    keys = Keys(service.settings.redis.prefix)
+
+    async def loop(r: aredis.Redis, field: str) -> None:
+        failing = False
+        while True:
+            try:
+                status = status_of(service, probe, time.time())
+                await r.hset(keys.replicas, field, ENCODER.encode(status))
+                failing = False
+            except Exception as exc:  # Redis away: /readyz says so; written again when back
+                if not failing:
+                    log.warning("replica status: write failed (%s)", type(exc).__name__)
+                failing = True
+            await asyncio.sleep(PERIOD_S)
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        r = aredis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        service.replicas_redis = r
+        field = "{}:{}".format(*service.identity)
+        task = asyncio.create_task(loop(r, field), name="replica-status")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            service.replicas_redis = None
+            with contextlib.suppress(Exception):  # else it ages out in FRESH_S
+                await r.hdel(keys.replicas, field)
+            await r.aclose()
+
+    return run
 
 
 def add_routes(app: web.Application, service: Service) -> None:

@@ -3,7 +3,7 @@ request, handed to the `Service`, closed after the last.
 
 The index follower (Redis) or snapshot watcher (files) is the replica's (replica/); here are
 the audit trail, the transit log, the violations store with the follow-up worker, the watch
-on Redis's memory, the sign-in sessions, and this replica's status for the others (replicas.py).
+on Redis's memory, and the sign-in sessions (this replica's status for the others: replicas.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 
 import redis.asyncio as aredis
@@ -26,8 +25,6 @@ from ..transits.log import TransitLog
 from ..transits.review import ReviewQueue
 from ..transits.search import TransitSearch
 from ..transits.violations import Violations
-from .replicas import PERIOD_S, status_of
-from .schemas import ENCODER
 from .service import Service
 from .sessions import Sessions
 
@@ -214,42 +211,5 @@ def desk(service: Service, redis_url: str | None) -> Resource:
                 with contextlib.suppress(Exception):
                     await service.health.flush(r, keys)  # what this process counted last
                 await r.aclose()
-
-    return run
-
-
-def replica_status(service: Service, redis_url: str) -> Resource:
-    """This process's status into `{p}:replicas` every PERIOD_S seconds while it runs; its
-    field deleted when it stops."""
-    keys = Keys(service.settings.redis.prefix)
-
-    async def loop(r: aredis.Redis, field: str) -> None:
-        failing = False
-        while True:
-            try:
-                status = status_of(service, time.time())
-                await r.hset(keys.replicas, field, ENCODER.encode(status))
-                failing = False
-            except Exception as exc:  # Redis away: /readyz says so; written again when back
-                if not failing:
-                    log.warning("replica status: write failed (%s)", type(exc).__name__)
-                failing = True
-            await asyncio.sleep(PERIOD_S)
-
-    async def run(app: web.Application) -> AsyncIterator[None]:
-        r = aredis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
-        service.replicas_redis = r
-        field = "{}:{}".format(*service.identity)
-        task = asyncio.create_task(loop(r, field), name="replica-status")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            service.replicas_redis = None
-            with contextlib.suppress(Exception):  # else it ages out in FRESH_S
-                await r.hdel(keys.replicas, field)
-            await r.aclose()
 
     return run
