@@ -57,6 +57,10 @@ several cities. Who writes and who reads each:
                                                               sum in minute {m}; expire in 2 h
     {p}:cameras:last            hash    service               service: camera -> its last
                                                               read's arrival (epoch seconds)
+    {p}:replicas                hash    every serving         service (GET /v1/replicas):
+                                        process, every 2 s    `host:pid` -> its index revision,
+                                                              age, readiness, spool (JSON with
+                                                              its instant; old ones deleted)
 
 `{hash}` is a digest of a camera's id and event id, or of a session's cookie (a copy of Redis
 holds no usable cookie); `{user}` a digest of a user name as typed at sign-in: no camera- or
@@ -191,3 +195,9 @@ class Keys:
     @property
     def camera_last(self) -> str:
         return f"{self.prefix}:cameras:last"
+
+    # -- every replica's status (http/replicas.py) ---------------------------------------------
+
+    @property
+    def replicas(self) -> str:
+        return f"{self.prefix}:replicas"

@@ -39,6 +39,7 @@ def test_redis_key_names_are_stable() -> None:
         k.review_decided_index,
         k.camera_minute(29_000_000),
         k.camera_last,
+        k.replicas,
     ] == [
         "p:snapshot:current",
         "p:snapshots",
@@ -69,4 +70,5 @@ def test_redis_key_names_are_stable() -> None:
         "p:review:decided:index",
         "p:cameras:minute:29000000",
         "p:cameras:last",
+        "p:replicas",
     ]

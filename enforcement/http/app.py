@@ -20,7 +20,18 @@ from ..core.rules import Rules
 from ..keys import Keys
 from ..replica.follower import Follower, redis_follower
 from ..replica.watcher import snapshot_watcher
-from . import desk, errors, monitoring, plates, readiness, resources, review, transits, violations
+from . import (
+    desk,
+    errors,
+    monitoring,
+    plates,
+    readiness,
+    replicas,
+    resources,
+    review,
+    transits,
+    violations,
+)
 from .admission import ADMISSION
 from .apidocs import routes as apidocs
 from .cameras import routes as cameras
@@ -61,7 +72,7 @@ def create_app(
     app.cleanup_ctx.append(service.admission.probe)
     monitoring.register_gauges(service)
 
-    for module in (transits, plates, violations, review, desk, readiness, monitoring):
+    for module in (transits, plates, violations, review, desk, replicas, readiness, monitoring):
         module.add_routes(app, service)
     _add_docs(app, service)
     cameras.add_routes(app, service)
@@ -80,6 +91,7 @@ def create_app(
     if transit_redis is not None:
         app.cleanup_ctx.append(resources.violations(service, transit_redis, followup))
         app.cleanup_ctx.append(resources.redis_memory(service, transit_redis))
+        app.cleanup_ctx.append(replicas.publisher(service, transit_redis, readiness.readiness))
     if watch and redis_url is not None:
 
         def adopt(follower: Follower) -> None:

@@ -3,7 +3,7 @@ request, handed to the `Service`, closed after the last.
 
 The index follower (Redis) or snapshot watcher (files) is the replica's (replica/); here are
 the audit trail, the transit log, the violations store with the follow-up worker, the watch
-on Redis's memory, and the sign-in sessions.
+on Redis's memory, and the sign-in sessions (this replica's status for the others: replicas.py).
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@ Handlers hold it in a closure: no `app[...]` per request.
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 from redis.asyncio import Redis
 
-from ..audit.writer import AuditLog
+from ..audit.writer import HOST, AuditLog
 from ..config.load import make_checker
 from ..config.settings import Settings
 from ..core.live import IndexHolder, LiveIndex
@@ -60,6 +62,10 @@ class Service:
         )
         self.intake.health = self.health
         self.desk_redis: Redis | None = None  # the desk's connection, for camera health
+        self.replicas_redis: Redis | None = None  # where replicas report (replicas.py)
+        # How this process names itself there: host and pid (a test of two services in one
+        # process gives the second another pid).
+        self.identity: tuple[str, int] = (HOST, os.getpid())
         self.siblings: Siblings | None = None  # the other workers of `serve --workers N`
 
     def endpoint(self, name: str, handler: Handler) -> Handler:

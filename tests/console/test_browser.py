@@ -5,10 +5,12 @@ data/screenshots/ (tests/support/browser.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from ..support.accounts import audit_records
 from ..support.browser import Browser
 from ..support.console import add_user, call
+from ..support.desk import OPERATOR
 from .conftest import Console
 
 PASSWORD = "una-password-lunga"
@@ -118,17 +120,36 @@ def test_an_admin_revokes_a_permit_with_a_reason_kept_in_its_history(console: Co
 def test_the_health_page_shows_the_replica_in_both_languages(console: Console) -> None:
     b = console.browser
     sign_in(console, "verdi", "admin", "Ricerca targa")
+    reported_ready(console.base)  # its status written since its index loaded
     b.open("/console#/health")
     b.wait("h1", "Stato del servizio")
     b.wait("#ready-flag", "Pronta")
     _, ready = call(console.base, "GET", "/readyz")
     assert b.text("#index-revision") == str(ready["index_revision"])
+    # Every replica that reported through Redis: here the one serving, with its revision.
+    row = b.wait("#health-replicas tbody tr", f"· {ready['worker_pid']}")
+    cells = [td.text for td in row.find_elements("css selector", "td")]
+    assert cells[1:3] == ["Pronta", str(ready["index_revision"])], cells
+    assert len(b.driver.find_elements("css selector", "#health-replicas tbody tr")) == 1
     b.shot("health-it")
     b.click("#lang", "English")
     b.wait("h1", "Service health")
     b.wait("#ready-flag", "Ready")
     assert b.wait("#health-ready h3", "Follow-up")
+    assert b.wait("#health-replicas th", "Replica (host:port · process)")
+    b.wait("#health-replicas tbody tr td", "Ready")
     b.shot("health-en")
+
+
+def reported_ready(base: str) -> None:
+    """Once the replica's status in Redis says ready (written every PERIOD_S seconds)."""
+    deadline = time.monotonic() + 10
+    while True:
+        status, body = call(base, "GET", "/v1/replicas", headers=OPERATOR)
+        if status == 200 and [r["ready"] for r in body["replicas"]] == [True]:
+            return
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)
 
 
 def local(delta: dt.timedelta) -> str:

@@ -1,5 +1,6 @@
 // Health: this replica's readiness (/readyz: index revision and age, feeds, spool, follow-up,
-// audit trail, warnings) and the cameras (/v1/cameras/health, operators), alarms first.
+// audit trail, warnings), every replica's (/v1/replicas, operators), and the cameras
+// (/v1/cameras/health, operators), alarms first.
 import * as api from '../api.js';
 import { announce, describe, h, heading, put, table, text, when } from '../dom.js';
 import { t } from '../i18n.js';
@@ -8,16 +9,17 @@ const REFRESH_MS = 15_000;
 
 function render(root, session) {
   const ready = h('section', { class: 'card', id: 'health-ready', 'aria-labelledby': 'health-ready-title' });
+  const reps = h('section', { class: 'card', id: 'health-replicas', 'aria-labelledby': 'health-replicas-title' });
   const cams = h('section', { class: 'card', id: 'health-cameras', 'aria-labelledby': 'health-cameras-title' });
   const refresh = h('button', { type: 'button', i18n: 'health.refresh', on: { click: () => load(true) } });
   const seeCameras = ['operator', 'admin'].includes(session.role);
 
   async function load(say) {
-    await Promise.all([readiness(ready), seeCameras ? cameras(cams) : null]);
+    await Promise.all([readiness(ready), seeCameras ? replicas(reps) : null, seeCameras ? cameras(cams) : null]);
     if (say) announce(t('health.refreshed'));
   }
 
-  root.append(heading('health.title'), h('p', {}, refresh), ready, seeCameras ? cams : null);
+  root.append(heading('health.title'), h('p', {}, refresh), ready, seeCameras ? reps : null, seeCameras ? cams : null);
   load(false);
   const timer = setInterval(() => load(false), REFRESH_MS);
   const relabel = () => load(false); // texts with figures in them are rebuilt
@@ -78,6 +80,35 @@ async function readiness(section) {
       : h('p', { class: 'muted', i18n: 'health.nofeeds' }),
     h('h3', { i18n: 'health.followup' }),
     body.followup ? followup(body.followup) : h('p', { class: 'muted', i18n: 'health.nofollowup' }),
+  );
+}
+
+// Every serving process that wrote its status to Redis lately (this one included).
+async function replicas(section) {
+  const title = h('h2', { id: 'health-replicas-title', i18n: 'health.replicas' });
+  let list;
+  try {
+    list = (await api.get('/v1/replicas')).replicas;
+  } catch (err) {
+    put(section, title, h('p', { class: 'error', role: 'alert' }, describe(err)));
+    return;
+  }
+  put(section,
+    title,
+    list.length
+      ? table(
+          [
+            { key: 'col.replica', cell: (r) => `${r.host}:${r.port} · ${r.pid}` },
+            { key: 'col.state', cell: (r) => (r.ready ? h('span', { class: 'ok', i18n: 'health.ready' }) : h('span', { class: 'bad' }, h('span', { i18n: 'health.notready' }), `: ${text(r.reason)}`)) },
+            { key: 'col.revision', cell: (r) => text(r.index_revision) },
+            { key: 'col.age', cell: (r) => age(r.index_age_s) },
+            { key: 'col.lag', cell: (r) => age(r.freshness_lag_s) },
+            { key: 'col.spool', cell: (r) => mib(r.spool_bytes) },
+            { key: 'col.updated', cell: (r) => when(r.updated_at) },
+          ],
+          list,
+        )
+      : h('p', { class: 'muted', i18n: 'health.noreplicas' }),
   );
 }
 
