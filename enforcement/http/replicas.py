@@ -24,7 +24,7 @@ from aiohttp import web
 
 from ..keys import Keys
 from . import errors
-from .apidoc import PathDocs, error, json_response
+from .apidoc import BEARER, PathDocs, error, json_response
 from .apidoc import errors as error_docs
 from .auth import OPERATOR
 from .endpoints import JSON
@@ -171,7 +171,7 @@ _DOCS: Final = PathDocs(
                     f"{PERIOD_S:g} s; those written within the last {FRESH_S:g} s, by host "
                     "and pid. `updated_at`: epoch seconds of the last write."
                 ),
-                "security": [{"bearer": []}],
+                "security": BEARER,
                 "responses": {
                     "200": json_response("ReplicasOut", "The replicas heard from lately"),
                     **error_docs(
