@@ -156,6 +156,8 @@ function followup(counts) {
 function redis(status) {
   if (!status) return '—';
   if (status.connected) return h('span', { class: 'ok', i18n: 'health.connected' });
+  // Not yet connected and nothing failed: starting, or between reconnections; not an error.
+  if (!status.last_error) return h('span', { i18n: 'health.connecting' });
   return h('span', { class: 'bad' }, h('span', { i18n: 'health.disconnected' }), `: ${text(status.last_error)}`);
 }
 
