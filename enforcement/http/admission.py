@@ -167,7 +167,7 @@ class Admission:
     def done(self, started: float) -> None:
         """Give the slot back (`leave`) of a request that started at `started`
         (time.perf_counter()), counting its latency for the adaptive limit."""
-        if started >= self._since:
+        if self.target_s > 0 and started >= self._since:  # fixed limit: nothing to adapt
             self._done += 1
             if time.perf_counter() - started > self.target_s:
                 self._late += 1

@@ -45,7 +45,9 @@ class Service:
         self.intake = Intake(rules, self.checker, holder, self.metrics.verdicts)
         self.admission = Admission(settings.server)
         self.key_rates = KeyRates(settings.server)
-        self.keyring = Keyring(settings.api_keys, self.key_rates)
+        # Charged per request only where a rate is set (the buckets stay for /metrics).
+        charged = self.key_rates if settings.server.key_rate > 0 else None
+        self.keyring = Keyring(settings.api_keys, charged)
         self.follower: Follower | None = None  # set while following Redis
         self.audit: AuditLog | None = None  # the police-lookup audit trail, set while running
         self.violations: Violations | None = None  # set while running, with a Redis

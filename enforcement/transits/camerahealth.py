@@ -79,8 +79,6 @@ class CameraHealth:
         self.gates = dict(gates)  # registered camera -> its gate
         self.rules, self.limits, self.clock = rules, limits, clock
         self.started = clock()
-        # minute -> camera -> [reads, unreadable, offset ms sum]: not yet flushed (Redis), or
-        # the hour itself (no Redis).
         # minute -> camera -> [reads, unreadable, offset sum (s), last arrival, last offset]:
         # counted since the last flush; `_retry`, what a failed flush gives back.
         self._delta: dict[int, dict[str, list[float]]] = {}

@@ -53,18 +53,20 @@ class Intake:
             gates.append(gate)
         # The camera's alternative reads, normalised as the read itself is when a check
         # needs them (lazily: most transits are covered and never do).
-        alts = [
-            alternatives(t.candidates, t.country, t.plate) if t.candidates else () for t in transits
-        ]
         now = time.time()
         if len(transits) == 1:
             t = transits[0]
+            alt = alternatives(t.candidates, t.country, t.plate) if t.candidates else ()
             verdicts = [
                 self.checker.check(
-                    live, t.plate, t.ts, gates[0], t.confidence, now, t.event_id, alts[0]
+                    live, t.plate, t.ts, gates[0], t.confidence, now, t.event_id, alt
                 )
             ]
         else:
+            alts = [
+                alternatives(t.candidates, t.country, t.plate) if t.candidates else ()
+                for t in transits
+            ]
             items = [
                 (t.plate, t.ts, g, t.confidence, t.event_id)
                 for t, g in zip(transits, gates, strict=True)

@@ -38,7 +38,7 @@ from ..core.rules import Rules
 from ..core.verdict import MISS_REASONS, REVIEW, Verdict
 from ..keys import Keys
 from .record import ENCODE, NO_FIELDS, TransitRecord, encode_record
-from .violations import ReviewItem, Violation, Violations
+from .violations import MERGE_LUA, ReviewItem, Violation, Violations
 
 DECISIONS: Final = ("confirm", "dismiss", "correct")
 SCAN_CHUNK: Final = 500  # queue entries read per round while filtering a page
@@ -122,7 +122,8 @@ _DECISION: Final = msgspec.json.Decoder(Decision)
 # its score (the transit instant), mode, then per mode: confirm: violation key, JSON, first-ts
 # score; correct: the record, the item to queue again ("" for none).
 # Returns {1} applied, {0} not queued (with the decision, if any), {3} changed since read.
-_APPLY: Final = """
+_APPLY: Final = (
+    """
 local item = redis.call('HGET', KEYS[1], ARGV[1])
 if not item then
   return {0, redis.call('HGET', KEYS[3], ARGV[1])}
@@ -130,12 +131,11 @@ end
 if item ~= ARGV[2] then return {3} end
 local mode = ARGV[5]
 if mode == 'confirm' then
-  local score = redis.call('ZSCORE', KEYS[6], ARGV[6])
-  if (not score) or tonumber(score) > tonumber(ARGV[8]) then
-    redis.call('HSET', KEYS[5], ARGV[6], ARGV[7])
-    redis.call('ZADD', KEYS[6], ARGV[8], ARGV[6])
-  end
-  redis.call('SADD', KEYS[7], ARGV[1])
+  local vh, vi, ids = KEYS[5], KEYS[6], KEYS[7]
+  local key, json, score, tid = ARGV[6], ARGV[7], ARGV[8], ARGV[1]
+"""
+    + MERGE_LUA
+    + """
 elseif mode == 'correct' then
   redis.call('XADD', KEYS[8], '*', 'r', ARGV[6])
 end
@@ -149,6 +149,7 @@ redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 return {1}
 """
+)
 
 
 class ReviewQueue:

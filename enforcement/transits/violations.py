@@ -95,16 +95,23 @@ redis.call('DEL', KEYS[3])
 return ids
 """
 
-# KEYS: violations hash, index zset, ids set. ARGV: key, JSON, first-ts score, transit id.
-_MERGE: Final = """
-local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if (not score) or tonumber(score) > tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+# One violation per plate, zone and day, as Lua over locals: keys `vh` (violations hash),
+# `vi` (index zset), `ids` (its transit ids set); values `key`, `json`, `score` (first
+# transit's instant), `tid`. The earliest transit's record stands. Run by _MERGE and by the
+# review queue's confirm (review.py), each inside its own atomic script.
+MERGE_LUA: Final = """
+local known = redis.call('ZSCORE', vi, key)
+if (not known) or tonumber(known) > tonumber(score) then
+  redis.call('HSET', vh, key, json)
+  redis.call('ZADD', vi, score, key)
 end
-redis.call('SADD', KEYS[3], ARGV[4])
-return 1
+redis.call('SADD', ids, tid)
 """
+# KEYS: violations hash, index zset, ids set. ARGV: key, JSON, first-ts score, transit id.
+_MERGE: Final = (
+    "local vh, vi, ids = KEYS[1], KEYS[2], KEYS[3]\n"
+    "local key, json, score, tid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n" + MERGE_LUA + "return 1\n"
+)
 
 
 class Violations:

@@ -11,17 +11,7 @@ import pytest
 from enforcement.config.load import ConfigError, load_config
 from enforcement.config.settings import hash_key
 
-from ..support.common import DEMO_CONFIG
-
-GATEWAY = """
-[cameras.gw-1]
-gate = "PD-01"
-vendor = "native"
-
-[cameras.gw-2]
-gate = "PD-02"
-vendor = "native"
-"""
+from ..support.common import DEMO_CONFIG, GATEWAY
 
 
 def city(tmp_path: Path, *, demo: bool, camera_key: str = "", extra: str = "") -> Path:

@@ -21,18 +21,9 @@ from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 
 from ..support.api import ADMIN, CAMERA, PERMITS, Client, transit, wait_ready
-from ..support.common import DEMO_CONFIG, publish_permits
+from ..support.common import DEMO_CONFIG, GATEWAY, publish_permits
 
 NATIVE = {"Authorization": "Bearer demo-native"}  # [cameras.cam-native] key, gate PD-03
-GATEWAY = """
-[cameras.gw-1]
-gate = "PD-01"
-vendor = "native"
-
-[cameras.gw-2]
-gate = "PD-02"
-vendor = "native"
-"""
 
 
 async def serve(settings: Settings, rules: Rules) -> AsyncIterator[Client]:

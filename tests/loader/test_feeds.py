@@ -294,9 +294,8 @@ def test_a_pass_number_listed_twice_for_one_plate_is_rejected(demo: tuple[Settin
     assert stored(demo, "G224_2025_00003")[0] is not None
 
 
-def test_two_regional_sources_close_only_what_each_brought(tmp_path: Path) -> None:
-    """Two exports of regional passes (two circuits, or one circuit's CSV and feed): each
-    closes the passes it no longer lists, never the other's."""
+def two_regional_sources(tmp_path: Path) -> tuple[Settings, Rules]:
+    """The demo configuration with two regional CSV sources, `east` and `west`."""
     config = tmp_path / "city.toml"
     config.write_text(
         DEMO_CONFIG.read_text(encoding="utf-8")
@@ -304,7 +303,13 @@ def test_two_regional_sources_close_only_what_each_brought(tmp_path: Path) -> No
         + '[sources.west]\nkind = "regional_csv"\npath = "west.csv"\n',
         encoding="utf-8",
     )
-    settings, rules = load_config(config, {"VARCO_DATA_DIR": str(tmp_path / "data")})
+    return load_config(config, {"VARCO_DATA_DIR": str(tmp_path / "data")})
+
+
+def test_two_regional_sources_close_only_what_each_brought(tmp_path: Path) -> None:
+    """Two exports of regional passes (two circuits, or one circuit's CSV and feed): each
+    closes the passes it no longer lists, never the other's."""
+    settings, rules = two_regional_sources(tmp_path)
     east, west = GOOD[0], GOOD[2]
     with PermitDB(settings.storage.database_path) as db:
         for name, row in (("east", east), ("west", west), ("east", east)):
@@ -322,14 +327,7 @@ def test_two_regional_sources_close_only_what_each_brought(tmp_path: Path) -> No
 def test_passes_from_before_feeds_were_recorded_close_only_with_one_feed(tmp_path: Path) -> None:
     """A pass written before schema 4 names no feed: with two regional feeds configured
     neither closes it (it may be the other's); with one, that feed's export is complete."""
-    config = tmp_path / "city.toml"
-    config.write_text(
-        DEMO_CONFIG.read_text(encoding="utf-8")
-        + '[sources.east]\nkind = "regional_csv"\npath = "east.csv"\n'
-        + '[sources.west]\nkind = "regional_csv"\npath = "west.csv"\n',
-        encoding="utf-8",
-    )
-    settings, rules = load_config(config, {"VARCO_DATA_DIR": str(tmp_path / "data")})
+    settings, rules = two_regional_sources(tmp_path)
     east, west = GOOD[0], GOOD[2]
     with PermitDB(settings.storage.database_path) as db:
         sync_source(db, rules, settings, settings.sources["east"], data=regional(east), now=NOW)

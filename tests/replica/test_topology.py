@@ -29,6 +29,7 @@ from varco.demo import DEMO_RESIDENT, DEMO_UNKNOWN
 
 from ..support.common import DEMO_CONFIG, free_port
 from ..support.deploy import needs_nginx
+from ..support.loaders import issue
 
 ADMIN = {"Authorization": "Bearer demo-admin", "Content-Type": "application/json"}
 CAMERA = {"Authorization": "Bearer demo-camera", "Content-Type": "application/json"}
@@ -103,22 +104,6 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
         topo.stop()
 
 
-def issue(topo: Topology, permit_id: str, plate: str) -> int:
-    """A 2-hour online permit through nginx; its revision."""
-    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
-    body = {
-        "permit_id": permit_id,
-        "type": "TEMP",
-        "valid_from": start.isoformat(),
-        "valid_to": (start + dt.timedelta(days=1)).isoformat(),
-        "plates": [{"plate": plate}],
-    }
-    assert topo.proxy_port is not None
-    status, reply = call(topo.proxy_port, "POST", "/v1/permits", ADMIN, body)
-    assert status == 201, reply
-    return int(reply["revision"])
-
-
 def verdict(port: int, plate: str) -> str:
     body = {
         "event_id": f"probe-{plate}-{time.monotonic_ns()}",
@@ -159,7 +144,8 @@ def test_replicas_converge_through_every_fault(topology: Topology) -> None:
     def issue_some(tag: str, n: int = 3) -> None:
         for k in range(n):
             plate = f"{tag}{k:03d}XY"[:7]
-            issue(topo, f"{tag}-{k}", plate)
+            assert topo.proxy_port is not None
+            issue(topo.proxy_port, f"{tag}-{k}", plate)  # through nginx
             issued.append(plate)
 
     try:

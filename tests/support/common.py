@@ -83,3 +83,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# Two registered native cameras at two gates: what a gateway's key is bound to
+# (tests/config/test_api_keys.py, tests/http/test_integrity.py).
+GATEWAY = """
+[cameras.gw-1]
+gate = "PD-01"
+vendor = "native"
+
+[cameras.gw-2]
+gate = "PD-02"
+vendor = "native"
+"""

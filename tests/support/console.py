@@ -12,8 +12,6 @@ import asyncio
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from enforcement.config.settings import Settings
@@ -26,6 +24,7 @@ from loader.watch import LoaderThread, WatchOptions
 from varco import admin
 
 from .api import ServiceServer
+from .process import http
 
 
 class ServerThread:
@@ -77,18 +76,7 @@ def call(
     else:
         data = None if body is None else json.dumps(body).encode()
         sent = {"Content-Type": "application/json"} if body is not None else {}
-    request = urllib.request.Request(
-        base + path, data=data, method=method, headers={**sent, **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode()
+    return http(base + path, data, {**sent, **(headers or {})}, method, timeout_s=10)
 
 
 def wait_ready(base: str, revision: int = 0, timeout_s: float = 15) -> dict[str, Any]:

@@ -45,11 +45,12 @@ def http(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     method: str | None = None,
+    timeout_s: float = 5,
 ) -> tuple[int, Any]:
     """Status and body (JSON if it is, else text)."""
     req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:
             status, raw = r.status, r.read()
     except urllib.error.HTTPError as e:
         status, raw = e.code, e.read()

@@ -90,7 +90,7 @@ def add_routes(app: web.Application, service: Service) -> None:
     """Register the vendor endpoints and document them (before the catch-all routes)."""
     # Camera posts are charged to the camera by the registry, so the key check charges none.
     settings, accept, require = service.settings, service.intake.accept, service.keyring.identify
-    registry = Registry(settings, service.key_rates)
+    registry = Registry(settings, service.keyring.rates)
     cap = settings.server.max_camera_body_bytes
 
     zones, max_batch = registry.zones, settings.server.max_batch
