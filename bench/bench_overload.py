@@ -38,6 +38,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from deploy.nginx import Nginx
 from enforcement.replica.redis_server import EmbeddedRedis
 
 from .bench_http import free_port, launch, prepare
@@ -97,9 +98,11 @@ def measure(
     plates: str,
     args: argparse.Namespace,
     *load: str,
+    target: int | None = None,
 ) -> dict[str, Any]:
+    """One load on the server at `port`, offered at `target` (a proxy in front) or at it."""
     before, cpu0, rcpu0 = shed_counts(port), cpu_s(proc.pid), cpu_s(REDIS_PID[0])
-    res = generate(port, plates, args, *load)
+    res = generate(target or port, plates, args, *load)
     after = shed_counts(port)
     res["name"] = name
     res["server_cpu_s"] = round(cpu_s(proc.pid) - cpu0, 2)
@@ -114,8 +117,9 @@ def measure(
         f"  {name:9} offered {res['submitted_rps']:8.0f}/s  200s {res['ok_rps']:7.0f}/s  "
         f"p50 {res['ok_p50_ms']:8.2f} ms  p99 {res['ok_p99_ms']:8.2f} ms  shed "
         f"{res['shed_share']:6.1%}  unanswered {res['unanswered_share']:6.1%}  wrong "
-        f"{res['wrong']}  cpu {res['server_cpu_s']} s (Redis {res['redis_cpu_s']})  RSS {res['server_rss_mb']} MB  "
-        f"{res['shed_by_reason']}",
+        f"{res['wrong']}  cpu {res['server_cpu_s']} s (Redis {res['redis_cpu_s']}, generator "
+        f"{res['generator_cpu_s']})  RSS {res['server_rss_mb']} MB  answers {res['status']}  "
+        f"server's 503s {res['shed_by_reason']}",
         flush=True,
     )
     return res
@@ -170,10 +174,12 @@ def summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, floa
     return out
 
 
-def label(target: float | None) -> str:
+def label(target: float | None, front: str = "direct") -> str:
     if target is None:
-        return "config"
-    return "fixed limit" if target == 0 else f"adaptive, target {target:g} ms"
+        name = "config"
+    else:
+        name = "fixed limit" if target == 0 else f"adaptive, target {target:g} ms"
+    return name if front == "direct" else f"{name}, through nginx"
 
 
 def run_capacity(
@@ -191,28 +197,53 @@ def run_capacity(
         proc.wait(timeout=10)
 
 
+def start_nginx(data: Path, port: int) -> tuple[Nginx, subprocess.Popen[bytes], int]:
+    """The OS's nginx on deploy/nginx.conf (its max_conns, its 503) in front of the server,
+    on the generator's core: a proxy is another machine's CPU, not the replica's."""
+    front = free_port()
+    nginx = Nginx(front, [port], data / "nginx-access.log")
+    log = (data / "nginx.log").open("ab")
+    proc = subprocess.Popen(["taskset", "-c", "1", *nginx.command()], stdout=log, stderr=log)
+    nginx.proc = proc
+    nginx.wait_listening()
+    return nginx, proc, front
+
+
 def run_round(
     capacity: dict[str, Any],
     target: float | None,
+    front: str,
     data: Path,
     redis_url: str,
     plates: str,
     args: argparse.Namespace,
 ) -> dict[str, dict[str, Any]]:
     """The round's open loops for one variant, on a fresh server (its RSS and counters start
-    from the same place)."""
+    from the same place), straight to it or through nginx (`front`)."""
     proc, port = start_server(data, redis_url, args, target)
+    nginx = None
     try:
-        print(f" {label(target)}", flush=True)
+        print(f" {label(target)}, {front}", flush=True)
         runs = {"capacity": capacity}
+        target_port = port
+        if front == "nginx":
+            nginx, _, target_port = start_nginx(data, port)
         rps = capacity["ok_rps"]
         light = str(rps * args.light)
-        runs["unloaded"] = measure("unloaded", proc, port, plates, args, "--rate", light)
+
+        def run(name: str, rate: str) -> dict[str, Any]:
+            res = measure(name, proc, port, plates, args, "--rate", rate, target=target_port)
+            return res
+
+        runs["unloaded"] = run("unloaded", light)
         for x in args.loads:
-            rate = str(rps * x)
-            runs[f"{x:g}x"] = measure(f"{x:g}x", proc, port, plates, args, "--rate", rate)
+            runs[f"{x:g}x"] = run(f"{x:g}x", str(rps * x))
         return runs
     finally:
+        if nginx is not None and nginx.proc is not None:
+            nginx.proc.terminate()
+            nginx.proc.wait(timeout=10)
+            nginx.cleanup()
         proc.terminate()
         proc.wait(timeout=10)
 
@@ -260,10 +291,20 @@ def main(argv: list[str] | None = None) -> int:
         help="server.target_latency_ms (0: a fixed limit); several: each round runs each",
     )
     p.add_argument("--no-log", action="store_true", help="judge without the transit log")
+    p.add_argument(
+        "--front",
+        nargs="+",
+        choices=("direct", "nginx"),
+        default=["direct", "nginx"],
+        help="offer the load to the server itself, through the OS's nginx on deploy/nginx.conf "
+        "(pinned to the generator's core), or both in turn",
+    )
     p.add_argument("--json", type=Path, help="write every run and the summary here")
     args = p.parse_args(argv)
-    variants: list[float | None] = list(args.target_latency_ms or [None])
-    rounds: dict[str, list[dict[str, dict[str, Any]]]] = {label(v): [] for v in variants}
+    variants = [
+        (v, f) for f in args.front for v in list[float | None](args.target_latency_ms or [None])
+    ]
+    rounds: dict[str, list[dict[str, dict[str, Any]]]] = {label(*v): [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="varco-bench-") as tmp:
         data = Path(tmp)
         print(f"preparing a snapshot of {args.permits:,} permits ...", flush=True)
@@ -281,9 +322,9 @@ def main(argv: list[str] | None = None) -> int:
                 # Variants take turns within a round on the same capacity (offered rates), so
                 # the host's noise falls on each alike.
                 capacity = run_capacity(r, data, redis.url, plates, args)
-                for v in variants:
-                    runs = run_round(capacity, v, data, redis.url, plates, args)
-                    rounds[label(v)].append(runs)
+                for v, f in variants:
+                    runs = run_round(capacity, v, f, data, redis.url, plates, args)
+                    rounds[label(v, f)].append(runs)
         finally:
             redis.stop()
     tables = {name: summary(rs) for name, rs in rounds.items()}

@@ -84,7 +84,7 @@ def main_conf(site: str, run_dir: Path) -> str:
         f"# Written by deploy/nginx.py for one run; edit deploy/nginx.conf instead.\n"
         f"{user}daemon off;\nworker_processes 1;\npid {run_dir / 'nginx.pid'};\n"
         f"error_log stderr notice;\n"
-        f"events {{ worker_connections 1024; }}\n"
+        f"worker_rlimit_nofile 16384;\nevents {{ worker_connections 8192; }}\n"
         f"http {{\n    default_type application/octet-stream;\n{temp}\n\n{site}\n}}\n"
     )
 

@@ -6,14 +6,19 @@ or sent to a replica that is down, is answered by the other one."""
 from __future__ import annotations
 
 import datetime as dt
+import http.client
+import json
+import re
 import shutil
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from deploy.nginx import TEMPLATE, render
+from deploy.nginx import TEMPLATE, Nginx, render
 from deploy.topology import Topology
 from varco.demo import DEMO_RESIDENT
 
@@ -29,15 +34,15 @@ def test_the_run_configuration_is_composes_with_other_ports(tmp_path: Path) -> N
     removed = set(template.splitlines()) - set(out.splitlines())
     added = set(out.splitlines()) - set(template.splitlines())
     assert {line.strip() for line in removed} == {
-        "server enforcement-1:8080 max_fails=0;",
-        "server enforcement-2:8080 max_fails=0;",
+        "server enforcement-1:8080 max_fails=0 max_conns=64;",
+        "server enforcement-2:8080 max_fails=0 max_conns=64;",
         "listen 8080;",
         "access_log /var/log/nginx/access.log varco;",
     }
     assert {line.strip() for line in added} == {
-        "server 127.0.0.1:9101 max_fails=0;",
-        "server 127.0.0.1:9102 max_fails=0;",
-        "server 127.0.0.1:9103 max_fails=0;",
+        "server 127.0.0.1:9101 max_fails=0 max_conns=64;",
+        "server 127.0.0.1:9102 max_fails=0 max_conns=64;",
+        "server 127.0.0.1:9103 max_fails=0 max_conns=64;",
         "listen 127.0.0.1:9000;",
         f"access_log {tmp_path / 'access.log'} varco;",
     }
@@ -123,3 +128,81 @@ def test_bodies_over_the_service_caps_stop_at_nginx_as_json(topology: Topology) 
     # which answers for itself (this vendor route wants the camera's own credentials).
     status, reply = call(topology.proxy_port, "POST", "/v1/cameras/axis", {}, raw=big * 2)
     assert status != 413 and reply["error"] != "too_large", reply
+
+
+@needs_nginx
+def test_past_max_conns_on_every_replica_nginx_refuses_at_once(tmp_path: Path) -> None:
+    """A replica holding max_conns requests gets no more: nginx answers the next one 503 +
+    Retry-After itself, at once, instead of queueing it on the replica (the shedding the
+    overload bench measures). A replica that is down is answered the same way."""
+    template = TEMPLATE.read_text()
+    max_conns = int(re.search(r"max_conns=(\d+)", template)[1])  # type: ignore[index]
+    stuck = socket.create_server(("127.0.0.1", 0), backlog=max_conns * 2)  # reads, never answers
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        stuck.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(stuck.accept()[0])
+            except TimeoutError:
+                continue
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    nginx = Nginx(free_port(), [stuck.getsockname()[1]], tmp_path / "access.log")
+    with (tmp_path / "nginx.log").open("ab") as log:
+        proc = nginx.start(log)
+    clients: list[http.client.HTTPConnection] = []
+    try:
+        nginx.wait_listening()
+        body = json.dumps(transit(1))
+        for _ in range(max_conns):  # each takes one upstream connection and waits on it
+            conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=30)
+            conn.request("POST", "/v1/transits", body=body, headers=CAMERA)
+            clients.append(conn)
+        deadline = time.monotonic() + 10
+        while len(held) < max_conns:
+            assert time.monotonic() < deadline, f"only {len(held)} requests reached the replica"
+            time.sleep(0.01)
+        started = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=30)
+        conn.request("POST", "/v1/transits", body=body, headers=CAMERA)
+        with conn.getresponse() as reply:
+            assert reply.status == 503
+            assert reply.getheader("Retry-After") == "1"
+            assert json.loads(reply.read())["error"] == "unavailable"
+        conn.close()
+        assert time.monotonic() - started < 1.0  # refused, not queued behind the held ones
+        assert len(held) == max_conns  # the refused request never reached the replica
+    finally:
+        stop.set()
+        for c in clients:
+            c.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+        nginx.cleanup()
+        acceptor.join(timeout=5)
+        for s in held:
+            s.close()
+        stuck.close()
+
+
+@needs_nginx
+def test_no_replica_up_is_a_503_with_retry_after(tmp_path: Path) -> None:
+    nginx = Nginx(free_port(), [free_port()], tmp_path / "access.log")  # nothing listens there
+    with (tmp_path / "nginx.log").open("ab") as log:
+        proc = nginx.start(log)
+    try:
+        nginx.wait_listening()
+        conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=30)
+        conn.request("POST", "/v1/transits", body=json.dumps(transit(1)), headers=CAMERA)
+        with conn.getresponse() as reply:
+            assert (reply.status, reply.getheader("Retry-After")) == (503, "1")
+            assert json.loads(reply.read())["error"] == "unavailable"
+        conn.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        nginx.cleanup()
