@@ -46,6 +46,9 @@ from .processes import cpu_s, rollup
 
 ROOT = Path(__file__).resolve().parent.parent
 LOADS = (1.0, 3.0, 10.0)
+# The capacity run's fixed limit, whatever --max-in-flight the variants get: more than its
+# closed loop's connections, so the loop is never refused (a 503 would spin it).
+CAPACITY_SLOTS = 256
 REDIS_PID = [0]
 
 
@@ -126,15 +129,19 @@ def measure(
 
 
 def start_server(
-    data: Path, redis_url: str, args: argparse.Namespace, target: float | None
+    data: Path,
+    redis_url: str,
+    args: argparse.Namespace,
+    target: float | None,
+    max_in_flight: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = dict(os.environ, VARCO_DATA_DIR=str(data), PYTHONPATH=str(ROOT), REDIS_URL="off")
     cmd = [sys.executable, "-m", "bench.varco_server", str(port), "--redis", redis_url]
     if args.no_log:
         cmd.append("--no-log")
-    if args.max_in_flight is not None:
-        cmd += ["--max-in-flight", str(args.max_in_flight)]
+    if max_in_flight is not None:
+        cmd += ["--max-in-flight", str(max_in_flight)]
     if args.queue_wait_ms is not None:
         cmd += ["--queue-wait-ms", str(args.queue_wait_ms)]
     if target is not None:
@@ -187,7 +194,7 @@ def run_capacity(
 ) -> dict[str, Any]:
     """The round's capacity: a closed loop on a server with a fixed limit (an adaptive one
     would shed the closed loop's own queue, 64 connections, and the 503s would spin it)."""
-    proc, port = start_server(data, redis_url, args, 0.0)
+    proc, port = start_server(data, redis_url, args, 0.0, CAPACITY_SLOTS)
     try:
         print(f"round {r + 1}", flush=True)
         closed = ("--closed", str(args.connections))
@@ -220,7 +227,7 @@ def run_round(
 ) -> dict[str, dict[str, Any]]:
     """The round's open loops for one variant, on a fresh server (its RSS and counters start
     from the same place), straight to it or through nginx (`front`)."""
-    proc, port = start_server(data, redis_url, args, target)
+    proc, port = start_server(data, redis_url, args, target, args.max_in_flight)
     nginx = None
     try:
         print(f" {label(target)}, {front}", flush=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Final
 
 from aiohttp import web
@@ -118,6 +119,7 @@ class GuardedHandler(RequestHandler):
         super().__init__(manager, **kwargs)
         self._guard = manager
         self._refused = False
+        self.arrived = 0.0  # perf_counter when its current request's first bytes came
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
 
@@ -156,6 +158,10 @@ class GuardedHandler(RequestHandler):
             if why is None or close is None:
                 if not data.startswith(_UNMETERED_GETS):  # these take no slot
                     admission.arriving += 1
+                    # Its latency, for the adaptive limit, runs from here: the loop turns it
+                    # waits before its handler starts are what grows when the process is
+                    # overloaded.
+                    self.arrived = time.perf_counter()
             else:  # one whole request, refused without parsing it
                 admission.shed[why] += 1
                 if close:
@@ -227,6 +233,17 @@ class GuardedHandler(RequestHandler):
         )
         response.force_close()
         return response
+
+
+def arrival(request: web.BaseRequest, started: float) -> float:
+    """When the request's first bytes reached its connection (perf_counter), for a request
+    whose handler started at `started`; `started` if the connection did not see them arrive
+    between requests (a request pipelined behind another, a test's own server). Read once."""
+    protocol = request.protocol
+    if not isinstance(protocol, GuardedHandler):
+        return started
+    arrived, protocol.arrived = protocol.arrived, 0.0
+    return arrived if 0 < arrived <= started else started
 
 
 class GuardedServer(web.Server):

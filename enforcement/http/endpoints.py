@@ -23,6 +23,7 @@ from ..transits.spool import SpoolFull
 from . import errors
 from .admission import Admission
 from .cameras.body import buffered, read_body
+from .connections import arrival
 from .metrics import Metrics
 from .schemas import ENCODER, ErrorOut
 
@@ -109,7 +110,9 @@ def endpoint(
             response = error_response(known)
         finally:
             if admission is not None:
-                admission.done(t0)
+                # From the request's first bytes, when the connection saw them (before aiohttp
+                # parsed it): the adaptive limit keeps the latency the client sees in check.
+                admission.done(arrival(request, t0))
         requests[(name, response.status)] += 1
         latency.observe(time.perf_counter() - t0)
         return response
