@@ -26,6 +26,7 @@ Every 200 is checked to answer its own transit (wrong answers: must be 0).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -35,6 +36,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,22 +98,19 @@ def shed_counts(port: int) -> dict[str, int]:
 
 
 def measure(
-    name: str,
-    proc: subprocess.Popen[bytes],
-    port: int,
-    plates: str,
-    args: argparse.Namespace,
-    *load: str,
-    target: int | None = None,
+    name: str, served: Served, plates: str, args: argparse.Namespace, *load: str
 ) -> dict[str, Any]:
-    """One load on the server at `port`, offered at `target` (a proxy in front) or at it."""
-    before, cpu0, rcpu0 = shed_counts(port), cpu_s(proc.pid), cpu_s(REDIS_PID[0])
-    res = generate(target or port, plates, args, *load)
+    """One load offered to `served`."""
+    port, pid, proxy = served.port, served.proc.pid, served.proxy_pid
+    before, cpu0, rcpu0 = shed_counts(port), cpu_s(pid), cpu_s(REDIS_PID[0])
+    pcpu0 = cpu_s(proxy) if proxy else 0.0
+    res = generate(served.offered, plates, args, *load)
     after = shed_counts(port)
     res["name"] = name
-    res["server_cpu_s"] = round(cpu_s(proc.pid) - cpu0, 2)
+    res["server_cpu_s"] = round(cpu_s(pid) - cpu0, 2)
     res["redis_cpu_s"] = round(cpu_s(REDIS_PID[0]) - rcpu0, 2)
-    res["server_rss_mb"] = round(rollup(proc.pid)["Rss"] / 2**20, 1)
+    res["proxy_cpu_s"] = round(cpu_s(proxy) - pcpu0, 2) if proxy else 0.0
+    res["server_rss_mb"] = round(rollup(pid)["Rss"] / 2**20, 1)
     res["shed_by_reason"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     res["shed_by_reason"]["limit"] = after["limit"]  # the in-flight limit at the end
     total = res["submitted"] or 1
@@ -121,7 +121,7 @@ def measure(
         f"p50 {res['ok_p50_ms']:8.2f} ms  p99 {res['ok_p99_ms']:8.2f} ms  shed "
         f"{res['shed_share']:6.1%}  unanswered {res['unanswered_share']:6.1%}  wrong "
         f"{res['wrong']}  cpu {res['server_cpu_s']} s (Redis {res['redis_cpu_s']}, generator "
-        f"{res['generator_cpu_s']})  RSS {res['server_rss_mb']} MB  answers {res['status']}  "
+        f"{res['generator_cpu_s']}, nginx {res['proxy_cpu_s']})  RSS {res['server_rss_mb']} MB  answers {res['status']}  "
         f"server's 503s {res['shed_by_reason']}",
         flush=True,
     )
@@ -189,31 +189,61 @@ def label(target: float | None, front: str = "direct") -> str:
     return name if front == "direct" else f"{name}, through nginx"
 
 
-def run_capacity(
-    r: int, data: Path, redis_url: str, plates: str, args: argparse.Namespace
-) -> dict[str, Any]:
-    """The round's capacity: a closed loop on a server with a fixed limit (an adaptive one
-    would shed the closed loop's own queue, 64 connections, and the 503s would spin it)."""
-    proc, port = start_server(data, redis_url, args, 0.0, CAPACITY_SLOTS)
+@dataclass
+class Served:
+    """A fresh server for one variant, maybe behind nginx: where to offer the load
+    (`offered`), where to read the server's counters (`port`), whose CPU to count."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    offered: int
+    proxy_pid: int = 0  # nginx's worker
+
+
+@contextlib.contextmanager
+def serving(
+    data: Path,
+    redis_url: str,
+    args: argparse.Namespace,
+    target: float | None,
+    slots: int | None,
+    front: str,
+) -> Iterator[Served]:
+    proc, port = start_server(data, redis_url, args, target, slots)
+    nginx = None
     try:
-        print(f"round {r + 1}", flush=True)
-        closed = ("--closed", str(args.connections))
-        return measure("capacity", proc, port, plates, args, *closed)
+        served = Served(proc, port, port)
+        if front == "nginx":
+            # The OS's nginx on deploy/nginx.conf (its max_conns, its 503) on the generator's
+            # core: a proxy is another machine's CPU, not the replica's.
+            nginx = Nginx(free_port(), [port], data / "nginx-access.log")
+            with (data / "nginx.log").open("ab") as log:
+                nginx.proc = subprocess.Popen(
+                    ["taskset", "-c", "1", *nginx.command()], stdout=log, stderr=log
+                )
+            nginx.wait_listening()
+            children = Path(f"/proc/{nginx.proc.pid}/task/{nginx.proc.pid}/children")
+            served.offered = nginx.port
+            served.proxy_pid = int(children.read_text().split()[0])
+        yield served
     finally:
+        if nginx is not None and nginx.proc is not None:
+            nginx.proc.terminate()
+            nginx.proc.wait(timeout=10)
+            nginx.cleanup()
         proc.terminate()
         proc.wait(timeout=10)
 
 
-def start_nginx(data: Path, port: int) -> tuple[Nginx, subprocess.Popen[bytes], int]:
-    """The OS's nginx on deploy/nginx.conf (its max_conns, its 503) in front of the server,
-    on the generator's core: a proxy is another machine's CPU, not the replica's."""
-    front = free_port()
-    nginx = Nginx(front, [port], data / "nginx-access.log")
-    log = (data / "nginx.log").open("ab")
-    proc = subprocess.Popen(["taskset", "-c", "1", *nginx.command()], stdout=log, stderr=log)
-    nginx.proc = proc
-    nginx.wait_listening()
-    return nginx, proc, front
+def run_capacity(
+    r: int, front: str, data: Path, redis_url: str, plates: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The round's capacity through `front`: a closed loop on a server with a fixed limit (an
+    adaptive one would shed the closed loop's own queue, 64 connections, and the 503s would
+    spin it)."""
+    with serving(data, redis_url, args, 0.0, CAPACITY_SLOTS, front) as served:
+        print(f"round {r + 1}, {front}", flush=True)
+        return measure("capacity", served, plates, args, "--closed", str(args.connections))
 
 
 def run_round(
@@ -227,32 +257,16 @@ def run_round(
 ) -> dict[str, dict[str, Any]]:
     """The round's open loops for one variant, on a fresh server (its RSS and counters start
     from the same place), straight to it or through nginx (`front`)."""
-    proc, port = start_server(data, redis_url, args, target, args.max_in_flight)
-    nginx = None
-    try:
-        print(f" {label(target)}, {front}", flush=True)
+    with serving(data, redis_url, args, target, args.max_in_flight, front) as served:
+        print(f" {label(target, front)}", flush=True)
         runs = {"capacity": capacity}
-        target_port = port
-        if front == "nginx":
-            nginx, _, target_port = start_nginx(data, port)
         rps = capacity["ok_rps"]
-        light = str(rps * args.light)
-
-        def run(name: str, rate: str) -> dict[str, Any]:
-            res = measure(name, proc, port, plates, args, "--rate", rate, target=target_port)
-            return res
-
-        runs["unloaded"] = run("unloaded", light)
+        runs["unloaded"] = measure(
+            "unloaded", served, plates, args, "--rate", str(rps * args.light)
+        )
         for x in args.loads:
-            runs[f"{x:g}x"] = run(f"{x:g}x", str(rps * x))
+            runs[f"{x:g}x"] = measure(f"{x:g}x", served, plates, args, "--rate", str(rps * x))
         return runs
-    finally:
-        if nginx is not None and nginx.proc is not None:
-            nginx.proc.terminate()
-            nginx.proc.wait(timeout=10)
-            nginx.cleanup()
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def print_table(name: str, table: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
@@ -328,9 +342,11 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 # Variants take turns within a round on the same capacity (offered rates), so
                 # the host's noise falls on each alike.
-                capacity = run_capacity(r, data, redis.url, plates, args)
+                capacity = {
+                    f: run_capacity(r, f, data, redis.url, plates, args) for f in args.front
+                }
                 for v, f in variants:
-                    runs = run_round(capacity, v, f, data, redis.url, plates, args)
+                    runs = run_round(capacity[f], v, f, data, redis.url, plates, args)
                     rounds[label(v, f)].append(runs)
         finally:
             redis.stop()
