@@ -21,9 +21,11 @@ Neither passwords, nor hashes, nor cookies, nor CSRF tokens are logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hmac
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -31,12 +33,14 @@ import msgspec
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from enforcement.audit.chain import AuditRecord
+from enforcement.audit.writer import HOST, AuditWriteFailed
 from enforcement.http import apidoc, errors
 from enforcement.http.auth import CsrfRejected, SessionsUnavailable
 from enforcement.http.endpoints import JSON
 from enforcement.http.schemas import ENCODER
 from enforcement.http.service import Service
-from enforcement.http.sessions import COOKIE, Session, Sessions, came_over_tls
+from enforcement.http.sessions import COOKIE, Session, Sessions, came_over_tls, name_digest
 from loader.users import PASSWORD_MAX, User, dummy_hash, get_user, verify_password
 
 log = logging.getLogger(__name__)
@@ -108,11 +112,21 @@ class SignIn:
                 locked = await sessions.failed(body.username)
                 if locked is not None:
                     log.warning("a user name was locked out after repeated failed sign-ins")
+                await self._audit_failure(body.username, user, locked is not None)
                 raise errors.Unauthorized(_BAD)
             await sessions.succeeded(body.username)
             cookie, session = await sessions.create(user.username, user.role)
         except (RedisError, OSError):
             raise SessionsUnavailable("sessions cannot be written now; retry") from None
+        # No record, no session: a person's actions are audited from the sign-in on.
+        try:
+            await self._audit(f"user:{user.username}", user.role, user.username, "sign_in")
+        except AuditWriteFailed:
+            with contextlib.suppress(RedisError, OSError):
+                await sessions.end(cookie)
+            raise errors.AuditUnavailable(
+                "the sign-in cannot be recorded in the audit trail right now; retry shortly"
+            ) from None
         log.info("user %s signed in (role %s)", user.username, user.role)
         response = self._answer(session)
         response.set_cookie(
@@ -124,6 +138,44 @@ class SignIn:
             secure=came_over_tls(request, self.service.settings.server.trusted_proxies),
         )
         return response
+
+    async def _audit(
+        self, key_id: str, role: str, person: str | None, action: str, target: str | None = None
+    ) -> None:
+        """Append a sign-in event to the audit chain; AuditWriteFailed when it cannot."""
+        audit = self.service.audit
+        if audit is None:
+            raise AuditWriteFailed("the audit trail is not open yet")
+        await audit.write(
+            AuditRecord(
+                key_id=key_id,
+                role=role,
+                plate="",
+                at=dt.datetime.now(dt.UTC),
+                zone=None,
+                reason="",
+                results=0,
+                host=HOST,
+                pid=os.getpid(),
+                action=action,
+                person=person,
+                target=target,
+            )
+        )
+
+    async def _audit_failure(self, name: str, user: User | None, locked: bool) -> None:
+        """A refused sign-in, for whoever investigates a guessing attack: by the user's name
+        when one exists, else by the typed name's digest (a password typed into the name
+        field must not be kept), and whether it locked the name. Best effort: the answer is
+        a refusal either way."""
+        action = "sign_in_locked_out" if locked else "sign_in_failed"
+        try:
+            if user is not None:
+                await self._audit(f"user:{user.username}", user.role, user.username, action)
+            else:
+                await self._audit("user:?", "", None, action, f"name-sha256:{name_digest(name)}")
+        except AuditWriteFailed:
+            log.warning("a refused sign-in could not be recorded in the audit trail")
 
     async def _current(self, request: web.Request) -> Session | None:
         cookie = request.cookies.get(COOKIE)
@@ -153,6 +205,10 @@ class SignIn:
                 await self._sessions().end(request.cookies[COOKIE])
             except (RedisError, OSError):
                 raise SessionsUnavailable("sessions cannot be written now; retry") from None
+            try:
+                await self._audit(f"user:{session.user}", session.role, session.user, "sign_out")
+            except AuditWriteFailed:  # signed out all the same: ending a session is safe
+                log.warning("a sign-out could not be recorded in the audit trail")
         response = web.Response(status=204, headers=_NO_STORE)
         response.del_cookie(COOKIE, path="/")
         return response
@@ -186,7 +242,9 @@ DOCS = apidoc.PathDocs(
                 "description": "Users are managed with `varco users`. A wrong password, an "
                 "unknown user and a disabled one get the same 401. Five failures for one "
                 "name within 15 minutes lock it for 15 minutes: 429 locked_out with "
-                f"Retry-After (`varco users unlock NAME` lifts it). {_COOKIE_NOTE}",
+                "Retry-After (`varco users unlock NAME` lifts it). Sign-ins, refusals, "
+                "lock-outs and sign-outs are recorded in the audit chain (a name that is "
+                f"no user's by its digest only). {_COOKIE_NOTE}",
                 "requestBody": {
                     "required": True,
                     "content": {JSON: {"schema": apidoc.ref("SessionIn")}},
@@ -198,7 +256,10 @@ DOCS = apidoc.PathDocs(
                     "422": apidoc.ERRORS["422"],
                     "429": apidoc.json_response("ErrorOut", "Locked out: see Retry-After"),
                     "503": apidoc.json_response(
-                        "ErrorOut", "Redis or the permit database unavailable; retry"
+                        "ErrorOut",
+                        "Redis, the permit database or the audit trail unavailable (a "
+                        "sign-in is recorded in the audit chain before its session is "
+                        "given); retry",
                     ),
                 },
             },

@@ -69,7 +69,9 @@ def test_a_police_officer_signs_in_looks_up_a_plate_and_signs_out(console: Conso
     b.click("button[type=submit]", "Cerca")
     b.wait("#status", "AB123CD")
 
-    records = audit_records(console.settings)
+    every = audit_records(console.settings)
+    assert ("sign_in", "rossi") in [(r["action"], r["person"]) for r in every]  # issue 21
+    records = [r for r in every if r["action"] == "plate_lookup"]
     assert [(r["key_id"], r["person"], r["plate"], r["reason"]) for r in records] == [
         ("user:rossi", "rossi", "AB123CD", "verbale 12/2026: controllo"),
         ("user:rossi", "rossi", "AB123CD", "verifica identità, esposto n° 7"),

@@ -75,7 +75,11 @@ def test_review_decisions_by_keyboard_make_a_violation(console: Console, tmp_pat
         console.base, "GET", "/v1/review", headers={"Authorization": "Bearer demo-admin"}
     )
     assert status == 200 and page["items"] == []
-    decisions = [r for r in audit_records(console.settings) if r["person"] == "neri"]
+    decisions = [
+        r
+        for r in audit_records(console.settings)
+        if (r["person"], r["action"]) == ("neri", "review_decision")
+    ]
     assert [(r["plate"], r["detail"]["decision"]) for r in decisions] == [
         ("ZZ999ZZ", "confirm"),
         ("YY888YY", "dismiss"),
@@ -113,7 +117,11 @@ def test_a_transit_search_by_plate_and_day_then_the_cameras(console: Console) ->
     result = b.wait("#transits-result table", "AB123CD").text
     assert "consentito" in result and "ZZ999ZZ" not in result
     b.shot("transits")
-    search = [r for r in audit_records(console.settings) if r["person"] == "gialli"]
+    search = [
+        r
+        for r in audit_records(console.settings)
+        if (r["person"], r["action"]) == ("gialli", "transit_search")
+    ]
     assert [r["reason"] for r in search] == ["ricorso 45/2026"]
 
     b.click("#nav a", "Stato del servizio")

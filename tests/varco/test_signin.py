@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 
 import pytest
+import redis
 
 from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
-from enforcement.http.sessions import COOKIE, LOCK_S, MAX_FAILURES
+from enforcement.http.sessions import COOKIE, LOCK_S, MAX_FAILURES, name_digest
+from enforcement.keys import Keys
 from enforcement.replica.redis_server import EmbeddedRedis
 from loader.watch import LoaderThread
 
@@ -66,7 +68,12 @@ async def test_sign_in_cookie_session_and_sign_out(api: Client) -> None:
         "GET", "/v1/plates/AB123CD", csrf=None, headers={"X-Reason": "verbale 12/2026"}
     )
     assert status == 200 and view["plate"] == "AB123CD"
-    (record,) = audit_records(settings_of(api))
+    signed_in, record = audit_records(settings_of(api))
+    assert (signed_in["action"], signed_in["key_id"], signed_in["person"]) == (
+        "sign_in",
+        "user:anna",
+        "anna",
+    )
     assert (record["key_id"], record["person"], record["role"]) == ("user:anna", "anna", "police")
     assert (record["action"], record["plate"], record["reason"]) == (
         "plate_lookup",
@@ -139,6 +146,56 @@ async def test_lock_out_after_repeated_failures_then_unlock(
     code, out, _ = await varco_users_async(settings_of(api), monkeypatch, "unlock", "anna")
     assert (code, out.strip()) == (0, "user anna: unlocked")
     assert (await Person(api).sign_in("anna"))[0] == 200
+
+
+async def test_sign_ins_refusals_lock_outs_and_sign_outs_are_audited(api: Client) -> None:
+    """Every sign-in event is in the audit chain: by name for a user who exists, by the typed
+    name's digest for one who does not (a password typed as a name is not kept)."""
+    assert (await Person(api).sign_in("anna", "wrong password!"))[0] == 401
+    assert (await Person(api).sign_in("s3cret-typed-as-name", PASSWORD))[0] == 401
+    for _ in range(MAX_FAILURES):
+        await Person(api).sign_in("olga", "wrong password!")
+    ada = Person(api)
+    assert (await ada.sign_in("ada"))[0] == 200
+    assert (await ada.request("DELETE", "/v1/session"))[0] == 204
+    got = [
+        (r["action"], r["key_id"], r.get("person"), r["role"], r.get("target"))
+        for r in audit_records(settings_of(api))
+    ]
+    digest = name_digest("s3cret-typed-as-name")
+    assert got == [
+        ("sign_in_failed", "user:anna", "anna", "police", None),
+        ("sign_in_failed", "user:?", None, "", f"name-sha256:{digest}"),
+        *[("sign_in_failed", "user:olga", "olga", "operator", None)] * (MAX_FAILURES - 1),
+        ("sign_in_locked_out", "user:olga", "olga", "operator", None),
+        ("sign_in", "user:ada", "ada", "admin", None),
+        ("sign_out", "user:ada", "ada", "admin", None),
+    ]
+    assert b"s3cret-typed-as-name" not in redis_dump(settings_of(api))
+
+
+async def test_no_session_without_its_audit_record(api: Client) -> None:
+    """The audit trail cannot be written (its stream replaced by a string: every append fails
+    while sessions still work): the sign-in is refused 503, and no session stands."""
+    settings = settings_of(api)
+    keys = Keys(settings.redis.prefix)
+    r = redis.Redis.from_url(settings.redis.url or "")
+    try:
+        existed = r.exists(keys.audit)
+        if existed:
+            r.rename(keys.audit, f"{keys.audit}:aside")
+        r.set(keys.audit, "not a stream")
+        status, body, reply = await Person(api).sign_in("anna")
+        assert (status, body["error"]) == (503, "audit_unavailable"), body
+        assert "Set-Cookie" not in reply.headers
+        assert not list(r.scan_iter(f"{settings.redis.prefix}:session:*"))
+        r.delete(keys.audit)
+        if existed:
+            r.rename(f"{keys.audit}:aside", keys.audit)
+        status, body, _ = await Person(api).sign_in("anna")  # the audit trail is back
+        assert status == 200, body
+    finally:
+        r.close()
 
 
 async def test_session_writes_need_the_csrf_token_and_keys_do_not(api: Client) -> None:
@@ -230,7 +287,7 @@ async def test_admin_changes_are_recorded_with_person_and_reason(api: Client) ->
         ("user:ada", "ada", "revoke", "veicolo venduto"),
     ]
     assert got["changes"][-1]["revision"] == got["revision"]
-    records = [r for r in audit_records(settings_of(api)) if r["action"] != "plate_lookup"]
+    records = [r for r in audit_records(settings_of(api)) if r["action"].startswith("permit_")]
     assert [(r["action"], r["key_id"], r["person"], r["target"], r["reason"]) for r in records] == [
         ("permit_issue", "user:ada", "ada", "ONL-7", "domanda prot. 4411"),
         ("permit_revoke", "user:ada", "ada", "ONL-7", "veicolo venduto"),
