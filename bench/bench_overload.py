@@ -4,23 +4,29 @@ admits when more is offered than the service can serve.
     .venv/bin/python -m bench.bench_overload --permits 1000000 --duration 10 --rounds 3
 
 The real service (bench/varco_server.py: `varco serve`'s app, the durable transit log on a
-Redis of its own) and its Redis pinned to core 0; the load generator alone on core 1 (it needs
-~20 µs a request: the cheaper a refusal, the more it must send). Per round:
+Redis of its own) and its Redis pinned to core 0; the load generator on core 1 (~13 µs a
+request: its own CPU is reported, as near a core's worth its latencies would be its own).
+Each front (--front) is measured in turn: `direct`, the load offered to the server itself, and
+`nginx`, through the OS's nginx on deploy/nginx.conf (its max_conns per replica, its own 503
+past it), pinned to core 1 beside the generator (a proxy is not the replica's CPU). Per
+round and front:
 
 1. capacity: a closed loop on --connections (default 64) keep-alive connections, each posting
-   its next transit when answered, on a server with a fixed in-flight limit: the capacity
+   its next transit when answered, on a server with a fixed limit of 256: the capacity
    (transits/s), and the latency at it;
 2. per variant (--target-latency-ms: several take turns in each round, each on a fresh
    server; 0 is the fixed limit), open loops (bench/openloop.py) at ¼ (unloaded, the
    reference), 1×, 3× and 10× that capacity: transits arrive at a fixed rate whatever the
    answers, on up to --pool connections (cameras do not slow down because the service does).
-   Latency runs from each transit's due time.
+   Latency runs from each transit's due time. Then a closed loop on --saturated connections
+   (32): busy but not overloaded, so whatever is refused there is refused needlessly.
 
 Reported per load, as medians over rounds and as ratios to the unloaded run of the same
-round: admitted (200) p50 and p99, the share answered 503 `overloaded`, answers that never
-came (a generator backlog: the service fell behind), the server's RSS after the load, and the
-server's shed counters by reason and in-flight limit at the end (/metrics). Target: admitted p99 at 3× ≤ 2 × unloaded p99.
-Every 200 is checked to answer its own transit (wrong answers: must be 0).
+round: admitted (200) p50 and p99, the share answered 503, answers that never came (a
+generator backlog: the service fell behind), the server's RSS after the load, its shed
+counters by reason and in-flight limit at the end (/metrics), and the CPU of server, Redis,
+generator and nginx. Target: admitted p99 at 3× ≤ 2 × unloaded p99. Every 200 is checked to
+answer its own transit (wrong answers: must be 0).
 """
 
 from __future__ import annotations
@@ -266,6 +272,11 @@ def run_round(
         )
         for x in args.loads:
             runs[f"{x:g}x"] = measure(f"{x:g}x", served, plates, args, "--rate", str(rps * x))
+        if args.saturated:
+            # Busy, not overloaded: a closed loop never has more in flight than its
+            # connections, so what admission refuses here it refuses needlessly.
+            closed = ("--closed", str(args.saturated))
+            runs["saturated"] = measure("saturated", served, plates, args, *closed)
         return runs
 
 
@@ -301,6 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     p.add_argument("--connections", type=int, default=64, help="the capacity closed loop")
     p.add_argument("--pool", type=int, default=900, help="open loop: connections at most")
+    p.add_argument(
+        "--saturated",
+        type=int,
+        default=32,
+        help="per variant, also a closed loop on N connections (its shed share: needless "
+        "refusals); 0: none",
+    )
     p.add_argument("--light", type=float, default=0.25, help="the unloaded run, × capacity")
     p.add_argument("--loads", type=float, nargs="+", default=list(LOADS))
     p.add_argument("--max-in-flight", type=int, help="server.max_in_flight (default: config)")
