@@ -192,7 +192,13 @@ def label(target: float | None, front: str = "direct") -> str:
         name = "config"
     else:
         name = "fixed limit" if target == 0 else f"adaptive, target {target:g} ms"
-    return name if front == "direct" else f"{name}, through nginx"
+    return name if front == "direct" else f"{name}, through {front}"
+
+
+def _front(text: str) -> str:
+    if text in ("direct", "nginx") or re.fullmatch(r"nginx:[1-9]\d*", text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: direct, nginx or nginx:N")
 
 
 @dataclass
@@ -219,10 +225,14 @@ def serving(
     nginx = None
     try:
         served = Served(proc, port, port)
-        if front == "nginx":
+        if front.startswith("nginx"):
             # The OS's nginx on deploy/nginx.conf (its max_conns, its 503) on the generator's
-            # core: a proxy is another machine's CPU, not the replica's.
+            # core: a proxy is another machine's CPU, not the replica's. `nginx:N`: the same
+            # with max_conns=N.
             nginx = Nginx(free_port(), [port], data / "nginx-access.log")
+            if ":" in front:
+                conf = nginx.conf.read_text()
+                nginx.conf.write_text(re.sub(r"max_conns=\d+", f"max_conns={front[6:]}", conf))
             with (data / "nginx.log").open("ab") as log:
                 nginx.proc = subprocess.Popen(
                     ["taskset", "-c", "1", *nginx.command()], stdout=log, stderr=log
@@ -333,10 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--front",
         nargs="+",
-        choices=("direct", "nginx"),
+        type=_front,
         default=["direct", "nginx"],
-        help="offer the load to the server itself, through the OS's nginx on deploy/nginx.conf "
-        "(pinned to the generator's core), or both in turn",
+        help="offer the load to the server itself (direct), through the OS's nginx on "
+        "deploy/nginx.conf pinned to the generator's core (nginx; nginx:N with max_conns=N), "
+        "or each in turn",
     )
     p.add_argument("--json", type=Path, help="write every run and the summary here")
     args = p.parse_args(argv)

@@ -211,7 +211,7 @@ def register_gauges(service: Service) -> None:
     m.gauge(
         "varco_http_in_flight_limit",
         "The in-flight limit in force: adapts up to server.max_in_flight to keep the p90 "
-        "handling time within server.target_latency_ms.",
+        "latency (first bytes to answer) within server.target_latency_ms.",
         lambda: admission.limit,
     )
     m.gauge(
