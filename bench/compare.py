@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--profile",
         nargs="*",
-        choices=KINDS,
+        choices=[k for k in KINDS if not k.endswith("-w2")],  # py-spy follows one process
         default=[],
         help="after the rounds, py-spy these servers under load",
     )

@@ -63,7 +63,9 @@ def run_wrk(
     """wrk's figures, the latency percentiles, and with `pids` the server's CPU time per
     request (summed over its processes): what a request costs the server whatever else runs
     beside it (on a shared host the throughput moves with the neighbours' load; the CPU per
-    request much less)."""
+    request much less). `rps` and `cpu_us` count the 2xx answers only: a server shedding
+    load (503 `overloaded`, enforcement/http/admission.py) answers a refusal in a few µs, and
+    its refusals must not pass for throughput (wrk's own rate is `wrk_rps`)."""
     before = cpu_total(pids) if pids else 0.0
     out = wrk_raw(port, script, duration, connections)
     res: dict[str, Any] = parse_wrk(out)
@@ -71,8 +73,12 @@ def run_wrk(
         m.group(1): int(m.group(2)) / 1000 for m in re.finditer(r"^PCT (\S+) (\d+)$", out, re.M)
     }
     done = re.search(r"(\d+) requests in", out)
-    if pids and done and int(done.group(1)):
-        res["cpu_us"] = (cpu_total(pids) - before) / int(done.group(1)) * 1e6
+    requests = int(done.group(1)) if done else 0
+    ok = max(requests - int(res["non_2xx"]), 0)
+    res["requests"], res["wrk_rps"] = requests, res["rps"]
+    res["rps"] = res["wrk_rps"] * ok / requests if requests else 0.0
+    if pids and ok:
+        res["cpu_us"] = (cpu_total(pids) - before) / ok * 1e6
     return res
 
 
