@@ -144,8 +144,8 @@ def measure_size(args: argparse.Namespace, n: int) -> dict[str, Any]:
                 flush=True,
             )
             ports = {k: free_port() for k in kinds}
-            procs, out["pg"]["pinned_backends"] = start_servers(
-                args, kinds, ports, data, log_redis.url, peer_redis.url, db
+            out["pg"]["pinned_backends"] = start_servers(
+                args, kinds, ports, data, log_redis.url, peer_redis.url, db, procs
             )
             print(f"verifying: {args.verify} transits to {', '.join(kinds[1:])} ...", flush=True)
             verified = verify_servers(ports, ds, args.verify)

@@ -107,7 +107,8 @@ def start_workers(
     deadline = time.monotonic() + 60
     while listeners(port) < workers:
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
+            proc.terminate()  # the supervisor stops its workers
+            proc.wait(20)
             raise RuntimeError(f"{kind}: {listeners(port)} of {workers} workers listen")
         time.sleep(0.2)
     return proc
@@ -121,10 +122,10 @@ def start_servers(
     log_url: str,
     peer_url: str,
     db: str,
-) -> tuple[dict[str, subprocess.Popen[bytes]], int]:
-    """Start every kind of `kinds`; returns the processes and the count of pinned PostgreSQL
-    backends. On an error, what was started is in the dict already (the caller stops it)."""
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    procs: dict[str, subprocess.Popen[bytes]],
+) -> int:
+    """Start every kind of `kinds` into `procs` (so that, on an error, the caller stops what
+    was started); returns the count of PostgreSQL backends pinned."""
     env = dict(os.environ, VARCO_DATA_DIR=str(data), PYTHONPATH=str(ROOT), REDIS_URL="off")
     peer_dsn = with_db(args.pg_dsn, db, args.pg_socket)
     peers = {
@@ -145,7 +146,7 @@ def start_servers(
     pinned = 0
     if {"pg", "pg-logged"} & set(kinds):
         pinned = pin_pg_backends(with_db(args.pg_dsn, db), 1)
-    return procs, pinned
+    return pinned
 
 
 def server_pids(proc: subprocess.Popen[bytes]) -> list[int]:
