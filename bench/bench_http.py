@@ -131,10 +131,11 @@ def launch(
     env: dict[str, str],
     port: int,
     ready_path: str,
-    core: int = 0,
+    core: int | str = 0,
     timeout_s: float = 60,
 ) -> subprocess.Popen[bytes]:
-    """Start a server pinned to `core` and wait until GET /`ready_path` answers 200."""
+    """Start a server pinned to `core` (a taskset list: 0, or "0,1") and wait until
+    GET /`ready_path` answers 200."""
     proc = subprocess.Popen(
         ["taskset", "-c", str(core), *cmd],
         env=env,

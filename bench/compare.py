@@ -3,7 +3,7 @@ just put the permits in PostgreSQL or Redis?
 
     .venv/bin/python -m bench.compare --permits 1000000 10000000 --rounds 3
 
-Five servers answer the same transit stream (`POST /v1/transits`, a new event id every time):
+Nine servers answer the same transit stream (`POST /v1/transits`, a new event id every time):
 
 (a) empty   aiohttp + uvloop reading and decoding the same body, a fixed answer: the ceiling;
 (b) check   Varco's check (`create_app(record=False)`): auth, normalisation, gate, index, rules;
@@ -11,19 +11,27 @@ Five servers answer the same transit stream (`POST /v1/transits`, a new event id
             before the answer: durable logging;
 (d) pg      the ceiling's handler plus the same check from PostgreSQL (btree index on plate,
             asyncpg pool with the per-release reset disabled): bench/peer_server.py;
-(e) redis   the same from Redis (one GET per transit; redis-py asyncio + hiredis).
+(e) redis   the same from Redis (one GET per transit; redis-py asyncio + hiredis);
+(f) pg-logged     (d) that also INSERTs the transit, check and insert one statement (one
+            transaction, `synchronous_commit = on`): bench/peer_logged.py;
+(g) redis-logged  (e) that also XADDs the transit, one Lua call, on a Redis with
+            `appendfsync always` as (c)'s: (f) and (g) are (c)'s like-for-like peers;
+(h) check-w2, (i) logged-w2  (b) and (c) served by `varco serve --workers 2`.
 
-Every server runs pinned to core 0; wrk, the Redis servers and the PostgreSQL backends serving
-(d) to core 1 (a database is another machine in production). Before any measurement, the
-peers and (c) must give Varco's answers (verdict, reason, permit ids, grace) to every request of
-the verification sample; a peer that answers differently stops the run. Then rounds
-interleave the servers (each round starts with the next one); per round, 32 connections as
-fast as they go and one connection (single-request latency). Reported: medians over rounds of
-throughput, p50 and p99, the ratios to (a) and the DESIGN §5 targets; per-round ratios too.
-Then the in-process index (bench/bench_index.py) at --index-sizes: lookup time and bytes per
-permit. Writes the figures to bench/plots/compare.json and the PNG plots beside it
-(`--replot` redraws them and reprints the tables from the JSON); py-spy's stacks go to
-bench/results/profiles/.
+Every single-process server runs pinned to core 0; wrk, the Redis servers and the PostgreSQL
+backends serving (d) and (f) to core 1 (a database is another machine in production). (h) and
+(i) run on both cores, sharing core 1 with wrk and the stores: on a 2-core host their ratio to
+(b) and (c) is what a second worker buys here, below what a core of its own would give.
+Before any measurement, every server but (a) must give Varco's answers (verdict, reason,
+permit ids, grace) to every request of the verification sample, and (c), (f), (g), (i) must
+hold each transit of their sample as answered; a server that differs stops the run. Then
+rounds interleave the servers (each round starts with the next one); per round, 32
+connections as fast as they go and one connection (single-request latency). Reported:
+medians over rounds of throughput, p50 and p99, the ratios to (a) and the issue-23 goals;
+per-round ratios too. `--kinds` runs a subset ((a) and (b) always). Then the in-process
+index (bench/bench_index.py) at --index-sizes: lookup time and bytes per permit. Writes the
+figures to bench/plots/compare.json and the PNG plots beside it (`--replot` redraws them and
+reprints the tables from the JSON); py-spy's stacks go to bench/results/profiles/.
 
 The dataset: N permits of the demo configuration's types without time slots (so the peers'
 rule is exactly Varco's), 8 % of plates with a second permit; 10 % expired, 5 % not yet
@@ -32,9 +40,9 @@ valid, and 100 sampled plates at the edges of their validity (start = ts, end = 
 plates among them), 200 unknown. Needs wrk, taskset, a PostgreSQL (--pg-dsn: a throwaway
 database is created and dropped) and the optional `bench` dependencies (asyncpg, matplotlib).
 
-The pieces: bench/compare_data.py (the dataset and the stores), compare_verify.py,
-compare_run.py (servers, wrk, rounds), compare_profile.py, compare_report.py (the tables) and
-compare_plots.py.
+The pieces: bench/compare_data.py (the dataset and the stores), compare_servers.py,
+compare_verify.py, compare_run.py (wrk, rounds), compare_profile.py, compare_report.py (the
+tables) and compare_plots.py.
 """
 
 from __future__ import annotations
@@ -56,7 +64,8 @@ import numpy as np
 from .compare_data import ROOT
 from .compare_plots import plot
 from .compare_report import report
-from .compare_run import KINDS, measure_index, measure_size
+from .compare_run import measure_index, measure_size
+from .compare_servers import KINDS, REQUIRED
 from .compare_verify import VerificationError
 
 PLOTS = ROOT / "bench" / "plots"
@@ -129,9 +138,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--pg-pool", type=int, default=16, help="asyncpg pool size of peer (d)")
     p.add_argument(
+        "--pg-log-pool",
+        type=int,
+        default=32,
+        help="asyncpg pool size of peer (f): one backend per connection, so every request "
+        "in flight can join a commit's WAL flush",
+    )
+    p.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=KINDS,
+        default=list(KINDS),
+        help="the servers to run (default: all; empty and check are always run)",
+    )
+    p.add_argument(
         "--profile",
         nargs="*",
-        choices=KINDS,
+        choices=[k for k in KINDS if not k.endswith("-w2")],  # py-spy follows one process
         default=[],
         help="after the rounds, py-spy these servers under load",
     )
@@ -145,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         help="only redraw the plots and reprint the tables from --results",
     )
     args = p.parse_args(argv)
+    args.kinds = [*REQUIRED, *(k for k in args.kinds if k not in REQUIRED)]
     if args.replot:
         res = json.loads(args.results.read_text())
     else:

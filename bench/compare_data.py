@@ -1,6 +1,7 @@
 """bench.compare's data: the dataset every server answers from (described in bench/compare.py's
 docstring), and the stores it is loaded into: Varco's snapshot, peer (d)'s PostgreSQL table and
-peer (e)'s Redis keys."""
+peer (e)'s Redis keys, which the logging peers (f) and (g) read too, beside their transit
+table and stream (bench/peer_logged.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -19,6 +21,7 @@ from enforcement.core.rules import zone_mask
 from loader.rebuild import publish
 
 from .bench_index import synthetic_keys
+from .peer_logged import CREATE_LOG_TABLE
 from .peer_server import TABLE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +122,8 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
 
 
 def load_postgres(ds: Dataset, dsn: str) -> dict[str, float]:
-    """Fill `bench_permits` (COPY), build the btree index on plate, VACUUM ANALYZE."""
+    """Fill `bench_permits` (COPY), build the btree index on plate, VACUUM ANALYZE; create
+    peer (f)'s empty transit table."""
     import psycopg
 
     t0 = time.perf_counter()
@@ -142,23 +146,32 @@ def load_postgres(ds: Dataset, dsn: str) -> dict[str, float]:
                 copy.write("".join(f"{p}\tPD-{i:08d}\t{s}\t{e}\t{z}\n" for p, i, s, e, z in rows))
         con.execute(f"CREATE INDEX {TABLE}_plate ON {TABLE} (plate)")
         con.execute(f"VACUUM ANALYZE {TABLE}")
+        con.execute(CREATE_LOG_TABLE)
         size = con.execute(f"SELECT pg_total_relation_size('{TABLE}')").fetchone()[0]  # type: ignore[index]
         version = con.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
         shared = con.execute("SHOW shared_buffers").fetchone()[0]  # type: ignore[index]
+        # What makes (f)'s commits durable: reported, so a server with fsync off is seen.
+        durability = {
+            k: con.execute(f"SHOW {k}").fetchone()[0]  # type: ignore[index]
+            for k in ("fsync", "wal_sync_method", "commit_delay")
+        }
     return {
         "load_s": time.perf_counter() - t0,
         "bytes_per_permit": size / ds.n,
         "version": version,
         "shared_buffers": shared,
+        **durability,
     }
 
 
-def load_redis(ds: Dataset, url: str) -> dict[str, float]:
-    """One key per plate: the msgpack list of [permit_id, valid_from, valid_to, zones]."""
+def load_redis(ds: Dataset, url: str) -> dict[str, Any]:
+    """One key per plate: the msgpack list of [permit_id, valid_from, valid_to, zones].
+    Loaded without the append-only file, which is switched on again afterwards: (e) only
+    reads, and (g) must write its transits as durably as Varco's log Redis does."""
     import redis
 
     r = redis.Redis.from_url(url)
-    r.config_set("appendonly", "no")  # a read-only lookup store: nothing to make durable
+    r.config_set("appendonly", "no")
     before = int(r.info("memory")["used_memory"])
     t0 = time.perf_counter()
     order = np.argsort(ds.keys, kind="stable")
@@ -190,11 +203,19 @@ def load_redis(ds: Dataset, url: str) -> dict[str, float]:
         pipe.execute()
     info = r.info("memory")
     version = r.info("server")["redis_version"]
+    r.config_set("appendonly", "yes")  # a rewrite of the whole dataset, in a child: awaited
+    while True:
+        p = r.info("persistence")
+        if p["aof_enabled"] and not p["aof_rewrite_in_progress"] and not p["aof_rewrite_scheduled"]:
+            break
+        time.sleep(0.1)
+    fsync = r.config_get("appendfsync")["appendfsync"]
     r.close()
     return {
         "load_s": time.perf_counter() - t0,
         "bytes_per_permit": (int(info["used_memory"]) - before) / ds.n,
         "version": version,
+        "appendfsync": fsync,
     }
 
 

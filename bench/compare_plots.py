@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .compare_run import KINDS, LABELS
+from .compare_servers import KINDS, LABELS
 
 COLORS = {
     "empty": "#9e9e9e",
@@ -15,6 +15,10 @@ COLORS = {
     "logged": "#4a90d9",
     "pg": "#d62728",
     "redis": "#ff7f0e",
+    "pg-logged": "#8c1c13",
+    "redis-logged": "#b35900",
+    "check-w2": "#17becf",
+    "logged-w2": "#2ca02c",
 }
 
 
@@ -35,6 +39,8 @@ def plot(res: dict[str, Any], out: Path) -> list[Path]:
 
     written = []
     sizes = res["sizes"]
+    # The kinds every size was run with (older results: the first five).
+    kinds = [k for k in KINDS if all(k in size["runs"] for size in sizes)]
     if sizes:
         # Latency distribution per backend: a panel per size (columns) and load (rows).
         loads = (("c32", "32 connections"), ("c1", "1 connection"))
@@ -43,7 +49,7 @@ def plot(res: dict[str, Any], out: Path) -> list[Path]:
         )
         for row, (load, what) in enumerate(loads):
             for ax, size in zip(axes[row], sizes, strict=True):
-                for k in KINDS:
+                for k in kinds:
                     runs = size["runs"][k][load]
                     pcts = list(runs[0]["pct_ms"])
                     xs = [1 / (1 - float(p) / 100) for p in pcts]
@@ -56,20 +62,25 @@ def plot(res: dict[str, Any], out: Path) -> list[Path]:
                 ax.set_xticks(ticks, ["p50", "p90", "p99", "p99.9", "p99.99"])
                 ax.set_xlim(1, None)
                 ax.set_ylabel("latency, ms (median over rounds)")
-                ax.set_title(f"{size['permits']:,} permits, {what}, server on 1 core", fontsize=10)
+                ax.set_title(
+                    f"{size['permits']:,} permits, {what}, servers on 1 core (-w2: 2)", fontsize=10
+                )
                 ax.grid(True, which="both", alpha=0.3)
                 ax.legend(fontsize=7)
         written.append(save(fig, out / "latency.png"))
         # Throughput bars (left) and the server's CPU per request (right), min-max over
         # rounds as error bars, ratios to (a) in the bars, the targets as lines.
-        fig, axes2 = plt.subplots(1, 2, figsize=(13, 4.8))
+        fig, axes2 = plt.subplots(2, 1, figsize=(max(9.0, 1.3 * len(kinds) + 2), 9.6))
         width = 0.8 / len(sizes)
-        names = [LABELS[k].replace(" + ", "\n+ ").replace(") ", ")\n") for k in KINDS]
+        names = [
+            LABELS[k].replace(" + ", "\n+ ").replace(") ", ")\n").replace(", ", ",\n")
+            for k in kinds
+        ]
         for ax, metric, title, ylabel in (
             (
                 axes2[0],
                 "rps",
-                "Throughput, 32 connections, server on one core",
+                "Throughput, 32 connections, servers on one core (2 workers: both)",
                 "requests/s (median; whiskers: min-max of rounds)",
             ),
             (
@@ -81,21 +92,21 @@ def plot(res: dict[str, Any], out: Path) -> list[Path]:
         ):
             for j, size in enumerate(sizes):
                 runs = {
-                    k: [r[metric] for r in size["runs"][k]["c32"] if metric in r] for k in KINDS
+                    k: [r[metric] for r in size["runs"][k]["c32"] if metric in r] for k in kinds
                 }
                 if not all(runs.values()):
                     continue
-                meds = [statistics.median(runs[k]) for k in KINDS]
-                lo = [m - min(runs[k]) for m, k in zip(meds, KINDS, strict=True)]
-                hi = [max(runs[k]) - m for m, k in zip(meds, KINDS, strict=True)]
-                xs = [i + (j - (len(sizes) - 1) / 2) * width for i in range(len(KINDS))]
+                meds = [statistics.median(runs[k]) for k in kinds]
+                lo = [m - min(runs[k]) for m, k in zip(meds, kinds, strict=True)]
+                hi = [max(runs[k]) - m for m, k in zip(meds, kinds, strict=True)]
+                xs = [i + (j - (len(sizes) - 1) / 2) * width for i in range(len(kinds))]
                 bars = ax.bar(
                     xs,
                     meds,
                     width * 0.95,
                     yerr=[lo, hi],
                     capsize=3,
-                    color=[COLORS[k] for k in KINDS],
+                    color=[COLORS[k] for k in kinds],
                     alpha=1.0 - 0.35 * j,
                     edgecolor="k",
                     linewidth=0.3,
@@ -120,7 +131,7 @@ def plot(res: dict[str, Any], out: Path) -> list[Path]:
                             lw=0.8,
                             label=f"{frac:.2f} × (a), {size['permits']:,}",
                         )
-            ax.set_xticks(range(len(KINDS)), names, fontsize=8)
+            ax.set_xticks(range(len(kinds)), names, fontsize=7)
             ax.set_ylabel(ylabel)
             ax.set_title(title, fontsize=10)
             if ax.get_legend_handles_labels()[0]:

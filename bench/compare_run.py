@@ -1,7 +1,7 @@
-"""bench.compare's runs: per size, the stores filled, the five servers started and pinned,
-verified, then loaded by wrk in interleaved rounds (throughput, latency percentiles, the
-server's CPU per request), optionally profiled; and the in-process index
-(bench/bench_index.py) per size."""
+"""bench.compare's runs: per size, the stores filled, the servers started and pinned
+(compare_servers.py), verified (answers, and the transits logged), then loaded by wrk in
+interleaved rounds (throughput, latency percentiles, the server's CPU per request),
+optionally profiled; and the in-process index (bench/bench_index.py) per size."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import bench_transits
+from enforcement.keys import Keys
 from enforcement.replica.redis_server import EmbeddedRedis
 
-from .bench_http import free_port, launch, parse_wrk, wrk_raw
+from .bench_http import free_port, parse_wrk, wrk_raw
 from .compare_data import (
     GATE,
     ROOT,
@@ -32,18 +33,18 @@ from .compare_data import (
     with_db,
 )
 from .compare_profile import profile
-from .compare_verify import verify_servers
-from .peer_server import APP_NAME
-from .processes import cpu_s
+from .compare_servers import (
+    KINDS,
+    LABELS,
+    cpu_total,
+    pin,
+    server_pids,
+    start_servers,
+    stop_all,
+)
+from .compare_verify import verify_logs, verify_servers
 
-KINDS = ("empty", "check", "logged", "pg", "redis")
-LABELS = {
-    "empty": "(a) empty handler",
-    "check": "(b) Varco check",
-    "logged": "(c) Varco check + durable log",
-    "pg": "(d) PostgreSQL",
-    "redis": "(e) Redis",
-}
+__all__ = ["KINDS", "LABELS", "measure_index", "measure_size"]
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 98, 99, 99.5, 99.9, 99.99)
 
 # wrk calls done() once at the end: the latency percentiles for the distribution plot.
@@ -56,40 +57,28 @@ DONE_LUA = (
 )
 
 
-def pin(pid: int, core: int) -> None:
-    subprocess.run(["taskset", "-apc", str(core), str(pid)], check=True, capture_output=True)
-
-
-def pin_pg_backends(dsn: str, core: int) -> int:
-    import psycopg
-
-    with psycopg.connect(dsn) as con:
-        pids = [
-            r[0]
-            for r in con.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (APP_NAME,)
-            )
-        ]
-    for pid in pids:
-        pin(pid, core)
-    return len(pids)
-
-
 def run_wrk(
-    port: int, script: Path, duration: int, connections: int, pid: int | None = None
+    port: int, script: Path, duration: int, connections: int, pids: list[int] | None = None
 ) -> dict[str, Any]:
-    """wrk's figures, the latency percentiles, and with `pid` the server's CPU time per
-    request: what a request costs the server core whatever else runs on it (on a shared
-    host the throughput moves with the neighbours' load; the CPU per request much less)."""
-    before = cpu_s(pid) if pid else 0.0
+    """wrk's figures, the latency percentiles, and with `pids` the server's CPU time per
+    request (summed over its processes): what a request costs the server whatever else runs
+    beside it (on a shared host the throughput moves with the neighbours' load; the CPU per
+    request much less). `rps` and `cpu_us` count the 2xx answers only: a server shedding
+    load (503 `overloaded`, enforcement/http/admission.py) answers a refusal in a few µs, and
+    its refusals must not pass for throughput (wrk's own rate is `wrk_rps`)."""
+    before = cpu_total(pids) if pids else 0.0
     out = wrk_raw(port, script, duration, connections)
     res: dict[str, Any] = parse_wrk(out)
     res["pct_ms"] = {
         m.group(1): int(m.group(2)) / 1000 for m in re.finditer(r"^PCT (\S+) (\d+)$", out, re.M)
     }
     done = re.search(r"(\d+) requests in", out)
-    if pid and done and int(done.group(1)):
-        res["cpu_us"] = (cpu_s(pid) - before) / int(done.group(1)) * 1e6
+    requests = int(done.group(1)) if done else 0
+    ok = max(requests - int(res["non_2xx"]), 0)
+    res["requests"], res["wrk_rps"] = requests, res["rps"]
+    res["rps"] = res["wrk_rps"] * ok / requests if requests else 0.0
+    if pids and ok:
+        res["cpu_us"] = (cpu_total(pids) - before) / ok * 1e6
     return res
 
 
@@ -114,7 +103,8 @@ def _children(pid: int) -> list[int]:
 
 
 def measure_size(args: argparse.Namespace, n: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"permits": n}
+    kinds: tuple[str, ...] = tuple(k for k in KINDS if k in args.kinds)
+    out: dict[str, Any] = {"permits": n, "kinds": list(kinds)}
     with tempfile.TemporaryDirectory(prefix="varco-compare-") as tmp:
         data = Path(tmp)
         t0 = time.perf_counter()
@@ -146,77 +136,52 @@ def measure_size(args: argparse.Namespace, n: int) -> dict[str, Any]:
             for r in (log_redis, peer_redis):
                 assert r.process is not None
                 pin(r.process.pid, 1)
-            print("Redis: one key per plate ...", flush=True)
+            print("Redis: one key per plate, then the append-only file on ...", flush=True)
             out["redis"] = load_redis(ds, peer_redis.url)
             print(
                 f"  {out['redis']['load_s']:.1f} s, "
                 f"{out['redis']['bytes_per_permit']:.0f} bytes/permit",
                 flush=True,
             )
-            ports = {k: free_port() for k in KINDS}
-            env = dict(os.environ, VARCO_DATA_DIR=str(data), PYTHONPATH=str(ROOT), REDIS_URL="off")
-            for k in ("empty", "check", "logged"):
-                procs[k] = bench_transits.start(k, ports[k], data, log_redis.url)
-            peer_dsn = with_db(base, db, args.pg_socket)
-            procs["pg"] = launch(
-                "pg",
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.peer_server",
-                    str(ports["pg"]),
-                    "pg",
-                    peer_dsn,
-                    "--pool",
-                    str(args.pg_pool),
-                ],
-                env,
-                ports["pg"],
-                "healthz",
+            ports = {k: free_port() for k in kinds}
+            out["pg"]["pinned_backends"] = start_servers(
+                args, kinds, ports, data, log_redis.url, peer_redis.url, db, procs
             )
-            out["pg"]["pinned_backends"] = pin_pg_backends(db_dsn, 1)
-            procs["redis"] = launch(
-                "redis",
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.peer_server",
-                    str(ports["redis"]),
-                    "redis",
-                    peer_redis.url,
-                ],
-                env,
-                ports["redis"],
-                "healthz",
+            print(f"verifying: {args.verify} transits to {', '.join(kinds[1:])} ...", flush=True)
+            verified = verify_servers(ports, ds, args.verify)
+            out["verdicts"] = verified.verdicts
+            out["logged_rows"] = verify_logs(
+                verified.answers, db_dsn, peer_redis.url, log_redis.url, Keys("varco").transits
             )
-            print(f"verifying: {args.verify} transits to (b) Varco, (c), (d), (e) ...", flush=True)
-            out["verdicts"] = verify_servers(ports, ds, args.verify)
             print(
                 "  every answer equal to Varco's; Varco's verdicts: "
-                + ", ".join(f"{k} {v}" for k, v in sorted(out["verdicts"].items())),
+                + ", ".join(f"{k} {v}" for k, v in sorted(out["verdicts"].items()))
+                + "; transits logged as answered: "
+                + ", ".join(f"{k} {v}" for k, v in out["logged_rows"].items()),
                 flush=True,
             )
             ts = dt.datetime.fromtimestamp(ds.t, dt.UTC).isoformat()
             script = data / "stream.lua"
             bench_transits.lua_script(script, ds.sample, None, ts=ts, gate=GATE, tail=DONE_LUA)
-            for k in KINDS:  # warm-up: the first requests touch the mapped pages, fill caches
+            for k in kinds:  # warm-up: the first requests touch the mapped pages, fill caches
                 wrk_raw(ports[k], script, 2, args.connections)
+            pids = {k: server_pids(p) for k, p in procs.items()}
             loads = [
                 ("c32", args.connections),
                 ("c1", 1),
                 *((f"c{c}", c) for c in args.also_connections),
             ]
             runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-                k: {load: [] for load, _ in loads} for k in KINDS
+                k: {load: [] for load, _ in loads} for k in kinds
             }
             for r in range(args.rounds):
-                order = KINDS[r % len(KINDS) :] + KINDS[: r % len(KINDS)]
+                order = kinds[r % len(kinds) :] + kinds[: r % len(kinds)]
                 for load, conns in loads:
                     for k in order:
-                        res = run_wrk(ports[k], script, args.duration, conns, procs[k].pid)
+                        res = run_wrk(ports[k], script, args.duration, conns, pids[k])
                         runs[k][load].append(res)
                         print(
-                            f"round {r + 1} {load:>4} {k:7} {res['rps']:8.0f} req/s  p50 "
+                            f"round {r + 1} {load:>4} {k:12} {res['rps']:8.0f} req/s  p50 "
                             f"{res['p50_ms']:6.2f} ms  p99 {res['p99_ms']:6.2f} ms  server CPU "
                             f"{res.get('cpu_us', 0):4.0f} µs/req  non-2xx "
                             f"{res['non_2xx']:.0f}",
@@ -227,6 +192,8 @@ def measure_size(args: argparse.Namespace, n: int) -> dict[str, Any]:
             if args.profile:
                 out["profiles"] = {}
                 for k in args.profile:
+                    if k not in procs:
+                        continue
                     path = args.profiles / f"{k}-{n}.txt"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     print(f"profiling {k} under load ({args.profile_seconds} s) ...", flush=True)
@@ -238,13 +205,7 @@ def measure_size(args: argparse.Namespace, n: int) -> dict[str, Any]:
                         **summary_,
                     }
         finally:
-            for p in procs.values():
-                p.terminate()
-            for p in procs.values():
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_all(procs)
             log_redis.stop()
             peer_redis.stop()
             with psycopg.connect(base, autocommit=True) as con:

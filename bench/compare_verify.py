@@ -1,6 +1,7 @@
-"""bench.compare's verification: before any measurement, peers (d), (e) and Varco with the
-durable log (c) must give Varco's answer (verdict, reason, plate, permit ids, grace) to every
-request of a sample, or the run stops (VerificationError)."""
+"""bench.compare's verification: before any measurement, every server but the ceiling must give
+Varco's answer (verdict, reason, plate, permit ids, grace) to every request of a sample, and
+every server that logs must hold one record of each transit of its sample with the verdict,
+reason and permit ids it answered, or the run stops (VerificationError)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
+
+import msgspec
 
 from .compare_data import GATE, Dataset
+from .peer_logged import LOG_TABLE, RECORD_FIELDS, STREAM
 
 
 class VerificationError(Exception):
@@ -94,13 +98,95 @@ def verify(reference: Sequence[dict[str, Any]], peers: dict[str, Sequence[dict[s
         raise VerificationError("\n".join(problems))
 
 
-def verify_servers(ports: dict[str, int], ds: Dataset, count: int) -> dict[str, int]:
+class Verified(NamedTuple):
+    verdicts: dict[str, int]  # Varco's verdict/reason counts over the sample
+    answers: dict[str, dict[str, dict[str, Any]]]  # kind -> event id -> answer
+
+
+def verify_servers(ports: dict[str, int], ds: Dataset, count: int) -> Verified:
     """Send the sample to Varco and to every other server (not the ceiling); compare."""
-    answers = {
-        k: post_all(p, transit_bodies(ds.sample, ds.t, count, f"{k}-{time.time_ns()}"))
-        for k, p in ports.items()
-        if k != "empty"
+    sent: dict[str, list[str]] = {}
+    answers = {}
+    for k, port in ports.items():
+        if k == "empty":
+            continue
+        bodies = transit_bodies(ds.sample, ds.t, count, f"{k}-{time.time_ns()}")
+        sent[k] = [json.loads(b)["event_id"] for b in bodies]
+        answers[k] = post_all(port, bodies)
+    reference = answers["check"]
+    verify(reference, {k: a for k, a in answers.items() if k != "check"})
+    return Verified(
+        dict(Counter(f"{a['verdict']}/{a['reason']}" for a in reference)),
+        {k: dict(zip(sent[k], a, strict=True)) for k, a in answers.items()},
+    )
+
+
+Logged = dict[str, tuple[str, str, list[str]]]  # event id -> (verdict, reason, permit ids)
+
+
+def pg_logged(dsn: str) -> Logged:
+    import psycopg
+
+    with psycopg.connect(dsn) as con:
+        rows = con.execute(f"SELECT event_id, verdict, reason, permits FROM {LOG_TABLE}")
+        return {e: (v, r, list(p)) for e, v, r, p in rows}
+
+
+def stream_logged(url: str, stream: str, varco: bool) -> Logged:
+    """A stream's records: Varco's TransitRecord (field `r`), or peer (g)'s array."""
+    import redis
+
+    from enforcement.transits.record import DECODE_RECORD
+
+    r = redis.Redis.from_url(url)
+    try:
+        entries = r.xrange(stream, "-", "+")
+    finally:
+        r.close()
+    out: Logged = {}
+    for _, fields in entries:
+        raw = fields[b"r"]
+        if varco:
+            rec = DECODE_RECORD(raw)
+            out[rec.event_id] = (rec.verdict, rec.reason, list(rec.permits))
+        else:
+            f = dict(zip(RECORD_FIELDS, msgspec.msgpack.decode(raw), strict=True))
+            out[f["event_id"]] = (f["verdict"], f["reason"], list(f["permits"] or []))
+    return out
+
+
+def check_logged(kind: str, answers: dict[str, dict[str, Any]], logged: Logged) -> int:
+    """Raise VerificationError unless `logged` holds each answered transit once, as answered."""
+    wrong = []
+    for event_id, a in answers.items():
+        want = (a["verdict"], a["reason"], a.get("permits", []))
+        got = logged.get(event_id)
+        if got != want:
+            wrong.append(f"{event_id}: answered {want}, logged {got}")
+    if wrong:
+        raise VerificationError(
+            f"{kind}: {len(wrong)} of {len(answers)} transits not logged as answered:\n  "
+            + "\n  ".join(wrong[:5])
+        )
+    return len(answers)
+
+
+def verify_logs(
+    answers: dict[str, dict[str, dict[str, Any]]],
+    pg_dsn: str,
+    peer_redis: str,
+    log_redis: str,
+    varco_stream: str,
+) -> dict[str, int]:
+    """Every logging server's sample, read back from its store: the transits found per kind."""
+    found = {}
+    stores = {
+        "pg-logged": lambda: pg_logged(pg_dsn),
+        "redis-logged": lambda: stream_logged(peer_redis, STREAM, False),
+        "logged": lambda: stream_logged(log_redis, varco_stream, True),
     }
-    reference = answers.pop("check")
-    verify(reference, answers)
-    return dict(Counter(f"{a['verdict']}/{a['reason']}" for a in reference))
+    stores["logged-w2"] = stores["logged"]
+    for kind, read in stores.items():
+        if kind in answers:
+            found[kind] = check_logged(kind, answers[kind], read())
+    return found

@@ -61,7 +61,10 @@ PG_QUERY = f"SELECT permit_id, valid_from, valid_to, zones FROM {TABLE} WHERE pl
 REVISION = 1  # the snapshot revision compare.py publishes for Varco, echoed for equal bodies
 
 Row = Sequence[Any]  # (permit_id, valid_from, valid_to, zones)
-Lookup = Callable[[str], Awaitable[Sequence[Row]]]
+# The store's round trip: (normalised plate, the decoded transit, its ts in epoch seconds, the
+# gate's zone mask) -> the plate's permits. The logging peers (peer_logged.py) record the
+# transit in the same round trip, hence the transit and the mask.
+Lookup = Callable[[str, Any, int, int], Awaitable[Sequence[Row]]]
 
 
 def judge(
@@ -120,7 +123,7 @@ def make_app(
         plate = normalise(t.plate, t.country)
         ts = int(t.ts.timestamp())
         g = grace[t.gate]
-        rows = await lookup(plate.text) if plate.text else ()
+        rows = await lookup(plate.text, t, ts, mask)
         verdict = judge(rows, plate.text, ts, mask, lambda x: to_datetime(x + g), t.event_id)
         return web.Response(body=ENCODER.encode(verdict), content_type="application/json")
 
@@ -134,7 +137,7 @@ def make_app(
     return app
 
 
-async def _no_reset(con: Any) -> None:
+async def no_reset(con: Any) -> None:
     """The pool's per-release reset, disabled: nothing to undo, the handler runs one SELECT."""
 
 
@@ -143,7 +146,9 @@ def pg_app(dsn: str, pool_size: int) -> web.Application:
 
     state: dict[str, Any] = {}
 
-    async def lookup(text: str) -> Sequence[Row]:
+    async def lookup(text: str, t: Any, ts: int, mask: int) -> Sequence[Row]:
+        if not text:
+            return ()
         return await state["pool"].fetch(PG_QUERY, text)  # type: ignore[no-any-return]
 
     async def setup(app: web.Application) -> AsyncIterator[None]:
@@ -151,7 +156,7 @@ def pg_app(dsn: str, pool_size: int) -> web.Application:
             dsn,
             min_size=pool_size,
             max_size=pool_size,
-            reset=_no_reset,
+            reset=no_reset,
             server_settings={"application_name": APP_NAME},
         )
         async with pool.acquire() as con:  # prepare once per connection happens on first use
@@ -169,8 +174,8 @@ def redis_app(url: str) -> web.Application:
     decode = msgspec.msgpack.Decoder(list[tuple[str, int, int, int]]).decode
     state: dict[str, Any] = {}
 
-    async def lookup(text: str) -> Sequence[Row]:
-        raw = await state["r"].get(text)
+    async def lookup(text: str, t: Any, ts: int, mask: int) -> Sequence[Row]:
+        raw = await state["r"].get(text) if text else None
         return () if raw is None else decode(raw)
 
     async def setup(app: web.Application) -> AsyncIterator[None]:

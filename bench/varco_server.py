@@ -1,19 +1,38 @@
 """The service for bench_transits: `varco serve`'s app on local snapshot files, with the
 durable transit log on the Redis at --redis (or, with --no-log, judging without recording:
-the difference between the two is what the log costs)."""
+the difference between the two is what the log costs). `bench_app` is the same app for the
+workers of `varco serve --workers N` (bench/compare_servers.py starts the supervisor)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from enforcement.config.load import load_config
-from enforcement.config.settings import with_changes
+from enforcement.config.settings import Settings, with_changes
+from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
 from enforcement.http.server import run_app
 
+if TYPE_CHECKING:
+    from aiohttp import web
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_app(
+    settings: Settings,
+    rules: Rules,
+    redis_url: str | None,
+    *,
+    record: bool,
+    log_redis: str | None,
+) -> web.Application:
+    """A worker's app (server.AppFactory): what main() serves, on the local snapshot files
+    (the supervisor runs with --redis off: `redis_url` is None)."""
+    return create_app(settings, rules, record=record, transit_redis_url=log_redis)
 
 
 def main() -> None:
