@@ -118,12 +118,12 @@ class Admission:
             f"start within server.max_queue_wait_ms ({self.max_wait_s * 1000:g}); retry shortly"
         )
 
-    @property
-    def refusing(self) -> str | None:
-        """Why a request that arrives whole is refused before it is parsed (None: it is not):
-        the connection's check (connections.py). Every slot taken refuses it at once rather
-        than queue it: the queue is for requests already parsed (a body in parts, a burst
-        in one turn of the loop), and waiting costs what a routed answer costs."""
+    def refuse_whole(self) -> str | None:
+        """Why a request that arrives whole is refused before it is parsed (None: it is not),
+        noting that the limit was reached: the connection's check (connections.py). Every
+        slot taken refuses it at once rather than queue it: the queue is for requests
+        already parsed (a body in parts, a burst in one turn of the loop), and waiting costs
+        what a routed answer costs."""
         if self.lagging:
             return "loop_lag"
         if self.in_flight + self.arriving >= self.limit:

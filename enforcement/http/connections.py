@@ -153,7 +153,7 @@ class GuardedHandler(RequestHandler):
             and self.transport is not None
             and not self._waiter.done()
         ):
-            why = admission.refusing
+            why = admission.refuse_whole()
             close = _whole_request(data) if why is not None else None
             if why is None or close is None:
                 if not data.startswith(_UNMETERED_GETS):  # these take no slot
