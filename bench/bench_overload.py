@@ -22,9 +22,8 @@ round and front:
    (32): busy but not overloaded, so whatever is refused there is refused needlessly.
 
 Reported per load, as medians over rounds and as ratios to the unloaded run of the same
-round: admitted (200) p50 and p99, the share answered 503, answers that never came (a
-generator backlog: the service fell behind), the server's RSS after the load, its shed
-counters by reason and in-flight limit at the end (/metrics), and the CPU of server, Redis,
+round: admitted (200) p50 and p99, the share answered 503, answers that never came, the
+server's RSS, its shed counters and in-flight limit (/metrics), the CPU of server, Redis,
 generator and nginx. Target: admitted p99 at 3× ≤ 2 × unloaded p99. Every 200 is checked to
 answer its own transit (wrong answers: must be 0).
 """
