@@ -54,7 +54,9 @@ async def test_figures_per_camera_and_in_metrics(desk: World) -> None:
 
 async def test_a_silent_camera_alarms_only_while_its_gate_is_active(desk: World) -> None:
     health = desk.api.health
-    await desk.post("AB123CD")
+    # Captured now, not at the suite's start (support.api.NOW): a read minutes old would set
+    # off the camera's clock-offset alarm, which is not what this test is about.
+    await desk.post("AB123CD", ts=dt.datetime.now(dt.UTC).isoformat())
     health.started = time.time() - 3600  # this service has been listening for an hour
     cams = await _health(desk.client)
     assert (cams["cam-rekor"]["silent"], cams["cam-rekor"]["alarm"]) == (True, "silent")
