@@ -17,17 +17,29 @@ counts the verdicts it gives in the metrics' counter, as `Intake.accept` does fo
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from typing import NamedTuple
 
-from .checker import Checker
 from .live import HOLIDAY_CODES, LiveIndex
 from .plates import SENTINELS
-from .rules import Gate
+from .rules import Gate, Rules
 from .verdict import MISS_REASONS
 
 try:
     from ._lookup import Judge
 except ImportError:  # not built: every transit takes the Checker's path
     Judge = None  # type: ignore[assignment,misc]
+
+__all__ = ["Judge", "Limits", "judge_for"]
+
+
+class Limits(NamedTuple):
+    """The Checker's limits (checker.py says what each means), as the Judge applies them."""
+
+    review_confidence: float
+    max_clock_skew_s: float
+    max_transit_age_s: float
+    max_delivery_delay_s: float
+    index_max_age_s: float
 
 
 def _suspended(gate: Gate) -> bytes:
@@ -41,13 +53,12 @@ def _suspended(gate: Gate) -> bytes:
 
 
 def judge_for(
-    checker: Checker, live: LiveIndex, verdicts: MutableMapping[tuple[str, str], int]
+    live: LiveIndex, rules: Rules, limits: Limits, verdicts: MutableMapping[tuple[str, str], int]
 ) -> Judge | None:
-    """The Judge of `live` under the checker's rules and limits (None without the kernel);
-    it counts its answers in `verdicts`, which must be a dict."""
+    """The Judge of `live` under the city's rules and the Checker's limits (None without
+    the kernel); it counts its answers in `verdicts`, which must be a dict."""
     if Judge is None or live.scanner is None:
         return None
-    rules = checker.rules
     gates = {
         code: (
             gate.always_active,
@@ -59,13 +70,6 @@ def judge_for(
         )
         for code, gate in rules.gates.items()
     }
-    limits = (
-        float(checker.review_confidence),
-        float(checker.max_clock_skew_s),
-        float(checker.max_transit_age_s),
-        float(checker.max_delivery_delay_s),
-        float(checker.index_max_age_s),
-    )
     index = live.index
     return Judge(
         live.scanner,
@@ -74,7 +78,13 @@ def judge_for(
         index.id_offsets,
         float(index.meta.built_at),
         gates,
-        limits,
+        (
+            float(limits.review_confidence),
+            float(limits.max_clock_skew_s),
+            float(limits.max_transit_age_s),
+            float(limits.max_delivery_delay_s),
+            float(limits.index_max_age_s),
+        ),
         verdicts,
         tuple(SENTINELS),
         MISS_REASONS,

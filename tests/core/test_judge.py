@@ -16,7 +16,7 @@ from enforcement.config.load import make_checker
 from enforcement.config.settings import Settings
 from enforcement.core.changes import PermitChange
 from enforcement.core.checker import Checker
-from enforcement.core.judge import judge_for
+from enforcement.core.judge import Judge, Limits, judge_for
 from enforcement.core.live import LiveIndex
 from enforcement.core.plates import normalise
 from enforcement.core.rules import Rules
@@ -138,6 +138,20 @@ def strict(demo: tuple[Settings, Rules]) -> Checker:
     return make_checker(rules, settings)
 
 
+def _judge(
+    checker: Checker, live: LiveIndex, counted: defaultdict[tuple[str, str], int]
+) -> Judge | None:
+    c = checker
+    limits = Limits(
+        c.review_confidence,
+        c.max_clock_skew_s,
+        c.max_transit_age_s,
+        c.max_delivery_delay_s,
+        c.index_max_age_s,
+    )
+    return judge_for(live, c.rules, limits, counted)
+
+
 instants = st.one_of(
     st.builds(lambda e, d: e + d, st.sampled_from(EDGES), st.integers(-7200, 7200)),
     st.sampled_from(EDGES).map(lambda e: e - 1),
@@ -178,7 +192,7 @@ def test_judge_gives_the_checkers_bytes_or_declines(
     event_id: str | None,
 ) -> None:
     counted: defaultdict[tuple[str, str], int] = defaultdict(int)
-    judge = judge_for(strict, live, counted)
+    judge = _judge(strict, live, counted)
     if judge is None:
         pytest.skip("C kernel not built")
     ts = t + fraction
@@ -197,7 +211,7 @@ def test_judge_gives_the_checkers_bytes_or_declines(
 def test_the_common_cases_are_judged_natively(live: LiveIndex, strict: Checker) -> None:
     """Allowed, pending and not_enforced answers come from the Judge; doubts do not."""
     counted: defaultdict[tuple[str, str], int] = defaultdict(int)
-    judge = judge_for(strict, live, counted)
+    judge = _judge(strict, live, counted)
     if judge is None:
         pytest.skip("C kernel not built")
     monday = float(at("2026-11-23T12:00:00+01:00"))
