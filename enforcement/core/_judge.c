@@ -275,9 +275,23 @@ static int plain(const char *s, Py_ssize_t n) {
     return 1;
 }
 
+/* Digits by hand: snprintf costs more than the whole lookup. */
 static void put_int(Body *b, long long v) {
     char tmp[24];
-    put(b, tmp, snprintf(tmp, sizeof tmp, "%lld", v));
+    int n = 0;
+    unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[23 - n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) tmp[23 - n++] = '-';
+    put(b, tmp + 24 - n, n);
+}
+
+static char *two(char *p, int v) {
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
 }
 
 /* The head every answer shares: verdict, reason, plate (the permits follow, if any). */
@@ -312,24 +326,35 @@ static void tail(Body *b, long long revision, const char *grace, const char *eve
     put(b, "}", 1);
 }
 
-/* msgspec's RFC 3339 text of the local datetime at epoch second t (LocalClock.to_datetime):
- * "Z" for a zero offset, else +HH:MM. 0 when the offset has seconds (no such zone today). */
-static int local_iso(const Scanner *s, long long t, char *out, size_t size) {
+/* msgspec's RFC 3339 text of the local datetime at epoch second t (LocalClock.to_datetime),
+ * NUL-terminated in `out` (26 bytes): "Z" for a zero offset, else +HH:MM. 0 when the offset
+ * has seconds (no zone has had one since 1970) or the year is not four digits. */
+static int local_iso(const Scanner *s, long long t, char *out) {
     int64_t off = utc_offset(s, t), local = t + off;
     int64_t day = local >= 0 ? local / 86400 : -((-local + 86399) / 86400), year;
-    int64_t sec = local - day * 86400;
-    int month, mday;
-    if (off % 60) return 0;
+    int sec = (int)(local - day * 86400), month, mday;
     civil(day, &year, &month, &mday);
-    if (year < 1 || year > 9999) return 0;
-    int n = snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d", (int)year, month, mday,
-                     (int)(sec / 3600), (int)(sec % 3600 / 60), (int)(sec % 60));
-    if (off == 0) snprintf(out + n, size - (size_t)n, "Z");
+    if (off % 60 || off <= -86400 || off >= 86400 || year < 1000 || year > 9999) return 0;
+    char *p = two(two(out, (int)(year / 100)), (int)(year % 100));
+    *p++ = '-';
+    p = two(p, month);
+    *p++ = '-';
+    p = two(p, mday);
+    *p++ = 'T';
+    p = two(p, sec / 3600);
+    *p++ = ':';
+    p = two(p, sec % 3600 / 60);
+    *p++ = ':';
+    p = two(p, sec % 60);
+    if (off == 0) *p++ = 'Z';
     else {
         int64_t a = off < 0 ? -off : off;
-        snprintf(out + n, size - (size_t)n, "%c%02d:%02d", off < 0 ? '-' : '+',
-                 (int)(a / 3600), (int)(a % 3600 / 60));
+        *p++ = off < 0 ? '-' : '+';
+        p = two(p, (int)(a / 3600));
+        *p++ = ':';
+        p = two(p, (int)(a % 3600 / 60));
     }
+    *p = 0;
     return 1;
 }
 
@@ -434,7 +459,9 @@ static PyObject *Judge_native(Judge *j, PyObject *const *args, Py_ssize_t nargs)
     const GateRule *g = &j->rules[PyLong_AsSsize_t(number)];
     const Scanner *s = j->scanner;
     long long t = (long long)ts; /* int(ts): both truncate */
-    Body b = {.n = 0, .full = 0};
+    Body b; /* (not zeroed: 2 kB) */
+    b.n = 0;
+    b.full = 0;
     PyObject *key, *by_plate = NULL, *revision_obj = NULL, *result = NULL;
 
     if (!gate_active(s, g, t)) {
@@ -478,8 +505,8 @@ static PyObject *Judge_native(Judge *j, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred()) goto error;
     if (stale_now || now - (fresh_at > j->built_at ? fresh_at : j->built_at) > j->index_max_age)
         goto done; /* index_stale */
-    char grace[40];
-    if (!local_iso(s, t + g->grace_s, grace, sizeof grace)) goto done;
+    char grace[32];
+    if (!local_iso(s, t + g->grace_s, grace)) goto done;
     head(&b, "pending", MISS[miss], text, len);
     key = j->pending_keys[miss];
     revision_obj = PyObject_GetAttr(j->overlay, j->revision_name);
