@@ -13,6 +13,7 @@
  *   Judge(scanner, overlay, id_blob, id_offsets, built_at, gates, limits, verdicts,
  *         sentinels, reasons)
  *   native(plate, ts, gate, confidence, now, event_id) -> bytes | None
+ *   verdict(plate, ts, gate, confidence, now) -> the verdict's fields | None (for a record)
  * `gates`: gate code -> (always, holiday mode, zone mask, grace s, schedule, suspended),
  * `suspended` a byte per month * 32 + day; `limits`: (review_confidence, max_clock_skew_s,
  * max_transit_age_s, max_delivery_delay_s, index_max_age_s); `verdicts` the metrics'
@@ -413,18 +414,105 @@ static int cmp_rows(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* The covering permits' ids, sorted and once each (the id table is sorted: row order is id
- * order). 0 when one is not plain JSON text. */
-static int put_permits(Body *b, const Judge *j, uint32_t *rows, Py_ssize_t n) {
+/* What Checker.check decided, when it is a case judged here. */
+enum { INACTIVE, ALLOWED, PENDING };
+typedef struct {
+    int kind, miss;
+    char text[12];
+    Py_ssize_t len;
+    uint32_t rows[MAX_ROWS]; /* ALLOWED: the covering permit rows, sorted, once each */
+    Py_ssize_t n;
+    long long grace_t; /* PENDING: grace_until, epoch seconds */
+    long long revision;
+} Outcome;
+
+/* The steps of Checker.check, in its order, for one transit: 1 when judged here (`o`
+ * filled), 0 when the Checker must judge it, -1 with an exception set. */
+static int judge(Judge *j, PyObject *raw, PyObject *ts_obj, PyObject *gate, PyObject *conf,
+                 PyObject *now_obj, Outcome *o) {
+    double ts = PyFloat_AsDouble(ts_obj), now = PyFloat_AsDouble(now_obj);
+    if (PyErr_Occurred()) return -1;
+    if (!settled(j, raw, o->text, &o->len) || !(ts >= 0 && ts < 4294967296.0)) return 0;
+    PyObject *number = PyDict_GetItemWithError(j->gates, gate);
+    if (number == NULL) return PyErr_Occurred() ? -1 : 0; /* UnknownGate */
+    const GateRule *g = &j->rules[PyLong_AsSsize_t(number)];
+    const Scanner *s = j->scanner;
+    const char *text = o->text;
+    Py_ssize_t len = o->len;
+    long long t = (long long)ts; /* int(ts): both truncate */
+    int rc = 0;
+    PyObject *by_plate = NULL, *revision = NULL;
+
+    if (!gate_active(s, g, t)) {
+        o->kind = INACTIVE;
+        goto judged;
+    }
+    if (t > now + j->max_skew || t < now - j->max_age) return 0; /* clock_skew, too_old */
+    Py_ssize_t p = find(s->kernel, key_of(text, len));
+    const uint32_t *off = s->kernel->offsets.buf;
+    if (p >= 0 && off[p + 1] - off[p] > MAX_ROWS) return 0;
+    scan_records(s, p, t, g->mask, o->rows, &o->n, &o->miss);
+    by_plate = PyObject_GetAttr(j->overlay, j->by_plate_name);
+    if (by_plate == NULL || !PyDict_Check(by_plate)) goto error;
+    if (PyDict_GET_SIZE(by_plate)) { /* the plate's changed permits: the Python path */
+        int changed = in_overlay(by_plate, text, len);
+        if (changed) goto out; /* (or an error: -1) */
+    }
+    if (o->n > 0) {
+        Py_ssize_t n = 0;
+        qsort(o->rows, (size_t)o->n, sizeof *o->rows, cmp_rows);
+        for (Py_ssize_t i = 0; i < o->n; i++) /* two periods of one permit: once */
+            if (i == 0 || o->rows[i] != o->rows[i - 1]) o->rows[n++] = o->rows[i];
+        o->n = n;
+        o->kind = ALLOWED;
+        goto judged;
+    }
+    if (conf != Py_None) { /* low_confidence */
+        double c = PyFloat_AsDouble(conf);
+        if (c == -1 && PyErr_Occurred()) goto error;
+        if (c < j->review_confidence) goto out;
+    }
+    int found = near(j, by_plate, text, len, t, g->mask);
+    if (found) goto out; /* near_match (or an error: -1) */
+    if (now - (double)t > j->max_delay) goto out; /* late_delivery */
+    PyObject *stale = PyObject_GetAttr(j->overlay, j->stale_name);
+    PyObject *fresh = stale == NULL ? NULL : PyObject_GetAttr(j->overlay, j->fresh_at_name);
+    double fresh_at = fresh == NULL ? -1 : PyFloat_AsDouble(fresh);
+    int stale_now = stale != Py_None;
+    Py_XDECREF(stale);
+    Py_XDECREF(fresh);
+    if (PyErr_Occurred()) goto error;
+    if (stale_now || now - (fresh_at > j->built_at ? fresh_at : j->built_at) > j->index_max_age)
+        goto out; /* index_stale */
+    o->kind = PENDING;
+    o->grace_t = t + g->grace_s;
+judged:
+    revision = PyObject_GetAttr(j->overlay, j->revision_name);
+    if (revision == NULL) goto error;
+    o->revision = PyLong_AsLongLong(revision);
+    if (o->revision == -1 && PyErr_Occurred()) goto error;
+    rc = 1;
+    goto out;
+error:
+    rc = -1;
+out:
+    if (rc == 0 && PyErr_Occurred()) rc = -1;
+    Py_XDECREF(by_plate);
+    Py_XDECREF(revision);
+    return rc;
+}
+
+/* The covering permits' ids (row order is id order: the id table is sorted). 0 when one
+ * is not plain JSON text. */
+static int put_permits(Body *b, const Judge *j, const Outcome *o) {
     const uint32_t *off = j->id_offsets.buf;
     const char *blob = j->id_blob.buf;
-    qsort(rows, (size_t)n, sizeof *rows, cmp_rows);
     puts_(b, ",\"permits\":[");
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (i > 0 && rows[i] == rows[i - 1]) continue; /* two periods of one permit */
-        if ((Py_ssize_t)rows[i] >= j->n_ids) return 0;
-        const char *id = blob + off[rows[i]];
-        Py_ssize_t len = off[rows[i] + 1] - off[rows[i]];
+    for (Py_ssize_t i = 0; i < o->n; i++) {
+        uint32_t row = o->rows[i];
+        if ((Py_ssize_t)row >= j->n_ids) return 0;
+        const char *id = blob + off[row];
+        Py_ssize_t len = off[row + 1] - off[row];
         if (!plain(id, len)) return 0;
         put(b, i > 0 ? ",\"" : "\"", i > 0 ? 2 : 1);
         put(b, id, len);
@@ -434,113 +522,97 @@ static int put_permits(Body *b, const Judge *j, uint32_t *rows, Py_ssize_t n) {
     return 1;
 }
 
-static PyObject *decline(void) { Py_RETURN_NONE; }
-
 static PyObject *Judge_native(Judge *j, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "native(plate, ts, gate, confidence, now, event_id)");
         return NULL;
     }
-    PyObject *raw = args[0], *gate = args[2], *conf = args[3], *event = args[5];
-    char text[12];
-    Py_ssize_t len, event_len = 0;
+    PyObject *event = args[5], *key;
     const char *event_id = NULL;
-    double ts = PyFloat_AsDouble(args[1]), now = PyFloat_AsDouble(args[4]);
-    if (PyErr_Occurred()) return NULL;
-    if (!settled(j, raw, text, &len) || !(ts >= 0 && ts < 4294967296.0)) return decline();
+    Py_ssize_t event_len = 0;
     if (event != Py_None) { /* as msgspec writes it, or the Python path */
-        if (!PyUnicode_Check(event) || !PyUnicode_IS_ASCII(event)) return decline();
+        if (!PyUnicode_Check(event) || !PyUnicode_IS_ASCII(event)) Py_RETURN_NONE;
         event_id = (const char *)PyUnicode_1BYTE_DATA(event);
         event_len = PyUnicode_GET_LENGTH(event);
-        if (!plain(event_id, event_len)) return decline();
+        if (!plain(event_id, event_len)) Py_RETURN_NONE;
     }
-    PyObject *number = PyDict_GetItemWithError(j->gates, gate);
-    if (number == NULL) return PyErr_Occurred() ? NULL : decline(); /* UnknownGate */
-    const GateRule *g = &j->rules[PyLong_AsSsize_t(number)];
-    const Scanner *s = j->scanner;
-    long long t = (long long)ts; /* int(ts): both truncate */
+    Outcome o;
+    int rc = judge(j, args[0], args[1], args[2], args[3], args[4], &o);
+    if (rc <= 0) {
+        if (rc < 0) return NULL;
+        Py_RETURN_NONE;
+    }
     Body b; /* (not zeroed: 2 kB) */
     b.n = 0;
     b.full = 0;
-    PyObject *key, *by_plate = NULL, *revision_obj = NULL, *result = NULL;
-
-    if (!gate_active(s, g, t)) {
-        head(&b, "not_enforced", "gate_inactive", text, len);
-        key = j->inactive_key;
-        goto answer;
-    }
-    if (t > now + j->max_skew || t < now - j->max_age) return decline(); /* clock_skew, too_old */
-    Py_ssize_t p = find(s->kernel, key_of(text, len)), n;
-    const uint32_t *off = s->kernel->offsets.buf;
-    if (p >= 0 && off[p + 1] - off[p] > MAX_ROWS) return decline();
-    uint32_t rows[MAX_ROWS];
-    int miss;
-    scan_records(s, p, t, g->mask, rows, &n, &miss);
-    by_plate = PyObject_GetAttr(j->overlay, j->by_plate_name);
-    if (by_plate == NULL || !PyDict_Check(by_plate)) goto error;
-    if (PyDict_GET_SIZE(by_plate)) { /* the plate's changed permits: the Python path */
-        int changed = in_overlay(by_plate, text, len);
-        if (changed) goto done;
-    }
-    if (n > 0) {
-        head(&b, "allowed", "permit", text, len);
-        if (!put_permits(&b, j, rows, n)) goto done;
-        key = j->allowed_key;
-        goto answer;
-    }
-    if (conf != Py_None) { /* low_confidence */
-        double c = PyFloat_AsDouble(conf);
-        if (c == -1 && PyErr_Occurred()) goto error;
-        if (c < j->review_confidence) goto done;
-    }
-    int found = near(j, by_plate, text, len, t, g->mask);
-    if (found) goto done; /* near_match (or an error: -1) */
-    if (now - (double)t > j->max_delay) goto done; /* late_delivery */
-    PyObject *stale = PyObject_GetAttr(j->overlay, j->stale_name);
-    PyObject *fresh = stale == NULL ? NULL : PyObject_GetAttr(j->overlay, j->fresh_at_name);
-    double fresh_at = fresh == NULL ? -1 : PyFloat_AsDouble(fresh);
-    int stale_now = stale != Py_None;
-    Py_XDECREF(stale);
-    Py_XDECREF(fresh);
-    if (PyErr_Occurred()) goto error;
-    if (stale_now || now - (fresh_at > j->built_at ? fresh_at : j->built_at) > j->index_max_age)
-        goto done; /* index_stale */
     char grace[32];
-    if (!local_iso(s, t + g->grace_s, grace)) goto done;
-    head(&b, "pending", MISS[miss], text, len);
-    key = j->pending_keys[miss];
-    revision_obj = PyObject_GetAttr(j->overlay, j->revision_name);
-    if (revision_obj == NULL) goto error;
-    tail(&b, PyLong_AsLongLong(revision_obj), grace, event_id, event_len);
-    goto finish;
+    if (o.kind == INACTIVE) {
+        head(&b, "not_enforced", "gate_inactive", o.text, o.len);
+        key = j->inactive_key;
+        tail(&b, o.revision, NULL, event_id, event_len);
+    } else if (o.kind == ALLOWED) {
+        head(&b, "allowed", "permit", o.text, o.len);
+        if (!put_permits(&b, j, &o)) Py_RETURN_NONE;
+        key = j->allowed_key;
+        tail(&b, o.revision, NULL, event_id, event_len);
+    } else {
+        if (!local_iso(j->scanner, o.grace_t, grace)) Py_RETURN_NONE;
+        head(&b, "pending", MISS[o.miss], o.text, o.len);
+        key = j->pending_keys[o.miss];
+        tail(&b, o.revision, grace, event_id, event_len);
+    }
+    if (b.full) Py_RETURN_NONE;
+    if (count(j, key) < 0) return NULL;
+    return PyBytes_FromStringAndSize(b.buf, b.n);
+}
 
-answer:
-    revision_obj = PyObject_GetAttr(j->overlay, j->revision_name);
-    if (revision_obj == NULL) goto error;
-    tail(&b, PyLong_AsLongLong(revision_obj), NULL, event_id, event_len);
-finish:
-    if (PyErr_Occurred()) goto error;
-    if (b.full) goto done;
-    if (count(j, key) < 0) goto error;
-    result = PyBytes_FromStringAndSize(b.buf, b.n);
-    goto out;
-done:
-    if (PyErr_Occurred()) goto error;
-    result = Py_None;
-    Py_INCREF(result);
-    goto out;
-error:
-    result = NULL;
-out:
-    Py_XDECREF(by_plate);
-    Py_XDECREF(revision_obj);
-    return result;
+/* verdict(...) -> (verdict, reason, plate, permits, index_revision, grace_until epoch s or
+ * None): what a record of the transit needs, without a Verdict; not counted (whoever
+ * answers counts). */
+static PyObject *Judge_verdict(Judge *j, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "verdict(plate, ts, gate, confidence, now)");
+        return NULL;
+    }
+    Outcome o;
+    int rc = judge(j, args[0], args[1], args[2], args[3], args[4], &o);
+    if (rc <= 0) {
+        if (rc < 0) return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *ids = PyList_New(o.kind == ALLOWED ? o.n : 0);
+    for (Py_ssize_t i = 0; ids && o.kind == ALLOWED && i < o.n; i++) {
+        const uint32_t *off = j->id_offsets.buf;
+        uint32_t row = o.rows[i];
+        PyObject *id = (Py_ssize_t)row < j->n_ids
+                           ? PyUnicode_DecodeUTF8((const char *)j->id_blob.buf + off[row],
+                                                  off[row + 1] - off[row], NULL)
+                           : NULL;
+        if (id == NULL) {
+            Py_CLEAR(ids);
+            if (!PyErr_Occurred()) Py_RETURN_NONE;
+        } else
+            PyList_SET_ITEM(ids, i, id);
+    }
+    if (ids == NULL) return NULL;
+    const char *verdict = o.kind == INACTIVE ? "not_enforced" : o.kind == ALLOWED ? "allowed"
+                                                                                  : "pending";
+    const char *reason = o.kind == INACTIVE  ? "gate_inactive"
+                         : o.kind == ALLOWED ? "permit"
+                                             : MISS[o.miss];
+    if (o.kind == PENDING)
+        return Py_BuildValue("(sss#NLL)", verdict, reason, o.text, o.len, ids, o.revision,
+                             o.grace_t);
+    return Py_BuildValue("(sss#NLO)", verdict, reason, o.text, o.len, ids, o.revision, Py_None);
 }
 
 static PyMethodDef Judge_methods[] = {
     {"native", (PyCFunction)(void (*)(void))Judge_native, METH_FASTCALL,
      "native(plate, ts, gate, confidence, now, event_id) -> the answer's JSON bytes, or None: "
      "take the Python path"},
+    {"verdict", (PyCFunction)(void (*)(void))Judge_verdict, METH_FASTCALL,
+     "verdict(plate, ts, gate, confidence, now) -> (verdict, reason, plate, permits, "
+     "index_revision, grace_until epoch seconds or None), or None: take the Python path"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -49,3 +49,6 @@ class Judge:
         event_id: str | None,
         /,
     ) -> bytes | None: ...
+    def verdict(
+        self, plate: str, ts: float, gate: str, confidence: float | None, now: float, /
+    ) -> tuple[str, str, str, list[str], int, int | None] | None: ...

@@ -198,12 +198,24 @@ def test_judge_gives_the_checkers_bytes_or_declines(
     ts = t + fraction
     now = ts + delay
     body = judge.native(read, ts, gate, confidence, now, event_id)
+    fields = judge.verdict(read, ts, gate, confidence, now)
     expected = strict.check(
         live, normalise(read, country), ts, strict.rules.gates[gate], confidence, now, event_id
     )
+    grace = expected.grace_until
+    if fields is not None:  # what a record needs, judged as the Checker does
+        assert fields == (
+            expected.verdict,
+            expected.reason,
+            expected.plate,
+            expected.permits,
+            expected.index_revision,
+            None if grace is None else int(grace.timestamp()),
+        )
     if body is None:
         assert not counted
         return
+    assert fields is not None  # the bytes are those fields' (and the event id's)
     assert body == msgspec.json.encode(expected)
     assert counted == {(expected.verdict, expected.reason): 1}
 
