@@ -10,7 +10,8 @@ setup(
     ext_modules=[
         Extension(
             "enforcement.core._lookup",
-            ["enforcement/core/_lookup.c"],
+            ["enforcement/core/_lookup.c", "enforcement/core/_judge.c"],
+            depends=["enforcement/core/_lookup.h"],
             extra_compile_args=["-O2"],
             optional=True,
         )

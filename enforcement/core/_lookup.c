@@ -4,26 +4,14 @@
  *   Kernel   the hash-directory walk and record reads of index.PermitIndex
  *   Scanner  the verdict's record scan with the rule tables, and the near-match search, of
  *            checker.Checker (scan_python and near_python are the references; tests compare)
- * Both do what the Python does without the interpreter's per-step cost.
+ *   Judge    (_judge.c) a native transit's whole answer, encoded, for the common case
+ * All do what the Python does without the interpreter's per-step cost.
  *
  * The buffers are the snapshot's arrays (memory-mapped, read-only). They are validated once
  * at construction (every bucket, order and offset entry in range), so a lookup never reads
  * outside them even if a snapshot passed its checksum but was built wrong.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <string.h>
-
-#define RECORD_SIZE 18 /* <IIIIBB: start, end, zones, permit, type, flags */
-
-typedef struct {
-    PyObject_HEAD
-    Py_buffer keys, order, buckets, offsets, records;
-    Py_ssize_t n_keys, n_records;
-    uint64_t n_buckets;
-    int have_buffers;
-} Kernel;
+#include "_lookup.h"
 
 static void release(Kernel *k) {
     if (k->have_buffers) {
@@ -85,16 +73,6 @@ err1: PyBuffer_Release(&k->keys);
     return -1;
 }
 
-static inline Py_ssize_t find(const Kernel *k, int64_t key) {
-    if (key < 0) return -1;
-    const uint32_t *b = k->buckets.buf, *o = k->order.buf;
-    const int64_t *keys = k->keys.buf;
-    uint64_t h = (uint64_t)key % k->n_buckets;
-    for (uint32_t j = b[h], end = b[h + 1]; j < end; j++)
-        if (keys[o[j]] == key) return (Py_ssize_t)o[j];
-    return -1;
-}
-
 static int as_key(PyObject *arg, int64_t *out) {
     int overflow = 0;
     long long v = PyLong_AsLongLongAndOverflow(arg, &overflow);
@@ -107,12 +85,6 @@ static PyObject *Kernel_position(Kernel *k, PyObject *arg) {
     int64_t key;
     if (as_key(arg, &key) < 0) return NULL;
     return PyLong_FromSsize_t(find(k, key));
-}
-
-static inline uint32_t u32(const unsigned char *p) {
-    uint32_t v;
-    memcpy(&v, p, 4); /* little-endian hosts only: checked at module init */
-    return v;
 }
 
 static PyObject *Kernel_records(Kernel *k, PyObject *arg) {
@@ -177,7 +149,7 @@ static PyMethodDef Kernel_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject KernelType = {
+PyTypeObject KernelType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "enforcement.core._lookup.Kernel",
     .tp_basicsize = sizeof(Kernel),
@@ -197,19 +169,6 @@ static PyTypeObject KernelType = {
  *           clock_starts, clock_offsets, holidays)
  * scan(text, t, mask) -> (covering permit rows, closest miss code)
  * --------------------------------------------------------------------------------------- */
-
-enum { NO_PERMIT, NOT_YET_VALID, EXPIRED, WRONG_ZONE, UNKNOWN_TYPE, OUTSIDE_WINDOW, NOT_PRIMARY };
-#define MINUTES_PER_WEEK 10080
-
-typedef struct {
-    PyObject_HEAD
-    Kernel *kernel;
-    Py_buffer always, known, cude, modes, windows, starts, offsets, holidays;
-    Py_buffer masked; /* bit per permit row: superseded by the change overlay (live.py) */
-    Py_ssize_t n_types, n_starts;
-    int have_buffers;
-    char confusable[36][8]; /* per [0-9A-Z]: its OCR look-alikes, NUL-terminated */
-} Scanner;
 
 static void Scanner_release(Scanner *s) {
     if (s->have_buffers) {
@@ -266,29 +225,31 @@ static int Scanner_init(Scanner *s, PyObject *args, PyObject *kw) {
     return 0;
 }
 
-/* Local minute of week (Monday 00:00 = 0) and holiday flag at epoch second t. */
-static void local_minute(const Scanner *s, int64_t t, int *minute, int *holiday) {
+int64_t utc_offset(const Scanner *s, int64_t t) {
     const int64_t *starts = s->starts.buf, *offsets = s->offsets.buf;
     Py_ssize_t lo = 0, hi = s->n_starts; /* last start <= t */
     while (hi - lo > 1) {
         Py_ssize_t mid = (lo + hi) / 2;
         if (starts[mid] <= t) lo = mid; else hi = mid;
     }
-    int64_t local = t + offsets[lo];
+    return offsets[lo];
+}
+
+void local_time(const Scanner *s, int64_t t, int *minute, int64_t *day_out, int *holiday) {
+    int64_t local = t + utc_offset(s, t);
     int64_t day = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
     int64_t sec = local - day * 86400;
     int64_t weekday = ((day + 3) % 7 + 7) % 7; /* 1970-01-01 was a Thursday */
     *minute = (int)(weekday * 1440 + sec / 60);
+    *day_out = day;
     *holiday = day >= 0 && day < s->holidays.len && ((const unsigned char *)s->holidays.buf)[day];
 }
 
-/* Scan the records of key position p. Covering permit rows are appended to `rows` when it
- * is a list; when it is NULL the scan stops at the first covering one. Sets *covered and the
- * closest miss; returns -1 with an exception set on failure. */
-static int scan_records(const Scanner *s, Py_ssize_t p, long long t, unsigned long long mask,
-                        PyObject *rows, int *covered, int *miss_out) {
+void scan_records(const Scanner *s, Py_ssize_t p, long long t, unsigned long long mask,
+                  uint32_t *rows, Py_ssize_t *n_rows, int *miss_out) {
     int miss = NO_PERMIT, have_minute = 0, minute = 0, holiday = 0;
-    *covered = 0;
+    int64_t day;
+    Py_ssize_t n = 0;
     if (p >= 0) {
         const uint32_t *off = s->kernel->offsets.buf;
         const unsigned char *base = s->kernel->records.buf;
@@ -310,7 +271,7 @@ static int scan_records(const Scanner *s, Py_ssize_t p, long long t, unsigned lo
                 int inside = 1;
                 if (!always[type]) {
                     if (!have_minute) {
-                        local_minute(s, t, &minute, &holiday);
+                        local_time(s, t, &minute, &day, &holiday);
                         have_minute = 1;
                     }
                     int m = minute;
@@ -321,26 +282,17 @@ static int scan_records(const Scanner *s, Py_ssize_t p, long long t, unsigned lo
                 if (!inside) why = OUTSIDE_WINDOW;
                 else if (cude[type] && !(flags & 1)) why = NOT_PRIMARY;
                 else {
-                    *covered = 1;
+                    n++;
                     if (rows == NULL) break;
-                    PyObject *v = PyLong_FromUnsignedLong(permit);
-                    if (!v || PyList_Append(rows, v) < 0) {
-                        Py_XDECREF(v);
-                        return -1;
-                    }
-                    Py_DECREF(v);
+                    rows[n - 1] = permit;
                     continue;
                 }
             }
             if (why > miss) miss = why;
         }
     }
+    *n_rows = n;
     *miss_out = miss;
-    return 0;
-}
-
-static int digit36(char c) {
-    return (c >= '0' && c <= '9') ? c - '0' : (c >= 'A' && c <= 'Z') ? c - 'A' + 10 : -1;
 }
 
 static int args3(PyObject *const *args, Py_ssize_t nargs, const char **text, Py_ssize_t *len,
@@ -358,38 +310,33 @@ static int args3(PyObject *const *args, Py_ssize_t nargs, const char **text, Py_
     return 0;
 }
 
-static int64_t key_of(const char *p, Py_ssize_t len) {
-    if (len < 1 || len > 11) return -1;
-    int64_t k = 1;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        int d = digit36(p[i]);
-        if (d < 0) return -1;
-        k = k * 36 + d;
-    }
-    return k;
-}
-
 static PyObject *Scanner_scan(Scanner *s, PyObject *const *args, Py_ssize_t nargs) {
     const char *text;
-    Py_ssize_t len;
+    Py_ssize_t len, n;
     long long t;
     unsigned long long mask;
     if (args3(args, nargs, &text, &len, &t, &mask) < 0) return NULL;
-    PyObject *rows = PyList_New(0);
-    if (!rows) return NULL;
-    int covered, miss;
-    if (scan_records(s, find(s->kernel, key_of(text, len)), t, mask, rows, &covered, &miss) < 0) {
-        Py_DECREF(rows);
-        return NULL;
+    Py_ssize_t p = find(s->kernel, key_of(text, len));
+    const uint32_t *off = s->kernel->offsets.buf;
+    uint32_t *rows = PyMem_Malloc(sizeof(uint32_t) * (p < 0 ? 1 : off[p + 1] - off[p] + 1));
+    if (!rows) return PyErr_NoMemory();
+    int miss;
+    scan_records(s, p, t, mask, rows, &n, &miss);
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t i = 0; list && i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(rows[i]);
+        if (!v) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, v);
     }
-    return Py_BuildValue("(Ni)", rows, miss);
+    PyMem_Free(rows);
+    return list ? Py_BuildValue("(Ni)", list, miss) : NULL;
 }
 
 /* near(text, t, mask) -> plates one OCR confusion away whose permits cover (t, mask), in the
  * order plates.confusable_variants lists them. */
 static PyObject *Scanner_near(Scanner *s, PyObject *const *args, Py_ssize_t nargs) {
     const char *text;
-    Py_ssize_t len;
+    Py_ssize_t len, n;
     long long t;
     unsigned long long mask;
     if (args3(args, nargs, &text, &len, &t, &mask) < 0) return NULL;
@@ -397,7 +344,7 @@ static PyObject *Scanner_near(Scanner *s, PyObject *const *args, Py_ssize_t narg
     if (!out || len < 1 || len > 11) return out;
     char buf[12];
     memcpy(buf, text, (size_t)len);
-    int covered, miss;
+    int miss;
     for (Py_ssize_t i = 0; i < len; i++) {
         int d = digit36(text[i]);
         if (d < 0) return out;
@@ -405,10 +352,14 @@ static PyObject *Scanner_near(Scanner *s, PyObject *const *args, Py_ssize_t narg
             buf[i] = *sub;
             Py_ssize_t p = find(s->kernel, key_of(buf, len));
             if (p >= 0) {
-                if (scan_records(s, p, t, mask, NULL, &covered, &miss) < 0) goto error;
-                if (covered) {
+                scan_records(s, p, t, mask, NULL, &n, &miss);
+                if (n) {
                     PyObject *v = PyUnicode_FromStringAndSize(buf, len);
-                    if (!v || PyList_Append(out, v) < 0) { Py_XDECREF(v); goto error; }
+                    if (!v || PyList_Append(out, v) < 0) {
+                        Py_XDECREF(v);
+                        Py_DECREF(out);
+                        return NULL;
+                    }
                     Py_DECREF(v);
                 }
             }
@@ -416,9 +367,6 @@ static PyObject *Scanner_near(Scanner *s, PyObject *const *args, Py_ssize_t narg
         buf[i] = text[i];
     }
     return out;
-error:
-    Py_DECREF(out);
-    return NULL;
 }
 
 static PyMethodDef Scanner_methods[] = {
@@ -429,7 +377,7 @@ static PyMethodDef Scanner_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject ScannerType = {
+PyTypeObject ScannerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "enforcement.core._lookup.Scanner",
     .tp_basicsize = sizeof(Scanner),
@@ -449,13 +397,17 @@ PyMODINIT_FUNC PyInit__lookup(void) {
         PyErr_SetString(PyExc_ImportError, "the lookup kernel needs a little-endian host");
         return NULL;
     }
-    if (PyType_Ready(&KernelType) < 0 || PyType_Ready(&ScannerType) < 0) return NULL;
+    if (PyType_Ready(&KernelType) < 0 || PyType_Ready(&ScannerType) < 0 ||
+        PyType_Ready(&JudgeType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&KernelType);
     Py_INCREF(&ScannerType);
+    Py_INCREF(&JudgeType);
     if (PyModule_AddObject(m, "Kernel", (PyObject *)&KernelType) < 0 ||
-        PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) {
+        PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0 ||
+        PyModule_AddObject(m, "Judge", (PyObject *)&JudgeType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -24,3 +24,31 @@ class Scanner:
     ) -> None: ...
     def scan(self, text: str, t: int, mask: int, /) -> tuple[list[int], int]: ...
     def near(self, text: str, t: int, mask: int, /) -> list[str]: ...
+
+class Judge:
+    def __init__(
+        self,
+        scanner: Scanner,
+        overlay: object,
+        id_blob: object,
+        id_offsets: object,
+        built_at: float,
+        gates: dict[str, tuple[bool, int, int, int, bytes, bytes]],
+        limits: tuple[float, float, float, float, float],
+        verdicts: object,
+        sentinels: tuple[str, ...],
+        reasons: tuple[str, ...],
+    ) -> None: ...
+    def native(
+        self,
+        plate: str,
+        ts: float,
+        gate: str,
+        confidence: float | None,
+        now: float,
+        event_id: str | None,
+        /,
+    ) -> bytes | None: ...
+    def verdict(
+        self, plate: str, ts: float, gate: str, confidence: float | None, now: float, /
+    ) -> tuple[str, str, str, list[str], int, int | None] | None: ...

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +32,8 @@ from .rules import ALWAYS, HolidayMode, PermitType, Rules
 
 log = logging.getLogger(__name__)
 
-_MODE_CODE = {HolidayMode.NORMAL: 0, HolidayMode.INACTIVE: 1, HolidayMode.AS_SUNDAY: 2}
+# How the C tables spell a HolidayMode (_lookup.c, _judge.c).
+HOLIDAY_CODES: Final = {HolidayMode.NORMAL: 0, HolidayMode.INACTIVE: 1, HolidayMode.AS_SUNDAY: 2}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -97,7 +99,7 @@ def bind(index: PermitIndex, rules: Rules, source: str | Path = "") -> LiveIndex
     for i, t in enumerate(types):
         if t is not None:
             windows[i] = np.frombuffer(t.windows, dtype=np.uint8)
-            modes[i] = _MODE_CODE[t.holidays]
+            modes[i] = HOLIDAY_CODES[t.holidays]
             cude[i] = t.cude
             known[i] = True
     always = tuple(

@@ -95,23 +95,29 @@ class CameraHealth:
     def note(self, transits: Sequence[Transit], verdicts: Sequence[Verdict], now: float) -> None:
         """Count the posted reads (retries too: a camera retrying is alive): one dict lookup
         and five list updates per read (bench/bench_desk.py)."""
+        for i in range(len(transits)):  # an index: zip costs more than the counting here
+            t = transits[i]
+            self.note_one(t.camera, t.gate, t.ts, now, verdicts[i].reason == "unreadable")
+
+    def note_one(
+        self, camera: str, gate: str, ts: float, now: float, unreadable: bool = False
+    ) -> None:
+        """Count one read of `camera` at `gate`, captured at `ts`, arrived at `now`."""
         bucket = self._delta.get(minute := int(now) // 60)
         if bucket is None:
             bucket = self._delta[minute] = {}
-        for i in range(len(transits)):  # an index: zip costs more than the counting here
-            t = transits[i]
-            c = bucket.get(camera := t.camera)
-            if c is None:
-                if camera not in self.gates and camera not in self._seen_gate:
-                    if len(self._seen_gate) >= MAX_UNREGISTERED:
-                        continue
-                    self._seen_gate[camera] = t.gate
-                c = bucket[camera] = [0, 0, 0.0, 0.0, 0.0]
-            c[0] += 1
-            c[1] += verdicts[i].reason == "unreadable"
-            c[2] += (offset := now - t.ts)
-            c[3] = now
-            c[4] = offset
+        c = bucket.get(camera)
+        if c is None:
+            if camera not in self.gates and camera not in self._seen_gate:
+                if len(self._seen_gate) >= MAX_UNREGISTERED:
+                    return
+                self._seen_gate[camera] = gate
+            c = bucket[camera] = [0, 0, 0.0, 0.0, 0.0]
+        c[0] += 1
+        c[1] += unreadable
+        c[2] += (offset := now - ts)
+        c[3] = now
+        c[4] = offset
 
     @property
     def last_reads(self) -> dict[str, float]:

@@ -5,6 +5,10 @@ hand them to `Intake.accept`, which judges them against the live index and recor
 the transit log before anything is answered. A retry of an event already recorded gets the
 standing verdict and transit id back; a correction (the same event, another plate) gets its
 own verdict under the passage's transit id (passages.py).
+
+A service that records nothing (`create_app(record=False)`) answers a native post's common
+cases through `answer_native` instead: one C call from the decoded fields to the encoded
+answer (core/judge.py), the same bytes `accept` would give; None sends the post to `accept`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import time
 from collections.abc import MutableMapping, Sequence
 
 from ..core.checker import Checker
-from ..core.live import IndexHolder
+from ..core.judge import Judge, Limits, judge_for
+from ..core.live import IndexHolder, LiveIndex
 from ..core.plates import alternatives
 from ..core.rules import Gate, Rules, UnknownGate
 from ..core.verdict import Verdict
@@ -35,6 +40,44 @@ class Intake:
         self.transit_log: TransitLog | None = None  # set while it runs; None: judge only
         self.verdicts = verdicts  # (verdict, reason) -> transits, a metric
         self.health: CameraHealth | None = None  # per-camera counters (camerahealth.py)
+        # The native Judge of the live index it was bound to (rebound when the index changes).
+        self._judged: LiveIndex | None = None
+        self._judge: Judge | None = None
+
+    def answer_native(
+        self,
+        camera: str,
+        gate: str,
+        event_id: str,
+        plate: str,
+        ts: float,
+        confidence: float | None,
+    ) -> bytes | None:
+        """The encoded answer to one native transit, judged in one native step, when nothing
+        is to be recorded and it is a common case; its verdict and camera are counted as
+        `accept` counts them. None: `accept` it (a review, a near-match, an unknown gate, no
+        index yet, the transit log running, no C kernel)."""
+        live = self.holder.current
+        if live is None or self.transit_log is not None:
+            return None
+        if live is not self._judged:  # a new snapshot: bind its Judge once
+            self._judged = live
+            c = self.checker
+            limits = Limits(
+                c.review_confidence,
+                c.max_clock_skew_s,
+                c.max_transit_age_s,
+                c.max_delivery_delay_s,
+                c.index_max_age_s,
+            )
+            self._judge = judge_for(live, self.rules, limits, self.verdicts)
+        if self._judge is None:
+            return None
+        now = time.time()
+        body = self._judge.native(plate, ts, gate, confidence, now, event_id)
+        if body is not None and self.health is not None:
+            self.health.note_one(camera, gate, ts, now)
+        return body
 
     async def accept(
         self, transits: Sequence[Transit], *, field: str | None = None
