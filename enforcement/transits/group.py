@@ -41,6 +41,9 @@ class Group:
     def __len__(self) -> int:
         return len(self.frames)
 
+    def __bool__(self) -> bool:  # anyone waiting, even for no transit, must get an answer
+        return bool(self.waiters)
+
     def distinct(self, most: int) -> bool:
         """At most `most` transits, no two of one camera event (which must be decided one
         after the other: the second against what the first left)."""

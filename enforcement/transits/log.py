@@ -161,8 +161,9 @@ class TransitLog:
         verdicts: Sequence[Verdict],
         received: float,
     ) -> Sequence[Outcome]:
-        """Record the judged transits; per transit the id it stands under, or a retry's
-        standing read. Raises SpoolFull (nothing recorded)."""
+        """Record judged transits: each one's transit id, or a retry's standing read."""
+        if not transits:
+            return []
         group = self._group
         start = len(group)
         ids = group.add(transits, gates, verdicts, received)

@@ -5,6 +5,7 @@ call, and a group holding events another replica already recorded decided one by
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,21 @@ async def test_a_group_with_events_another_replica_recorded(
         (first, "e1", "AB123CE", ["AB123CD"]),
         *((transit_id("cam-1", f"n{i}", TS), f"n{i}", "AB123CD", []) for i in range(5)),
     ]
+
+
+async def test_a_request_of_no_transits_is_answered(
+    demo: tuple[Settings, Rules], redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    # A batch may be empty: nothing to write, and nothing to wait for either.
+    gate = demo[1].gates["PD-03"]
+    tl = await _open(redis_server.url, tmp_path / "s")
+    try:
+        assert await tl.log([], [], [], TS) == []
+        group = Group()
+        group.waiters.append((asyncio.get_running_loop().create_future(), 0, 0))
+        assert group and not len(group)  # gathered: a waiter, no transit
+        assert await tl.log([_transit("e")], [gate], [_verdict("e")], TS) == [
+            transit_id("cam-1", "e", TS)
+        ]
+    finally:
+        await tl.stop()
