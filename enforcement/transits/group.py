@@ -16,7 +16,16 @@ from typing import Any, Final
 
 from ..core.rules import Gate
 from ..core.verdict import Verdict
-from .record import ENCODE, NO_FIELDS, Seen, Transit, TransitRecord, encode_record, identity
+from .record import (
+    ENCODE,
+    MAX_RECORD,
+    NO_FIELDS,
+    Seen,
+    Transit,
+    TransitRecord,
+    encode_record,
+    identity,
+)
 
 # What a request gets back per transit: the transit id it stands under (new, a correction:
 # the passage's id, a new passage), or a retry's standing read, whose verdict it answers.
@@ -58,41 +67,53 @@ class Group:
     ) -> list[str]:
         """Encode the transits' records into the group; their transit ids. All or nothing:
         a transit that fails to encode leaves the group as it was."""
-        ids, digests, frames, seens = [], [], [], []
-        for t, gate, v in zip(transits, gates, verdicts, strict=True):
-            event_id = v.event_id or ""
-            tid, digest = identity(t.camera, event_id, t.ts)
-            grace = v.grace_until
-            until = None if grace is None else int(grace.timestamp())
-            fields = NO_FIELDS if t.fields is None else t.fields  # encoded in place
-            rec = TransitRecord(
-                tid,
-                t.camera,
-                event_id,
-                gate.code,
-                gate.zone,
-                v.plate,
-                t.raw,
-                t.ts,
-                received,
-                v.verdict,
-                v.reason,
-                v.permits,
-                v.index_revision,
-                until,
-                t.confidence,
-                t.country,
-                fields,  # type: ignore[arg-type]
-            )
-            frames.append(encode_record(rec))
-            # seen_of(rec), encoded: a tuple encodes as the array_like Seen does, byte for
-            # byte (tests/transits/test_group.py), without building the Seen.
-            seen = (tid, v.verdict, v.reason, v.permits, v.index_revision, until, v.plate, t.ts)
-            seens.append(ENCODE((*seen, NO_EARLIER)))
-            ids.append(tid)
-            digests.append(digest)
-        self.ids += ids
-        self.digests += digests
-        self.frames += frames
-        self.seens += seens
-        return ids
+        start = len(self.ids)
+        ids, digests, frames, seens = self.ids, self.digests, self.frames, self.seens
+        try:
+            for t, gate, v in zip(transits, gates, verdicts, strict=True):
+                event_id = v.event_id or ""
+                tid, digest = identity(t.camera, event_id, t.ts)
+                grace = v.grace_until
+                until = None if grace is None else int(grace.timestamp())
+                rec = TransitRecord(
+                    tid,
+                    t.camera,
+                    event_id,
+                    gate.code,
+                    gate.zone,
+                    v.plate,
+                    t.raw,
+                    t.ts,
+                    received,
+                    v.verdict,
+                    v.reason,
+                    v.permits,
+                    v.index_revision,
+                    until,
+                    t.confidence,
+                    t.country,
+                    NO_FIELDS if t.fields is None else t.fields,  # type: ignore[arg-type]
+                )
+                frame = ENCODE(rec)  # encode_record's common case, without the call
+                frames.append(frame if len(frame) <= MAX_RECORD else encode_record(rec))
+                # seen_of(rec), encoded: a tuple encodes as the array_like Seen does, byte
+                # for byte (tests/transits/test_group.py), without building the Seen.
+                seen = (
+                    tid,
+                    v.verdict,
+                    v.reason,
+                    v.permits,
+                    v.index_revision,
+                    until,
+                    v.plate,
+                    t.ts,
+                    NO_EARLIER,
+                )
+                seens.append(ENCODE(seen))
+                ids.append(tid)
+                digests.append(digest)
+        except BaseException:  # all or nothing: no transit of a failed request is written
+            for column in (ids, digests, frames, seens):
+                del column[start:]
+            raise
+        return ids[start:]
