@@ -218,7 +218,7 @@ def report(
     for c in args.connections:
         print(
             f"\n{'c' + str(c):12}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'÷ empty':>9}"
-            f"{'CPU µs/req':>12}{'per group':>11}"
+            f"{'CPU µs/req':>12}{'non-2xx':>9}{'per group':>11}"
         )
         for k in kinds:
             runs = sat[k, c]
@@ -230,7 +230,8 @@ def report(
             group = f"{med(runs, 'per_group'):>11.1f}" if k in LOGGING else ""
             print(
                 f"{k:12}{med(runs, 'rps'):>10.0f}{med(runs, 'p50_ms'):>9.2f}"
-                f"{med(runs, 'p99_ms'):>9.2f}{ratio}{med(runs, 'cpu_us'):>12.1f}{group}"
+                f"{med(runs, 'p99_ms'):>9.2f}{ratio}{med(runs, 'cpu_us'):>12.1f}"
+                f"{sum(x['non_2xx'] for x in runs):>9.0f}{group}"
             )
         for a, b in (("logged", "empty"), ("logged", "base"), ("check", "empty")):
             if a in kinds and b in kinds:
