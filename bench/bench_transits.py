@@ -81,17 +81,21 @@ end
 
 
 def start(
-    kind: str, port: int, data: Path, redis_url: str, tree: Path = ROOT
+    kind: str, port: int, data: Path, redis_url: str, tree: Path = ROOT, fixed: bool = False
 ) -> subprocess.Popen[bytes]:
-    """Start server `kind`; `tree`: the source tree to serve `base` from."""
+    """Start server `kind`; `tree`: the source tree to serve `base` from; `fixed`: admission
+    without its adaptive limit (a fixed 256 in flight), so that a log waiting on fsyncs is
+    measured, not shed: a 503 costs a fraction of an answer and inflates req/s."""
+    extra = ["--target-latency-ms", "0"] if fixed and kind != "empty" else []
     env = dict(os.environ, VARCO_DATA_DIR=str(data), PYTHONPATH=str(tree), REDIS_URL="off")
     if kind == "empty":
         cmd = [sys.executable, "-m", "bench.empty_server", str(port)]
     elif kind == "check":
-        cmd = [sys.executable, "-m", "bench.varco_server", str(port), "--no-log"]
+        cmd = [sys.executable, "-m", "bench.varco_server", str(port), "--no-log", *extra]
     else:
         # -P: not the working directory (this tree) first on sys.path, PYTHONPATH's tree
         cmd = [sys.executable, "-P", "-m", "bench.varco_server", str(port), "--redis", redis_url]
+        cmd += extra
     return launch(kind, cmd, env, port, "healthz" if kind == "empty" else "readyz")
 
 
@@ -136,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", nargs="+", choices=("empty", "check", "logged", "base"), default=None)
     p.add_argument("--baseline", type=Path, help="source tree of server `base` (see above)")
     p.add_argument("--no-paced", action="store_true", help="skip the paced runs")
+    p.add_argument(
+        "--fixed-admission", action="store_true", help="Varco's servers without adaptive shedding"
+    )
     args = p.parse_args(argv)
     kinds = tuple(args.kinds or ("empty", "check", "logged", *(("base",) if args.baseline else ())))
     if "base" in kinds and args.baseline is None:
@@ -156,7 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         ports = {k: free_port() for k in kinds}
         procs = {
-            k: start(k, ports[k], data, server.url, args.baseline if k == "base" else ROOT)
+            k: start(
+                k,
+                ports[k],
+                data,
+                server.url,
+                args.baseline if k == "base" else ROOT,
+                args.fixed_admission,
+            )
             for k in kinds
         }
         loads = args.connections
