@@ -16,7 +16,16 @@ from typing import Any, Final, NamedTuple
 
 from ..keys import Keys
 from .passages import Kind, resolve
-from .record import DECODE_SEEN, ENCODE, Seen, TransitRecord, dedup_key, encode_record, seen_of
+from .record import (
+    DECODE_RECORD,
+    DECODE_SEEN,
+    ENCODE,
+    Seen,
+    TransitRecord,
+    dedup_key,
+    encode_record,
+    seen_of,
+)
 from .writer import RECORD, REPLACE, GroupWriter
 
 MAX_GROUP: Final = 1000  # records per Lua call: Redis runs a script without interruption
@@ -90,6 +99,29 @@ class Committer:
                 todo = later
         return [x for x in out if x is not None]
 
+    async def commit_group(
+        self,
+        ids: Sequence[str],
+        digests: Sequence[str],
+        frames: Sequence[bytes],
+        seens: Sequence[bytes],
+        timeout_s: float,
+    ) -> list[Logged] | None:
+        """The common group (at most MAX_GROUP records, no two of one event), as encoded:
+        None when every record was written as it is (the usual reply), else how each was
+        taken (a remembered event decided as in `commit`)."""
+        async with asyncio.timeout(timeout_s):
+            replies = await self._send(digests, frames, seens, timeout_s)
+            if not any(replies):  # each reply None (written) or a Seen (never empty bytes)
+                return None
+            out = []
+            for i, reply in enumerate(replies):
+                if reply is None:
+                    out.append(Logged(Kind.NEW, ids[i], None, seens[i]))
+                else:
+                    out.append(await self._decide(DECODE_RECORD(frames[i]), reply, timeout_s))
+            return out
+
     async def _record(
         self,
         records: Sequence[TransitRecord],
@@ -97,10 +129,18 @@ class Committer:
         seens: Sequence[bytes],
         timeout_s: float,
     ) -> list[Any]:
-        keys = [self.keys.transits, *(self.keys.transit_seen(d) for d in digests)]
-        args: list[Any] = [self.ttl_s]
-        args += [encode_record(r) for r in records]
-        args += seens
+        return await self._send(digests, [encode_record(r) for r in records], seens, timeout_s)
+
+    async def _send(
+        self,
+        digests: Sequence[str],
+        frames: Sequence[bytes],
+        seens: Sequence[bytes],
+        timeout_s: float,
+    ) -> list[Any]:
+        """One RECORD call: the replies, per record None (written) or the remembered Seen."""
+        keys = [self.keys.transits, *map(self.keys.transit_seen, digests)]
+        args = [self.ttl_s, *frames, *seens]
         return await self.writer.call(RECORD, keys, args, self.waitaof_ms(timeout_s))
 
     async def _decide(self, rec: TransitRecord, remembered: bytes, timeout_s: float) -> Logged:

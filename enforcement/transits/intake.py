@@ -24,7 +24,7 @@ from ..core.rules import Gate, Rules, UnknownGate
 from ..core.verdict import Verdict
 from .camerahealth import CameraHealth
 from .log import TransitLog
-from .record import Transit, record_of
+from .record import Transit
 
 
 class Intake:
@@ -132,27 +132,10 @@ class Intake:
     ) -> list[Verdict]:
         """Log the transits before answering; a retry gets its first attempt's verdict."""
         assert self.transit_log is not None
-        records = [
-            record_of(
-                v,
-                camera=t.camera,
-                gate=gate.code,
-                zone=gate.zone,
-                raw=t.raw,
-                ts=t.ts,
-                received=now,
-                confidence=t.confidence,
-                country=t.country,
-                vendor=t.fields,
-            )
-            for t, gate, v in zip(transits, gates, verdicts, strict=True)
-        ]
-        logged = await self.transit_log.record(records)
-        out = []
-        for v, lg in zip(verdicts, logged, strict=True):
-            if lg.retry is None:  # new, a correction (the passage's id), a new passage
-                v.transit_id = lg.id
-                out.append(v)
+        outcomes = await self.transit_log.log(transits, gates, verdicts, now)
+        for i, (v, outcome) in enumerate(zip(verdicts, outcomes, strict=True)):
+            if isinstance(outcome, str):  # new, a correction (the passage's id), a new passage
+                v.transit_id = outcome
             else:  # a retry: the standing answer, so a camera never gets two verdicts
-                out.append(lg.retry.answer(v.plate, v.event_id, self.rules.clock))
-        return out
+                verdicts[i] = outcome.answer(v.plate, v.event_id, self.rules.clock)
+        return verdicts

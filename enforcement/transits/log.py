@@ -1,9 +1,9 @@
 """The durable transit log: every transit is written before the camera gets its verdict.
 
-Group commit: requests queue their records and one writer task sends everything queued since
-its last write as one Lua call (writer.py). Redis (append-only, `appendfsync always`) fsyncs
-once per event-loop turn, so a whole group costs one round trip and one fsync, and the
-request path never waits on more than the write in flight plus its own.
+Group commit: requests encode their records into the group being gathered (group.py); one
+writer task sends the group as one Lua call (commit.py, writer.py). Redis (append-only,
+`appendfsync always`) fsyncs once per event-loop turn, so a whole group costs one round trip
+and one fsync, and a request never waits on more than the write in flight plus its own.
 
 Each camera event is one passage (passages.py): a retry gets the standing verdict and writes
 nothing, a correction is recorded under the passage's transit id with the reads it replaces,
@@ -30,31 +30,31 @@ import contextlib
 import logging
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
 
 import redis.asyncio as aredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import OutOfMemoryError
 
+from ..core.rules import Gate
+from ..core.verdict import Verdict
 from ..durable import NotDurable, needs_waitaof
 from ..keys import Keys
-from .commit import Committer, Logged, decided
+from .commit import MAX_GROUP, Committer, Logged, decided
+from .group import Group, Outcome
 from .passages import Kind, resolve
-from .record import DECODE_RECORD, DECODE_SEEN, Seen, TransitRecord, dedup_key, encode_record
+from .recent import Recent
+from .record import DECODE_RECORD, Transit, TransitRecord, encode_record, lapsed
 from .spool import Spool, SpoolFull, read_frames
 from .writer import GroupWriter
 
 log = logging.getLogger(__name__)
 
-LOCAL_SEEN_MAX: Final = 200_000  # retries answered from memory while Redis is away
-
 
 class TransitLog:
-    """Records transits durably; `record` says, per record, how it was taken (`Logged`)."""
+    """Records transits durably (`log`), each as a new transit, a correction or a retry."""
 
     def __init__(
         self,
@@ -86,17 +86,14 @@ class TransitLog:
         self.full = False  # the last write was refused: spool full (or failing)
         self.last_error: str | None = None
         self.out_of_memory = False  # the last failure: Redis at its maxmemory (memory.py)
-        self._queue: list[tuple[Sequence[TransitRecord], asyncio.Future[list[Logged]]]] = []
+        self._group = Group()  # being gathered while the previous one is written
         self._wake = asyncio.Event()
         self._retry_redis = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._segment_lock = asyncio.Lock()  # replay and retention rewrite segments
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
-        # digest -> (first seen, the encoded Seen): bytes, not the Seen, because a Seen holds
-        # a list, and with 200,000 lists to walk the collector's full collections set the p99
-        # under load (40-120 ms; bench/README.md) and cost every post up to 8 us.
-        self._seen: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._recent = Recent(dedup_window_s)
         # counters for /metrics
         self.written_redis = 0
         self.written_spool = 0
@@ -137,8 +134,8 @@ class TransitLog:
     async def stop(self) -> None:
         # Let queued records reach Redis or the spool: they may already be waited on.
         for _ in range(100):
-            if not self._queue and not self._write_lock.locked():
-                break
+            if not self._group and not self._write_lock.locked():
+                break  # nothing gathered, nothing being written
             await asyncio.sleep(0.01)
         self._stopping = True
         self._retry_redis.set()
@@ -157,11 +154,26 @@ class TransitLog:
 
     # -- the request path ------------------------------------------------------------------
 
-    async def record(self, records: Sequence[TransitRecord]) -> list[Logged]:
-        fut: asyncio.Future[list[Logged]] = asyncio.get_running_loop().create_future()
-        self._queue.append((records, fut))
+    async def log(
+        self,
+        transits: Sequence[Transit],
+        gates: Sequence[Gate],
+        verdicts: Sequence[Verdict],
+        received: float,
+    ) -> Sequence[Outcome]:
+        """Record judged transits: each one's transit id, or a retry's standing read."""
+        if not transits:
+            return []
+        group = self._group
+        start = len(group)
+        ids = group.add(transits, gates, verdicts, received)
+        # One future per request: a future shared by the group would be cancelled for all
+        # when one waiting request is (a task's cancellation cancels what it awaits).
+        fut: asyncio.Future[list[Outcome] | None] = asyncio.get_running_loop().create_future()
+        group.waiters.append((fut, start, len(group)))
         self._wake.set()
-        return await fut
+        outcomes = await fut
+        return ids if outcomes is None else outcomes
 
     async def _write_loop(self) -> None:
         while not self._stopping:
@@ -170,41 +182,56 @@ class TransitLog:
             # batch of socket events join this group instead of paying a round trip each.
             await asyncio.sleep(0)
             self._wake.clear()
-            while self._queue:
-                group, self._queue = self._queue, []
-                records = [r for recs, _ in group for r in recs]
+            while self._group:
+                group, self._group = self._group, Group()
                 try:
                     async with self._write_lock:
-                        results = await self._write(records)
+                        outcomes = await self._write_group(group)
                 except Exception as exc:  # SpoolFull, or the disk failing: refuse, never drop
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():  # see _replay_loop
-                        for _, fut in group:
-                            if not fut.done():
-                                fut.set_exception(exc)
-                        raise asyncio.CancelledError from exc
-                    self.refused += len(records)
-                    self.full = True
-                    for _, fut in group:
+                    for fut, _, _ in group.waiters:
                         if not fut.done():
                             fut.set_exception(exc)
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():  # see _replay_loop
+                        raise asyncio.CancelledError from exc
+                    self.refused += len(group)
+                    self.full = True
                     continue
                 self.groups += 1
                 self.full = False
-                pos = 0
-                for recs, fut in group:
+                for fut, start, end in group.waiters:
                     if not fut.done():
-                        fut.set_result(results[pos : pos + len(recs)])
-                    pos += len(recs)
+                        fut.set_result(None if outcomes is None else outcomes[start:end])
 
-    async def _write(self, records: list[TransitRecord]) -> list[Logged]:
+    async def _write_group(self, group: Group) -> list[Outcome] | None:
+        """Write the group; None when every transit was written as built (the common case:
+        Redis takes it, no event in it is remembered), else each transit's outcome."""
+        now, digests = self.clock(), group.digests
+        if self.redis_ok and group.distinct(MAX_GROUP) and not self._recent.knows_any(digests):
+            assert self._committer is not None
+            try:
+                logged = await self._committer.commit_group(
+                    group.ids, digests, group.frames, group.seens, self.write_timeout_s
+                )
+            except Exception as exc:
+                self._redis_failed(exc)  # then decided one by one, to the spool
+            else:
+                if logged is None:
+                    self.written_redis += len(group)
+                    self._recent.remember_all(digests, group.seens, now)
+                    return None
+                self.written_redis += sum(lg.seen is not None for lg in logged)
+                self._account(digests, logged, now)
+                return _outcomes(logged)
+        return _outcomes(await self._write([DECODE_RECORD(f) for f in group.frames], digests))
+
+    async def _write(self, records: list[TransitRecord], digests: list[str]) -> list[Logged]:
         """Write the records, each decided against what is remembered of its event."""
         now = self.clock()
         window = self.correction_window_s
         results: list[Logged | None] = [None] * len(records)
-        digests = [dedup_key(rec.camera, rec.event_id) for rec in records]
         for i, rec in enumerate(records):  # retries this worker remembers: no round trip
-            prior = self._seen_locally(digests[i], now)
+            prior = self._recent.get(digests[i], now)
             if prior is not None:
                 kind, write = resolve(prior, rec, window)
                 if write is None:
@@ -227,13 +254,13 @@ class TransitLog:
             assert self.spool is not None
             frames = []
             for i in rest:
-                prior = self._seen_locally(digests[i], now)
+                prior = self._recent.get(digests[i], now)
                 kind, write = resolve(prior, records[i], window)
                 results[i] = lg = decided(kind, records[i] if write is None else write, prior)
                 if write is not None:
                     frames.append(encode_record(write))
                     assert lg.seen is not None
-                    self._remember(digests[i], lg.seen, now)  # the next record of the group
+                    self._recent.remember(digests[i], lg.seen, now)  # the group's next
             try:
                 await asyncio.to_thread(self.spool.append, frames)
             except SpoolFull:
@@ -244,14 +271,18 @@ class TransitLog:
             self.written_spool += len(frames)
             self._retry_redis.set()
         out = [r for r in results if r is not None]
-        for digest, lg in zip(digests, out, strict=True):
+        self._account(digests, out, now)
+        return out
+
+    def _account(self, digests: Sequence[str], logged: Sequence[Logged], now: float) -> None:
+        """Count how the records were taken; remember what now stands for their events."""
+        for digest, lg in zip(digests, logged, strict=True):
             if lg.kind is not Kind.NEW:
                 self.duplicates += lg.kind is Kind.RETRY
                 self.corrections += lg.kind is Kind.CORRECTION
                 self.new_passages += lg.kind is Kind.NEW_PASSAGE
             if lg.seen is not None:
-                self._remember(digest, lg.seen, now)
-        return out
+                self._recent.remember(digest, lg.seen, now)
 
     def distrust(self, reason: str) -> None:
         """Redis can no longer be trusted with transits (its memory policy would evict them,
@@ -268,20 +299,6 @@ class TransitLog:
         self.last_error = _describe(exc)
         self.out_of_memory = isinstance(exc, OutOfMemoryError)
         self._retry_redis.set()
-
-    # -- local dedup (while Redis is away, and for retries to this worker) -----------------
-
-    def _seen_locally(self, digest: str, now: float) -> Seen | None:
-        """What this worker remembers of the event (its own writes, within the window)."""
-        hit = self._seen.get(digest)
-        if hit is None or hit[0] < now - self.dedup_window_s:
-            return None
-        return DECODE_SEEN(hit[1])
-
-    def _remember(self, digest: str, seen: bytes, now: float) -> None:
-        self._seen[digest] = (now, seen)
-        if len(self._seen) > LOCAL_SEEN_MAX:
-            self._seen.popitem(last=False)
 
     # -- replay ----------------------------------------------------------------------------
 
@@ -330,43 +347,27 @@ class TransitLog:
         log.info("transit log: writing to Redis")
 
     async def _replay_segment(self, path: Path) -> None:
+        assert self.spool is not None and self._committer is not None
         async with self._segment_lock:
-            await self._replay_segment_locked(path)
-
-    async def _replay_segment_locked(self, path: Path) -> None:
-        assert self.spool is not None
-        frames = await asyncio.to_thread(lambda: list(read_frames(path)))
-        records = [DECODE_RECORD(f) for f in frames]
-        assert self._committer is not None
-        # Each spooled record decided again against Redis: a correction made while Redis was
-        # away lands as one, whatever another replica wrote meanwhile.
-        await self._committer.commit(records, timeout_s=10.0 + len(records) / 1000)
-        self.replayed += len(records)
-        await asyncio.to_thread(self.spool.remove, path)
+            frames = await asyncio.to_thread(lambda: list(read_frames(path)))
+            records = [DECODE_RECORD(f) for f in frames]
+            # Each spooled record decided again against Redis: a correction made while Redis
+            # was away lands as one, whatever another replica wrote meanwhile.
+            await self._committer.commit(records, timeout_s=10.0 + len(records) / 1000)
+            self.replayed += len(records)
+            await asyncio.to_thread(self.spool.remove, path)
         if records:
             log.info("transit log: replayed %d spooled transits into Redis", len(records))
 
-    # -- retention -------------------------------------------------------------------------
-
     async def prune_spool(self, retention_s: float) -> int:
-        """Drop spooled records of allowed and not-enforced transits older than `retention_s`
-        (Redis away for longer than the retention): they must not outlive their purpose.
-        Pending and review records stay: they still have to reach the follow-up."""
+        """Drop spooled records past `retention_s` (`lapsed`; Redis away longer than that):
+        they must not outlive their purpose. The number dropped."""
         spool = self.spool
         if spool is None or spool.is_empty():
             return 0
         cutoff = self.clock() - retention_s
-
-        def expired(frame: bytes) -> bool:
-            rec = DECODE_RECORD(frame)
-            return rec.verdict in ("allowed", "not_enforced") and rec.received < cutoff
-
-        dropped = 0
         async with self._write_lock, self._segment_lock:
-            spool.seal()
-            for path in spool.segments():
-                dropped += await asyncio.to_thread(spool.rewrite, path, lambda f: not expired(f))
-        return dropped
+            return await asyncio.to_thread(spool.prune, lambda f: not lapsed(f, cutoff))
 
     async def _prune_loop(self, retention_s: float, every_s: float = 60.0) -> None:
         while not self._stopping:
@@ -375,8 +376,6 @@ class TransitLog:
                 await self.prune_spool(retention_s)
             except OSError as exc:
                 log.error("transit spool retention failed: %s", exc)
-
-    # -- status ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, object]:
         spool = self.spool
@@ -387,6 +386,10 @@ class TransitLog:
             "spool_max_bytes": self.spool_max_bytes,
             "spool_dir": str(spool.directory) if spool else None,
         }
+
+
+def _outcomes(logged: Sequence[Logged]) -> list[Outcome]:
+    return [lg.id if lg.retry is None else lg.retry for lg in logged]
 
 
 def _describe(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Final, cast
+from typing import Final
 
 import msgspec
 
@@ -117,6 +117,18 @@ def dedup_key(camera: str, event_id: str) -> str:
     return h.hexdigest()
 
 
+def identity(camera: str, event_id: str, ts: float) -> tuple[str, str]:
+    """`(transit_id(...), dedup_key(...))` in one call. Still two hashes: both derivations are
+    pinned (stored ids and Redis key names must match across versions), and they differ in
+    input (the capture instant) and digest size. (Hashing the shared prefix once and copying
+    the state costs more than it saves: a third `update` call.)"""
+    tid = _ID_HASH.copy()
+    tid.update(f"{camera}\0{event_id}\0{ts:.3f}".encode())
+    key = _KEY_HASH.copy()
+    key.update(f"{camera}\0{event_id}".encode())
+    return tid.hexdigest(), key.hexdigest()
+
+
 def encode_record(record: TransitRecord) -> bytes:
     """The record as logged. A payload that puts a blob where a value was due would make it
     large: then it is encoded again with the vendor's texts cut to MAX_FIELD characters,
@@ -132,6 +144,13 @@ def encode_record(record: TransitRecord) -> bytes:
         cut = msgspec.Raw(ENCODE(_cut(plain)))
         data = ENCODE(msgspec.structs.replace(record, vendor=cut))
     return data
+
+
+def lapsed(frame: bytes, cutoff: float) -> bool:
+    """An encoded record of an allowed or not-enforced transit received before `cutoff`:
+    past its retention. Pending and review records stay: they must reach the follow-up."""
+    rec = DECODE_RECORD(frame)
+    return rec.verdict in ("allowed", "not_enforced") and rec.received < cutoff
 
 
 def _cut(value: object) -> object:
@@ -156,41 +175,4 @@ def seen_of(record: TransitRecord) -> Seen:
         record.plate,
         record.ts,
         record.earlier,
-    )
-
-
-def record_of(
-    verdict: Verdict,
-    *,
-    camera: str,
-    gate: str,
-    zone: str,
-    raw: str,
-    ts: float,
-    received: float,
-    confidence: float | None,
-    country: str | None,
-    vendor: object,
-) -> TransitRecord:
-    """`vendor`: the adapter's kept fields (a msgspec struct or a dict), unencoded, or None."""
-    event_id = verdict.event_id or ""
-    grace = verdict.grace_until
-    return TransitRecord(
-        transit_id(camera, event_id, ts),
-        camera,
-        event_id,
-        gate,
-        zone,
-        verdict.plate,
-        raw,
-        ts,
-        received,
-        verdict.verdict,
-        verdict.reason,
-        verdict.permits,
-        verdict.index_revision,
-        None if grace is None else int(grace.timestamp()),
-        confidence,
-        country,
-        NO_FIELDS if vendor is None else cast(msgspec.Raw, vendor),  # encoded in place
     )

@@ -132,6 +132,12 @@ class Spool:
         path.unlink()
         self.bytes_used = max(0, self.bytes_used - size)
 
+    def prune(self, keep: Callable[[bytes], bool]) -> int:
+        """Drop the frames `keep` rejects from every segment (retention), the active one
+        sealed first; the number dropped. Blocking, and the caller holds writes back."""
+        self.seal()
+        return sum(self.rewrite(path, keep) for path in self.segments())
+
     def rewrite(self, path: Path, keep: Callable[[bytes], bool]) -> int:
         """Drop the frames `keep` rejects from a sealed segment (retention); the number
         dropped. Atomic: a crash leaves the old or the new file, never half of one."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from enforcement.transits.record import dedup_key, transit_id
+from enforcement.transits.record import dedup_key, identity, transit_id
 
 
 def test_ids_are_pinned() -> None:
@@ -22,3 +22,11 @@ def test_ids_are_blake2b_of_the_fields() -> None:
         key = hashlib.blake2b(f"{camera}\0{event}".encode(), digest_size=16).hexdigest()
         assert dedup_key(camera, event) == key
         assert transit_id(camera, event, ts) != transit_id(camera, event + "x", ts)
+
+
+def test_identity_is_both_in_one_call() -> None:
+    for camera, event, ts in (("cam-1", "evt-1", 1795431600.25), ("c", "é\0x", 1.8e9 + 0.0005)):
+        assert identity(camera, event, ts) == (
+            transit_id(camera, event, ts),
+            dedup_key(camera, event),
+        )
