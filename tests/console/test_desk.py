@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from ..support.accounts import audit_records
 from ..support.api import CAMERA, NOW, transit
+from ..support.browser import CITY_TZ
 from ..support.cameras import AT, VENDORS, key
 from ..support.console import call
 from .conftest import Console
@@ -108,7 +110,7 @@ def test_a_transit_search_by_plate_and_day_then_the_cameras(console: Console) ->
     b.wait("h1", "Ricerca transiti")
     b.fill("Targa", "AB123CD")
     # the day as the browser's date control takes it (its own locale's order)
-    day = dt.datetime.now().astimezone()
+    day = dt.datetime.now(ZoneInfo(CITY_TZ))  # the city's day, as the server reads it
     b.driver.execute_script(
         "arguments[0].value = arguments[1]", b.labelled("Giorno"), day.strftime("%Y-%m-%d")
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 # Screenshots land here (data/ is not committed); VARCO_SCREENSHOTS moves them.
+CITY_TZ = "Europe/Rome"  # the demo city's (examples/demo.toml)
 SCREENSHOTS = Path(os.environ.get("VARCO_SCREENSHOTS", ROOT / "data" / "screenshots"))
 WAIT_S = 10.0
 
@@ -75,7 +76,11 @@ class Browser:
         ):
             options.add_argument(arg)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.driver = webdriver.Chrome(options=options, service=Service(chromedriver() or ""))
+        # The browser keeps the city's time, as an operator's in Italy does: the pages' "today"
+        # (the transit search's day, the violations' range) is the city's day, also when the
+        # machine's clock (UTC) is still on the day before.
+        service = Service(chromedriver() or "", env=dict(os.environ, TZ=CITY_TZ))
+        self.driver = webdriver.Chrome(options=options, service=service)
         self.driver.set_page_load_timeout(WAIT_S)
         self.base = ""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
