@@ -47,7 +47,7 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_connections: int = 1000
     max_in_flight: int = 256
     max_queue_wait_s: float = 0.02
-    target_latency_s: float = 0.05  # the adaptive in-flight limit's target; 0: fixed
+    target_latency_s: float = 0.01  # the adaptive in-flight limit's target; 0: fixed
     retry_after_s: int = 1
     key_rate: float = 0.0  # requests per second per key; 0: no limit
     key_burst: int = 100

@@ -86,10 +86,8 @@ class ServerSpec(_Section, kw_only=True):
     max_queue_wait_ms: Annotated[int, msgspec.Meta(ge=0)] = 20
     # The in-flight limit adapts (up to max_in_flight) to keep the p90 of the requests'
     # latency (from their first bytes) within target_latency_ms (0: the limit is
-    # max_in_flight, fixed). Above what a busy, not overloaded, process takes: a logged
-    # transit on 32 busy connections takes 10-20 ms (p90) on a loaded host, and a target
-    # below that refused nearly every request of a closed loop (bench_overload --saturated).
-    target_latency_ms: Annotated[float, msgspec.Meta(ge=0)] = 50.0
+    # max_in_flight, fixed); it is cut only while it limits (admission.py).
+    target_latency_ms: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     retry_after: PositiveSeconds = PositiveSeconds(1)
     # Requests per second per API key (vendor camera routes: per camera) and process
     # (0: no limit), with bursts of key_burst; past it 429 with Retry-After.

@@ -36,21 +36,18 @@ the limit in force adapts to it (AIMD, as TCP's congestion window or Netflix's
 concurrency-limits): every WINDOW_S, if more than a tenth of the requests completed in it
 took longer than `server.target_latency_ms` from their first bytes at the connection (their
 p90 is above it; the loop turns a request waits before its handler are what grows when the
-process is overloaded), the limit is cut by
-BACKOFF; if they were within it and the limit was reached (a request refused or queued for
-want of a slot), it grows by STEP. Between MIN_IN_FLIGHT and max_in_flight; it starts at a
+process is overloaded) and the limit was reached (a request refused or queued for want of a
+slot), the limit is cut by BACKOFF; if they were within it and the limit was reached, it
+grows by STEP. Between MIN_IN_FLIGHT and max_in_flight; it starts at a
 quarter of max_in_flight. Only completions of requests admitted after the last cut count
 for the next one, so one cut is not repeated for the requests the old limit let in. Per
 request: a timestamp and a compare on release. target_latency_ms 0: the limit is fixed.
 What the connection cap (connections.py) does before a request exists is not repeated here.
 
-The target must sit above what a busy process takes when it is not overloaded: below it, a
-saturated closed loop (each client sends again when answered) is cut under its own
-concurrency, its refused requests come straight back, refusing them takes CPU, the admitted
-ones get later, and the limit is cut again down to its floor (10 ms refused 98 % of a closed
-loop on 32 connections; bench_overload.py --saturated). Hence 50 ms: a bound against
-collapse. Behind nginx, max_conns per replica (deploy/nginx.conf) is the finer bound, and its
-refusals cost the replica nothing.
+A generous target does not help: at 50 ms the limit grew while the process refused 2× its
+capacity, and the admitted p99 at 3× went to 1.5 s (10 ms: 31 ms). Behind nginx, max_conns
+per replica (deploy/nginx.conf) bounds what reaches a replica, and its refusals cost the
+replica nothing.
 """
 
 from __future__ import annotations
@@ -76,6 +73,7 @@ BACKOFF: Final = 0.9
 STEP: Final = 8
 MIN_IN_FLIGHT: Final = 8
 LATE_SHARE: Final = 10  # above the target: more than 1 in LATE_SHARE completions late (p90)
+LIMITING_S: Final = 1.0  # the limit was reached this recently: cutting it can shed load
 
 
 class Overloaded(errors.ApiError):
@@ -91,6 +89,7 @@ class Admission:
         self.limit = max(self.floor, self.ceiling // 4) if self.target_s > 0 else self.ceiling
         self._done = self._late = 0  # completions in this window, and those over the target
         self._reached = False  # a request refused or queued for want of a slot in this window
+        self._limited_at = -LIMITING_S  # perf_counter of the last window in which it was
         self._since = 0.0  # perf_counter of the last cut: requests admitted before do not count
         self.cuts = self.raises = 0
         self.max_wait_s = limits.max_queue_wait_s
@@ -200,11 +199,22 @@ class Admission:
         done, late, reached = self._done, self._late, self._reached
         self._done = self._late = 0
         self._reached = False
-        if late > 1 and late * LATE_SHARE > done:
+        now = time.perf_counter()
+        if reached:
+            self._limited_at = now
+        # Cut only a limit that limits: a request refused or queued for want of a slot within
+        # LIMITING_S (the late requests completing now were admitted a while ago, when the
+        # limit was reached). Latency above the target with the limit not reached comes from
+        # elsewhere (a slow fsync, a busy CPU); cutting it would refuse a closed loop below
+        # its own concurrency, its refusals come straight back and cost CPU, the admitted get
+        # later, and the limit falls to its floor (at 10 ms: 83 % of a saturated closed loop
+        # on 32 connections answered 503 and half its 200s lost; bench_overload --saturated).
+        limiting = now - self._limited_at < LIMITING_S
+        if limiting and late > 1 and late * LATE_SHARE > done:
             cut = max(self.floor, int(self.limit * BACKOFF))
             if cut < self.limit:
                 self.limit, self.cuts = cut, self.cuts + 1
-            self._since = time.perf_counter()
+            self._since = now
         elif reached and done and self.limit < self.ceiling:
             self.limit, self.raises = min(self.ceiling, self.limit + STEP), self.raises + 1
 

@@ -210,7 +210,7 @@ def test_target_latency(tmp_path: Path, text: str, seconds: float) -> None:
     server = f"[server]\ntarget_latency_ms = {text}\n"
     config.write_text(DEMO_CONFIG.read_text(encoding="utf-8").replace("[server]\n", server, 1))
     assert load_config(config)[0].server.target_latency_s == seconds
-    assert load_config(DEMO_CONFIG)[0].server.target_latency_s == 0.05  # the default
+    assert load_config(DEMO_CONFIG)[0].server.target_latency_s == 0.01  # the default
 
 
 @pytest.mark.parametrize(
