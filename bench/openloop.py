@@ -77,7 +77,10 @@ class Load:
         self.grow()
 
     def grow(self) -> None:
-        if self.backlog and len(self.conns) + self.opening < self.max_conns:
+        # A closed loop keeps its connections: one the server (or nginx, after a refusal or
+        # 1,000 requests) closed is opened again, or the loop would dwindle.
+        wanted = self.backlog or self.closed
+        if wanted and len(self.conns) + self.opening < self.max_conns:
             self.opening += 1
             asyncio.get_running_loop().create_task(self.open())
 
