@@ -113,12 +113,16 @@ async def test_the_limit_falls_while_handling_is_slow_and_recovers_when_it_is_fa
     app = create_app(settings, rules, transit_redis_url=redis_server.url)
 
     async def limit(client: Client) -> int:
-        metrics = (await client.request("GET", "/metrics"))[1]
-        found = re.search(r"^varco_http_in_flight_limit (\d+)$", metrics, re.M)
-        assert found is not None
-        ready = (await client.request("GET", "/readyz"))[1]
-        assert ready["admission"]["in_flight_limit"] == int(found[1])
-        return int(found[1])
+        """The limit as /metrics and /readyz both show it (a window's decision may fall
+        between the two reads: then read again)."""
+        for _ in range(20):
+            metrics = (await client.request("GET", "/metrics"))[1]
+            found = re.search(r"^varco_http_in_flight_limit (\d+)$", metrics, re.M)
+            assert found is not None
+            ready = (await client.request("GET", "/readyz"))[1]
+            if ready["admission"]["in_flight_limit"] == int(found[1]):
+                return int(found[1])
+        raise AssertionError(f"/metrics {found[1]} and /readyz {ready['admission']} disagree")
 
     async def flood(client: Client, n: int) -> list[int]:
         plates = [f"AD{i:03d}EF" for i in range(n)]
