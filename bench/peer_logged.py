@@ -50,7 +50,7 @@ from enforcement.core.verdict import (
     WRONG_ZONE,
 )
 
-from .peer_server import APP_NAME, TABLE, Row, make_app, no_reset
+from .peer_server import TABLE, Row, make_app, pg_pool
 
 LOG_TABLE: Final = "bench_transits"
 CREATE_LOG_TABLE: Final = (
@@ -131,8 +131,6 @@ RECORD_FIELDS: Final = (
 
 
 def pg_logged_app(dsn: str, pool_size: int) -> web.Application:
-    import asyncpg
-
     state: dict[str, Any] = {}
 
     async def lookup(text: str, t: Any, ts: int, mask: int) -> Sequence[Row]:
@@ -141,13 +139,7 @@ def pg_logged_app(dsn: str, pool_size: int) -> web.Application:
         )
 
     async def setup(app: web.Application) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=pool_size,
-            max_size=pool_size,
-            reset=no_reset,
-            server_settings={"application_name": APP_NAME, "synchronous_commit": "on"},
-        )
+        pool = await pg_pool(dsn, pool_size, synchronous_commit="on")
         state["pool"] = pool
         yield
         await pool.close()

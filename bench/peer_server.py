@@ -141,9 +141,21 @@ async def no_reset(con: Any) -> None:
     """The pool's per-release reset, disabled: nothing to undo, the handler runs one SELECT."""
 
 
-def pg_app(dsn: str, pool_size: int) -> web.Application:
+async def pg_pool(dsn: str, size: int, **settings: str) -> Any:
+    """A fixed-size asyncpg pool without the per-release reset, its backends named APP_NAME
+    (compare.py pins them to the load generator's core); `settings`: more server settings."""
     import asyncpg
 
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=size,
+        max_size=size,
+        reset=no_reset,
+        server_settings={"application_name": APP_NAME, **settings},
+    )
+
+
+def pg_app(dsn: str, pool_size: int) -> web.Application:
     state: dict[str, Any] = {}
 
     async def lookup(text: str, t: Any, ts: int, mask: int) -> Sequence[Row]:
@@ -152,13 +164,7 @@ def pg_app(dsn: str, pool_size: int) -> web.Application:
         return await state["pool"].fetch(PG_QUERY, text)  # type: ignore[no-any-return]
 
     async def setup(app: web.Application) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=pool_size,
-            max_size=pool_size,
-            reset=no_reset,
-            server_settings={"application_name": APP_NAME},
-        )
+        pool = await pg_pool(dsn, pool_size)
         async with pool.acquire() as con:  # prepare once per connection happens on first use
             await con.fetch(PG_QUERY, "")
         state["pool"] = pool

@@ -17,7 +17,7 @@ counts the verdicts it gives in the metrics' counter, as `Intake.accept` does fo
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import NamedTuple
+from typing import Protocol
 
 from .live import HOLIDAY_CODES, LiveIndex
 from .plates import SENTINELS
@@ -32,14 +32,19 @@ except ImportError:  # not built: every transit takes the Checker's path
 __all__ = ["Judge", "Limits", "judge_for"]
 
 
-class Limits(NamedTuple):
-    """The Checker's limits (checker.py says what each means), as the Judge applies them."""
+class Limits(Protocol):
+    """The Checker's limits (checker.py says what each means): a Checker is one."""
 
-    review_confidence: float
-    max_clock_skew_s: float
-    max_transit_age_s: float
-    max_delivery_delay_s: float
-    index_max_age_s: float
+    @property
+    def review_confidence(self) -> float: ...
+    @property
+    def max_clock_skew_s(self) -> float: ...
+    @property
+    def max_transit_age_s(self) -> float: ...
+    @property
+    def max_delivery_delay_s(self) -> float: ...
+    @property
+    def index_max_age_s(self) -> float: ...
 
 
 def _suspended(gate: Gate) -> bytes:
@@ -55,8 +60,8 @@ def _suspended(gate: Gate) -> bytes:
 def judge_for(
     live: LiveIndex, rules: Rules, limits: Limits, verdicts: MutableMapping[tuple[str, str], int]
 ) -> Judge | None:
-    """The Judge of `live` under the city's rules and the Checker's limits (None without
-    the kernel); it counts its answers in `verdicts`, which must be a dict."""
+    """The Judge of `live` under the city's rules and the limits of `limits` (the Checker;
+    None without the kernel); it counts its answers in `verdicts`, which must be a dict."""
     if Judge is None or live.scanner is None:
         return None
     gates = {

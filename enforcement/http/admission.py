@@ -173,12 +173,13 @@ class Admission:
             self.shed["queue_timeout"] += 1
             raise self.refusal()
 
-    def done(self, started: float) -> None:
-        """Give the slot back (`leave`) of a request that started at `started`
-        (time.perf_counter()), counting its latency for the adaptive limit."""
+    def done(self, started: float, ended: float | None = None) -> None:
+        """Give the slot back (`leave`) of a request that started at `started` and ended at
+        `ended` (time.perf_counter(); None: now), counting its latency for the adaptive
+        limit."""
         if self.target_s > 0 and started >= self._since:  # fixed limit: nothing to adapt
             self._done += 1
-            if time.perf_counter() - started > self.target_s:
+            if (time.perf_counter() if ended is None else ended) - started > self.target_s:
                 self._late += 1
         self.leave()
 

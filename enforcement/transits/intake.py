@@ -17,7 +17,7 @@ import time
 from collections.abc import MutableMapping, Sequence
 
 from ..core.checker import Checker
-from ..core.judge import Judge, Limits, judge_for
+from ..core.judge import Judge, judge_for
 from ..core.live import IndexHolder, LiveIndex
 from ..core.plates import alternatives
 from ..core.rules import Gate, Rules, UnknownGate
@@ -62,15 +62,7 @@ class Intake:
             return None
         if live is not self._judged:  # a new snapshot: bind its Judge once
             self._judged = live
-            c = self.checker
-            limits = Limits(
-                c.review_confidence,
-                c.max_clock_skew_s,
-                c.max_transit_age_s,
-                c.max_delivery_delay_s,
-                c.index_max_age_s,
-            )
-            self._judge = judge_for(live, self.rules, limits, self.verdicts)
+            self._judge = judge_for(live, self.rules, self.checker, self.verdicts)
         if self._judge is None:
             return None
         now = time.time()

@@ -16,7 +16,7 @@ from enforcement.config.load import make_checker
 from enforcement.config.settings import Settings
 from enforcement.core.changes import PermitChange
 from enforcement.core.checker import Checker
-from enforcement.core.judge import Judge, Limits, judge_for
+from enforcement.core.judge import Judge, judge_for
 from enforcement.core.live import LiveIndex
 from enforcement.core.plates import normalise
 from enforcement.core.rules import Rules
@@ -141,15 +141,7 @@ def strict(demo: tuple[Settings, Rules]) -> Checker:
 def _judge(
     checker: Checker, live: LiveIndex, counted: defaultdict[tuple[str, str], int]
 ) -> Judge | None:
-    c = checker
-    limits = Limits(
-        c.review_confidence,
-        c.max_clock_skew_s,
-        c.max_transit_age_s,
-        c.max_delivery_delay_s,
-        c.index_max_age_s,
-    )
-    return judge_for(live, c.rules, limits, counted)
+    return judge_for(live, checker.rules, checker, counted)
 
 
 instants = st.one_of(
