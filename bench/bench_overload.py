@@ -8,18 +8,20 @@ Redis of its own) and its Redis pinned to core 0; the load generator on core 1 (
 request: its own CPU is reported, as near a core's worth its latencies would be its own).
 Each front (--front) is measured in turn: `direct`, the load offered to the server itself, and
 `nginx`, through the OS's nginx on deploy/nginx.conf (its max_conns per replica, its own 503
-past it), pinned to core 1 beside the generator (a proxy is not the replica's CPU). Per
-round and front:
+past it; `nginx:N`, max_conns N), pinned to core 1 beside the generator (a proxy is not the
+replica's CPU). Per round:
 
-1. capacity: a closed loop on --connections (default 64) keep-alive connections, each posting
-   its next transit when answered, on a server with a fixed limit of 256: the capacity
-   (transits/s), and the latency at it;
+1. capacity, the replica's, the same for every front: a closed loop straight to it on
+   --connections (default 64) keep-alive connections, each posting its next transit when
+   answered, on a server with a fixed limit of 256: the capacity (transits/s), and the
+   latency at it;
 2. per variant (--target-latency-ms: several take turns in each round, each on a fresh
    server; 0 is the fixed limit), open loops (bench/openloop.py) at ¼ (unloaded, the
    reference), 1×, 3× and 10× that capacity: transits arrive at a fixed rate whatever the
    answers, on up to --pool connections (cameras do not slow down because the service does).
    Latency runs from each transit's due time. Then a closed loop on --saturated connections
-   (32): busy but not overloaded, so whatever is refused there is refused needlessly.
+   (32): busy but not overloaded, so whatever is refused there is refused needlessly (unless
+   nginx's max_conns is below 32: then it is an overload of its own).
 
 Reported per load, as medians over rounds and as ratios to the unloaded run of the same
 round: admitted (200) p50 and p99, the share answered 503, answers that never came, the
@@ -253,9 +255,8 @@ def serving(
 def run_capacity(
     r: int, front: str, data: Path, redis_url: str, plates: str, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """The round's capacity through `front`: a closed loop on a server with a fixed limit (an
-    adaptive one would shed the closed loop's own queue, 64 connections, and the 503s would
-    spin it)."""
+    """The round's capacity: a closed loop on a server with a fixed limit (an adaptive one, or
+    nginx's max_conns below 64, would shed the loop's own queue and the 503s would spin it)."""
     with serving(data, redis_url, args, 0.0, CAPACITY_SLOTS, front) as served:
         print(f"round {r + 1}, {front}", flush=True)
         return measure("capacity", served, plates, args, "--closed", str(args.connections))
@@ -370,11 +371,9 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.rounds):
                 # Variants take turns within a round on the same capacity (offered rates), so
                 # the host's noise falls on each alike.
-                capacity = {
-                    f: run_capacity(r, f, data, redis.url, plates, args) for f in args.front
-                }
+                capacity = run_capacity(r, "direct", data, redis.url, plates, args)
                 for v, f in variants:
-                    runs = run_round(capacity[f], v, f, data, redis.url, plates, args)
+                    runs = run_round(capacity, v, f, data, redis.url, plates, args)
                     rounds[label(v, f)].append(runs)
         finally:
             redis.stop()

@@ -8,7 +8,10 @@
     always`: acknowledged = on disk) before the reply, by group commit;
 (d) `base`, with `--baseline DIR`: (c) served from another source tree (e.g. `git archive
     main | tar -x -C DIR`, plus the built `_lookup*.so`): before and after a change to the log,
-    side by side in one run.
+    side by side in one run;
+(e) `floor`, with `--kinds ... floor`: (a) plus a fixed record written durably by group
+    commit before each answer (bench/empty_server.py --log): the least any logged answer
+    costs on this stack, so the ceiling for (c).
 
 Every request carries a new event id (a repeated one would be answered from the dedup keys
 without a write). Servers run pinned to core 0, wrk and Redis to core 1 (Redis is a separate
@@ -90,13 +93,15 @@ def start(
     env = dict(os.environ, VARCO_DATA_DIR=str(data), PYTHONPATH=str(tree), REDIS_URL="off")
     if kind == "empty":
         cmd = [sys.executable, "-m", "bench.empty_server", str(port)]
+    elif kind == "floor":
+        cmd = [sys.executable, "-m", "bench.empty_server", str(port), "--log", redis_url]
     elif kind == "check":
         cmd = [sys.executable, "-m", "bench.varco_server", str(port), "--no-log", *extra]
     else:
         # -P: not the working directory (this tree) first on sys.path, PYTHONPATH's tree
         cmd = [sys.executable, "-P", "-m", "bench.varco_server", str(port), "--redis", redis_url]
         cmd += extra
-    return launch(kind, cmd, env, port, "healthz" if kind == "empty" else "readyz")
+    return launch(kind, cmd, env, port, "healthz" if kind in ("empty", "floor") else "readyz")
 
 
 LOGGING = ("logged", "base")
@@ -137,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--connections", type=int, nargs="+", default=[32], help="loads for the saturation runs"
     )
-    p.add_argument("--kinds", nargs="+", choices=("empty", "check", "logged", "base"), default=None)
+    p.add_argument(
+        "--kinds", nargs="+", choices=("empty", "check", "logged", "floor", "base"), default=None
+    )
     p.add_argument("--baseline", type=Path, help="source tree of server `base` (see above)")
     p.add_argument("--no-paced", action="store_true", help="skip the paced runs")
     p.add_argument(

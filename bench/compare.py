@@ -3,12 +3,14 @@ just put the permits in PostgreSQL or Redis?
 
     .venv/bin/python -m bench.compare --permits 1000000 10000000 --rounds 3
 
-Nine servers answer the same transit stream (`POST /v1/transits`, a new event id every time):
+Ten servers answer the same transit stream (`POST /v1/transits`, a new event id every time):
 
 (a) empty   aiohttp + uvloop reading and decoding the same body, a fixed answer: the ceiling;
 (b) check   Varco's check (`create_app(record=False)`): auth, normalisation, gate, index, rules;
 (c) logged  the same, each transit written to Redis (append-only, `appendfsync always`)
             before the answer: durable logging;
+(c') floor  (a) plus a fixed record written as durably, by the same group commit, before
+            each answer (bench/empty_server.py --log): the most (c) could reach on this stack;
 (d) pg      the ceiling's handler plus the same check from PostgreSQL (btree index on plate,
             asyncpg pool with the per-release reset disabled): bench/peer_server.py;
 (e) redis   the same from Redis (one GET per transit; redis-py asyncio + hiredis);

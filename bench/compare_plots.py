@@ -13,6 +13,7 @@ COLORS = {
     "empty": "#9e9e9e",
     "check": "#1f77b4",
     "logged": "#4a90d9",
+    "floor": "#7f7f7f",
     "pg": "#d62728",
     "redis": "#ff7f0e",
     "pg-logged": "#8c1c13",

@@ -56,6 +56,8 @@ TARGETS = (  # (label, numerator, denominator, minimum): issue 23's goals
     ("check + log / Redis + XADD, throughput", "logged", "redis-logged", 2.0),
 )
 OTHER_RATIOS = (  # (label, numerator, denominator): no goal, reported
+    ("empty + durable log / empty: the most (c) could reach", "floor", "empty"),
+    ("check + log / empty + durable log", "logged", "floor"),
     ("check + log / PostgreSQL, a peer that logs nothing", "logged", "pg"),
     ("check + log / Redis, a peer that logs nothing", "logged", "redis"),
     ("check, 2 workers / 1 worker", "check-w2", "check"),

@@ -31,6 +31,7 @@ KINDS = (
     "empty",
     "check",
     "logged",
+    "floor",
     "pg",
     "redis",
     "pg-logged",
@@ -42,6 +43,7 @@ LABELS = {
     "empty": "(a) empty handler",
     "check": "(b) Varco check",
     "logged": "(c) Varco check + durable log",
+    "floor": "(c') empty handler + durable log",
     "pg": "(d) PostgreSQL",
     "redis": "(e) Redis",
     "pg-logged": "(f) PostgreSQL + INSERT",
@@ -135,7 +137,7 @@ def start_servers(
         "redis-logged": ("bench.peer_logged", "redis-logged", peer_url),
     }
     for k in kinds:
-        if k in ("empty", "check", "logged"):
+        if k in ("empty", "check", "logged", "floor"):
             procs[k] = bench_transits.start(k, ports[k], data, log_url)
         elif k in peers:
             module, *rest = peers[k]

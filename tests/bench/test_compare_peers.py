@@ -6,6 +6,7 @@ must reject a log that differs (no benchmark runs here)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -97,3 +98,29 @@ def test_pg_logged_peer_logs_what_it_answers(pg_url: str) -> None:
     del logged[next(iter(logged))]
     with pytest.raises(compare_verify.VerificationError, match="1 of 400 transits"):
         compare_verify.check_logged("pg-logged", answers, logged)
+
+
+async def test_the_floor_answers_once_its_record_is_written(redis_server: EmbeddedRedis) -> None:
+    """(c') answers a post only after its record is in the stream, however many posts share
+    a group commit: at every answer, the stream holds at least as many as were answered."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bench import empty_server
+
+    from ..support.api import CAMERA, transit
+
+    r = redis.Redis.from_url(redis_server.url)
+    answered = 0
+
+    async with TestClient(TestServer(empty_server.make_app(redis_server.url))) as client:
+
+        async def post(i: int) -> None:
+            nonlocal answered
+            reply = await client.post("/v1/transits", json=transit("AB123CD"), headers=CAMERA)
+            assert await reply.read() == empty_server.BODY
+            answered += 1
+            assert r.xlen("floor") >= answered
+
+        await asyncio.gather(*(post(i) for i in range(50)))
+    assert r.xlen("floor") == 50
+    r.close()
