@@ -339,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         help="server.target_latency_ms (0: a fixed limit); several: each round runs each",
     )
+    p.add_argument("--redis-nice", type=int, default=0, help="Redis's nice, relative")
     p.add_argument("--no-log", action="store_true", help="judge without the transit log")
     p.add_argument(
         "--front",
@@ -363,10 +364,9 @@ def main(argv: list[str] | None = None) -> int:
         redis = EmbeddedRedis(data / "redis")
         redis.start()
         assert redis.process is not None
-        REDIS_PID[0] = redis.process.pid
-        subprocess.run(
-            ["taskset", "-pc", "0", str(redis.process.pid)], check=True, capture_output=True
-        )
+        REDIS_PID[0] = pid = redis.process.pid
+        subprocess.run(["taskset", "-pc", "0", str(pid)], check=True, capture_output=True)
+        os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, pid) + args.redis_nice)
         try:
             for r in range(args.rounds):
                 # Variants take turns within a round on the same capacity (offered rates), so
