@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--baseline", type=Path, help="source tree of server `base` (see above)")
     p.add_argument("--no-paced", action="store_true", help="skip the paced runs")
+    p.add_argument("--redis-nice", type=int, default=0, help="Redis's nice, relative (beside wrk)")
     p.add_argument(
         "--fixed-admission", action="store_true", help="Varco's servers without adaptive shedding"
     )
@@ -165,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         server = EmbeddedRedis(data / "redis")
         server.start()
         assert server.process is not None
-        subprocess.run(
-            ["taskset", "-pc", "1", str(server.process.pid)], check=True, capture_output=True
-        )
+        pid = server.process.pid
+        subprocess.run(["taskset", "-pc", "1", str(pid)], check=True, capture_output=True)
+        os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, pid) + args.redis_nice)
         ports = {k: free_port() for k in kinds}
         procs = {
             k: start(
