@@ -3,9 +3,10 @@ keys, encoded records and encoded `Seen`s, and the requests waiting for them.
 
 Between the verdict and Redis's reply a transit is no object of its own: its record is
 encoded once, straight from the `Transit`, its gate and its `Verdict` (a native post judged
-natively: from its decoded fields and the Judge's, `add_one`), into the group's lists, which go to Redis as one Lua call (commit.py). Only a group the common path cannot
-take (a remembered event, two reads of one event, Redis away) is decoded back into
-`TransitRecord`s and decided one by one (log.py).
+natively: from its decoded fields and the Judge's, `add_one`), into the group's lists, which
+go to Redis as one Lua call (commit.py). Only a group the common path cannot take (a
+remembered event, two reads of one event, Redis away) is decoded back into `TransitRecord`s
+and decided one by one (log.py).
 """
 
 from __future__ import annotations
