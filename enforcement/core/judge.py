@@ -14,8 +14,8 @@ alternatives"). A Judge is bound to one live index (its scanner, id table and ov
 counts the verdicts it gives in the metrics' counter, as `Intake.accept` does for its own.
 
 With the transit log running, `Judge.logged` judges the same cases and gives the answer with
-its transit id and what the record needs (transits/group.py, `Group.add_one`); the caller
-counts it once the record is written.
+its transit id and what the record needs (transits/group.py: `Judged`, `Group.add_one`);
+the caller counts it once the record is written.
 """
 
 from __future__ import annotations
@@ -33,11 +33,7 @@ try:
 except ImportError:  # not built: every transit takes the Checker's path
     Judge = None  # type: ignore[assignment,misc]
 
-__all__ = ["Judge", "Judged", "Limits", "judge_for"]
-
-# `Judge.logged`'s answer: the body (native's, with the transit id), the (verdict, reason)
-# counter key, then the record's plate, permits, index revision and grace_until (epoch s).
-Judged = tuple[bytes, tuple[str, str], str, list[str], int, int | None]
+__all__ = ["Judge", "Limits", "judge_for"]
 
 
 class Limits(Protocol):

@@ -15,7 +15,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
-from ..core.judge import Judged
 from ..core.rules import Gate
 from ..core.verdict import Verdict
 from .record import (
@@ -34,6 +33,11 @@ from .record import (
 Outcome = str | Seen
 
 NO_EARLIER: Final[list[str]] = []  # a new read replaces none (encoded, never changed)
+
+# A transit judged natively (`Judge.logged`, core/judge.py): the answer's body (with the
+# transit id), the (verdict, reason) counter key, then the record's plate, permits, index
+# revision and grace_until (epoch seconds).
+Judged = tuple[bytes, tuple[str, str], str, list[str], int, int | None]
 
 
 class Read(Protocol):

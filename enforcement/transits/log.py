@@ -38,13 +38,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import OutOfMemoryError
 
-from ..core.judge import Judged
 from ..core.rules import Gate
 from ..core.verdict import Verdict
 from ..durable import NotDurable, describe, needs_waitaof
 from ..keys import Keys
 from .commit import MAX_GROUP, Committer, Logged, decided
-from .group import Group, Outcome, Read
+from .group import Group, Judged, Outcome, Read
 from .passages import Kind, resolve
 from .recent import Recent
 from .record import DECODE_RECORD, Transit, TransitRecord, encode_record, lapsed
