@@ -198,6 +198,14 @@ async def test_logged_native_answers_and_records_equal_the_python_paths(
     for p in batch:
         event = f"x{example}-{p['event']}"
         assert _seen(a, p["camera"], event) == _seen(b, p["camera"], event)
+    assert a.intake.verdicts == b.intake.verdicts  # counted alike (/metrics)
+    la, lb = a.intake.transit_log, b.intake.transit_log
+    assert la is not None and lb is not None
+    assert (la.duplicates, la.corrections, la.new_passages) == (
+        lb.duplicates,
+        lb.corrections,
+        lb.new_passages,
+    )
 
 
 async def test_the_common_cases_are_logged_natively_and_counted(
