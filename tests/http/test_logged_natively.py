@@ -213,26 +213,37 @@ async def test_the_common_cases_are_logged_natively_and_counted(
 ) -> None:
     native, a, python, b, counting = pair
     ts = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
-    bodies = [
+    later = (ts + dt.timedelta(seconds=2)).isoformat()
+    bodies = [  # PD-03 is always enforced
         {"plate": "AB123CD"},  # allowed
         {"plate": "ZZ999ZZ"},  # pending
         {"plate": "ZZ999ZZ", "event_id": "n-1"},  # a retry of the pending read
-        {"plate": "ZZ999ZY", "event_id": "n-1"},  # a correction
+        {"plate": "ZZ999ZZ", "event_id": "n-1", "ts": later},  # again, captured later
+        {"plate": "ZZ999ZY", "event_id": "n-1", "ts": later},  # a correction
+        {"plate": "ZZ999ZZ", "event_id": "n-1", "ts": (ts - dt.timedelta(hours=1)).isoformat()},
         {"plate": "AB123C0"},  # a near-match: the Python path
         {"plate": ""},  # unreadable: the Python path
     ]
+    answers = []
     for i, extra in enumerate(bodies):
         body = {"event_id": f"n-{i}", "camera": "cam-1", "gate": "PD-03", "ts": ts.isoformat()}
         body |= {"confidence": 0.9, **extra}
         got, want = await _post(native, body), await _post(python, body)
         assert got == want, body
-    assert counting.judged == 4  # allowed, pending, the retry, the correction
+        answers.append(msgspec.json.decode(got[1]))
+    assert counting.judged == 6  # all but the near-match and the unreadable read
+    # The retries and the correction under the passage's id (the correction's own would be
+    # another: captured later), the reused event id an hour off a transit of its own.
+    passage = answers[1]["transit_id"]
+    assert [x["transit_id"] == passage for x in answers[1:6]] == [True] * 4 + [False]
+    assert answers[4]["plate"] == "ZZ999ZY" and answers[3]["plate"] == "ZZ999ZZ"
     assert a.intake.verdicts == b.intake.verdicts
     assert sum(a.intake.verdicts.values()) == len(bodies)
     la, lb = a.intake.transit_log, b.intake.transit_log
     assert la is not None and lb is not None
-    assert (la.duplicates, la.corrections) == (lb.duplicates, lb.corrections) == (1, 1)
+    counters = [(x.duplicates, x.corrections, x.new_passages) for x in (la, lb)]
+    assert counters == [(2, 1, 1)] * 2
     for s in (a, b):
         assert s.health is not None
         await s.health.flush(None, Keys(s.settings.redis.prefix))
-    assert a.health.totals["cam-1"][:2] == b.health.totals["cam-1"][:2] == [6, 1]  # type: ignore[union-attr]
+    assert a.health.totals["cam-1"][:2] == b.health.totals["cam-1"][:2] == [8, 1]  # type: ignore[union-attr]
