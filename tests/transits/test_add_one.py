@@ -1,10 +1,12 @@
 """`Group.add_one` (a native transit judged natively, encoded from the Judge's fields) against
 `Group.add` (the Transit and Verdict `Intake.accept` builds for it): over random transits,
-the same transit id, dedup key, record frame and Seen, byte for byte."""
+the same transit id, dedup key, record frame and Seen, byte for byte; and `TransitLog.log_one`
+where the group is decided one by one (the spool)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -17,8 +19,11 @@ from enforcement.core.rules import Rules
 from enforcement.core.verdict import MISS_REASONS, Verdict
 from enforcement.http.schemas import TransitIn
 from enforcement.http.transits import native_transit
+from enforcement.keys import Keys
 from enforcement.transits.group import Group
-from enforcement.transits.record import identity
+from enforcement.transits.log import TransitLog
+from enforcement.transits.record import Seen, identity
+from enforcement.transits.spool import all_frames
 
 texts = st.text(max_size=20)
 judged = st.one_of(
@@ -101,3 +106,40 @@ def test_add_one_appends_after_what_the_group_holds(demo: tuple[Settings, Rules]
     assert group.add_one(t, at.timestamp(), g, ident, fields, 1.0) == 1
     assert len(group) == 2 and group.ids[1] == ident[0]
     assert msgspec.msgpack.decode(group.frames[1])[0] == ident[0]
+
+
+async def test_log_one_through_the_spool_answers_as_log(
+    demo: tuple[Settings, Rules], tmp_path: Path
+) -> None:
+    """No Redis: the group is decided one by one, to the spool (`_write`): the outcome is the
+    transit id, then a retry's standing read; the spooled frame is add_one's."""
+    g = demo[1].gates["PD-03"]
+    tl = TransitLog(
+        redis_url=None,
+        keys=Keys("s"),
+        spool_root=tmp_path / "spool",
+        spool_max_bytes=1 << 20,
+        write_timeout_s=1,
+        dedup_window_s=3600,
+    )
+    await tl.start()
+    try:
+        at = dt.datetime(2026, 12, 8, 9, 0, tzinfo=dt.UTC)
+        ts = at.timestamp()
+        t = TransitIn("e1", "cam-1", "PD-03", "ZZ999ZZ", at, None, "IT")
+        ident = identity("cam-1", "e1", ts)
+        fields = (b"", ("pending", "no_permit"), "ZZ999ZZ", [], 4, int(ts) + 259200)
+        expected = Group()
+        expected.add_one(t, ts, g, ident, fields, 5.0)
+        assert await tl.log_one(t, ts, g, ident, fields, 5.0) == ident[0]
+        retry = await tl.log_one(t, ts, g, ident, fields, 6.0)
+        assert isinstance(retry, Seen) and retry.id == ident[0]
+        assert (retry.verdict, retry.reason, retry.grace_until) == (
+            "pending",
+            "no_permit",
+            fields[5],
+        )
+        assert (tl.written_spool, tl.duplicates) == (1, 1)
+    finally:
+        await tl.stop()
+    assert list(all_frames(tmp_path / "spool")) == expected.frames
