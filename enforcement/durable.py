@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aredis
+from redis.exceptions import OutOfMemoryError
 
 from .memory import SAFE_POLICY, eviction_problem
 
@@ -46,3 +47,12 @@ async def needs_waitaof(r: aredis.Redis, losing: str) -> bool:
         f"Redis {version} has appendfsync={cfg.get('appendfsync')} and no "
         "WAITAOF: set appendfsync always"
     )
+
+
+def describe(exc: BaseException) -> str:
+    """A Redis write's failure, for the log and /readyz."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OutOfMemoryError):
+        return "OOM: Redis is at its maxmemory and refuses writes"
+    return f"{type(exc).__name__}: {exc}"

@@ -14,6 +14,8 @@
  *         sentinels, reasons)
  *   native(plate, ts, gate, confidence, now, event_id) -> bytes | None
  *   verdict(plate, ts, gate, confidence, now) -> the verdict's fields | None (for a record)
+ *   logged(plate, ts, gate, confidence, now, event_id, transit_id) -> (native's body with
+ *       the transit id, (verdict, reason), plate, permits, revision, grace_until) | None
  * `gates`: gate code -> (always, holiday mode, zone mask, grace s, schedule, suspended),
  * `suspended` a byte per month * 32 + day; `limits`: (review_confidence, max_clock_skew_s,
  * max_transit_age_s, max_delivery_delay_s, index_max_age_s); `verdicts` the metrics'
@@ -307,7 +309,8 @@ static void head(Body *b, const char *verdict, const char *reason, const char *p
     put(b, "\"", 1);
 }
 
-/* index_revision (omitted when 0, as a default), grace_until's text if any, event_id. */
+/* index_revision (omitted when 0, as a default), grace_until's text if any, event_id (the
+ * caller closes the object). */
 static void tail(Body *b, long long revision, const char *grace, const char *event,
                  Py_ssize_t event_len) {
     if (revision != 0) {
@@ -324,7 +327,6 @@ static void tail(Body *b, long long revision, const char *grace, const char *eve
         put(b, event, event_len);
         put(b, "\"", 1);
     }
-    put(b, "}", 1);
 }
 
 /* msgspec's RFC 3339 text of the local datetime at epoch second t (LocalClock.to_datetime),
@@ -522,20 +524,50 @@ static int put_permits(Body *b, const Judge *j, const Outcome *o) {
     return 1;
 }
 
+/* Whether the event id is one the body can carry as msgspec writes it (else the Python
+ * path): its text and length into `*id`, `*len` (NULL for None). */
+static int event_text(PyObject *event, const char **id, Py_ssize_t *len) {
+    *id = NULL;
+    *len = 0;
+    if (event == Py_None) return 1;
+    if (!PyUnicode_Check(event) || !PyUnicode_IS_ASCII(event)) return 0;
+    *id = (const char *)PyUnicode_1BYTE_DATA(event);
+    *len = PyUnicode_GET_LENGTH(event);
+    return plain(*id, *len);
+}
+
+/* The answer's body for `o` up to, without, its closing brace; its (verdict, reason) key in
+ * the metrics' counter, or NULL when it cannot be written here (the Python path). */
+static PyObject *write_body(const Judge *j, const Outcome *o, const char *event_id,
+                            Py_ssize_t event_len, Body *b) {
+    char grace[32];
+    b->n = 0;
+    b->full = 0;
+    if (o->kind == INACTIVE) {
+        head(b, "not_enforced", "gate_inactive", o->text, o->len);
+        tail(b, o->revision, NULL, event_id, event_len);
+        return b->full ? NULL : j->inactive_key;
+    }
+    if (o->kind == ALLOWED) {
+        head(b, "allowed", "permit", o->text, o->len);
+        if (!put_permits(b, j, o)) return NULL;
+        tail(b, o->revision, NULL, event_id, event_len);
+        return b->full ? NULL : j->allowed_key;
+    }
+    if (!local_iso(j->scanner, o->grace_t, grace)) return NULL;
+    head(b, "pending", MISS[o->miss], o->text, o->len);
+    tail(b, o->revision, grace, event_id, event_len);
+    return b->full ? NULL : j->pending_keys[o->miss];
+}
+
 static PyObject *Judge_native(Judge *j, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "native(plate, ts, gate, confidence, now, event_id)");
         return NULL;
     }
-    PyObject *event = args[5], *key;
-    const char *event_id = NULL;
-    Py_ssize_t event_len = 0;
-    if (event != Py_None) { /* as msgspec writes it, or the Python path */
-        if (!PyUnicode_Check(event) || !PyUnicode_IS_ASCII(event)) Py_RETURN_NONE;
-        event_id = (const char *)PyUnicode_1BYTE_DATA(event);
-        event_len = PyUnicode_GET_LENGTH(event);
-        if (!plain(event_id, event_len)) Py_RETURN_NONE;
-    }
+    const char *event_id;
+    Py_ssize_t event_len;
+    if (!event_text(args[5], &event_id, &event_len)) Py_RETURN_NONE;
     Outcome o;
     int rc = judge(j, args[0], args[1], args[2], args[3], args[4], &o);
     if (rc <= 0) {
@@ -543,27 +575,37 @@ static PyObject *Judge_native(Judge *j, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     Body b; /* (not zeroed: 2 kB) */
-    b.n = 0;
-    b.full = 0;
-    char grace[32];
-    if (o.kind == INACTIVE) {
-        head(&b, "not_enforced", "gate_inactive", o.text, o.len);
-        key = j->inactive_key;
-        tail(&b, o.revision, NULL, event_id, event_len);
-    } else if (o.kind == ALLOWED) {
-        head(&b, "allowed", "permit", o.text, o.len);
-        if (!put_permits(&b, j, &o)) Py_RETURN_NONE;
-        key = j->allowed_key;
-        tail(&b, o.revision, NULL, event_id, event_len);
-    } else {
-        if (!local_iso(j->scanner, o.grace_t, grace)) Py_RETURN_NONE;
-        head(&b, "pending", MISS[o.miss], o.text, o.len);
-        key = j->pending_keys[o.miss];
-        tail(&b, o.revision, grace, event_id, event_len);
-    }
-    if (b.full) Py_RETURN_NONE;
+    PyObject *key = write_body(j, &o, event_id, event_len, &b);
+    put(&b, "}", 1);
+    if (key == NULL || b.full) Py_RETURN_NONE;
     if (count(j, key) < 0) return NULL;
     return PyBytes_FromStringAndSize(b.buf, b.n);
+}
+
+/* The covering permits' ids as a list of str (empty unless ALLOWED); NULL with an exception
+ * set, or without one for a row past the id table (then the Python path). */
+static PyObject *permit_list(const Judge *j, const Outcome *o) {
+    Py_ssize_t n = o->kind == ALLOWED ? o->n : 0;
+    PyObject *ids = PyList_New(n);
+    const uint32_t *off = j->id_offsets.buf;
+    for (Py_ssize_t i = 0; ids && i < n; i++) {
+        uint32_t row = o->rows[i];
+        PyObject *id = (Py_ssize_t)row < j->n_ids
+                           ? PyUnicode_DecodeUTF8((const char *)j->id_blob.buf + off[row],
+                                                  off[row + 1] - off[row], NULL)
+                           : NULL;
+        if (id == NULL) {
+            Py_CLEAR(ids);
+        } else
+            PyList_SET_ITEM(ids, i, id);
+    }
+    return ids;
+}
+
+/* grace_until, epoch seconds, for a record: an int when pending, else None. */
+static PyObject *grace_of(const Outcome *o) {
+    if (o->kind == PENDING) return PyLong_FromLongLong(o->grace_t);
+    Py_RETURN_NONE;
 }
 
 /* verdict(...) -> (verdict, reason, plate, permits, index_revision, grace_until epoch s or
@@ -580,30 +622,53 @@ static PyObject *Judge_verdict(Judge *j, PyObject *const *args, Py_ssize_t nargs
         if (rc < 0) return NULL;
         Py_RETURN_NONE;
     }
-    PyObject *ids = PyList_New(o.kind == ALLOWED ? o.n : 0);
-    for (Py_ssize_t i = 0; ids && o.kind == ALLOWED && i < o.n; i++) {
-        const uint32_t *off = j->id_offsets.buf;
-        uint32_t row = o.rows[i];
-        PyObject *id = (Py_ssize_t)row < j->n_ids
-                           ? PyUnicode_DecodeUTF8((const char *)j->id_blob.buf + off[row],
-                                                  off[row + 1] - off[row], NULL)
-                           : NULL;
-        if (id == NULL) {
-            Py_CLEAR(ids);
-            if (!PyErr_Occurred()) Py_RETURN_NONE;
-        } else
-            PyList_SET_ITEM(ids, i, id);
+    PyObject *key = o.kind == INACTIVE  ? j->inactive_key
+                    : o.kind == ALLOWED ? j->allowed_key
+                                        : j->pending_keys[o.miss];
+    PyObject *ids = permit_list(j, &o);
+    if (ids == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
     }
-    if (ids == NULL) return NULL;
-    const char *verdict = o.kind == INACTIVE ? "not_enforced" : o.kind == ALLOWED ? "allowed"
-                                                                                  : "pending";
-    const char *reason = o.kind == INACTIVE  ? "gate_inactive"
-                         : o.kind == ALLOWED ? "permit"
-                                             : MISS[o.miss];
-    if (o.kind == PENDING)
-        return Py_BuildValue("(sss#NLL)", verdict, reason, o.text, o.len, ids, o.revision,
-                             o.grace_t);
-    return Py_BuildValue("(sss#NLO)", verdict, reason, o.text, o.len, ids, o.revision, Py_None);
+    return Py_BuildValue("(OOs#NLN)", PyTuple_GET_ITEM(key, 0), PyTuple_GET_ITEM(key, 1), o.text,
+                         o.len, ids, o.revision, grace_of(&o));
+}
+
+/* logged(plate, ts, gate, confidence, now, event_id, transit_id) -> (body, (verdict,
+ * reason), plate, permits, index_revision, grace_until epoch s or None), or None: a logged
+ * transit's answer (native's bytes with the transit id) and what its record needs, in one
+ * judging; the key is the metrics' counter key, not counted here (the caller counts once
+ * the record is written). */
+static PyObject *Judge_logged(Judge *j, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "logged(plate, ts, gate, confidence, now, event_id, transit_id)");
+        return NULL;
+    }
+    const char *event_id, *tid;
+    Py_ssize_t event_len, tid_len;
+    if (!event_text(args[5], &event_id, &event_len) || args[6] == Py_None ||
+        !event_text(args[6], &tid, &tid_len))
+        Py_RETURN_NONE;
+    Outcome o;
+    int rc = judge(j, args[0], args[1], args[2], args[3], args[4], &o);
+    if (rc <= 0) {
+        if (rc < 0) return NULL;
+        Py_RETURN_NONE;
+    }
+    Body b; /* (not zeroed: 2 kB) */
+    PyObject *key = write_body(j, &o, event_id, event_len, &b);
+    puts_(&b, ",\"transit_id\":\"");
+    put(&b, tid, tid_len);
+    put(&b, "\"}", 2);
+    if (key == NULL || b.full) Py_RETURN_NONE;
+    PyObject *ids = permit_list(j, &o);
+    if (ids == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(y#Os#NLN)", b.buf, b.n, key, o.text, o.len, ids, o.revision,
+                         grace_of(&o));
 }
 
 static PyMethodDef Judge_methods[] = {
@@ -613,6 +678,10 @@ static PyMethodDef Judge_methods[] = {
     {"verdict", (PyCFunction)(void (*)(void))Judge_verdict, METH_FASTCALL,
      "verdict(plate, ts, gate, confidence, now) -> (verdict, reason, plate, permits, "
      "index_revision, grace_until epoch seconds or None), or None: take the Python path"},
+    {"logged", (PyCFunction)(void (*)(void))Judge_logged, METH_FASTCALL,
+     "logged(plate, ts, gate, confidence, now, event_id, transit_id) -> (body, (verdict, "
+     "reason), plate, permits, index_revision, grace_until epoch seconds or None), or None: "
+     "take the Python path"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -52,3 +52,14 @@ class Judge:
     def verdict(
         self, plate: str, ts: float, gate: str, confidence: float | None, now: float, /
     ) -> tuple[str, str, str, list[str], int, int | None] | None: ...
+    def logged(
+        self,
+        plate: str,
+        ts: float,
+        gate: str,
+        confidence: float | None,
+        now: float,
+        event_id: str | None,
+        transit_id: str,
+        /,
+    ) -> tuple[bytes, tuple[str, str], str, list[str], int, int | None] | None: ...

@@ -12,6 +12,10 @@ datetime, then encoding them) costs several times the lookup; served by one C ca
 transit costs little more than decoding its body (bench/README.md, "Against the
 alternatives"). A Judge is bound to one live index (its scanner, id table and overlay) and
 counts the verdicts it gives in the metrics' counter, as `Intake.accept` does for its own.
+
+With the transit log running, `Judge.logged` judges the same cases and gives the answer with
+its transit id and what the record needs (transits/group.py: `Judged`, `Group.add_one`);
+the caller counts it once the record is written.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def native_transit(t: TransitIn, ts: float | None = None) -> Transit:
 def add_routes(app: web.Application, service: Service) -> None:
     # Cameras authenticate with keys only (`keyring.require`, synchronous): none signs in.
     settings, intake, require = service.settings, service.intake, service.keyring.require
-    answer = intake.answer_native
+    answer, logged = intake.answer_native, intake.answer_logged
     # (key id, camera, gate) that `check_native` let through: it depends on nothing else, and
     # a camera posts the same three every time (bounded, as the keyring's header cache).
     checked: set[tuple[str, str, str]] = set()
@@ -64,9 +64,12 @@ def add_routes(app: web.Application, service: Service) -> None:
             if len(checked) < _CHECKED_MAX:
                 checked.add((key.id, t.camera, t.gate))
         ts = t.ts.timestamp()
-        # The common case in one native step (no log: see Intake.answer_native), else the
-        # reference path, which judges and records.
-        body = answer(t.camera, t.gate, t.event_id, t.plate, ts, t.confidence)
+        # The common case in one native step (Intake.answer_native, answer_logged with the
+        # log running), else the reference path, which judges and records.
+        if intake.transit_log is None:
+            body = answer(t.camera, t.gate, t.event_id, t.plate, ts, t.confidence)
+        else:
+            body = await logged(t, ts)
         if body is None:
             (verdict,) = await intake.accept((native_transit(t, ts),))
             body = ENCODER.encode(verdict)

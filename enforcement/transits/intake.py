@@ -9,12 +9,19 @@ own verdict under the passage's transit id (passages.py).
 A service that records nothing (`create_app(record=False)`) answers a native post's common
 cases through `answer_native` instead: one C call from the decoded fields to the encoded
 answer (core/judge.py), the same bytes `accept` would give; None sends the post to `accept`.
+With the log running, `answer_logged` does the same for the common cases and records them:
+judged by the same C call, the record and its Seen encoded into the group straight from the
+judged fields (group.py, `Group.add_one`), the answer's bytes given with the transit id. A
+retry or a correction gets what `accept` would answer (tests/http/test_logged_natively.py).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import MutableMapping, Sequence
+from typing import Final
+
+import msgspec
 
 from ..core.checker import Checker
 from ..core.judge import Judge, judge_for
@@ -23,8 +30,11 @@ from ..core.plates import alternatives
 from ..core.rules import Gate, Rules, UnknownGate
 from ..core.verdict import Verdict
 from .camerahealth import CameraHealth
+from .group import Read
 from .log import TransitLog
-from .record import Transit
+from .record import Transit, identity
+
+_ENCODE: Final = msgspec.json.Encoder().encode  # as the HTTP layer's ENCODER encodes
 
 
 class Intake:
@@ -69,6 +79,38 @@ class Intake:
         body = self._judge.native(plate, ts, gate, confidence, now, event_id)
         if body is not None and self.health is not None:
             self.health.note_one(camera, gate, ts, now)
+        return body
+
+    async def answer_logged(self, t: Read, ts: float) -> bytes | None:
+        """`answer_native` while the transit log runs: one native transit (`ts`: its capture
+        instant), judged natively, recorded as `accept` records it, and its encoded answer
+        once written, counted as `accept` counts it. None: nothing was recorded or counted;
+        `accept` it (the same cases as `answer_native`'s, and the log not running)."""
+        live, transit_log = self.holder.current, self.transit_log
+        if live is None or transit_log is None:
+            return None
+        if live is not self._judged:  # a new snapshot: bind its Judge once
+            self._judged = live
+            self._judge = judge_for(live, self.rules, self.checker, self.verdicts)
+        if self._judge is None:
+            return None
+        now = time.time()
+        ident = identity(t.camera, t.event_id, ts)
+        judged = self._judge.logged(t.plate, ts, t.gate, t.confidence, now, t.event_id, ident[0])
+        if judged is None:
+            return None
+        gate = self.gates[t.gate]  # the Judge knows only the rules' gates
+        outcome = await transit_log.log_one(t, ts, gate, ident, judged, now)
+        body, key = judged[0], judged[1]
+        if outcome != ident[0]:  # as _record answers: under the passage's id, or the retry's
+            if isinstance(outcome, str):  # a correction: the id ends the body
+                body = body[: -len(ident[0]) - 2] + outcome.encode() + b'"}'
+            else:
+                v = outcome.answer(judged[2], t.event_id, self.rules.clock)
+                body, key = _ENCODE(v), (v.verdict, v.reason)
+        self.verdicts[key] += 1
+        if self.health is not None:
+            self.health.note_one(t.camera, t.gate, ts, now, key[1] == "unreadable")
         return body
 
     async def accept(

@@ -40,10 +40,10 @@ from redis.exceptions import OutOfMemoryError
 
 from ..core.rules import Gate
 from ..core.verdict import Verdict
-from ..durable import NotDurable, needs_waitaof
+from ..durable import NotDurable, describe, needs_waitaof
 from ..keys import Keys
 from .commit import MAX_GROUP, Committer, Logged, decided
-from .group import Group, Outcome
+from .group import Group, Judged, Outcome, Read
 from .passages import Kind, resolve
 from .recent import Recent
 from .record import DECODE_RECORD, Transit, TransitRecord, encode_record, lapsed
@@ -167,13 +167,20 @@ class TransitLog:
         group = self._group
         start = len(group)
         ids = group.add(transits, gates, verdicts, received)
-        # One future per request: a future shared by the group would be cancelled for all
-        # when one waiting request is (a task's cancellation cancels what it awaits).
-        fut: asyncio.Future[list[Outcome] | None] = asyncio.get_running_loop().create_future()
-        group.waiters.append((fut, start, len(group)))
+        fut = group.wait(start)
         self._wake.set()
         outcomes = await fut
         return ids if outcomes is None else outcomes
+
+    async def log_one(
+        self, t: Read, ts: float, gate: Gate, ident: tuple[str, str], judged: Judged, now: float
+    ) -> Outcome:
+        """`log` of one native transit judged natively (`Group.add_one`); its outcome."""
+        group = self._group
+        fut = group.wait(group.add_one(t, ts, gate, ident, judged, now))
+        self._wake.set()
+        outcomes = await fut
+        return ident[0] if outcomes is None else outcomes[0]
 
     async def _write_loop(self) -> None:
         while not self._stopping:
@@ -293,10 +300,10 @@ class TransitLog:
     def _redis_failed(self, exc: BaseException) -> None:
         if self.redis_ok:
             log.warning(
-                "transit log: Redis failed (%s); recording to the local spool", _describe(exc)
+                "transit log: Redis failed (%s); recording to the local spool", describe(exc)
             )
         self.redis_ok = False
-        self.last_error = _describe(exc)
+        self.last_error = describe(exc)
         self.out_of_memory = isinstance(exc, OutOfMemoryError)
         self._retry_redis.set()
 
@@ -325,7 +332,7 @@ class TransitLog:
                 task = asyncio.current_task()
                 if self._stopping or (task is not None and task.cancelling()):
                     raise asyncio.CancelledError from exc
-                self.last_error = _describe(exc)
+                self.last_error = describe(exc)
                 self.out_of_memory = isinstance(exc, OutOfMemoryError)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 5.0)
@@ -390,11 +397,3 @@ class TransitLog:
 
 def _outcomes(logged: Sequence[Logged]) -> list[Outcome]:
     return [lg.id if lg.retry is None else lg.retry for lg in logged]
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OutOfMemoryError):
-        return "OOM: Redis is at its maxmemory and refuses writes"
-    return f"{type(exc).__name__}: {exc}"

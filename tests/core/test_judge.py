@@ -114,6 +114,7 @@ READS = [
     *(f"ED{i:03d}GE" for i in range(len(EDGES))),
     *(f"EN{i:03d}DS" for i in range(len(EDGES))),
 ]
+TID = "0123456789abcdef01234567"  # a transit id (record.transit_id's 24 hex digits)
 EVENT_IDS = [None, "evt-1", "e" * 128, 'quote"d', "back\\slash", "tab\there", "é-accent", "~\x7f"]
 
 
@@ -204,11 +205,18 @@ def test_judge_gives_the_checkers_bytes_or_declines(
             expected.index_revision,
             None if grace is None else int(grace.timestamp()),
         )
+    # With the log: the same judging, the answer with its transit id, the record's fields.
+    logged = judge.logged(read, ts, gate, confidence, now, event_id, TID)
     if body is None:
-        assert not counted
+        assert not counted and logged is None
         return
     assert fields is not None  # the bytes are those fields' (and the event id's)
     assert body == msgspec.json.encode(expected)
+    assert logged == (
+        msgspec.json.encode(replace(expected, transit_id=TID)),
+        fields[:2],
+        *fields[2:],
+    )
     assert counted == {(expected.verdict, expected.reason): 1}
 
 
