@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 .PHONY: run topology test check bench clean venv
 
 $(STAMP): pyproject.toml setup.py enforcement/core/_lookup.c enforcement/core/_judge.c \
-		enforcement/core/_lookup.h
+		enforcement/core/_judging.c enforcement/core/_lookup.h enforcement/core/_judge.h \
+		enforcement/core/_answer.h
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Varco needs Python 3.11 or newer; set PYTHON=python3.x")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -10,8 +10,16 @@ setup(
     ext_modules=[
         Extension(
             "enforcement.core._lookup",
-            ["enforcement/core/_lookup.c", "enforcement/core/_judge.c"],
-            depends=["enforcement/core/_lookup.h"],
+            [
+                "enforcement/core/_lookup.c",
+                "enforcement/core/_judge.c",
+                "enforcement/core/_judging.c",
+            ],
+            depends=[
+                "enforcement/core/_lookup.h",
+                "enforcement/core/_judge.h",
+                "enforcement/core/_answer.h",
+            ],
             extra_compile_args=["-O2"],
             optional=True,
         )

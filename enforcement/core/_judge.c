@@ -10,6 +10,9 @@
  * Why in C: the Python path spends more time building a Plate, a Verdict, permit-id strings
  * and a datetime, then encoding them, than the index lookup itself takes.
  *
+ * This file: the type, its methods and their answers; the judging itself is _judging.c,
+ * the answer's bytes _answer.h, what they share _judge.h.
+ *
  *   Judge(scanner, overlay, id_blob, id_offsets, built_at, gates, limits, verdicts,
  *         sentinels, reasons)
  *   native(plate, ts, gate, confidence, now, event_id) -> bytes | None
@@ -21,43 +24,12 @@
  * max_transit_age_s, max_delivery_delay_s, index_max_age_s); `verdicts` the metrics'
  * (verdict, reason) -> count dict, counted here for each answer given.
  */
-#include "_lookup.h"
-
-#define MAX_ROWS 64       /* a plate with more records than this takes the Python path */
-#define BODY_MAX 2048     /* an answer longer than this (many permits) too */
-#define N_SENTINELS 16
-#define HOLIDAY_INACTIVE 1
-#define HOLIDAY_AS_SUNDAY 2
+#include "_answer.h"
 
 /* verdict.MISS_REASONS, in code order: checked against the Python's at construction. */
-static const char *const MISS[] = {"no_permit",      "not_yet_valid",  "expired",
-                                   "wrong_zone",     "unknown_type",   "outside_window",
-                                   "not_primary_plate"};
-#define N_MISS 7
-
-typedef struct {
-    int always, holidays, suspends;
-    unsigned long long mask;
-    long long grace_s;
-    unsigned char schedule[MINUTES_PER_WEEK];
-    unsigned char suspended[13 * 32];
-} GateRule;
-
-typedef struct {
-    PyObject_HEAD
-    Scanner *scanner;
-    PyObject *overlay, *gates, *verdicts;
-    PyObject *allowed_key, *inactive_key, *pending_keys[N_MISS];
-    PyObject *by_plate_name, *revision_name, *stale_name, *fresh_at_name;
-    GateRule *rules;
-    Py_ssize_t n_rules;
-    Py_buffer id_blob, id_offsets;
-    Py_ssize_t n_ids;
-    int have_buffers;
-    double built_at, review_confidence, max_skew, max_age, max_delay, index_max_age;
-    char sentinels[N_SENTINELS][12];
-    int n_sentinels;
-} Judge;
+static const char *const MISS[N_MISS] = {"no_permit",      "not_yet_valid",  "expired",
+                                         "wrong_zone",     "unknown_type",   "outside_window",
+                                         "not_primary_plate"};
 
 static void Judge_clear(Judge *j) {
     if (j->have_buffers) {
@@ -185,184 +157,6 @@ static int Judge_init(Judge *j, PyObject *args, PyObject *kw) {
     return 0;
 }
 
-/* ---- the plate read ------------------------------------------------------------------ */
-
-static int italian_letter(char c) { /* Italian plates never use I, O, Q, U */
-    return c >= 'A' && c <= 'Z' && c != 'I' && c != 'O' && c != 'Q' && c != 'U';
-}
-
-/* plates.normalise's first branch: an ASCII read whose upper case is 1..11 of [0-9A-Z], not
- * 7 long unless a valid Italian plate (an OCR fix could change it), and no sentinel; its
- * text into `out`. 0: any other read (the Python normalises it). */
-static int settled(const Judge *j, PyObject *raw, char *out, Py_ssize_t *len) {
-    if (!PyUnicode_Check(raw) || !PyUnicode_IS_ASCII(raw)) return 0;
-    Py_ssize_t n = PyUnicode_GET_LENGTH(raw);
-    if (n < 1 || n > 11) return 0;
-    const char *p = (const char *)PyUnicode_1BYTE_DATA(raw);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        char c = p[i] >= 'a' && p[i] <= 'z' ? (char)(p[i] - 32) : p[i];
-        if (digit36(c) < 0) return 0;
-        out[i] = c;
-    }
-    out[n] = 0;
-    if (n == 7) {
-        const char *c = out;
-        int digits = c[2] >= '0' && c[2] <= '9' && c[3] >= '0' && c[3] <= '9' && c[4] >= '0' &&
-                     c[4] <= '9';
-        int tail = (italian_letter(c[5]) && italian_letter(c[6])) ||
-                   (c[5] >= '0' && c[5] <= '9' && c[6] >= '0' && c[6] <= '9');
-        if (!italian_letter(c[0]) || !italian_letter(c[1]) || !digits || !tail) return 0;
-    }
-    for (int i = 0; i < j->n_sentinels; i++)
-        if (strcmp(out, j->sentinels[i]) == 0) return 0;
-    *len = n;
-    return 1;
-}
-
-/* ---- the gate --------------------------------------------------------------------------- */
-
-/* (year, month, day) of a day number from 1970-01-01 (H. Hinnant's civil_from_days). */
-static void civil(int64_t days, int64_t *y, int *m, int *d) {
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
-/* rules.Rules.gate_active: suspensions, holidays, the weekly schedule. */
-static int gate_active(const Scanner *s, const GateRule *g, long long t) {
-    if (g->always) return 1;
-    int minute, holiday, month, mday;
-    int64_t day, year;
-    local_time(s, t, &minute, &day, &holiday);
-    if (g->suspends) {
-        civil(day, &year, &month, &mday);
-        if (g->suspended[month * 32 + mday]) return 0;
-    }
-    if (holiday && g->holidays == HOLIDAY_INACTIVE) return 0;
-    if (holiday && g->holidays == HOLIDAY_AS_SUNDAY) minute = 6 * 1440 + minute % 1440;
-    return g->schedule[minute];
-}
-
-/* ---- the answer, written as msgspec encodes a verdict.Verdict ------------------------------ */
-
-typedef struct {
-    char buf[BODY_MAX];
-    Py_ssize_t n;
-    int full;
-} Body;
-
-static void put(Body *b, const char *s, Py_ssize_t n) {
-    if (b->full || b->n + n > BODY_MAX) {
-        b->full = 1;
-        return;
-    }
-    memcpy(b->buf + b->n, s, (size_t)n);
-    b->n += n;
-}
-
-static void puts_(Body *b, const char *s) { put(b, s, (Py_ssize_t)strlen(s)); }
-
-/* A JSON string msgspec writes without escapes: no control character, quote or backslash.
- * Anything else is left to the Python path (rare: event ids and permit ids are plain). */
-static int plain(const char *s, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == '"' || c == '\\') return 0;
-    }
-    return 1;
-}
-
-/* Digits by hand: snprintf costs more than the whole lookup. */
-static void put_int(Body *b, long long v) {
-    char tmp[24];
-    int n = 0;
-    unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
-    do {
-        tmp[23 - n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) tmp[23 - n++] = '-';
-    put(b, tmp + 24 - n, n);
-}
-
-static char *two(char *p, int v) {
-    p[0] = (char)('0' + v / 10);
-    p[1] = (char)('0' + v % 10);
-    return p + 2;
-}
-
-/* The head every answer shares: verdict, reason, plate (the permits follow, if any). */
-static void head(Body *b, const char *verdict, const char *reason, const char *plate,
-                 Py_ssize_t len) {
-    puts_(b, "{\"verdict\":\"");
-    puts_(b, verdict);
-    puts_(b, "\",\"reason\":\"");
-    puts_(b, reason);
-    puts_(b, "\",\"plate\":\"");
-    put(b, plate, len);
-    put(b, "\"", 1);
-}
-
-/* index_revision (omitted when 0, as a default), grace_until's text if any, event_id (the
- * caller closes the object). */
-static void tail(Body *b, long long revision, const char *grace, const char *event,
-                 Py_ssize_t event_len) {
-    if (revision != 0) {
-        puts_(b, ",\"index_revision\":");
-        put_int(b, revision);
-    }
-    if (grace != NULL) {
-        puts_(b, ",\"grace_until\":\"");
-        puts_(b, grace);
-        put(b, "\"", 1);
-    }
-    if (event != NULL) {
-        puts_(b, ",\"event_id\":\"");
-        put(b, event, event_len);
-        put(b, "\"", 1);
-    }
-}
-
-/* msgspec's RFC 3339 text of the local datetime at epoch second t (LocalClock.to_datetime),
- * NUL-terminated in `out` (26 bytes): "Z" for a zero offset, else +HH:MM. 0 when the offset
- * has seconds (no zone has had one since 1970) or the year is not four digits. */
-static int local_iso(const Scanner *s, long long t, char *out) {
-    int64_t off = utc_offset(s, t), local = t + off;
-    int64_t day = local >= 0 ? local / 86400 : -((-local + 86399) / 86400), year;
-    int sec = (int)(local - day * 86400), month, mday;
-    civil(day, &year, &month, &mday);
-    if (off % 60 || off <= -86400 || off >= 86400 || year < 1000 || year > 9999) return 0;
-    char *p = two(two(out, (int)(year / 100)), (int)(year % 100));
-    *p++ = '-';
-    p = two(p, month);
-    *p++ = '-';
-    p = two(p, mday);
-    *p++ = 'T';
-    p = two(p, sec / 3600);
-    *p++ = ':';
-    p = two(p, sec % 3600 / 60);
-    *p++ = ':';
-    p = two(p, sec % 60);
-    if (off == 0) *p++ = 'Z';
-    else {
-        int64_t a = off < 0 ? -off : off;
-        *p++ = off < 0 ? '-' : '+';
-        p = two(p, (int)(a / 3600));
-        *p++ = ':';
-        p = two(p, (int)(a % 3600 / 60));
-    }
-    *p = 0;
-    return 1;
-}
-
-/* ---- the steps of Checker.check, in its order ------------------------------------------- */
-
 static int count(Judge *j, PyObject *key) {
     PyObject *n = PyDict_GetItemWithError(j->verdicts, key);
     if (n == NULL && PyErr_Occurred()) return -1;
@@ -372,135 +166,6 @@ static int count(Judge *j, PyObject *key) {
     if (next == NULL) return -1;
     int rc = PyDict_SetItem(j->verdicts, key, next);
     Py_DECREF(next);
-    return rc;
-}
-
-/* Whether `text` is among the overlay's changed plates (then the Python path judges). */
-static int in_overlay(PyObject *by_plate, const char *text, Py_ssize_t len) {
-    PyObject *key = PyUnicode_FromStringAndSize(text, len);
-    if (key == NULL) return -1;
-    int found = PyDict_Contains(by_plate, key);
-    Py_DECREF(key);
-    return found;
-}
-
-/* A near-match (Checker.near_matches): a single-confusion variant covered by the snapshot,
- * or one the overlay has changes for (-1: error). */
-static int near(const Judge *j, PyObject *by_plate, const char *text, Py_ssize_t len,
-                long long t, unsigned long long mask) {
-    const Scanner *s = j->scanner;
-    char buf[12];
-    Py_ssize_t n;
-    int miss;
-    memcpy(buf, text, (size_t)len + 1);
-    for (Py_ssize_t i = 0; i < len; i++) {
-        for (const char *sub = s->confusable[digit36(text[i])]; *sub; sub++) {
-            buf[i] = *sub;
-            Py_ssize_t p = find(s->kernel, key_of(buf, len));
-            if (p >= 0) {
-                scan_records(s, p, t, mask, NULL, &n, &miss);
-                if (n) return 1;
-            }
-            if (PyDict_GET_SIZE(by_plate)) {
-                int found = in_overlay(by_plate, buf, len);
-                if (found) return found;
-            }
-        }
-        buf[i] = text[i];
-    }
-    return 0;
-}
-
-static int cmp_rows(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* What Checker.check decided, when it is a case judged here. */
-enum { INACTIVE, ALLOWED, PENDING };
-typedef struct {
-    int kind, miss;
-    char text[12];
-    Py_ssize_t len;
-    uint32_t rows[MAX_ROWS]; /* ALLOWED: the covering permit rows, sorted, once each */
-    Py_ssize_t n;
-    long long grace_t; /* PENDING: grace_until, epoch seconds */
-    long long revision;
-} Outcome;
-
-/* The steps of Checker.check, in its order, for one transit: 1 when judged here (`o`
- * filled), 0 when the Checker must judge it, -1 with an exception set. */
-static int judge(Judge *j, PyObject *raw, PyObject *ts_obj, PyObject *gate, PyObject *conf,
-                 PyObject *now_obj, Outcome *o) {
-    double ts = PyFloat_AsDouble(ts_obj), now = PyFloat_AsDouble(now_obj);
-    if (PyErr_Occurred()) return -1;
-    if (!settled(j, raw, o->text, &o->len) || !(ts >= 0 && ts < 4294967296.0)) return 0;
-    PyObject *number = PyDict_GetItemWithError(j->gates, gate);
-    if (number == NULL) return PyErr_Occurred() ? -1 : 0; /* UnknownGate */
-    const GateRule *g = &j->rules[PyLong_AsSsize_t(number)];
-    const Scanner *s = j->scanner;
-    const char *text = o->text;
-    Py_ssize_t len = o->len;
-    long long t = (long long)ts; /* int(ts): both truncate */
-    int rc = 0;
-    PyObject *by_plate = NULL, *revision = NULL;
-
-    if (!gate_active(s, g, t)) {
-        o->kind = INACTIVE;
-        goto judged;
-    }
-    if (t > now + j->max_skew || t < now - j->max_age) return 0; /* clock_skew, too_old */
-    Py_ssize_t p = find(s->kernel, key_of(text, len));
-    const uint32_t *off = s->kernel->offsets.buf;
-    if (p >= 0 && off[p + 1] - off[p] > MAX_ROWS) return 0;
-    scan_records(s, p, t, g->mask, o->rows, &o->n, &o->miss);
-    by_plate = PyObject_GetAttr(j->overlay, j->by_plate_name);
-    if (by_plate == NULL || !PyDict_Check(by_plate)) goto error;
-    if (PyDict_GET_SIZE(by_plate)) { /* the plate's changed permits: the Python path */
-        int changed = in_overlay(by_plate, text, len);
-        if (changed) goto out; /* (or an error: -1) */
-    }
-    if (o->n > 0) {
-        Py_ssize_t n = 0;
-        qsort(o->rows, (size_t)o->n, sizeof *o->rows, cmp_rows);
-        for (Py_ssize_t i = 0; i < o->n; i++) /* two periods of one permit: once */
-            if (i == 0 || o->rows[i] != o->rows[i - 1]) o->rows[n++] = o->rows[i];
-        o->n = n;
-        o->kind = ALLOWED;
-        goto judged;
-    }
-    if (conf != Py_None) { /* low_confidence */
-        double c = PyFloat_AsDouble(conf);
-        if (c == -1 && PyErr_Occurred()) goto error;
-        if (c < j->review_confidence) goto out;
-    }
-    int found = near(j, by_plate, text, len, t, g->mask);
-    if (found) goto out; /* near_match (or an error: -1) */
-    if (now - (double)t > j->max_delay) goto out; /* late_delivery */
-    PyObject *stale = PyObject_GetAttr(j->overlay, j->stale_name);
-    PyObject *fresh = stale == NULL ? NULL : PyObject_GetAttr(j->overlay, j->fresh_at_name);
-    double fresh_at = fresh == NULL ? -1 : PyFloat_AsDouble(fresh);
-    int stale_now = stale != Py_None;
-    Py_XDECREF(stale);
-    Py_XDECREF(fresh);
-    if (PyErr_Occurred()) goto error;
-    if (stale_now || now - (fresh_at > j->built_at ? fresh_at : j->built_at) > j->index_max_age)
-        goto out; /* index_stale */
-    o->kind = PENDING;
-    o->grace_t = t + g->grace_s;
-judged:
-    revision = PyObject_GetAttr(j->overlay, j->revision_name);
-    if (revision == NULL) goto error;
-    o->revision = PyLong_AsLongLong(revision);
-    if (o->revision == -1 && PyErr_Occurred()) goto error;
-    rc = 1;
-    goto out;
-error:
-    rc = -1;
-out:
-    if (rc == 0 && PyErr_Occurred()) rc = -1;
-    Py_XDECREF(by_plate);
-    Py_XDECREF(revision);
     return rc;
 }
 
@@ -569,7 +234,7 @@ static PyObject *Judge_native(Judge *j, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t event_len;
     if (!event_text(args[5], &event_id, &event_len)) Py_RETURN_NONE;
     Outcome o;
-    int rc = judge(j, args[0], args[1], args[2], args[3], args[4], &o);
+    int rc = judge_transit(j, args[0], args[1], args[2], args[3], args[4], &o);
     if (rc <= 0) {
         if (rc < 0) return NULL;
         Py_RETURN_NONE;
@@ -617,7 +282,7 @@ static PyObject *Judge_verdict(Judge *j, PyObject *const *args, Py_ssize_t nargs
         return NULL;
     }
     Outcome o;
-    int rc = judge(j, args[0], args[1], args[2], args[3], args[4], &o);
+    int rc = judge_transit(j, args[0], args[1], args[2], args[3], args[4], &o);
     if (rc <= 0) {
         if (rc < 0) return NULL;
         Py_RETURN_NONE;
@@ -651,7 +316,7 @@ static PyObject *Judge_logged(Judge *j, PyObject *const *args, Py_ssize_t nargs)
         !event_text(args[6], &tid, &tid_len))
         Py_RETURN_NONE;
     Outcome o;
-    int rc = judge(j, args[0], args[1], args[2], args[3], args[4], &o);
+    int rc = judge_transit(j, args[0], args[1], args[2], args[3], args[4], &o);
     if (rc <= 0) {
         if (rc < 0) return NULL;
         Py_RETURN_NONE;

@@ -4,7 +4,8 @@
  *   Kernel   the hash-directory walk and record reads of index.PermitIndex
  *   Scanner  the verdict's record scan with the rule tables, and the near-match search, of
  *            checker.Checker (scan_python and near_python are the references; tests compare)
- *   Judge    (_judge.c) a native transit's whole answer, encoded, for the common case
+ *   Judge    (_judge.c, _judging.c) a native transit's whole answer, encoded, for the
+ *            common case
  * All do what the Python does without the interpreter's per-step cost.
  *
  * The buffers are the snapshot's arrays (memory-mapped, read-only). They are validated once

@@ -1,7 +1,7 @@
 /*
- * What the lookup kernel's two files share (_lookup.c: Kernel and Scanner, the module;
- * _judge.c: Judge, a native transit's whole answer): the index buffers, the rule tables, the
- * record scan and the inline helpers every lookup uses.
+ * What the lookup kernel's files share (_lookup.c: Kernel and Scanner, the module;
+ * _judge.c and _judging.c: Judge, a native transit's whole answer): the index buffers, the
+ * rule tables, the record scan and the inline helpers every lookup uses.
  */
 #ifndef VARCO_LOOKUP_H
 #define VARCO_LOOKUP_H
