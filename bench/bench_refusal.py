@@ -60,7 +60,6 @@ settings, rules = load_config(Path("examples/demo.toml"), {"VARCO_DATA_DIR": dat
 server = {"host": "127.0.0.1", "port": port, "target_latency_s": 0.0, "snapshot_poll_s": 3600}
 settings = with_changes(settings, server=server)
 app = create_app(settings, rules, record=False)
-print("serving", sys.modules["enforcement"].__file__, file=sys.stderr)
 
 async def refuse_all(app):
     app[ADMISSION].limit = 0
@@ -88,7 +87,9 @@ def cpu_ticks(pid: int) -> tuple[int, int]:
 
 def cpu_round(tree: Path, data: Path, args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
-    proc = launch("refusing", serve_cmd(port, data, tree), dict(os.environ), port, "healthz", core=0)
+    proc = launch(
+        "refusing", serve_cmd(port, data, tree), dict(os.environ), port, "healthz", core=0
+    )
     try:
         u0, s0 = cpu_ticks(proc.pid)
         out = subprocess.run(

@@ -15,7 +15,7 @@ module's server, which keeps aiohttp's request handling and adds, per connection
   before anything of it is read;
 - admission (admission.py): while the process refuses new requests, a request that arrives
   whole on an idle connection is answered 503 `overloaded` here, the connection kept, before
-  aiohttp parses it: refusing costs a few byte searches and a write, not a routed request.
+  aiohttp parses it: refusing costs two compiled patterns and a write, not a routed request.
 
 A connection that runs out of time is closed (a head with 408 first); its handler, if one
 runs, sees the connection reset. Bodies are not decompressed here (`auto_decompress=False`):

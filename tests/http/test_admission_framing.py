@@ -11,7 +11,6 @@ import json
 import re
 from typing import Any
 
-
 from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
