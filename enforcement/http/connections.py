@@ -15,7 +15,7 @@ module's server, which keeps aiohttp's request handling and adds, per connection
   before anything of it is read;
 - admission (admission.py): while the process refuses new requests, a request that arrives
   whole on an idle connection is answered 503 `overloaded` here, the connection kept, before
-  aiohttp parses it: refusing costs a few byte searches and a write, not a routed request.
+  aiohttp parses it: refusing costs two compiled patterns and a write, not a routed request.
 
 A connection that runs out of time is closed (a head with 408 first); its handler, if one
 runs, sees the connection reset. Bodies are not decompressed here (`auto_decompress=False`):
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any, Final
 
@@ -74,39 +75,53 @@ _parse: Final = RequestHandler.data_received
 def _whole_request(data: bytes) -> bool | None:
     """Whether `data`, if it is exactly one whole request that admission may refuse, asks for
     the connection to close; None when it is anything else (a head or body in parts, more
-    than one request, a chunked or `Expect` body, health, readiness or metrics, HTTP/1.0):
-    those go to aiohttp as usual, and are refused, if still, by their route's admission.
+    than one request, a chunked or `Expect` body, a HEAD (its answer has no body), health,
+    readiness or metrics, HTTP/1.0): those go to aiohttp as usual, and are refused, if still,
+    by their route's admission.
 
-    A few byte searches instead of aiohttp's parse (a message, headers, a URL, a payload
-    stream: most of what a request costs before its handler), so refusing costs a small
-    part of serving. The framing is conservative: at most one Content-Length, no
-    Transfer-Encoding, and the bytes end where that length says."""
-    end = data.find(b"\r\n\r\n")
+    Two compiled patterns and a search instead of aiohttp's parse (a message, headers, a
+    URL, a payload stream: most of what a request costs before its handler), so refusing
+    costs a small part of serving. Conservative: at most one Content-Length, no
+    Transfer-Encoding, Connection only `close` or `keep-alive`, a path without escapes (the
+    router decodes them: `/health%7A` is health), and the bytes end where the length
+    says. The request line must start the bytes: the rest of a request split across packets
+    (its first part already with aiohttp's parser) never does, as no tail of these methods
+    is one of them."""
+    line = _REQUEST_LINE.match(data)
+    if line is None or line[1] in _UNMETERED_TARGETS:
+        return None
+    headers = line.end() - 2  # from the line's CRLF: every header follows one
+    end = data.find(b"\r\n\r\n", headers)
     if end < 0:
         return None
-    head = data[:end].lower()
-    line_end = head.find(b"\r\n")
-    line = head[:line_end] if line_end >= 0 else head
-    if not line.endswith(b" http/1.1") or b"transfer-encoding:" in head or b"expect:" in head:
-        return None
-    target = line[line.find(b" ") + 1 : -9].partition(b"?")[0]
-    if target in _UNMETERED_TARGETS:
-        return None
-    at = head.find(b"\r\ncontent-length:")
-    length = 0
-    if at >= 0:
-        if head.find(b"\r\ncontent-length:", at + 1) >= 0:
+    length, close = 0, False
+    seen_length = False
+    for content_length, connection, value in _FRAMING.findall(data, headers, end + 2):
+        if content_length:
+            if seen_length or not value.isdigit():
+                return None
+            length, seen_length = int(value), True
+        elif connection:
+            value = value.lower()
+            if value == b"close":
+                close = True
+            elif value != b"keep-alive":
+                return None
+        else:  # Transfer-Encoding, Expect: aiohttp's to frame
             return None
-        value_end = head.find(b"\r\n", at + 2)
-        value = head[at + 17 : value_end if value_end >= 0 else len(head)].strip()
-        if not value.isdigit():
-            return None
-        length = int(value)
-    if len(data) != end + 4 + length:
-        return None
-    return b"\r\nconnection: close" in head
+    return close if len(data) == end + 4 + length else None
 
 
+# Methods whose answer has a body (a refusal to HEAD must not send one); an origin-form
+# path without escapes (its query may have them); HTTP/1.1 (1.0 closes after each answer).
+_REQUEST_LINE: Final = re.compile(
+    rb"(?:GET|POST|PUT|PATCH|DELETE) (/[^ ?%\r\n]*)(?:\?[^ \r\n]*)? HTTP/1\.1\r\n"
+)
+# The headers that frame a request or its connection; each after a CRLF (never a value).
+_FRAMING: Final = re.compile(
+    rb"\r\n(?:(content-length)|(connection)|transfer-encoding|expect)[ \t]*:[ \t]*([^\r\n]*)",
+    re.IGNORECASE,
+)
 _UNMETERED_TARGETS: Final = frozenset(path.encode() for path in UNMETERED)
 _UNMETERED_GETS: Final = tuple(b"GET " + path for path in _UNMETERED_TARGETS)
 
