@@ -67,16 +67,11 @@ class Intake:
         is to be recorded and it is a common case; its verdict and camera are counted as
         `accept` counts them. None: `accept` it (a review, a near-match, an unknown gate, no
         index yet, the transit log running, no C kernel)."""
-        live = self.holder.current
-        if live is None or self.transit_log is not None:
-            return None
-        if live is not self._judged:  # a new snapshot: bind its Judge once
-            self._judged = live
-            self._judge = judge_for(live, self.rules, self.checker, self.verdicts)
-        if self._judge is None:
+        judge = self._current_judge() if self.transit_log is None else None
+        if judge is None:
             return None
         now = time.time()
-        body = self._judge.native(plate, ts, gate, confidence, now, event_id)
+        body = judge.native(plate, ts, gate, confidence, now, event_id)
         if body is not None and self.health is not None:
             self.health.note_one(camera, gate, ts, now)
         return body
@@ -86,17 +81,13 @@ class Intake:
         instant), judged natively, recorded as `accept` records it, and its encoded answer
         once written, counted as `accept` counts it. None: nothing was recorded or counted;
         `accept` it (the same cases as `answer_native`'s, and the log not running)."""
-        live, transit_log = self.holder.current, self.transit_log
-        if live is None or transit_log is None:
-            return None
-        if live is not self._judged:  # a new snapshot: bind its Judge once
-            self._judged = live
-            self._judge = judge_for(live, self.rules, self.checker, self.verdicts)
-        if self._judge is None:
+        transit_log = self.transit_log
+        judge = None if transit_log is None else self._current_judge()
+        if judge is None or transit_log is None:
             return None
         now = time.time()
         ident = identity(t.camera, t.event_id, ts)
-        judged = self._judge.logged(t.plate, ts, t.gate, t.confidence, now, t.event_id, ident[0])
+        judged = judge.logged(t.plate, ts, t.gate, t.confidence, now, t.event_id, ident[0])
         if judged is None:
             return None
         gate = self.gates[t.gate]  # the Judge knows only the rules' gates
@@ -112,6 +103,17 @@ class Intake:
         if self.health is not None:
             self.health.note_one(t.camera, t.gate, ts, now, key[1] == "unreadable")
         return body
+
+    def _current_judge(self) -> Judge | None:
+        """The Judge of the index being served (bound once per snapshot); None without an
+        index or the C kernel."""
+        live = self.holder.current
+        if live is None:
+            return None
+        if live is not self._judged:
+            self._judged = live
+            self._judge = judge_for(live, self.rules, self.checker, self.verdicts)
+        return self._judge
 
     async def accept(
         self, transits: Sequence[Transit], *, field: str | None = None
