@@ -94,13 +94,13 @@ def _whole_request(data: bytes) -> bool | None:
     end = data.find(b"\r\n\r\n", headers)
     if end < 0:
         return None
-    length, close = 0, False
-    seen_length = False
+    length: int | None = None  # no Content-Length: no body
+    close = False
     for content_length, connection, value in _FRAMING.findall(data, headers, end + 2):
         if content_length:
-            if seen_length or not value.isdigit():
+            if length is not None or not value.isdigit():
                 return None
-            length, seen_length = int(value), True
+            length = int(value)
         elif connection:
             value = value.lower()
             if value == b"close":
@@ -109,7 +109,7 @@ def _whole_request(data: bytes) -> bool | None:
                 return None
         else:  # Transfer-Encoding, Expect: aiohttp's to frame
             return None
-    return close if len(data) == end + 4 + length else None
+    return close if len(data) == end + 4 + (length or 0) else None
 
 
 # Methods whose answer has a body (a refusal to HEAD must not send one); an origin-form

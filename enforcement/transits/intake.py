@@ -82,8 +82,10 @@ class Intake:
         once written, counted as `accept` counts it. None: nothing was recorded or counted;
         `accept` it (the same cases as `answer_native`'s, and the log not running)."""
         transit_log = self.transit_log
-        judge = None if transit_log is None else self._current_judge()
-        if judge is None or transit_log is None:
+        if transit_log is None:
+            return None
+        judge = self._current_judge()
+        if judge is None:
             return None
         now = time.time()
         ident = identity(t.camera, t.event_id, ts)
