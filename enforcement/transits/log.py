@@ -46,7 +46,7 @@ from .commit import MAX_GROUP, Committer, Logged, decided
 from .group import Group, Judged, Outcome, Read
 from .passages import Kind, resolve
 from .recent import Recent
-from .record import DECODE_RECORD, Transit, TransitRecord, encode_record, lapsed
+from .record import DECODE_RECORD, DECODE_SEEN, Transit, TransitRecord, encode_record, lapsed
 from .spool import Spool, SpoolFull, read_frames
 from .writer import GroupWriter
 
@@ -260,22 +260,23 @@ class TransitLog:
         if rest:  # to the spool, decided against this worker's memory
             assert self.spool is not None
             frames = []
+            spooled: dict[str, bytes] = {}  # remembered once on disk, not if refused
             for i in rest:
-                prior = self._recent.get(digests[i], now)
+                mine = spooled.get(digests[i])
+                prior = self._recent.get(digests[i], now) if mine is None else DECODE_SEEN(mine)
                 kind, write = resolve(prior, records[i], window)
                 results[i] = lg = decided(kind, records[i] if write is None else write, prior)
                 if write is not None:
                     frames.append(encode_record(write))
                     assert lg.seen is not None
-                    self._recent.remember(digests[i], lg.seen, now)  # the group's next
+                    spooled[digests[i]] = lg.seen
             try:
                 await asyncio.to_thread(self.spool.append, frames)
-            except SpoolFull:
-                raise
-            except OSError as exc:
+            except OSError as exc:  # (SpoolFull goes up as it is)
                 log.error("transit spool write failed: %s", exc)
                 raise SpoolFull(f"spool write failed: {exc.strerror}") from exc
             self.written_spool += len(frames)
+            self._recent.remember_all(list(spooled), list(spooled.values()), now)
             self._retry_redis.set()
         out = [r for r in results if r is not None]
         self._account(digests, out, now)

@@ -219,6 +219,25 @@ async def test_full_spool_refuses_with_503(
         assert status == 503 and body["reason"] == "transit spool full"
 
 
+async def test_a_retry_of_a_refused_transit_is_refused_too(
+    settings: Settings, demo: tuple[Settings, Rules], redis_server: EmbeddedRedis
+) -> None:
+    """A camera retries a 503: the retry must not be answered as recorded (it was not)."""
+    redis_server.kill()
+    small = with_changes(settings, transit_log={"spool_max_bytes": 2000})
+    async for api in _serve(small, demo[1]):
+        await eventually(functools.partial(_index_loaded, api))
+        answers = []
+        for _ in range(30):
+            body = transit("ZZ999ZZ")
+            first, _, _ = await api.request("POST", "/v1/transits", CAMERA, json=body)
+            retry, _, _ = await api.request("POST", "/v1/transits", CAMERA, json=body)
+            answers.append((first, retry))
+        assert (503, 503) in answers and (200, 200) in answers
+        assert set(answers) == {(503, 503), (200, 200)}
+        assert len(spooled(small)) == answers.count((200, 200))
+
+
 async def _index_loaded(client: Client) -> bool:
     _, body, _ = await client.request("GET", "/readyz")
     return "index_revision" in body
