@@ -340,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         help="server.target_latency_ms (0: a fixed limit); several: each round runs each",
     )
     p.add_argument("--redis-nice", type=int, default=0, help="Redis's nice, relative")
+    p.add_argument("--redis-core", type=int, default=0, help="Redis's core (1: the generator's)")
     p.add_argument("--no-log", action="store_true", help="judge without the transit log")
     p.add_argument(
         "--front",
@@ -347,8 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         type=_front,
         default=["direct", "nginx"],
         help="offer the load to the server itself (direct), through the OS's nginx on "
-        "deploy/nginx.conf pinned to the generator's core (nginx; nginx:N with max_conns=N), "
-        "or each in turn",
+        "deploy/nginx.conf pinned to the generator's core (nginx; nginx:N: max_conns=N), or each",
     )
     p.add_argument("--json", type=Path, help="write every run and the summary here")
     args = p.parse_args(argv)
@@ -365,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         redis.start()
         assert redis.process is not None
         REDIS_PID[0] = pid = redis.process.pid
-        subprocess.run(["taskset", "-pc", "0", str(pid)], check=True, capture_output=True)
+        pin = ["taskset", "-pc", str(args.redis_core), str(pid)]  # core 0 unless asked
+        subprocess.run(pin, check=True, capture_output=True)
         os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, pid) + args.redis_nice)
         try:
             for r in range(args.rounds):

@@ -140,6 +140,11 @@ class Admission:
         """Take a slot if one is free (the handler runs); False: `wait` for one."""
         if self.arriving:
             self.arriving -= 1
+        return self.take()
+
+    def take(self) -> bool:
+        """A slot, if one is free (also for a request the connection answers itself,
+        fastpost.py)."""
         if self.in_flight < self.limit and not self.lagging:
             self.in_flight += 1
             return True

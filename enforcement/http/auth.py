@@ -111,7 +111,10 @@ class Keyring:
     def identify(self, request: web.Request, roles: frozenset[str]) -> ApiKey:
         """The caller's key, if its role is one of `roles`; 401/403 otherwise. No rate limit
         is charged: for a caller who charges another name (a camera, registry.py)."""
-        header = request.headers.get("Authorization", "")
+        return self.identify_header(request.headers.get("Authorization", ""), roles)
+
+    def identify_header(self, header: str, roles: frozenset[str]) -> ApiKey:
+        """`identify` from the Authorization header's value ("" when there is none)."""
         key = self._by_header.get(header)
         if key is None:
             scheme, _, token = header.partition(" ")

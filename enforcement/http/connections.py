@@ -15,7 +15,9 @@ module's server, which keeps aiohttp's request handling and adds, per connection
   before anything of it is read;
 - admission (admission.py): while the process refuses new requests, a request that arrives
   whole on an idle connection is answered 503 `overloaded` here, the connection kept, before
-  aiohttp parses it: refusing costs two compiled patterns and a write, not a routed request.
+  aiohttp parses it: refusing costs two compiled patterns and a write, not a routed request;
+- a camera's plain native post that arrives whole is answered by fastpost.py, as its route
+  would, before aiohttp sees it; bytes that follow it on the connection wait for its answer.
 
 A connection that runs out of time is closed (a head with 408 first); its handler, if one
 runs, sees the connection reset. Bodies are not decompressed here (`auto_decompress=False`):
@@ -42,6 +44,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from ..config.settings import ServerSettings
 from .admission import ADMISSION, UNMETERED, Admission
+from .fastpost import FAST_POST, FastPost
 from .schemas import ENCODER, ErrorOut
 
 log = logging.getLogger(__name__)
@@ -137,6 +140,8 @@ class GuardedHandler(RequestHandler):
         self.arrived = 0.0  # perf_counter when its current request's first bytes came
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        # While a request answered here (fastpost.py) waits for its log: the bytes after it
+        self._fast_pending: list[bytes] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         guard = self._guard
@@ -160,7 +165,11 @@ class GuardedHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        admission = self._guard.admission
+        if self._fast_pending is not None:  # bytes after a request answered here wait for it
+            self._fast_pending.append(data)
+            return
+        guard = self._guard
+        admission = guard.admission
         if (
             admission is not None
             and self._waiter is not None  # between requests: the handler waits for one
@@ -170,23 +179,71 @@ class GuardedHandler(RequestHandler):
         ):
             why = admission.refuse_whole()
             close = _whole_request(data) if why is not None else None
-            if why is None or close is None:
-                if not data.startswith(_UNMETERED_GETS):  # these take no slot
-                    admission.arriving += 1
-                    # Its latency, for the adaptive limit, runs from here: the loop turns it
-                    # waits before its handler starts are what grows when the process is
-                    # overloaded.
-                    self.arrived = time.perf_counter()
-            else:  # one whole request, refused without parsing it
+            if why is not None and close is not None:  # one whole request, refused unparsed
                 admission.shed[why] += 1
                 if close:
-                    self.transport.write(self._guard.overloaded_close)
+                    self.transport.write(guard.overloaded_close)
                     self.force_close()
                     return
-                self.transport.write(self._guard.overloaded)
-                # Answered: the connection is in use, not idle, for the keep-alive timer.
-                self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+                self.transport.write(guard.overloaded)
+                self._in_use()
                 return
+            if guard.fast is not None and self._answer_fast(guard.fast, data):
+                return
+            if not data.startswith(_UNMETERED_GETS):  # these take no slot
+                admission.arriving += 1
+                # Its latency, for the adaptive limit, runs from here: the loop turns it
+                # waits before its handler starts are what grows when the process is
+                # overloaded.
+                self.arrived = time.perf_counter()
+        self._to_aiohttp(data)
+
+    def _in_use(self) -> None:
+        """A request was answered here: the connection is in use, not idle, for aiohttp's
+        keep-alive timer."""
+        self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+
+    def _answer_fast(self, fast: FastPost, data: bytes) -> bool:
+        """Whether `data` was answered (or is being answered) by fastpost.py."""
+        answer = fast.answer(data)
+        if answer is None:
+            return False
+        assert self.transport is not None
+        self._in_use()
+        if isinstance(answer, bytes):
+            self.transport.write(answer)
+            return True
+        # Logged: written once its group is; until then the connection's next bytes wait.
+        self._fast_pending = []
+        task = self._loop.create_task(answer)
+        task.add_done_callback(lambda done: self._fast_done(done, data))
+        return True
+
+    def _fast_done(self, task: asyncio.Task[bytes | None], data: bytes) -> None:
+        pending, self._fast_pending = self._fast_pending or [], None
+        if self.transport is None or self.transport.is_closing():
+            return  # the client left: recorded all the same, as the route's would be
+        if task.cancelled():
+            self.force_close()
+            return
+        answer = None if task.exception() is not None else task.result()
+        if answer is None:  # the route's to answer: an error, or what the Judge declined
+            self._to_aiohttp(data)
+        else:
+            self.transport.write(answer)
+            self._in_use()
+        for later in pending:
+            self.data_received(later)
+
+    def _process_keepalive(self) -> None:
+        if self._fast_pending is not None:  # answering: not idle
+            self._keepalive_handle = self._loop.call_later(
+                self._keepalive_timeout, self._process_keepalive
+            )
+            return
+        super()._process_keepalive()
+
+    def _to_aiohttp(self, data: bytes) -> None:
         _parse(self, data)  # aiohttp's own; once per packet, so not through super()
         if self._messages:  # a request head is complete: its body may still be coming
             if self._head_timer is not None:
@@ -269,10 +326,14 @@ class GuardedServer(web.Server):
         *args: Any,
         limits: ServerSettings,
         admission: Admission | None = None,
+        fast: FastPost | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.limits, self.admission = limits, admission
+        # Plain native posts answered at the connection, only where admission runs: its
+        # slots are how they are bounded.
+        self.fast = fast if admission is not None else None
         if admission is not None:
             self.overloaded, self.overloaded_close = (
                 _raw_response(
@@ -322,6 +383,7 @@ class GuardedRunner(web.AppRunner):
             loop=plain._loop,
             limits=self.limits,
             admission=self.app.get(ADMISSION),
+            fast=self.app.get(FAST_POST),
             **plain._kwargs,
         )
 

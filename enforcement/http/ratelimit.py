@@ -32,8 +32,32 @@ class KeyRates:
 
     def charge(self, key_id: str) -> None:
         """Take one request from `key_id`'s bucket; RateLimited when it is empty."""
-        if not self.rate:
+        short = self._take(key_id)
+        if short is None:
             return
+        self.limited[key_id] += 1
+        exc = RateLimited(
+            f"key {key_id!r} is over its rate limit (server.key_rate {self.rate:g} requests/s, "
+            f"server.key_burst {self.burst:g}); retry after the Retry-After seconds"
+        )
+        exc.retry_after = max(1, math.ceil((1.0 - short) / self.rate))
+        raise exc
+
+    def take(self, key_id: str) -> bool:
+        """`charge` without the refusal: whether a request was taken (False: `charge` would
+        refuse it, and count that)."""
+        return self._take(key_id) is None
+
+    def refund(self, key_id: str) -> None:
+        """Give back a request `take` took: its request is charged elsewhere."""
+        bucket = self._buckets.get(key_id)
+        if bucket is not None:
+            bucket[0] = min(self.burst, bucket[0] + 1.0)
+
+    def _take(self, key_id: str) -> float | None:
+        """Take one request from the bucket: None if taken, else the tokens in it (< 1)."""
+        if not self.rate:
+            return None
         now = time.monotonic()
         bucket = self._buckets.get(key_id)
         if bucket is None:
@@ -42,12 +66,6 @@ class KeyRates:
         bucket[1] = now
         if tokens >= 1.0:
             bucket[0] = tokens - 1.0
-            return
+            return None
         bucket[0] = tokens
-        self.limited[key_id] += 1
-        exc = RateLimited(
-            f"key {key_id!r} is over its rate limit (server.key_rate {self.rate:g} requests/s, "
-            f"server.key_burst {self.burst:g}); retry after the Retry-After seconds"
-        )
-        exc.retry_after = max(1, math.ceil((1.0 - tokens) / self.rate))
-        raise exc
+        return tokens

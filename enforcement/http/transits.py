@@ -12,12 +12,14 @@ from typing import Final
 from aiohttp import web
 
 from ..config.access import unbound_camera_keys
+from ..config.settings import ApiKey
 from ..core.plates import normalise
 from ..transits.record import Transit
 from . import errors
 from .auth import CAMERA
 from .cameras.registry import check_native
 from .endpoints import JSON, decode_buffered, read_json
+from .fastpost import FAST_POST, FastPost
 from .schemas import BATCH_DECODER, ENCODER, TRANSIT_DECODER, BatchOut, TransitIn
 from .service import Service
 
@@ -47,6 +49,17 @@ def add_routes(app: web.Application, service: Service) -> None:
     # (key id, camera, gate) that `check_native` let through: it depends on nothing else, and
     # a camera posts the same three every time (bounded, as the keyring's header cache).
     checked: set[tuple[str, str, str]] = set()
+
+    def check(key: ApiKey, t: TransitIn) -> None:
+        if (key.id, t.camera, t.gate) not in checked:
+            check_native(settings, key, (t,))  # its cameras, their gates (registry.py)
+            if len(checked) < _CHECKED_MAX:
+                checked.add((key.id, t.camera, t.gate))
+
+    # The plain posts are answered at their connection, by the same steps (fastpost.py).
+    app[FAST_POST] = FastPost(
+        intake, service.keyring, CAMERA, check, service.metrics, service.admission
+    )
     for key_id in unbound_camera_keys(settings.api_keys):  # only the demo has any (access.py)
         log.warning(
             "demo configuration: camera key %r is bound to no camera and may post as any "
@@ -59,10 +72,7 @@ def add_routes(app: web.Application, service: Service) -> None:
         t = decode_buffered(request, TRANSIT_DECODER)  # no await for a body received whole
         if t is None:
             t = await read_json(request, TRANSIT_DECODER)
-        if (key.id, t.camera, t.gate) not in checked:
-            check_native(settings, key, (t,))  # its cameras, their gates (registry.py)
-            if len(checked) < _CHECKED_MAX:
-                checked.add((key.id, t.camera, t.gate))
+        check(key, t)
         ts = t.ts.timestamp()
         # The common case in one native step (Intake.answer_native, answer_logged with the
         # log running), else the reference path, which judges and records.
