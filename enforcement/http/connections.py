@@ -36,7 +36,8 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any, Final
+from collections.abc import Coroutine
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 from aiohttp.streams import StreamReader
@@ -44,10 +45,16 @@ from aiohttp.web_protocol import RequestHandler
 
 from ..config.settings import ServerSettings
 from .admission import ADMISSION, UNMETERED, Admission
-from .fastpost import FAST_POST, FastPost
 from .schemas import ENCODER, ErrorOut
 
 log = logging.getLogger(__name__)
+
+
+class FastAnswers(Protocol):  # fastpost.FastPost: the answer now, later, or None (aiohttp's)
+    def answer(self, data: bytes) -> bytes | Coroutine[Any, Any, bytes | None] | None: ...
+
+
+FAST_POST: Final = web.AppKey("fast_post", FastAnswers)  # set by the route (transits.py)
 
 
 def _raw_response(
@@ -203,7 +210,7 @@ class GuardedHandler(RequestHandler):
         keep-alive timer."""
         self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
 
-    def _answer_fast(self, fast: FastPost, data: bytes) -> bool:
+    def _answer_fast(self, fast: FastAnswers, data: bytes) -> bool:
         """Whether `data` was answered (or is being answered) by fastpost.py."""
         answer = fast.answer(data)
         if answer is None:
@@ -224,8 +231,7 @@ class GuardedHandler(RequestHandler):
         if self.transport is None or self.transport.is_closing():
             return  # the client left: recorded all the same, as the route's would be
         if task.cancelled():
-            self.force_close()
-            return
+            return self.force_close()
         answer = None if task.exception() is not None else task.result()
         if answer is None:  # the route's to answer: an error, or what the Judge declined
             self._to_aiohttp(data)
@@ -236,12 +242,12 @@ class GuardedHandler(RequestHandler):
             self.data_received(later)
 
     def _process_keepalive(self) -> None:
-        if self._fast_pending is not None:  # answering: not idle
-            self._keepalive_handle = self._loop.call_later(
-                self._keepalive_timeout, self._process_keepalive
-            )
-            return
-        super()._process_keepalive()
+        if self._fast_pending is None:
+            return super()._process_keepalive()
+        # answering: not idle
+        self._keepalive_handle = self._loop.call_later(
+            self._keepalive_timeout, self._process_keepalive
+        )
 
     def _to_aiohttp(self, data: bytes) -> None:
         _parse(self, data)  # aiohttp's own; once per packet, so not through super()
@@ -326,7 +332,7 @@ class GuardedServer(web.Server):
         *args: Any,
         limits: ServerSettings,
         admission: Admission | None = None,
-        fast: FastPost | None = None,
+        fast: FastAnswers | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)

@@ -18,8 +18,9 @@ from ..transits.record import Transit
 from . import errors
 from .auth import CAMERA
 from .cameras.registry import check_native
+from .connections import FAST_POST
 from .endpoints import JSON, decode_buffered, read_json
-from .fastpost import FAST_POST, FastPost
+from .fastpost import FastPost
 from .schemas import BATCH_DECODER, ENCODER, TRANSIT_DECODER, BatchOut, TransitIn
 from .service import Service
 

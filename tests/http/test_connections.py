@@ -17,6 +17,8 @@ import pytest
 from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
+from enforcement.http.connections import FAST_POST
+from enforcement.http.fastpost import FastPost
 
 from ..support.api import PERMITS, Client, ServiceServer, transit, wait_ready
 from ..support.common import publish_permits
@@ -140,6 +142,30 @@ async def test_idle_connections_are_closed(served: Served) -> None:
     await closed_within(never[0], 3)
     await closed_within(used[0], 3)
     assert time.monotonic() - t0 < 2.0  # keepalive_timeout 1 s
+
+
+async def test_a_connection_idle_after_posts_answered_by_it_is_closed(served: Served) -> None:
+    """The connection answers a camera's plain posts itself (fastpost.py): answering keeps it
+    open, being idle after still closes it within keepalive_timeout."""
+    reader, writer = await served.open()
+    fast = served.server.app[FAST_POST]
+    assert isinstance(fast, FastPost)
+    for _ in range(4):
+        body = json.dumps(transit("AB123CD")).encode()
+        writer.write(
+            b"POST /v1/transits HTTP/1.1\r\nHost: x\r\n"
+            + KEY
+            + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+            + body
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+        assert status_of(head) == 200
+        await reader.readexactly(int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]))
+        await asyncio.sleep(0.4)  # 1.6 s in all, longer than keepalive_timeout (1 s)
+    assert fast.answered == 4
+    t0 = time.monotonic()
+    assert await closed_within(reader, 3) == b""
+    assert 0.5 < time.monotonic() - t0 < 2.0
 
 
 async def test_past_max_connections_a_new_one_gets_503_and_cameras_get_through_after(

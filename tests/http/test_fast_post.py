@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from enforcement.config.settings import Settings, with_changes
 from enforcement.core.rules import Rules
 from enforcement.http.app import create_app
-from enforcement.http.fastpost import FAST_POST, plain_post
+from enforcement.http.connections import FAST_POST
+from enforcement.http.fastpost import FastPost, plain_post
 from enforcement.http.service import SERVICE, Service
 from enforcement.replica.redis_server import EmbeddedRedis
 
@@ -33,6 +34,13 @@ from ..support.common import eventually, publish_permits
 _EVENTS = itertools.count()
 KEPT: dict[ServiceServer, Connection] = {}  # a keep-alive connection to each twin
 _DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
+
+
+def taker(server: ServiceServer) -> FastPost:
+    """What answers the server's plain posts at their connection."""
+    fast = server.app[FAST_POST]
+    assert isinstance(fast, FastPost)
+    return fast
 
 
 async def exchange(port: int, *parts: bytes) -> bytes:
@@ -109,7 +117,7 @@ async def twins(demo: tuple[Settings, Rules]) -> AsyncIterator[tuple[ServiceServ
     settings = with_changes(settings, server={"key_rate": 50.0, "key_burst": 100})
     publish_permits(settings, rules, PERMITS)
     servers = await _twins(settings, rules, record=False)
-    fast = servers[0].app[FAST_POST]
+    fast = taker(servers[0])
     for s in servers:
         KEPT[s] = Connection(s.port or 0)
     yield servers
@@ -269,7 +277,7 @@ async def test_plain_posts_are_answered_at_the_connection(
     twins: tuple[ServiceServer, ServiceServer],
 ) -> None:
     fast, plain = twins
-    taken = fast.app[FAST_POST]
+    taken = taker(fast)
     plates = ["AB123CD", "ab123cd", "ZZ999ZZ", "FA001CU", "AB123CO", "AB 123 CD", ""] * 3
     for plate in plates:
         post = _post(_transit("cam-1", "PD-03", plate, 30, 0.9))
@@ -360,7 +368,7 @@ async def test_logged_answers_equal_aiohttps_retries_too(
         assert expected.startswith(b"HTTP/1.1 200 OK\r\n"), expected
     counts = [s.app[SERVICE].metrics.requests for s in logged_twins]
     assert counts[0][("/v1/transits", 200)] == counts[1][("/v1/transits", 200)] == len(posts)
-    assert fast.app[FAST_POST].answered == len(posts) - 1  # all but the near-match
+    assert taker(fast).answered == len(posts) - 1  # all but the near-match
 
 
 async def test_a_request_sent_before_a_logged_answer_waits_for_it(
