@@ -47,8 +47,9 @@ _HEADER: Final = re.compile(
     rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*"  # the name, and spaces before the value
     rb"([\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?[ \t]*\r\n"  # the value, trimmed
 )
-# The headers that must not repeat (aiohttp's parser refuses a second one: 400), among them
-# those it reads; a request with a header in _DECLINED is aiohttp's to answer (or refuse),
+# The headers that must not repeat: aiohttp refuses a second of each (400), except
+# Authorization and Connection, of which it would read the first (a second is declined here
+# all the same). A request with a header in _DECLINED is aiohttp's to answer (or refuse);
 # every other header is ignored, as the route ignores it.
 _SINGLE: Final = frozenset(
     {
@@ -60,7 +61,6 @@ _SINGLE: Final = frozenset(
         b"host",
         b"max-forwards",
         b"server",
-        b"transfer-encoding",
         b"user-agent",
         b"authorization",
         b"connection",
@@ -68,7 +68,7 @@ _SINGLE: Final = frozenset(
 )
 _DECLINED: Final = frozenset(
     {
-        b"transfer-encoding",
+        b"transfer-encoding",  # (aiohttp refuses a second one too)
         b"content-encoding",
         b"expect",
         b"upgrade",
