@@ -24,9 +24,10 @@ Refusing must cost far less than answering, or refusing 3× the capacity takes m
 capacity: so the connection (connections.py) answers a request that arrives whole itself,
 with bytes written straight to the socket, before aiohttp parses it (~21 k instructions of
 the server's own code, bench/bench_refusal.py, and ~18-24 µs of its CPU in an open loop on
-loopback, half of that the kernel's TCP, which an admitted transit pays too; against ~55 µs
-for a transit judged and ~77-90 µs for one logged; a 503 from the route costs about as much
-as the judged transit).
+loopback, half of that the kernel's TCP, which an admitted transit pays too; a 503 from the
+route costs about as much as a routed transit). A camera's plain post, answered at its
+connection too (fastpost.py, ~125 k instructions), costs only 2-3× a refusal: past ~1.5×
+its capacity a process spends its core refusing, and the proxy in front must shed.
 
 Health, readiness and metrics take no slot and are never refused: they must answer, and say
 why, while the service is overloaded.
