@@ -96,12 +96,12 @@ def _head(body: bytes) -> bytes:
     ).encode()
 
 
-def plain_post(data: bytes) -> tuple[str, bytes] | None:
+def plain_post(data: bytes, max_body: int = MAX_BODY) -> tuple[str, bytes] | None:
     """(Authorization, body) of `data` if it is exactly one plain native post: the request
     line, at most MAX_HEADERS headers, each well formed, one Host, no second of a header
     that must not repeat, none it declines,
     Content-Type exactly application/json, Connection absent or keep-alive, and the body
-    exactly Content-Length bytes; None otherwise."""
+    exactly Content-Length bytes, at most `max_body`; None otherwise."""
     if not data.startswith(_LINE):
         return None
     end = data.find(b"\r\n\r\n", len(_LINE) - 2, MAX_HEAD)
@@ -138,7 +138,7 @@ def plain_post(data: bytes) -> tuple[str, bytes] | None:
     ):
         return None
     body = data[end + 4 :]
-    if len(body) != int(length) or len(body) > MAX_BODY:
+    if len(body) != int(length) or len(body) > max_body:
         return None
     return auth.decode("ascii"), body
 
@@ -154,18 +154,20 @@ class FastPost:
         check: Callable[[ApiKey, TransitIn], None],
         metrics: Metrics,
         admission: Admission,
+        max_body: int,
     ) -> None:
         self.intake, self.keyring, self.roles, self.check = intake, keyring, roles, check
         self.requests, self.latency = metrics.requests, metrics.latency[ROUTE]
         self.admission = admission
         self.rates: KeyRates | None = keyring.rates
         self.answered = 0
+        self.max_body = min(MAX_BODY, max_body)  # the route's cap (413 past it), if lower
 
     def answer(self, data: bytes) -> Answer:
         """The answer to `data` (one whole request, from a connection between requests), or
         None: aiohttp's to answer. Nothing is counted, charged or recorded unless it is
         answered here."""
-        post = plain_post(data)
+        post = plain_post(data, self.max_body)
         if post is None:
             return None
         t0 = time.perf_counter()

@@ -59,7 +59,13 @@ def add_routes(app: web.Application, service: Service) -> None:
 
     # The plain posts are answered at their connection, by the same steps (fastpost.py).
     app[FAST_POST] = FastPost(
-        intake, service.keyring, CAMERA, check, service.metrics, service.admission
+        intake,
+        service.keyring,
+        CAMERA,
+        check,
+        service.metrics,
+        service.admission,
+        settings.server.max_body_bytes,
     )
     for key_id in unbound_camera_keys(settings.api_keys):  # only the demo has any (access.py)
         log.warning(

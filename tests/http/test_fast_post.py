@@ -114,7 +114,8 @@ async def _twins(
 @pytest.fixture
 async def twins(demo: tuple[Settings, Rules]) -> AsyncIterator[tuple[ServiceServer, ...]]:
     settings, rules = demo
-    settings = with_changes(settings, server={"key_rate": 50.0, "key_burst": 100})
+    limits = {"key_rate": 50.0, "key_burst": 100, "max_body_bytes": 1024}  # its least
+    settings = with_changes(settings, server=limits)
     publish_permits(settings, rules, PERMITS)
     servers = await _twins(settings, rules, record=False)
     fast = taker(servers[0])
@@ -285,6 +286,9 @@ async def test_plain_posts_are_answered_at_the_connection(
     # All but the national (CUDE) permit, the near-match, the read to normalise and the
     # unreadable one: those the Judge leaves to the route's Python path.
     assert taken.answered == 3 * 3
+    long = _post(_transit("cam-1", "PD-03", "AB123CD", 30, 0.9)[:-1] + b" " * 1000 + b"}")
+    answer = await KEPT[fast].exchange(long)  # past server.max_body_bytes: the route's 413
+    assert answer == await KEPT[plain].exchange(long) and answer.startswith(b"HTTP/1.1 413")
     assert fast.app[SERVICE].metrics.requests == plain.app[SERVICE].metrics.requests
     assert fast.app[SERVICE].metrics.verdicts == plain.app[SERVICE].metrics.verdicts
 
