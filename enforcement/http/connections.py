@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Coroutine
 from typing import Any, Final, Protocol
@@ -44,7 +43,8 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from ..config.settings import ServerSettings
-from .admission import ADMISSION, UNMETERED, Admission
+from .admission import ADMISSION, Admission
+from .framing import UNMETERED_GETS, whole_request
 from .schemas import ENCODER, ErrorOut
 
 log = logging.getLogger(__name__)
@@ -82,60 +82,6 @@ _HEAD_TIMEOUT: Final = _raw_response(
 _parse: Final = RequestHandler.data_received
 
 
-def _whole_request(data: bytes) -> bool | None:
-    """Whether `data`, if it is exactly one whole request that admission may refuse, asks for
-    the connection to close; None when it is anything else (a head or body in parts, more
-    than one request, a chunked or `Expect` body, a HEAD (its answer has no body), health,
-    readiness or metrics, HTTP/1.0): those go to aiohttp as usual, and are refused, if still,
-    by their route's admission.
-
-    Two compiled patterns and a search instead of aiohttp's parse (a message, headers, a
-    URL, a payload stream: most of what a request costs before its handler), so refusing
-    costs a small part of serving. Conservative: at most one Content-Length, no
-    Transfer-Encoding, Connection only `close` or `keep-alive`, a path without escapes (the
-    router decodes them: `/health%7A` is health), and the bytes end where the length
-    says. The request line must start the bytes: the rest of a request split across packets
-    (its first part already with aiohttp's parser) never does, as no tail of these methods
-    is one of them."""
-    line = _REQUEST_LINE.match(data)
-    if line is None or line[1] in _UNMETERED_TARGETS:
-        return None
-    headers = line.end() - 2  # from the line's CRLF: every header follows one
-    end = data.find(b"\r\n\r\n", headers)
-    if end < 0:
-        return None
-    length: int | None = None  # no Content-Length: no body
-    close = False
-    for content_length, connection, value in _FRAMING.findall(data, headers, end + 2):
-        if content_length:
-            if length is not None or not value.isdigit():
-                return None
-            length = int(value)
-        elif connection:
-            value = value.lower()
-            if value == b"close":
-                close = True
-            elif value != b"keep-alive":
-                return None
-        else:  # Transfer-Encoding, Expect: aiohttp's to frame
-            return None
-    return close if len(data) == end + 4 + (length or 0) else None
-
-
-# Methods whose answer has a body (a refusal to HEAD must not send one); an origin-form
-# path without escapes (its query may have them); HTTP/1.1 (1.0 closes after each answer).
-_REQUEST_LINE: Final = re.compile(
-    rb"(?:GET|POST|PUT|PATCH|DELETE) (/[^ ?%\r\n]*)(?:\?[^ \r\n]*)? HTTP/1\.1\r\n"
-)
-# The headers that frame a request or its connection; each after a CRLF (never a value).
-_FRAMING: Final = re.compile(
-    rb"\r\n(?:(content-length)|(connection)|transfer-encoding|expect)[ \t]*:[ \t]*([^\r\n]*)",
-    re.IGNORECASE,
-)
-_UNMETERED_TARGETS: Final = frozenset(path.encode() for path in UNMETERED)
-_UNMETERED_GETS: Final = tuple(b"GET " + path for path in _UNMETERED_TARGETS)
-
-
 class GuardedHandler(RequestHandler):
     """aiohttp's connection protocol with deadlines for the request head and body, and a
     refusal when the server already holds max_connections."""
@@ -149,6 +95,7 @@ class GuardedHandler(RequestHandler):
         self._body_timer: asyncio.TimerHandle | None = None
         # While a request answered here (fastpost.py) waits for its log: the bytes after it
         self._fast_pending: list[bytes] | None = None
+        self._fast_task: asyncio.Task[bytes | None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         guard = self._guard
@@ -185,7 +132,7 @@ class GuardedHandler(RequestHandler):
             and not self._waiter.done()
         ):
             why = admission.refuse_whole()
-            close = _whole_request(data) if why is not None else None
+            close = whole_request(data) if why is not None else None
             if why is not None and close is not None:  # one whole request, refused unparsed
                 admission.shed[why] += 1
                 if close:
@@ -197,7 +144,7 @@ class GuardedHandler(RequestHandler):
                 return
             if guard.fast is not None and self._answer_fast(guard.fast, data):
                 return
-            if not data.startswith(_UNMETERED_GETS):  # these take no slot
+            if not data.startswith(UNMETERED_GETS):  # these take no slot
                 admission.arriving += 1
                 # Its latency, for the adaptive limit, runs from here: the loop turns it
                 # waits before its handler starts are what grows when the process is
@@ -222,9 +169,18 @@ class GuardedHandler(RequestHandler):
             return True
         # Logged: written once its group is; until then the connection's next bytes wait.
         self._fast_pending = []
-        task = self._loop.create_task(answer)
+        task = self._fast_task = self._loop.create_task(answer)
         task.add_done_callback(lambda done: self._fast_done(done, data))
         return True
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:
+        """aiohttp's graceful close, after a logged answer on its way here is written (aiohttp
+        waits for its own handlers only)."""
+        task = self._fast_task
+        if task is not None and not task.done():
+            await asyncio.wait((task,), timeout=timeout)
+            await asyncio.sleep(0)  # its done callback writes the answer
+        await super().shutdown(timeout)
 
     def _fast_done(self, task: asyncio.Task[bytes | None], data: bytes) -> None:
         pending, self._fast_pending = self._fast_pending or [], None

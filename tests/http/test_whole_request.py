@@ -1,5 +1,5 @@
 """The connection's check before it refuses a request unparsed (connections.py,
-`_whole_request`) against aiohttp's own parser: whatever it takes for one whole request,
+`whole_request`) against aiohttp's own parser: whatever it takes for one whole request,
 aiohttp parses as exactly one whole request with nothing left over; the rest of a request
 split across packets (anywhere: in its line, headers or body) is never taken for one.
 (A request aiohttp would answer 400, one without Host, say, may be refused 503 unparsed:
@@ -14,7 +14,7 @@ from aiohttp.http_parser import HttpRequestParser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enforcement.http.connections import _whole_request
+from enforcement.http.framing import whole_request
 
 # Mostly what may be refused unparsed (repeated: drawn more often), and what may not.
 METHODS = ("POST",) * 4 + ("GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "post")
@@ -72,7 +72,7 @@ def parsed(data: bytes, then: bytes) -> list[tuple[str, str, bytes, bool, bool]]
 
 @given(requests())
 def test_what_the_connection_takes_for_one_request_aiohttp_parses_as_one(data: bytes) -> None:
-    close = _whole_request(data)
+    close = whole_request(data)
     if close is None:
         return
     # After `Connection: close` aiohttp takes no more bytes: nothing to be left over.
@@ -88,4 +88,4 @@ def test_the_rest_of_a_request_split_in_two_is_never_taken_for_one(
     data: bytes, split: st.DataObject
 ) -> None:
     at = split.draw(st.integers(1, len(data) - 1))
-    assert _whole_request(data[at:]) is None, (data, at)
+    assert whole_request(data[at:]) is None, (data, at)
