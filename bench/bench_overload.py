@@ -4,8 +4,9 @@ admits when more is offered than the service can serve.
     .venv/bin/python -m bench.bench_overload --permits 1000000 --duration 10 --rounds 3
 
 The real service (bench/varco_server.py: `varco serve`'s app, the durable transit log on a
-Redis of its own) and its Redis pinned to core 0; the load generator on core 1 (~13 µs a
-request: its own CPU is reported, as near a core's worth its latencies would be its own).
+Redis of its own) and its Redis pinned to core 0 (--redis-core 1: beside the generator); the
+load generator on core 1 (~13 µs a request: its own CPU is reported, as near a core's worth
+its latencies would be its own).
 Each front (--front) is measured in turn: `direct`, the load offered to the server itself, and
 `nginx`, through the OS's nginx on deploy/nginx.conf (its max_conns per replica, its own 503
 past it; `nginx:N`, max_conns N), pinned to core 1 beside the generator (a proxy is not the
@@ -51,6 +52,7 @@ from typing import Any
 from deploy.nginx import Nginx
 from enforcement.replica.redis_server import EmbeddedRedis
 
+from . import openloop
 from .bench_http import free_port, launch, prepare
 from .processes import cpu_s, rollup
 
@@ -64,29 +66,11 @@ REDIS_PID = [0]
 
 def generate(port: int, plates: str, args: argparse.Namespace, *load: str) -> dict[str, Any]:
     """One run of the load generator, pinned to core 1."""
-    cmd = [
-        "taskset",
-        "-c",
-        "1",
-        sys.executable,
-        "-m",
-        "bench.openloop",
-        str(port),
-        "--plates",
-        plates,
-        "--duration",
-        str(args.duration),
-        "--warmup",
-        str(args.warmup),
-        "--connections",
-        str(args.pool),
-        *load,
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if out.returncode != 0:
-        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(out.stdout)
-    return result
+    return openloop.run(
+        port,
+        *("--plates", plates, "--duration", str(args.duration), "--warmup", str(args.warmup)),
+        *("--connections", str(args.pool), *load),
+    )
 
 
 def shed_counts(port: int) -> dict[str, int]:
@@ -292,8 +276,9 @@ def run_round(
 
 def print_table(name: str, table: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
     print(
-        f"\n{name}: medians of {args.rounds} rounds, {args.permits:,} permits; server and Redis "
-        f"on core 0, generator on core 1; ratios to the unloaded run of the same round"
+        f"\n{name}: medians of {args.rounds} rounds, {args.permits:,} permits; server on core "
+        f"0, Redis on core {args.redis_core}, generator on core 1; ratios to the unloaded run "
+        "of the same round"
     )
     print(
         f"{'load':10}{'offered/s':>10}{'200s/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'p50 ×':>7}"

@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from . import openloop
 from .bench_http import free_port, launch
 from .instructions import Callgrind, available, under_callgrind
 from .openloop import HEAD
@@ -92,34 +91,15 @@ def cpu_round(tree: Path, data: Path, args: argparse.Namespace) -> dict[str, Any
     )
     try:
         u0, s0 = cpu_ticks(proc.pid)
-        out = subprocess.run(
-            [
-                "taskset",
-                "-c",
-                "1",
-                sys.executable,
-                "-m",
-                "bench.openloop",
-                str(port),
-                "--rate",
-                str(args.rate),
-                "--duration",
-                str(args.duration),
-                "--warmup",
-                "0",
-                "--connections",
-                str(args.pool),
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            check=True,
+        res = openloop.run(
+            port,
+            *("--rate", str(args.rate), "--duration", str(args.duration), "--warmup", "0"),
+            *("--connections", str(args.pool)),
         )
         u1, s1 = cpu_ticks(proc.pid)
     finally:
         proc.terminate()
         proc.wait()
-    res = json.loads(out.stdout)
     answered = sum(res["status"].values())
     if set(res["status"]) != {"503"} or res["lost"] or res["unanswered"]:
         raise RuntimeError(f"not every post refused: {res}")

@@ -24,8 +24,10 @@ import collections
 import itertools
 import json
 import resource
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, cast
 
 import uvloop
@@ -243,6 +245,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             2,
         ),
     }
+
+
+def run(port: int, *options: str, core: int = 1) -> dict[str, Any]:
+    """One run of this generator in a process of its own pinned to `core`: its JSON line."""
+    cmd = ["taskset", "-c", str(core), sys.executable, "-m", "bench.openloop", str(port)]
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([*cmd, *options], capture_output=True, text=True, cwd=root)
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,8 +50,13 @@ from .schemas import ENCODER, ErrorOut
 log = logging.getLogger(__name__)
 
 
-class FastAnswers(Protocol):  # fastpost.FastPost: the answer now, later, or None (aiohttp's)
-    def answer(self, data: bytes) -> bytes | Coroutine[Any, Any, bytes | None] | None: ...
+# A request answered at its connection: the whole response now, a coroutine whose result is
+# (None then: aiohttp's to answer), or None (aiohttp's).
+FastAnswer = bytes | Coroutine[Any, Any, bytes | None] | None
+
+
+class FastAnswers(Protocol):  # fastpost.FastPost
+    def answer(self, data: bytes) -> FastAnswer: ...
 
 
 FAST_POST: Final = web.AppKey("fast_post", FastAnswers)  # set by the route (transits.py)

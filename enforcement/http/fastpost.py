@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Final
 
 import msgspec
 from aiohttp.helpers import rfc822_formatted_time
@@ -35,6 +35,7 @@ from ..transits.intake import Intake
 from . import errors
 from .admission import Admission
 from .auth import Keyring
+from .connections import FastAnswer
 from .metrics import Metrics
 from .ratelimit import KeyRates
 from .schemas import TRANSIT_DECODER, TransitIn
@@ -80,10 +81,6 @@ MAX_HEADERS: Final = 32
 MAX_HEAD: Final = 4096  # a camera's head is ~200 bytes; longer ones go to aiohttp's limits
 MAX_BODY: Final = 4096  # a native transit is ~200 bytes
 JSON: Final = b"application/json"
-
-# What `answer` gives the connection: the whole response to write now, a coroutine whose
-# result it writes when it is done (None then: hand the request to aiohttp), or None.
-Answer = bytes | Coroutine[Any, Any, bytes | None] | None
 
 
 def _head(body: bytes) -> bytes:
@@ -163,7 +160,7 @@ class FastPost:
         self.answered = 0
         self.max_body = min(MAX_BODY, max_body)  # the route's cap (413 past it), if lower
 
-    def answer(self, data: bytes) -> Answer:
+    def answer(self, data: bytes) -> FastAnswer:
         """The answer to `data` (one whole request, from a connection between requests), or
         None: aiohttp's to answer. Nothing is counted, charged or recorded unless it is
         answered here."""

@@ -260,7 +260,7 @@ class TransitLog:
         if rest:  # to the spool, decided against this worker's memory
             assert self.spool is not None
             frames = []
-            spooled: dict[str, bytes] = {}  # remembered once on disk, not if refused
+            spooled: dict[str, bytes] = {}  # `_account` remembers them once on disk
             for i in rest:
                 mine = spooled.get(digests[i])
                 prior = self._recent.get(digests[i], now) if mine is None else DECODE_SEEN(mine)
@@ -276,7 +276,6 @@ class TransitLog:
                 log.error("transit spool write failed: %s", exc)
                 raise SpoolFull(f"spool write failed: {exc.strerror}") from exc
             self.written_spool += len(frames)
-            self._recent.remember_all(list(spooled), list(spooled.values()), now)
             self._retry_redis.set()
         out = [r for r in results if r is not None]
         self._account(digests, out, now)

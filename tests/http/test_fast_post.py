@@ -43,16 +43,11 @@ def taker(server: ServiceServer) -> FastPost:
 
 async def exchange(port: int, *parts: bytes) -> bytes:
     """One answer to `parts` written in turn on a new connection, its Date blanked."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    connection = Connection(port)
     try:
-        for i, part in enumerate(parts):
-            if i:
-                await asyncio.sleep(0.01)  # a second packet
-            writer.write(part)
-            await writer.drain()
-        return await read_answer(reader)
+        return await connection.exchange(*parts)
     finally:
-        writer.close()
+        connection.close()
 
 
 class Connection:
@@ -63,12 +58,13 @@ class Connection:
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def exchange(self, *parts: bytes) -> bytes:
+        """One answer to `parts` written in turn, its Date blanked."""
         if self.streams is None:
             self.streams = await asyncio.open_connection("127.0.0.1", self.port)
         reader, writer = self.streams
         for i, part in enumerate(parts):
             if i:
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # a second packet
             writer.write(part)
             await writer.drain()
         answer = await read_answer(reader)
